@@ -1,0 +1,59 @@
+# Two commands matter: `make run` (serve) and `make test` (test). Everything else is a step of those.
+SHELL := /bin/bash
+PY_SYS ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+export SHOP_DATA_DIR ?= $(abspath ../shared/data)
+export SHOP_ARTIFACTS_DIR ?= $(CURDIR)/artifacts
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+PYTEST_ARGS ?=
+
+.PHONY: venv protos data models models-if-absent eval run test test-unit test-integration bazel-test \
+        k8s-validate load bench clean
+
+venv: $(VENV)/.stamp
+$(VENV)/.stamp: requirements.txt
+	@echo "==> creating virtualenv and installing pinned dependencies (first time: a few minutes)"
+	$(PY_SYS) -m venv $(VENV)
+	$(PIP) install --progress-bar on -r requirements.txt
+	@# nvidia-pytriton ships the tritonserver binary; its numpy<2 pin must not constrain us.
+	$(PIP) install -q --no-deps nvidia-pytriton==0.7.0
+	@# Repo root and generated stubs on sys.path (also for Triton's Python-backend stub).
+	printf '%s\n%s\n' "$(CURDIR)" "$(CURDIR)/libs/gen" > $$($(PY) -c 'import sysconfig;print(sysconfig.get_paths()["purelib"])')/shop_repo.pth
+	touch $@
+
+protos: libs/gen/.stamp
+libs/gen/.stamp: $(VENV)/.stamp $(shell find protos -name '*.proto')
+	$(PY) tools/gen_protos.py
+	touch $@
+
+data: protos
+	$(PY) -m libs.catalog.prepare
+
+models: data
+	$(PY) -m training.train
+
+models-if-absent: data
+	@if $(PY) -m training.train --check >/dev/null 2>&1; then echo "==> models present"; \
+	else echo "==> models absent: training (about 15 minutes on 2 cores)"; $(PY) -m training.train; fi
+
+eval: models-if-absent
+	$(PY) -m training.evaluate
+
+run: models-if-absent
+	$(PY) -m tools.stack
+
+test: models-if-absent
+	$(PY) -m pytest tests $(PYTEST_ARGS)
+
+test-unit: protos
+	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
+
+bazel-test: protos
+	bazel test //...
+
+clean:
+	rm -rf build libs/gen bazel-*

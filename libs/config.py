@@ -1,0 +1,60 @@
+"""Typed configuration from the environment, parsed once at each entry point and passed down."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+class SecuritySettings(BaseSettings):
+    """TLS/mTLS and bearer tokens: off by default on loopback, on by config (SHOP_TLS_*, SHOP_AUTH_*)."""
+
+    model_config = SettingsConfigDict(env_prefix="SHOP_", extra="ignore")
+
+    # Server certificate and key (PEM). Both set = TLS on for servers.
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    # CA that signs client certificates; set = clients must present one (mTLS).
+    tls_client_ca: Path | None = None
+    # CA used by clients to verify servers; set = channels use TLS.
+    tls_ca: Path | None = None
+    # Client certificate/key presented on outgoing channels (mTLS).
+    tls_client_cert: Path | None = None
+    tls_client_key: Path | None = None
+    # Bearer token required on incoming calls (health and reflection stay open for probes).
+    auth_token: str | None = None
+
+
+class Addresses(BaseSettings):
+    """Where each service listens / is reached (host:port)."""
+
+    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True)
+
+    gateway: str = Field("127.0.0.1:50051", validation_alias="SHOP_GATEWAY_ADDR")
+    retrieval: str = Field("127.0.0.1:50052", validation_alias="SHOP_RETRIEVAL_ADDR")
+    ranking: str = Field("127.0.0.1:50053", validation_alias="SHOP_RANKING_ADDR")
+    explanation: str = Field("127.0.0.1:50054", validation_alias="SHOP_EXPLANATION_ADDR")
+
+
+class ServiceSettings(BaseSettings):
+    """Settings common to every service. Service-specific settings subclass this."""
+
+    model_config = SettingsConfigDict(env_prefix="SHOP_", extra="ignore")
+
+    addresses: Addresses = Field(default_factory=Addresses)
+    # Seconds in-flight RPCs get to finish after SIGTERM (shorter than the pod's grace period).
+    shutdown_grace_s: float = 5.0
+    # Prometheus metrics port on 127.0.0.1; 0 = pick a free port, -1 = disabled.
+    metrics_port: int = -1
+    # Triton gRPC endpoint.
+    triton_url: str = "127.0.0.1:8001"
+    # Per-call timeout for Triton inference, seconds.
+    triton_timeout_s: float = 2.0
+    # Where prepared data and trained models live.
+    artifacts_dir: Path = REPO_ROOT / "artifacts"
+    # Log level name.
+    log_level: str = "INFO"
+    security: SecuritySettings = Field(default_factory=SecuritySettings)

@@ -1,0 +1,123 @@
+"""Domain types shared by the services' core logic (no protobuf here; see libs/convert.py)."""
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+
+class Source(enum.Enum):
+    """Why a product became a candidate (mirrors shop.common.v1.CandidateSource)."""
+
+    LEXICAL = "LEXICAL"
+    DENSE = "DENSE"
+    REPEAT_PURCHASE = "REPEAT_PURCHASE"
+    GRAPH_NEIGHBOUR = "GRAPH_NEIGHBOUR"
+    CO_PURCHASE = "CO_PURCHASE"
+    POPULARITY = "POPULARITY"
+
+
+class EvidenceKind(enum.Enum):
+    """Mirrors shop.common.v1.EvidenceType."""
+
+    PAST_PURCHASE = "PAST_PURCHASE"
+    QUERY_TERM = "QUERY_TERM"
+    CO_PURCHASE_NEIGHBOUR = "CO_PURCHASE_NEIGHBOUR"
+    POPULARITY = "POPULARITY"
+    REPEAT_PURCHASE = "REPEAT_PURCHASE"
+    RECENT_EVENT = "RECENT_EVENT"
+
+
+class Stage(enum.Enum):
+    """Mirrors shop.common.v1.Stage."""
+
+    RETRIEVAL = "RETRIEVAL"
+    RANKING = "RANKING"
+    EXPLANATION = "EXPLANATION"
+    TEXT_ENCODER = "TEXT_ENCODER"
+    GNN_RANKER = "GNN_RANKER"
+    TRANSFORMER_RANKER = "TRANSFORMER_RANKER"
+
+
+@dataclass(frozen=True)
+class Degradation:
+    stage: Stage
+    reason: str
+
+
+@dataclass(frozen=True)
+class SourceRank:
+    source: Source
+    rank: int
+    score: float
+
+
+@dataclass
+class Candidate:
+    product_id: str
+    title: str
+    retrieval_score: float
+    source_ranks: list[SourceRank] = field(default_factory=list)
+    matched_terms: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Evidence:
+    kind: EvidenceKind
+    contribution: float
+    product_id: str = ""
+    title: str = ""
+    text: str = ""
+
+
+@dataclass
+class Explanation:
+    evidence: list[Evidence]
+    sentence: str
+    confidence: float
+    method: str = "counterfactual-masking"
+
+
+@dataclass
+class ScoredItem:
+    product_id: str
+    title: str
+    score: float
+    model_scores: dict[str, float] = field(default_factory=dict)
+    sources: list[Source] = field(default_factory=list)
+    explanation: Explanation | None = None
+
+
+@dataclass(frozen=True)
+class ModelVersion:
+    name: str
+    version: str
+
+
+class EventKind(enum.Enum):
+    """Mirrors shop.common.v1.EventType."""
+
+    IMPRESSION = "IMPRESSION"
+    CLICK = "CLICK"
+    ADD_TO_CART = "ADD_TO_CART"
+    PURCHASE = "PURCHASE"
+
+
+@dataclass(frozen=True)
+class UserEvent:
+    """A behaviour event; `ts` is seconds since the epoch (UTC)."""
+
+    product_id: str
+    kind: EventKind
+    ts: float
+    quantity: int = 1
+
+
+@dataclass(frozen=True)
+class RecordedEvent:
+    """An event as accepted by RecordEvents."""
+
+    event_id: str
+    user_id: str
+    event: UserEvent
+    attribution_token: str = ""
+    variant: str = ""

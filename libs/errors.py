@@ -1,0 +1,46 @@
+"""Domain errors. Core code raises these; one interceptor maps them to gRPC status codes."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+class DomainError(Exception):
+    """Base class; the message is safe to show to callers."""
+
+
+@dataclass
+class FieldViolation:
+    field: str
+    description: str
+
+
+class InvalidArgumentError(DomainError):
+    """Bad input: maps to INVALID_ARGUMENT with a google.rpc.BadRequest naming the fields."""
+
+    def __init__(self, violations: list[FieldViolation] | FieldViolation):
+        self.violations = violations if isinstance(violations, list) else [violations]
+        super().__init__("; ".join(f"{v.field}: {v.description}" for v in self.violations))
+
+
+def invalid(field_name: str, description: str) -> InvalidArgumentError:
+    return InvalidArgumentError(FieldViolation(field_name, description))
+
+
+class NotFoundError(DomainError):
+    """A named resource does not exist: NOT_FOUND."""
+
+
+@dataclass
+class UnavailableError(DomainError):
+    """A dependency is down: UNAVAILABLE with a google.rpc.RetryInfo hint."""
+
+    message: str
+    retry_after_s: float = 1.0
+    extra: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        super().__init__(self.message)
+
+
+class DeadlineError(DomainError):
+    """The request's deadline ran out: DEADLINE_EXCEEDED."""

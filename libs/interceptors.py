@@ -1,0 +1,116 @@
+"""Server interceptors: domain errors -> canonical status codes, metrics, access logs, bearer auth."""
+from __future__ import annotations
+
+import hmac
+import logging
+import time
+from collections.abc import Awaitable, Callable
+
+import grpc
+from google.protobuf import any_pb2, duration_pb2
+from google.rpc import code_pb2, error_details_pb2, status_pb2
+from prometheus_client import Counter, Histogram
+
+from libs import errors
+from libs.logs import fields
+
+log = logging.getLogger(__name__)
+
+RPC_COUNT = Counter("shop_rpc_total", "RPCs handled", ["service", "method", "code"])
+RPC_LATENCY = Histogram(
+    "shop_rpc_latency_seconds", "RPC handling latency", ["service", "method"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+)
+
+# Probes and tooling must work without a token.
+OPEN_PREFIXES = ("/grpc.health.v1.", "/grpc.reflection.")
+
+
+def _status(code: grpc.StatusCode, message: str, *details: object) -> tuple[grpc.StatusCode, str, tuple]:
+    status = status_pb2.Status(code=getattr(code_pb2, code.name), message=message)
+    for d in details:
+        packed = any_pb2.Any()
+        packed.Pack(d)
+        status.details.append(packed)
+    return code, message, (("grpc-status-details-bin", status.SerializeToString()),)
+
+
+def to_status(exc: BaseException) -> tuple[grpc.StatusCode, str, tuple]:
+    """Map an exception to (code, message, trailing metadata). Unknown errors are masked."""
+    if isinstance(exc, errors.InvalidArgumentError):
+        bad = error_details_pb2.BadRequest(field_violations=[
+            error_details_pb2.BadRequest.FieldViolation(field=v.field, description=v.description)
+            for v in exc.violations
+        ])
+        return _status(grpc.StatusCode.INVALID_ARGUMENT, str(exc), bad)
+    if isinstance(exc, errors.NotFoundError):
+        return _status(grpc.StatusCode.NOT_FOUND, str(exc))
+    if isinstance(exc, errors.UnavailableError):
+        retry = error_details_pb2.RetryInfo(retry_delay=duration_pb2.Duration(
+            seconds=int(exc.retry_after_s), nanos=int((exc.retry_after_s % 1) * 1e9)))
+        return _status(grpc.StatusCode.UNAVAILABLE, str(exc), retry)
+    if isinstance(exc, errors.DeadlineError):
+        return _status(grpc.StatusCode.DEADLINE_EXCEEDED, str(exc) or "deadline exceeded")
+    return _status(grpc.StatusCode.INTERNAL, "internal error")
+
+
+def _wrap(handler: grpc.RpcMethodHandler, fn: Callable) -> grpc.RpcMethodHandler:
+    return grpc.unary_unary_rpc_method_handler(
+        fn, request_deserializer=handler.request_deserializer, response_serializer=handler.response_serializer)
+
+
+class ObservabilityInterceptor(grpc.aio.ServerInterceptor):
+    """Counts, times and logs every unary RPC and turns domain errors into rich statuses."""
+
+    def __init__(self, service: str) -> None:
+        self.service = service
+
+    async def intercept_service(self, continuation: Callable[..., Awaitable], details: grpc.HandlerCallDetails):
+        handler = await continuation(details)
+        if handler is None or handler.unary_unary is None:
+            return handler
+        inner = handler.unary_unary
+        method = details.method.rsplit("/", 1)[-1]
+
+        async def observed(request: object, context: grpc.aio.ServicerContext) -> object:
+            start = time.perf_counter()
+            code = grpc.StatusCode.OK
+            try:
+                return await inner(request, context)
+            except errors.DomainError as exc:
+                code, message, trailers = to_status(exc)
+                await context.abort(code, message, trailing_metadata=trailers)
+            except grpc.aio.AbortError:
+                code = context.code() or grpc.StatusCode.UNKNOWN
+                raise
+            except Exception:  # noqa: BLE001 - mask internals from callers, keep them in the log
+                log.exception("unhandled error", extra=fields(method=method))
+                code, message, trailers = to_status(RuntimeError())
+                await context.abort(code, message, trailing_metadata=trailers)
+            finally:
+                elapsed = time.perf_counter() - start
+                RPC_COUNT.labels(self.service, method, code.name).inc()
+                RPC_LATENCY.labels(self.service, method).observe(elapsed)
+                if code is not grpc.StatusCode.OK:
+                    log.info("rpc failed", extra=fields(method=method, code=code.name, ms=round(elapsed * 1e3, 2)))
+
+        return _wrap(handler, observed)
+
+
+class BearerAuthInterceptor(grpc.aio.ServerInterceptor):
+    """Rejects calls without `authorization: Bearer <token>` (constant-time compare)."""
+
+    def __init__(self, token: str) -> None:
+        self.expected = f"Bearer {token}".encode()
+
+    async def intercept_service(self, continuation: Callable[..., Awaitable], details: grpc.HandlerCallDetails):
+        if details.method.startswith(OPEN_PREFIXES):
+            return await continuation(details)
+        supplied = dict(details.invocation_metadata or ()).get("authorization", "")
+        if hmac.compare_digest(str(supplied).encode(), self.expected):
+            return await continuation(details)
+
+        async def deny(request: object, context: grpc.aio.ServicerContext) -> None:
+            await context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or invalid bearer token")
+
+        return grpc.unary_unary_rpc_method_handler(deny)

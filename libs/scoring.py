@@ -1,0 +1,71 @@
+"""Scoring plumbing shared by ranking, explanation and offline evaluation: variants, model inputs, concurrent
+ranker calls that degrade instead of failing, query encoding that degrades to "no query"."""
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+
+import numpy as np
+
+from libs import domain as d
+from libs.errors import DeadlineError, FieldViolation, InvalidArgumentError, UnavailableError
+from libs.features import FeatureStore, gnn_inputs, transformer_inputs
+from libs.model_io import GNN_RANKER, SCORE, TRANSFORMER_RANKER
+
+# Ranking variants (experiment arms) -> the models whose fused score orders the results.
+VARIANTS: dict[str, tuple[str, ...]] = {
+    "fused": (GNN_RANKER, TRANSFORMER_RANKER),
+    "gnn_only": (GNN_RANKER,),
+    "transformer_only": (TRANSFORMER_RANKER,),
+}
+STAGE_OF = {GNN_RANKER: d.Stage.GNN_RANKER, TRANSFORMER_RANKER: d.Stage.TRANSFORMER_RANKER}
+
+Infer = Callable[[str, Mapping[str, np.ndarray], Sequence[str], float], Awaitable[dict[str, np.ndarray]]]
+EncodeQuery = Callable[[Sequence[str], float], Awaitable[np.ndarray]]
+Versions = Callable[[str], Awaitable[str]]
+
+
+def build_inputs(model: str, store: FeatureStore, ctx, cand_idx: np.ndarray,  # noqa: ANN001
+                 query_emb: np.ndarray | None) -> dict[str, np.ndarray]:
+    if model == TRANSFORMER_RANKER:
+        return transformer_inputs(store, ctx, cand_idx, query_emb)
+    return gnn_inputs(store, ctx, cand_idx)
+
+
+def candidate_indices(store: FeatureStore, product_ids: Sequence[str], field: str = "product_ids") -> np.ndarray:
+    idx = store.item_index.get_indexer(list(product_ids))
+    bad = [FieldViolation(f"{field}[{i}]", "is not a product of the catalogue") for i in np.flatnonzero(idx < 0)[:10]]
+    if bad:
+        raise InvalidArgumentError(bad)
+    return idx.astype(np.int64)
+
+
+async def encode_or_degrade(encode: EncodeQuery, texts: Sequence[str], timeout: float,
+                            degradations: list[d.Degradation]) -> np.ndarray | None:
+    """Query embeddings, or None (and a TEXT_ENCODER degradation) when the encoder is down or late."""
+    try:
+        return await asyncio.wait_for(encode(texts, timeout), timeout)
+    except (UnavailableError, DeadlineError, asyncio.TimeoutError) as exc:
+        degradations.append(d.Degradation(d.Stage.TEXT_ENCODER, str(exc) or "deadline"))
+        return None
+
+
+async def run_models(infer: Infer, inputs: Mapping[str, Mapping[str, np.ndarray]], timeout: float,
+                     degradations: list[d.Degradation]) -> dict[str, np.ndarray]:
+    """Call every model concurrently; scores [B, C] of those that answered in time, degradations for the rest."""
+    async def one(model: str) -> np.ndarray:
+        out = await asyncio.wait_for(infer(model, inputs[model], [SCORE], timeout), timeout)
+        return out[SCORE]
+
+    results = await asyncio.gather(*(one(m) for m in inputs), return_exceptions=True)
+    scores: dict[str, np.ndarray] = {}
+    for model, result in zip(inputs, results):
+        if isinstance(result, (UnavailableError, DeadlineError, asyncio.TimeoutError)):
+            degradations.append(d.Degradation(STAGE_OF[model], str(result) or "deadline"))
+        elif isinstance(result, BaseException):
+            raise result
+        else:
+            scores[model] = result
+    return scores
+
+

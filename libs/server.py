@@ -1,0 +1,80 @@
+"""One bootstrap for every service: grpc.aio server with health, reflection, metrics, error
+mapping, optional TLS/mTLS and bearer auth, JSON logs, and graceful shutdown on SIGTERM."""
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+from prometheus_client import start_http_server
+
+from libs import logs
+from libs.config import ServiceSettings
+from libs.interceptors import BearerAuthInterceptor, ObservabilityInterceptor
+from libs.security import server_credentials
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Registration:
+    """What a service adds to the server: a function that registers servicers and the full names."""
+
+    register: Callable[[grpc.aio.Server], None]
+    service_names: Sequence[str]
+
+
+async def build_server(name: str, settings: ServiceSettings, listen_addr: str, registration: Registration
+                       ) -> tuple[grpc.aio.Server, health.aio.HealthServicer, int]:
+    interceptors: list[grpc.aio.ServerInterceptor] = []
+    if settings.security.auth_token:
+        interceptors.append(BearerAuthInterceptor(settings.security.auth_token))
+    interceptors.append(ObservabilityInterceptor(name))
+    server = grpc.aio.server(interceptors=interceptors, options=[
+        ("grpc.max_receive_message_length", 4 * 1024 * 1024),
+        ("grpc.so_reuseport", 0),
+    ])
+    registration.register(server)
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    reflection.enable_server_reflection(
+        [*registration.service_names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+         reflection.SERVICE_NAME], server)
+    creds = server_credentials(settings.security)
+    port = (server.add_secure_port(listen_addr, creds) if creds
+            else server.add_insecure_port(listen_addr))
+    if port == 0:
+        raise RuntimeError(f"could not bind {listen_addr}")
+    return server, health_servicer, port
+
+
+async def serve(name: str, settings: ServiceSettings, listen_addr: str, registration: Registration,
+                on_stop: Callable[[], Awaitable[None]] | None = None) -> None:
+    """Run until SIGTERM/SIGINT, then drain in-flight RPCs for `shutdown_grace_s`."""
+    logs.configure(settings.log_level, name)
+    server, health_servicer, port = await build_server(name, settings, listen_addr, registration)
+    if settings.metrics_port >= 0:
+        start_http_server(settings.metrics_port, addr="127.0.0.1")
+    await server.start()
+    for svc in ["", *registration.service_names]:
+        await health_servicer.set(svc, health_pb2.HealthCheckResponse.SERVING)
+    host = listen_addr.rsplit(":", 1)[0]
+    log.info("serving", extra=logs.fields(addr=f"{host}:{port}", tls=server_credentials(settings.security) is not None))
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    log.info("shutting down", extra=logs.fields(grace_s=settings.shutdown_grace_s))
+    # Fail readiness first so load balancers stop sending, then drain.
+    await health_servicer.enter_graceful_shutdown()
+    await server.stop(settings.shutdown_grace_s)
+    if on_stop is not None:
+        await on_stop()
+    log.info("stopped")

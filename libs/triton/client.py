@@ -1,0 +1,67 @@
+"""Async Triton client: numpy in, numpy out, with timeouts, readiness and domain errors."""
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import tritonclient.grpc.aio as tc
+from tritonclient.utils import InferenceServerException, np_to_triton_dtype
+
+from libs.errors import DeadlineError, UnavailableError
+
+log = logging.getLogger(__name__)
+
+
+class TritonClient:
+    """Thin wrapper so services never touch tritonclient types directly."""
+
+    def __init__(self, url: str, timeout_s: float = 2.0) -> None:
+        self.url = url
+        self.timeout_s = timeout_s
+        self._client = tc.InferenceServerClient(url)
+
+    async def close(self) -> None:
+        await self._client.close()
+
+    async def is_ready(self) -> bool:
+        try:
+            return bool(await self._client.is_server_ready(client_timeout=self.timeout_s))
+        except InferenceServerException:
+            return False
+
+    async def is_model_ready(self, model: str) -> bool:
+        try:
+            return bool(await self._client.is_model_ready(model, client_timeout=self.timeout_s))
+        except InferenceServerException:
+            return False
+
+    async def model_version(self, model: str) -> str:
+        """Newest ready version of `model` ("" when unknown)."""
+        try:
+            index = await self._client.get_model_repository_index(as_json=True, client_timeout=self.timeout_s)
+        except InferenceServerException:
+            return ""
+        versions = [m.get("version", "") for m in index.get("models", [])
+                    if m.get("name") == model and m.get("state") == "READY"]
+        return max(versions, default="", key=lambda v: int(v) if v.isdigit() else -1)
+
+    async def infer(self, model: str, inputs: Mapping[str, np.ndarray], outputs: Sequence[str],
+                    timeout_s: float | None = None) -> dict[str, np.ndarray]:
+        """One inference call. Raises UnavailableError / DeadlineError, never tritonclient types."""
+        wire_inputs = []
+        for name, array in inputs.items():
+            array = np.ascontiguousarray(array)
+            t = tc.InferInput(name, list(array.shape), np_to_triton_dtype(array.dtype))
+            t.set_data_from_numpy(array)
+            wire_inputs.append(t)
+        wire_outputs = [tc.InferRequestedOutput(n) for n in outputs]
+        timeout = self.timeout_s if timeout_s is None else timeout_s
+        try:
+            result = await self._client.infer(model, wire_inputs, outputs=wire_outputs, client_timeout=timeout)
+        except InferenceServerException as exc:
+            status = (exc.status() or "").upper()
+            if "DEADLINE" in status:
+                raise DeadlineError(f"{model}: triton deadline exceeded") from exc
+            raise UnavailableError(f"{model}: {status or 'error'}: {exc.message()}") from exc
+        return {n: result.as_numpy(n) for n in outputs}

@@ -1,0 +1,155 @@
+"""Start and stop a real NVIDIA Triton Inference Server on loopback.
+
+On GPU-less machines the server binary comes from the PyPI package nvidia-pytriton, which ships
+tritonserver 2.51 with the Python backend. The Python backend needs its stub next to
+libtriton_python.so, so we assemble a backend directory of our own under build/ (see
+ARCHITECTURE.md, "Running Triton without a GPU").
+"""
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import tritonclient.grpc as grpcclient
+
+log = logging.getLogger(__name__)
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_MODEL_REPOSITORY = REPO_ROOT / "triton_models"
+
+
+class TritonNotFoundError(RuntimeError):
+    """The tritonserver binary (nvidia-pytriton) is not installed."""
+
+
+def _pytriton_dir() -> Path:
+    try:
+        import pytriton  # noqa: PLC0415 - optional at import time of this module
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise TritonNotFoundError("nvidia-pytriton is not installed; run `make venv`") from exc
+    return Path(pytriton.__file__).parent / "tritonserver"
+
+
+def prepare_backend_dir(dest: Path) -> Path:
+    """Backend directory with the Python backend and the stub for this interpreter."""
+    src = _pytriton_dir()
+    py_dir = dest / "python"
+    py_dir.mkdir(parents=True, exist_ok=True)
+    stub = src / "python_backend_stubs" / f"{sys.version_info.major}.{sys.version_info.minor}" / "triton_python_backend_stub"
+    for f in [*(src / "backends" / "python").glob("*.so"), *(src / "backends" / "python").glob("*.py"), stub]:
+        target = py_dir / f.name
+        if not target.exists() or target.stat().st_size != f.stat().st_size:
+            shutil.copy2(f, target)
+    return dest
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class TritonServer:
+    """A tritonserver child process bound to 127.0.0.1.
+
+    `config_name` selects `<model>/configs/<name>.pbtxt` (e.g. "cpu"); empty = config.pbtxt.
+    """
+
+    model_repository: Path = DEFAULT_MODEL_REPOSITORY
+    grpc_port: int = 0
+    http_port: int = 0
+    metrics_port: int = 0
+    config_name: str = "cpu"
+    exit_timeout_s: int = 5
+    log_path: Path | None = None
+    extra_args: list[str] = field(default_factory=list)
+    process: subprocess.Popen | None = None
+
+    @property
+    def grpc_url(self) -> str:
+        return f"127.0.0.1:{self.grpc_port}"
+
+    def command(self, backend_dir: Path) -> list[str]:
+        binary = _pytriton_dir() / "bin" / "tritonserver"
+        args = [
+            str(binary),
+            f"--model-repository={self.model_repository}",
+            f"--backend-directory={backend_dir}",
+            "--grpc-address=127.0.0.1",
+            f"--grpc-port={self.grpc_port}",
+            "--http-address=127.0.0.1",
+            f"--http-port={self.http_port}",
+            "--allow-metrics=true",
+            f"--metrics-port={self.metrics_port}",
+            f"--exit-timeout-secs={self.exit_timeout_s}",
+            "--strict-readiness=true",
+            "--log-verbose=0",
+        ]
+        if self.config_name:
+            args.append(f"--model-config-name={self.config_name}")
+        return args + self.extra_args
+
+    def start(self, timeout_s: float = 180.0) -> "TritonServer":
+        self.grpc_port = self.grpc_port or free_port()
+        self.http_port = self.http_port or free_port()
+        self.metrics_port = self.metrics_port or free_port()
+        backend_dir = prepare_backend_dir(REPO_ROOT / "build" / "triton_backends")
+        env = dict(os.environ)
+        libs = str(_pytriton_dir().parent.parent / "nvidia_pytriton.libs")
+        env["LD_LIBRARY_PATH"] = os.pathsep.join(p for p in [libs, env.get("LD_LIBRARY_PATH", "")] if p)
+        # Python-backend models run in this virtualenv; keep ORT/BLAS from oversubscribing 2 cores.
+        env.setdefault("OMP_NUM_THREADS", "1")
+        env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+        out = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
+        log.info("starting tritonserver grpc=%s repository=%s", self.grpc_url, self.model_repository)
+        self.process = subprocess.Popen(self.command(backend_dir), env=env, stdout=out, stderr=subprocess.STDOUT,
+                                        start_new_session=True)
+        try:
+            self.wait_ready(timeout_s)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def wait_ready(self, timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        client = grpcclient.InferenceServerClient(self.grpc_url)
+        try:
+            while time.monotonic() < deadline:
+                if self.process is not None and self.process.poll() is not None:
+                    raise RuntimeError(f"tritonserver exited with code {self.process.returncode}; see {self.log_path}")
+                try:
+                    if client.is_server_ready():
+                        return
+                except Exception:  # noqa: BLE001 - not listening yet
+                    pass
+                time.sleep(0.25)
+        finally:
+            client.close()
+        raise TimeoutError(f"tritonserver not ready after {timeout_s:.0f}s; see {self.log_path}")
+
+    def stop(self) -> None:
+        """SIGTERM the server's process group, then SIGKILL if it overstays its exit timeout."""
+        if self.process is None or self.process.poll() is not None:
+            return
+        os.killpg(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(timeout=self.exit_timeout_s + 10)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+
+    def __enter__(self) -> "TritonServer":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

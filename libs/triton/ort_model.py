@@ -1,0 +1,77 @@
+"""Triton Python-backend model that runs the model's ONNX file with ONNX Runtime.
+
+Used by the CPU configurations (`configs/cpu.pbtxt`): the pytriton build of Triton has no ONNX
+Runtime backend, so each model's version folder holds a one-line `model.py` re-exporting
+`TritonPythonModel` from here, next to the same `model.onnx` the GPU engine is built from.
+Requests that arrive together (dynamic batching) are concatenated along the batch axis when
+their other dimensions agree, so one ORT call serves them all.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import triton_python_backend_utils as pb_utils  # provided by the Python backend stub
+
+
+def _session(path: Path, threads: int) -> ort.InferenceSession:
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    return ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
+
+
+def _groups(arrays: list[dict[str, np.ndarray]]) -> list[list[int]]:
+    """Indices of requests whose inputs can be concatenated along axis 0."""
+    groups: dict[tuple, list[int]] = {}
+    for i, inputs in enumerate(arrays):
+        key = tuple((name, a.dtype.str, a.shape[1:]) for name, a in sorted(inputs.items()))
+        groups.setdefault(key, []).append(i)
+    return list(groups.values())
+
+
+def _as_numpy(tensor) -> np.ndarray:
+    """Input tensor as numpy through DLPack.
+
+    The 2.51 stub's `Tensor.as_numpy()` is built against numpy 1.x: under numpy 2 it returns zeros of the right
+    shape, and `pb_utils.Tensor(name, ndarray)` sends an empty payload. DLPack goes around both.
+    """
+    return np.from_dlpack(tensor)
+
+
+def _to_tensor(name: str, array: np.ndarray):
+    return pb_utils.Tensor.from_dlpack(name, np.ascontiguousarray(array))
+
+
+class TritonPythonModel:
+    def initialize(self, args: dict) -> None:
+        config = json.loads(args["model_config"])
+        version_dir = Path(args["model_repository"]) / args["model_version"]
+        params = {k: v["string_value"] for k, v in config.get("parameters", {}).items()}
+        threads = int(params.get("intra_op_num_threads", os.environ.get("SHOP_ORT_THREADS", "1")))
+        self.session = _session(version_dir / params.get("onnx_file", "model.onnx"), threads)
+        self.input_names = [i["name"] for i in config["input"]]
+        self.output_names = [o["name"] for o in config["output"]]
+
+    def execute(self, requests: list) -> list:
+        arrays = [{n: _as_numpy(pb_utils.get_input_tensor_by_name(r, n)) for n in self.input_names} for r in requests]
+        responses: list = [None] * len(requests)
+        for group in _groups(arrays):
+            feed = {n: np.concatenate([arrays[i][n] for i in group], axis=0) for n in self.input_names}
+            try:
+                outputs = self.session.run(self.output_names, feed)
+            except Exception as exc:  # noqa: BLE001 - report to the caller, keep serving
+                for i in group:
+                    responses[i] = pb_utils.InferenceResponse(error=pb_utils.TritonError(f"onnxruntime: {exc}"))
+                continue
+            offset = 0
+            for i in group:
+                n = next(iter(arrays[i].values())).shape[0]
+                tensors = [_to_tensor(name, out[offset:offset + n]) for name, out in zip(self.output_names, outputs)]
+                responses[i] = pb_utils.InferenceResponse(output_tensors=tensors)
+                offset += n
+        return responses

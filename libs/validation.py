@@ -1,0 +1,42 @@
+"""Input validation shared by servicers: every failure names the offending field."""
+from __future__ import annotations
+
+import re
+
+from libs.errors import invalid
+
+USER_ID_RE = re.compile(r"^[0-9]{1,16}$")
+MAX_QUERY_CHARS = 512
+
+
+def user_id(value: str, field: str = "user_id", required: bool = False) -> str:
+    """The dataset's CustomerID without ".0": digits only, 1..16 characters."""
+    value = value.strip()
+    if not value:
+        if required:
+            raise invalid(field, "is required")
+        return ""
+    if not USER_ID_RE.match(value):
+        raise invalid(field, "must be 1..16 digits (the CustomerID without '.0', e.g. '17850')")
+    return value
+
+
+def query(value: str, field: str = "query", required: bool = True) -> str:
+    """Trimmed query text, 1..512 characters."""
+    text = " ".join(value.split())
+    if not text:
+        if required:
+            raise invalid(field, "must not be empty")
+        return ""
+    if len(text) > MAX_QUERY_CHARS:
+        raise invalid(field, f"must be at most {MAX_QUERY_CHARS} characters (got {len(text)})")
+    return text
+
+
+def page_size(value: int, default: int, maximum: int, field: str = "page_size") -> int:
+    """0 = default; above the maximum = coerced (as Google's Retail API documents); negative = error."""
+    if value < 0:
+        raise invalid(field, "must not be negative")
+    if value == 0:
+        return default
+    return min(value, maximum)

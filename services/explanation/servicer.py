@@ -1,0 +1,26 @@
+"""ExplanationService servicer: proto -> validated values -> core -> proto."""
+from __future__ import annotations
+
+import grpc
+from shop.explanation.v1 import explanation_service_pb2 as pb
+from shop.explanation.v1 import explanation_service_pb2_grpc as pb_grpc
+
+from libs import convert, validation
+from services.explanation.core import ExplanationCore
+
+
+class ExplanationServicer(pb_grpc.ExplanationServiceServicer):
+    def __init__(self, core: ExplanationCore, default_timeout_s: float) -> None:
+        self.core = core
+        self.default_timeout_s = default_timeout_s
+
+    async def ExplainResults(self, request: pb.ExplainResultsRequest, context: grpc.aio.ServicerContext
+                             ) -> pb.ExplainResultsResponse:
+        user_id = validation.user_id(request.user_id)
+        query = validation.query(request.query, required=False)
+        remaining = context.time_remaining()
+        timeout = self.default_timeout_s if remaining is None else max(remaining - 0.01, 0.001)
+        out = await self.core.explain(user_id, query, list(request.product_ids), request.variant,
+                                      convert.user_events_from_pb(request.recent_events), timeout)
+        return pb.ExplainResultsResponse(explanations=[convert.explanation_to_pb(e) for e in out.explanations],
+                                         degradations=[convert.degradation_to_pb(x) for x in out.degradations])

@@ -1,0 +1,66 @@
+"""Run the gateway: `python -m services.gateway` (address from SHOP_GATEWAY_ADDR, default 127.0.0.1:50051)."""
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from pydantic import Field
+from shop.explanation.v1 import explanation_service_pb2 as xpb
+from shop.gateway.v1 import gateway_service_pb2 as gpb
+from shop.gateway.v1 import gateway_service_pb2_grpc as gpb_grpc
+from shop.ranking.v1 import ranking_service_pb2 as rpb
+from shop.retrieval.v1 import retrieval_service_pb2 as qpb
+
+from libs.catalog.store import load_dataset
+from libs.channels import open_channel
+from libs.config import ServiceSettings
+from libs.events import EventStore
+from libs.server import Registration, serve
+from services.gateway.clients import ExplanationClient, RankingClient, RetrievalClient
+from services.gateway.core import GatewayCore
+from services.gateway.experiments import Variants
+from services.gateway.servicer import GatewayServicer
+
+
+class GatewaySettings(ServiceSettings):
+    # SQLite event store (WAL). Default under the artifacts dir.
+    events_db: Path | None = Field(None, validation_alias="SHOP_EVENTS_DB")
+    # Ranking variants and traffic shares, e.g. "fused:0.9,gnn_only:0.1".
+    variants: str = Field("fused:1", validation_alias="SHOP_VARIANTS")
+    # Deadline used when the caller sets none, seconds.
+    default_deadline_s: float = Field(2.0, validation_alias="SHOP_DEFAULT_DEADLINE_S")
+    # MMR diversity weight passed to ranking (0 = off).
+    diversity: float = Field(0.0, validation_alias="SHOP_DIVERSITY")
+
+
+def _full_name(module: object, service: str) -> str:
+    return module.DESCRIPTOR.services_by_name[service].full_name
+
+
+async def main() -> None:
+    settings = GatewaySettings()
+    addrs, sec = settings.addresses, settings.security
+    dataset = load_dataset(settings.artifacts_dir)
+    known = set(dataset.items["product_id"])
+    events = EventStore(settings.events_db or settings.artifacts_dir / "events" / "events.sqlite3")
+    channels = [
+        open_channel(addrs.retrieval, [_full_name(qpb, "RetrievalService")], sec),
+        open_channel(addrs.ranking, [_full_name(rpb, "RankingService")], sec),
+        open_channel(addrs.explanation, [_full_name(xpb, "ExplanationService")], sec),
+    ]
+    core = GatewayCore(RetrievalClient(channels[0]), RankingClient(channels[1], settings.diversity),
+                       ExplanationClient(channels[2]), events, Variants.parse(settings.variants), known.__contains__)
+    servicer = GatewayServicer(core, settings.default_deadline_s)
+
+    async def close() -> None:
+        for ch in channels:
+            await ch.close()
+        events.close()
+
+    await serve("gateway", settings, addrs.gateway,
+                Registration(lambda s: gpb_grpc.add_GatewayServiceServicer_to_server(servicer, s),
+                             [_full_name(gpb, "GatewayService")]), on_stop=close)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -1,0 +1,69 @@
+"""Ranking: assemble model inputs from the feature store, score with the rankers on Triton concurrently,
+fuse as trained, diversify with MMR. Answers with what it has when a model is down; never past the deadline."""
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from libs import domain as d
+from libs.errors import UnavailableError, invalid
+from libs.features import FeatureStore
+from libs.fusion import FUSED, Fusion
+from libs.history import user_context
+from libs.model_io import TRANSFORMER_RANKER
+from libs.scoring import VARIANTS, EncodeQuery, Infer, Versions, build_inputs, candidate_indices, \
+    encode_or_degrade, run_models
+from services.ranking.diversity import mmr_order
+
+log = logging.getLogger(__name__)
+
+@dataclass
+class Ranked:
+    items: list[d.ScoredItem]
+    degradations: list[d.Degradation]
+    versions: list[d.ModelVersion]
+
+
+class RankingCore:
+    def __init__(self, store: FeatureStore, titles: Sequence[str], fusion: Fusion, infer: Infer,
+                 encode: EncodeQuery, versions: Versions) -> None:
+        self.store = store
+        self.titles = list(titles)
+        self.fusion = fusion
+        self.infer = infer
+        self.encode = encode
+        self.versions = versions
+
+    async def rank(self, user_id: str, query: str, product_ids: Sequence[str], page_size: int, variant: str,
+                   diversity: float, recent: Sequence[d.UserEvent], timeout: float) -> Ranked:
+        models = VARIANTS.get(variant or "fused")
+        if models is None:
+            raise invalid("variant", f"unknown variant {variant!r}; one of {', '.join(VARIANTS)}")
+        if not 0.0 <= diversity <= 1.0:
+            raise invalid("diversity", "must be in [0, 1]")
+        if not product_ids:
+            raise invalid("product_ids", "must contain at least one product")
+        cand_idx = candidate_indices(self.store, product_ids)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        degradations: list[d.Degradation] = []
+        ctx = user_context(self.store, user_id, recent)
+        query_emb = None
+        if query and TRANSFORMER_RANKER in models:
+            emb = await encode_or_degrade(self.encode, [query], timeout * 0.4, degradations)
+            query_emb = None if emb is None else emb[0]
+        inputs = {m: build_inputs(m, self.store, ctx, cand_idx, query_emb) for m in models}
+        scores = await run_models(self.infer, inputs, max(deadline - loop.time(), 0.001), degradations)
+        if not scores:
+            raise UnavailableError("ranking: no ranker answered: " + "; ".join(x.reason for x in degradations))
+        per_model = {m: s[0] for m, s in scores.items()}
+        fused = self.fusion.combine(per_model)
+        k = page_size or len(cand_idx)
+        order = mmr_order(fused, self.store.item_emb[cand_idx], diversity, k)
+        items = [d.ScoredItem(product_ids[i], self.titles[cand_idx[i]], float(fused[i]),
+                              {**{m: float(s[i]) for m, s in per_model.items()}, FUSED: float(fused[i])})
+                 for i in order]
+        versions = [d.ModelVersion(m, await self.versions(m)) for m in scores]
+        return Ranked(items, degradations, versions)

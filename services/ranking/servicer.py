@@ -1,0 +1,33 @@
+"""RankingService servicer: proto -> validated values -> core -> proto."""
+from __future__ import annotations
+
+import grpc
+from shop.ranking.v1 import ranking_service_pb2 as pb
+from shop.ranking.v1 import ranking_service_pb2_grpc as pb_grpc
+
+from libs import convert, validation
+from libs.errors import invalid
+from services.ranking.core import RankingCore
+
+MAX_CANDIDATES = 1000
+
+
+class RankingServicer(pb_grpc.RankingServiceServicer):
+    def __init__(self, core: RankingCore, default_timeout_s: float) -> None:
+        self.core = core
+        self.default_timeout_s = default_timeout_s
+
+    async def RankCandidates(self, request: pb.RankCandidatesRequest, context: grpc.aio.ServicerContext
+                             ) -> pb.RankCandidatesResponse:
+        user_id = validation.user_id(request.user_id)
+        query = validation.query(request.query, required=False)
+        if len(request.product_ids) > MAX_CANDIDATES:
+            raise invalid("product_ids", f"at most {MAX_CANDIDATES} candidates (got {len(request.product_ids)})")
+        size = validation.page_size(request.page_size, 0, len(request.product_ids))
+        remaining = context.time_remaining()
+        timeout = self.default_timeout_s if remaining is None else max(remaining - 0.01, 0.001)
+        ranked = await self.core.rank(user_id, query, list(request.product_ids), size, request.variant,
+                                      request.diversity, convert.user_events_from_pb(request.recent_events), timeout)
+        return pb.RankCandidatesResponse(results=[convert.scored_to_pb(x) for x in ranked.items],
+                                         degradations=[convert.degradation_to_pb(x) for x in ranked.degradations],
+                                         model_versions=[convert.version_to_pb(v) for v in ranked.versions])

@@ -1,0 +1,136 @@
+"""Candidate generation. Query: BM25 (bm25s) + dense ANN (FAISS HNSW over title embeddings), fused by
+reciprocal rank fusion. User: repeat purchases, embedding and co-purchase neighbours, recent popularity."""
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+import bm25s
+import faiss
+import numpy as np
+import Stemmer
+
+from libs import domain as d
+from libs.errors import UnavailableError
+from libs.features import UserContext
+
+RRF_K = 60  # the constant of Cormack et al. (2009); insensitive in practice
+PER_SOURCE = 200
+
+_stemmer = Stemmer.Stemmer("english")
+
+
+def analyse(text: str) -> list[str]:
+    """The same analysis as the index: lower-case, English stop words removed, Snowball-stemmed."""
+    tokens = bm25s.tokenize([text], stopwords="en", stemmer=_stemmer, return_ids=False, show_progress=False)
+    return list(tokens[0]) if tokens else []
+
+
+def rrf(lists: dict[d.Source, list[tuple[int, float]]], k: int = RRF_K) -> list[tuple[int, float, list[d.SourceRank]]]:
+    """Reciprocal rank fusion of ranked (item, score) lists; ties broken by item index for determinism."""
+    fused: dict[int, float] = {}
+    ranks: dict[int, list[d.SourceRank]] = {}
+    for source, ranked in lists.items():
+        for rank, (item, score) in enumerate(ranked, start=1):
+            fused[item] = fused.get(item, 0.0) + 1.0 / (k + rank)
+            ranks.setdefault(item, []).append(d.SourceRank(source, rank, float(score)))
+    order = sorted(fused, key=lambda i: (-fused[i], i))
+    return [(i, fused[i], ranks[i]) for i in order]
+
+
+class LexicalIndex:
+    def __init__(self, titles: Sequence[str]) -> None:
+        self.retriever = bm25s.BM25()
+        self.retriever.index(bm25s.tokenize(list(titles), stopwords="en", stemmer=_stemmer, show_progress=False),
+                             show_progress=False)
+        self.title_terms = [set(analyse(t)) for t in titles]
+        self.n = len(titles)
+
+    def search(self, query: str, k: int) -> list[tuple[int, float]]:
+        tokens = bm25s.tokenize([query], stopwords="en", stemmer=_stemmer, show_progress=False)
+        if not tokens.vocab:
+            return []
+        docs, scores = self.retriever.retrieve(tokens, k=min(k, self.n), show_progress=False, n_threads=1)
+        return [(int(i), float(s)) for i, s in zip(docs[0], scores[0]) if s > 0]
+
+
+class VectorIndex:
+    """HNSW over L2-normalised vectors: inner product = cosine."""
+
+    def __init__(self, vectors: np.ndarray, m: int = 32, ef_search: int = 64) -> None:
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        faiss.normalize_L2(vectors)
+        self.vectors = vectors
+        self.index = faiss.IndexHNSWFlat(vectors.shape[1], m, faiss.METRIC_INNER_PRODUCT)
+        self.index.hnsw.efSearch = ef_search
+        self.index.add(vectors)
+
+    def search(self, query: np.ndarray, k: int, exclude: set[int] = frozenset()) -> list[tuple[int, float]]:
+        q = np.ascontiguousarray(query.reshape(1, -1), dtype=np.float32)
+        faiss.normalize_L2(q)
+        scores, ids = self.index.search(q, min(k + len(exclude), self.index.ntotal))
+        return [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0 and int(i) not in exclude][:k]
+
+
+class RetrievalCore:
+    def __init__(self, product_ids: Sequence[str], titles: Sequence[str], item_vectors: np.ndarray,
+                 popularity: np.ndarray, copurchase, history: Callable[[str, Sequence[d.UserEvent]], UserContext],
+                 encode_query: Callable[[str], Awaitable[np.ndarray]], half_life_days: float = 60.0) -> None:
+        self.product_ids = list(product_ids)
+        self.titles = list(titles)
+        self.lexical = LexicalIndex(titles)
+        self.dense = VectorIndex(item_vectors)
+        self.popular = [(int(i), float(popularity[i])) for i in np.argsort(-popularity, kind="stable")[:PER_SOURCE]]
+        self.copurchase = copurchase
+        self.history = history
+        self.encode_query = encode_query
+        self.half_life_s = half_life_days * 86400.0
+
+    def _candidates(self, fused: list[tuple[int, float, list[d.SourceRank]]], limit: int,
+                    terms: Sequence[str] = ()) -> list[d.Candidate]:
+        out = []
+        for item, score, ranks in fused[:limit]:
+            matched = [t for t in terms if t in self.lexical.title_terms[item]]
+            out.append(d.Candidate(self.product_ids[item], self.titles[item], score, ranks, matched))
+        return out
+
+    async def query_candidates(self, query: str, user_id: str, limit: int,
+                               recent: Sequence[d.UserEvent] = ()) -> tuple[list[d.Candidate], list[d.Degradation]]:
+        degradations: list[d.Degradation] = []
+        lists: dict[d.Source, list[tuple[int, float]]] = {d.Source.LEXICAL: self.lexical.search(query, PER_SOURCE)}
+        try:
+            lists[d.Source.DENSE] = self.dense.search(await self.encode_query(query), PER_SOURCE)
+        except UnavailableError as exc:
+            degradations.append(d.Degradation(d.Stage.TEXT_ENCODER, str(exc)))
+        terms = analyse(query)
+        if user_id:
+            # Personal signal for search: the user's own past purchases that match a query term.
+            bought = self._repeat(self.history(user_id, recent))
+            lists[d.Source.REPEAT_PURCHASE] = [(i, s) for i, s in bought
+                                               if self.lexical.title_terms[i].intersection(terms)]
+        return self._candidates(rrf(lists), limit, terms), degradations
+
+    def _repeat(self, h: UserContext) -> list[tuple[int, float]]:
+        """User's items by time-decayed purchase frequency (TIFU-style), strongest first."""
+        if len(h.items) == 0:
+            return []
+        age = h.now - h.ts
+        weights = np.power(0.5, age / self.half_life_s)
+        scores = np.bincount(h.items, weights=weights, minlength=len(self.product_ids))
+        order = np.flatnonzero(scores)[np.argsort(-scores[np.flatnonzero(scores)], kind="stable")]
+        return [(int(i), float(scores[i])) for i in order[:PER_SOURCE]]
+
+    async def user_candidates(self, user_id: str, recent: Sequence[d.UserEvent], limit: int
+                              ) -> tuple[list[d.Candidate], list[d.Degradation]]:
+        h = self.history(user_id, recent)
+        lists: dict[d.Source, list[tuple[int, float]]] = {}
+        if len(h.items):
+            lists[d.Source.REPEAT_PURCHASE] = self._repeat(h)
+            seeds = h.items[-20:]  # the newest purchases drive the neighbourhoods
+            bought = set(int(i) for i in h.items)
+            co = np.asarray(self.copurchase[seeds].sum(axis=0)).ravel()
+            co[list(bought)] = 0
+            top = np.flatnonzero(co)[np.argsort(-co[np.flatnonzero(co)], kind="stable")][:PER_SOURCE]
+            lists[d.Source.CO_PURCHASE] = [(int(i), float(co[i])) for i in top]
+            profile = self.dense.vectors[seeds].mean(axis=0)
+            lists[d.Source.GRAPH_NEIGHBOUR] = self.dense.search(profile, PER_SOURCE, exclude=bought)
+        lists[d.Source.POPULARITY] = self.popular
+        return self._candidates(rrf(lists), limit), []

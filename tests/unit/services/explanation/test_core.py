@@ -1,0 +1,66 @@
+import numpy as np
+import pytest
+
+from libs import domain as d
+from libs import explainer
+from libs.errors import InvalidArgumentError, UnavailableError
+from libs.model_io import GNN_RANKER, TRANSFORMER_RANKER
+from services.explanation.core import ExplanationCore
+from tests.unit.services import fakes
+
+
+def _core(rankers: fakes.FakeRankers) -> ExplanationCore:
+    return ExplanationCore(fakes.store(), fakes.TITLES, fakes.FUSION, rankers.infer, fakes.encode)
+
+
+async def test_one_batched_call_per_ranker_with_every_masked_scenario():
+    rankers = fakes.FakeRankers()
+    out = await _core(rankers).explain("1", "lantern", ["A", "B"], "fused", [], 1.0)
+    assert rankers.calls == {GNN_RANKER: 1, TRANSFORMER_RANKER: 1}
+    # full + 2 history items (A, C) + repeat + popularity + 1 query term
+    assert rankers.batch_sizes == [6, 6]
+    assert len(out.explanations) == 2 and out.degradations == []
+
+
+async def test_contributions_are_score_drops_and_the_sentence_uses_only_positive_evidence():
+    rankers = fakes.FakeRankers()
+    out = await _core(rankers).explain("1", "", ["A"], "fused", [], 1.0)
+    ex = out.explanations[0]
+    kinds = [e.kind for e in ex.evidence]
+    assert d.EvidenceKind.REPEAT_PURCHASE in kinds
+    assert ex.evidence == sorted(ex.evidence, key=lambda e: -e.contribution)
+    top = ex.evidence[0]
+    assert top.contribution > 0
+    assert ex.sentence.startswith("Because ") and explainer._phrase(top) in ex.sentence
+    negatives = [e for e in ex.evidence if e.contribution < 0]
+    assert all(explainer._phrase(e) not in ex.sentence for e in negatives)
+    assert 0.0 < ex.confidence < 1.0 and ex.method == "counterfactual-masking"
+
+
+async def test_query_terms_are_measured_evidence():
+    out = await _core(fakes.FakeRankers()).explain("", "red lantern", ["A", "C"], "fused", [], 1.0)
+    lantern = out.explanations[0]
+    terms = {e.text: e.contribution for e in lantern.evidence if e.kind is d.EvidenceKind.QUERY_TERM}
+    assert set(terms) <= {"red", "lantern"} and terms
+
+
+async def test_recorded_purchase_is_recent_event_evidence():
+    out = await _core(fakes.FakeRankers()).explain(
+        "3", "", ["F"], "fused", [d.UserEvent("F", d.EventKind.PURCHASE, 1e9, 1)], 1.0)
+    ev = [e for e in out.explanations[0].evidence if e.product_id == "F"]
+    assert ev and ev[0].kind is d.EvidenceKind.RECENT_EVENT
+
+
+def test_sentence_without_positive_evidence_claims_nothing():
+    text = explainer.sentence([d.Evidence(d.EvidenceKind.POPULARITY, -0.2)])
+    assert "popular" not in text and "bought" not in text
+
+
+async def test_down_and_bad_inputs():
+    with pytest.raises(UnavailableError):
+        await _core(fakes.FakeRankers(down=(GNN_RANKER, TRANSFORMER_RANKER))).explain("1", "", ["A"], "", [], 1.0)
+    with pytest.raises(InvalidArgumentError, match="product_ids"):
+        await _core(fakes.FakeRankers()).explain("1", "", [], "", [], 1.0)
+    part = await _core(fakes.FakeRankers(down=(GNN_RANKER,))).explain("1", "", ["A"], "", [], 1.0)
+    assert [x.stage for x in part.degradations] == [d.Stage.GNN_RANKER]
+    assert np.isfinite(part.explanations[0].confidence)

@@ -1,0 +1,140 @@
+"""GatewayCore with in-memory fakes of its ports (pure orchestration logic, no processes)."""
+import asyncio
+import time
+
+import pytest
+
+from libs import domain as d
+from libs.errors import DeadlineError, InvalidArgumentError, UnavailableError
+from libs.events import EventStore
+from services.gateway.core import Budget, GatewayCore, StageResult
+from services.gateway.experiments import Variants, new_attribution_token
+
+
+def _cands(n: int) -> list[d.Candidate]:
+    return [d.Candidate(f"P{i}", f"TITLE {i}", 1.0 / (i + 1), [d.SourceRank(d.Source.LEXICAL, i + 1, 1.0)])
+            for i in range(n)]
+
+
+class FakeRetrieval:
+    def __init__(self, fail: Exception | None = None) -> None:
+        self.fail = fail
+        self.seen_recent = None
+
+    async def query_candidates(self, query, user_id, limit, timeout):
+        if self.fail:
+            raise self.fail
+        return StageResult(_cands(30))
+
+    async def user_candidates(self, user_id, recent, limit, timeout):
+        self.seen_recent = list(recent)
+        return StageResult(_cands(30))
+
+
+class FakeRanking:
+    def __init__(self, fail: Exception | None = None) -> None:
+        self.fail = fail
+
+    async def rank(self, user_id, query, candidates, page_size, variant, recent, timeout):
+        if self.fail:
+            raise self.fail
+        items = [d.ScoredItem(c.product_id, c.title, float(i), {"fused": float(i)}) for i, c in enumerate(candidates)]
+        items.reverse()
+        return StageResult(items, [], [d.ModelVersion("gnn_ranker", "1")])
+
+
+class FakeExplainer:
+    def __init__(self, delay: float = 0.0) -> None:
+        self.delay = delay
+
+    async def explain(self, user_id, query, product_ids, variant, recent, timeout):
+        if self.delay > timeout:
+            await asyncio.sleep(timeout)
+            raise DeadlineError("explanation: deadline exceeded")
+        return StageResult([d.Explanation([], f"why {p}", 0.5) for p in product_ids])
+
+
+@pytest.fixture
+def store(tmp_path):
+    s = EventStore(tmp_path / "events.sqlite3")
+    yield s
+    s.close()
+
+
+def _core(store, retrieval=None, ranking=None, explainer=None, variants="fused:1"):
+    return GatewayCore(retrieval or FakeRetrieval(), ranking or FakeRanking(), explainer or FakeExplainer(), store,
+                       Variants.parse(variants), lambda pid: pid.startswith("P"))
+
+
+def _budget(seconds: float = 1.0) -> Budget:
+    return Budget(time.monotonic() + seconds)
+
+
+async def test_search_ranks_pages_and_explains(store):
+    page = await _core(store).search("lantern", "17850", 5, True, _budget())
+    assert [i.product_id for i in page.items] == ["P29", "P28", "P27", "P26", "P25"]
+    assert all(i.explanation.sentence == f"why {i.product_id}" for i in page.items)
+    assert page.degradations == [] and page.variant == "fused" and page.attribution_token
+    assert page.versions == [d.ModelVersion("gnn_ranker", "1")]
+
+
+async def test_ranking_outage_degrades_to_retrieval_order(store):
+    page = await _core(store, ranking=FakeRanking(UnavailableError("ranking: UNAVAILABLE"))).search(
+        "lantern", "", 3, False, _budget())
+    assert [i.product_id for i in page.items] == ["P0", "P1", "P2"]
+    assert [x.stage for x in page.degradations] == [d.Stage.RANKING]
+    assert page.items[0].sources == [d.Source.LEXICAL]
+
+
+async def test_late_explanations_are_dropped_not_fatal(store):
+    page = await _core(store, explainer=FakeExplainer(delay=10)).search("lantern", "", 3, True, _budget(0.3))
+    assert len(page.items) == 3 and all(i.explanation is None for i in page.items)
+    assert [x.stage for x in page.degradations] == [d.Stage.EXPLANATION]
+
+
+async def test_retrieval_outage_is_unavailable(store):
+    with pytest.raises(UnavailableError):
+        await _core(store, retrieval=FakeRetrieval(UnavailableError("retrieval: UNAVAILABLE"))).search(
+            "lantern", "", 3, False, _budget())
+
+
+async def test_exhausted_deadline_is_deadline_exceeded(store):
+    with pytest.raises(DeadlineError):
+        await _core(store).search("lantern", "", 3, False, Budget(time.monotonic() - 1))
+
+
+async def test_recorded_purchase_reaches_the_next_recommend(store):
+    retrieval = FakeRetrieval()
+    core = _core(store, retrieval=retrieval)
+    token = new_attribution_token("fused")
+    event = d.UserEvent("P7", d.EventKind.PURCHASE, 123.0, 2)
+    assert await core.record_events([("e1", "17850", token, event)]) == (1, 0)
+    assert await core.record_events([("e1", "17850", token, event), ("e1", "17850", token, event)]) == (0, 2)
+    await core.recommend("17850", 5, False, _budget())
+    assert retrieval.seen_recent == [event]
+    assert store.read_purchases() == [("17850", "P7", 123.0, 2, "fused")]
+
+
+async def test_record_events_names_every_bad_field_and_stores_nothing(store):
+    good = d.UserEvent("P1", d.EventKind.CLICK, 1.0, 1)
+    with pytest.raises(InvalidArgumentError) as info:
+        await _core(store).record_events([
+            ("", "17850", "", good),
+            ("e2", "17850.0", "", good),
+            ("e3", "17850", "", None),
+            ("e4", "17850", "", d.UserEvent("UNKNOWN", d.EventKind.CLICK, 1.0, 1)),
+            ("e5", "17850", "not-a-token", good),
+            ("e6", "17850", "", d.UserEvent("P1", d.EventKind.PURCHASE, 1.0, -3)),
+        ])
+    fields = [v.field for v in info.value.violations]
+    assert fields == ["events[0].event_id", "events[1].user_id", "events[2].type", "events[3].product_id",
+                      "events[4].attribution_token", "events[5].quantity"]
+    assert store.read_purchases() == []
+
+
+async def test_record_events_bounds(store):
+    with pytest.raises(InvalidArgumentError, match="events: must contain"):
+        await _core(store).record_events([])
+    many = [(f"e{i}", "1", "", d.UserEvent("P1", d.EventKind.CLICK, 1.0, 1)) for i in range(501)]
+    with pytest.raises(InvalidArgumentError, match="at most 500"):
+        await _core(store).record_events(many)

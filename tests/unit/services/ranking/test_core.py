@@ -1,0 +1,74 @@
+import numpy as np
+import pytest
+
+from libs import domain as d
+from libs.errors import InvalidArgumentError, UnavailableError
+from libs.model_io import GNN_RANKER, TRANSFORMER_RANKER
+from services.ranking.core import RankingCore
+from services.ranking.diversity import mmr_order
+from tests.unit.services import fakes
+
+
+async def _versions(model: str) -> str:
+    return "1"
+
+
+def _core(rankers: fakes.FakeRankers) -> RankingCore:
+    return RankingCore(fakes.store(), fakes.TITLES, fakes.FUSION, rankers.infer, fakes.encode, _versions)
+
+
+async def test_ranks_by_fused_score_with_per_model_scores():
+    rankers = fakes.FakeRankers()
+    ranked = await _core(rankers).rank("1", "", fakes.PRODUCTS, 3, "fused", 0.0, [], 1.0)
+    assert len(ranked.items) == 3 and ranked.degradations == []
+    assert ranked.items[0].product_id == "A"  # bought twice: repeat features dominate
+    fused = [i.score for i in ranked.items]
+    assert fused == sorted(fused, reverse=True)
+    assert set(ranked.items[0].model_scores) == {GNN_RANKER, TRANSFORMER_RANKER, "fused"}
+    assert rankers.calls == {GNN_RANKER: 1, TRANSFORMER_RANKER: 1}
+    assert {v.name for v in ranked.versions} == {GNN_RANKER, TRANSFORMER_RANKER}
+
+
+async def test_one_model_down_answers_with_the_other_and_flags_it():
+    ranked = await _core(fakes.FakeRankers(down=(GNN_RANKER,))).rank("1", "", fakes.PRODUCTS, 0, "fused", 0, [], 1.0)
+    assert len(ranked.items) == len(fakes.PRODUCTS)
+    assert [x.stage for x in ranked.degradations] == [d.Stage.GNN_RANKER]
+    assert set(ranked.items[0].model_scores) == {TRANSFORMER_RANKER, "fused"}
+
+
+async def test_all_models_down_is_unavailable():
+    with pytest.raises(UnavailableError):
+        await _core(fakes.FakeRankers(down=(GNN_RANKER, TRANSFORMER_RANKER))).rank("1", "", ["A"], 0, "", 0, [], 1.0)
+
+
+async def test_variant_selects_models():
+    rankers = fakes.FakeRankers()
+    await _core(rankers).rank("1", "", fakes.PRODUCTS, 0, "gnn_only", 0, [], 1.0)
+    assert rankers.calls == {GNN_RANKER: 1}
+
+
+async def test_bad_inputs_name_the_field():
+    core = _core(fakes.FakeRankers())
+    with pytest.raises(InvalidArgumentError) as info:
+        await core.rank("1", "", ["A", "NOPE"], 0, "", 0, [], 1.0)
+    assert info.value.violations[0].field == "product_ids[1]"
+    with pytest.raises(InvalidArgumentError, match="variant"):
+        await core.rank("1", "", ["A"], 0, "bogus", 0, [], 1.0)
+    with pytest.raises(InvalidArgumentError, match="diversity"):
+        await core.rank("1", "", ["A"], 0, "", 1.5, [], 1.0)
+
+
+async def test_fresh_purchase_changes_the_ranking_without_retraining():
+    core = _core(fakes.FakeRankers())
+    before = await core.rank("3", "", fakes.PRODUCTS, 0, "fused", 0, [], 1.0)
+    after = await core.rank("3", "", fakes.PRODUCTS, 0, "fused", 0,
+                            [d.UserEvent("F", d.EventKind.PURCHASE, 1e9, 1)], 1.0)
+    rank_of = lambda r: [i.product_id for i in r.items].index("F")  # noqa: E731
+    assert rank_of(after) < rank_of(before)
+
+
+def test_mmr_zero_weight_is_relevance_order_and_weight_spreads_near_duplicates():
+    rel = np.array([1.0, 0.99, 0.5])
+    vecs = np.array([[1, 0], [1, 0], [0, 1]], dtype=np.float32)
+    assert mmr_order(rel, vecs, 0.0, 3).tolist() == [0, 1, 2]
+    assert mmr_order(rel, vecs, 0.7, 2).tolist() == [0, 2]

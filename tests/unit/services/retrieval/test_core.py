@@ -1,0 +1,88 @@
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from libs import domain as d
+from libs.errors import UnavailableError
+from libs.features import UserContext
+from services.retrieval.core import RetrievalCore, VectorIndex, analyse, rrf
+
+TITLES = ["WHITE METAL LANTERN", "RED HEART T-LIGHT HOLDER", "GARDEN LANTERN SET", "BLUE TEA CUP", "PINK TEA CUP"]
+IDS = ["71053", "84406B", "90001", "22000", "22001"]
+
+
+def _vectors() -> np.ndarray:
+    # Item 0 and 2 (lanterns) point the same way; the cups form another cluster.
+    v = np.array([[1, 0.1, 0], [0, 1, 0.2], [0.9, 0.2, 0], [0, 0, 1], [0.1, 0, 1]], dtype=np.float32)
+    return np.hstack([v, np.zeros((5, 5), dtype=np.float32)])
+
+
+def _core(histories: dict[str, UserContext] | None = None, encoder_down: bool = False) -> RetrievalCore:
+    async def encode(query: str) -> np.ndarray:
+        if encoder_down:
+            raise UnavailableError("text_encoder: UNAVAILABLE")
+        return _vectors()[0] if "lantern" in query.lower() else _vectors()[3]
+
+    co = sp.csr_matrix(np.array([[0, 0, 0, 3, 0], [0, 0, 0, 0, 0], [0, 0, 0, 0, 0], [3, 0, 0, 0, 1],
+                                 [0, 0, 0, 1, 0]], dtype=np.float32))
+    empty = UserContext.empty(100.0)
+    return RetrievalCore(IDS, TITLES, _vectors(), np.array([1.0, 5.0, 0.0, 2.0, 4.0]), co,
+                         lambda user, recent: (histories or {}).get(user, empty), encode)
+
+
+def test_rrf_sums_reciprocal_ranks_and_breaks_ties_by_index():
+    fused = rrf({d.Source.LEXICAL: [(3, 9.0), (1, 5.0)], d.Source.DENSE: [(1, 0.9), (2, 0.8)]}, k=60)
+    assert [i for i, _, _ in fused] == [1, 3, 2]
+    assert fused[0][1] == pytest.approx(1 / 62 + 1 / 61)
+    assert [s.source for s in fused[0][2]] == [d.Source.LEXICAL, d.Source.DENSE]
+    assert rrf({}) == []
+
+
+def test_analyse_stems_and_drops_stop_words():
+    assert analyse("The Lanterns of the garden") == ["lantern", "garden"]
+
+
+def test_vector_index_finds_neighbours_and_excludes():
+    index = VectorIndex(_vectors())
+    assert [i for i, _ in index.search(_vectors()[0], 2)] == [0, 2]
+    assert [i for i, _ in index.search(_vectors()[0], 1, exclude={0})] == [2]
+
+
+async def test_query_candidates_fuse_lexical_and_dense_with_matched_terms():
+    cands, degradations = await _core().query_candidates("lanterns", "", 10)
+    assert degradations == []
+    assert {c.product_id for c in cands[:2]} == {"71053", "90001"}
+    top = cands[0]
+    assert top.matched_terms == ["lantern"]
+    assert {s.source for s in top.source_ranks} == {d.Source.LEXICAL, d.Source.DENSE}
+
+
+async def test_encoder_outage_degrades_to_lexical_only():
+    cands, degradations = await _core(encoder_down=True).query_candidates("tea cup", "", 10)
+    assert [x.stage for x in degradations] == [d.Stage.TEXT_ENCODER]
+    assert {c.product_id for c in cands} == {"22000", "22001"}
+    assert all(s.source is d.Source.LEXICAL for c in cands for s in c.source_ranks)
+
+
+async def test_user_candidates_record_every_source():
+    history = UserContext(np.array([0, 0, 3]), np.array([0.0, 10.0, 20.0]), np.array([0, 1, 2]), 30.0)
+    cands, _ = await _core({"1": history}).user_candidates("1", [], 10)
+    by_id = {c.product_id: {s.source for s in c.source_ranks} for c in cands}
+    assert d.Source.REPEAT_PURCHASE in by_id["71053"] and d.Source.REPEAT_PURCHASE in by_id["22000"]
+    assert d.Source.CO_PURCHASE in by_id["22001"]  # bought with the cup
+    assert d.Source.GRAPH_NEIGHBOUR in by_id["90001"]  # embedding neighbour of the lantern
+    assert d.Source.POPULARITY in by_id["84406B"]
+
+
+async def test_unknown_user_gets_popularity():
+    cands, _ = await _core().user_candidates("999", [], 3)
+    assert [c.product_id for c in cands] == ["84406B", "22001", "22000"]
+
+
+async def test_personal_search_adds_matching_repeat_purchases():
+    history = UserContext(np.array([2, 3]), np.array([0.0, 1.0]), np.array([0, 1]), 2.0)
+    cands, _ = await _core({"1": history}).query_candidates("lantern", "1", 10)
+    garden = next(c for c in cands if c.product_id == "90001")
+    assert d.Source.REPEAT_PURCHASE in {s.source for s in garden.source_ranks}
+    assert all(d.Source.REPEAT_PURCHASE not in {s.source for s in c.source_ranks}
+               for c in cands if c.product_id == "22000")
