@@ -11,7 +11,7 @@ export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 PYTEST_ARGS ?=
 
-.PHONY: venv protos data models models-if-absent eval run test test-unit test-integration bazel-test \
+.PHONY: venv protos data models models-if-absent eval run test test-unit test-integration bazel bazel-test \
         k8s-validate load bench clean
 
 venv: $(VENV)/.stamp
@@ -52,8 +52,26 @@ test: models-if-absent
 test-unit: protos
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
 
-bazel-test: protos
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+# Bazel 4.2.3 from Debian's bazel-bootstrap (WORKSPACE and tools/bazel/ are written for it), installed on first use.
+bazel:
+	@command -v bazel >/dev/null 2>&1 || { echo "==> installing Debian's bazel-bootstrap (Bazel 4.2.3)"; \
+	  $(SUDO) apt-get update -q && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q bazel-bootstrap; }
+
+# Bazel generates its own stubs from protos/; it only needs the venv (tools/bazel/python.sh).
+bazel-test: venv bazel
 	bazel test //...
+
+k8s-validate: venv
+	$(PY) -m deploy.k8s.validate
+
+LOAD_ARGS ?=
+BENCH_ARGS ?=
+load: models-if-absent
+	$(PY) -m loadtest.driver $(LOAD_ARGS)
+
+bench: models-if-absent
+	$(PY) -m loadtest.bench $(BENCH_ARGS)
 
 clean:
 	rm -rf build libs/gen bazel-*

@@ -13,6 +13,8 @@ from libs.security import channel_credentials
 def service_config(services: Sequence[str], max_attempts: int = 3) -> str:
     """Retry policy for idempotent reads: transient UNAVAILABLE retried with exponential backoff."""
     return json.dumps({
+        # Spread calls over every address the (headless) Service resolves to, not just the first.
+        "loadBalancingConfig": [{"round_robin": {}}],
         "methodConfig": [{
             "name": [{"service": s} for s in services],
             "retryPolicy": {

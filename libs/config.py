@@ -49,6 +49,8 @@ class ServiceSettings(BaseSettings):
     shutdown_grace_s: float = 5.0
     # Prometheus metrics port on 127.0.0.1; 0 = pick a free port, -1 = disabled.
     metrics_port: int = -1
+    # Interface for the metrics endpoint: loopback by default; 0.0.0.0 in a pod so Prometheus can scrape it.
+    metrics_host: str = "127.0.0.1"
     # Triton gRPC endpoint.
     triton_url: str = "127.0.0.1:8001"
     # Per-call timeout for Triton inference, seconds.

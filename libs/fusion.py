@@ -1,17 +1,21 @@
-"""Score fusion of the rankers, as fitted on the validation split by training (artifacts/models/fusion.json).
+"""Fused score of the rankers as served: the weights training fitted on the validation split
+(artifacts/models/fusion.json, see libs.features.fusion), applied to scores standardised over the candidates.
 
-fused = bias + sum_m weight_m * (score_m - mean_m) / std_m over the models that answered. Standardising first
-makes a single model's score comparable with the blend, so a variant or a degraded call (one ranker down)
-still yields a score on the same scale.
+Explanations score several masked scenarios of the same request at once. Standardising each scenario on its own
+would hide any change that moves every candidate alike, so every row is standardised with the statistics of the
+reference row (the unmasked scenario): the fused score stays a fixed linear map of the models' scores, and the
+difference between two rows is exactly the masked evidence's effect. For a single scenario this is the same as
+`libs.features.fusion.fuse`, which training used to fit the weights.
 """
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from libs.features.fusion import load_fusion
 
 FUSED = "fused"
 
@@ -19,26 +23,21 @@ FUSED = "fused"
 @dataclass(frozen=True)
 class Fusion:
     weights: Mapping[str, float]
-    mean: Mapping[str, float]
-    std: Mapping[str, float]
-    bias: float = 0.0
 
     @classmethod
     def load(cls, path: Path) -> "Fusion":
-        raw = json.loads(Path(path).read_text())
-        return cls(raw["weights"], raw["mean"], raw["std"], float(raw.get("bias", 0.0)))
+        return cls(dict(load_fusion(path)["weights"]))
 
-    def to_json(self) -> dict:
-        return {"weights": dict(self.weights), "mean": dict(self.mean), "std": dict(self.std), "bias": self.bias}
-
-    def standardise(self, model: str, scores: np.ndarray) -> np.ndarray:
-        return (np.asarray(scores, np.float64) - self.mean[model]) / max(self.std[model], 1e-6)
-
-    def combine(self, scores: Mapping[str, np.ndarray]) -> np.ndarray:
-        """Blend of whichever models are present; weights renormalised over them."""
-        present = [m for m in scores if m in self.weights]
-        if not present:
-            raise ValueError("no fused model among " + ", ".join(scores))
-        total = sum(abs(self.weights[m]) for m in present) or 1.0
-        fused = sum(self.weights[m] / total * self.standardise(m, scores[m]) for m in present)
-        return self.bias + fused
+    def combine(self, scores: Mapping[str, np.ndarray], reference_row: int = 0) -> np.ndarray:
+        """[B, C] fused scores of the models present (a model that is down is left out)."""
+        used = [m for m in self.weights if m in scores]
+        if not used:
+            raise ValueError("no scores for any fused model among " + ", ".join(scores))
+        total = 0.0
+        for m in used:
+            s = np.atleast_2d(np.asarray(scores[m], np.float64))
+            ref = s[reference_row]
+            std = np.sqrt(ref.var())
+            # One candidate (or all equal): no spread to standardise by; keep the model's own units.
+            total = total + float(self.weights[m]) * (s - ref.mean()) / (std if std > 1e-9 else 1.0)
+        return np.asarray(total)

@@ -38,6 +38,9 @@ async def build_server(name: str, settings: ServiceSettings, listen_addr: str, r
     server = grpc.aio.server(interceptors=interceptors, options=[
         ("grpc.max_receive_message_length", 4 * 1024 * 1024),
         ("grpc.so_reuseport", 0),
+        # Clients reconnect now and then, so they find pods the autoscaler adds (with round_robin channels).
+        ("grpc.max_connection_age_ms", 300_000),
+        ("grpc.max_connection_age_grace_ms", 30_000),
     ])
     registration.register(server)
     health_servicer = health.aio.HealthServicer()
@@ -59,7 +62,7 @@ async def serve(name: str, settings: ServiceSettings, listen_addr: str, registra
     logs.configure(settings.log_level, name)
     server, health_servicer, port = await build_server(name, settings, listen_addr, registration)
     if settings.metrics_port >= 0:
-        start_http_server(settings.metrics_port, addr="127.0.0.1")
+        start_http_server(settings.metrics_port, addr=settings.metrics_host)
     await server.start()
     for svc in ["", *registration.service_names]:
         await health_servicer.set(svc, health_pb2.HealthCheckResponse.SERVING)

@@ -7,6 +7,7 @@ ARCHITECTURE.md, "Running Triton without a GPU").
 """
 from __future__ import annotations
 
+import importlib.util
 import logging
 import os
 import shutil
@@ -31,11 +32,12 @@ class TritonNotFoundError(RuntimeError):
 
 
 def _pytriton_dir() -> Path:
-    try:
-        import pytriton  # noqa: PLC0415 - optional at import time of this module
-    except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise TritonNotFoundError("nvidia-pytriton is not installed; run `make venv`") from exc
-    return Path(pytriton.__file__).parent / "tritonserver"
+    # Located, not imported: nvidia-pytriton is installed --no-deps and its Python API needs gevent; we only
+    # want the server binary and the Python backend it ships.
+    spec = importlib.util.find_spec("pytriton")
+    if spec is None or not spec.submodule_search_locations:
+        raise TritonNotFoundError("nvidia-pytriton is not installed; run `make venv`")
+    return Path(spec.submodule_search_locations[0]) / "tritonserver"
 
 
 def prepare_backend_dir(dest: Path) -> Path:

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from libs.model_io import TE_EMBEDDING, TEXT_ENCODER
-from libs.text import tokenize
+from libs.text import load_tokenizer, tokenize
 from libs.triton.client import TritonClient
 
 
@@ -17,7 +17,10 @@ async def encode_texts(client: TritonClient, texts: Sequence[str], timeout_s: fl
 
 
 def encoder(client: TritonClient):  # noqa: ANN201 - libs.scoring.EncodeQuery
-    """An `EncodeQuery` (texts, timeout) -> embeddings bound to `client`."""
+    """An `EncodeQuery` (texts, timeout) -> embeddings bound to `client`. Loads the tokenizer now, at start-up,
+    rather than on the first request (importing transformers takes seconds)."""
+    load_tokenizer()
+
     async def encode(texts: Sequence[str], timeout_s: float | None = None) -> np.ndarray:
         return await encode_texts(client, texts, timeout_s)
 

@@ -58,8 +58,8 @@ class RankingCore:
         scores = await run_models(self.infer, inputs, max(deadline - loop.time(), 0.001), degradations)
         if not scores:
             raise UnavailableError("ranking: no ranker answered: " + "; ".join(x.reason for x in degradations))
-        per_model = {m: s[0] for m, s in scores.items()}
-        fused = self.fusion.combine(per_model)
+        per_model = {m: s[0] for m, s in scores.items()}  # one scenario
+        fused = self.fusion.combine(per_model)[0]
         k = page_size or len(cand_idx)
         order = mmr_order(fused, self.store.item_emb[cand_idx], diversity, k)
         items = [d.ScoredItem(product_ids[i], self.titles[cand_idx[i]], float(fused[i]),

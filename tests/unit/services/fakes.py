@@ -68,5 +68,4 @@ async def encode(texts, timeout):  # noqa: ANN001
     return np.stack(out).astype(np.float32)
 
 
-FUSION = Fusion({GNN_RANKER: 0.5, TRANSFORMER_RANKER: 0.5}, {GNN_RANKER: 0.0, TRANSFORMER_RANKER: 0.0},
-                {GNN_RANKER: 1.0, TRANSFORMER_RANKER: 1.0})
+FUSION = Fusion({GNN_RANKER: 0.5, TRANSFORMER_RANKER: 0.5})

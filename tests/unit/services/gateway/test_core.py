@@ -11,9 +11,9 @@ from services.gateway.core import Budget, GatewayCore, StageResult
 from services.gateway.experiments import Variants, new_attribution_token
 
 
-def _cands(n: int) -> list[d.Candidate]:
-    return [d.Candidate(f"P{i}", f"TITLE {i}", 1.0 / (i + 1), [d.SourceRank(d.Source.LEXICAL, i + 1, 1.0)])
-            for i in range(n)]
+def _cands(n: int, unmatched: int = 0) -> list[d.Candidate]:
+    return [d.Candidate(f"P{i}", f"TITLE {i}", 1.0 / (i + 1), [d.SourceRank(d.Source.LEXICAL, i + 1, 1.0)],
+                        [] if i < unmatched else ["title"]) for i in range(n)]
 
 
 class FakeRetrieval:
@@ -138,3 +138,11 @@ async def test_record_events_bounds(store):
     many = [(f"e{i}", "1", "", d.UserEvent("P1", d.EventKind.CLICK, 1.0, 1)) for i in range(501)]
     with pytest.raises(InvalidArgumentError, match="at most 500"):
         await _core(store).record_events(many)
+
+
+def test_query_relevant_keeps_lexical_matches_when_they_fill_the_page():
+    from services.gateway.core import query_relevant
+
+    cands = _cands(10, unmatched=3)
+    assert [c.product_id for c in query_relevant(cands, 5)] == [f"P{i}" for i in range(3, 10)]
+    assert query_relevant(cands, 8) == cands

@@ -1,0 +1,393 @@
+"""`make bench`: what the pieces behind the gateway cost. A benchmark (numbers in reports/), not a timed test.
+
+    python -m loadtest.bench [--quick] [--triton HOST:PORT --gateway HOST:PORT]
+
+1. Rankers served by Triton (CPU config: Python backend + ONNX Runtime) vs the same model.onnx in-process with ONNX
+   Runtime (libs.onnx_runner, same thread count), serial calls, batch sizes (scenarios B) 1..64 at C=200 candidates.
+2. Triton's dynamic batching: B=1 requests from K concurrent clients; throughput, latency and the average batch
+   Triton actually formed (its statistics API), against in-process ORT serial and pre-batched.
+3. Explanation cost: gateway Search on the same queries/users with explain=false vs explain=true.
+
+Inputs are real when libs.features and the prepared data are available (real customers' histories, candidate
+pools and popularity; query embedding = a catalogue title embedding, the text encoder's own space), else random
+tensors of the right shapes/dtypes; the report says which. Starts the stack (tools.stack.Stack) unless both
+--triton and --gateway are given, and stops it. Writes reports/bench.md and reports/bench.json.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from functools import partial
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+
+from libs.model_io import RANKERS, SPECS, ModelSpec
+
+ROOT = Path(__file__).resolve().parent.parent
+REPORTS = ROOT / "reports"
+REPOSITORY = ROOT / "triton_models"
+BATCHES = (1, 2, 4, 8, 16, 32, 64)
+CANDIDATES = 200  # typical candidate count (model_io's opt_dynamic)
+CONCURRENCY = (1, 4, 16)
+
+
+# ---------------------------------------------------------------------------------------------- inputs
+def random_inputs(spec: ModelSpec, batch: int, candidates: int, seed: int = 0) -> dict[str, np.ndarray]:
+    """Random tensors of the spec's shapes/dtypes (-1 = candidates); ids in a small valid range, masks 0/1."""
+    rng = np.random.default_rng(seed)
+    out = {}
+    for t in spec.inputs:
+        shape = (batch, *(candidates if d == -1 else d for d in t.shape))
+        if t.dtype == "int64":
+            out[t.name] = rng.integers(0, 100, size=shape, dtype=np.int64)  # valid ids of any catalogue
+        elif t.name.endswith("mask"):
+            out[t.name] = (rng.random(shape) < 0.8).astype(t.np_dtype)
+        else:
+            out[t.name] = rng.standard_normal(shape).astype(t.np_dtype)
+    return out
+
+
+def check_inputs(spec: ModelSpec, inputs: dict[str, np.ndarray], batch: int) -> None:
+    """Raise ValueError unless `inputs` has exactly the spec's tensors, dtypes and fixed dims."""
+    if set(inputs) != set(spec.input_names):
+        raise ValueError(f"{spec.name}: inputs {sorted(inputs)} != spec {sorted(spec.input_names)}")
+    for t in spec.inputs:
+        a = inputs[t.name]
+        if a.dtype != t.np_dtype or a.shape[0] != batch or len(a.shape) != len(t.shape) + 1 or any(
+                d not in (-1, s) for d, s in zip(t.shape, a.shape[1:], strict=True)):
+            raise ValueError(f"{spec.name}.{t.name}: {a.dtype}{a.shape} does not fit {t.dtype}{t.shape}")
+
+
+class RealInputs:
+    """Ranker inputs for real customers through libs.features (the same assembly the services use)."""
+
+    def __init__(self, users: list[str]) -> None:
+        import pandas as pd  # noqa: PLC0415
+
+        from libs.catalog.store import load_dataset  # noqa: PLC0415
+        from libs.config import ServiceSettings  # noqa: PLC0415
+        from libs.features import FeatureStore  # noqa: PLC0415
+        from libs.model_io import ITEM_EMBEDDINGS_FILE  # noqa: PLC0415
+
+        artifacts = ServiceSettings().artifacts_dir
+        ds = load_dataset(artifacts)
+        item_emb = np.load(artifacts / "models" / ITEM_EMBEDDINGS_FILE)
+        now = ds.purchases["ts"].max() + pd.Timedelta(seconds=1)
+        self.store = FeatureStore.build(ds.purchases, item_emb, now, ds.guest_sales, ds.items["product_id"])
+        self.users = [u for u in users if u in self.store.users] or list(self.store.users)[:64]
+
+    def one(self, model: str, i: int, candidates: int) -> dict[str, np.ndarray]:
+        from libs import features as f  # noqa: PLC0415
+
+        ctx = self.store.user_context(self.users[i % len(self.users)])
+        pool = f.candidate_pool(self.store, ctx)
+        in_pool = set(pool.tolist())
+        extra = [x for x in self.store.top_popular if x not in in_pool]
+        cand = np.concatenate([pool, extra])[:candidates].astype(np.int64)  # exactly C: batches need equal C
+        if model == "gnn_ranker":
+            return f.gnn_inputs(self.store, ctx, cand)
+        query = self.store.item_emb[(i * 7919) % self.store.n_items]
+        return f.transformer_inputs(self.store, ctx, cand, query)
+
+    def batch(self, model: str, batch: int, candidates: int) -> dict[str, np.ndarray]:
+        from libs.features import stack  # noqa: PLC0415
+
+        return stack([self.one(model, i, candidates) for i in range(batch)])
+
+
+# ---------------------------------------------------------------------------------------------- timing
+def time_sync(fn: Callable[[], object], budget_s: float, min_n: int = 5, max_n: int = 2000) -> list[float]:
+    fn()  # warm-up: first-call allocations and lazy initialisation are not what we measure
+    out: list[float] = []
+    end = time.perf_counter() + budget_s
+    while len(out) < max_n and (len(out) < min_n or time.perf_counter() < end):
+        t0 = time.perf_counter()
+        fn()
+        out.append(time.perf_counter() - t0)
+    return out
+
+
+async def time_async(fn: Callable[[], Awaitable[object]], budget_s: float, min_n: int = 5,
+                     max_n: int = 2000) -> list[float]:
+    await fn()
+    out: list[float] = []
+    end = time.perf_counter() + budget_s
+    while len(out) < max_n and (len(out) < min_n or time.perf_counter() < end):
+        t0 = time.perf_counter()
+        await fn()
+        out.append(time.perf_counter() - t0)
+    return out
+
+
+def ms(lat: list[float], q: float = 50) -> float:
+    return float(np.percentile(lat, q)) * 1000.0 if lat else float("nan")
+
+
+async def closed_loop(fn: Callable[[], Awaitable[object]], concurrency: int, duration_s: float,
+                      max_requests: int = 100_000) -> tuple[list[float], float]:
+    """`concurrency` callers in a bounded loop; returns latencies and elapsed seconds."""
+    lat: list[float] = []
+    end = time.perf_counter() + duration_s
+    sent = 0
+
+    async def worker() -> None:
+        nonlocal sent
+        while sent < max_requests and time.perf_counter() < end:
+            sent += 1
+            t0 = time.perf_counter()
+            await fn()
+            lat.append(time.perf_counter() - t0)
+
+    start = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return lat, time.perf_counter() - start
+
+
+# ---------------------------------------------------------------------------------------------- sections
+async def bench_batches(triton, ort, make_inputs, budget_s: float, batches: tuple[int, ...]) -> list[dict]:
+    rows = []
+    for model in RANKERS:
+        outs = SPECS[model].output_names
+        for b in batches:
+            x = make_inputs(model, b)
+            local = time_sync(partial(ort.run, model, x, outs), budget_s)
+            served = await time_async(partial(triton.infer, model, x, outs, timeout_s=30), budget_s)
+            rows.append({"model": model, "batch": b, "candidates": CANDIDATES,
+                         "ort_p50_ms": ms(local), "ort_p95_ms": ms(local, 95),
+                         "triton_p50_ms": ms(served), "triton_p95_ms": ms(served, 95),
+                         "triton_over_ort": ms(served) / ms(local),
+                         "ort_ms_per_scenario": ms(local) / b, "triton_ms_per_scenario": ms(served) / b})
+            print(f"  {model} B={b}: ORT {ms(local):.2f} ms, Triton {ms(served):.2f} ms", flush=True)
+    return rows
+
+
+async def triton_counts(url: str, model: str) -> tuple[int, int]:
+    """(inference_count, execution_count) from Triton's statistics: their ratio = average batch formed."""
+    import tritonclient.grpc.aio as tc  # noqa: PLC0415 - TritonClient does not expose statistics
+
+    client = tc.InferenceServerClient(url)
+    try:
+        stats = await client.get_inference_statistics(model_name=model, as_json=True)
+    finally:
+        await client.close()
+    s = stats["model_stats"][0]
+    return int(s.get("inference_count", 0)), int(s.get("execution_count", 0))
+
+
+async def bench_dynamic_batching(triton, ort, make_inputs, url: str, duration_s: float,
+                                 levels: tuple[int, ...]) -> list[dict]:
+    rows = []
+    for model in RANKERS:
+        outs = SPECS[model].output_names
+        x1 = make_inputs(model, 1)
+        ort_b1 = ms(time_sync(partial(ort.run, model, x1, outs), 1.0))
+        for k in levels:
+            before = await triton_counts(url, model)
+            lat, elapsed = await closed_loop(partial(triton.infer, model, x1, outs, timeout_s=30), k, duration_s)
+            after = await triton_counts(url, model)
+            inferences, executions = after[0] - before[0], after[1] - before[1]
+            xk = make_inputs(model, k)
+            ort_bk = ms(time_sync(partial(ort.run, model, xk, outs), 1.0))
+            rows.append({"model": model, "concurrency": k, "requests": len(lat),
+                         "triton_rps": len(lat) / elapsed, "triton_p50_ms": ms(lat), "triton_p99_ms": ms(lat, 99),
+                         "avg_batch_formed": inferences / executions if executions else float("nan"),
+                         "ort_serial_b1_rps": 1000.0 / ort_b1, "ort_prebatched_rps": 1000.0 * k / ort_bk})
+            print(f"  {model} K={k}: Triton {len(lat) / elapsed:.0f} inf/s, batch "
+                  f"{rows[-1]['avg_batch_formed']:.2f}", flush=True)
+    return rows
+
+
+async def bench_explanations(gateway: str, n: int) -> list[dict]:
+    import grpc  # noqa: PLC0415
+    from shop.gateway.v1 import gateway_service_pb2 as gpb  # noqa: PLC0415
+    from shop.gateway.v1 import gateway_service_pb2_grpc as gpb_grpc  # noqa: PLC0415
+
+    from loadtest import payloads  # noqa: PLC0415
+
+    reqs = [p for p in payloads.load("Search") if "userId" in p][:n]  # personalised: evidence to explain
+    rows = []
+    async with grpc.aio.insecure_channel(gateway) as ch:
+        stub = gpb_grpc.GatewayServiceStub(ch)
+        lat: dict[bool, list[float]] = {False: [], True: []}
+        results: dict[bool, list[int]] = {False: [], True: []}
+        degraded: dict[bool, int] = {False: 0, True: 0}
+        errors: dict[bool, int] = {False: 0, True: 0}
+        await stub.Search(gpb.SearchRequest(query=reqs[0]["query"], user_id=reqs[0]["userId"]), timeout=10)
+        for p in reqs:
+            for explain in (False, True):  # alternate, so drift on this noisy machine hits both alike
+                req = gpb.SearchRequest(query=p["query"], user_id=p["userId"], page_size=20, explain=explain)
+                t0 = time.perf_counter()
+                try:
+                    resp = await stub.Search(req, timeout=10)
+                except grpc.aio.AioRpcError:
+                    errors[explain] += 1
+                    continue
+                lat[explain].append(time.perf_counter() - t0)
+                degraded[explain] += bool(resp.degradations)
+                results[explain].append(sum(r.HasField("explanation") for r in resp.results))
+        for explain in (False, True):
+            rows.append({"explain": explain, "requests": len(lat[explain]), "p50_ms": ms(lat[explain]),
+                         "p95_ms": ms(lat[explain], 95), "mean_ms": statistics.fmean(lat[explain]) * 1000
+                         if lat[explain] else float("nan"), "errors": errors[explain],
+                         "degraded": degraded[explain],
+                         "explained_results_per_response": statistics.fmean(results[explain])
+                         if results[explain] else 0.0})
+    return rows
+
+
+# ---------------------------------------------------------------------------------------------- report
+def _f(v: float, digits: int = 2) -> str:
+    return "-" if v != v else f"{v:.{digits}f}"
+
+
+def markdown(meta: dict, batches: list[dict], dyn: list[dict], expl: list[dict]) -> str:
+    md = ["# Benchmark: pieces behind the gateway (`make bench`)", "",
+          f"Run {meta['finished']}, {meta['machine']}. Inputs: **{meta['inputs']}**. Triton: {meta['triton']}. "
+          f"ONNX Runtime in-process: libs.onnx_runner, intra_op_num_threads={meta['ort_threads']}, same model.onnx "
+          "files. Latencies are medians (p50) / p95 of serial calls unless stated. A benchmark on a shared, noisy "
+          "machine: compare rows of one run, not runs of different days.", "",
+          "## 1. Rankers: Triton vs in-process ONNX Runtime, by batch size", "",
+          f"B = scenarios per call, C = {CANDIDATES} candidates each.", "",
+          "| model | B | ORT p50 ms | ORT p95 ms | Triton p50 ms | Triton p95 ms | Triton / ORT | ORT ms/scenario "
+          "| Triton ms/scenario |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in batches:
+        md.append(f"| {r['model']} | {r['batch']} | {_f(r['ort_p50_ms'])} | {_f(r['ort_p95_ms'])} "
+                  f"| {_f(r['triton_p50_ms'])} | {_f(r['triton_p95_ms'])} | {_f(r['triton_over_ort'])}x "
+                  f"| {_f(r['ort_ms_per_scenario'], 3)} | {_f(r['triton_ms_per_scenario'], 3)} |")
+    md += ["", "## 2. Triton dynamic batching under concurrency (B=1 requests)", "",
+           "`avg batch formed` = Triton's inference_count / execution_count over the step. ORT columns: what one "
+           "in-process session does serially at B=1, and with the K requests pre-batched into one call.", "",
+           "| model | concurrency K | requests | Triton inf/s | Triton p50 ms | Triton p99 ms | avg batch formed "
+           "| ORT serial B=1 inf/s | ORT pre-batched B=K inf/s |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in dyn:
+        md.append(f"| {r['model']} | {r['concurrency']} | {r['requests']} | {_f(r['triton_rps'], 0)} "
+                  f"| {_f(r['triton_p50_ms'])} | {_f(r['triton_p99_ms'])} | {_f(r['avg_batch_formed'])} "
+                  f"| {_f(r['ort_serial_b1_rps'], 0)} | {_f(r['ort_prebatched_rps'], 0)} |")
+    md += ["", "## 3. Explanation cost: gateway Search, explain=false vs explain=true", ""]
+    if expl:
+        md += [f"Same {expl[0]['requests']} personalised WANDS queries (real customer ids) each way, alternating, "
+               "serial, page_size 20.", "",
+               "| explain | requests | p50 ms | p95 ms | mean ms | errors | degraded | explained results/response |",
+               "|---|---:|---:|---:|---:|---:|---:|---:|"]
+        for r in expl:
+            md.append(f"| {str(r['explain']).lower()} | {r['requests']} | {_f(r['p50_ms'], 1)} | {_f(r['p95_ms'], 1)} "
+                      f"| {_f(r['mean_ms'], 1)} | {r['errors']} | {r['degraded']} "
+                      f"| {_f(r['explained_results_per_response'], 1)} |")
+        if len(expl) == 2 and expl[0]["p50_ms"] == expl[0]["p50_ms"]:
+            md += ["", f"Explanations add {_f(expl[1]['p50_ms'] - expl[0]['p50_ms'], 1)} ms at p50 "
+                       f"({_f(expl[1]['p50_ms'] / expl[0]['p50_ms'], 2)}x)."]
+    else:
+        md.append("Not measured (no gateway).")
+    return "\n".join(md) + "\n"
+
+
+# ---------------------------------------------------------------------------------------------- main
+def missing_models() -> list[str]:
+    return [m for m in RANKERS if not (REPOSITORY / m / "1" / "model.onnx").is_file()]
+
+
+async def run(args: argparse.Namespace, triton_url: str, gateway: str | None) -> tuple[dict, list, list, list]:
+    from libs.onnx_runner import OnnxModels  # noqa: PLC0415
+    from libs.triton.client import TritonClient  # noqa: PLC0415
+
+    from loadtest import payloads  # noqa: PLC0415
+
+    try:
+        real = RealInputs([p["userId"] for p in payloads.load("Recommend")])
+        inputs_label = (f"real (libs.features: {len(real.users)} customers' histories and candidate pools; "
+                        "query embedding = a catalogue title embedding)")
+        cache: dict[tuple[str, int], dict] = {}
+
+        def make_inputs(model: str, b: int) -> dict[str, np.ndarray]:
+            if (model, b) not in cache:
+                cache[(model, b)] = real.batch(model, b, CANDIDATES)
+            return cache[(model, b)]
+
+        for model in RANKERS:  # fail here, not mid-benchmark, when the feature code does not fit the specs
+            check_inputs(SPECS[model], make_inputs(model, 2), 2)
+    except Exception as exc:  # noqa: BLE001 - any missing piece: fall back, and say so in the report
+        inputs_label = f"SYNTHETIC random tensors of the right shapes/dtypes (real features unavailable: {exc!r})"
+
+        def make_inputs(model: str, b: int) -> dict[str, np.ndarray]:
+            return random_inputs(SPECS[model], b, CANDIDATES)
+
+    print(f"inputs: {inputs_label}", flush=True)
+    ort = OnnxModels(REPOSITORY, threads=args.ort_threads)
+    triton = TritonClient(triton_url, timeout_s=30)
+    try:
+        print("1. batch sizes", flush=True)
+        batches = await bench_batches(triton, ort, make_inputs, args.budget, args.batches)
+        print("2. dynamic batching", flush=True)
+        dyn = await bench_dynamic_batching(triton, ort, make_inputs, triton_url, args.duration, args.concurrency)
+    finally:
+        await triton.close()
+    expl = []
+    if gateway:
+        print("3. explanation cost", flush=True)
+        expl = await bench_explanations(gateway, args.queries)
+    meta = {"finished": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+            "machine": f"{os.cpu_count()} cores, {platform.platform()}, Python {platform.python_version()}",
+            "inputs": inputs_label, "ort_threads": args.ort_threads, "candidates": CANDIDATES}
+    return meta, batches, dyn, expl
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--triton", help="use this Triton (host:port) instead of starting the stack")
+    parser.add_argument("--gateway", help="use this gateway (host:port) for the explanation section")
+    parser.add_argument("--budget", type=float, default=1.5, help="seconds of serial calls per measurement")
+    parser.add_argument("--duration", type=float, default=5.0, help="seconds per dynamic-batching step")
+    parser.add_argument("--queries", type=int, default=60, help="Search requests per arm in section 3")
+    parser.add_argument("--ort-threads", type=int, default=1, help="match the Triton CPU configs")
+    parser.add_argument("--quick", action="store_true", help="fewer sizes, shorter steps (smoke run)")
+    parser.add_argument("--out", type=Path, default=REPORTS)
+    args = parser.parse_args(argv)
+    args.batches, args.concurrency = BATCHES, CONCURRENCY
+    if args.quick:
+        args.batches, args.concurrency = (1, 8, 64), (1, 8)
+        args.budget, args.duration, args.queries = 0.5, 2.0, 10
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if missing := missing_models():
+        print(f"no ONNX weights for {', '.join(missing)} under triton_models/*/1/model.onnx: run `make models` "
+              "first", file=sys.stderr)
+        return 2
+    stack = None
+    try:
+        if args.triton and args.gateway:
+            triton_url, gateway, desc = args.triton, args.gateway, f"given, {args.triton}"
+        else:
+            from tools.stack import Stack  # noqa: PLC0415
+
+            print("starting the stack (Triton + 4 services; logs in build/logs/) ...", flush=True)
+            stack = Stack().start()
+            triton_url, gateway = stack.triton.grpc_url, stack.addresses["gateway"]
+            desc = "started by the bench (pytriton's tritonserver 2.51, `cpu` configs: Python backend + ORT)"
+        meta, batches, dyn, expl = asyncio.run(run(args, triton_url, gateway))
+    finally:
+        if stack is not None:
+            stack.stop()
+    meta["triton"] = desc
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "bench.json").write_text(json.dumps({"meta": meta, "batch_sizes": batches,
+                                                     "dynamic_batching": dyn, "explanations": expl}, indent=1) + "\n")
+    text = markdown(meta, batches, dyn, expl)
+    (args.out / "bench.md").write_text(text)
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,258 @@
+"""`make load`: drive the gateway over gRPC on loopback at fixed concurrency levels, next to a bare gRPC echo server.
+
+    python -m loadtest.driver [--levels 1,4,16] [--duration 15] [--gateway 127.0.0.1:50051]
+
+Uses the gateway at --gateway (default $SHOP_GATEWAY_ADDR or 127.0.0.1:50051) when it answers health checks, else
+starts the whole stack (tools.stack.Stack: Triton + 4 services) and stops it afterwards. Starts
+loadtest/echo_server.py as a separate process for the machine's gRPC ceiling. Each level is a closed loop: exactly
+`concurrency` requests in flight, for a bounded time and at most --max-requests requests. Payloads are the ghz data
+files (real WANDS queries and customer ids, loadtest/payloads.py) mixed 3 Search : 1 Recommend. Writes
+reports/load.md, reports/load.json and reports/load.png; stops every process it started, by pid.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+import json
+import os
+import platform
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+import grpc
+
+from loadtest import payloads, stats
+from loadtest.echo_server import METHOD as ECHO_METHOD
+
+ROOT = Path(__file__).resolve().parent.parent
+REPORTS = ROOT / "reports"
+# (rpc, payload) -> (status code name, degraded?)
+Call = Callable[[str, object], Awaitable[tuple[str, bool]]]
+
+
+# ---------------------------------------------------------------------------------------------- the closed loop
+async def run_step(call: Call, items: Sequence[tuple[str, object]], concurrency: int, duration_s: float,
+                   max_requests: int = 1_000_000) -> tuple[list[stats.Sample], float]:
+    """`concurrency` workers send items round-robin until the deadline or max_requests; returns samples, elapsed s.
+
+    Requests already in flight at the deadline finish and count (elapsed includes them), so rps is not inflated.
+    """
+    samples: list[stats.Sample] = []
+    counter = itertools.count()
+    clock = time.perf_counter
+    deadline = clock() + duration_s
+
+    async def worker() -> None:
+        while True:
+            i = next(counter)
+            if i >= max_requests or clock() >= deadline:
+                return
+            rpc, payload = items[i % len(items)]
+            t0 = clock()
+            code, degraded = await call(rpc, payload)
+            samples.append(stats.Sample(rpc, clock() - t0, code, degraded))
+
+    start = clock()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return samples, clock() - start
+
+
+def mix(by_rpc: dict[str, Sequence[object]], weights: dict[str, int]) -> list[tuple[str, object]]:
+    """Interleave payload lists by weight (e.g. 3 Search : 1 Recommend) until the longest list is used once."""
+    iters = {rpc: itertools.cycle(items) for rpc, items in by_rpc.items() if items}
+    rounds = max(-(-len(by_rpc[r]) // weights[r]) for r in iters)  # ceil
+    return [(rpc, next(iters[rpc])) for _ in range(rounds) for rpc in iters for _ in range(weights[rpc])]
+
+
+# ---------------------------------------------------------------------------------------------- targets
+def gateway_call(channel: grpc.aio.Channel, timeout_s: float) -> Call:
+    from shop.gateway.v1 import gateway_service_pb2_grpc as gpb_grpc  # noqa: PLC0415 - generated stubs
+
+    stub = gpb_grpc.GatewayServiceStub(channel)
+    methods = {"Search": stub.Search, "Recommend": stub.Recommend}
+
+    async def call(rpc: str, request: object) -> tuple[str, bool]:
+        try:
+            response = await methods[rpc](request, timeout=timeout_s)
+        except grpc.aio.AioRpcError as exc:
+            return exc.code().name, False
+        return "OK", len(response.degradations) > 0
+
+    return call
+
+
+def echo_call(channel: grpc.aio.Channel, timeout_s: float) -> Call:
+    method = channel.unary_unary(ECHO_METHOD)  # bytes in, bytes out: no protobuf work on either side
+
+    async def call(rpc: str, payload: object) -> tuple[str, bool]:
+        try:
+            await method(payload, timeout=timeout_s)
+        except grpc.aio.AioRpcError as exc:
+            return exc.code().name, False
+        return "OK", False
+
+    return call
+
+
+def request_messages() -> list[tuple[str, object]]:
+    """The payload mix as gateway request messages (parsed once, before any timing)."""
+    from google.protobuf import json_format  # noqa: PLC0415
+    from shop.gateway.v1 import gateway_service_pb2 as gpb  # noqa: PLC0415
+
+    types = {"Search": gpb.SearchRequest, "Recommend": gpb.RecommendRequest}
+    by_rpc = {rpc: [json_format.ParseDict(p, types[rpc]()) for p in payloads.load(rpc)] for rpc in payloads.RPCS}
+    return mix(by_rpc, payloads.MIX)
+
+
+# ---------------------------------------------------------------------------------------------- processes
+def is_serving(addr: str, timeout_s: float = 1.0) -> bool:
+    from grpc_health.v1 import health_pb2, health_pb2_grpc  # noqa: PLC0415
+
+    try:
+        with grpc.insecure_channel(addr) as ch:
+            reply = health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(), timeout=timeout_s)
+    except grpc.RpcError:
+        return False
+    return reply.status == health_pb2.HealthCheckResponse.SERVING
+
+
+def start_echo(timeout_s: float = 30.0) -> tuple[subprocess.Popen, str]:
+    proc = subprocess.Popen([sys.executable, "-m", "loadtest.echo_server", "--port", "0"], cwd=ROOT,
+                            stdout=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        line = proc.stdout.readline().strip() if proc.stdout else ""  # "listening 127.0.0.1:PORT"
+        if not line.startswith("listening "):
+            raise RuntimeError(f"echo server did not start (exit {proc.poll()}): {line!r}")
+        addr = line.split()[1]
+        deadline = time.monotonic() + timeout_s
+        while not is_serving(addr):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"echo server {addr} not healthy")
+            time.sleep(0.1)
+    except BaseException:
+        stop_process(proc)
+        raise
+    return proc, addr
+
+
+def stop_process(proc: subprocess.Popen, timeout_s: float = 10.0) -> None:
+    """SIGTERM this pid (only the process we started), SIGKILL if it overstays."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+# ---------------------------------------------------------------------------------------------- the run
+async def measure(gateway_addr: str, echo_addr: str, args: argparse.Namespace) -> list[stats.Row]:
+    items = request_messages()
+    echo_items = [(rpc, req.SerializeToString()) for rpc, req in items]  # same byte sizes as the real requests
+    rows: list[stats.Row] = []
+    async with grpc.aio.insecure_channel(gateway_addr) as gw_ch, grpc.aio.insecure_channel(echo_addr) as echo_ch:
+        gw, echo = gateway_call(gw_ch, args.timeout), echo_call(echo_ch, args.timeout)
+        # Warm-up (not recorded): connections, lazy caches, Triton's first inferences.
+        await run_step(gw, items, max(args.levels), args.warmup, args.max_requests)
+        await run_step(echo, echo_items, max(args.levels), min(args.warmup, 1.0), args.max_requests)
+        for c in args.levels:
+            # Rotate the start so every level sees different payloads, not only the first few.
+            offset = (c * 37) % len(items)
+            samples, elapsed = await run_step(echo, echo_items[offset:] + echo_items[:offset], c,
+                                              args.echo_duration, args.max_requests)
+            rows += stats.rows_for_step("echo", c, elapsed, samples)[:1]  # per-RPC echo rows say nothing
+            samples, elapsed = await run_step(gw, items[offset:] + items[:offset], c, args.duration,
+                                              args.max_requests)
+            step = stats.rows_for_step("gateway", c, elapsed, samples)
+            rows += step
+            mix_row = step[0]
+            print(f"  c={c}: gateway {mix_row.rps:.1f} req/s p50 {mix_row.p50_ms:.1f} ms, "
+                  f"errors {sum(mix_row.errors.values())}, degraded {mix_row.degraded_share:.0%}", flush=True)
+    return stats.attach_ceiling(rows)
+
+
+def write_reports(rows: list[stats.Row], meta: dict, out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "load.json").write_text(json.dumps({"meta": meta, "rows": [r.as_dict() for r in rows]}, indent=1) + "\n")
+    stats.plot(rows, out / "load.png")
+    md = [
+        "# Load test: gateway on loopback (`make load`)", "",
+        f"Run {meta['finished']}, {meta['machine']}. Closed loop per level (exactly `concurrency` requests in "
+        f"flight), {meta['duration_s']} s per level for the gateway, {meta['echo_duration_s']} s for the echo "
+        f"server; per-request timeout {meta['timeout_s']} s. Payloads: {meta['payloads']}.", "",
+        "`echo` is a bare grpc.aio server (loadtest/echo_server.py, bytes echoed, no protobuf) driven by the same "
+        "client: the machine's Python-gRPC ceiling. `vs echo ceiling` = gateway req/s / echo req/s at the same "
+        "concurrency. Latency percentiles are over OK responses; `degraded` = share of OK responses whose "
+        "`degradations` is non-empty. Client, services and Triton share the same cores, so this is a relative "
+        f"measure, not a capacity figure. Stack: {meta['stack']}.", "",
+        stats.markdown_table(rows), "", "![throughput and latency](load.png)", "",
+    ]
+    (out / "load.md").write_text("\n".join(md))
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--levels", default="1,4,16", type=lambda s: [int(x) for x in s.split(",") if x])
+    parser.add_argument("--duration", type=float, default=15.0, help="seconds per level for the gateway")
+    parser.add_argument("--echo-duration", type=float, default=5.0, help="seconds per level for the echo server")
+    parser.add_argument("--warmup", type=float, default=3.0)
+    parser.add_argument("--timeout", type=float, default=5.0, help="per-request deadline, seconds")
+    parser.add_argument("--max-requests", type=int, default=200_000, help="hard cap per level")
+    parser.add_argument("--gateway", default=os.environ.get("SHOP_GATEWAY_ADDR", "127.0.0.1:50051"))
+    parser.add_argument("--out", type=Path, default=REPORTS)
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    stack = None
+    echo_proc = None
+    try:
+        if is_serving(args.gateway):
+            gateway_addr, stack_desc = args.gateway, f"already running at {args.gateway}"
+        else:
+            from libs.model_io import SPECS  # noqa: PLC0415
+            from tools.stack import Stack  # noqa: PLC0415 - heavy; only when we start it
+
+            missing = [m for m in SPECS if not (ROOT / "triton_models" / m / "1" / "model.onnx").is_file()]
+            if missing:
+                print(f"no gateway at {args.gateway} and no model weights for {', '.join(missing)} "
+                      "(triton_models/*/1/model.onnx): run `make models` or start the stack first", file=sys.stderr)
+                return 2
+
+            print("starting the stack (Triton + 4 services; logs in build/logs/) ...", flush=True)
+            stack = Stack().start()
+            gateway_addr = stack.addresses["gateway"]
+            stack_desc = "started by the driver (tools.stack.Stack, Triton CPU configs)"
+        echo_proc, echo_addr = start_echo()
+        print(f"gateway {gateway_addr}, echo {echo_addr}; levels {args.levels}, {args.duration:g} s each", flush=True)
+        rows = asyncio.run(measure(gateway_addr, echo_addr, args))
+    finally:
+        if echo_proc is not None:
+            stop_process(echo_proc)
+        if stack is not None:
+            stack.stop()
+    meta = {
+        "finished": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "machine": f"{os.cpu_count()} cores, {platform.platform()}, Python {platform.python_version()}, "
+                   f"grpcio {grpc.__version__}",
+        "levels": args.levels, "duration_s": args.duration, "echo_duration_s": args.echo_duration,
+        "timeout_s": args.timeout, "stack": stack_desc,
+        "payloads": f"{len(payloads.load('Search'))} Search (WANDS queries) + {len(payloads.load('Recommend'))} "
+                    f"Recommend (customer ids), mixed {payloads.MIX['Search']}:{payloads.MIX['Recommend']}",
+    }
+    write_reports(rows, meta, args.out)
+    print(stats.markdown_table(rows))
+    print(f"wrote {args.out / 'load.md'}, load.json, load.png")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

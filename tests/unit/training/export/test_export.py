@@ -1,0 +1,139 @@
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+import torch
+
+from libs.features import Evidence, gnn_inputs, masked_scenarios, stack, transformer_inputs
+from libs.model_io import GNN_RANKER_SPEC, MAX_CANDIDATES, SPECS, TEXT_DIM, TRANSFORMER_RANKER_SPEC
+from tests.unit.features import synthetic
+from training.export.onnx_export import MODEL_PY, ParityError, dynamic_axes, export_model
+from training.export.tensorrt import (
+    FORBIDDEN_OPS,
+    OPS_FILE,
+    TensorRTUnavailable,
+    build_engine,
+    check_dynamic_axes,
+    check_ops,
+    load_supported_ops,
+    offline_report,
+    optimisation_profile,
+    tensorrt_status,
+    uncovered,
+)
+from training.models.rankers import GnnRanker, TransformerRanker
+
+
+@pytest.fixture(scope="module")
+def store():
+    return synthetic.store()
+
+
+def _batches(name, store):
+    build = transformer_inputs if name == "transformer_ranker" else gnn_inputs
+    ctxs = [store.user_context(u) for u in ("42", "1000", "1001")]
+    one = build(store, ctxs[0], np.arange(7))
+    many = stack([build(store, c, np.arange(12)) for c in ctxs])
+    explain = masked_scenarios(build(store, ctxs[0], np.array([3, 4])), [Evidence("history_item", 3),
+                                                                          Evidence("repeat"), Evidence("popularity")])
+    return [one, many, explain]
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory, store):
+    torch.manual_seed(0)
+    repo = tmp_path_factory.mktemp("repo")
+    models = {
+        "transformer_ranker": TransformerRanker(synthetic.N_ITEMS, dim=16),
+        "gnn_ranker": GnnRanker(synthetic.N_ITEMS, torch.from_numpy(synthetic.item_embeddings()), dim=16),
+    }
+    reports = {n: export_model(m.eval(), SPECS[n], _batches(n, store), repo, tolerance=1e-4)
+               for n, m in models.items()}
+    return repo, models, reports
+
+
+@pytest.mark.parametrize("name", ["transformer_ranker", "gnn_ranker"])
+def test_export_writes_version_after_parity(exported, name):
+    repo, _, reports = exported
+    report = reports[name]
+    assert report.ok and report.batches == 3
+    assert max(report.max_abs_diff.values()) < 1e-4
+    assert (repo / name / "1" / "model.onnx").is_file()
+    assert (repo / name / "1" / "model.py").read_text() == MODEL_PY
+
+
+@pytest.mark.parametrize("name", ["transformer_ranker", "gnn_ranker"])
+def test_exported_graph_passes_tensorrt_offline_checks(exported, store, name):
+    repo, _, _ = exported
+    spec = SPECS[name]
+    model = onnx.load(str(repo / name / "1" / "model.onnx"))
+    assert check_ops(model) == []
+    assert check_dynamic_axes(model, spec) == []
+    report = offline_report(repo / name / "1" / "model.onnx", spec, _batches(name, store))
+    assert report["ok"], report
+    assert not FORBIDDEN_OPS & set(report["ops"])
+
+
+def test_only_declared_axes_are_dynamic():
+    axes = dynamic_axes(TRANSFORMER_RANKER_SPEC)
+    assert axes["hist_emb"] == {0: "batch"}  # history length and width are static
+    assert axes["cand_emb"] == {0: "batch", 1: "candidates"}
+    assert axes["hist_attention"] == {0: "batch", 1: "candidates"}
+    assert dynamic_axes(SPECS["text_encoder"])["input_ids"] == {0: "batch", 1: "tokens"}
+
+
+def test_dynamic_axis_check_catches_extra_dynamic_dim(exported):
+    repo, _, _ = exported
+    model = onnx.load(str(repo / "gnn_ranker" / "1" / "model.onnx"))
+    model.graph.input[1].type.tensor_type.shape.dim[1].dim_param = "oops"
+    assert any("user_nbr_emb" in p for p in check_dynamic_axes(model, GNN_RANKER_SPEC))
+
+
+def test_op_check_flags_unsupported_and_scatter():
+    node = onnx.helper.make_node("ScatterND", ["x", "i", "u"], ["y"])
+    odd = onnx.helper.make_node("Unique", ["y"], ["z"])
+    graph = onnx.helper.make_graph([node, odd], "g", [], [])
+    model = onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", 17)])
+    problems = check_ops(model)
+    assert any("ScatterND" in p and "forbidden" in p for p in problems)
+    assert any("Unique" in p for p in problems)
+
+
+def test_supported_ops_file_has_source_and_version():
+    table = load_supported_ops()
+    assert OPS_FILE.is_file()
+    assert table["source"].startswith("https://github.com/onnx/onnx-tensorrt")
+    assert table["tensorrt_version"] and {"MatMul", "Softmax", "Gather", "LayerNormalization"} <= set(table["supported"])
+
+
+def test_profiles_cover_serving_shapes(store):
+    for name in ("transformer_ranker", "gnn_ranker"):
+        spec = SPECS[name]
+        assert uncovered(spec, _batches(name, store)) == []
+        big = {n: np.zeros((spec.max_batch_size, *[MAX_CANDIDATES if d == -1 else d for d in t.shape]), t.np_dtype)
+               for n, t in zip(spec.input_names, spec.inputs)}
+        assert uncovered(spec, [big]) == []
+        too_many = {k: np.concatenate([v, v[:1]]) for k, v in big.items()}
+        assert uncovered(spec, [too_many])
+    profile = optimisation_profile(SPECS["text_encoder"])
+    assert profile.shapes["input_ids"][2] == (64, 32)
+
+
+def test_parity_failure_writes_nothing(tmp_path, store):
+    model = TransformerRanker(synthetic.N_ITEMS, dim=16).eval()
+    with pytest.raises(ParityError):
+        export_model(model, TRANSFORMER_RANKER_SPEC, _batches("transformer_ranker", store), tmp_path, tolerance=-1.0)
+    assert not (tmp_path / "transformer_ranker" / "1" / "model.onnx").exists()
+
+
+def test_tensorrt_engine_build_or_skip(exported, tmp_path):
+    available, reason = tensorrt_status()
+    repo, _, _ = exported
+    onnx_path = repo / "gnn_ranker" / "1" / "model.onnx"
+    if not available:
+        with pytest.raises(TensorRTUnavailable):
+            build_engine(onnx_path, GNN_RANKER_SPEC, tmp_path / "model.plan")
+        pytest.skip(f"TensorRT engine not built: {reason}")
+    plan = build_engine(onnx_path, GNN_RANKER_SPEC, tmp_path / "model.plan")
+    assert plan.stat().st_size > 0

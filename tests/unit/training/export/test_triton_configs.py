@@ -1,0 +1,34 @@
+from google.protobuf import text_format
+from tritonclient.grpc import model_config_pb2 as mc
+
+from libs.model_io import SPECS
+from training.export.triton_configs import DEFAULT_REPOSITORY, cpu_config, expected_files, gpu_config, stale
+
+
+def test_committed_configs_equal_generated():
+    assert stale() == [], "run `python -m training.export.triton_configs` and commit the result"
+    for path, text in expected_files().items():
+        assert path.read_text() == text
+
+
+def test_gpu_and_cpu_configs():
+    for spec in SPECS.values():
+        gpu = text_format.Parse((DEFAULT_REPOSITORY / spec.name / "config.pbtxt").read_text(), mc.ModelConfig())
+        assert gpu.platform == "tensorrt_plan" and gpu.instance_group[0].kind == mc.ModelInstanceGroup.KIND_GPU
+        assert gpu.HasField("dynamic_batching") and len(gpu.model_warmup) == 1
+        cpu = text_format.Parse((DEFAULT_REPOSITORY / spec.name / "configs" / "cpu.pbtxt").read_text(),
+                                mc.ModelConfig())
+        assert cpu.backend == "python" and cpu.instance_group[0].kind == mc.ModelInstanceGroup.KIND_CPU
+        assert cpu.HasField("dynamic_batching") and "intra_op_num_threads" in cpu.parameters
+        for config in (gpu, cpu):
+            assert config.name == spec.name and config.max_batch_size == spec.max_batch_size
+            assert [i.name for i in config.input] == spec.input_names
+            assert [o.name for o in config.output] == spec.output_names
+            assert [list(i.dims) for i in config.input] == [list(t.shape) for t in spec.inputs]
+        assert gpu_config(spec) == gpu and cpu_config(spec) == cpu
+
+
+def test_version_folders_hold_the_python_backend_stub():
+    for spec in SPECS.values():
+        model_py = DEFAULT_REPOSITORY / spec.name / "1" / "model.py"
+        assert model_py.read_text().strip() == "from libs.triton.ort_model import TritonPythonModel  # noqa: F401"

@@ -1,0 +1,143 @@
+import numpy as np
+import pytest
+import torch
+
+from libs.features import Evidence, gnn_inputs, masked_scenarios, stack, transformer_inputs
+from libs.model_io import GNN_RANKER_SPEC, MAX_HISTORY, TEXT_DIM, TRANSFORMER_RANKER_SPEC
+from tests.unit.features import synthetic
+from training.models.rankers import GnnRanker, TransformerRanker
+from training.train.data import build_examples, make_batch
+from training.train.loop import TrainConfig, listwise_loss, score_catalogue, train_ranker
+
+
+@pytest.fixture(scope="module")
+def store():
+    return synthetic.store()
+
+
+@pytest.fixture(scope="module")
+def models():
+    torch.manual_seed(0)
+    return {
+        "transformer_ranker": TransformerRanker(synthetic.N_ITEMS, dim=16).eval(),
+        "gnn_ranker": GnnRanker(synthetic.N_ITEMS, torch.from_numpy(synthetic.item_embeddings()), dim=16).eval(),
+    }
+
+
+def _run(model, spec, inputs):
+    with torch.no_grad():
+        return [o.numpy() for o in model(*[torch.from_numpy(inputs[n]) for n in spec.input_names])]
+
+
+def _inputs(name, store, user, cands, query=None):
+    ctx = store.user_context(user)
+    if name == "transformer_ranker":
+        return transformer_inputs(store, ctx, cands, query), TRANSFORMER_RANKER_SPEC
+    return gnn_inputs(store, ctx, cands), GNN_RANKER_SPEC
+
+
+@pytest.mark.parametrize("name", ["transformer_ranker", "gnn_ranker"])
+def test_output_shapes_and_attention(models, store, name):
+    inputs, spec = _inputs(name, store, "42", np.array([3, 4, 5, 6, 7]))
+    outs = _run(models[name], spec, inputs)
+    assert [o.shape[:2] for o in outs] == [(1, 5)] * len(outs)
+    assert outs[0].shape == (1, 5)
+    for att in outs[1:]:
+        assert np.allclose(att.sum(-1), 1.0, atol=1e-5)  # user has history / neighbours
+    assert all(np.isfinite(o).all() for o in outs)
+
+
+@pytest.mark.parametrize("name", ["transformer_ranker", "gnn_ranker"])
+def test_candidates_are_scored_independently(models, store, name):
+    a, spec = _inputs(name, store, "42", np.array([3, 4, 5, 6]))
+    b, _ = _inputs(name, store, "42", np.array([6, 20, 3]))
+    sa, sb = _run(models[name], spec, a)[0][0], _run(models[name], spec, b)[0][0]
+    assert sa[3] == pytest.approx(sb[0], abs=1e-5) and sa[0] == pytest.approx(sb[2], abs=1e-5)
+
+
+@pytest.mark.parametrize("name", ["transformer_ranker", "gnn_ranker"])
+def test_masking_changes_scores_and_zeroes_attention(models, store, name):
+    inputs, spec = _inputs(name, store, "42", np.array([3, 4, 5]))
+    batch = masked_scenarios(inputs, [Evidence("history_item", 3), Evidence("repeat")])
+    outs = _run(models[name], spec, batch)
+    assert not np.allclose(outs[0][0], outs[0][1]) and not np.allclose(outs[0][0], outs[0][2])
+    if name == "transformer_ranker":
+        hist_ids = batch["hist_ids"][1]
+        assert np.allclose(outs[1][1][:, hist_ids == 4], 0.0)  # item 3 (id 4) masked: no attention on it
+    else:
+        ids = batch["user_nbr_ids"][1]
+        assert np.allclose(outs[1][1][:, ids == 4], 0.0)
+
+
+@pytest.mark.parametrize("name", ["transformer_ranker", "gnn_ranker"])
+def test_cold_user_and_new_product_are_finite(models, store, name):
+    ctx = store.user_context(None)
+    cands = np.array([-1, 2])
+    emb = np.ones((2, TEXT_DIM), np.float32) / np.sqrt(TEXT_DIM)
+    if name == "transformer_ranker":
+        inputs, spec = transformer_inputs(store, ctx, cands, new_cand_emb=emb), TRANSFORMER_RANKER_SPEC
+    else:
+        inputs, spec = gnn_inputs(store, ctx, cands, new_cand_emb=emb), GNN_RANKER_SPEC
+    outs = _run(models[name], spec, inputs)
+    assert all(np.isfinite(o).all() for o in outs)
+    assert np.allclose(outs[1], 0.0)  # no history / user neighbours: nothing to attend to
+    if name == "gnn_ranker":
+        assert np.allclose(outs[2][0, 0], 0.0)  # the new product has no co-purchase neighbours yet
+
+
+def test_query_path_changes_transformer_scores(models, store):
+    q = synthetic.item_embeddings()[5]
+    with_q, spec = _inputs("transformer_ranker", store, "42", np.array([3, 5]), q)
+    without, _ = _inputs("transformer_ranker", store, "42", np.array([3, 5]))
+    assert not np.allclose(_run(models["transformer_ranker"], spec, with_q)[0],
+                           _run(models["transformer_ranker"], spec, without)[0])
+
+
+def test_listwise_loss_ignores_padding():
+    scores = torch.tensor([[2.0, 0.0, 100.0], [0.0, 1.0, 0.0]])
+    labels = torch.tensor([[1.0, 0.0, -1.0], [0.0, 0.0, 0.0]])  # row 2 has no positive: skipped
+    expected = -torch.log_softmax(torch.tensor([2.0, 0.0]), 0)[0]
+    assert float(listwise_loss(scores, labels)) == pytest.approx(float(expected))
+
+
+@pytest.mark.parametrize("name", ["transformer_ranker", "gnn_ranker"])
+def test_training_smoke_and_catalogue_scores(name):
+    p = synthetic.purchases(n_users=40)
+    emb = synthetic.item_embeddings()
+    examples = build_examples(p, None, emb, synthetic.NOW, n_windows=4)
+    assert examples
+    inputs, labels = make_batch(name, examples[:3], np.random.default_rng(0), size=16)
+    assert labels.shape[0] == 3 and (labels == 1).any()
+    model, info = train_ranker(name, examples, synthetic.N_ITEMS, emb, TrainConfig(epochs=2, dim=16, batch_size=8),
+                               progress=False)
+    assert len(info["loss_per_epoch"]) == 2 and np.isfinite(info["loss_per_epoch"]).all()
+    store = synthetic.store()
+    scores = score_catalogue(name, model, store, ["42", "unknown"])
+    assert scores.shape == (2, synthetic.N_ITEMS) and np.isfinite(scores).all()
+    assert scores[0, 3] > -1e5  # in the pool (own past item)
+    assert (scores[1] > -1e5).sum() > 0  # cold user: popular items ranked by the model
+
+
+@pytest.mark.parametrize("name", ["transformer_ranker", "gnn_ranker"])
+def test_seed_ensemble_means_members_and_checkpoint_roundtrip(models, store, name, tmp_path):
+    import pandas as pd
+
+    from training.models.rankers import SeedEnsemble
+    from training.train.checkpoints import latest_checkpoint, load_checkpoint, save_checkpoint
+
+    torch.manual_seed(1)
+    other = (TransformerRanker(synthetic.N_ITEMS, dim=16) if name == "transformer_ranker" else
+             GnnRanker(synthetic.N_ITEMS, torch.from_numpy(synthetic.item_embeddings()), dim=16)).eval()
+    ensemble = SeedEnsemble([models[name], other]).eval()
+    inputs, spec = _inputs(name, store, "42", np.array([3, 4, 5]))
+    a, b, e = _run(models[name], spec, inputs), _run(other, spec, inputs), _run(ensemble, spec, inputs)
+    for x, y, z in zip(a, b, e):
+        assert np.allclose(z, (x + y) / 2, atol=1e-6)
+    path = tmp_path / "checkpoints" / f"{name}-2011-05-01.pt"
+    save_checkpoint(path, ensemble, name, pd.Timestamp("2011-05-01"), "test", {}, 2)
+    assert latest_checkpoint(tmp_path, name, pd.Timestamp("2011-06-01")) == path
+    assert latest_checkpoint(tmp_path, name, pd.Timestamp("2011-04-01")) is None
+    loaded, meta = load_checkpoint(path, synthetic.item_embeddings())
+    assert isinstance(loaded, SeedEnsemble) and meta["ensemble"]
+    for x, y in zip(e, _run(loaded, spec, inputs)):
+        assert np.allclose(x, y, atol=1e-6)

@@ -1,0 +1,44 @@
+"""Report output: table text, Markdown, JSON without timings, PNG."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from training.evaluate.metrics import ALL_METRICS
+from training.evaluate.report import format_markdown, format_text, write_reports
+
+
+def fake_results() -> dict:
+    split = {"train": "< 2011-11-11", "train_purchases": 10, "train_customers": 3, "window": "2011-11-11 .. 2011-11-24",
+             "eval_users": 2, "new_customers_not_evaluated": 1, "truth_pairs": 4, "truth_repeat_share": 0.5,
+             "truth_items_unseen_in_train": 0.0}
+    metrics = {name: 0.25 for name in ALL_METRICS}
+    return {
+        "dataset": {"name": "UCI Online Retail", "version": "abc-p1", "time_span": {"first": "a", "last": "b"},
+                    "items": 5, "customers": 3},
+        "splits": {"validation": split, "test": split},
+        "models": [
+            {"model": "popularity", "params": {"window_days": 14}, "metrics": metrics, "seconds": 0.1},
+            {"model": "mf", "params": {}, "metrics": {**metrics, "ndcg@20": 0.5}, "seconds": 2.0},
+        ],
+        "search_proxy": {"label": "PROXY: test", "queries": {"queries": 3, "users": 2, "mean_relevant": 1.5,
+                                                              "top_words": {"lantern": 2}},
+                         "searchers": [{"searcher": "bm25", "params": {}, "proxy_ndcg@10": 0.3}]},
+    }
+
+
+def test_text_table_has_dates_counts_and_rows() -> None:
+    text = format_text(fake_results())
+    assert "2011-11-11 .. 2011-11-24" in text and "2 returning customers" in text
+    assert "popularity" in text and "window_days=14" in text and "0.5000" in text
+    assert "PROXY" in text
+
+
+def test_files_are_written_without_timings(tmp_path: Path) -> None:
+    paths = write_reports(fake_results(), tmp_path)
+    data = json.loads(paths["json"].read_text())
+    assert "seconds" not in data["models"][0]
+    assert paths["png"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    markdown = paths["markdown"].read_text()
+    assert "| popularity |" in markdown and "PROXY" in markdown and "CC BY 4.0" in markdown
+    assert markdown == format_markdown(fake_results())

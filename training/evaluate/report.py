@@ -1,0 +1,154 @@
+"""Present the evaluation: one text table (stdout), JSON + Markdown + a PNG bar chart of NDCG@20 under reports/.
+
+The files hold no timings or timestamps, so the same data and code give byte-identical reports.
+"""
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # no display: CI and servers
+import matplotlib.pyplot as plt  # noqa: E402
+
+from training.evaluate.metrics import ALL_METRICS  # noqa: E402
+
+ATTRIBUTION = (
+    "Data: UCI Online Retail (Chen, Sain & Guo 2012, doi:10.1057/dbm.2012.17), UCI Machine Learning Repository, "
+    "CC BY 4.0"
+)
+REPORT_STEM = "eval"
+
+
+def _header_lines(results: dict) -> list[str]:
+    ds = results["dataset"]
+    lines = [
+        f"Offline evaluation - {ds['name']}, prepared version {ds['version']}, "
+        f"{ds['time_span']['first']} .. {ds['time_span']['last']}, {ds['items']} products, {ds['customers']} customers",
+    ]
+    for name, s in results["splits"].items():
+        lines.append(
+            f"{name:>10}: train {s['train']} ({s['train_purchases']} purchases, {s['train_customers']} customers) | "
+            f"window {s['window']}: {s['eval_users']} returning customers evaluated, "
+            f"{s['new_customers_not_evaluated']} new customers not evaluated, {s['truth_pairs']} (user, product) "
+            f"truth pairs, {s['truth_repeat_share']:.1%} repeats, {s['truth_items_unseen_in_train']:.2%} of "
+            f"products never sold before the cut-off"
+        )
+    lines.append(
+        "Full ranking over the whole catalogue; ground truth = distinct products bought in the window (repeats "
+        "relevant); *_repeat / *_new = truth restricted to products the user had / had not bought before."
+    )
+    return lines
+
+
+def _params(params: dict) -> str:
+    return ", ".join(f"{k}={v}" for k, v in params.items()) or "-"
+
+
+def model_table(results: dict) -> tuple[list[str], list[list[str]]]:
+    columns = ["model", *ALL_METRICS, "params"]
+    rows = [[r["model"], *[f"{r['metrics'][m]:.4f}" for m in ALL_METRICS], _params(r["params"])]
+            for r in results["models"]]
+    return columns, rows
+
+
+def search_table(results: dict) -> tuple[list[str], list[list[str]]]:
+    columns = ["searcher", "proxy_ndcg@10", "params"]
+    rows = [[r["searcher"], f"{r['proxy_ndcg@10']:.4f}", _params(r["params"])]
+            for r in results["search_proxy"]["searchers"]]
+    return columns, rows
+
+
+def _text_table(columns: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(c), *(len(r[i]) for r in rows)) if rows else len(c) for i, c in enumerate(columns)]
+    fmt = lambda cells: "  ".join(  # noqa: E731
+        cell.ljust(w) if i in (0, len(cells) - 1) else cell.rjust(w) for i, (cell, w) in enumerate(zip(cells, widths))
+    )
+    return "\n".join([fmt(columns), fmt(["-" * w for w in widths]), *(fmt(r) for r in rows)])
+
+
+def _markdown_table(columns: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(columns) + " |", "|" + "|".join(["---"] + ["---:"] * (len(columns) - 2) + ["---"]) + "|"]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def format_text(results: dict, timings: bool = True) -> str:
+    columns, rows = model_table(results)
+    if timings:
+        columns = columns + ["fit+score s"]
+        rows = [r + [f"{m['seconds']:.1f}"] for r, m in zip(rows, results["models"])]
+    parts = [*_header_lines(results), "", _text_table(columns, rows)]
+    if "search_proxy" in results:
+        sp = results["search_proxy"]
+        q = sp["queries"]
+        parts += [
+            "",
+            f"Personalised search - {sp['label']}",
+            f"{q['queries']} queries from {q['users']} customers (test window), {q['mean_relevant']} relevant "
+            f"products per query on average",
+            _text_table(*search_table(results)),
+        ]
+    return "\n".join(parts)
+
+
+def format_markdown(results: dict) -> str:
+    parts = ["# Offline evaluation", "", *(f"- {line.strip()}" for line in _header_lines(results)), ""]
+    parts += ["## Recommendation (test split)", "", _markdown_table(*model_table(results)), ""]
+    if "search_proxy" in results:
+        sp = results["search_proxy"]
+        q = sp["queries"]
+        parts += [
+            "## Personalised search (PROXY)",
+            "",
+            f"{sp['label']}. {q['queries']} queries from {q['users']} customers, {q['mean_relevant']} relevant "
+            f"products per query on average. Most frequent query words: "
+            + ", ".join(f"{w} ({n})" for w, n in q["top_words"].items())
+            + ".",
+            "",
+            _markdown_table(*search_table(results)),
+            "",
+        ]
+    parts += [f"_{ATTRIBUTION}._", ""]
+    return "\n".join(parts)
+
+
+def stable(results: dict) -> dict:
+    """The results without run timings (for files that must not change between identical runs)."""
+    out = copy.deepcopy(results)
+    for row in out.get("models", []):
+        row.pop("seconds", None)
+    return out
+
+
+def plot_ndcg(results: dict, path: Path) -> None:
+    names = [r["model"] for r in results["models"]]
+    values = [r["metrics"]["ndcg@20"] for r in results["models"]]
+    test = results["splits"]["test"]
+    fig, ax = plt.subplots(figsize=(max(8.0, 1.0 * len(names)), 4.8), dpi=120)
+    bars = ax.bar(names, values, color="#4C72B0")
+    ax.bar_label(bars, labels=[f"{v:.3f}" for v in values], padding=2, fontsize=9)
+    ax.set_ylabel("NDCG@20 (test)")
+    ax.set_ylim(0, max(values + [0.01]) * 1.15)
+    ax.set_title(f"NDCG@20 per model - window {test['window']}, {test['eval_users']} returning customers", fontsize=10)
+    plt.setp(ax.get_xticklabels(), rotation=25, ha="right", rotation_mode="anchor")
+    fig.text(0.01, 0.01, ATTRIBUTION, fontsize=6, color="#555555")
+    fig.tight_layout(rect=(0, 0.03, 1, 1))
+    fig.savefig(path, metadata={"Software": None})
+    plt.close(fig)
+
+
+def write_reports(results: dict, out_dir: Path) -> dict[str, Path]:
+    """Write eval.json, eval.md and eval_ndcg20.png under out_dir; returns the paths."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = {
+        "json": out_dir / f"{REPORT_STEM}.json",
+        "markdown": out_dir / f"{REPORT_STEM}.md",
+        "png": out_dir / f"{REPORT_STEM}_ndcg20.png",
+    }
+    paths["json"].write_text(json.dumps(stable(results), indent=2, sort_keys=False) + "\n")
+    paths["markdown"].write_text(format_markdown(results))
+    plot_ndcg(results, paths["png"])
+    return paths

@@ -1,0 +1,1 @@
+"""Export: PyTorch -> ONNX (+ parity), TensorRT engine builder and offline checks, Triton config generation."""

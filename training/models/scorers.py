@@ -1,0 +1,102 @@
+"""Scorer factories for `python -m training.evaluate` (registered on import; see training/evaluate/registry.py).
+
+- transformer_ranker, gnn_ranker: the trained rankers on each user's candidate pool (libs.features.candidate_pool:
+  own past items, co-purchase neighbours of recent items, 100 most popular); items outside the pool rank below,
+  by popularity. `fit(train)` loads the newest checkpoint that `python -m training.train` trained with a cut-off at
+  or before `train.cutoff` (the pipeline trains once, before the validation window, so neither the validation nor
+  the test row was trained on its own window); features (history, popularity, neighbours) are rebuilt from
+  `train` at its cut-off. Without a checkpoint it trains the same way in-process.
+- fused_rankers: the blend with the weight fitted on the validation split (artifacts/models/fusion.json).
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from libs.features import FeatureStore, fuse
+from libs.model_io import FUSION_FILE, GNN_RANKER, ITEM_EMBEDDINGS_FILE, TRANSFORMER_RANKER
+from training.evaluate.registry import register
+from training.evaluate.split import TrainData
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+MODELS_DIR = REPO_ROOT / "artifacts" / "models"
+DEFAULT_WINDOWS = 10
+DEFAULT_EPOCHS = 4
+
+
+def _item_embeddings(train: TrainData, models_dir: Path) -> np.ndarray:
+    from training.train.titles import encode_titles  # noqa: PLC0415
+
+    return encode_titles(train.items["title"].tolist(), models_dir, key=_key(models_dir, train), progress=False)
+
+
+def _key(models_dir: Path, train: TrainData) -> str:
+    meta = models_dir / "item_embeddings.json"
+    if meta.is_file() and (models_dir / ITEM_EMBEDDINGS_FILE).is_file():
+        info = json.loads(meta.read_text())
+        if info.get("n_items") == train.n_items:
+            return info["key"]  # the catalogue the pipeline encoded
+    return f"catalogue-{train.n_items}"
+
+
+class RankerScorer:
+    def __init__(self, name: str, models_dir: Path = MODELS_DIR, threads: int = 2) -> None:
+        self.name = name
+        self.models_dir = Path(models_dir)
+        self.threads = threads
+
+    def fit(self, train: TrainData) -> None:
+        from training.train.checkpoints import latest_checkpoint, load_checkpoint  # noqa: PLC0415
+        from training.train.loop import TrainConfig, train_ranker  # noqa: PLC0415
+
+        torch.set_num_threads(self.threads)
+        self.item_emb = _item_embeddings(train, self.models_dir)
+        self.store = FeatureStore.build(train.purchases, self.item_emb, train.cutoff, train.guest_sales)
+        path = latest_checkpoint(self.models_dir, self.name, train.cutoff)
+        if path is not None:
+            self.model, self.meta = load_checkpoint(path, self.item_emb)
+        else:  # same recipe as `python -m training.train`, in-process
+            from training.train.data import build_examples  # noqa: PLC0415
+
+            examples = build_examples(train.purchases, train.guest_sales, self.item_emb, train.cutoff, DEFAULT_WINDOWS)
+            self.model, info = train_ranker(self.name, examples, train.n_items, self.item_emb,
+                                            TrainConfig(epochs=DEFAULT_EPOCHS), progress=False)
+            self.meta = {"info": info, "trained_in_fit": True}
+
+    def score(self, user_ids: Sequence[str]) -> np.ndarray:
+        from training.train.loop import score_catalogue  # noqa: PLC0415
+
+        return score_catalogue(self.name, self.model, self.store, list(user_ids))
+
+
+class FusedScorer:
+    """w * standardised(transformer) + (1 - w) * standardised(gnn) on the candidate pool; w from fusion.json."""
+
+    def __init__(self, models_dir: Path = MODELS_DIR) -> None:
+        self.models_dir = Path(models_dir)
+        self.parts = {TRANSFORMER_RANKER: RankerScorer(TRANSFORMER_RANKER, models_dir),
+                      GNN_RANKER: RankerScorer(GNN_RANKER, models_dir)}
+
+    def fit(self, train: TrainData) -> None:
+        for part in self.parts.values():
+            part.fit(train)
+        path = self.models_dir / FUSION_FILE
+        self.weights = json.loads(path.read_text())["weights"] if path.is_file() else \
+            {TRANSFORMER_RANKER: 0.5, GNN_RANKER: 0.5}
+
+    def score(self, user_ids: Sequence[str]) -> np.ndarray:
+        scores = {n: p.score(user_ids) for n, p in self.parts.items()}
+        pool = scores[TRANSFORMER_RANKER] > -1.0e5
+        fused = fuse(scores, self.weights, pool)
+        return np.where(pool, fused, scores[TRANSFORMER_RANKER]).astype(np.float32)
+
+
+register(TRANSFORMER_RANKER, lambda: RankerScorer(TRANSFORMER_RANKER),
+         description="SASRec-like transformer + target attention + repeat/popularity features (candidate pool)")
+register(GNN_RANKER, lambda: RankerScorer(GNN_RANKER),
+         description="inductive PinSage-style GNN (co-purchase + user neighbours) + repeat/popularity features")
+register("fused_rankers", FusedScorer, description="blend of both rankers, weight fitted on validation NDCG@20")

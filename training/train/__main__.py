@@ -1,0 +1,3 @@
+from training.train.pipeline import main
+
+raise SystemExit(main())

@@ -1,0 +1,136 @@
+"""Training loop (listwise softmax over sampled candidates) and full-catalogue scoring for both rankers."""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm import tqdm
+
+from libs.features import FeatureStore, candidate_pool, gnn_inputs, stack, transformer_inputs
+from libs.model_io import SPECS
+from training.models.rankers import GnnRanker, TransformerRanker
+from training.train.data import Example, QueryBank, make_batch
+
+SEED = 0
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 4
+    batch_size: int = 32
+    candidates: int = 192
+    lr: float = 2e-3
+    weight_decay: float = 1e-5
+    dim: int = 64
+    dropout: float = 0.1
+    query_share: float = 0.3  # transformer only: share of examples trained with a title-derived query
+    seed: int = SEED
+    threads: int = 2
+    extra: dict = field(default_factory=dict)
+
+
+def seed_everything(seed: int) -> np.random.Generator:
+    torch.manual_seed(seed)
+    np.random.seed(seed)
+    return np.random.default_rng(seed)
+
+
+def listwise_loss(scores: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Softmax cross-entropy against the uniform distribution over each row's positives (labels -1 ignored)."""
+    valid = labels >= 0
+    logits = scores.masked_fill(~valid, -1e9)
+    logp = torch.log_softmax(logits, dim=-1)
+    pos = (labels > 0).float()
+    n_pos = pos.sum(-1)
+    keep = n_pos > 0
+    per_row = -(logp * pos).sum(-1) / n_pos.clamp(min=1.0)
+    return per_row[keep].mean()
+
+
+def new_model(name: str, n_items: int, item_emb: np.ndarray, cfg: TrainConfig) -> torch.nn.Module:
+    if name == "transformer_ranker":
+        return TransformerRanker(n_items, dim=cfg.dim, dropout=cfg.dropout)
+    return GnnRanker(n_items, torch.from_numpy(item_emb), dim=cfg.dim, dropout=cfg.dropout)
+
+
+def train_ranker(name: str, examples: list[Example], n_items: int, item_emb: np.ndarray, cfg: TrainConfig,
+                 queries: QueryBank | None = None, progress: bool = True, desc: str | None = None
+                 ) -> tuple[torch.nn.Module, dict]:
+    torch.set_num_threads(cfg.threads)
+    rng = seed_everything(cfg.seed)
+    model = new_model(name, n_items, item_emb, cfg)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    spec = SPECS[name]
+    steps = cfg.epochs * ((len(examples) + cfg.batch_size - 1) // cfg.batch_size)
+    warmup = max(1, steps // 20)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (1.0 + math.cos(math.pi * min(s, steps) / max(steps, 1))))
+    bar = tqdm(total=steps, desc=desc or f"train {name}", unit="batch", disable=not progress)
+    history = []
+    started = time.perf_counter()
+    model.train()
+    for epoch in range(cfg.epochs):
+        order = rng.permutation(len(examples))
+        total, n = 0.0, 0
+        for start in range(0, len(order), cfg.batch_size):
+            batch_ex = [examples[i] for i in order[start:start + cfg.batch_size]]
+            inputs, labels = make_batch(name, batch_ex, rng, cfg.candidates, queries=queries,
+                                        query_share=cfg.query_share)
+            args = [torch.from_numpy(inputs[k]) for k in spec.input_names]
+            scores = model(*args)[0]
+            loss = listwise_loss(scores, torch.from_numpy(labels))
+            opt.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+            opt.step()
+            sched.step()
+            total += float(loss.detach()) * len(batch_ex)
+            n += len(batch_ex)
+            bar.update()
+            bar.set_postfix(epoch=epoch + 1, loss=f"{total / n:.4f}")
+        history.append(total / max(n, 1))
+    bar.close()
+    model.eval()
+    return model, {"loss_per_epoch": history, "examples": len(examples), "seconds": time.perf_counter() - started}
+
+
+@torch.no_grad()
+def score_catalogue(name: str, model: torch.nn.Module, store: FeatureStore, user_ids, chunk: int = 16,
+                    progress: bool = False) -> np.ndarray:
+    """[len(user_ids), n_items]: the ranker's scores on each user's candidate pool (libs.features.candidate_pool);
+    items outside the pool rank below every pool item, by popularity (full-ranking protocol, two-stage model)."""
+    model.eval()
+    spec = SPECS[name]
+    n = store.n_items
+    floor = np.empty(n, np.float32)
+    floor[store.top_popular] = -1.0e6 - np.arange(n, dtype=np.float32)  # below any model score, popularity order
+    out = np.tile(floor, (len(user_ids), 1))
+    bar = tqdm(total=len(user_ids), desc=f"score {name}", unit="user", disable=not progress)
+    for start in range(0, len(user_ids), chunk):
+        rows, pools = [], []
+        for u in user_ids[start:start + chunk]:
+            ctx = store.user_context(str(u))
+            pools.append(candidate_pool(store, ctx))
+            rows.append((ctx, pools[-1]))
+        width = max(len(p) for p in pools)
+        batch = []
+        for ctx, pool in rows:
+            cand = np.concatenate([pool, np.full(width - len(pool), pool[0], np.int64)])
+            batch.append(transformer_inputs(store, ctx, cand) if name == "transformer_ranker"
+                         else gnn_inputs(store, ctx, cand))
+        inputs = stack(batch)
+        scores = model(*[torch.from_numpy(inputs[k]) for k in spec.input_names])[0].numpy()
+        for i, pool in enumerate(pools):
+            out[start + i, pool] = scores[i, :len(pool)]
+        bar.update(len(rows))
+    bar.close()
+    return out
+
+
+def store_for(train_purchases: pd.DataFrame, guest_sales: pd.DataFrame | None, item_emb: np.ndarray,
+              cutoff: pd.Timestamp, product_ids=None) -> FeatureStore:
+    return FeatureStore.build(train_purchases, item_emb, pd.Timestamp(cutoff), guest_sales, product_ids)

@@ -1,0 +1,193 @@
+"""`python -m training.train`: title encoding -> rankers -> fusion -> export, seed 0, progress bars.
+
+Steps:
+1. encode every catalogue title with text_encoder (all-MiniLM-L6-v2, offline) -> artifacts/models/item_embeddings.npy;
+   encode the training queries (one or two words of a title, see training.train.data) -> query_embeddings.npy.
+2. train transformer_ranker and gnn_ranker once (each a 2-seed ensemble served as one model), on purchases before
+   the validation cut-off (14 days before the
+   test window; examples = 14-day windows before it), score the validation window and fit the fusion weight on
+   validation NDCG@20 -> fusion.json. These checkpoints are what `make eval` scores on both splits (neither
+   window was ever a training label; features are rebuilt at each split's cut-off) and what is exported for
+   serving (the rankers read newer history, popularity and neighbours at request time, so no retraining).
+3. export text_encoder, transformer_ranker, gnn_ranker to triton_models/<name>/1/model.onnx, each after an
+   ONNX-vs-PyTorch parity check on real batches; then a TensorRT engine where TensorRT and a GPU exist.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from dataclasses import asdict, replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from libs.model_io import FUSION_FILE, GNN_RANKER, TRANSFORMER_RANKER  # noqa: E402
+from training.models.rankers import SeedEnsemble  # noqa: E402
+from training.train.checkpoints import checkpoint_path, load_checkpoint, save_checkpoint  # noqa: E402
+from training.train.data import QueryBank, build_examples, query_variants  # noqa: E402
+from training.train.loop import SEED, TrainConfig, score_catalogue, seed_everything, store_for, train_ranker  # noqa: E402
+from training.train.titles import encode_titles  # noqa: E402
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_OUT = REPO_ROOT / "artifacts" / "models"
+RANKERS = (TRANSFORMER_RANKER, GNN_RANKER)
+FUSION_GRID = [round(x, 2) for x in np.linspace(0.0, 1.0, 21)]
+
+
+def encode_queries(titles: list[str], out_dir: Path, key: str, model, progress: bool) -> QueryBank:
+    rng = np.random.default_rng(SEED)
+    texts, owner = query_variants(titles, rng)
+    path, meta = out_dir / "query_embeddings.npy", out_dir / "query_embeddings.json"
+    if path.is_file() and meta.is_file() and json.loads(meta.read_text()).get("key") == key:
+        emb = np.load(path)
+    else:
+        from training.models.text_encoder import encode_texts  # noqa: PLC0415
+
+        emb = encode_texts(model, texts, progress=progress)
+        np.save(path, emb)
+        meta.write_text(json.dumps({"key": key, "n": len(texts)}) + "\n")
+    return QueryBank(texts, owner, emb, [t.upper() for t in titles])
+
+
+def fit_fusion(scores: dict[str, np.ndarray], pools: np.ndarray, truth) -> dict:
+    """Grid-search the transformer weight w (gnn weight 1 - w) on validation NDCG@20, standardised scores."""
+    from libs.features.fusion import fuse  # noqa: PLC0415
+    from training.evaluate.metrics import ndcg_at_k  # noqa: PLC0415
+
+    results = {}
+    for w in FUSION_GRID:
+        fused = fuse(scores, {TRANSFORMER_RANKER: w, GNN_RANKER: 1.0 - w}, pools)
+        fused = np.where(pools, fused, scores[TRANSFORMER_RANKER])  # outside the pool: the popularity floor
+        results[w] = float(ndcg_at_k(fused, truth))
+    best = max(results, key=lambda w: (results[w], -abs(w - 0.5)))
+    return {
+        "weights": {TRANSFORMER_RANKER: best, GNN_RANKER: round(1.0 - best, 2)},
+        "normalise": "per-scenario standardisation over the candidates (libs.features.fusion.fuse)",
+        "fitted_on": "validation split, NDCG@20",
+        "validation_ndcg20": results[best],
+        "grid": {str(k): v for k, v in results.items()},
+    }
+
+
+def run(out_dir: Path, repository: Path, n_windows: int, epochs: int, progress: bool = True,
+        skip_export: bool = False, reuse: bool = False, dim: int = 64, seed: int = SEED, n_seeds: int = 2) -> dict:
+    from libs.catalog.store import load_dataset  # noqa: PLC0415
+    from training.evaluate.metrics import ndcg_at_k  # noqa: PLC0415
+    from training.evaluate.split import standard_splits  # noqa: PLC0415
+    from training.models.text_encoder import load_text_encoder  # noqa: PLC0415
+
+    torch.set_num_threads(2)
+    seed_everything(SEED)
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    ds = load_dataset()
+    validation, test = standard_splits(ds)
+    titles = ds.items["title"].tolist()
+    encoder = load_text_encoder()
+    item_emb = encode_titles(titles, out_dir, ds.version, progress=progress, model=encoder)
+    queries = encode_queries(titles, out_dir, ds.version, encoder, progress)
+    timings["encode"] = time.perf_counter() - t0
+
+    cfg = TrainConfig(epochs=epochs, dim=dim, seed=seed)
+    report: dict = {"dataset": ds.version, "config": asdict(cfg), "n_windows": n_windows, "seeds": n_seeds,
+                    "query_training": "queries are one or two words of a purchased item's title, embedded by "
+                                      "text_encoder (synthetic; no real search logs)"}
+    split = validation
+    t = time.perf_counter()
+    examples = build_examples(split.train.purchases, split.train.guest_sales, item_emb, split.cutoff, n_windows)
+    models: dict[str, torch.nn.Module] = {}
+    for name in RANKERS:
+        path = checkpoint_path(out_dir, name, split.cutoff)
+        if reuse and path.is_file():
+            model, blob = load_checkpoint(path, item_emb)
+            if blob.get("dataset") == ds.version and blob.get("n_windows") == n_windows and \
+                    len(blob["configs"]) == n_seeds:
+                models[name] = model
+                report.setdefault("training", {})[name] = blob["info"] | {"reused_checkpoint": str(path)}
+                continue
+        members, info = [], {"members": []}
+        for k in range(n_seeds):
+            member_cfg = replace(cfg, seed=cfg.seed + k)
+            member, member_info = train_ranker(name, examples, ds.n_items, item_emb, member_cfg,
+                                               queries=queries if name == TRANSFORMER_RANKER else None,
+                                               progress=progress,
+                                               desc=f"{name} seed {member_cfg.seed} < {split.cutoff.date()}")
+            members.append(member)
+            info["members"].append(member_info | {"seed": member_cfg.seed})
+        model = SeedEnsemble(members).eval() if n_seeds > 1 else members[0]
+        save_checkpoint(checkpoint_path(out_dir, name, split.cutoff), model, name, split.cutoff, ds.version, info,
+                        n_windows)
+        models[name] = model
+        report.setdefault("training", {})[name] = info
+    timings["train"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    store = store_for(split.train.purchases, split.train.guest_sales, item_emb, split.cutoff)
+    scores = {name: score_catalogue(name, m, store, split.users, progress=progress) for name, m in models.items()}
+    pools = scores[TRANSFORMER_RANKER] > -1.0e5
+    fusion = fit_fusion(scores, pools, split.truth)
+    fusion["validation_ndcg20_per_model"] = {n: float(ndcg_at_k(s, split.truth)) for n, s in scores.items()}
+    (out_dir / FUSION_FILE).write_text(json.dumps(fusion, indent=2) + "\n")
+    report["fusion"] = fusion
+    timings["fusion"] = time.perf_counter() - t
+    print(f"validation NDCG@20: {fusion['validation_ndcg20_per_model']} fused {fusion['validation_ndcg20']:.4f}"
+          f" (w_transformer={fusion['weights'][TRANSFORMER_RANKER]})", file=sys.stderr)
+
+    if not skip_export:
+        from training.export.export_all import export_all  # noqa: PLC0415
+
+        t = time.perf_counter()
+        store = store_for(ds.purchases, ds.guest_sales, item_emb, test.window_end, ds.items["product_id"])
+        report["export"] = export_all(encoder, models, store, titles, repository, out_dir)
+        timings["export"] = time.perf_counter() - t
+    timings["total"] = time.perf_counter() - t0
+    report["timings_s"] = {k: round(v, 1) for k, v in timings.items()}
+    (out_dir / "train_report.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
+    return report
+
+
+def missing_artifacts(out_dir: Path, repository: Path) -> list[str]:
+    from libs.model_io import ITEM_EMBEDDINGS_FILE, SPECS  # noqa: PLC0415
+
+    want = [Path(repository) / name / "1" / "model.onnx" for name in SPECS]
+    want += [Path(out_dir) / ITEM_EMBEDDINGS_FILE, Path(out_dir) / FUSION_FILE]
+    missing = [str(p) for p in want if not p.is_file()]
+    for name in RANKERS:
+        if not list((Path(out_dir) / "checkpoints").glob(f"{name}-*.pt")):
+            missing.append(f"{out_dir}/checkpoints/{name}-*.pt")
+    return missing
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m training.train", description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="artifacts dir (artifacts/models)")
+    parser.add_argument("--repository", type=Path, default=REPO_ROOT / "triton_models")
+    parser.add_argument("--windows", type=int, default=10, help="14-day example windows before each cut-off")
+    parser.add_argument("--epochs", type=int, default=4)
+    parser.add_argument("--dim", type=int, default=64, help="hidden size of both rankers")
+    parser.add_argument("--seed", type=int, default=SEED)
+    parser.add_argument("--seeds", type=int, default=2, help="members per ranker (seed ensemble served as one model)")
+    parser.add_argument("--skip-export", action="store_true")
+    parser.add_argument("--reuse-checkpoints", action="store_true",
+                        help="load rankers already trained for this dataset and settings instead of retraining")
+    parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--check", action="store_true",
+                        help="exit 0 when the trained artifacts are all present (no training), 1 otherwise")
+    args = parser.parse_args(argv)
+    if args.check:
+        missing = missing_artifacts(args.out, args.repository)
+        for m in missing:
+            print(f"missing: {m}", file=sys.stderr)
+        return 1 if missing else 0
+    report = run(args.out, args.repository, args.windows, args.epochs, not args.no_progress, args.skip_export,
+                 args.reuse_checkpoints, args.dim, args.seed, args.seeds)
+    print(json.dumps(report["timings_s"]))
+    return 0
