@@ -9,6 +9,8 @@ export SHOP_ARTIFACTS_DIR ?= $(CURDIR)/artifacts
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
+# Idle OpenMP threads spin by default; on a shared 2-core machine that slows training ~10x.
+export OMP_WAIT_POLICY := PASSIVE
 PYTEST_ARGS ?=
 
 .PHONY: venv protos data models models-if-absent eval run test test-unit test-integration bazel bazel-test \

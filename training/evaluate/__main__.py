@@ -22,6 +22,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m training.evaluate", description=__doc__.splitlines()[0])
     parser.add_argument("--models", default="", help="comma-separated registry names (default: all)")
     parser.add_argument("--no-search", action="store_true", help="skip the personalised-search proxy")
+    parser.add_argument("--no-fidelity", action="store_true", help="skip the explanation deletion test")
     parser.add_argument("--window-days", type=int, default=SplitConfig.window_days)
     parser.add_argument("--end", default=None, help="exclusive end of the test window (default: end of data)")
     parser.add_argument("--data-dir", type=Path, default=None, help="raw data (SHOP_DATA_DIR)")
@@ -44,6 +45,7 @@ def main(argv: list[str] | None = None) -> int:
         split=SplitConfig(window_days=args.window_days, end=args.end),
         models=tuple(m for m in args.models.split(",") if m) or None,
         search_proxy=not args.no_search,
+        fidelity=not args.no_fidelity,
         progress=not args.no_progress,
     )
     log = (lambda msg: print(msg, file=sys.stderr, flush=True)) if args.verbose else (lambda _: None)

@@ -93,3 +93,20 @@ def deletion_test(store: FeatureStore, titles: list[str], fusion: Fusion, models
         mean_drop_named=float(named.mean()) if len(named) else float("nan"), mean_drop_random=mean_r,
         drop_ratio=float(named.mean() / mean_r) if len(named) and mean_r > 0 else float("nan"),
         share_named_beats_random=float((named > rand).mean()) if len(named) else float("nan"))
+
+
+FIDELITY_USERS = 300
+
+
+def evaluate_fidelity(test, artifacts_dir, repository, users: int = FIDELITY_USERS, seed: int = 0) -> dict:  # noqa: ANN001
+    """The deletion test on `users` held-out customers of the test split (seeded sample), served ONNX models."""
+    from libs.model_io import FUSION_FILE, ITEM_EMBEDDINGS_FILE  # noqa: PLC0415
+
+    models_dir = artifacts_dir / "models"
+    item_emb = np.load(models_dir / ITEM_EMBEDDINGS_FILE)
+    store = FeatureStore.build(test.train.purchases, item_emb, test.train.cutoff, test.train.guest_sales,
+                               test.train.items["product_id"])
+    sample = list(np.random.default_rng(seed).permutation(np.asarray(test.users, dtype=object))[:users])
+    result = deletion_test(store, test.train.items["title"].tolist(), Fusion.load(models_dir / FUSION_FILE),
+                           OnnxModels(repository), [str(u) for u in sample], seed=seed)
+    return result.as_dict() | {"targets": {"drop_ratio": 2.0, "share_named_beats_random": 0.8}}

@@ -75,6 +75,20 @@ def _markdown_table(columns: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
+def fidelity_lines(results: dict) -> list[str]:
+    f = results.get("fidelity")
+    if not f:
+        return []
+    return [
+        f"Explanation fidelity (deletion test, served ONNX models, test split): {f['users']} customers, "
+        f"{f['items']} explained items, k={f['k']} pieces removed",
+        f"mean score drop, named evidence {f['mean_drop_named']:.4f} vs random history items "
+        f"{f['mean_drop_random']:.4f}: ratio {f['drop_ratio']:.2f} (target >= {f['targets']['drop_ratio']:.0f}); "
+        f"named beats random on {f['share_named_beats_random']:.1%} of items "
+        f"(target >= {f['targets']['share_named_beats_random']:.0%})",
+    ]
+
+
 def format_text(results: dict, timings: bool = True) -> str:
     columns, rows = model_table(results)
     if timings:
@@ -91,6 +105,8 @@ def format_text(results: dict, timings: bool = True) -> str:
             f"products per query on average",
             _text_table(*search_table(results)),
         ]
+    if "fidelity" in results:
+        parts += ["", *fidelity_lines(results)]
     return "\n".join(parts)
 
 
@@ -111,6 +127,8 @@ def format_markdown(results: dict) -> str:
             _markdown_table(*search_table(results)),
             "",
         ]
+    if "fidelity" in results:
+        parts += ["## Explanation fidelity", "", *(f"- {line}" for line in fidelity_lines(results)), ""]
     parts += [f"_{ATTRIBUTION}._", ""]
     return "\n".join(parts)
 

@@ -6,6 +6,8 @@ once. The search proxy does the same with its own metric (proxy NDCG@10).
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import itertools
 import random
 import sys
@@ -26,11 +28,15 @@ SEED = 42
 PROXY_LABEL = "PROXY: queries are salient title words of held-out purchases, not real shopper queries"
 
 
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
 @dataclass(frozen=True)
 class EvalConfig:
     split: SplitConfig = field(default_factory=SplitConfig)
     models: tuple[str, ...] | None = None  # None = every registered model
     search_proxy: bool = True
+    fidelity: bool = True
     progress: bool = True
 
 
@@ -147,4 +153,9 @@ def run(ds: Dataset, config: EvalConfig = EvalConfig(), log: Callable[[str], Non
     results["models"] = evaluate_models(validation, test, config, log)
     if config.search_proxy:
         results["search_proxy"] = evaluate_search(validation, test, config, log)
+    if config.fidelity:
+        from libs.catalog import default_artifacts_root  # noqa: PLC0415
+        from training.evaluate.fidelity import evaluate_fidelity  # noqa: PLC0415
+
+        results["fidelity"] = evaluate_fidelity(test, default_artifacts_root(), REPO_ROOT / "triton_models")
     return results

@@ -1,0 +1,92 @@
+"""TLS, mTLS and the bearer token on the shared server bootstrap (in-process server on 127.0.0.1)."""
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from libs.config import SecuritySettings, ServiceSettings
+from libs.server import Registration, build_server
+
+PING = "/shop.test.v1.Ping/Ping"
+
+
+def _openssl(*args: str, cwd: Path) -> None:
+    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True, timeout=60)
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    d = tmp_path_factory.mktemp("pki")
+    _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem", "-days", "1",
+             "-subj", "/CN=test-ca", cwd=d)
+    for name in ("server", "client"):
+        _openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{name}.key", "-out", f"{name}.csr",
+                 "-subj", f"/CN={name}", cwd=d)
+        (d / f"{name}.ext").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+        _openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+                 "-out", f"{name}.pem", "-days", "1", "-extfile", f"{name}.ext", cwd=d)
+    return d
+
+
+def _ping_handler() -> grpc.GenericRpcHandler:
+    async def ping(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+        return b"pong:" + request
+
+    return grpc.method_handlers_generic_handler("shop.test.v1.Ping", {
+        "Ping": grpc.unary_unary_rpc_method_handler(ping, request_deserializer=None, response_serializer=None)})
+
+
+@pytest.fixture
+async def secure_server(pki: Path):
+    security = SecuritySettings(tls_cert=pki / "server.pem", tls_key=pki / "server.key",
+                                tls_client_ca=pki / "ca.pem", auth_token="s3cret")
+    settings = ServiceSettings(security=security)
+    server, health, port = await build_server(
+        "test", settings, "127.0.0.1:0",
+        Registration(lambda s: s.add_generic_rpc_handlers((_ping_handler(),)), ["shop.test.v1.Ping"]))
+    await server.start()
+    await health.set("", health_pb2.HealthCheckResponse.SERVING)
+    yield f"127.0.0.1:{port}"
+    await server.stop(0)
+
+
+def _creds(pki: Path, client_cert: bool) -> grpc.ChannelCredentials:
+    return grpc.ssl_channel_credentials(
+        root_certificates=(pki / "ca.pem").read_bytes(),
+        private_key=(pki / "client.key").read_bytes() if client_cert else None,
+        certificate_chain=(pki / "client.pem").read_bytes() if client_cert else None)
+
+
+async def test_mtls_with_token_is_served_and_probes_stay_open(pki, secure_server):
+    async with grpc.aio.secure_channel(secure_server, _creds(pki, True)) as channel:
+        ping = channel.unary_unary(PING)
+        assert await ping(b"x", metadata=(("authorization", "Bearer s3cret"),), timeout=5) == b"pong:x"
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            await ping(b"x", metadata=(("authorization", "Bearer wrong"),), timeout=5)
+        assert info.value.code() == grpc.StatusCode.UNAUTHENTICATED
+        health = health_pb2_grpc.HealthStub(channel)
+        assert (await health.Check(health_pb2.HealthCheckRequest(), timeout=5)).status == \
+            health_pb2.HealthCheckResponse.SERVING
+
+
+async def test_client_without_certificate_or_plaintext_is_refused(pki, secure_server):
+    async with grpc.aio.secure_channel(secure_server, _creds(pki, False)) as channel:
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            await channel.unary_unary(PING)(b"x", metadata=(("authorization", "Bearer s3cret"),), timeout=5)
+        assert info.value.code() == grpc.StatusCode.UNAVAILABLE
+    async with grpc.aio.insecure_channel(secure_server) as channel:
+        with pytest.raises(grpc.aio.AioRpcError):
+            await channel.unary_unary(PING)(b"x", timeout=5)
+
+
+async def test_project_channels_present_certificate_and_token(pki, secure_server):
+    from libs.channels import open_channel
+
+    client = SecuritySettings(tls_ca=pki / "ca.pem", tls_client_cert=pki / "client.pem",
+                              tls_client_key=pki / "client.key", auth_token="s3cret")
+    async with open_channel(secure_server, ["shop.test.v1.Ping"], client) as channel:
+        assert await channel.unary_unary(PING)(b"y", timeout=5) == b"pong:y"
