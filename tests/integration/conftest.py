@@ -11,9 +11,7 @@ from shop.gateway.v1 import gateway_service_pb2_grpc
 from tools.stack import Stack
 
 
-@pytest.fixture(scope="session")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    """The whole stack, shared by the tests that only read (Search, Recommend, health)."""
+def _running_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     s = Stack(env={"SHOP_EVENTS_DB": str(tmp_path_factory.mktemp("events") / "events.sqlite3")},
               log_dir=tmp_path_factory.mktemp("logs"))
     s.start()
@@ -25,16 +23,16 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         pytest.fail(f"{name} (pid {proc.pid}) left running")
 
 
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """The whole stack, shared by the tests that only read (Search, Recommend, health)."""
+    yield from _running_stack(tmp_path_factory)
+
+
 @pytest.fixture(scope="module")
 def own_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """A private stack for tests that break things (stop Triton or a service)."""
-    s = Stack(env={"SHOP_EVENTS_DB": str(tmp_path_factory.mktemp("events") / "events.sqlite3")},
-              log_dir=tmp_path_factory.mktemp("logs"))
-    s.start()
-    try:
-        yield s
-    finally:
-        s.stop()
+    yield from _running_stack(tmp_path_factory)
 
 
 @pytest.fixture

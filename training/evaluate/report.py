@@ -83,7 +83,8 @@ def fidelity_lines(results: dict) -> list[str]:
         f"Explanation fidelity (deletion test, served ONNX models, test split): {f['users']} customers, "
         f"{f['items']} explained items, k={f['k']} pieces removed",
         f"mean score drop, named evidence {f['mean_drop_named']:.4f} vs random history items "
-        f"{f['mean_drop_random']:.4f}: ratio {f['drop_ratio']:.2f} (target >= {f['targets']['drop_ratio']:.0f}); "
+        f"{f['mean_drop_random']:.4f}: ratio to the mean absolute random drop {f['drop_ratio']:.1f} "
+        f"(target >= {f['targets']['drop_ratio']:.0f}); "
         f"named beats random on {f['share_named_beats_random']:.1%} of items "
         f"(target >= {f['targets']['share_named_beats_random']:.0%})",
     ]
