@@ -82,11 +82,15 @@ def _phrase(ev: d.Evidence) -> str:
 
 
 def sentence(evidence: Sequence[d.Evidence]) -> str:
-    """Names at most the two strongest positive pieces; claims nothing the contributions do not show."""
+    """Names at most two positive pieces: the strongest, and a just-recorded purchase when it helped (shoppers
+    expect their newest action to count); claims nothing the contributions do not show."""
     positive = [e for e in evidence if e.contribution > MIN_CONTRIBUTION]
     if not positive:
         return "No single signal stood out: it ranked well on the whole of your profile."
     top = positive[:2]
+    recent = next((e for e in positive if e.kind is d.EvidenceKind.RECENT_EVENT), None)
+    if recent is not None and recent not in top:
+        top = [top[0], recent]
     return "Because " + " and ".join(_phrase(e) for e in top) + "."
 
 
@@ -113,9 +117,19 @@ def explain_items(store: FeatureStore, titles: Sequence[str], product_ids: Seque
             evidence.append(d.Evidence(kind, value, product, titles[piece.item] if piece.item >= 0 else "",
                                        piece.text))
         evidence.sort(key=lambda e: -e.contribution)
-        shown = evidence[:MAX_EVIDENCE_SHOWN]
+        shown = _shown(evidence)
         out.append(d.Explanation(shown, sentence(shown), confidence(float(full[c]), full), METHOD))
     return out
+
+
+def _shown(evidence: list[d.Evidence]) -> list[d.Evidence]:
+    """The strongest pieces, keeping any just-recorded purchase that helped even when it is not in the top."""
+    shown = evidence[:MAX_EVIDENCE_SHOWN]
+    recent = [e for e in evidence[MAX_EVIDENCE_SHOWN:]
+              if e.kind is d.EvidenceKind.RECENT_EVENT and e.contribution > MIN_CONTRIBUTION][:2]
+    if recent:
+        shown = sorted(shown[:MAX_EVIDENCE_SHOWN - len(recent)] + recent, key=lambda e: -e.contribution)
+    return shown
 
 
 def scenario_inputs(inputs: dict[str, np.ndarray], pieces: Sequence[Piece]) -> dict[str, np.ndarray]:

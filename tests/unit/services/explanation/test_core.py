@@ -64,3 +64,12 @@ async def test_down_and_bad_inputs():
     part = await _core(fakes.FakeRankers(down=(GNN_RANKER,))).explain("1", "", ["A"], "", [], 1.0)
     assert [x.stage for x in part.degradations] == [d.Stage.GNN_RANKER]
     assert np.isfinite(part.explanations[0].confidence)
+
+
+def test_sentence_keeps_a_helpful_recent_purchase():
+    pieces = [d.Evidence(d.EvidenceKind.REPEAT_PURCHASE, 0.9), d.Evidence(d.EvidenceKind.POPULARITY, 0.5),
+              d.Evidence(d.EvidenceKind.RECENT_EVENT, 0.1, "F", "DOOR MAT")]
+    assert explainer.sentence(pieces) == "Because you have bought it before and you just bought DOOR MAT."
+    many = [d.Evidence(d.EvidenceKind.PAST_PURCHASE, 1.0 - i / 100, str(i), f"T{i}") for i in range(12)]
+    shown = explainer._shown(many + [d.Evidence(d.EvidenceKind.RECENT_EVENT, 0.01, "F", "DOOR MAT")])
+    assert len(shown) == explainer.MAX_EVIDENCE_SHOWN and shown[-1].kind is d.EvidenceKind.RECENT_EVENT
