@@ -17,7 +17,6 @@ import itertools
 import json
 import os
 import platform
-import signal
 import subprocess
 import sys
 import time
@@ -29,6 +28,7 @@ import grpc
 
 from loadtest import payloads, stats
 from loadtest.echo_server import METHOD as ECHO_METHOD
+from tools.stack import stop_process
 
 ROOT = Path(__file__).resolve().parent.parent
 REPORTS = ROOT / "reports"
@@ -139,17 +139,6 @@ def start_echo(timeout_s: float = 30.0) -> tuple[subprocess.Popen, str]:
         stop_process(proc)
         raise
     return proc, addr
-
-
-def stop_process(proc: subprocess.Popen, timeout_s: float = 10.0) -> None:
-    """SIGTERM this pid (only the process we started), SIGKILL if it overstays."""
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 # ---------------------------------------------------------------------------------------------- the run

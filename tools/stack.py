@@ -43,6 +43,18 @@ def wait_healthy(addr: str, timeout_s: float, proc: subprocess.Popen | None = No
     raise TimeoutError(f"{addr} not healthy after {timeout_s:.0f}s")
 
 
+def stop_process(proc: subprocess.Popen, timeout_s: float = 15.0) -> None:
+    """SIGTERM this pid (only a process we started), SIGKILL if it overstays its grace."""
+    if proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 @dataclass
 class Stack:
     """Triton and the four services as child processes bound to 127.0.0.1."""
@@ -87,14 +99,8 @@ class Stack:
 
     def stop_service(self, name: str, timeout_s: float = 15.0) -> None:
         proc = self.processes.pop(name, None)
-        if proc is None or proc.poll() is not None:
-            return
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        if proc is not None:
+            stop_process(proc, timeout_s)
 
     def stop(self) -> None:
         # Gateway first, so no new work reaches the inner services while they drain.
