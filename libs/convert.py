@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from shop.common.v1 import common_pb2 as pb
+from shop.retrieval.v1 import retrieval_service_pb2 as rpb
 
 from libs import domain as d
 
@@ -93,3 +94,16 @@ def user_event_from_pb(e: pb.UserEvent) -> d.UserEvent | None:
 def user_events_from_pb(msgs) -> list[d.UserEvent]:  # noqa: ANN001 - repeated shop.common.v1.UserEvent
     """Events of known types; unknown types (from newer clients) are skipped, not fatal."""
     return [e for e in (user_event_from_pb(m) for m in msgs) if e is not None]
+
+
+def candidate_to_pb(c: d.Candidate) -> rpb.Candidate:
+    return rpb.Candidate(product=pb.ProductRef(product_id=c.product_id, title=c.title),
+                         retrieval_score=c.retrieval_score, matched_terms=c.matched_terms,
+                         source_ranks=[rpb.SourceRank(source=_SOURCE[s.source], rank=s.rank, score=s.score)
+                                       for s in c.source_ranks])
+
+
+def candidate_from_pb(c: rpb.Candidate) -> d.Candidate:
+    return d.Candidate(c.product.product_id, c.product.title, c.retrieval_score,
+                       [d.SourceRank(_SOURCE_BACK[s.source], s.rank, s.score) for s in c.source_ranks
+                        if s.source in _SOURCE_BACK], list(c.matched_terms))

@@ -27,12 +27,6 @@ def _domain_error(exc: grpc.aio.AioRpcError, stage: str) -> Exception:
     return UnavailableError(f"{stage}: {code.name}: {exc.details()}")
 
 
-def _candidates(msgs: Sequence[qpb.Candidate]) -> list[d.Candidate]:
-    return [d.Candidate(c.product.product_id, c.product.title, c.retrieval_score,
-                        [d.SourceRank(convert.source_from_pb(s.source), s.rank, s.score) for s in c.source_ranks],
-                        list(c.matched_terms)) for c in msgs]
-
-
 class RetrievalClient:
     def __init__(self, channel: grpc.aio.Channel) -> None:
         self.stub = qgrpc.RetrievalServiceStub(channel)
@@ -43,7 +37,7 @@ class RetrievalClient:
                 qpb.RetrieveQueryCandidatesRequest(query=query, user_id=user_id, limit=limit), timeout=timeout)
         except grpc.aio.AioRpcError as exc:
             raise _domain_error(exc, "retrieval") from exc
-        return StageResult(_candidates(resp.candidates), [convert.degradation_from_pb(x) for x in resp.degradations])
+        return StageResult([convert.candidate_from_pb(c) for c in resp.candidates], [convert.degradation_from_pb(x) for x in resp.degradations])
 
     async def user_candidates(self, user_id: str, recent: Sequence[d.UserEvent], limit: int,
                               timeout: float) -> StageResult:
@@ -53,7 +47,7 @@ class RetrievalClient:
                 timeout=timeout)
         except grpc.aio.AioRpcError as exc:
             raise _domain_error(exc, "retrieval") from exc
-        return StageResult(_candidates(resp.candidates), [convert.degradation_from_pb(x) for x in resp.degradations])
+        return StageResult([convert.candidate_from_pb(c) for c in resp.candidates], [convert.degradation_from_pb(x) for x in resp.degradations])
 
 
 class RankingClient:

@@ -25,3 +25,10 @@ def test_user_events_skip_unknown_types():
     unknown.type = 99
     events = convert.user_events_from_pb([ok, unknown])
     assert events == [d.UserEvent("85123A", d.EventKind.PURCHASE, pytest.approx(1_300_000_000.0), 2)]
+
+
+def test_candidate_round_trip():
+    # Values exact in float32, so the round trip compares equal.
+    c = d.Candidate("71053", "WHITE METAL LANTERN", 0.25, [d.SourceRank(d.Source.LEXICAL, 1, 2.5),
+                                                          d.SourceRank(d.Source.DENSE, 3, 0.75)], ["lantern"])
+    assert convert.candidate_from_pb(convert.candidate_to_pb(c)) == c
