@@ -1,12 +1,24 @@
 """Typed configuration from the environment, parsed once at each entry point and passed down."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+REPOSITORY = REPO_ROOT / "triton_models"  # Triton model repository (configs in git, weights from training)
+REPORTS_DIR = REPO_ROOT / "reports"
+
+
+def artifacts_dir() -> Path:
+    """Prepared data and trained side files: SHOP_ARTIFACTS_DIR, default ./artifacts (the one place for it)."""
+    return Path(os.environ.get("SHOP_ARTIFACTS_DIR") or REPO_ROOT / "artifacts")
+
+
+def models_dir() -> Path:
+    return artifacts_dir() / "models"
 
 
 class SecuritySettings(BaseSettings):
@@ -56,7 +68,7 @@ class ServiceSettings(BaseSettings):
     # Per-call timeout for Triton inference, seconds.
     triton_timeout_s: float = 2.0
     # Where prepared data and trained models live.
-    artifacts_dir: Path = REPO_ROOT / "artifacts"
+    artifacts_dir: Path = Field(default_factory=artifacts_dir)
     # Log level name.
     log_level: str = "INFO"
     security: SecuritySettings = Field(default_factory=SecuritySettings)

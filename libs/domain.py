@@ -75,6 +75,9 @@ class Explanation:
     sentence: str
     confidence: float
     method: str = "counterfactual-masking"
+    score: float = 0.0  # the fused score explained: the one that ranked the result
+    baseline: float = 0.0  # fused score with every listed piece of evidence masked
+    interaction: float = 0.0  # score - baseline - sum of all measured contributions (pieces are not additive)
 
 
 @dataclass

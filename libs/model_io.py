@@ -1,8 +1,8 @@
 """The contract between training/export, the Triton model repository and the services.
 
-One module holds every served model's name, tensor names, dtypes, shapes (-1 = dynamic) and the fixed sizes the
-feature assembly uses (history length, neighbour counts, feature widths). Export, Triton config generation,
-`libs.features` and the services all import from here; nothing else spells a tensor name.
+This module holds every tensor name, the fixed sizes the feature assembly uses (history length, neighbour counts,
+feature widths), the text encoder's spec and the side files training writes. Each ranker's spec (which of these
+tensors it reads and writes) is declared by its module in libs/rankers/, the registry everything else iterates.
 
 Axes: B = scenarios (one user context each; explanation calls put masked variants of the same user on this axis),
 C = candidates per scenario, L = history length (fixed, left-padded), T = tokens.
@@ -43,10 +43,6 @@ class Tensor:
     @property
     def np_dtype(self) -> np.dtype:
         return np.dtype(self.dtype)
-
-    @property
-    def triton_dtype(self) -> str:
-        return {"float32": "TYPE_FP32", "int64": "TYPE_INT64", "float16": "TYPE_FP16"}[self.dtype]
 
     @property
     def client_dtype(self) -> str:
@@ -104,36 +100,15 @@ QUERY_MASK = "query_mask"  # [B, 1] float32 1 = query present, 0 = no query / ma
 SCORE = "score"  # [B, C] float32 ranking score (logit; higher = better)
 
 # ---------------------------------------------------------------------------------------------- transformer_ranker
-TRANSFORMER_RANKER = "transformer_ranker"
+# Tensors of transformer_ranker (spec: libs/rankers/transformer_ranker.py)
 HIST_IDS = "hist_ids"  # [B, L] int64 item_idx+1, oldest..newest, left-padded with 0
 HIST_EMB = "hist_emb"  # [B, L, 384] float32 title embeddings of the history items
 HIST_FEATS = "hist_feats"  # [B, L, 4] float32 time / basket features of each history position
 HIST_MASK = "hist_mask"  # [B, L] float32 1 = real purchase, 0 = padding or masked evidence
 HIST_ATTENTION = "hist_attention"  # [B, C, L] float32 target attention of each candidate over the history
 
-TRANSFORMER_RANKER_SPEC = ModelSpec(
-    name=TRANSFORMER_RANKER,
-    inputs=(
-        Tensor(HIST_IDS, "int64", (MAX_HISTORY,)),
-        Tensor(HIST_EMB, "float32", (MAX_HISTORY, TEXT_DIM)),
-        Tensor(HIST_FEATS, "float32", (MAX_HISTORY, HIST_FEATURES)),
-        Tensor(HIST_MASK, "float32", (MAX_HISTORY,)),
-        Tensor(CAND_IDS, "int64", (-1,)),
-        Tensor(CAND_EMB, "float32", (-1, TEXT_DIM)),
-        Tensor(REPEAT_FEATS, "float32", (-1, REPEAT_FEATURES)),
-        Tensor(POP_FEATS, "float32", (-1, POP_FEATURES)),
-        Tensor(QUERY_EMB, "float32", (TEXT_DIM,)),
-        Tensor(QUERY_MASK, "float32", (1,)),
-    ),
-    outputs=(
-        Tensor(SCORE, "float32", (-1,)),
-        Tensor(HIST_ATTENTION, "float32", (-1, MAX_HISTORY)),
-    ),
-    max_batch_size=MAX_SCENARIOS,
-)
-
 # ---------------------------------------------------------------------------------------------- gnn_ranker
-GNN_RANKER = "gnn_ranker"
+# Tensors of gnn_ranker (spec: libs/rankers/gnn_ranker.py)
 USER_NBR_IDS = "user_nbr_ids"  # [B, Ku] int64 item_idx+1 of the user's item neighbours (0 = pad)
 USER_NBR_EMB = "user_nbr_emb"  # [B, Ku, 384] float32 their title embeddings
 USER_NBR_FEATS = "user_nbr_feats"  # [B, Ku, 4] float32 edge features (how often / how recently)
@@ -144,32 +119,6 @@ CAND_NBR_MASK = "cand_nbr_mask"  # [B, C, Kc] float32 1 = neighbour present
 USER_ATTENTION = "user_attention"  # [B, C, Ku] float32 attention of each candidate over the user's neighbours
 CAND_NBR_ATTENTION = "cand_nbr_attention"  # [B, C, Kc] float32 attention over the candidate's neighbours
 
-GNN_RANKER_SPEC = ModelSpec(
-    name=GNN_RANKER,
-    inputs=(
-        Tensor(USER_NBR_IDS, "int64", (USER_NEIGHBOURS,)),
-        Tensor(USER_NBR_EMB, "float32", (USER_NEIGHBOURS, TEXT_DIM)),
-        Tensor(USER_NBR_FEATS, "float32", (USER_NEIGHBOURS, EDGE_FEATURES)),
-        Tensor(USER_NBR_MASK, "float32", (USER_NEIGHBOURS,)),
-        Tensor(CAND_IDS, "int64", (-1,)),
-        Tensor(CAND_EMB, "float32", (-1, TEXT_DIM)),
-        Tensor(CAND_NBR_IDS, "int64", (-1, ITEM_NEIGHBOURS)),
-        Tensor(CAND_NBR_WEIGHT, "float32", (-1, ITEM_NEIGHBOURS)),
-        Tensor(CAND_NBR_MASK, "float32", (-1, ITEM_NEIGHBOURS)),
-        Tensor(REPEAT_FEATS, "float32", (-1, REPEAT_FEATURES)),
-        Tensor(POP_FEATS, "float32", (-1, POP_FEATURES)),
-    ),
-    outputs=(
-        Tensor(SCORE, "float32", (-1,)),
-        Tensor(USER_ATTENTION, "float32", (-1, USER_NEIGHBOURS)),
-        Tensor(CAND_NBR_ATTENTION, "float32", (-1, ITEM_NEIGHBOURS)),
-    ),
-    max_batch_size=MAX_SCENARIOS,
-)
-
-SPECS: dict[str, ModelSpec] = {s.name: s for s in (TEXT_ENCODER_SPEC, TRANSFORMER_RANKER_SPEC, GNN_RANKER_SPEC)}
-RANKERS = (TRANSFORMER_RANKER, GNN_RANKER)
-
 # Side files written by `python -m training.train` (relative to the artifacts models dir).
 ITEM_EMBEDDINGS_FILE = "item_embeddings.npy"  # [n_items, 384] float32, row = item_idx
-FUSION_FILE = "fusion.json"  # {"weights": {model: w}, "bias": b, "normalise": ...}
+FUSION_FILE = "fusion.json"  # libs.fusion.Fusion: {"weights", "centre", "scale"} per ranker + how they were fitted

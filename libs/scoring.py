@@ -1,4 +1,4 @@
-"""Scoring plumbing shared by ranking, explanation and offline evaluation: variants, model inputs, concurrent
+"""Scoring plumbing shared by ranking, explanation and offline evaluation: variants, candidate lookup, concurrent
 ranker calls that degrade instead of failing, query encoding that degrades to "no query"."""
 from __future__ import annotations
 
@@ -8,28 +8,27 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 import numpy as np
 
 from libs import domain as d
-from libs.errors import DeadlineError, FieldViolation, InvalidArgumentError, UnavailableError
-from libs.features import FeatureStore, gnn_inputs, transformer_inputs
-from libs.model_io import GNN_RANKER, SCORE, TRANSFORMER_RANKER
-
-# Ranking variants (experiment arms) -> the models whose fused score orders the results.
-VARIANTS: dict[str, tuple[str, ...]] = {
-    "fused": (GNN_RANKER, TRANSFORMER_RANKER),
-    "gnn_only": (GNN_RANKER,),
-    "transformer_only": (TRANSFORMER_RANKER,),
-}
-STAGE_OF = {GNN_RANKER: d.Stage.GNN_RANKER, TRANSFORMER_RANKER: d.Stage.TRANSFORMER_RANKER}
+from libs.errors import DeadlineError, FieldViolation, InvalidArgumentError, UnavailableError, invalid
+from libs.features import FeatureStore
+from libs.model_io import SCORE
+from libs.rankers import variants
 
 Infer = Callable[[str, Mapping[str, np.ndarray], Sequence[str], float], Awaitable[dict[str, np.ndarray]]]
 EncodeQuery = Callable[[Sequence[str], float], Awaitable[np.ndarray]]
 Versions = Callable[[str], Awaitable[str]]
 
 
-def build_inputs(model: str, store: FeatureStore, ctx, cand_idx: np.ndarray,  # noqa: ANN001
-                 query_emb: np.ndarray | None) -> dict[str, np.ndarray]:
-    if model == TRANSFORMER_RANKER:
-        return transformer_inputs(store, ctx, cand_idx, query_emb)
-    return gnn_inputs(store, ctx, cand_idx)
+def models_of(variant: str) -> tuple[str, ...]:
+    """The rankers whose fused score orders the results of a variant (experiment arm); "" = "fused"."""
+    arms = variants()
+    models = arms.get(variant or "fused")
+    if models is None:
+        raise invalid("variant", f"unknown variant {variant!r}; one of {', '.join(arms)}")
+    return models
+
+
+def _stage_of(model: str) -> d.Stage:
+    return d.Stage[model.upper()] if model.upper() in d.Stage.__members__ else d.Stage.RANKING
 
 
 def candidate_indices(store: FeatureStore, product_ids: Sequence[str], field: str = "product_ids") -> np.ndarray:
@@ -61,7 +60,7 @@ async def run_models(infer: Infer, inputs: Mapping[str, Mapping[str, np.ndarray]
     scores: dict[str, np.ndarray] = {}
     for model, result in zip(inputs, results):
         if isinstance(result, (UnavailableError, DeadlineError, asyncio.TimeoutError)):
-            degradations.append(d.Degradation(STAGE_OF[model], str(result) or "deadline"))
+            degradations.append(d.Degradation(_stage_of(model), str(result) or "deadline"))
         elif isinstance(result, BaseException):
             raise result
         else:

@@ -30,7 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
-from libs.model_io import RANKERS, SPECS, ModelSpec
+from libs.model_io import ModelSpec
+from libs.rankers import get as ranker, names as ranker_names
 
 ROOT = Path(__file__).resolve().parent.parent
 REPORTS = ROOT / "reports"
@@ -93,10 +94,9 @@ class RealInputs:
         in_pool = set(pool.tolist())
         extra = [x for x in self.store.top_popular if x not in in_pool]
         cand = np.concatenate([pool, extra])[:candidates].astype(np.int64)  # exactly C: batches need equal C
-        if model == "gnn_ranker":
-            return f.gnn_inputs(self.store, ctx, cand)
         query = self.store.item_emb[(i * 7919) % self.store.n_items]
-        return f.transformer_inputs(self.store, ctx, cand, query)
+        r = ranker(model)
+        return r.inputs(self.store, ctx, cand, query if r.reads_query else None)
 
     def batch(self, model: str, batch: int, candidates: int) -> dict[str, np.ndarray]:
         from libs.features import stack  # noqa: PLC0415
@@ -155,8 +155,8 @@ async def closed_loop(fn: Callable[[], Awaitable[object]], concurrency: int, dur
 # ---------------------------------------------------------------------------------------------- sections
 async def bench_batches(triton, ort, make_inputs, budget_s: float, batches: tuple[int, ...]) -> list[dict]:
     rows = []
-    for model in RANKERS:
-        outs = SPECS[model].output_names
+    for model in ranker_names():
+        outs = ranker(model).spec.output_names
         for b in batches:
             x = make_inputs(model, b)
             local = time_sync(partial(ort.run, model, x, outs), budget_s)
@@ -186,8 +186,8 @@ async def triton_counts(url: str, model: str) -> tuple[int, int]:
 async def bench_dynamic_batching(triton, ort, make_inputs, url: str, duration_s: float,
                                  levels: tuple[int, ...]) -> list[dict]:
     rows = []
-    for model in RANKERS:
-        outs = SPECS[model].output_names
+    for model in ranker_names():
+        outs = ranker(model).spec.output_names
         x1 = make_inputs(model, 1)
         ort_b1 = ms(time_sync(partial(ort.run, model, x1, outs), 1.0))
         for k in levels:
@@ -292,7 +292,7 @@ def markdown(meta: dict, batches: list[dict], dyn: list[dict], expl: list[dict])
 
 # ---------------------------------------------------------------------------------------------- main
 def missing_models() -> list[str]:
-    return [m for m in RANKERS if not (REPOSITORY / m / "1" / "model.onnx").is_file()]
+    return [m for m in ranker_names() if not (REPOSITORY / m / "1" / "model.onnx").is_file()]
 
 
 async def run(args: argparse.Namespace, triton_url: str, gateway: str | None) -> tuple[dict, list, list, list]:
@@ -312,13 +312,13 @@ async def run(args: argparse.Namespace, triton_url: str, gateway: str | None) ->
                 cache[(model, b)] = real.batch(model, b, CANDIDATES)
             return cache[(model, b)]
 
-        for model in RANKERS:  # fail here, not mid-benchmark, when the feature code does not fit the specs
-            check_inputs(SPECS[model], make_inputs(model, 2), 2)
+        for model in ranker_names():  # fail here, not mid-benchmark, when the feature code does not fit the specs
+            check_inputs(ranker(model).spec, make_inputs(model, 2), 2)
     except Exception as exc:  # noqa: BLE001 - any missing piece: fall back, and say so in the report
         inputs_label = f"SYNTHETIC random tensors of the right shapes/dtypes (real features unavailable: {exc!r})"
 
         def make_inputs(model: str, b: int) -> dict[str, np.ndarray]:
-            return random_inputs(SPECS[model], b, CANDIDATES)
+            return random_inputs(ranker(model).spec, b, CANDIDATES)
 
     print(f"inputs: {inputs_label}", flush=True)
     ort = OnnxModels(REPOSITORY, threads=args.ort_threads)

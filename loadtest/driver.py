@@ -207,10 +207,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if is_serving(args.gateway):
             gateway_addr, stack_desc = args.gateway, f"already running at {args.gateway}"
         else:
-            from libs.model_io import SPECS  # noqa: PLC0415
+            from libs.rankers import specs  # noqa: PLC0415
             from tools.stack import Stack  # noqa: PLC0415 - heavy; only when we start it
 
-            missing = [m for m in SPECS if not (ROOT / "triton_models" / m / "1" / "model.onnx").is_file()]
+            missing = [m for m in specs() if not (ROOT / "triton_models" / m / "1" / "model.onnx").is_file()]
             if missing:
                 print(f"no gateway at {args.gateway} and no model weights for {', '.join(missing)} "
                       "(triton_models/*/1/model.onnx): run `make models` or start the stack first", file=sys.stderr)

@@ -338,76 +338,18 @@ def user_neighbours(ctx: UserContext, k: int = USER_NEIGHBOURS) -> tuple[np.ndar
 
 
 # ---------------------------------------------------------------------------------------------- model inputs
-def _query(query_emb: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+def query_inputs(query_emb: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
     if query_emb is None:
         return np.zeros((1, TEXT_DIM), np.float32), np.zeros((1, 1), np.float32)
     return np.asarray(query_emb, np.float32).reshape(1, TEXT_DIM), np.ones((1, 1), np.float32)
 
 
-def _cand_ids(cand_idx: np.ndarray) -> np.ndarray:
+def cand_ids(cand_idx: np.ndarray) -> np.ndarray:
     cand_idx = np.asarray(cand_idx, np.int64)
     return np.where(cand_idx >= 0, cand_idx + 1, 0)[None]
 
 
-def transformer_inputs(
-    store: FeatureStore,
-    ctx: UserContext,
-    cand_idx: np.ndarray,
-    query_emb: np.ndarray | None = None,
-    new_cand_emb: np.ndarray | None = None,
-) -> dict[str, np.ndarray]:
-    """Inputs of transformer_ranker for one scenario (B = 1): history, candidates (item_idx; -1 = new product whose
-    embedding is the same row of new_cand_emb), repeat and popularity features, optional query embedding."""
-    cand_idx = np.asarray(cand_idx, np.int64)
-    h_ids, h_feats, h_mask = history_features(ctx)
-    h_emb = store.item_emb[np.clip(h_ids - 1, 0, None)] * h_mask[:, None]
-    q_emb, q_mask = _query(query_emb)
-    return {
-        HIST_IDS: h_ids[None],
-        HIST_EMB: h_emb[None].astype(np.float32),
-        HIST_FEATS: h_feats[None],
-        HIST_MASK: h_mask[None],
-        CAND_IDS: _cand_ids(cand_idx),
-        CAND_EMB: store.candidate_embeddings(cand_idx, new_cand_emb)[None],
-        REPEAT_FEATS: repeat_features(ctx, cand_idx)[None],
-        POP_FEATS: _pop(store, cand_idx)[None],
-        QUERY_EMB: q_emb,
-        QUERY_MASK: q_mask,
-    }
-
-
-def gnn_inputs(
-    store: FeatureStore,
-    ctx: UserContext,
-    cand_idx: np.ndarray,
-    new_cand_emb: np.ndarray | None = None,
-) -> dict[str, np.ndarray]:
-    """Inputs of gnn_ranker for one scenario (B = 1): the user's sampled item neighbours with edge features, the
-    candidates with their co-purchase neighbours, repeat and popularity features. New products (item_idx -1)
-    have no neighbours yet; their title embedding alone represents them."""
-    cand_idx = np.asarray(cand_idx, np.int64)
-    u_ids, u_feats, u_mask = user_neighbours(ctx)
-    u_emb = store.item_emb[np.clip(u_ids - 1, 0, None)] * u_mask[:, None]
-    known = cand_idx >= 0
-    c = np.clip(cand_idx, 0, None)
-    n_ids = np.where(known[:, None], store.nbr_ids[c], 0)
-    n_w = np.where(known[:, None], store.nbr_weight[c], 0.0).astype(np.float32)
-    return {
-        USER_NBR_IDS: u_ids[None],
-        USER_NBR_EMB: u_emb[None].astype(np.float32),
-        USER_NBR_FEATS: u_feats[None],
-        USER_NBR_MASK: u_mask[None],
-        CAND_IDS: _cand_ids(cand_idx),
-        CAND_EMB: store.candidate_embeddings(cand_idx, new_cand_emb)[None],
-        CAND_NBR_IDS: n_ids[None],
-        CAND_NBR_WEIGHT: n_w[None],
-        CAND_NBR_MASK: (n_ids > 0).astype(np.float32)[None],
-        REPEAT_FEATS: repeat_features(ctx, cand_idx)[None],
-        POP_FEATS: _pop(store, cand_idx)[None],
-    }
-
-
-def _pop(store: FeatureStore, cand_idx: np.ndarray) -> np.ndarray:
+def pop_features_of(store: FeatureStore, cand_idx: np.ndarray) -> np.ndarray:
     return np.where((cand_idx >= 0)[:, None], store.pop[np.clip(cand_idx, 0, None)], 0.0).astype(np.float32)
 
 

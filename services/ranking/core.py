@@ -12,9 +12,8 @@ from libs.errors import UnavailableError, invalid
 from libs.features import FeatureStore
 from libs.fusion import FUSED, Fusion
 from libs.history import user_context
-from libs.model_io import TRANSFORMER_RANKER
-from libs.scoring import VARIANTS, EncodeQuery, Infer, Versions, build_inputs, candidate_indices, \
-    encode_or_degrade, run_models
+from libs.rankers import get as ranker
+from libs.scoring import EncodeQuery, Infer, Versions, candidate_indices, encode_or_degrade, models_of, run_models
 from services.ranking.diversity import mmr_order
 
 log = logging.getLogger(__name__)
@@ -38,9 +37,7 @@ class RankingCore:
 
     async def rank(self, user_id: str, query: str, product_ids: Sequence[str], page_size: int, variant: str,
                    diversity: float, recent: Sequence[d.UserEvent], timeout: float) -> Ranked:
-        models = VARIANTS.get(variant or "fused")
-        if models is None:
-            raise invalid("variant", f"unknown variant {variant!r}; one of {', '.join(VARIANTS)}")
+        models = models_of(variant)
         if not 0.0 <= diversity <= 1.0:
             raise invalid("diversity", "must be in [0, 1]")
         if not product_ids:
@@ -51,15 +48,16 @@ class RankingCore:
         degradations: list[d.Degradation] = []
         ctx = user_context(self.store, user_id, recent)
         query_emb = None
-        if query and TRANSFORMER_RANKER in models:
+        if query and any(ranker(m).reads_query for m in models):
             emb = await encode_or_degrade(self.encode, [query], timeout * 0.4, degradations)
             query_emb = None if emb is None else emb[0]
-        inputs = {m: build_inputs(m, self.store, ctx, cand_idx, query_emb) for m in models}
+        inputs = {m: ranker(m).inputs(self.store, ctx, cand_idx, query_emb if ranker(m).reads_query else None)
+                  for m in models}
         scores = await run_models(self.infer, inputs, max(deadline - loop.time(), 0.001), degradations)
         if not scores:
             raise UnavailableError("ranking: no ranker answered: " + "; ".join(x.reason for x in degradations))
         per_model = {m: s[0] for m, s in scores.items()}  # one scenario
-        fused = self.fusion.combine(per_model)[0]
+        fused = self.fusion.combine(per_model)
         k = page_size or len(cand_idx)
         order = mmr_order(fused, self.store.item_emb[cand_idx], diversity, k)
         items = [d.ScoredItem(product_ids[i], self.titles[cand_idx[i]], float(fused[i]),

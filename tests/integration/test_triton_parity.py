@@ -18,8 +18,14 @@ import numpy as np
 import pytest
 import torch
 
-from libs.features import Evidence, gnn_inputs, masked_scenarios, stack, transformer_inputs
-from libs.model_io import GNN_RANKER, SPECS, TEXT_ENCODER, TRANSFORMER_RANKER
+from libs.features import stack
+from libs.explain import Mask as Evidence, masked_scenarios
+from libs.rankers.gnn_ranker import gnn_inputs
+from libs.rankers.transformer_ranker import transformer_inputs
+from libs.model_io import TEXT_ENCODER
+from libs.rankers import specs
+from libs.rankers.gnn_ranker import NAME as GNN_RANKER
+from libs.rankers.transformer_ranker import NAME as TRANSFORMER_RANKER
 from libs.text import tokenize
 from training.export.onnx_export import export_model, torch_outputs
 
@@ -107,7 +113,7 @@ def served(tmp_path_factory):
         cases[name] = (module, _ranker_batches(name, store, query_emb))
     parity = {}
     for name, (module, batches) in cases.items():
-        parity[name] = export_model(module, SPECS[name], batches, repo, tolerance=TOLERANCE)
+        parity[name] = export_model(module, specs()[name], batches, repo, tolerance=TOLERANCE)
         assert (repo / name / "1" / "model.py").read_text() == (REPO_ROOT / "triton_models" / name / "1" /
                                                                 "model.py").read_text()
     server = TritonServer(model_repository=repo, config_name="cpu", log_path=repo / "triton.log")
@@ -122,7 +128,7 @@ def served(tmp_path_factory):
 
 
 def _infer(client, name: str, batch: dict[str, np.ndarray]) -> list[np.ndarray]:
-    spec = SPECS[name]
+    spec = specs()[name]
     inputs = []
     for t in spec.inputs:
         x = grpcclient.InferInput(t.name, list(batch[t.name].shape), t.client_dtype)
@@ -139,9 +145,9 @@ def test_triton_grpc_equals_pytorch(served, name):
     module, batches = cases[name]
     assert parity[name].ok
     for batch in batches:
-        want = torch_outputs(module, SPECS[name], batch)
+        want = torch_outputs(module, specs()[name], batch)
         got = _infer(client, name, batch)
-        for out_name, g, w in zip(SPECS[name].output_names, got, want):
+        for out_name, g, w in zip(specs()[name].output_names, got, want):
             assert g.shape == w.shape, out_name
             diff = float(np.abs(g - w).max())
             assert diff <= TOLERANCE, f"{name}.{out_name} ({kind} weights): Triton vs PyTorch max abs diff {diff}"
@@ -154,5 +160,5 @@ def test_concurrent_requests_batched_by_triton_stay_exact(served):
     rows = [{k: v[i:i + 1] for k, v in explain.items()} for i in range(explain["cand_ids"].shape[0])]
     with ThreadPoolExecutor(4) as pool:
         got = list(pool.map(lambda r: _infer(client, GNN_RANKER, r)[0], rows))
-    want = torch_outputs(module, SPECS[GNN_RANKER], explain)[0]
+    want = torch_outputs(module, specs()[GNN_RANKER], explain)[0]
     assert float(np.abs(np.concatenate(got) - want).max()) <= TOLERANCE

@@ -1,7 +1,7 @@
 """Explanation fidelity: a deletion test against the served models (ONNX files, run in-process).
 
 For held-out users (customers who buy in the test window), explain their top recommendations with the same
-code the explanation service runs, then remove (mask) together the k past purchases the explanation names as
+entry point the explanation service runs (libs.explain.explain_page), then remove (mask) together the k past purchases the explanation names as
 most important, and separately k past purchases drawn at random from what the models read. A faithful
 explanation names evidence whose removal drops the score more: we report the ratio of mean score drops
 (named / random) and the share of explained items where the named evidence's drop beats the random one.
@@ -16,13 +16,13 @@ import numpy as np
 from tqdm import tqdm
 
 from libs import domain as d
-from libs import explainer
-from libs.features import Evidence, FeatureStore, mask_one
+from libs.explain import Mask, explain_page, history_pieces, mask_one
+from libs.features import FeatureStore
 from libs.fusion import Fusion
 from libs.model_io import SCORE
 from libs.onnx_runner import OnnxModels
-from libs.scoring import VARIANTS, build_inputs
-from services.explanation.core import ExplanationCore
+from libs.rankers import get as ranker
+from libs.scoring import models_of
 
 HISTORY_KINDS = (d.EvidenceKind.PAST_PURCHASE, d.EvidenceKind.CO_PURCHASE_NEIGHBOUR, d.EvidenceKind.RECENT_EVENT)
 
@@ -45,45 +45,41 @@ def _scores(models: OnnxModels, inputs: dict[str, dict[str, np.ndarray]]) -> dic
     return {m: models.run(m, x, [SCORE])[SCORE] for m, x in inputs.items()}
 
 
-def _masked(inputs: dict[str, np.ndarray], items) -> dict[str, np.ndarray]:  # noqa: ANN001
-    for item in items:
-        inputs = mask_one(inputs, Evidence("history_item", int(item)))
-    return inputs
+def _masked(inputs: dict[str, dict[str, np.ndarray]], items) -> dict[str, dict[str, np.ndarray]]:  # noqa: ANN001
+    mask = Mask("all", tuple(Mask("history_item", int(i)) for i in items))
+    return {m: mask_one(x, mask, ranker(m).history_slots) for m, x in inputs.items()}
 
 
 def deletion_test(store: FeatureStore, titles: list[str], fusion: Fusion, models: OnnxModels, users: list[str],
                   k: int = 3, per_user: int = 5, seed: int = 0) -> FidelityResult:
     rng = np.random.default_rng(seed)
-    core = ExplanationCore(store, titles, fusion, models.infer, encode=None)  # no query: recommendations
     product_ids = [str(p) for p in store.item_index]
     all_items = np.arange(store.n_items)
-    fused_models = VARIANTS["fused"]
+    fused_models = models_of("fused")
     named_drops, random_drops = [], []
     used_users = 0
     for user in tqdm(users, desc="fidelity (deletion test)", unit="user"):
         ctx = store.user_context(user)
+        full = fusion.combine(_scores(models, {m: ranker(m).inputs(store, ctx, all_items) for m in fused_models}))[0]
+        top = np.argsort(-full, kind="stable")[:per_user]
+        base = {m: ranker(m).inputs(store, ctx, top) for m in fused_models}
         # Random pieces come from the same pool the explainer chooses from: what the models actually read.
-        pool = [p.item for p in explainer.history_pieces(store, ctx, set(), explainer.MAX_HISTORY_EVIDENCE)]
+        pool = [p.item for p in history_pieces(ctx, base, set())]
         if len(pool) < 2 * k:
             continue  # too little history for k named and k random pieces to differ
-        full = fusion.combine(_scores(models, {m: build_inputs(m, store, ctx, all_items, None)
-                                               for m in fused_models}))[0]
-        top = np.argsort(-full, kind="stable")[:per_user]
-        explained = asyncio.run(core.explain(user, "", [product_ids[i] for i in top], "fused", [], 60.0))
+        explained = asyncio.run(explain_page(store, titles, fusion, models.infer, fused_models, ctx, set(), top,
+                                             [product_ids[i] for i in top], "", None, None, 60.0, []))
         used_users += 1
-        # Re-score the same page the explanation saw, so standardisation uses the same reference row.
-        base = {m: build_inputs(m, store, ctx, top, None) for m in fused_models}
-        base_scores = _scores(models, base)
-        for j, explanation in enumerate(explained.explanations):
+        base_fused = fusion.combine(_scores(models, base))[0]
+        for j, explanation in enumerate(explained):
             named = [store.item_index.get_loc(e.product_id) for e in explanation.evidence
                      if e.kind in HISTORY_KINDS][:k]
             if len(named) < k:
                 continue
             drops = []
             for items in (named, rng.choice(pool, size=k, replace=False)):
-                masked = _scores(models, {m: _masked(x, items) for m, x in base.items()})
-                fused = fusion.combine({m: np.vstack([base_scores[m], masked[m]]) for m in fused_models})
-                drops.append(fused[0, j] - fused[1, j])
+                masked = fusion.combine(_scores(models, _masked(base, items)))[0]
+                drops.append(base_fused[j] - masked[j])
             named_drops.append(drops[0])
             random_drops.append(drops[1])
     named, rand = np.array(named_drops), np.array(random_drops)

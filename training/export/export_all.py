@@ -13,8 +13,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from libs.features import Evidence, FeatureStore, candidate_pool, gnn_inputs, masked_scenarios, stack, transformer_inputs
-from libs.model_io import GNN_RANKER, SPECS, TEXT_ENCODER, TRANSFORMER_RANKER
+from libs.explain import Mask, masked_scenarios
+from libs.features import FeatureStore, candidate_pool, stack
+from libs.model_io import TEXT_ENCODER_SPEC
+from libs.rankers import get as ranker
 from libs.text import tokenize
 from training.export.onnx_export import export_model, torch_outputs
 from training.export.tensorrt import (
@@ -25,8 +27,8 @@ from training.export.tensorrt import (
     tensorrt_status,
 )
 
-PARITY_TOLERANCE = {TEXT_ENCODER: 1e-4, TRANSFORMER_RANKER: 1e-4, GNN_RANKER: 1e-4}
-TRT_TOLERANCE = {TEXT_ENCODER: 2e-2, TRANSFORMER_RANKER: 5e-2, GNN_RANKER: 5e-2}  # FP16 engines
+TEXT_PARITY_TOLERANCE = 1e-4
+TEXT_TRT_TOLERANCE = 2e-2  # FP16 engine
 
 
 def text_batches(titles: list[str]) -> list[dict[str, np.ndarray]]:
@@ -37,24 +39,21 @@ def text_batches(titles: list[str]) -> list[dict[str, np.ndarray]]:
 
 def ranker_batches(name: str, store: FeatureStore, query_emb: np.ndarray, n_users: int = 4
                    ) -> list[dict[str, np.ndarray]]:
-    """Ranking batches (B=1 and B=n_users, C = pool size), an explanation batch (masked scenarios) and a query."""
+    """Ranking batches (B=1 and B=n_users, C = pool size), an explanation batch (masked scenarios), a new product."""
+    r = ranker(name)
+    q = query_emb if r.reads_query else None
     users = sorted(store.users, key=lambda u: -len(store.users[u]))[:: max(1, len(store.users) // 50)][:n_users]
-    build = transformer_inputs if name == TRANSFORMER_RANKER else gnn_inputs
     ctxs = [store.user_context(u) for u in users]
     pool = candidate_pool(store, ctxs[0])
-    batches = [build(store, ctxs[0], pool)]
+    batches = [r.inputs(store, ctxs[0], pool)]
     shared = pool[:64]
-    batches.append(stack([build(store, c, shared) for c in ctxs]))
+    batches.append(stack([r.inputs(store, c, shared, q) for c in ctxs]))
     top = pool[:10]
-    single = build(store, ctxs[1], top)
-    evidence = [Evidence("history_item", int(ctxs[1].items[-1])), Evidence("repeat"), Evidence("popularity"),
-                Evidence("history_position", 49), Evidence("user_neighbour", 0)]
-    if name == TRANSFORMER_RANKER:
-        single = transformer_inputs(store, ctxs[1], top, query_emb)
-        evidence += [Evidence("query"), Evidence("query_embedding", query_emb[::-1].copy())]
-    batches.append(masked_scenarios(single, evidence))
-    new_product = build(store, ctxs[2], np.array([-1, *top[:3]]), new_cand_emb=np.tile(query_emb, (4, 1)))
-    batches.append(new_product)
+    masks = [Mask("history_item", int(ctxs[1].items[-1])), Mask("repeat"), Mask("popularity"), Mask("query"),
+             Mask("query_embedding", query_emb[::-1].copy())]
+    masks.append(Mask("all", tuple(masks[:4])))
+    batches.append(masked_scenarios(r.inputs(store, ctxs[1], top, q), masks, r.history_slots))
+    batches.append(r.inputs(store, ctxs[2], np.array([-1, *top[:3]]), q, np.tile(query_emb, (4, 1))))
     return batches
 
 
@@ -63,20 +62,21 @@ def export_all(encoder: torch.nn.Module, rankers: dict[str, torch.nn.Module], st
     with torch.no_grad():
         q = tokenize(["heart holder"])
         query_emb = encoder(torch.from_numpy(q["input_ids"]), torch.from_numpy(q["attention_mask"]))[0].numpy()
-    plan = [(TEXT_ENCODER, encoder, text_batches(titles))]
-    plan += [(n, rankers[n], ranker_batches(n, store, query_emb)) for n in (TRANSFORMER_RANKER, GNN_RANKER)]
+    plan = [(TEXT_ENCODER_SPEC, encoder, text_batches(titles), TEXT_PARITY_TOLERANCE, TEXT_TRT_TOLERANCE)]
+    plan += [(ranker(n).spec, m, ranker_batches(n, store, query_emb), ranker(n).parity_tolerance,
+              ranker(n).trt_tolerance) for n, m in rankers.items()]
     trt_ok, trt_reason = tensorrt_status()
     results: dict = {"tensorrt": {"available": trt_ok, "reason": trt_reason}}
-    for name, module, batches in plan:
-        spec = SPECS[name]
-        report = export_model(module.eval(), spec, batches, repository, tolerance=PARITY_TOLERANCE[name])
+    for spec, module, batches, tolerance, trt_tolerance in plan:
+        name = spec.name
+        report = export_model(module.eval(), spec, batches, repository, tolerance=tolerance)
         onnx_path = Path(repository) / name / "1" / "model.onnx"
         entry = {"onnx_parity": report.as_dict(), "tensorrt_offline": offline_report(onnx_path, spec, batches)}
         if trt_ok:
             try:
                 plan_path = build_engine(onnx_path, spec, onnx_path.with_name(".model.plan.tmp"))
                 ref = [torch_outputs(module, spec, b) for b in batches]
-                parity = check_engine_parity(plan_path, spec, batches, ref, TRT_TOLERANCE[name])
+                parity = check_engine_parity(plan_path, spec, batches, ref, trt_tolerance)
                 if parity["ok"]:
                     plan_path.replace(onnx_path.with_name("model.plan"))
                 else:

@@ -21,7 +21,8 @@ from pathlib import Path
 from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2 as mc
 
-from libs.model_io import SPECS, ModelSpec, Tensor
+from libs.model_io import ModelSpec, Tensor
+from libs.rankers import specs
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_REPOSITORY = REPO_ROOT / "triton_models"
@@ -82,7 +83,7 @@ def render(config: mc.ModelConfig) -> str:
 
 def expected_files(repository: Path = DEFAULT_REPOSITORY) -> dict[Path, str]:
     files: dict[Path, str] = {}
-    for spec in SPECS.values():
+    for spec in specs().values():
         files[Path(repository) / spec.name / "config.pbtxt"] = render(gpu_config(spec))
         files[Path(repository) / spec.name / "configs" / "cpu.pbtxt"] = render(cpu_config(spec))
     return files

@@ -215,18 +215,6 @@ class GnnRanker(nn.Module):
         return score, u_att, n_att
 
 
-def build(name: str, config: dict, item_text: torch.Tensor | None = None) -> nn.Module:
-    if name == "transformer_ranker":
-        return TransformerRanker(**config)
-    if name == "gnn_ranker":
-        return GnnRanker(item_text=item_text, **config)
-    raise KeyError(name)
-
-
-# Kept here so tests and export agree on the fixed sizes the modules assume.
-FIXED = dict(max_history=MAX_HISTORY, user_neighbours=USER_NEIGHBOURS, item_neighbours=ITEM_NEIGHBOURS)
-
-
 class SeedEnsemble(nn.Module):
     """Members of one architecture trained with different seeds; outputs are the members' means (scores and
     attention weights alike, so attention rows still sum to 1). Exported and served as one model."""

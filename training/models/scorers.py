@@ -1,12 +1,13 @@
 """Scorer factories for `python -m training.evaluate` (registered on import; see training/evaluate/registry.py).
 
-- transformer_ranker, gnn_ranker: the trained rankers on each user's candidate pool (libs.features.candidate_pool:
+- every registered ranker (libs.rankers): the trained model on each user's candidate pool (libs.features.candidate_pool:
   own past items, co-purchase neighbours of recent items, 100 most popular); items outside the pool rank below,
   by popularity. `fit(train)` loads the newest checkpoint that `python -m training.train` trained with a cut-off at
   or before `train.cutoff` (the pipeline trains once, before the validation window, so neither the validation nor
   the test row was trained on its own window); features (history, popularity, neighbours) are rebuilt from
   `train` at its cut-off. Without a checkpoint it trains the same way in-process.
-- fused_rankers: the blend with the weight fitted on the validation split (artifacts/models/fusion.json).
+- fused_rankers: libs.fusion.Fusion as fitted on the validation split (artifacts/models/fusion.json) - the very
+  score ranking serves.
 """
 from __future__ import annotations
 
@@ -17,13 +18,14 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from libs.features import FeatureStore, fuse
-from libs.model_io import FUSION_FILE, GNN_RANKER, ITEM_EMBEDDINGS_FILE, TRANSFORMER_RANKER
+from libs.config import models_dir as default_models_dir
+from libs.features import FeatureStore
+from libs.fusion import Fusion
+from libs.model_io import FUSION_FILE, ITEM_EMBEDDINGS_FILE
+from libs.rankers import rankers
 from training.evaluate.registry import register
 from training.evaluate.split import TrainData
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-MODELS_DIR = REPO_ROOT / "artifacts" / "models"
 DEFAULT_WINDOWS = 10
 DEFAULT_EPOCHS = 4
 
@@ -44,9 +46,9 @@ def _key(models_dir: Path, train: TrainData) -> str:
 
 
 class RankerScorer:
-    def __init__(self, name: str, models_dir: Path = MODELS_DIR, threads: int = 2) -> None:
+    def __init__(self, name: str, models_dir: Path | None = None, threads: int = 2) -> None:
         self.name = name
-        self.models_dir = Path(models_dir)
+        self.models_dir = Path(models_dir or default_models_dir())
         self.threads = threads
 
     def fit(self, train: TrainData) -> None:
@@ -74,29 +76,24 @@ class RankerScorer:
 
 
 class FusedScorer:
-    """w * standardised(transformer) + (1 - w) * standardised(gnn) on the candidate pool; w from fusion.json."""
+    """libs.fusion.Fusion over every registered ranker on the candidate pool, as fitted by training."""
 
-    def __init__(self, models_dir: Path = MODELS_DIR) -> None:
-        self.models_dir = Path(models_dir)
-        self.parts = {TRANSFORMER_RANKER: RankerScorer(TRANSFORMER_RANKER, models_dir),
-                      GNN_RANKER: RankerScorer(GNN_RANKER, models_dir)}
+    def __init__(self, models_dir: Path | None = None) -> None:
+        self.models_dir = Path(models_dir or default_models_dir())
+        self.parts = {r.name: RankerScorer(r.name, self.models_dir) for r in rankers()}
 
     def fit(self, train: TrainData) -> None:
         for part in self.parts.values():
             part.fit(train)
-        path = self.models_dir / FUSION_FILE
-        self.weights = json.loads(path.read_text())["weights"] if path.is_file() else \
-            {TRANSFORMER_RANKER: 0.5, GNN_RANKER: 0.5}
+        self.fusion = Fusion.load(self.models_dir / FUSION_FILE)
 
     def score(self, user_ids: Sequence[str]) -> np.ndarray:
         scores = {n: p.score(user_ids) for n, p in self.parts.items()}
-        pool = scores[TRANSFORMER_RANKER] > -1.0e5
-        fused = fuse(scores, self.weights, pool)
-        return np.where(pool, fused, scores[TRANSFORMER_RANKER]).astype(np.float32)
+        first = next(iter(scores.values()))
+        pool = first > -1.0e5  # every ranker scores the same pool; outside it, the shared popularity floor
+        return np.where(pool, self.fusion.combine(scores), first).astype(np.float32)
 
 
-register(TRANSFORMER_RANKER, lambda: RankerScorer(TRANSFORMER_RANKER),
-         description="SASRec-like transformer + target attention + repeat/popularity features (candidate pool)")
-register(GNN_RANKER, lambda: RankerScorer(GNN_RANKER),
-         description="inductive PinSage-style GNN (co-purchase + user neighbours) + repeat/popularity features")
-register("fused_rankers", FusedScorer, description="blend of both rankers, weight fitted on validation NDCG@20")
+for _r in rankers():
+    register(_r.name, lambda name=_r.name: RankerScorer(name), description=_r.description)
+register("fused_rankers", FusedScorer, description="libs.fusion over every ranker, weights fitted on validation NDCG@20")

@@ -7,7 +7,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from training.models.rankers import GnnRanker, SeedEnsemble, TransformerRanker
+from libs.rankers import get as ranker
+from training.models.rankers import SeedEnsemble
 
 
 def checkpoint_path(out_dir: Path, name: str, cutoff: pd.Timestamp) -> Path:
@@ -35,14 +36,11 @@ def save_checkpoint(path: Path, model: torch.nn.Module, name: str, cutoff: pd.Ti
 
 
 def load_checkpoint(path: Path, item_emb: np.ndarray | None = None) -> tuple[torch.nn.Module, dict]:
-    """(model in eval mode, metadata). gnn_ranker gets its neighbour feature table from `item_emb`."""
+    """(model in eval mode, metadata); `item_emb` is passed to the ranker's module factory (tables it holds)."""
     blob = torch.load(path, map_location="cpu", weights_only=False)
     members = []
     for config, state in zip(blob["configs"], blob["states"]):
-        if blob["name"] == "transformer_ranker":
-            model = TransformerRanker(**config)
-        else:
-            model = GnnRanker(item_text=None if item_emb is None else torch.from_numpy(item_emb), **config)
+        model = ranker(blob["name"]).new_module(config, item_emb)
         missing, unexpected = model.load_state_dict(state, strict=False)
         if unexpected or [m for m in missing if m != "item_text"]:
             raise RuntimeError(f"{path}: checkpoint does not match the model ({missing}, {unexpected})")

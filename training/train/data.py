@@ -19,7 +19,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from libs.features import FeatureStore, UserContext, candidate_pool, gnn_inputs, stack, to_seconds, transformer_inputs
+from libs.features import FeatureStore, UserContext, candidate_pool, stack
+from libs.rankers import get as ranker
 
 WINDOW_DAYS = 14
 STOP = {"OF", "AND", "THE", "WITH", "IN", "FOR", "SET", "A", "TO", "ON", "IN", "DESIGN", "SMALL", "LARGE"}
@@ -116,7 +117,7 @@ def make_batch(model: str, examples: list[Example], rng: np.random.Generator, si
         cand = np.concatenate([cand, np.zeros(pad, np.int64)])
         lab = np.concatenate([lab, -np.ones(pad, np.float32)])
         q_emb = None
-        if queries is not None and model == "transformer_ranker" and rng.random() < query_share:
+        if queries is not None and ranker(model).reads_query and rng.random() < query_share:
             pos = cand[lab == 1]
             src = int(rng.choice(pos))
             options = queries.by_item.get(src)
@@ -127,13 +128,6 @@ def make_batch(model: str, examples: list[Example], rng: np.random.Generator, si
                 ok = queries.matches(q, cand[keep])
                 lab = lab.copy()
                 lab[np.flatnonzero(keep)[~ok]] = -1.0
-        if model == "transformer_ranker":
-            rows.append(transformer_inputs(ex.store, ex.ctx, cand, q_emb))
-        else:
-            rows.append(gnn_inputs(ex.store, ex.ctx, cand))
+        rows.append(ranker(model).inputs(ex.store, ex.ctx, cand, q_emb))
         labels.append(lab)
     return stack(rows), np.stack(labels)
-
-
-def cutoff_seconds(ts: pd.Timestamp) -> float:
-    return float(to_seconds(pd.Timestamp(ts)))

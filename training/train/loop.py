@@ -10,9 +10,8 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
-from libs.features import FeatureStore, candidate_pool, gnn_inputs, stack, transformer_inputs
-from libs.model_io import SPECS
-from training.models.rankers import GnnRanker, TransformerRanker
+from libs.features import FeatureStore, candidate_pool, stack
+from libs.rankers import get as ranker
 from training.train.data import Example, QueryBank, make_batch
 
 SEED = 0
@@ -52,9 +51,7 @@ def listwise_loss(scores: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
 
 
 def new_model(name: str, n_items: int, item_emb: np.ndarray, cfg: TrainConfig) -> torch.nn.Module:
-    if name == "transformer_ranker":
-        return TransformerRanker(n_items, dim=cfg.dim, dropout=cfg.dropout)
-    return GnnRanker(n_items, torch.from_numpy(item_emb), dim=cfg.dim, dropout=cfg.dropout)
+    return ranker(name).new_module({"n_items": n_items, "dim": cfg.dim, "dropout": cfg.dropout}, item_emb)
 
 
 def train_ranker(name: str, examples: list[Example], n_items: int, item_emb: np.ndarray, cfg: TrainConfig,
@@ -64,7 +61,7 @@ def train_ranker(name: str, examples: list[Example], n_items: int, item_emb: np.
     rng = seed_everything(cfg.seed)
     model = new_model(name, n_items, item_emb, cfg)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    spec = SPECS[name]
+    spec = ranker(name).spec
     steps = cfg.epochs * ((len(examples) + cfg.batch_size - 1) // cfg.batch_size)
     warmup = max(1, steps // 20)
     sched = torch.optim.lr_scheduler.LambdaLR(
@@ -104,7 +101,7 @@ def score_catalogue(name: str, model: torch.nn.Module, store: FeatureStore, user
     """[len(user_ids), n_items]: the ranker's scores on each user's candidate pool (libs.features.candidate_pool);
     items outside the pool rank below every pool item, by popularity (full-ranking protocol, two-stage model)."""
     model.eval()
-    spec = SPECS[name]
+    spec = ranker(name).spec
     n = store.n_items
     floor = np.empty(n, np.float32)
     floor[store.top_popular] = -1.0e6 - np.arange(n, dtype=np.float32)  # below any model score, popularity order
@@ -120,8 +117,7 @@ def score_catalogue(name: str, model: torch.nn.Module, store: FeatureStore, user
         batch = []
         for ctx, pool in rows:
             cand = np.concatenate([pool, np.full(width - len(pool), pool[0], np.int64)])
-            batch.append(transformer_inputs(store, ctx, cand) if name == "transformer_ranker"
-                         else gnn_inputs(store, ctx, cand))
+            batch.append(ranker(name).inputs(store, ctx, cand))
         inputs = stack(batch)
         scores = model(*[torch.from_numpy(inputs[k]) for k in spec.input_names])[0].numpy()
         for i, pool in enumerate(pools):

@@ -15,6 +15,7 @@ Steps:
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import sys
@@ -28,7 +29,9 @@ import torch
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from libs.model_io import FUSION_FILE, GNN_RANKER, TRANSFORMER_RANKER  # noqa: E402
+from libs.fusion import Fusion, fit_normalisation  # noqa: E402
+from libs.model_io import FUSION_FILE  # noqa: E402
+from libs.rankers import get as ranker, names as ranker_names  # noqa: E402
 from training.models.rankers import SeedEnsemble  # noqa: E402
 from training.train.checkpoints import checkpoint_path, load_checkpoint, save_checkpoint  # noqa: E402
 from training.train.data import QueryBank, build_examples, query_variants  # noqa: E402
@@ -37,8 +40,7 @@ from training.train.titles import encode_titles  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_OUT = REPO_ROOT / "artifacts" / "models"
-RANKERS = (TRANSFORMER_RANKER, GNN_RANKER)
-FUSION_GRID = [round(x, 2) for x in np.linspace(0.0, 1.0, 21)]
+FUSION_STEP = 0.05  # weight grid over the simplex (21 points for two rankers)
 
 
 def encode_queries(titles: list[str], out_dir: Path, key: str, model, progress: bool) -> QueryBank:
@@ -56,23 +58,32 @@ def encode_queries(titles: list[str], out_dir: Path, key: str, model, progress: 
     return QueryBank(texts, owner, emb, [t.upper() for t in titles])
 
 
+def weight_grid(models: list[str], step: float = FUSION_STEP) -> list[dict[str, float]]:
+    """Every weighting of `models` on the simplex with the given step (weights >= 0, summing to 1)."""
+    n = round(1 / step)
+    grid = [c for c in itertools.product(range(n + 1), repeat=len(models)) if sum(c) == n]
+    return [{m: round(k * step, 4) for m, k in zip(models, c)} for c in grid]
+
+
 def fit_fusion(scores: dict[str, np.ndarray], pools: np.ndarray, truth) -> dict:
-    """Grid-search the transformer weight w (gnn weight 1 - w) on validation NDCG@20, standardised scores."""
-    from libs.features.fusion import fuse  # noqa: PLC0415
+    """Normalisation (each ranker's score mean and std over the validation candidates) and the weights that give
+    the best validation NDCG@20 (grid over the simplex; ties go to the most even weighting)."""
     from training.evaluate.metrics import ndcg_at_k  # noqa: PLC0415
 
-    results = {}
-    for w in FUSION_GRID:
-        fused = fuse(scores, {TRANSFORMER_RANKER: w, GNN_RANKER: 1.0 - w}, pools)
-        fused = np.where(pools, fused, scores[TRANSFORMER_RANKER])  # outside the pool: the popularity floor
-        results[w] = float(ndcg_at_k(fused, truth))
-    best = max(results, key=lambda w: (results[w], -abs(w - 0.5)))
-    return {
-        "weights": {TRANSFORMER_RANKER: best, GNN_RANKER: round(1.0 - best, 2)},
-        "normalise": "per-scenario standardisation over the candidates (libs.features.fusion.fuse)",
+    models = list(scores)
+    centre, scale = fit_normalisation(scores, pools)
+    first = scores[models[0]]
+    results = []
+    for weights in weight_grid(models):
+        fused = Fusion(weights, centre, scale).combine(scores)
+        fused = np.where(pools, fused, first)  # outside the pool: the popularity floor every ranker shares
+        results.append((float(ndcg_at_k(fused, truth)), -float(np.ptp(list(weights.values()))), weights))
+    best_ndcg, _, best = max(results, key=lambda r: r[:2])
+    return Fusion(best, centre, scale).as_dict() | {
+        "normalise": "fixed per ranker: (score - centre) / scale, fitted on the validation candidates (libs.fusion)",
         "fitted_on": "validation split, NDCG@20",
-        "validation_ndcg20": results[best],
-        "grid": {str(k): v for k, v in results.items()},
+        "validation_ndcg20": best_ndcg,
+        "grid": [{"weights": w, "ndcg20": v} for v, _, w in results],
     }
 
 
@@ -104,7 +115,7 @@ def run(out_dir: Path, repository: Path, n_windows: int, epochs: int, progress: 
     t = time.perf_counter()
     examples = build_examples(split.train.purchases, split.train.guest_sales, item_emb, split.cutoff, n_windows)
     models: dict[str, torch.nn.Module] = {}
-    for name in RANKERS:
+    for name in ranker_names():
         path = checkpoint_path(out_dir, name, split.cutoff)
         if reuse and path.is_file():
             model, blob = load_checkpoint(path, item_emb)
@@ -117,7 +128,7 @@ def run(out_dir: Path, repository: Path, n_windows: int, epochs: int, progress: 
         for k in range(n_seeds):
             member_cfg = replace(cfg, seed=cfg.seed + k)
             member, member_info = train_ranker(name, examples, ds.n_items, item_emb, member_cfg,
-                                               queries=queries if name == TRANSFORMER_RANKER else None,
+                                               queries=queries if ranker(name).reads_query else None,
                                                progress=progress,
                                                desc=f"{name} seed {member_cfg.seed} < {split.cutoff.date()}")
             members.append(member)
@@ -132,14 +143,14 @@ def run(out_dir: Path, repository: Path, n_windows: int, epochs: int, progress: 
     t = time.perf_counter()
     store = store_for(split.train.purchases, split.train.guest_sales, item_emb, split.cutoff)
     scores = {name: score_catalogue(name, m, store, split.users, progress=progress) for name, m in models.items()}
-    pools = scores[TRANSFORMER_RANKER] > -1.0e5
+    pools = next(iter(scores.values())) > -1.0e5  # every ranker scores the same candidate pool
     fusion = fit_fusion(scores, pools, split.truth)
     fusion["validation_ndcg20_per_model"] = {n: float(ndcg_at_k(s, split.truth)) for n, s in scores.items()}
     (out_dir / FUSION_FILE).write_text(json.dumps(fusion, indent=2) + "\n")
     report["fusion"] = fusion
     timings["fusion"] = time.perf_counter() - t
     print(f"validation NDCG@20: {fusion['validation_ndcg20_per_model']} fused {fusion['validation_ndcg20']:.4f}"
-          f" (w_transformer={fusion['weights'][TRANSFORMER_RANKER]})", file=sys.stderr)
+          f" (weights {fusion['weights']})", file=sys.stderr)
 
     if not skip_export:
         from training.export.export_all import export_all  # noqa: PLC0415
@@ -155,12 +166,19 @@ def run(out_dir: Path, repository: Path, n_windows: int, epochs: int, progress: 
 
 
 def missing_artifacts(out_dir: Path, repository: Path) -> list[str]:
-    from libs.model_io import ITEM_EMBEDDINGS_FILE, SPECS  # noqa: PLC0415
+    from libs.model_io import ITEM_EMBEDDINGS_FILE  # noqa: PLC0415
+    from libs.rankers import specs  # noqa: PLC0415
 
-    want = [Path(repository) / name / "1" / "model.onnx" for name in SPECS]
+    want = [Path(repository) / name / "1" / "model.onnx" for name in specs()]
     want += [Path(out_dir) / ITEM_EMBEDDINGS_FILE, Path(out_dir) / FUSION_FILE]
     missing = [str(p) for p in want if not p.is_file()]
-    for name in RANKERS:
+    fusion = Path(out_dir) / FUSION_FILE
+    if fusion.is_file():
+        try:
+            Fusion.load(fusion)
+        except (ValueError, KeyError) as exc:
+            missing.append(f"{fusion} ({exc})")
+    for name in ranker_names():
         if not list((Path(out_dir) / "checkpoints").glob(f"{name}-*.pt")):
             missing.append(f"{out_dir}/checkpoints/{name}-*.pt")
     return missing

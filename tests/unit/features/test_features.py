@@ -2,31 +2,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from libs.features import (
-    Evidence,
-    candidate_pool,
-    effects,
-    fuse,
-    gnn_inputs,
-    history_features,
-    masked_scenarios,
-    repeat_features,
-    stack,
-    standardise,
-    transformer_inputs,
-    user_neighbours,
-)
-from libs.model_io import (
-    GNN_RANKER_SPEC,
-    HIST_MASK,
-    MAX_HISTORY,
-    POP_FEATS,
-    QUERY_MASK,
-    REPEAT_FEATS,
-    TEXT_DIM,
-    TRANSFORMER_RANKER_SPEC,
-    USER_NBR_MASK,
-)
+from libs.features import candidate_pool, history_features, repeat_features, user_neighbours
+from libs.model_io import MAX_HISTORY, POP_FEATS, REPEAT_FEATS, TEXT_DIM
+from libs.rankers.gnn_ranker import SPEC as GNN_RANKER_SPEC
+from libs.rankers.gnn_ranker import gnn_inputs
+from libs.rankers.transformer_ranker import SPEC as TRANSFORMER_RANKER_SPEC
+from libs.rankers.transformer_ranker import transformer_inputs
 from tests.unit.features import synthetic
 
 
@@ -94,31 +75,6 @@ def test_new_product_candidate_needs_embedding(store):
         transformer_inputs(store, ctx, np.array([-1]))
 
 
-def test_masked_scenarios(store):
-    ctx = store.user_context("42")
-    t = transformer_inputs(store, ctx, np.array([3, 4, 5]), np.ones(TEXT_DIM, np.float32) / 20)
-    ev = [Evidence("history_item", 3), Evidence("repeat"), Evidence("popularity"), Evidence("query"),
-          Evidence("history_position", MAX_HISTORY - 1), Evidence("query_embedding", np.zeros(TEXT_DIM))]
-    b = masked_scenarios(t, ev)
-    assert b[HIST_MASK].shape[0] == 1 + len(ev)
-    assert np.array_equal(b[HIST_MASK][0], t[HIST_MASK][0])
-    assert b[HIST_MASK][1].sum() == t[HIST_MASK][0].sum() - 2  # item 3 was bought twice
-    assert not b[REPEAT_FEATS][2].any() and b[REPEAT_FEATS][0].any()
-    assert not b[POP_FEATS][3].any()
-    assert b[QUERY_MASK][4, 0] == 0 and b[QUERY_MASK][0, 0] == 1
-    assert b[HIST_MASK][5, -1] == 0
-    assert not b["query_emb"][6].any()
-    g = masked_scenarios(gnn_inputs(store, ctx, np.array([3, 4])), [Evidence("history_item", 4),
-                                                                   Evidence("query")])
-    assert g[USER_NBR_MASK][1].sum() == g[USER_NBR_MASK][0].sum() - 1
-    assert np.array_equal(g[USER_NBR_MASK][2], g[USER_NBR_MASK][0])  # gnn has no query: unchanged
-    with pytest.raises(ValueError):
-        masked_scenarios(stack([t, t]), ev)
-    with pytest.raises(ValueError):
-        Evidence("nonsense")
-    assert effects(np.array([[1.0, 2.0], [0.5, 2.5]])).tolist() == [[0.5, -0.5]]
-
-
 def test_candidate_pool_has_history_neighbours_popular(store):
     ctx = store.user_context("42")
     pool = candidate_pool(store, ctx, n_popular=5)
@@ -126,15 +82,3 @@ def test_candidate_pool_has_history_neighbours_popular(store):
     assert set(store.top_popular[:5].tolist()) <= set(pool.tolist())
     assert len(pool) == len(set(pool.tolist()))
     assert len(candidate_pool(store, store.user_context(None), n_popular=5)) == 5
-
-
-def test_fuse_standardises_and_skips_missing_models():
-    a = np.array([[1.0, 2.0, 3.0]])
-    b = np.array([[30.0, 20.0, 10.0]])
-    z = standardise(a)
-    assert z.mean() == pytest.approx(0) and z.std() == pytest.approx(1)
-    f = fuse({"x": a, "y": b}, {"x": 1.0, "y": 1.0})
-    assert np.allclose(f, 0)
-    assert np.allclose(fuse({"x": a}, {"x": 0.7, "y": 0.3}), 0.7 * z)
-    with pytest.raises(ValueError):
-        fuse({}, {"x": 1.0})

@@ -7,19 +7,20 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from libs.model_io import RANKERS, SPECS
+from libs.rankers import names as ranker_names
+from libs.rankers import specs
 from loadtest import bench
 
 
-@pytest.mark.parametrize("model", RANKERS)
+@pytest.mark.parametrize("model", ranker_names())
 def test_random_inputs_fit_the_spec(model: str) -> None:
-    x = bench.random_inputs(SPECS[model], 3, 17)
-    bench.check_inputs(SPECS[model], x, 3)
+    x = bench.random_inputs(specs()[model], 3, 17)
+    bench.check_inputs(specs()[model], x, 3)
     assert all(v.shape[0] == 3 for v in x.values())
 
 
 def test_check_inputs_rejects_wrong_dtype_and_dims() -> None:
-    spec = SPECS["transformer_ranker"]
+    spec = specs()["transformer_ranker"]
     x = bench.random_inputs(spec, 2, 5)
     bad = dict(x, hist_ids=x["hist_ids"].astype(np.int32))
     with pytest.raises(ValueError, match="hist_ids"):
@@ -64,6 +65,6 @@ def test_markdown_renders_all_sections() -> None:
 
 def test_main_refuses_without_models(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(bench, "REPOSITORY", tmp_path)
-    assert bench.missing_models() == list(RANKERS)
+    assert bench.missing_models() == list(ranker_names())
     assert bench.main(["--quick", "--out", str(tmp_path)]) == 2
     assert not (tmp_path / "bench.md").exists()

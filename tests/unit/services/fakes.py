@@ -8,9 +8,19 @@ from libs.errors import UnavailableError
 from libs.features import FeatureStore
 from libs.fusion import Fusion
 from libs.model_io import (
-    CAND_EMB, GNN_RANKER, HIST_EMB, HIST_MASK, POP_FEATS, QUERY_EMB, QUERY_MASK, REPEAT_FEATS, SCORE,
-    TRANSFORMER_RANKER, USER_NBR_EMB, USER_NBR_MASK,
+    CAND_EMB,
+    HIST_EMB,
+    HIST_MASK,
+    POP_FEATS,
+    QUERY_EMB,
+    QUERY_MASK,
+    REPEAT_FEATS,
+    SCORE,
+    USER_NBR_EMB,
+    USER_NBR_MASK,
 )
+from libs.rankers.gnn_ranker import NAME as GNN_RANKER
+from libs.rankers.transformer_ranker import NAME as TRANSFORMER_RANKER
 
 PRODUCTS = ["A", "B", "C", "D", "E", "F"]
 TITLES = ["RED LANTERN", "BLUE LANTERN", "TEA CUP", "TEA POT", "GARDEN SIGN", "DOOR MAT"]
@@ -31,11 +41,13 @@ def store() -> FeatureStore:
 
 
 class FakeRankers:
-    """score = cand . (mean history) + sum(repeat) + 0.1 sum(pop) (+ cand . query): linear, so masking effects
-    are easy to predict. `down` lists models that answer UNAVAILABLE; `calls` counts calls per model."""
+    """score = cand . (mean history) + sum(repeat) + 0.1 sum(pop) (+ cand . query): nearly linear, so masking
+    effects are easy to predict (`additive=True` sums the history instead: then pieces of evidence do not interact).
+    `down` lists models that answer UNAVAILABLE; `calls` counts calls per model."""
 
-    def __init__(self, down: tuple[str, ...] = ()) -> None:
+    def __init__(self, down: tuple[str, ...] = (), additive: bool = False) -> None:
         self.down = down
+        self.additive = additive
         self.calls: dict[str, int] = {}
         self.batch_sizes: list[int] = []
 
@@ -48,7 +60,9 @@ class FakeRankers:
             emb, mask = inputs[HIST_EMB], inputs[HIST_MASK]
         else:
             emb, mask = inputs[USER_NBR_EMB], inputs[USER_NBR_MASK]
-        profile = (emb * mask[..., None]).sum(1) / np.maximum(mask.sum(1, keepdims=True), 1)
+        profile = (emb * mask[..., None]).sum(1)
+        if not self.additive:
+            profile /= np.maximum(mask.sum(1, keepdims=True), 1)
         score = np.einsum("bcd,bd->bc", inputs[CAND_EMB], profile)
         score += inputs[REPEAT_FEATS].sum(-1) + 0.1 * inputs[POP_FEATS].sum(-1)
         if QUERY_EMB in inputs:
@@ -68,4 +82,5 @@ async def encode(texts, timeout):  # noqa: ANN001
     return np.stack(out).astype(np.float32)
 
 
-FUSION = Fusion({GNN_RANKER: 0.5, TRANSFORMER_RANKER: 0.5})
+FUSION = Fusion({GNN_RANKER: 0.5, TRANSFORMER_RANKER: 0.5}, {GNN_RANKER: 0.1, TRANSFORMER_RANKER: -0.2},
+                {GNN_RANKER: 0.8, TRANSFORMER_RANKER: 1.3})

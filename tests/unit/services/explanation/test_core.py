@@ -2,9 +2,10 @@ import numpy as np
 import pytest
 
 from libs import domain as d
-from libs import explainer
+from libs.explain import page, wording
 from libs.errors import InvalidArgumentError, UnavailableError
-from libs.model_io import GNN_RANKER, TRANSFORMER_RANKER
+from libs.rankers.gnn_ranker import NAME as GNN_RANKER
+from libs.rankers.transformer_ranker import NAME as TRANSFORMER_RANKER
 from services.explanation.core import ExplanationCore
 from tests.unit.services import fakes
 
@@ -17,8 +18,8 @@ async def test_one_batched_call_per_ranker_with_every_masked_scenario():
     rankers = fakes.FakeRankers()
     out = await _core(rankers).explain("1", "lantern", ["A", "B"], "fused", [], 1.0)
     assert rankers.calls == {GNN_RANKER: 1, TRANSFORMER_RANKER: 1}
-    # full + 2 history items (A, C) + repeat + popularity + 1 query term
-    assert rankers.batch_sizes == [6, 6]
+    # full + 2 history items (A, C) + repeat + popularity + 1 query term + none of them
+    assert rankers.batch_sizes == [7, 7]
     assert len(out.explanations) == 2 and out.degradations == []
 
 
@@ -31,9 +32,9 @@ async def test_contributions_are_score_drops_and_the_sentence_uses_only_positive
     assert ex.evidence == sorted(ex.evidence, key=lambda e: -e.contribution)
     top = ex.evidence[0]
     assert top.contribution > 0
-    assert ex.sentence.startswith("Because ") and explainer._phrase(top) in ex.sentence
+    assert ex.sentence.startswith("Because ") and wording._phrase(top) in ex.sentence
     negatives = [e for e in ex.evidence if e.contribution < 0]
-    assert all(explainer._phrase(e) not in ex.sentence for e in negatives)
+    assert all(wording._phrase(e) not in ex.sentence for e in negatives)
     assert 0.0 < ex.confidence < 1.0 and ex.method == "counterfactual-masking"
 
 
@@ -52,7 +53,7 @@ async def test_recorded_purchase_is_recent_event_evidence():
 
 
 def test_sentence_without_positive_evidence_claims_nothing():
-    text = explainer.sentence([d.Evidence(d.EvidenceKind.POPULARITY, -0.2)])
+    text = wording.sentence([d.Evidence(d.EvidenceKind.POPULARITY, -0.2)])
     assert "popular" not in text and "bought" not in text
 
 
@@ -69,7 +70,55 @@ async def test_down_and_bad_inputs():
 def test_sentence_keeps_a_helpful_recent_purchase():
     pieces = [d.Evidence(d.EvidenceKind.REPEAT_PURCHASE, 0.9), d.Evidence(d.EvidenceKind.POPULARITY, 0.5),
               d.Evidence(d.EvidenceKind.RECENT_EVENT, 0.1, "F", "DOOR MAT")]
-    assert explainer.sentence(pieces) == "Because you have bought it before and you just bought DOOR MAT."
+    assert wording.sentence(pieces) == "Because you have bought it before and you just bought DOOR MAT."
     many = [d.Evidence(d.EvidenceKind.PAST_PURCHASE, 1.0 - i / 100, str(i), f"T{i}") for i in range(12)]
-    shown = explainer._shown(many + [d.Evidence(d.EvidenceKind.RECENT_EVENT, 0.01, "F", "DOOR MAT")])
-    assert len(shown) == explainer.MAX_EVIDENCE_SHOWN and shown[-1].kind is d.EvidenceKind.RECENT_EVENT
+    shown = page._shown(many + [d.Evidence(d.EvidenceKind.RECENT_EVENT, 0.01, "F", "DOOR MAT")])
+    assert len(shown) == page.MAX_EVIDENCE_SHOWN and shown[-1].kind is d.EvidenceKind.RECENT_EVENT
+
+
+async def test_explained_score_is_the_served_score_and_contributions_are_exact_drops():
+    """The score an explanation explains is the fused score ranking served (ranking saw all six candidates, the
+    explanation only the page); each contribution is the fused drop when that one piece is masked."""
+    from services.ranking.core import RankingCore  # noqa: PLC0415
+
+    rankers = fakes.FakeRankers()
+    ranking = RankingCore(fakes.store(), fakes.TITLES, fakes.FUSION, rankers.infer, fakes.encode, _version)
+    served = await ranking.rank("1", "tea lantern", fakes.PRODUCTS, 3, "fused", 0.0, [], 1.0)
+    page_ids = [i.product_id for i in served.items]
+    out = await _core(rankers).explain("1", "tea lantern", page_ids, "fused", [], 1.0)
+    for item, ex in zip(served.items, out.explanations):
+        assert ex.score == pytest.approx(item.score, abs=1e-9)
+    # Re-derive one contribution by hand: mask the repeat signal alone and re-fuse.
+    from libs.explain import Mask, masked_scenarios  # noqa: PLC0415
+    from libs.history import user_context  # noqa: PLC0415
+    from libs.rankers import get as ranker  # noqa: PLC0415
+
+    store = fakes.store()
+    ctx = user_context(store, "1", [])
+    cand = np.array([store.item_index.get_loc(p) for p in page_ids])
+    q = (await fakes.encode(["tea lantern"], 1.0))[0]
+    scores = {}
+    for m in (GNN_RANKER, TRANSFORMER_RANKER):
+        x = ranker(m).inputs(store, ctx, cand, q if ranker(m).reads_query else None)
+        scores[m] = (await rankers.infer(m, masked_scenarios(x, [Mask("repeat")], ranker(m).history_slots),
+                                         ["score"], 1.0))["score"]
+    drop = fakes.FUSION.combine(scores)
+    for c, ex in enumerate(out.explanations):
+        repeat = [e.contribution for e in ex.evidence if e.kind is d.EvidenceKind.REPEAT_PURCHASE]
+        want = drop[0, c] - drop[1, c]
+        assert (repeat or [0.0])[0] == pytest.approx(want, abs=1e-6) or abs(want) <= wording.MIN_CONTRIBUTION
+
+
+async def test_score_minus_baseline_is_the_sum_of_contributions_plus_interaction():
+    for additive in (True, False):
+        core = _core(fakes.FakeRankers(additive=additive))
+        out = await core.explain("1", "", ["A", "B", "C"], "fused", [], 1.0)
+        for ex in out.explanations:
+            measured = sum(e.contribution for e in ex.evidence)  # every piece is shown here (few of them)
+            assert ex.score - ex.baseline == pytest.approx(measured + ex.interaction, abs=1e-6)
+            if additive:  # pieces that do not interact add up exactly
+                assert ex.interaction == pytest.approx(0.0, abs=1e-6)
+
+
+async def _version(model: str) -> str:
+    return "1"

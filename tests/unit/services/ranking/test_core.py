@@ -3,7 +3,8 @@ import pytest
 
 from libs import domain as d
 from libs.errors import InvalidArgumentError, UnavailableError
-from libs.model_io import GNN_RANKER, TRANSFORMER_RANKER
+from libs.rankers.gnn_ranker import NAME as GNN_RANKER
+from libs.rankers.transformer_ranker import NAME as TRANSFORMER_RANKER
 from services.ranking.core import RankingCore
 from services.ranking.diversity import mmr_order
 from tests.unit.services import fakes

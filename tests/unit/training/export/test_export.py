@@ -5,8 +5,13 @@ import onnx
 import pytest
 import torch
 
-from libs.features import Evidence, gnn_inputs, masked_scenarios, stack, transformer_inputs
-from libs.model_io import GNN_RANKER_SPEC, MAX_CANDIDATES, SPECS, TEXT_DIM, TRANSFORMER_RANKER_SPEC
+from libs.explain import Mask, masked_scenarios
+from libs.features import stack
+from libs.model_io import MAX_CANDIDATES, TEXT_DIM
+from libs.rankers import get as ranker
+from libs.rankers import specs
+from libs.rankers.gnn_ranker import SPEC as GNN_RANKER_SPEC
+from libs.rankers.transformer_ranker import SPEC as TRANSFORMER_RANKER_SPEC
 from tests.unit.features import synthetic
 from training.export.onnx_export import MODEL_PY, ParityError, dynamic_axes, export_model
 from training.export.tensorrt import (
@@ -31,12 +36,12 @@ def store():
 
 
 def _batches(name, store):
-    build = transformer_inputs if name == "transformer_ranker" else gnn_inputs
+    build = ranker(name).inputs
     ctxs = [store.user_context(u) for u in ("42", "1000", "1001")]
     one = build(store, ctxs[0], np.arange(7))
     many = stack([build(store, c, np.arange(12)) for c in ctxs])
-    explain = masked_scenarios(build(store, ctxs[0], np.array([3, 4])), [Evidence("history_item", 3),
-                                                                          Evidence("repeat"), Evidence("popularity")])
+    explain = masked_scenarios(build(store, ctxs[0], np.array([3, 4])),
+                               [Mask("history_item", 3), Mask("repeat"), Mask("popularity")], ranker(name).history_slots)
     return [one, many, explain]
 
 
@@ -48,7 +53,7 @@ def exported(tmp_path_factory, store):
         "transformer_ranker": TransformerRanker(synthetic.N_ITEMS, dim=16),
         "gnn_ranker": GnnRanker(synthetic.N_ITEMS, torch.from_numpy(synthetic.item_embeddings()), dim=16),
     }
-    reports = {n: export_model(m.eval(), SPECS[n], _batches(n, store), repo, tolerance=1e-4)
+    reports = {n: export_model(m.eval(), specs()[n], _batches(n, store), repo, tolerance=1e-4)
                for n, m in models.items()}
     return repo, models, reports
 
@@ -66,7 +71,7 @@ def test_export_writes_version_after_parity(exported, name):
 @pytest.mark.parametrize("name", ["transformer_ranker", "gnn_ranker"])
 def test_exported_graph_passes_tensorrt_offline_checks(exported, store, name):
     repo, _, _ = exported
-    spec = SPECS[name]
+    spec = specs()[name]
     model = onnx.load(str(repo / name / "1" / "model.onnx"))
     assert check_ops(model) == []
     assert check_dynamic_axes(model, spec) == []
@@ -80,7 +85,7 @@ def test_only_declared_axes_are_dynamic():
     assert axes["hist_emb"] == {0: "batch"}  # history length and width are static
     assert axes["cand_emb"] == {0: "batch", 1: "candidates"}
     assert axes["hist_attention"] == {0: "batch", 1: "candidates"}
-    assert dynamic_axes(SPECS["text_encoder"])["input_ids"] == {0: "batch", 1: "tokens"}
+    assert dynamic_axes(specs()["text_encoder"])["input_ids"] == {0: "batch", 1: "tokens"}
 
 
 def test_dynamic_axis_check_catches_extra_dynamic_dim(exported):
@@ -109,14 +114,14 @@ def test_supported_ops_file_has_source_and_version():
 
 def test_profiles_cover_serving_shapes(store):
     for name in ("transformer_ranker", "gnn_ranker"):
-        spec = SPECS[name]
+        spec = specs()[name]
         assert uncovered(spec, _batches(name, store)) == []
         big = {n: np.zeros((spec.max_batch_size, *[MAX_CANDIDATES if d == -1 else d for d in t.shape]), t.np_dtype)
                for n, t in zip(spec.input_names, spec.inputs)}
         assert uncovered(spec, [big]) == []
         too_many = {k: np.concatenate([v, v[:1]]) for k, v in big.items()}
         assert uncovered(spec, [too_many])
-    profile = optimisation_profile(SPECS["text_encoder"])
+    profile = optimisation_profile(specs()["text_encoder"])
     assert profile.shapes["input_ids"][2] == (64, 32)
 
 

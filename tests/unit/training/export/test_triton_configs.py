@@ -1,7 +1,7 @@
 from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2 as mc
 
-from libs.model_io import SPECS
+from libs.rankers import specs
 from training.export.triton_configs import DEFAULT_REPOSITORY, cpu_config, expected_files, gpu_config, stale
 
 
@@ -12,7 +12,7 @@ def test_committed_configs_equal_generated():
 
 
 def test_gpu_and_cpu_configs():
-    for spec in SPECS.values():
+    for spec in specs().values():
         gpu = text_format.Parse((DEFAULT_REPOSITORY / spec.name / "config.pbtxt").read_text(), mc.ModelConfig())
         assert gpu.platform == "tensorrt_plan" and gpu.instance_group[0].kind == mc.ModelInstanceGroup.KIND_GPU
         assert gpu.HasField("dynamic_batching") and len(gpu.model_warmup) == 1
@@ -29,6 +29,6 @@ def test_gpu_and_cpu_configs():
 
 
 def test_version_folders_hold_the_python_backend_stub():
-    for spec in SPECS.values():
+    for spec in specs().values():
         model_py = DEFAULT_REPOSITORY / spec.name / "1" / "model.py"
         assert model_py.read_text().strip() == "from libs.triton.ort_model import TritonPythonModel  # noqa: F401"

@@ -2,8 +2,10 @@ import numpy as np
 import pytest
 import torch
 
-from libs.features import Evidence, gnn_inputs, masked_scenarios, stack, transformer_inputs
-from libs.model_io import GNN_RANKER_SPEC, MAX_HISTORY, TEXT_DIM, TRANSFORMER_RANKER_SPEC
+from libs.explain import Mask, masked_scenarios
+from libs.features import stack
+from libs.model_io import MAX_HISTORY, TEXT_DIM
+from libs.rankers import get as ranker
 from tests.unit.features import synthetic
 from training.models.rankers import GnnRanker, TransformerRanker
 from training.train.data import build_examples, make_batch
@@ -30,10 +32,8 @@ def _run(model, spec, inputs):
 
 
 def _inputs(name, store, user, cands, query=None):
-    ctx = store.user_context(user)
-    if name == "transformer_ranker":
-        return transformer_inputs(store, ctx, cands, query), TRANSFORMER_RANKER_SPEC
-    return gnn_inputs(store, ctx, cands), GNN_RANKER_SPEC
+    r = ranker(name)
+    return r.inputs(store, store.user_context(user), cands, query if r.reads_query else None), r.spec
 
 
 @pytest.mark.parametrize("name", ["transformer_ranker", "gnn_ranker"])
@@ -58,7 +58,7 @@ def test_candidates_are_scored_independently(models, store, name):
 @pytest.mark.parametrize("name", ["transformer_ranker", "gnn_ranker"])
 def test_masking_changes_scores_and_zeroes_attention(models, store, name):
     inputs, spec = _inputs(name, store, "42", np.array([3, 4, 5]))
-    batch = masked_scenarios(inputs, [Evidence("history_item", 3), Evidence("repeat")])
+    batch = masked_scenarios(inputs, [Mask("history_item", 3), Mask("repeat")], ranker(name).history_slots)
     outs = _run(models[name], spec, batch)
     assert not np.allclose(outs[0][0], outs[0][1]) and not np.allclose(outs[0][0], outs[0][2])
     if name == "transformer_ranker":
@@ -74,10 +74,7 @@ def test_cold_user_and_new_product_are_finite(models, store, name):
     ctx = store.user_context(None)
     cands = np.array([-1, 2])
     emb = np.ones((2, TEXT_DIM), np.float32) / np.sqrt(TEXT_DIM)
-    if name == "transformer_ranker":
-        inputs, spec = transformer_inputs(store, ctx, cands, new_cand_emb=emb), TRANSFORMER_RANKER_SPEC
-    else:
-        inputs, spec = gnn_inputs(store, ctx, cands, new_cand_emb=emb), GNN_RANKER_SPEC
+    inputs, spec = ranker(name).inputs(store, ctx, cands, new_cand_emb=emb), ranker(name).spec
     outs = _run(models[name], spec, inputs)
     assert all(np.isfinite(o).all() for o in outs)
     assert np.allclose(outs[1], 0.0)  # no history / user neighbours: nothing to attend to

@@ -1,0 +1,82 @@
+"""The ranker registry: every ranker the system trains, exports, serves and explains is declared once, as a `Ranker`
+in its own module (libs/rankers/<name>.py); training, export, Triton configs, ranking, explanation and evaluation
+iterate `rankers()` instead of naming models. Adding a ranker = one new module + one line in libs/rankers/__init__.py.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from libs.model_io import ModelSpec
+
+# (store, ctx, cand_idx, query_emb | None, new_cand_emb | None) -> the model's inputs for one scenario (B = 1).
+InputBuilder = Callable[..., dict[str, np.ndarray]]
+# (config, item_emb [n_items, 384]) -> a fresh torch.nn.Module whose forward takes spec.input_names in order.
+ModuleFactory = Callable[[Mapping[str, Any], np.ndarray | None], Any]
+
+
+@dataclass(frozen=True)
+class Ranker:
+    spec: ModelSpec
+    inputs: InputBuilder
+    # PyTorch module factory; imports torch lazily so services (which never train) do not load it.
+    new_module: ModuleFactory
+    # (item id tensor, mask tensor) pairs holding the user's history: masking a past purchase zeroes its slots.
+    history_slots: tuple[tuple[str, str], ...] = ()
+    reads_query: bool = False  # trained with title-derived queries; gets the query embedding at serving
+    parity_tolerance: float = 1e-4  # ONNX vs PyTorch, max abs diff
+    trt_tolerance: float = 5e-2  # FP16 TensorRT engine vs PyTorch
+    description: str = ""
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def variant(self) -> str:
+        """The experiment arm that ranks by this model alone, e.g. gnn_ranker -> "gnn_only"."""
+        return self.name.removesuffix("_ranker") + "_only"
+
+
+_REGISTRY: dict[str, Ranker] = {}
+
+
+def register(ranker: Ranker) -> Ranker:
+    if ranker.name in _REGISTRY and _REGISTRY[ranker.name] is not ranker:
+        raise ValueError(f"ranker {ranker.name!r} is registered already")
+    _REGISTRY[ranker.name] = ranker
+    return ranker
+
+
+def unregister(name: str) -> None:
+    _REGISTRY.pop(name, None)
+
+
+def rankers() -> tuple[Ranker, ...]:
+    return tuple(_REGISTRY.values())
+
+
+def names() -> tuple[str, ...]:
+    return tuple(_REGISTRY)
+
+
+def get(name: str) -> Ranker:
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise KeyError(f"unknown ranker {name!r}; registered: {', '.join(_REGISTRY) or 'none'}") from None
+
+
+def specs() -> dict[str, ModelSpec]:
+    """Every served model's spec: the text encoder and each registered ranker."""
+    from libs.model_io import TEXT_ENCODER_SPEC  # noqa: PLC0415
+
+    return {TEXT_ENCODER_SPEC.name: TEXT_ENCODER_SPEC} | {r.name: r.spec for r in rankers()}
+
+
+def variants() -> dict[str, tuple[str, ...]]:
+    """Ranking variants (experiment arms) -> the models whose fused score orders the results."""
+    return {"fused": names()} | {r.variant: (r.name,) for r in rankers()}

@@ -1,0 +1,56 @@
+import json
+
+import numpy as np
+import pytest
+
+from libs.fusion import Fusion, fit_normalisation
+
+
+def test_combine_is_the_documented_linear_map():
+    f = Fusion({"a": 0.25, "b": 0.75}, centre={"a": 1.0, "b": -2.0}, scale={"a": 2.0, "b": 0.5})
+    a, b = np.array([[1.0, 3.0, 5.0]]), np.array([[-2.0, -1.0, 0.0]])
+    want = 0.25 * (a - 1.0) / 2.0 + 0.75 * (b + 2.0) / 0.5
+    assert np.allclose(f.combine({"a": a, "b": b}), want, atol=0, rtol=1e-15)
+
+
+def test_an_items_score_does_not_depend_on_the_other_candidates():
+    f = Fusion({"a": 0.5, "b": 0.5}, {"a": 0.3, "b": 1.0}, {"a": 1.5, "b": 4.0})
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=200), rng.normal(size=200)
+    full = f.combine({"a": a, "b": b})
+    page = f.combine({"a": a[:20], "b": b[:20]})  # explanation scores the page only
+    assert np.array_equal(full[:20], page)
+
+
+def test_masked_drop_is_the_weighted_sum_of_model_drops():
+    f = Fusion({"a": 0.4, "b": 0.6}, {"a": 0.0, "b": 5.0}, {"a": 2.0, "b": 3.0})
+    full = {"a": np.array([1.0, 2.0]), "b": np.array([7.0, 4.0])}
+    masked = {"a": np.array([0.5, 2.5]), "b": np.array([6.0, 4.0])}
+    drop = f.combine(full) - f.combine(masked)
+    assert np.allclose(drop, 0.4 * (full["a"] - masked["a"]) / 2.0 + 0.6 * (full["b"] - masked["b"]) / 3.0)
+
+
+def test_a_model_that_is_down_is_left_out():
+    f = Fusion({"a": 0.7, "b": 0.3}, {"a": 1.0, "b": 0.0}, {"a": 2.0, "b": 1.0})
+    a = np.array([1.0, 3.0])
+    assert np.allclose(f.combine({"a": a}), 0.7 * (a - 1.0) / 2.0)
+    with pytest.raises(ValueError):
+        f.combine({"c": a})
+
+
+def test_fit_normalisation_uses_valid_entries_only():
+    s = np.array([[1.0, 3.0, -1e6], [5.0, 7.0, -1e6]])
+    centre, scale = fit_normalisation({"a": s}, s > -1e5)
+    assert centre["a"] == pytest.approx(4.0) and scale["a"] == pytest.approx(np.sqrt(5.0))
+    centre, scale = fit_normalisation({"c": np.ones((2, 2))})
+    assert scale["c"] == 1.0  # constant scores: no spread to divide by
+
+
+def test_round_trip_and_stale_files_are_refused(tmp_path):
+    f = Fusion({"a": 1.0}, {"a": 0.5}, {"a": 2.0})
+    path = tmp_path / "fusion.json"
+    path.write_text(json.dumps(f.as_dict() | {"fitted_on": "x"}))
+    assert Fusion.load(path) == f
+    path.write_text(json.dumps({"weights": {"a": 1.0}}))
+    with pytest.raises(ValueError, match="make models"):
+        Fusion.load(path)
