@@ -18,7 +18,6 @@ VARIANTS: dict[str, tuple[str, ...]] = {
     "gnn_only": (GNN_RANKER,),
     "transformer_only": (TRANSFORMER_RANKER,),
 }
-STAGE_OF = {GNN_RANKER: d.Stage.GNN_RANKER, TRANSFORMER_RANKER: d.Stage.TRANSFORMER_RANKER}
 
 Infer = Callable[[str, Mapping[str, np.ndarray], Sequence[str], float], Awaitable[dict[str, np.ndarray]]]
 EncodeQuery = Callable[[Sequence[str], float], Awaitable[np.ndarray]]
@@ -61,7 +60,7 @@ async def run_models(infer: Infer, inputs: Mapping[str, Mapping[str, np.ndarray]
     scores: dict[str, np.ndarray] = {}
     for model, result in zip(inputs, results):
         if isinstance(result, (UnavailableError, DeadlineError, asyncio.TimeoutError)):
-            degradations.append(d.Degradation(STAGE_OF[model], str(result) or "deadline"))
+            degradations.append(d.Degradation(d.Stage.RANKING, str(result) or "deadline", model))
         elif isinstance(result, BaseException):
             raise result
         else:
