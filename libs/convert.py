@@ -59,11 +59,15 @@ def version_from_pb(v: pb.ModelVersion) -> d.ModelVersion:
     return d.ModelVersion(v.name, v.version)
 
 
+def _evidence_to_pb(ev: d.Evidence) -> pb.Evidence:
+    product = pb.ProductRef(product_id=ev.product_id, title=ev.title) if ev.product_id else None
+    return pb.Evidence(type=_enum_to_pb(_EVIDENCE, ev.kind), product=product, text=ev.text,
+                       contribution=ev.contribution)
+
+
 def explanation_to_pb(e: d.Explanation) -> pb.Explanation:
     return pb.Explanation(
-        evidence=[pb.Evidence(type=_enum_to_pb(_EVIDENCE, ev.kind), product=pb.ProductRef(product_id=ev.product_id, title=ev.title)
-                              if ev.product_id else None, text=ev.text, contribution=ev.contribution)
-                  for ev in e.evidence],
+        evidence=[_evidence_to_pb(ev) for ev in e.evidence],
         sentence=e.sentence, confidence=e.confidence, method=e.method)
 
 

@@ -4,25 +4,26 @@ from shop.gateway.v1 import gateway_service_pb2 as gpb
 from shop.retrieval.v1 import retrieval_service_pb2 as rpb
 
 from libs.errors import InvalidArgumentError
+from libs.events import EventStore
+from services.gateway.core import GatewayCore
+from services.gateway.experiments import Variants
 from services.gateway.servicer import GatewayServicer
 from services.retrieval.servicer import RetrievalServicer
 
 NEWER = 99  # an enum value added by a peer built from newer protos
 
 
-class _RecordingCore:
-    async def record_events(self, events):
-        self.events = events
-        return len(events), 0
-
-
-async def test_newer_or_unspecified_event_type_in_a_request_reaches_the_core_as_unknown():
-    # The core rejects it with INVALID_ARGUMENT naming events[i].type (tests/unit/services/gateway).
-    core = _RecordingCore()
+async def test_newer_or_unspecified_event_type_is_invalid_argument_naming_the_field(tmp_path):
+    store = EventStore(tmp_path / "events.sqlite3")
+    core = GatewayCore(None, None, None, store, Variants.parse("fused:1"), lambda pid: True)
     request = gpb.RecordEventsRequest(events=[gpb.Event(event_id="e1", type=NEWER, user_id="1", product_id="A"),
                                               gpb.Event(event_id="e2", user_id="1", product_id="A")])
-    await GatewayServicer(core, 1.0).RecordEvents(request, None)
-    assert [e[3] for e in core.events] == [None, None]
+    try:
+        with pytest.raises(InvalidArgumentError) as info:
+            await GatewayServicer(core, 1.0).RecordEvents(request, None)
+    finally:
+        store.close()
+    assert [v.field for v in info.value.violations] == ["events[0].type", "events[1].type"]
 
 
 class _Core:
@@ -45,7 +46,8 @@ async def test_retrieval_reads_page_size_then_the_deprecated_limit(page_size, li
     assert core.limit == expected
 
 
-@pytest.mark.parametrize(("page_size", "limit", "field"), [(-1, 0, "page_size"), (0, -1, "limit"), (-1, 5, "page_size")])
+@pytest.mark.parametrize(("page_size", "limit", "field"),
+                         [(-1, 0, "page_size"), (0, -1, "limit"), (-1, 5, "page_size")])
 async def test_retrieval_names_the_count_field_it_rejects(page_size, limit, field):
     with pytest.raises(InvalidArgumentError) as info:
         await RetrievalServicer(_Core()).RetrieveQueryCandidates(
