@@ -2,7 +2,7 @@ from pathlib import Path
 
 from google.api import field_behavior_pb2
 
-ROOT = Path(__file__).resolve().parents[3]
+ROOT = Path(__file__).absolute().parents[3]  # not resolve(): under Bazel, the runfiles tree
 
 
 def test_vendored_field_behavior_is_the_one_the_runtime_ships():
