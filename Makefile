@@ -13,7 +13,7 @@ export TOKENIZERS_PARALLELISM := false
 export OMP_WAIT_POLICY := PASSIVE
 PYTEST_ARGS ?=
 
-.PHONY: venv protos data models models-if-absent eval run test test-unit test-integration bazel bazel-test \
+.PHONY: venv buf protos data models models-if-absent eval run test test-unit test-integration bazel bazel-test \
         k8s-validate load bench clean
 
 venv: $(VENV)/.stamp
@@ -26,6 +26,14 @@ $(VENV)/.stamp: requirements.txt
 	@# Repo root and generated stubs on sys.path (also for Triton's Python-backend stub).
 	printf '%s\n%s\n' "$(CURDIR)" "$(CURDIR)/libs/gen" > $$($(PY) -c 'import sysconfig;print(sysconfig.get_paths()["purelib"])')/shop_repo.pth
 	touch $@
+
+# buf (pinned in package-lock.json) lints protos/ and checks them against the previous commit's (buf.yaml).
+buf: node_modules/.package-lock.json
+	node_modules/.bin/buf lint
+	tools/buf_breaking.sh
+
+node_modules/.package-lock.json: package-lock.json
+	npm ci --no-audit --no-fund --prefer-offline
 
 protos: libs/gen/.stamp
 libs/gen/.stamp: $(VENV)/.stamp $(shell find protos -name '*.proto')
@@ -48,7 +56,7 @@ eval: models-if-absent
 run: models-if-absent
 	$(PY) -m tools.stack
 
-test: models-if-absent
+test: buf models-if-absent
 	$(PY) -m pytest tests $(PYTEST_ARGS)
 
 test-unit: protos

@@ -1,33 +1,54 @@
-"""Domain <-> protobuf conversion, in one place for every servicer."""
+"""Domain <-> protobuf conversion, in one place for every servicer.
+
+Enum values read from the wire follow one policy, `enum_from_pb`: UNSPECIFIED, and any value this build does
+not know (a peer built from newer protos may send one), read as None ("unspecified"), never as an error here:
+- a REQUIRED field of a public request must not be unspecified: the core rejects it with INVALID_ARGUMENT naming
+  the field (RecordEvents' `events[i].type`);
+- anywhere else the rest of the message is kept where it means something without the value (a Degradation
+  keeps its reason and model, an Evidence its product and contribution; None goes back out as UNSPECIFIED) and
+  dropped where it does not (a candidate source, a source rank, a recent event of unknown type).
+"""
 from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from typing import TypeVar
 
 from shop.common.v1 import common_pb2 as pb
 from shop.retrieval.v1 import retrieval_service_pb2 as rpb
 
 from libs import domain as d
 
-_SOURCE = {s: pb.CandidateSource.Value(f"CANDIDATE_SOURCE_{s.value}") for s in d.Source}
-_SOURCE_BACK = {v: k for k, v in _SOURCE.items()}
-_EVIDENCE = {e: pb.EvidenceType.Value(f"EVIDENCE_TYPE_{e.value}") for e in d.EvidenceKind}
-_EVIDENCE_BACK = {v: k for k, v in _EVIDENCE.items()}
-_STAGE = {s: pb.Stage.Value(f"STAGE_{s.value}") for s in d.Stage}
-_STAGE_BACK = {v: k for k, v in _STAGE.items()}
+E = TypeVar("E", bound=enum.Enum)
 
 
-def source_to_pb(s: d.Source) -> int:
-    return _SOURCE[s]
+def _enum_map(domain_cls: type[E], proto_enum, prefix: str) -> dict[E, int]:  # noqa: ANN001 - EnumTypeWrapper
+    return {m: proto_enum.Value(f"{prefix}_{m.value}") for m in domain_cls}
 
 
-def source_from_pb(v: int) -> d.Source:
-    return _SOURCE_BACK[v]
+_SOURCE = _enum_map(d.Source, pb.CandidateSource, "CANDIDATE_SOURCE")
+_EVIDENCE = _enum_map(d.EvidenceKind, pb.EvidenceType, "EVIDENCE_TYPE")
+_STAGE = _enum_map(d.Stage, pb.Stage, "STAGE")
+_EVENT = _enum_map(d.EventKind, pb.EventType, "EVENT_TYPE")
+_BACK = {cls: {v: k for k, v in mapping.items()} for cls, mapping in
+         ((d.Source, _SOURCE), (d.EvidenceKind, _EVIDENCE), (d.Stage, _STAGE), (d.EventKind, _EVENT))}
+
+
+def enum_from_pb(domain_cls: type[E], value: int) -> E | None:
+    """The domain member for a wire value; None for UNSPECIFIED and unknown values (see the module docstring)."""
+    return _BACK[domain_cls].get(value)
+
+
+def _enum_to_pb(mapping: Mapping[E, int], member: E | None) -> int:
+    return 0 if member is None else mapping[member]  # 0 is *_UNSPECIFIED in every enum
 
 
 def degradation_to_pb(x: d.Degradation) -> pb.Degradation:
-    return pb.Degradation(stage=_STAGE[x.stage], reason=x.reason)
+    return pb.Degradation(stage=_enum_to_pb(_STAGE, x.stage), reason=x.reason, model=x.model)
 
 
 def degradation_from_pb(x: pb.Degradation) -> d.Degradation:
-    return d.Degradation(_STAGE_BACK.get(x.stage, d.Stage.RETRIEVAL), x.reason)
+    return d.Degradation(enum_from_pb(d.Stage, x.stage), x.reason, x.model)
 
 
 def version_to_pb(v: d.ModelVersion) -> pb.ModelVersion:
@@ -38,17 +59,21 @@ def version_from_pb(v: pb.ModelVersion) -> d.ModelVersion:
     return d.ModelVersion(v.name, v.version)
 
 
+def _evidence_to_pb(ev: d.Evidence) -> pb.Evidence:
+    product = pb.ProductRef(product_id=ev.product_id, title=ev.title) if ev.product_id else None
+    return pb.Evidence(type=_enum_to_pb(_EVIDENCE, ev.kind), product=product, text=ev.text,
+                       contribution=ev.contribution)
+
+
 def explanation_to_pb(e: d.Explanation) -> pb.Explanation:
     return pb.Explanation(
-        evidence=[pb.Evidence(type=_EVIDENCE[ev.kind], product=pb.ProductRef(product_id=ev.product_id, title=ev.title)
-                              if ev.product_id else None, text=ev.text, contribution=ev.contribution)
-                  for ev in e.evidence],
+        evidence=[_evidence_to_pb(ev) for ev in e.evidence],
         sentence=e.sentence, confidence=e.confidence, method=e.method)
 
 
 def explanation_from_pb(e: pb.Explanation) -> d.Explanation:
     return d.Explanation(
-        evidence=[d.Evidence(kind=_EVIDENCE_BACK[ev.type], contribution=ev.contribution,
+        evidence=[d.Evidence(kind=enum_from_pb(d.EvidenceKind, ev.type), contribution=ev.contribution,
                              product_id=ev.product.product_id, title=ev.product.title, text=ev.text)
                   for ev in e.evidence],
         sentence=e.sentence, confidence=e.confidence, method=e.method)
@@ -63,19 +88,10 @@ def scored_to_pb(x: d.ScoredItem) -> pb.ScoredProduct:
 
 
 def scored_from_pb(x: pb.ScoredProduct) -> d.ScoredItem:
+    sources = [enum_from_pb(d.Source, s) for s in x.sources]
     return d.ScoredItem(product_id=x.product.product_id, title=x.product.title, score=x.score,
-                        model_scores=dict(x.model_scores), sources=[_SOURCE_BACK[s] for s in x.sources
-                                                                     if s in _SOURCE_BACK],
+                        model_scores=dict(x.model_scores), sources=[s for s in sources if s is not None],
                         explanation=explanation_from_pb(x.explanation) if x.HasField("explanation") else None)
-
-
-_EVENT = {k: pb.EventType.Value(f"EVENT_TYPE_{k.value}") for k in d.EventKind}
-_EVENT_BACK = {v: k for k, v in _EVENT.items()}
-
-
-def event_kind_from_pb(v: int) -> d.EventKind | None:
-    """None for UNSPECIFIED or values this build does not know."""
-    return _EVENT_BACK.get(v)
 
 
 def user_event_to_pb(e: d.UserEvent) -> pb.UserEvent:
@@ -85,14 +101,14 @@ def user_event_to_pb(e: d.UserEvent) -> pb.UserEvent:
 
 
 def user_event_from_pb(e: pb.UserEvent) -> d.UserEvent | None:
-    kind = _EVENT_BACK.get(e.type)
+    kind = enum_from_pb(d.EventKind, e.type)
     if kind is None:
         return None
     return d.UserEvent(e.product_id, kind, e.event_time.ToNanoseconds() / 1e9, max(e.quantity, 1))
 
 
 def user_events_from_pb(msgs) -> list[d.UserEvent]:  # noqa: ANN001 - repeated shop.common.v1.UserEvent
-    """Events of known types; unknown types (from newer clients) are skipped, not fatal."""
+    """Events of known types; events of unknown types (from a newer gateway) are skipped, not fatal."""
     return [e for e in (user_event_from_pb(m) for m in msgs) if e is not None]
 
 
@@ -104,6 +120,7 @@ def candidate_to_pb(c: d.Candidate) -> rpb.Candidate:
 
 
 def candidate_from_pb(c: rpb.Candidate) -> d.Candidate:
+    ranks = [(enum_from_pb(d.Source, s.source), s) for s in c.source_ranks]
     return d.Candidate(c.product.product_id, c.product.title, c.retrieval_score,
-                       [d.SourceRank(_SOURCE_BACK[s.source], s.rank, s.score) for s in c.source_ranks
-                        if s.source in _SOURCE_BACK], list(c.matched_terms))
+                       [d.SourceRank(source, s.rank, s.score) for source, s in ranks if source is not None],
+                       list(c.matched_terms))

@@ -28,20 +28,19 @@ class EvidenceKind(enum.Enum):
 
 
 class Stage(enum.Enum):
-    """Mirrors shop.common.v1.Stage."""
+    """Pipeline stages (mirrors shop.common.v1.Stage); models are named by Degradation.model, not here."""
 
     RETRIEVAL = "RETRIEVAL"
     RANKING = "RANKING"
     EXPLANATION = "EXPLANATION"
     TEXT_ENCODER = "TEXT_ENCODER"
-    GNN_RANKER = "GNN_RANKER"
-    TRANSFORMER_RANKER = "TRANSFORMER_RANKER"
 
 
 @dataclass(frozen=True)
 class Degradation:
-    stage: Stage
+    stage: Stage | None  # None: a stage this build does not know (reported by a newer peer)
     reason: str
+    model: str = ""  # the model that failed, if the stage degraded because of one model
 
 
 @dataclass(frozen=True)
@@ -62,7 +61,7 @@ class Candidate:
 
 @dataclass(frozen=True)
 class Evidence:
-    kind: EvidenceKind
+    kind: EvidenceKind | None  # None: a kind this build does not know (reported by a newer peer)
     contribution: float
     product_id: str = ""
     title: str = ""

@@ -32,7 +32,7 @@ class NotFoundError(DomainError):
 
 @dataclass
 class UnavailableError(DomainError):
-    """A dependency is down: UNAVAILABLE with a google.rpc.RetryInfo hint."""
+    """A dependency is down: UNAVAILABLE with a google.rpc.RetryInfo hint; `extra` goes into ErrorInfo.metadata."""
 
     message: str
     retry_after_s: float = 1.0

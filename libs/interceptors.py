@@ -26,32 +26,51 @@ RPC_LATENCY = Histogram(
 OPEN_PREFIXES = ("/grpc.health.v1.", "/grpc.reflection.")
 
 
-def _status(code: grpc.StatusCode, message: str, *details: object) -> tuple[grpc.StatusCode, str, tuple]:
+# google.rpc.ErrorInfo on every error status: `reason` is the stable, machine-readable cause callers may branch on
+# (the message is for humans and may change); `domain` is this one constant for every service of the shop backend.
+ERROR_DOMAIN = "shop.example.com"
+REASON_INVALID_ARGUMENT = "INVALID_ARGUMENT_FIELD"
+REASON_NOT_FOUND = "RESOURCE_NOT_FOUND"
+REASON_UNAVAILABLE = "DEPENDENCY_UNAVAILABLE"
+REASON_DEADLINE = "DEADLINE_EXCEEDED"
+REASON_UNAUTHENTICATED = "UNAUTHENTICATED"
+REASON_INTERNAL = "INTERNAL"
+
+
+def _status(code: grpc.StatusCode, message: str, reason: str, metadata: dict[str, str], *details: object
+            ) -> tuple[grpc.StatusCode, str, tuple]:
     status = status_pb2.Status(code=getattr(code_pb2, code.name), message=message)
-    for d in details:
+    # ErrorInfo last: callers that read details[0] as the BadRequest or RetryInfo keep working.
+    for d in (*details, error_details_pb2.ErrorInfo(reason=reason, domain=ERROR_DOMAIN, metadata=metadata)):
         packed = any_pb2.Any()
         packed.Pack(d)
         status.details.append(packed)
     return code, message, (("grpc-status-details-bin", status.SerializeToString()),)
 
 
-def to_status(exc: BaseException) -> tuple[grpc.StatusCode, str, tuple]:
-    """Map an exception to (code, message, trailing metadata). Unknown errors are masked."""
+def to_status(exc: BaseException, service: str = "") -> tuple[grpc.StatusCode, str, tuple]:
+    """Map an exception to (code, message, trailing metadata). Unknown errors are masked.
+
+    The details are BadRequest or RetryInfo where they apply, then an ErrorInfo (metadata names the `service`).
+    """
+    meta = {"service": service} if service else {}
     if isinstance(exc, errors.InvalidArgumentError):
         bad = error_details_pb2.BadRequest(field_violations=[
             error_details_pb2.BadRequest.FieldViolation(field=v.field, description=v.description)
             for v in exc.violations
         ])
-        return _status(grpc.StatusCode.INVALID_ARGUMENT, str(exc), bad)
+        meta["fields"] = ",".join(dict.fromkeys(v.field for v in exc.violations))
+        return _status(grpc.StatusCode.INVALID_ARGUMENT, str(exc), REASON_INVALID_ARGUMENT, meta, bad)
     if isinstance(exc, errors.NotFoundError):
-        return _status(grpc.StatusCode.NOT_FOUND, str(exc))
+        return _status(grpc.StatusCode.NOT_FOUND, str(exc), REASON_NOT_FOUND, meta)
     if isinstance(exc, errors.UnavailableError):
         retry = error_details_pb2.RetryInfo(retry_delay=duration_pb2.Duration(
             seconds=int(exc.retry_after_s), nanos=int((exc.retry_after_s % 1) * 1e9)))
-        return _status(grpc.StatusCode.UNAVAILABLE, str(exc), retry)
+        meta |= {k: str(v) for k, v in exc.extra.items()}
+        return _status(grpc.StatusCode.UNAVAILABLE, str(exc), REASON_UNAVAILABLE, meta, retry)
     if isinstance(exc, errors.DeadlineError):
-        return _status(grpc.StatusCode.DEADLINE_EXCEEDED, str(exc) or "deadline exceeded")
-    return _status(grpc.StatusCode.INTERNAL, "internal error")
+        return _status(grpc.StatusCode.DEADLINE_EXCEEDED, str(exc) or "deadline exceeded", REASON_DEADLINE, meta)
+    return _status(grpc.StatusCode.INTERNAL, "internal error", REASON_INTERNAL, meta)
 
 
 def _wrap(handler: grpc.RpcMethodHandler, fn: Callable) -> grpc.RpcMethodHandler:
@@ -78,14 +97,14 @@ class ObservabilityInterceptor(grpc.aio.ServerInterceptor):
             try:
                 return await inner(request, context)
             except errors.DomainError as exc:
-                code, message, trailers = to_status(exc)
+                code, message, trailers = to_status(exc, self.service)
                 await context.abort(code, message, trailing_metadata=trailers)
             except grpc.aio.AbortError:
                 code = context.code() or grpc.StatusCode.UNKNOWN
                 raise
             except Exception:  # noqa: BLE001 - mask internals from callers, keep them in the log
                 log.exception("unhandled error", extra=fields(method=method))
-                code, message, trailers = to_status(RuntimeError())
+                code, message, trailers = to_status(RuntimeError(), self.service)
                 await context.abort(code, message, trailing_metadata=trailers)
             finally:
                 elapsed = time.perf_counter() - start
@@ -102,6 +121,8 @@ class BearerAuthInterceptor(grpc.aio.ServerInterceptor):
 
     def __init__(self, token: str) -> None:
         self.expected = f"Bearer {token}".encode()
+        self.denial = _status(grpc.StatusCode.UNAUTHENTICATED, "missing or invalid bearer token",
+                              REASON_UNAUTHENTICATED, {})
 
     async def intercept_service(self, continuation: Callable[..., Awaitable], details: grpc.HandlerCallDetails):
         if details.method.startswith(OPEN_PREFIXES):
@@ -111,6 +132,6 @@ class BearerAuthInterceptor(grpc.aio.ServerInterceptor):
             return await continuation(details)
 
         async def deny(request: object, context: grpc.aio.ServicerContext) -> None:
-            await context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or invalid bearer token")
+            await context.abort(*self.denial)
 
         return grpc.unary_unary_rpc_method_handler(deny)

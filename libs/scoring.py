@@ -27,10 +27,6 @@ def models_of(variant: str) -> tuple[str, ...]:
     return models
 
 
-def _stage_of(model: str) -> d.Stage:
-    return d.Stage[model.upper()] if model.upper() in d.Stage.__members__ else d.Stage.RANKING
-
-
 def candidate_indices(store: FeatureStore, product_ids: Sequence[str], field: str = "product_ids") -> np.ndarray:
     idx = store.item_index.get_indexer(list(product_ids))
     bad = [FieldViolation(f"{field}[{i}]", "is not a product of the catalogue") for i in np.flatnonzero(idx < 0)[:10]]
@@ -60,7 +56,7 @@ async def run_models(infer: Infer, inputs: Mapping[str, Mapping[str, np.ndarray]
     scores: dict[str, np.ndarray] = {}
     for model, result in zip(inputs, results):
         if isinstance(result, (UnavailableError, DeadlineError, asyncio.TimeoutError)):
-            degradations.append(d.Degradation(_stage_of(model), str(result) or "deadline"))
+            degradations.append(d.Degradation(d.Stage.RANKING, str(result) or "deadline", model))
         elif isinstance(result, BaseException):
             raise result
         else:

@@ -14,7 +14,9 @@ OUT_DIR = ROOT / "libs" / "gen"
 
 def main() -> int:
     OUT_DIR.mkdir(parents=True, exist_ok=True)
-    protos = sorted(str(p.relative_to(PROTO_DIR)) for p in PROTO_DIR.rglob("*.proto"))
+    # protos/google/ is vendored only so that protoc (and buf) can resolve imports; its Python modules come
+    # from googleapis-common-protos, and stubs of our own would shadow the `google` package.
+    protos = sorted(str(p.relative_to(PROTO_DIR)) for p in (PROTO_DIR / "shop").rglob("*.proto"))
     well_known = Path(grpc_tools.__file__).parent / "_proto"
     rc = protoc.main([
         "grpc_tools.protoc",

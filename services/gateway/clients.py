@@ -34,7 +34,7 @@ class RetrievalClient:
     async def query_candidates(self, query: str, user_id: str, limit: int, timeout: float) -> StageResult:
         try:
             resp = await self.stub.RetrieveQueryCandidates(
-                qpb.RetrieveQueryCandidatesRequest(query=query, user_id=user_id, limit=limit), timeout=timeout)
+                qpb.RetrieveQueryCandidatesRequest(query=query, user_id=user_id, page_size=limit), timeout=timeout)
         except grpc.aio.AioRpcError as exc:
             raise _domain_error(exc, "retrieval") from exc
         return StageResult([convert.candidate_from_pb(c) for c in resp.candidates], [convert.degradation_from_pb(x) for x in resp.degradations])
@@ -43,7 +43,7 @@ class RetrievalClient:
                               timeout: float) -> StageResult:
         try:
             resp = await self.stub.RetrieveUserCandidates(qpb.RetrieveUserCandidatesRequest(
-                user_id=user_id, limit=limit, recent_events=[convert.user_event_to_pb(e) for e in recent]),
+                user_id=user_id, page_size=limit, recent_events=[convert.user_event_to_pb(e) for e in recent]),
                 timeout=timeout)
         except grpc.aio.AioRpcError as exc:
             raise _domain_error(exc, "retrieval") from exc

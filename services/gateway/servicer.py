@@ -53,7 +53,7 @@ class GatewayServicer(pb_grpc.GatewayServiceServicer):
         now = time.time()
         events = []
         for e in request.events:
-            kind = convert.event_kind_from_pb(e.type)
+            kind = convert.enum_from_pb(d.EventKind, e.type)
             ts = e.event_time.ToNanoseconds() / 1e9 if e.HasField("event_time") else now
             quantity = e.quantity if e.quantity != 0 else 1
             event = d.UserEvent(e.product_id, kind, ts, quantity) if kind else None

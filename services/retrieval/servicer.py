@@ -8,8 +8,14 @@ from shop.retrieval.v1 import retrieval_service_pb2_grpc as pb_grpc
 from libs import convert, validation
 from services.retrieval.core import RetrievalCore
 
-DEFAULT_LIMIT = 200
-MAX_LIMIT = 1000
+DEFAULT_PAGE_SIZE = 200
+MAX_PAGE_SIZE = 1000
+
+
+def _page_size(request: pb.RetrieveQueryCandidatesRequest | pb.RetrieveUserCandidatesRequest) -> int:
+    # `limit` is the deprecated name of page_size; older gateways still send it.
+    field = "page_size" if request.page_size or not request.limit else "limit"
+    return validation.page_size(getattr(request, field), DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, field=field)
 
 
 class RetrievalServicer(pb_grpc.RetrievalServiceServicer):
@@ -20,15 +26,14 @@ class RetrievalServicer(pb_grpc.RetrievalServiceServicer):
                                       context: grpc.aio.ServicerContext) -> pb.RetrieveQueryCandidatesResponse:
         query = validation.query(request.query)
         user_id = validation.user_id(request.user_id)
-        limit = validation.page_size(request.limit, DEFAULT_LIMIT, MAX_LIMIT, field="limit")
-        items, degradations = await self.core.query_candidates(query, user_id, limit)
+        items, degradations = await self.core.query_candidates(query, user_id, _page_size(request))
         return pb.RetrieveQueryCandidatesResponse(candidates=[convert.candidate_to_pb(c) for c in items],
                                                   degradations=[convert.degradation_to_pb(x) for x in degradations])
 
     async def RetrieveUserCandidates(self, request: pb.RetrieveUserCandidatesRequest,
                                      context: grpc.aio.ServicerContext) -> pb.RetrieveUserCandidatesResponse:
         user_id = validation.user_id(request.user_id, required=True)
-        limit = validation.page_size(request.limit, DEFAULT_LIMIT, MAX_LIMIT, field="limit")
-        items, degradations = await self.core.user_candidates(user_id, convert.user_events_from_pb(request.recent_events), limit)
+        recent = convert.user_events_from_pb(request.recent_events)
+        items, degradations = await self.core.user_candidates(user_id, recent, _page_size(request))
         return pb.RetrieveUserCandidatesResponse(candidates=[convert.candidate_to_pb(c) for c in items],
                                                  degradations=[convert.degradation_to_pb(x) for x in degradations])

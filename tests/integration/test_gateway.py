@@ -17,8 +17,9 @@ NODE_CLIENT = Path(__file__).parent / "node_client"
 def _field_violations(err: grpc.RpcError) -> list[str]:
     raw = dict(err.trailing_metadata())["grpc-status-details-bin"]
     status = status_pb2.Status.FromString(raw)
-    bad = error_details_pb2.BadRequest()
+    bad, info = error_details_pb2.BadRequest(), error_details_pb2.ErrorInfo()
     assert status.details[0].Unpack(bad)
+    assert status.details[-1].Unpack(info) and info.reason == "INVALID_ARGUMENT_FIELD"
     return [v.field for v in bad.field_violations]
 
 

@@ -21,7 +21,7 @@ def _stub(stack, name, cls):
 
 def test_retrieval_fuses_lexical_and_dense_with_matched_terms(stack):
     stub = _stub(stack, "retrieval", qgrpc.RetrievalServiceStub)
-    resp = stub.RetrieveQueryCandidates(qpb.RetrieveQueryCandidatesRequest(query="heart lantern", limit=50), timeout=10)
+    resp = stub.RetrieveQueryCandidates(qpb.RetrieveQueryCandidatesRequest(query="heart lantern", page_size=50), timeout=10)
     assert len(resp.candidates) == 50 and not resp.degradations
     sources = {s.source for c in resp.candidates for s in c.source_ranks}
     assert {cpb.CANDIDATE_SOURCE_LEXICAL, cpb.CANDIDATE_SOURCE_DENSE} <= sources
@@ -34,7 +34,7 @@ def test_retrieval_user_candidates_and_cold_start(stack):
     sources = {s.source for c in known.candidates for s in c.source_ranks}
     assert {cpb.CANDIDATE_SOURCE_REPEAT_PURCHASE, cpb.CANDIDATE_SOURCE_CO_PURCHASE,
             cpb.CANDIDATE_SOURCE_GRAPH_NEIGHBOUR} <= sources
-    cold = stub.RetrieveUserCandidates(qpb.RetrieveUserCandidatesRequest(user_id="123456789", limit=10), timeout=10)
+    cold = stub.RetrieveUserCandidates(qpb.RetrieveUserCandidatesRequest(user_id="123456789", page_size=10), timeout=10)
     assert len(cold.candidates) == 10
     assert all(s.source == cpb.CANDIDATE_SOURCE_POPULARITY for c in cold.candidates for s in c.source_ranks)
 
@@ -42,7 +42,7 @@ def test_retrieval_user_candidates_and_cold_start(stack):
 @pytest.mark.parametrize(("request_", "field"), [
     (qpb.RetrieveQueryCandidatesRequest(query="  "), "query"),
     (qpb.RetrieveQueryCandidatesRequest(query="a" * 600), "query"),
-    (qpb.RetrieveQueryCandidatesRequest(query="bag", limit=-5), "limit"),
+    (qpb.RetrieveQueryCandidatesRequest(query="bag", page_size=-5), "page_size"),
 ])
 def test_retrieval_bad_input(stack, request_, field):
     stub = _stub(stack, "retrieval", qgrpc.RetrievalServiceStub)

@@ -1,7 +1,11 @@
 import pytest
+from shop.common.v1 import common_pb2 as pb
+from shop.retrieval.v1 import retrieval_service_pb2 as rpb
 
 from libs import convert
 from libs import domain as d
+
+NEWER = 99  # an enum value added by a peer built from newer protos
 
 
 def test_scored_item_round_trip():
@@ -12,23 +16,45 @@ def test_scored_item_round_trip():
     assert convert.scored_from_pb(convert.scored_to_pb(item)) == item
 
 
-def test_every_domain_enum_maps_to_the_proto():
-    for s in d.Source:
-        assert convert.source_from_pb(convert.source_to_pb(s)) is s
-    for st in d.Stage:
-        assert convert.degradation_from_pb(convert.degradation_to_pb(d.Degradation(st, "x"))).stage is st
+@pytest.mark.parametrize(("cls", "proto_enum", "prefix"), [
+    (d.Source, pb.CandidateSource, "CANDIDATE_SOURCE"), (d.EvidenceKind, pb.EvidenceType, "EVIDENCE_TYPE"),
+    (d.Stage, pb.Stage, "STAGE"), (d.EventKind, pb.EventType, "EVENT_TYPE")])
+def test_every_domain_enum_member_is_read_back(cls, proto_enum, prefix):
+    assert [convert.enum_from_pb(cls, proto_enum.Value(f"{prefix}_{m.value}")) for m in cls] == list(cls)
 
 
-def test_user_events_skip_unknown_types():
+def test_degradation_round_trip_keeps_the_model():
+    x = d.Degradation(d.Stage.RANKING, "UNAVAILABLE: Triton not ready", "gnn_ranker")
+    assert convert.degradation_to_pb(x) == pb.Degradation(stage=pb.STAGE_RANKING, reason=x.reason, model="gnn_ranker")
+    assert convert.degradation_from_pb(convert.degradation_to_pb(x)) == x
+
+
+@pytest.mark.parametrize("cls", [d.Source, d.EvidenceKind, d.Stage, d.EventKind])
+def test_unspecified_and_newer_values_read_as_none(cls):
+    assert convert.enum_from_pb(cls, 0) is None
+    assert convert.enum_from_pb(cls, NEWER) is None
+
+
+def test_newer_values_in_responses_keep_what_still_means_something():
+    degraded = convert.degradation_from_pb(pb.Degradation(stage=NEWER, reason="down", model="m"))
+    assert degraded == d.Degradation(None, "down", "m")
+    assert convert.degradation_to_pb(degraded).stage == pb.STAGE_UNSPECIFIED
+
+    scored = pb.ScoredProduct(product=pb.ProductRef(product_id="A"), sources=[pb.CANDIDATE_SOURCE_LEXICAL, NEWER])
+    scored.explanation.evidence.add(type=NEWER, text="new kind", contribution=0.5)
+    item = convert.scored_from_pb(scored)
+    assert item.sources == [d.Source.LEXICAL]
+    assert item.explanation.evidence == [d.Evidence(None, 0.5, text="new kind")]
+    assert convert.scored_to_pb(item).explanation.evidence[0].type == pb.EVIDENCE_TYPE_UNSPECIFIED
+
+    cand = rpb.Candidate(product=pb.ProductRef(product_id="A"), source_ranks=[
+        rpb.SourceRank(source=NEWER, rank=1), rpb.SourceRank(source=pb.CANDIDATE_SOURCE_DENSE, rank=2)])
+    assert convert.candidate_from_pb(cand).source_ranks == [d.SourceRank(d.Source.DENSE, 2, 0.0)]
+
+
+def test_recent_events_of_newer_types_are_skipped():
     ok = convert.user_event_to_pb(d.UserEvent("85123A", d.EventKind.PURCHASE, 1_300_000_000.0, 2))
     unknown = convert.user_event_to_pb(d.UserEvent("85123A", d.EventKind.CLICK, 1.0, 1))
-    unknown.type = 99
+    unknown.type = NEWER
     events = convert.user_events_from_pb([ok, unknown])
     assert events == [d.UserEvent("85123A", d.EventKind.PURCHASE, pytest.approx(1_300_000_000.0), 2)]
-
-
-def test_candidate_round_trip():
-    # Values exact in float32, so the round trip compares equal.
-    c = d.Candidate("71053", "WHITE METAL LANTERN", 0.25, [d.SourceRank(d.Source.LEXICAL, 1, 2.5),
-                                                          d.SourceRank(d.Source.DENSE, 3, 0.75)], ["lantern"])
-    assert convert.candidate_from_pb(convert.candidate_to_pb(c)) == c

@@ -1,8 +1,9 @@
 import grpc
+import pytest
 from google.rpc import error_details_pb2, status_pb2
 
 from libs import errors
-from libs.interceptors import to_status
+from libs.interceptors import ERROR_DOMAIN, BearerAuthInterceptor, to_status
 
 
 def _details(trailers) -> status_pb2.Status:
@@ -11,31 +12,74 @@ def _details(trailers) -> status_pb2.Status:
     return status_pb2.Status.FromString(value)
 
 
+def _error_info(trailers) -> error_details_pb2.ErrorInfo:
+    info = error_details_pb2.ErrorInfo()
+    assert _details(trailers).details[-1].Unpack(info)
+    assert info.domain == ERROR_DOMAIN
+    return info
+
+
 def test_invalid_argument_carries_bad_request_with_fields():
     exc = errors.InvalidArgumentError([errors.FieldViolation("page_size", "must not be negative"),
                                        errors.FieldViolation("user_id", "is required")])
-    code, message, trailers = to_status(exc)
+    code, message, trailers = to_status(exc, "gateway")
     assert code is grpc.StatusCode.INVALID_ARGUMENT
     assert "page_size" in message
     bad = error_details_pb2.BadRequest()
     assert _details(trailers).details[0].Unpack(bad)
     assert [v.field for v in bad.field_violations] == ["page_size", "user_id"]
+    info = _error_info(trailers)
+    assert info.reason == "INVALID_ARGUMENT_FIELD"
+    assert dict(info.metadata) == {"service": "gateway", "fields": "page_size,user_id"}
 
 
 def test_unavailable_carries_retry_info():
-    code, _, trailers = to_status(errors.UnavailableError("retrieval down", retry_after_s=1.5))
+    code, _, trailers = to_status(errors.UnavailableError("retrieval down", retry_after_s=1.5,
+                                                          extra={"dependency": "retrieval"}))
     assert code is grpc.StatusCode.UNAVAILABLE
-    info = error_details_pb2.RetryInfo()
-    assert _details(trailers).details[0].Unpack(info)
-    assert info.retry_delay.seconds == 1 and info.retry_delay.nanos == 500_000_000
+    retry = error_details_pb2.RetryInfo()
+    assert _details(trailers).details[0].Unpack(retry)
+    assert retry.retry_delay.seconds == 1 and retry.retry_delay.nanos == 500_000_000
+    info = _error_info(trailers)
+    assert info.reason == "DEPENDENCY_UNAVAILABLE" and dict(info.metadata) == {"dependency": "retrieval"}
 
 
 def test_unknown_errors_are_masked_as_internal():
-    code, message, _ = to_status(KeyError("secret internals"))
+    code, message, trailers = to_status(KeyError("secret internals"))
     assert code is grpc.StatusCode.INTERNAL
     assert "secret" not in message
+    assert _error_info(trailers).reason == "INTERNAL"
+    assert "secret" not in str(_details(trailers))
 
 
-def test_deadline_and_not_found():
-    assert to_status(errors.DeadlineError("late"))[0] is grpc.StatusCode.DEADLINE_EXCEEDED
-    assert to_status(errors.NotFoundError("gone"))[0] is grpc.StatusCode.NOT_FOUND
+@pytest.mark.parametrize(("exc", "code", "reason"), [
+    (errors.DeadlineError("late"), grpc.StatusCode.DEADLINE_EXCEEDED, "DEADLINE_EXCEEDED"),
+    (errors.NotFoundError("gone"), grpc.StatusCode.NOT_FOUND, "RESOURCE_NOT_FOUND"),
+])
+def test_deadline_and_not_found(exc, code, reason):
+    got, _, trailers = to_status(exc, "ranking")
+    assert got is code
+    info = _error_info(trailers)
+    assert info.reason == reason and dict(info.metadata) == {"service": "ranking"}
+
+
+class _Details:
+    method = "/shop.gateway.v1.GatewayService/Search"
+    invocation_metadata = (("authorization", "Bearer wrong"),)
+
+
+class _AbortingContext:
+    async def abort(self, code, details="", trailing_metadata=()):
+        self.aborted = (code, details, trailing_metadata)
+
+
+async def test_missing_token_is_unauthenticated_with_error_info():
+    async def continuation(details):
+        raise AssertionError("the call must not reach the service")
+
+    handler = await BearerAuthInterceptor("right").intercept_service(continuation, _Details())
+    context = _AbortingContext()
+    await handler.unary_unary(object(), context)
+    code, _, trailers = context.aborted
+    assert code is grpc.StatusCode.UNAUTHENTICATED
+    assert _error_info(trailers).reason == "UNAUTHENTICATED"

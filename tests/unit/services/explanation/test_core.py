@@ -63,7 +63,7 @@ async def test_down_and_bad_inputs():
     with pytest.raises(InvalidArgumentError, match="product_ids"):
         await _core(fakes.FakeRankers()).explain("1", "", [], "", [], 1.0)
     part = await _core(fakes.FakeRankers(down=(GNN_RANKER,))).explain("1", "", ["A"], "", [], 1.0)
-    assert [x.stage for x in part.degradations] == [d.Stage.GNN_RANKER]
+    assert [(x.stage, x.model) for x in part.degradations] == [(d.Stage.RANKING, GNN_RANKER)]
     assert np.isfinite(part.explanations[0].confidence)
 
 

@@ -33,7 +33,7 @@ async def test_ranks_by_fused_score_with_per_model_scores():
 async def test_one_model_down_answers_with_the_other_and_flags_it():
     ranked = await _core(fakes.FakeRankers(down=(GNN_RANKER,))).rank("1", "", fakes.PRODUCTS, 0, "fused", 0, [], 1.0)
     assert len(ranked.items) == len(fakes.PRODUCTS)
-    assert [x.stage for x in ranked.degradations] == [d.Stage.GNN_RANKER]
+    assert [(x.stage, x.model) for x in ranked.degradations] == [(d.Stage.RANKING, GNN_RANKER)]
     assert set(ranked.items[0].model_scores) == {TRANSFORMER_RANKER, "fused"}
 
 
