@@ -6,7 +6,7 @@ import pytest
 
 from libs import domain as d
 from libs.errors import DeadlineError, InvalidArgumentError, UnavailableError
-from libs.events import EventStore
+from libs.events import SqliteEventStore
 from services.gateway.core import Budget, GatewayCore, StageResult
 from services.gateway.experiments import Variants, new_attribution_token
 
@@ -56,7 +56,7 @@ class FakeExplainer:
 
 @pytest.fixture
 def store(tmp_path):
-    s = EventStore(tmp_path / "events.sqlite3")
+    s = SqliteEventStore(tmp_path / "events.sqlite3")
     yield s
     s.close()
 
