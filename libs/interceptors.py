@@ -43,6 +43,10 @@ def to_status(exc: BaseException) -> tuple[grpc.StatusCode, str, tuple]:
             for v in exc.violations
         ])
         return _status(grpc.StatusCode.INVALID_ARGUMENT, str(exc), bad)
+    if isinstance(exc, errors.AlreadyExistsError):
+        infos = [error_details_pb2.ResourceInfo(resource_type=exc.resource_type, resource_name=r.field,
+                                                description=r.description) for r in exc.resources]
+        return _status(grpc.StatusCode.ALREADY_EXISTS, str(exc), *infos)
     if isinstance(exc, errors.NotFoundError):
         return _status(grpc.StatusCode.NOT_FOUND, str(exc))
     if isinstance(exc, errors.UnavailableError):

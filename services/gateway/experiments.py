@@ -10,6 +10,8 @@ from dataclasses import dataclass
 
 from libs.errors import invalid
 
+MAX_TOKEN_CHARS = 256  # ours are ~60; the bound keeps a stored event small whatever a client sends
+
 
 @dataclass(frozen=True)
 class Variants:
@@ -50,6 +52,8 @@ def variant_of_token(token: str, field: str) -> str:
     """The variant a token was issued for; "" for an empty token; INVALID_ARGUMENT if malformed."""
     if not token:
         return ""
+    if len(token) > MAX_TOKEN_CHARS:
+        raise invalid(field, f"must be at most {MAX_TOKEN_CHARS} characters")
     try:
         raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
         return str(json.loads(raw)["v"])
