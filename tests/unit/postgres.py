@@ -4,6 +4,7 @@ from the PostgreSQL binaries on PATH, else a skip that says why. Each test gets 
 from __future__ import annotations
 
 import os
+import pwd
 import shutil
 import signal
 import socket
@@ -35,13 +36,27 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _throwaway_cluster(workdir: Path) -> tuple[str, int]:
+def _as_owner() -> list[str] | None:
+    """Command prefix to run the PostgreSQL binaries (initdb refuses root), or None when it cannot."""
+    if os.geteuid() != 0:
+        return []
+    try:
+        pwd.getpwnam("postgres")
+    except KeyError:
+        return None
+    return ["runuser", "-u", "postgres", "--"] if shutil.which("runuser") else None
+
+
+def _throwaway_cluster(workdir: Path, prefix: list[str]) -> tuple[str, int]:
     """Start a trust-auth cluster on a free loopback port; returns (url, postmaster pid)."""
+    if prefix:
+        owner = pwd.getpwnam("postgres")
+        os.chown(workdir, owner.pw_uid, owner.pw_gid)
     data, port = workdir / "data", _free_port()
-    subprocess.run(["initdb", "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8"], check=True,
-                   capture_output=True)
-    subprocess.run(["pg_ctl", "-D", str(data), "-w", "-t", "30", "-l", str(workdir / "log"), "start", "-o",
-                    f"-p {port} -c listen_addresses=127.0.0.1 -k {workdir}"], check=True, capture_output=True)
+    subprocess.run([*prefix, "initdb", "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8"],
+                   check=True, capture_output=True)
+    subprocess.run([*prefix, "pg_ctl", "-D", str(data), "-w", "-t", "30", "-l", str(workdir / "log"), "start",
+                    "-o", f"-p {port} -c listen_addresses=127.0.0.1 -k {workdir}"], check=True, capture_output=True)
     pid = int((data / "postmaster.pid").read_text().splitlines()[0])
     return f"postgresql://postgres@127.0.0.1:{port}/postgres", pid
 
@@ -66,10 +81,11 @@ def server() -> Iterator[str]:
         return
     if not (shutil.which("initdb") and shutil.which("pg_ctl")):
         pytest.skip(f"no PostgreSQL at {url} ({why}) and no initdb/pg_ctl on PATH to start one")
-    if os.geteuid() == 0:
-        pytest.skip(f"no PostgreSQL at {url} ({why}); initdb refuses to run as root")
+    prefix = _as_owner()
+    if prefix is None:
+        pytest.skip(f"no PostgreSQL at {url} ({why}); initdb refuses root and there is no 'postgres' user")
     workdir = Path(tempfile.mkdtemp(prefix="shop-pg-"))
-    url, pid = _throwaway_cluster(workdir)
+    url, pid = _throwaway_cluster(workdir, prefix)
     try:
         yield url
     finally:
