@@ -1,5 +1,5 @@
 """Both event store backends run the same tests: SQLite in tmp_path, PostgreSQL in a fresh database of a real
-server (skipped with the reason when none is reachable; see tests/unit/postgres.py)."""
+server (skipped with the reason when none is reachable; see tests/postgres.py)."""
 import asyncio
 import sqlite3
 import threading

@@ -1,9 +1,9 @@
-"""Fixtures shared by unit tests."""
+"""Fixtures shared by unit and integration tests."""
 from collections.abc import Iterator
 
 import pytest
 
-from tests.unit import postgres
+from tests import postgres
 
 
 @pytest.fixture(scope="session")
