@@ -79,11 +79,6 @@ class PostgresEventStore(EventStore):
                 log.info("event store: applied migration %04d_%s", m.version, m.name)
         self._migrated = True
 
-    def migrate(self) -> None:
-        """Apply pending migrations now (otherwise the first call does); trouble -> UnavailableError."""
-        with self._transaction():
-            pass
-
     def append(self, events: Sequence[RecordedEvent]) -> tuple[int, int]:
         columns = list(zip(*[(e.event_id, e.user_id, e.event.product_id, e.event.kind.value, to_us(e.event.ts),
                                e.event.quantity, e.attribution_token, e.variant) for e in events])) or [[]] * 8

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -23,6 +24,8 @@ DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_SIZE = 100
 MAX_EVENTS_PER_CALL = 500
 MAX_EVENT_ID_CHARS = 64
+# Any text but control characters (NUL cannot be stored in PostgreSQL text; none belongs in an id).
+EVENT_ID_RE = re.compile(rf"[^\x00-\x1f\x7f]{{1,{MAX_EVENT_ID_CHARS}}}")
 CANDIDATES = 200
 
 
@@ -170,8 +173,9 @@ class GatewayCore:
         records: dict[str, tuple[int, d.RecordedEvent]] = {}  # event_id -> (first index, event)
         for i, (event_id, user_id, token, event) in enumerate(events):
             at = f"events[{i}]"
-            if not (1 <= len(event_id) <= MAX_EVENT_ID_CHARS):
-                violations.append(FieldViolation(f"{at}.event_id", f"must be 1..{MAX_EVENT_ID_CHARS} characters"))
+            if not EVENT_ID_RE.fullmatch(event_id):
+                violations.append(FieldViolation(f"{at}.event_id", f"must be 1..{MAX_EVENT_ID_CHARS} characters, "
+                                                 "none of them control characters"))
             if event is None:
                 violations.append(FieldViolation(f"{at}.type", "must be a known EventType other than UNSPECIFIED"))
             elif not self.known_product(event.product_id):

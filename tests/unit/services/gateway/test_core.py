@@ -177,10 +177,14 @@ async def test_event_id_reused_with_another_payload_is_reported_and_nothing_stor
     assert await core.record_events([("e1", "17850", "", click)]) == (0, 1)
 
 
-async def test_oversized_attribution_token_is_rejected(store):
+async def test_ids_and_tokens_are_bounded_and_free_of_control_characters(store):
+    click = d.UserEvent("P1", d.EventKind.CLICK, 1.0, 1)
     with pytest.raises(InvalidArgumentError) as info:
-        await _core(store).record_events([("e1", "17850", "x" * 257, d.UserEvent("P1", d.EventKind.CLICK, 1.0, 1))])
-    assert [v.field for v in info.value.violations] == ["events[0].attribution_token"]
+        await _core(store).record_events([("e1", "17850", "x" * 257, click), ("e\x002", "17850", "", click),
+                                          ("e" * 65, "17850", "", click)])
+    assert [v.field for v in info.value.violations] == [
+        "events[0].attribution_token", "events[1].event_id", "events[2].event_id"]
+    assert await _core(store).record_events([("ü" * 64, "17850", "", click)]) == (1, 0)
 
 
 class DownStore:
