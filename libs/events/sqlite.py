@@ -36,7 +36,7 @@ class SqliteEventStore(EventStore):
                 if not self._migrated:
                     self._migrate()
                 yield self._conn
-            except (sqlite3.OperationalError, sqlite3.DatabaseError) as exc:
+            except sqlite3.DatabaseError as exc:  # OperationalError (locked, full, read-only) and corrupt files
                 if isinstance(exc, (sqlite3.ProgrammingError, sqlite3.IntegrityError)):
                     raise  # a bug here, not the database's state
                 log.warning("event store unavailable: %s", exc)

@@ -27,6 +27,7 @@ MAX_EVENT_ID_CHARS = 64
 # Any text but control characters (NUL cannot be stored in PostgreSQL text; none belongs in an id).
 EVENT_ID_RE = re.compile(rf"[^\x00-\x1f\x7f]{{1,{MAX_EVENT_ID_CHARS}}}")
 CANDIDATES = 200
+RECENT_SHARE = 0.25  # of the request's budget, for reading the user's recorded events
 
 
 @dataclass
@@ -100,7 +101,7 @@ class GatewayCore:
 
     async def search(self, query: str, user_id: str, page_size: int, explain: bool, budget: Budget) -> Page:
         # Retrieval does not need the user's fresh events, so read them concurrently.
-        recent_task = asyncio.create_task(self._recent(user_id))
+        recent_task = asyncio.create_task(self._recent(user_id, budget))
         try:
             retrieved = await self.retrieval.query_candidates(query, user_id, CANDIDATES, budget.share(0.35))
         finally:
@@ -110,13 +111,14 @@ class GatewayCore:
         return await self._rank_and_explain(user_id, query, retrieved, recent, page_size, explain, budget)
 
     async def recommend(self, user_id: str, page_size: int, explain: bool, budget: Budget) -> Page:
-        recent, degraded = await self._recent(user_id)
+        recent, degraded = await self._recent(user_id, budget)
         retrieved = await self.retrieval.user_candidates(user_id, recent, CANDIDATES, budget.share(0.35))
         retrieved.degradations = degraded + retrieved.degradations
         return await self._rank_and_explain(user_id, "", retrieved, recent, page_size, explain, budget)
 
-    async def _recent(self, user_id: str) -> tuple[list[d.UserEvent], list[d.Degradation]]:
-        """The user's recorded events; with the store down, none, flagged (the dataset history still serves).
+    async def _recent(self, user_id: str, budget: Budget) -> tuple[list[d.UserEvent], list[d.Degradation]]:
+        """The user's recorded events; with the store down or slow, none, flagged (the dataset history still
+        serves). A slice of the budget only: a store waiting out its connect timeout must not eat the request.
 
         The flag uses Stage.RETRIEVAL: the common proto has no events stage, and retrieval is the first stage
         that reads the user's history.
@@ -124,9 +126,12 @@ class GatewayCore:
         if not user_id:
             return [], []
         try:
-            return await asyncio.to_thread(self.events.recent, user_id), []
+            return await asyncio.wait_for(asyncio.to_thread(self.events.recent, user_id),
+                                          budget.share(RECENT_SHARE)), []
         except UnavailableError as exc:
             return [], [d.Degradation(d.Stage.RETRIEVAL, f"no fresh events: {exc}")]
+        except TimeoutError:
+            return [], [d.Degradation(d.Stage.RETRIEVAL, "no fresh events: the event store did not answer in time")]
 
     async def _rank_and_explain(self, user_id: str, query: str, retrieved: StageResult,
                                 recent: list[d.UserEvent], page_size: int, explain: bool, budget: Budget) -> Page:

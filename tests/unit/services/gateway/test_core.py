@@ -208,3 +208,19 @@ async def test_event_store_outage_fails_record_events_but_only_degrades_search_a
         assert [(x.stage, x.reason.startswith("no fresh events")) for x in page.degradations] == [
             (d.Stage.RETRIEVAL, True)]
     assert retrieval.seen_recent == []
+
+
+class SlowStore:
+    """An event store stuck waiting for a connection."""
+
+    def recent(self, user_id, limit=200, kinds=()):
+        time.sleep(1.2)
+        return []
+
+
+async def test_slow_event_store_costs_only_a_slice_of_the_budget():
+    start = time.monotonic()
+    page = await _core(SlowStore()).recommend("17850", 5, True, _budget(1.0))
+    assert time.monotonic() - start < 0.9
+    assert len(page.items) == 5 and all(i.explanation for i in page.items)
+    assert [x.reason for x in page.degradations] == ["no fresh events: the event store did not answer in time"]
