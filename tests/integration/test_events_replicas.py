@@ -21,6 +21,8 @@ import grpc
 import psycopg
 import pytest
 from google.protobuf import timestamp_pb2
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
 from shop.common.v1 import common_pb2 as cpb
 from shop.gateway.v1 import gateway_service_pb2 as gpb
 from shop.gateway.v1 import gateway_service_pb2_grpc as gpb_grpc
@@ -67,6 +69,20 @@ def retrieval_addr() -> Iterator[str]:
     server.stop(0)
 
 
+def _start_gateway(artifacts: Path, retrieval_addr: str, dsn: str, log: Path) -> tuple[subprocess.Popen, str]:
+    addr = f"127.0.0.1:{free_port()}"
+    env = {**os.environ, "SHOP_GATEWAY_ADDR": addr, "SHOP_RETRIEVAL_ADDR": retrieval_addr,
+           # Nothing listens on these ports: ranking and explanation are down.
+           "SHOP_RANKING_ADDR": f"127.0.0.1:{free_port()}", "SHOP_EXPLANATION_ADDR": f"127.0.0.1:{free_port()}",
+           "SHOP_ARTIFACTS_DIR": str(artifacts), "SHOP_EVENTS_DSN": dsn, "SHOP_EVENTS_TIMEOUT_S": "0.5",
+           "SHOP_METRICS_PORT": "-1"}
+    env.pop("SHOP_EVENTS_DB", None)
+    out = open(log, "ab")  # noqa: SIM115 - owned by the child
+    proc = subprocess.Popen([sys.executable, "-m", "services.gateway"], cwd=REPO_ROOT, env=env, stdout=out,
+                            stderr=subprocess.STDOUT, start_new_session=True)
+    return proc, addr
+
+
 @pytest.fixture
 def replicas(artifacts: Path, retrieval_addr: str, pg_dsn: str, tmp_path: Path
              ) -> Iterator[list[tuple[subprocess.Popen, str]]]:
@@ -74,16 +90,7 @@ def replicas(artifacts: Path, retrieval_addr: str, pg_dsn: str, tmp_path: Path
     started: list[tuple[subprocess.Popen, str]] = []
     try:
         for n in range(2):
-            addr = f"127.0.0.1:{free_port()}"
-            env = {**os.environ, "SHOP_GATEWAY_ADDR": addr, "SHOP_RETRIEVAL_ADDR": retrieval_addr,
-                   # Nothing listens on these ports: ranking and explanation are down.
-                   "SHOP_RANKING_ADDR": f"127.0.0.1:{free_port()}", "SHOP_EXPLANATION_ADDR": f"127.0.0.1:{free_port()}",
-                   "SHOP_ARTIFACTS_DIR": str(artifacts), "SHOP_EVENTS_DSN": pg_dsn, "SHOP_METRICS_PORT": "-1"}
-            env.pop("SHOP_EVENTS_DB", None)
-            log = open(tmp_path / f"gateway{n}.log", "ab")  # noqa: SIM115 - owned by the child
-            proc = subprocess.Popen([sys.executable, "-m", "services.gateway"], cwd=REPO_ROOT, env=env, stdout=log,
-                                    stderr=subprocess.STDOUT, start_new_session=True)
-            started.append((proc, addr))
+            started.append(_start_gateway(artifacts, retrieval_addr, pg_dsn, tmp_path / f"gateway{n}.log"))
         for proc, addr in started:
             wait_healthy(addr, 60, proc)
         yield started
@@ -164,3 +171,24 @@ def test_kill_9_during_a_stream_of_record_events_loses_no_acknowledged_event(rep
     with grpc.insecure_channel(addr2) as channel:
         assert gpb_grpc.GatewayServiceStub(channel).RecordEvents(
             gpb.RecordEventsRequest(events=[_event("after-kill")]), timeout=10).accepted_count == 1
+
+
+def test_unreachable_database_is_unavailable_with_retry_info_and_recommend_degrades(artifacts, retrieval_addr,
+                                                                                     tmp_path):
+    proc, addr = _start_gateway(artifacts, retrieval_addr, f"postgresql://postgres@127.0.0.1:{free_port()}/shop",
+                                tmp_path / "gateway.log")
+    try:
+        wait_healthy(addr, 60, proc)
+        with grpc.insecure_channel(addr) as channel:
+            stub = gpb_grpc.GatewayServiceStub(channel)
+            with pytest.raises(grpc.RpcError) as info:
+                stub.RecordEvents(gpb.RecordEventsRequest(events=[_event("e1")]), timeout=10)
+            assert info.value.code() == grpc.StatusCode.UNAVAILABLE
+            status = rpc_status.from_call(info.value)
+            retry = error_details_pb2.RetryInfo()
+            assert status.details[0].Unpack(retry) and retry.retry_delay.seconds >= 1
+            page = stub.Recommend(gpb.RecommendRequest(user_id=USER, page_size=5), timeout=10)
+            assert [r.product.product_id for r in page.results] == [OTHER]
+            assert cpb.STAGE_RETRIEVAL in [x.stage for x in page.degradations]
+    finally:
+        stop_process(proc)
