@@ -26,6 +26,16 @@ def invalid(field_name: str, description: str) -> InvalidArgumentError:
     return InvalidArgumentError(FieldViolation(field_name, description))
 
 
+class AlreadyExistsError(DomainError):
+    """Something with the same id exists and differs from what was sent: ALREADY_EXISTS with a
+    google.rpc.ResourceInfo per resource (its field path in the request and its id)."""
+
+    def __init__(self, resource_type: str, resources: list[FieldViolation]):
+        self.resource_type = resource_type
+        self.resources = resources  # field = the request field naming it, description = why
+        super().__init__("; ".join(f"{r.field}: {r.description}" for r in resources))
+
+
 class NotFoundError(DomainError):
     """A named resource does not exist: NOT_FOUND."""
 

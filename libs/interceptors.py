@@ -31,6 +31,7 @@ OPEN_PREFIXES = ("/grpc.health.v1.", "/grpc.reflection.")
 ERROR_DOMAIN = "shop.example.com"
 REASON_INVALID_ARGUMENT = "INVALID_ARGUMENT_FIELD"
 REASON_NOT_FOUND = "RESOURCE_NOT_FOUND"
+REASON_ALREADY_EXISTS = "EVENT_ID_CONFLICT"
 REASON_UNAVAILABLE = "DEPENDENCY_UNAVAILABLE"
 REASON_DEADLINE = "DEADLINE_EXCEEDED"
 REASON_UNAUTHENTICATED = "UNAUTHENTICATED"
@@ -61,6 +62,11 @@ def to_status(exc: BaseException, service: str = "") -> tuple[grpc.StatusCode, s
         ])
         meta["fields"] = ",".join(dict.fromkeys(v.field for v in exc.violations))
         return _status(grpc.StatusCode.INVALID_ARGUMENT, str(exc), REASON_INVALID_ARGUMENT, meta, bad)
+    if isinstance(exc, errors.AlreadyExistsError):
+        infos = [error_details_pb2.ResourceInfo(resource_type=exc.resource_type, resource_name=r.field,
+                                                description=r.description) for r in exc.resources]
+        meta["fields"] = ",".join(dict.fromkeys(r.field for r in exc.resources))
+        return _status(grpc.StatusCode.ALREADY_EXISTS, str(exc), REASON_ALREADY_EXISTS, meta, *infos)
     if isinstance(exc, errors.NotFoundError):
         return _status(grpc.StatusCode.NOT_FOUND, str(exc), REASON_NOT_FOUND, meta)
     if isinstance(exc, errors.UnavailableError):

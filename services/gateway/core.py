@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -11,8 +12,10 @@ from typing import Protocol
 
 from libs import domain as d
 from libs import validation
-from libs.errors import DeadlineError, FieldViolation, InvalidArgumentError, UnavailableError, invalid
-from libs.events import EventStore
+from libs.errors import (AlreadyExistsError, DeadlineError, FieldViolation, InvalidArgumentError, UnavailableError,
+                         invalid)
+from libs.events import EventConflictError, EventStore, event_time_problem
+from libs.events.base import payload
 from services.gateway.experiments import Variants, new_attribution_token, variant_of_token
 
 log = logging.getLogger(__name__)
@@ -20,7 +23,11 @@ log = logging.getLogger(__name__)
 DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_SIZE = 100
 MAX_EVENTS_PER_CALL = 500
+MAX_EVENT_ID_CHARS = 64
+# Any text but control characters (NUL cannot be stored in PostgreSQL text; none belongs in an id).
+EVENT_ID_RE = re.compile(rf"[^\x00-\x1f\x7f]{{1,{MAX_EVENT_ID_CHARS}}}")
 CANDIDATES = 200
+RECENT_SHARE = 0.25  # of the request's budget, for reading the user's recorded events
 
 
 @dataclass
@@ -94,21 +101,37 @@ class GatewayCore:
 
     async def search(self, query: str, user_id: str, page_size: int, explain: bool, budget: Budget) -> Page:
         # Retrieval does not need the user's fresh events, so read them concurrently.
-        recent_task = asyncio.create_task(self._recent(user_id))
+        recent_task = asyncio.create_task(self._recent(user_id, budget))
         try:
             retrieved = await self.retrieval.query_candidates(query, user_id, CANDIDATES, budget.share(0.35))
         finally:
-            recent = await recent_task
+            recent, degraded = await recent_task
         retrieved.items = query_relevant(retrieved.items, page_size)
+        retrieved.degradations = degraded + retrieved.degradations
         return await self._rank_and_explain(user_id, query, retrieved, recent, page_size, explain, budget)
 
     async def recommend(self, user_id: str, page_size: int, explain: bool, budget: Budget) -> Page:
-        recent = await self._recent(user_id)
+        recent, degraded = await self._recent(user_id, budget)
         retrieved = await self.retrieval.user_candidates(user_id, recent, CANDIDATES, budget.share(0.35))
+        retrieved.degradations = degraded + retrieved.degradations
         return await self._rank_and_explain(user_id, "", retrieved, recent, page_size, explain, budget)
 
-    async def _recent(self, user_id: str) -> list[d.UserEvent]:
-        return await asyncio.to_thread(self.events.recent, user_id) if user_id else []
+    async def _recent(self, user_id: str, budget: Budget) -> tuple[list[d.UserEvent], list[d.Degradation]]:
+        """The user's recorded events; with the store down or slow, none, flagged (the dataset history still
+        serves). A slice of the budget only: a store waiting out its connect timeout must not eat the request.
+
+        The flag uses Stage.RETRIEVAL: the common proto has no events stage, and retrieval is the first stage
+        that reads the user's history.
+        """
+        if not user_id:
+            return [], []
+        try:
+            return await asyncio.wait_for(asyncio.to_thread(self.events.recent, user_id),
+                                          budget.share(RECENT_SHARE)), []
+        except UnavailableError as exc:
+            return [], [d.Degradation(d.Stage.RETRIEVAL, f"no fresh events: {exc}")]
+        except TimeoutError:
+            return [], [d.Degradation(d.Stage.RETRIEVAL, "no fresh events: the event store did not answer in time")]
 
     async def _rank_and_explain(self, user_id: str, query: str, retrieved: StageResult,
                                 recent: list[d.UserEvent], page_size: int, explain: bool, budget: Budget) -> Page:
@@ -141,35 +164,53 @@ class GatewayCore:
         return Page(items, new_attribution_token(variant), degradations, versions, variant)
 
     async def record_events(self, events: Sequence[tuple[str, str, str, d.UserEvent | None]]) -> tuple[int, int]:
-        """events: (event_id, user_id, attribution_token, event or None when its type is unknown)."""
+        """events: (event_id, user_id, attribution_token, event or None when its type is unknown).
+
+        All or nothing: any bad field is INVALID_ARGUMENT, an event_id stored before with another payload is
+        ALREADY_EXISTS, a database in trouble is UNAVAILABLE; in each case nothing of the call is stored.
+        """
         if not events:
             raise invalid("events", "must contain at least one event")
         if len(events) > MAX_EVENTS_PER_CALL:
             raise invalid("events", f"at most {MAX_EVENTS_PER_CALL} events per call (got {len(events)})")
+        now = time.time()
         violations: list[FieldViolation] = []
-        records: list[d.RecordedEvent] = []
-        seen: set[str] = set()
+        records: dict[str, tuple[int, d.RecordedEvent]] = {}  # event_id -> (first index, event)
         for i, (event_id, user_id, token, event) in enumerate(events):
             at = f"events[{i}]"
-            if not (1 <= len(event_id) <= 64):
-                violations.append(FieldViolation(f"{at}.event_id", "must be 1..64 characters"))
+            if not EVENT_ID_RE.fullmatch(event_id):
+                violations.append(FieldViolation(f"{at}.event_id", f"must be 1..{MAX_EVENT_ID_CHARS} characters, "
+                                                 "none of them control characters"))
             if event is None:
                 violations.append(FieldViolation(f"{at}.type", "must be a known EventType other than UNSPECIFIED"))
             elif not self.known_product(event.product_id):
                 violations.append(FieldViolation(f"{at}.product_id", "is not a product of the catalogue"))
             elif event.quantity < 1:
                 violations.append(FieldViolation(f"{at}.quantity", "must not be negative"))
+            elif problem := event_time_problem(event.ts, now):
+                violations.append(FieldViolation(f"{at}.event_time", problem))
             try:
                 validation.user_id(user_id, f"{at}.user_id", required=True)
                 variant = variant_of_token(token, f"{at}.attribution_token")
             except InvalidArgumentError as exc:
                 violations += exc.violations
                 continue
-            if event is not None and event_id not in seen:
-                seen.add(event_id)
-                records.append(d.RecordedEvent(event_id, user_id, event, token, variant))
+            if event is None:
+                continue
+            record = d.RecordedEvent(event_id, user_id, event, token, variant)
+            if event_id not in records:
+                records[event_id] = (i, record)
+            elif payload(records[event_id][1]) != payload(record):
+                violations.append(FieldViolation(f"{at}.event_id", f"repeats events[{records[event_id][0]}] "
+                                                 "with a different payload"))
         if violations:
             raise InvalidArgumentError(violations)
-        accepted, duplicates = await asyncio.to_thread(self.events.append, records)
+        try:
+            accepted, duplicates = await asyncio.to_thread(self.events.append, [r for _, r in records.values()])
+        except EventConflictError as exc:
+            raise AlreadyExistsError("shop.gateway.v1.Event", [
+                FieldViolation(f"events[{records[event_id][0]}].event_id",
+                               f"{event_id!r} was stored before with a different payload")
+                for event_id in exc.event_ids]) from exc
         # Repeats of an id inside one call are duplicates too.
         return accepted, duplicates + len(events) - len(records)

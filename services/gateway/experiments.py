@@ -4,11 +4,18 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import re
 import secrets
 import time
 from dataclasses import dataclass
 
 from libs.errors import invalid
+
+MAX_TOKEN_CHARS = 256  # ours are ~60; the bound keeps a stored event small whatever a client sends
+# Tokens are unpadded base64url (what new_attribution_token writes); b64decode would skip other characters,
+# letting NUL bytes through to the event store (PostgreSQL text cannot hold them).
+TOKEN_RE = re.compile(r"[A-Za-z0-9_-]+")
+VARIANT_RE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 
 
 @dataclass(frozen=True)
@@ -50,8 +57,15 @@ def variant_of_token(token: str, field: str) -> str:
     """The variant a token was issued for; "" for an empty token; INVALID_ARGUMENT if malformed."""
     if not token:
         return ""
+    if len(token) > MAX_TOKEN_CHARS:
+        raise invalid(field, f"must be at most {MAX_TOKEN_CHARS} characters")
+    not_ours = invalid(field, "is not an attribution_token issued by this service")
+    if not TOKEN_RE.fullmatch(token):
+        raise not_ours
     try:
-        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
-        return str(json.loads(raw)["v"])
+        variant = str(json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))["v"])
     except (ValueError, KeyError, TypeError) as exc:
-        raise invalid(field, "is not an attribution_token issued by this service") from exc
+        raise not_ours from exc
+    if not VARIANT_RE.fullmatch(variant):
+        raise not_ours
+    return variant

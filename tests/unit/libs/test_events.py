@@ -1,49 +1,237 @@
+"""Both event store backends run the same tests: SQLite in tmp_path, PostgreSQL in a fresh database of a real
+server (skipped with the reason when none is reachable; see tests/postgres.py)."""
+import asyncio
+import sqlite3
 import threading
+import time
+from collections.abc import Callable
+
+import psycopg
+import pytest
 
 from libs.domain import EventKind, RecordedEvent, UserEvent
-from libs.events import EventStore
+from libs.errors import UnavailableError
+from libs.events import EventConflictError, EventStore, SqliteEventStore, open_event_store
+from libs.events import migrations
+from libs.events.postgres import PostgresEventStore
+from libs.events.retention import prune_periodically
 
 
 def _event(event_id: str, user: str = "17850", product: str = "85123A", ts: float = 100.0,
-           kind: EventKind = EventKind.PURCHASE) -> RecordedEvent:
-    return RecordedEvent(event_id, user, UserEvent(product, kind, ts, 1), "tok", "fused")
+           kind: EventKind = EventKind.PURCHASE, quantity: int = 1) -> RecordedEvent:
+    return RecordedEvent(event_id, user, UserEvent(product, kind, ts, quantity), "tok", "fused")
 
 
-def test_append_is_idempotent_on_event_id(tmp_path):
-    store = EventStore(tmp_path / "e.sqlite3")
+@pytest.fixture(params=["sqlite", "postgres"])
+def open_store(request, tmp_path) -> Callable[[], EventStore]:
+    """Opens a new store instance on one shared database per call: each call is another process/replica."""
+    if request.param == "sqlite":
+        def opener() -> EventStore:
+            return SqliteEventStore(tmp_path / "e.sqlite3")
+    else:
+        dsn = request.getfixturevalue("pg_dsn")
+
+        def opener() -> EventStore:
+            return PostgresEventStore(dsn, pool_max=4)
+    opened: list[EventStore] = []
+
+    def tracked() -> EventStore:
+        opened.append(opener())
+        return opened[-1]
+
+    yield tracked
+    for s in opened:
+        s.close()
+
+
+@pytest.fixture
+def store(open_store) -> EventStore:
+    return open_store()
+
+
+def test_append_is_idempotent_on_event_id(store):
     assert store.append([_event("a"), _event("b")]) == (2, 0)
     assert store.append([_event("a"), _event("c")]) == (1, 1)
     assert len(store.read_purchases()) == 3
 
 
-def test_events_survive_reopening(tmp_path):
-    path = tmp_path / "e.sqlite3"
-    store = EventStore(path)
-    store.append([_event("a", ts=5.0)])
-    store.close()
-    again = EventStore(path)
-    assert again.recent("17850") == [UserEvent("85123A", EventKind.PURCHASE, 5.0, 1)]
+def test_events_survive_reopening(open_store):
+    first = open_store()
+    first.append([_event("a", ts=5.0)])
+    first.close()
+    assert open_store().recent("17850") == [UserEvent("85123A", EventKind.PURCHASE, 5.0, 1)]
 
 
-def test_recent_returns_newest_purchases_oldest_first_and_filters_kinds(tmp_path):
-    store = EventStore(tmp_path / "e.sqlite3")
+def test_recent_returns_newest_purchases_oldest_first_and_filters_kinds(store):
     store.append([_event(str(i), ts=float(i)) for i in range(5)]
                  + [_event("click", ts=9.0, kind=EventKind.CLICK), _event("other", user="1", ts=3.0)])
-    recent = store.recent("17850", limit=3)
-    assert [e.ts for e in recent] == [2.0, 3.0, 4.0]
+    assert [e.ts for e in store.recent("17850", limit=3)] == [2.0, 3.0, 4.0]
+    assert [e.kind for e in store.recent("17850", limit=1, kinds=[EventKind.CLICK])] == [EventKind.CLICK]
     assert store.recent("404") == []
 
 
-def test_concurrent_appends_lose_nothing(tmp_path):
-    store = EventStore(tmp_path / "e.sqlite3")
+def test_read_purchases_lists_every_purchase_oldest_first(store):
+    store.append([_event("b", ts=20.5, quantity=3), _event("a", user="1", ts=10.25),
+                  _event("c", kind=EventKind.CLICK)])
+    assert store.read_purchases() == [("1", "85123A", 10.25, 1, "fused"), ("17850", "85123A", 20.5, 3, "fused")]
 
-    def writer(prefix: str) -> None:
-        for i in range(50):
-            store.append([_event(f"{prefix}{i}")])
 
-    threads = [threading.Thread(target=writer, args=(p,)) for p in "xyz"]
+def test_same_id_from_two_replicas_is_stored_once(open_store):
+    one, two = open_store(), open_store()
+    assert one.append([_event("a")]) == (1, 0)
+    assert two.append([_event("a"), _event("b")]) == (1, 1)
+    assert [p[2] for p in one.read_purchases()] == [100.0, 100.0]
+
+
+def test_same_id_with_another_payload_is_a_conflict_and_the_batch_is_not_stored(open_store):
+    one, two = open_store(), open_store()
+    one.append([_event("a", product="P1")])
+    with pytest.raises(EventConflictError) as info:
+        two.append([_event("new"), _event("a", product="P2")])
+    assert info.value.event_ids == ["a"]
+    assert [p[1] for p in one.read_purchases()] == ["P1"]
+    # A retry without event_time gets a new server time: still a duplicate, and the first time stays.
+    assert two.append([_event("a", product="P1", ts=999.0)]) == (0, 1)
+    assert one.recent("17850")[0].ts == 100.0
+
+
+def test_concurrent_appends_from_two_replicas_lose_nothing(open_store):
+    stores = [open_store(), open_store()]
+
+    def writer(prefix: str, s: EventStore) -> None:
+        for i in range(40):
+            # Every writer also re-sends the shared ids: they must be stored once, without deadlocks.
+            s.append([_event(f"{prefix}{i}"), _event(f"shared{i}")])
+
+    threads = [threading.Thread(target=writer, args=(p, stores[n % 2])) for n, p in enumerate("wxyz")]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    assert len(store.read_purchases()) == 150
+    assert len(stores[0].read_purchases()) == 4 * 40 + 40
+
+
+def test_prune_deletes_only_older_events(store):
+    store.append([_event("old", ts=10.0), _event("new", ts=20.0)])
+    assert store.prune(older_than=15.0) == 1
+    assert [p[2] for p in store.read_purchases()] == [20.0]
+
+
+def test_migrations_apply_once_even_when_replicas_start_together(open_store):
+    stores = [open_store() for _ in range(4)]
+    errors: list[BaseException] = []
+
+    def first_call(s: EventStore) -> None:
+        try:
+            s.recent("1")
+        except BaseException as exc:  # noqa: BLE001 - reported by the assert below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=first_call, args=(s,)) for s in stores]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert stores[0].append([_event("a")]) == (1, 0)
+    assert open_store().append([_event("a")]) == (0, 1)  # a later start finds the schema as it is
+
+
+def test_postgres_records_each_migration_version(pg_dsn):
+    for _ in range(2):  # the second instance finds every version applied
+        store = PostgresEventStore(pg_dsn)
+        store.recent("1")  # the first call migrates
+        store.close()
+    with psycopg.connect(pg_dsn) as conn:
+        rows = conn.execute(f"SELECT version, name FROM {migrations.TABLE} ORDER BY version").fetchall()
+    assert rows == [(m.version, m.name) for m in migrations.load("postgres")]
+
+
+def test_postgres_acknowledged_batch_is_visible_from_a_new_connection(pg_dsn):
+    store = PostgresEventStore(pg_dsn)
+    store.append([_event("a", ts=1.5)])
+    with psycopg.connect(pg_dsn) as conn:
+        assert conn.execute("SELECT event_id, ts_us FROM events").fetchall() == [("a", 1_500_000)]
+    store.close()
+
+
+def test_postgres_unreachable_is_unavailable():
+    store = PostgresEventStore("postgresql://postgres@127.0.0.1:1/postgres", timeout_s=0.3)
+    try:
+        with pytest.raises(UnavailableError) as info:
+            store.append([_event("a")])
+        assert info.value.retry_after_s > 0
+        with pytest.raises(UnavailableError):
+            store.recent("17850")
+    finally:
+        store.close()
+
+
+def test_sqlite_locked_full_or_read_only_is_unavailable(tmp_path):
+    path = tmp_path / "e.sqlite3"
+    store = SqliteEventStore(path, timeout_s=0.1)
+    store.append([_event("a")])
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN EXCLUSIVE")  # another process holds the write lock
+    with pytest.raises(UnavailableError, match="locked"):
+        store.append([_event("b")])
+    other.execute("ROLLBACK")
+    other.close()
+    store._conn.execute("PRAGMA query_only = ON")  # as a read-only file would (root ignores chmod)
+    with pytest.raises(UnavailableError, match="readonly"):
+        store.append([_event("b")])
+    store._conn.execute("PRAGMA query_only = OFF")
+    pages = store._conn.execute("PRAGMA page_count").fetchone()[0]
+    store._conn.execute(f"PRAGMA max_page_count = {pages}")  # the disk is full
+    with pytest.raises(UnavailableError, match="full"):
+        store.append([_event(f"x{i}", product="P" * 500) for i in range(200)])
+    assert [p[0] for p in store.read_purchases()] == ["17850"]  # the failed batches left nothing behind
+    store.close()
+
+
+def test_sqlite_file_from_before_migrations_is_adopted_and_unreadable_times_dropped(tmp_path):
+    path = tmp_path / "e.sqlite3"
+    legacy = sqlite3.connect(path)
+    legacy.executescript(migrations.load("sqlite")[0].sql)
+    legacy.executemany("INSERT INTO events VALUES (?,?,?,?,?,?,?,?)",
+                       [("ok", "1", "P1", "PURCHASE", 100.0, 1, "", ""),
+                        ("far", "1", "P1", "PURCHASE", 253402300799.999999999, 1, "", "")])
+    legacy.commit()
+    legacy.close()
+    store = SqliteEventStore(path)
+    assert store.read_purchases() == [("1", "P1", 100.0, 1, "")]
+    store.close()
+
+
+def test_open_event_store_picks_the_backend_from_the_dsn(tmp_path, pg_dsn):
+    sqlite_store = open_event_store(None, tmp_path / "e.sqlite3")
+    pg_store = open_event_store(pg_dsn, tmp_path / "unused.sqlite3")
+    assert isinstance(sqlite_store, SqliteEventStore) and isinstance(pg_store, PostgresEventStore)
+    assert not (tmp_path / "unused.sqlite3").exists()
+    sqlite_store.close()
+    pg_store.close()
+
+
+def test_migration_folders_must_be_numbered_without_gaps(tmp_path):
+    (tmp_path / "0001_a.sql").write_text("SELECT 1;")
+    (tmp_path / "0003_c.sql").write_text("SELECT 1;")
+    with pytest.raises(ValueError, match="without gaps"):
+        migrations.load("x", tmp_path)
+    (tmp_path / "2_b.sql").write_text("SELECT 1;")
+    with pytest.raises(ValueError, match="NNNN_name"):
+        migrations.load("x", tmp_path)
+
+
+async def test_retention_prunes_at_start_and_zero_days_keeps_everything(tmp_path):
+    store = SqliteEventStore(tmp_path / "e.sqlite3")
+    store.append([_event("ancient", ts=10.0), _event("fresh", ts=time.time())])
+    await prune_periodically(store, 0)  # returns at once: nothing is ever deleted
+    assert len(store.read_purchases()) == 2
+    task = asyncio.create_task(prune_periodically(store, 400, every_s=3600))
+    for _ in range(100):
+        await asyncio.sleep(0.01)
+        if len(store.read_purchases()) == 1:
+            break
+    task.cancel()
+    assert [p[2] > 10.0 for p in store.read_purchases()] == [True]
+    store.close()

@@ -44,6 +44,16 @@ def test_unavailable_carries_retry_info():
     assert info.reason == "DEPENDENCY_UNAVAILABLE" and dict(info.metadata) == {"dependency": "retrieval"}
 
 
+def test_already_exists_names_each_resource_by_its_request_field():
+    exc = errors.AlreadyExistsError("shop.gateway.v1.Event", [
+        errors.FieldViolation("events[2].event_id", "'e7' was stored with a different payload")])
+    code, message, trailers = to_status(exc)
+    assert code is grpc.StatusCode.ALREADY_EXISTS and "events[2].event_id" in message
+    info = error_details_pb2.ResourceInfo()
+    assert _details(trailers).details[0].Unpack(info)
+    assert (info.resource_type, info.resource_name) == ("shop.gateway.v1.Event", "events[2].event_id")
+
+
 def test_unknown_errors_are_masked_as_internal():
     code, message, trailers = to_status(KeyError("secret internals"))
     assert code is grpc.StatusCode.INTERNAL

@@ -4,7 +4,7 @@ from shop.gateway.v1 import gateway_service_pb2 as gpb
 from shop.retrieval.v1 import retrieval_service_pb2 as rpb
 
 from libs.errors import InvalidArgumentError
-from libs.events import EventStore
+from libs.events.sqlite import SqliteEventStore
 from services.gateway.core import GatewayCore
 from services.gateway.experiments import Variants
 from services.gateway.servicer import GatewayServicer
@@ -14,7 +14,7 @@ NEWER = 99  # an enum value added by a peer built from newer protos
 
 
 async def test_newer_or_unspecified_event_type_is_invalid_argument_naming_the_field(tmp_path):
-    store = EventStore(tmp_path / "events.sqlite3")
+    store = SqliteEventStore(tmp_path / "events.sqlite3")
     core = GatewayCore(None, None, None, store, Variants.parse("fused:1"), lambda pid: True)
     request = gpb.RecordEventsRequest(events=[gpb.Event(event_id="e1", type=NEWER, user_id="1", product_id="A"),
                                               gpb.Event(event_id="e2", user_id="1", product_id="A")])

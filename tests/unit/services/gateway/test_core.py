@@ -5,8 +5,8 @@ import time
 import pytest
 
 from libs import domain as d
-from libs.errors import DeadlineError, InvalidArgumentError, UnavailableError
-from libs.events import EventStore
+from libs.errors import AlreadyExistsError, DeadlineError, InvalidArgumentError, UnavailableError
+from libs.events import SqliteEventStore
 from services.gateway.core import Budget, GatewayCore, StageResult
 from services.gateway.experiments import Variants, new_attribution_token
 
@@ -56,7 +56,7 @@ class FakeExplainer:
 
 @pytest.fixture
 def store(tmp_path):
-    s = EventStore(tmp_path / "events.sqlite3")
+    s = SqliteEventStore(tmp_path / "events.sqlite3")
     yield s
     s.close()
 
@@ -146,3 +146,81 @@ def test_query_relevant_keeps_lexical_matches_when_they_fill_the_page():
     cands = _cands(10, unmatched=3)
     assert [c.product_id for c in query_relevant(cands, 5)] == [f"P{i}" for i in range(3, 10)]
     assert query_relevant(cands, 8) == cands
+
+
+async def test_event_times_outside_the_readable_range_are_rejected_and_recommend_keeps_working(store):
+    core = _core(store)
+    year_9999 = 253402300799.999999999  # 9999-12-31T23:59:59.999999999Z as the servicer converts it
+    for ts in (year_9999, -1.0, time.time() + 2 * 86_400):
+        with pytest.raises(InvalidArgumentError) as info:
+            await core.record_events([("e1", "17850", "", d.UserEvent("P1", d.EventKind.PURCHASE, ts, 1))])
+        assert [v.field for v in info.value.violations] == ["events[0].event_time"]
+    assert await core.record_events([("e1", "17850", "", d.UserEvent("P1", d.EventKind.PURCHASE,
+                                                                     time.time() + 3600, 1))]) == (1, 0)
+    page = await core.recommend("17850", 5, False, _budget())
+    assert len(page.items) == 5 and page.degradations == []
+
+
+async def test_event_id_reused_with_another_payload_is_reported_and_nothing_stored(store):
+    core = _core(store)
+    click = d.UserEvent("P1", d.EventKind.CLICK, 1.0, 1)
+    buy = d.UserEvent("P2", d.EventKind.PURCHASE, 2.0, 1)
+    with pytest.raises(InvalidArgumentError) as info:
+        await core.record_events([("e1", "17850", "", click), ("e1", "17850", "", buy)])
+    assert [v.field for v in info.value.violations] == ["events[1].event_id"]
+    await core.record_events([("e1", "17850", "", click)])
+    with pytest.raises(AlreadyExistsError) as conflict:
+        await core.record_events([("e2", "17850", "", buy), ("e1", "17850", "", buy)])
+    assert [r.field for r in conflict.value.resources] == ["events[1].event_id"]
+    assert store.read_purchases() == []
+    # The same event again (a retry) is a duplicate, not a conflict.
+    assert await core.record_events([("e1", "17850", "", click)]) == (0, 1)
+
+
+async def test_ids_and_tokens_are_bounded_and_free_of_control_characters(store):
+    click = d.UserEvent("P1", d.EventKind.CLICK, 1.0, 1)
+    with pytest.raises(InvalidArgumentError) as info:
+        await _core(store).record_events([("e1", "17850", "x" * 257, click), ("e\x002", "17850", "", click),
+                                          ("e" * 65, "17850", "", click)])
+    assert [v.field for v in info.value.violations] == [
+        "events[0].attribution_token", "events[1].event_id", "events[2].event_id"]
+    assert await _core(store).record_events([("ü" * 64, "17850", "", click)]) == (1, 0)
+
+
+class DownStore:
+    """An event store whose database is unreachable."""
+
+    def recent(self, user_id, limit=200, kinds=()):
+        raise UnavailableError("event store unavailable", 1.0)
+
+    append = recent
+
+
+async def test_event_store_outage_fails_record_events_but_only_degrades_search_and_recommend():
+    retrieval = FakeRetrieval()
+    core = _core(DownStore(), retrieval=retrieval)
+    with pytest.raises(UnavailableError) as info:
+        await core.record_events([("e1", "17850", "", d.UserEvent("P1", d.EventKind.CLICK, 1.0, 1))])
+    assert info.value.retry_after_s > 0
+    for page in (await core.recommend("17850", 5, True, _budget()),
+                 await core.search("lantern", "17850", 5, True, _budget())):
+        assert len(page.items) == 5 and all(i.explanation for i in page.items)
+        assert [(x.stage, x.reason.startswith("no fresh events")) for x in page.degradations] == [
+            (d.Stage.RETRIEVAL, True)]
+    assert retrieval.seen_recent == []
+
+
+class SlowStore:
+    """An event store stuck waiting for a connection."""
+
+    def recent(self, user_id, limit=200, kinds=()):
+        time.sleep(1.2)
+        return []
+
+
+async def test_slow_event_store_costs_only_a_slice_of_the_budget():
+    start = time.monotonic()
+    page = await _core(SlowStore()).recommend("17850", 5, True, _budget(1.0))
+    assert time.monotonic() - start < 0.9
+    assert len(page.items) == 5 and all(i.explanation for i in page.items)
+    assert [x.reason for x in page.degradations] == ["no fresh events: the event store did not answer in time"]

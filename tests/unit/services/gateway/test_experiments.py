@@ -1,3 +1,5 @@
+import base64
+import json
 from collections import Counter
 
 import pytest
@@ -27,3 +29,13 @@ def test_token_round_trip_and_malformed():
     assert variant_of_token("", "t") == ""
     with pytest.raises(InvalidArgumentError, match="events\\[0\\].attribution_token"):
         variant_of_token("!!garbage", "events[0].attribution_token")
+
+
+def test_tokens_that_could_smuggle_control_characters_are_rejected():
+    def token(payload: dict) -> str:
+        return base64.urlsafe_b64encode(json.dumps(payload).encode()).decode().rstrip("=")
+
+    assert variant_of_token(token({"v": "gnn_only"}), "t") == "gnn_only"
+    for bad in (new_attribution_token("fused") + "\x00", token({"v": "a\u0000b"}), token({"v": ""}), "x" * 257):
+        with pytest.raises(InvalidArgumentError, match="^t: "):
+            variant_of_token(bad, "t")

@@ -1,0 +1,78 @@
+"""The event store interface, shared by its backends, and the rules every stored event satisfies."""
+from __future__ import annotations
+
+import abc
+from collections.abc import Sequence
+
+from libs.domain import EventKind, RecordedEvent, UserEvent
+
+# Event times a store accepts: from the epoch to a day past the receiver's clock (client clock skew). Anything
+# in that range converts back to a protobuf Timestamp, so nothing accepted can later fail to read back, and
+# no event can sit "in the future" of a user's history for longer than a day.
+MIN_EVENT_TS = 0.0
+MAX_FUTURE_S = 86_400.0
+# The UNAVAILABLE hint callers get when the database is down, locked or full.
+RETRY_AFTER_S = 1.0
+
+DEFAULT_KINDS = (EventKind.PURCHASE, EventKind.ADD_TO_CART)
+Purchase = tuple[str, str, float, int, str]  # (user_id, product_id, ts, quantity, variant)
+
+
+def event_time_problem(ts: float, now: float) -> str | None:
+    """Why `ts` cannot be stored, or None when it can."""
+    if not MIN_EVENT_TS <= ts <= now + MAX_FUTURE_S:
+        return "must be between 1970-01-01T00:00:00Z and one day after the server's clock"
+    return None
+
+
+def payload(e: RecordedEvent) -> tuple:
+    """What must match for a re-sent event_id to count as a duplicate rather than a conflict.
+
+    The time is left out on purpose: a client that omits event_time gets the server's clock, so its retries
+    carry a new time; the first stored time wins.
+    """
+    return e.user_id, e.event.product_id, e.event.kind.value, e.event.quantity, e.attribution_token
+
+
+class EventConflictError(Exception):
+    """Event ids already stored with a different payload; nothing of the batch was stored."""
+
+    def __init__(self, event_ids: Sequence[str]) -> None:
+        self.event_ids = list(event_ids)
+        super().__init__(f"{len(self.event_ids)} event_id(s) already stored with a different payload")
+
+
+class EventStore(abc.ABC):
+    """Thread-safe, blocking: call from asyncio via `asyncio.to_thread`.
+
+    Database trouble (unreachable, locked, full, read-only) raises `libs.errors.UnavailableError`.
+    """
+
+    @abc.abstractmethod
+    def append(self, events: Sequence[RecordedEvent]) -> tuple[int, int]:
+        """Store all events in one durable transaction; returns (accepted, duplicates).
+
+        A duplicate is an event_id already stored with the same payload. One stored with a different payload
+        raises EventConflictError and stores nothing.
+        """
+
+    @abc.abstractmethod
+    def recent(self, user_id: str, limit: int = 200, kinds: Sequence[EventKind] = DEFAULT_KINDS) -> list[UserEvent]:
+        """The user's newest events of the given kinds, oldest first."""
+
+    @abc.abstractmethod
+    def read_purchases(self) -> list[Purchase]:
+        """All purchases as (user_id, product_id, ts, quantity, variant), oldest first."""
+
+    @abc.abstractmethod
+    def prune(self, older_than: float) -> int:
+        """Delete events whose event time is before `older_than` (epoch seconds); returns how many."""
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Release connections; the store is unusable afterwards."""
+
+
+def conflicts(sent: Sequence[RecordedEvent], stored: dict[str, tuple]) -> list[str]:
+    """Ids of `sent` events whose stored payload (by id) differs from the sent one."""
+    return [e.event_id for e in sent if e.event_id in stored and stored[e.event_id] != payload(e)]
