@@ -132,12 +132,16 @@ def user_item_matrix(purchases: pd.DataFrame, user_index: pd.Index, n_items: int
 
 
 def copurchase_matrix(sales: pd.DataFrame, n_items: int) -> sp.csr_matrix:
-    """CSR [n_items, n_items]: in how many invoices (baskets) each pair of items was bought together."""
+    """CSR [n_items, n_items] int32: in how many invoices (baskets) each pair of items was bought together. The one
+    definition of co-purchase: the prepared artifact, the feature store's neighbours and retrieval all use it."""
+    if sales.empty:
+        return sp.csr_matrix((n_items, n_items), dtype=np.int32)
     invoice_codes, _ = pd.factorize(sales["invoice_no"])
     baskets = sp.csr_matrix(
         (np.ones(len(sales), dtype=np.float32), (invoice_codes, sales["item_idx"].to_numpy())),
         shape=(int(invoice_codes.max()) + 1, n_items),
     )
+    baskets.sum_duplicates()
     baskets.data[:] = 1.0  # an item counts once per basket
     counts = (baskets.T @ baskets).tocsr()
     counts.setdiag(0)

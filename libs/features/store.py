@@ -18,6 +18,9 @@ from typing import Iterable, Sequence
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
+
+from libs.catalog.prepare import copurchase_matrix
 
 from libs.model_io import (
     CAND_EMB,
@@ -91,6 +94,7 @@ class FeatureStore:
     pop: np.ndarray  # [n_items, POP_FEATURES] float32
     nbr_ids: np.ndarray  # [n_items, Kc] int64 item_idx + 1 (0 = none)
     nbr_weight: np.ndarray  # [n_items, Kc] float32 log1p(co-purchase count)
+    copurchase: "sp.csr_matrix"  # [n_items, n_items] basket co-occurrence counts (libs.catalog.prepare)
     users: dict[str, UserContext] = field(default_factory=dict)
     item_index: pd.Index | None = None  # product_id -> item_idx, for fresh events given by product id
 
@@ -126,11 +130,12 @@ class FeatureStore:
         pop = popularity_features(sales["item_idx"].to_numpy(), to_seconds(sales["ts"]),
                                   sales["invoice_no"].to_numpy(), now_s, n_items)
         pop[:, 3] = item_repeat_rate(p["user_id"].to_numpy(), p["item_idx"].to_numpy(), n_items)
-        nbr_ids, nbr_weight = copurchase_neighbours(sales["invoice_no"].to_numpy(), sales["item_idx"].to_numpy(),
-                                                    n_items, ITEM_NEIGHBOURS)
+        copurchase = copurchase_matrix(sales, n_items)
+        nbr_ids, nbr_weight = copurchase_neighbours(copurchase, ITEM_NEIGHBOURS)
         users = group_users(p, now_s)
         index = pd.Index(product_ids) if product_ids is not None else None
-        return cls(now_s, np.ascontiguousarray(item_emb, dtype=np.float32), pop, nbr_ids, nbr_weight, users, index)
+        return cls(now_s, np.ascontiguousarray(item_emb, dtype=np.float32), pop, nbr_ids, nbr_weight, copurchase,
+                   users, index)
 
     # ------------------------------------------------------------------------------------------ request time
     def user_context(
@@ -229,23 +234,11 @@ def item_repeat_rate(users: np.ndarray, items: np.ndarray, n_items: int) -> np.n
     return out
 
 
-def copurchase_neighbours(invoices: np.ndarray, items: np.ndarray, n_items: int, k: int
-                          ) -> tuple[np.ndarray, np.ndarray]:
-    """Each item's k most co-purchased items (same invoice; item-basket-item paths), ids + 1 and log1p(count)."""
-    import scipy.sparse as sp  # noqa: PLC0415
-
+def copurchase_neighbours(co: "sp.csr_matrix", k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each item's k most co-purchased items (item-basket-item paths): ids + 1 and log1p(count)."""
+    n_items = co.shape[0]
     ids = np.zeros((n_items, k), np.int64)
     weight = np.zeros((n_items, k), np.float32)
-    if len(items) == 0:
-        return ids, weight
-    codes = pd.factorize(pd.Series(invoices))[0]
-    baskets = sp.csr_matrix((np.ones(len(items), np.float32), (codes, items)), shape=(codes.max() + 1, n_items))
-    baskets.data[:] = 1.0
-    baskets.sum_duplicates()
-    baskets.data[:] = 1.0
-    co = (baskets.T @ baskets).tocsr()
-    co.setdiag(0)
-    co.eliminate_zeros()
     for i in range(n_items):
         a, b = co.indptr[i], co.indptr[i + 1]
         if a == b:

@@ -34,7 +34,7 @@ async def main() -> None:
         return user_context(store, user_id, recent)
 
     core = RetrievalCore(dataset.items["product_id"], dataset.items["title"], state.item_emb, store.pop[:, 1],
-                         dataset.copurchase, history, encode_query)
+                         store.copurchase, history, encode_query)
     servicer = RetrievalServicer(core)
     await serve("retrieval", settings, settings.addresses.retrieval,
                 Registration(lambda s: pb_grpc.add_RetrievalServiceServicer_to_server(servicer, s),
