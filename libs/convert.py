@@ -68,7 +68,8 @@ def _evidence_to_pb(ev: d.Evidence) -> pb.Evidence:
 def explanation_to_pb(e: d.Explanation) -> pb.Explanation:
     return pb.Explanation(
         evidence=[_evidence_to_pb(ev) for ev in e.evidence],
-        sentence=e.sentence, confidence=e.confidence, method=e.method)
+        sentence=e.sentence, confidence=e.confidence, method=e.method, score=e.score, baseline=e.baseline,
+        interaction=e.interaction)
 
 
 def explanation_from_pb(e: pb.Explanation) -> d.Explanation:
@@ -76,7 +77,8 @@ def explanation_from_pb(e: pb.Explanation) -> d.Explanation:
         evidence=[d.Evidence(kind=enum_from_pb(d.EvidenceKind, ev.type), contribution=ev.contribution,
                              product_id=ev.product.product_id, title=ev.product.title, text=ev.text)
                   for ev in e.evidence],
-        sentence=e.sentence, confidence=e.confidence, method=e.method)
+        sentence=e.sentence, confidence=e.confidence, method=e.method, score=e.score, baseline=e.baseline,
+        interaction=e.interaction)
 
 
 def scored_to_pb(x: d.ScoredItem) -> pb.ScoredProduct:

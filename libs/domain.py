@@ -25,6 +25,8 @@ class EvidenceKind(enum.Enum):
     POPULARITY = "POPULARITY"
     REPEAT_PURCHASE = "REPEAT_PURCHASE"
     RECENT_EVENT = "RECENT_EVENT"
+    QUERY_MATCH = "QUERY_MATCH"
+    QUERY_SIMILAR = "QUERY_SIMILAR"
 
 
 class Stage(enum.Enum):

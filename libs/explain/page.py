@@ -4,7 +4,11 @@ For one user context and the page's candidates, every piece of evidence becomes 
 scenario with none of the listed evidence; all go to each ranker in ONE batched call. With the fused score of
 libs.fusion (a fixed linear map of the models' scores, see there):
 
-- `score` is exactly the fused score ranking served for the item (same models, inputs and normalisation);
+- `score` is exactly the score ranking served for the item: the fused score (same models, inputs and
+  normalisation) plus, for Search, the query relevance of libs.relevance;
+- query relevance is additive and model-free, so its contribution is its value (one QUERY_MATCH piece naming the
+  words the title contains); a query term measured through the rankers' query path is QUERY_TERM ("matches")
+  only when the title contains it, else QUERY_SIMILAR ("is similar to"): no claimed match the title lacks;
 - a piece's contribution = score - fused score with that piece masked;
 - `baseline` = fused score with every listed piece masked. score - baseline = sum of contributions + interaction:
   the pieces' effects add up exactly only when the rankers are additive in them; the remainder is the interaction
@@ -23,12 +27,14 @@ import numpy as np
 from libs import domain as d
 from libs.errors import UnavailableError
 from libs.explain.evidence import Piece, none_of, pieces_for
-from libs.explain.masking import masked_scenarios
+from libs.explain.masking import Mask, masked_scenarios
 from libs.explain.wording import MIN_CONTRIBUTION, confidence, sentence
 from libs.features import FeatureStore, UserContext
 from libs.fusion import Fusion
 from libs.rankers import get as ranker
+from libs.relevance import TitleMatcher
 from libs.scoring import Infer, run_models
+from libs.text import query_terms
 
 MAX_EVIDENCE_SHOWN = 8
 METHOD = "counterfactual-masking"
@@ -36,24 +42,28 @@ METHOD = "counterfactual-masking"
 
 @dataclass(frozen=True)
 class Attribution:
-    """Fused scores of one page: score [C], contribution of each piece [E, C], baseline [C]."""
+    """Served scores of one page: score [C], contribution of each piece [E, C], baseline [C]."""
 
     score: np.ndarray
     contributions: np.ndarray
     baseline: np.ndarray
 
 
-def attribute(fusion: Fusion, scores: dict[str, np.ndarray]) -> Attribution:
-    """From per-model scores [1 + E + 1, C] (full, each piece masked, all masked) to fused attributions."""
+def attribute(fusion: Fusion, scores: dict[str, np.ndarray], relevance: np.ndarray | None = None) -> Attribution:
+    """From per-model scores [1 + E + 1, C] (full, each piece masked, all masked) and the query relevance [C]
+    (Search) to attributions of the served score; relevance, when given, is the last piece."""
     fused = fusion.combine(scores)
-    return Attribution(fused[0], fused[:1] - fused[1:-1], fused[-1])
+    contributions = fused[:1] - fused[1:-1]
+    if relevance is None:
+        return Attribution(fused[0], contributions, fused[-1])
+    return Attribution(fused[0] + relevance, np.vstack([contributions, relevance[None]]), fused[-1])
 
 
 async def explain_page(store: FeatureStore, titles: Sequence[str], fusion: Fusion, infer: Infer,
                        models: Sequence[str], ctx: UserContext, fresh_items: set[int], cand_idx: np.ndarray,
                        product_ids: Sequence[str], query: str, query_emb: np.ndarray | None,
-                       term_emb: np.ndarray | None, timeout: float, degradations: list[d.Degradation]
-                       ) -> list[d.Explanation]:
+                       term_emb: np.ndarray | None, timeout: float, degradations: list[d.Degradation],
+                       matcher: TitleMatcher | None = None) -> list[d.Explanation]:
     base = {m: ranker(m).inputs(store, ctx, cand_idx, query_emb if ranker(m).reads_query else None) for m in models}
     pieces = pieces_for(ctx, base, fresh_items, query, term_emb)
     masks = [p.mask for p in pieces] + [none_of(pieces)]
@@ -61,11 +71,27 @@ async def explain_page(store: FeatureStore, titles: Sequence[str], fusion: Fusio
     scores = await run_models(infer, inputs, timeout, degradations)
     if not scores:
         raise UnavailableError("explanation: no ranker answered: " + "; ".join(x.reason for x in degradations))
-    return explain_items(store, titles, product_ids, cand_idx, pieces, attribute(fusion, scores))
+    if not (query and matcher):
+        return explain_items(store, titles, product_ids, cand_idx, pieces, attribute(fusion, scores))
+    pieces = pieces + [Piece(Mask("query"), d.EvidenceKind.QUERY_MATCH)]  # measured analytically, not masked
+    att = attribute(fusion, scores, matcher.relevance(query, cand_idx))
+    return explain_items(store, titles, product_ids, cand_idx, pieces, att, query, matcher)
+
+
+def _query_kind(piece: Piece, item: int, query: str, matcher: TitleMatcher | None) -> tuple[d.EvidenceKind, str]:
+    """Query evidence says "matches" only for words the title contains."""
+    if matcher is None or item < 0:
+        return piece.kind, piece.text
+    if piece.kind is d.EvidenceKind.QUERY_MATCH:
+        return piece.kind, " ".join(t for t in query_terms(query) if matcher.contains(item, t))
+    if piece.kind is d.EvidenceKind.QUERY_TERM and not matcher.contains(item, piece.text):
+        return d.EvidenceKind.QUERY_SIMILAR, piece.text
+    return piece.kind, piece.text
 
 
 def explain_items(store: FeatureStore, titles: Sequence[str], product_ids: Sequence[str], cand_idx: np.ndarray,
-                  pieces: Sequence[Piece], att: Attribution) -> list[d.Explanation]:
+                  pieces: Sequence[Piece], att: Attribution, query: str = "",
+                  matcher: TitleMatcher | None = None) -> list[d.Explanation]:
     out = []
     for c, item in enumerate(cand_idx):
         neighbours = set((store.nbr_ids[item] - 1).tolist()) if item >= 0 else set()
@@ -74,12 +100,11 @@ def explain_items(store: FeatureStore, titles: Sequence[str], product_ids: Seque
             value = float(att.contributions[p, c])
             if abs(value) <= MIN_CONTRIBUTION:
                 continue
-            kind = piece.kind
+            kind, text = _query_kind(piece, int(item), query, matcher)
             if kind is d.EvidenceKind.PAST_PURCHASE and piece.item in neighbours:
                 kind = d.EvidenceKind.CO_PURCHASE_NEIGHBOUR
             product = str(store.item_index[piece.item]) if piece.item >= 0 else ""
-            evidence.append(d.Evidence(kind, value, product, titles[piece.item] if piece.item >= 0 else "",
-                                       piece.text))
+            evidence.append(d.Evidence(kind, value, product, titles[piece.item] if piece.item >= 0 else "", text))
         evidence.sort(key=lambda e: -e.contribution)
         shown = _shown(evidence)
         score, baseline = float(att.score[c]), float(att.baseline[c])

@@ -20,7 +20,14 @@ def _phrase(ev: d.Evidence) -> str:
         d.EvidenceKind.REPEAT_PURCHASE: "you have bought it before",
         d.EvidenceKind.POPULARITY: "it is popular right now",
         d.EvidenceKind.QUERY_TERM: f'it matches "{ev.text}"',
+        d.EvidenceKind.QUERY_MATCH: f'its title has {_words(ev.text)} you searched for',
+        d.EvidenceKind.QUERY_SIMILAR: f'it is similar to "{ev.text}"',
     }[ev.kind]
+
+
+def _words(text: str) -> str:
+    words = text.split()
+    return f'"{words[0]}"' if len(words) == 1 else "the words " + ", ".join(f'"{w}"' for w in words)
 
 
 def sentence(evidence: Sequence[d.Evidence]) -> str:

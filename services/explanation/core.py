@@ -13,6 +13,7 @@ from libs.features import FeatureStore
 from libs.fusion import Fusion
 from libs.history import fresh_purchases, user_context
 from libs.rankers import get as ranker
+from libs.relevance import TitleMatcher
 from libs.scoring import EncodeQuery, Infer, candidate_indices, encode_or_degrade, models_of
 
 MAX_ITEMS = 100
@@ -29,6 +30,7 @@ class ExplanationCore:
                  encode: EncodeQuery | None) -> None:
         self.store = store
         self.titles = list(titles)
+        self.matcher = TitleMatcher(self.titles)
         self.fusion = fusion
         self.infer = infer
         self.encode = encode
@@ -51,5 +53,5 @@ class ExplanationCore:
                 query_emb, term_emb = emb[0], emb[1:]
         explanations = await explain_page(self.store, self.titles, self.fusion, self.infer, models, ctx, fresh,
                                           cand_idx, product_ids, query, query_emb, term_emb,
-                                          max(deadline - loop.time(), 0.001), degradations)
+                                          max(deadline - loop.time(), 0.001), degradations, self.matcher)
         return Explained(explanations, degradations)

@@ -78,17 +78,6 @@ class Budget:
         return left * fraction
 
 
-def query_relevant(candidates: list[d.Candidate], page_size: int) -> list[d.Candidate]:
-    """Candidates that match a query term, when there are enough of them to fill the page.
-
-    The rankers order by purchase propensity; dense-only neighbours of the query (fairy lights for "lantern")
-    would otherwise outrank what the shopper typed. With too few lexical matches (typos, synonyms) the dense
-    candidates stay in.
-    """
-    matched = [c for c in candidates if c.matched_terms]
-    return matched if len(matched) >= page_size else candidates
-
-
 class GatewayCore:
     def __init__(self, retrieval: Retrieval, ranking: Ranking, explainer: Explainer, events: EventStore,
                  variants: Variants, known_product: Callable[[str], bool]) -> None:
@@ -106,7 +95,6 @@ class GatewayCore:
             retrieved = await self.retrieval.query_candidates(query, user_id, CANDIDATES, budget.share(0.35))
         finally:
             recent, degraded = await recent_task
-        retrieved.items = query_relevant(retrieved.items, page_size)
         retrieved.degradations = degraded + retrieved.degradations
         return await self._rank_and_explain(user_id, query, retrieved, recent, page_size, explain, budget)
 

@@ -1,5 +1,6 @@
-"""Ranking: assemble model inputs from the feature store, score with the rankers on Triton concurrently,
-fuse as trained, diversify with MMR. Answers with what it has when a model is down; never past the deadline."""
+"""Ranking: assemble model inputs from the feature store, score with the rankers on Triton concurrently, fuse as
+trained, add query relevance for Search (libs.relevance), diversify with MMR. Answers with what it has when a model
+is down; never past the deadline."""
 from __future__ import annotations
 
 import asyncio
@@ -7,12 +8,15 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
+
 from libs import domain as d
 from libs.errors import UnavailableError, invalid
 from libs.features import FeatureStore
 from libs.fusion import FUSED, Fusion
 from libs.history import user_context
 from libs.rankers import get as ranker
+from libs.relevance import RELEVANCE, TitleMatcher
 from libs.scoring import EncodeQuery, Infer, Versions, candidate_indices, encode_or_degrade, models_of, run_models
 from services.ranking.diversity import mmr_order
 
@@ -30,6 +34,7 @@ class RankingCore:
                  encode: EncodeQuery, versions: Versions) -> None:
         self.store = store
         self.titles = list(titles)
+        self.matcher = TitleMatcher(self.titles)
         self.fusion = fusion
         self.infer = infer
         self.encode = encode
@@ -58,10 +63,16 @@ class RankingCore:
             raise UnavailableError("ranking: no ranker answered: " + "; ".join(x.reason for x in degradations))
         per_model = {m: s[0] for m, s in scores.items()}  # one scenario
         fused = self.fusion.combine(per_model)
+        # Search: what the shopper typed first (libs.relevance); the fused personal score orders within a grade.
+        relevance = self.matcher.relevance(query, cand_idx) if query else np.zeros(len(cand_idx))
+        served = fused + relevance
         k = page_size or len(cand_idx)
-        order = mmr_order(fused, self.store.item_emb[cand_idx], diversity, k)
-        items = [d.ScoredItem(product_ids[i], self.titles[cand_idx[i]], float(fused[i]),
-                              {**{m: float(s[i]) for m, s in per_model.items()}, FUSED: float(fused[i])})
-                 for i in order]
+        order = mmr_order(served, self.store.item_emb[cand_idx], diversity, k)
+        items = []
+        for i in order:
+            parts = {**{m: float(s[i]) for m, s in per_model.items()}, FUSED: float(fused[i])}
+            if query:
+                parts[RELEVANCE] = float(relevance[i])
+            items.append(d.ScoredItem(product_ids[i], self.titles[cand_idx[i]], float(served[i]), parts))
         versions = [d.ModelVersion(m, await self.versions(m)) for m in scores]
         return Ranked(items, degradations, versions)

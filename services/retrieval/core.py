@@ -6,23 +6,14 @@ from collections.abc import Awaitable, Callable, Sequence
 import bm25s
 import faiss
 import numpy as np
-import Stemmer
 
 from libs import domain as d
 from libs.errors import UnavailableError
 from libs.features import UserContext
+from libs.relevance import STEMMER, analyse
 
 RRF_K = 60  # the constant of Cormack et al. (2009); insensitive in practice
 PER_SOURCE = 200
-
-_stemmer = Stemmer.Stemmer("english")
-
-
-def analyse(text: str) -> list[str]:
-    """The same analysis as the index: lower-case, English stop words removed, Snowball-stemmed."""
-    tokens = bm25s.tokenize([text], stopwords="en", stemmer=_stemmer, return_ids=False, show_progress=False)
-    return list(tokens[0]) if tokens else []
-
 
 def rrf(lists: dict[d.Source, list[tuple[int, float]]], k: int = RRF_K) -> list[tuple[int, float, list[d.SourceRank]]]:
     """Reciprocal rank fusion of ranked (item, score) lists; ties broken by item index for determinism."""
@@ -39,13 +30,13 @@ def rrf(lists: dict[d.Source, list[tuple[int, float]]], k: int = RRF_K) -> list[
 class LexicalIndex:
     def __init__(self, titles: Sequence[str]) -> None:
         self.retriever = bm25s.BM25()
-        self.retriever.index(bm25s.tokenize(list(titles), stopwords="en", stemmer=_stemmer, show_progress=False),
+        self.retriever.index(bm25s.tokenize(list(titles), stopwords="en", stemmer=STEMMER, show_progress=False),
                              show_progress=False)
         self.title_terms = [set(analyse(t)) for t in titles]
         self.n = len(titles)
 
     def search(self, query: str, k: int) -> list[tuple[int, float]]:
-        tokens = bm25s.tokenize([query], stopwords="en", stemmer=_stemmer, show_progress=False)
+        tokens = bm25s.tokenize([query], stopwords="en", stemmer=STEMMER, show_progress=False)
         if not tokens.vocab:
             return []
         docs, scores = self.retriever.retrieve(tokens, k=min(k, self.n), show_progress=False, n_threads=1)

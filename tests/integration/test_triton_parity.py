@@ -18,11 +18,10 @@ import numpy as np
 import pytest
 import torch
 
+from libs.explain import Mask, masked_scenarios
 from libs.features import stack
-from libs.explain import Mask as Evidence, masked_scenarios
-from libs.rankers.gnn_ranker import gnn_inputs
-from libs.rankers.transformer_ranker import transformer_inputs
 from libs.model_io import TEXT_ENCODER
+from libs.rankers import get as ranker
 from libs.rankers import specs
 from libs.rankers.gnn_ranker import NAME as GNN_RANKER
 from libs.rankers.transformer_ranker import NAME as TRANSFORMER_RANKER
@@ -79,14 +78,13 @@ def _trained_or_synthetic():
 def _ranker_batches(name: str, store, query_emb: np.ndarray) -> list[dict[str, np.ndarray]]:
     users = sorted(store.users, key=lambda u: -len(store.users[u]))[:3]
     ctxs = [store.user_context(u) for u in users]
-    build = transformer_inputs if name == TRANSFORMER_RANKER else gnn_inputs
+    r = ranker(name)
     cands = np.arange(min(store.n_items, 200))
-    ranking = build(store, ctxs[0], cands)
-    several = stack([build(store, c, cands[:17]) for c in ctxs])
-    one = (transformer_inputs(store, ctxs[1], cands[:5], query_emb) if name == TRANSFORMER_RANKER
-           else build(store, ctxs[1], cands[:5]))
-    explain = masked_scenarios(one, [Evidence("history_item", int(ctxs[1].items[-1])), Evidence("repeat"),
-                                     Evidence("popularity"), Evidence("query")])
+    ranking = r.inputs(store, ctxs[0], cands)
+    several = stack([r.inputs(store, c, cands[:17]) for c in ctxs])
+    one = r.inputs(store, ctxs[1], cands[:5], query_emb if r.reads_query else None)
+    masks = [Mask("history_item", int(ctxs[1].items[-1])), Mask("repeat"), Mask("popularity"), Mask("query")]
+    explain = masked_scenarios(one, masks + [Mask("all", tuple(masks))], r.history_slots)
     return [ranking, several, explain]
 
 
@@ -97,7 +95,7 @@ def served(tmp_path_factory):
 
     _ensure_launcher_finds_pytriton()
     repo = tmp_path_factory.mktemp("triton_repo")
-    for name in SPECS:
+    for name in specs():
         src = REPO_ROOT / "triton_models" / name
         (repo / name / "configs").mkdir(parents=True)
         shutil.copy(src / "config.pbtxt", repo / name / "config.pbtxt")

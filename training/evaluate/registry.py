@@ -22,7 +22,7 @@ from training.evaluate.protocol import Scorer, Searcher
 
 # Modules whose import registers models. Baselines first (table order = registration order); a plugin module that
 # does not exist yet is skipped, any other import error is raised.
-PLUGIN_MODULES: list[str] = ["training.evaluate.baselines", "training.models.scorers"]
+PLUGIN_MODULES: list[str] = ["training.evaluate.baselines", "training.models.scorers", "training.evaluate.served"]
 
 
 @dataclass(frozen=True)

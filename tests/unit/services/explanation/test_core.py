@@ -122,3 +122,36 @@ async def test_score_minus_baseline_is_the_sum_of_contributions_plus_interaction
 
 async def _version(model: str) -> str:
     return "1"
+
+
+async def test_query_evidence_says_matches_only_for_words_the_title_contains():
+    out = await _core(fakes.FakeRankers()).explain("1", "red lantern pot", ["A", "C", "D"], "fused", [], 1.0)
+    for pid, ex in zip(["A", "C", "D"], out.explanations):
+        title = fakes.TITLES[fakes.PRODUCTS.index(pid)]
+        for e in ex.evidence:
+            if e.kind in (d.EvidenceKind.QUERY_TERM, d.EvidenceKind.QUERY_MATCH):
+                assert all(w.upper() in title.split() for w in e.text.split()), (title, e)
+            if e.kind is d.EvidenceKind.QUERY_SIMILAR:
+                assert e.text.upper() not in title.split()
+        match = [e for e in ex.evidence if e.kind is d.EvidenceKind.QUERY_MATCH]
+        if pid == "C":  # TEA CUP has none of the words: relevance 0, no match claimed
+            assert not match and "matches" not in ex.sentence and "title has" not in ex.sentence
+        else:
+            assert match and match[0].contribution > 0
+
+
+async def test_search_orders_by_relevance_then_personal_score_and_explains_it():
+    from services.ranking.core import RankingCore  # noqa: PLC0415
+
+    rankers = fakes.FakeRankers()
+    ranking = RankingCore(fakes.store(), fakes.TITLES, fakes.FUSION, rankers.infer, fakes.encode, _version)
+    served = await ranking.rank("2", "tea pot", fakes.PRODUCTS, 6, "fused", 0.0, [], 1.0)
+    ids = [i.product_id for i in served.items]
+    assert ids[0] == "D"  # TEA POT: every word, as a phrase
+    assert set(ids[1:2]) == {"C"}  # TEA CUP: one word, above the titles with none
+    relevance = [i.model_scores["relevance"] for i in served.items]
+    assert relevance == sorted(relevance, reverse=True)
+    out = await _core(rankers).explain("2", "tea pot", ids, "fused", [], 1.0)
+    for item, ex in zip(served.items, out.explanations):
+        assert ex.score == pytest.approx(item.score, abs=1e-6)
+    assert out.explanations[0].sentence.startswith('Because its title has the words "tea", "pot" you searched for')

@@ -140,13 +140,6 @@ async def test_record_events_bounds(store):
         await _core(store).record_events(many)
 
 
-def test_query_relevant_keeps_lexical_matches_when_they_fill_the_page():
-    from services.gateway.core import query_relevant
-
-    cands = _cands(10, unmatched=3)
-    assert [c.product_id for c in query_relevant(cands, 5)] == [f"P{i}" for i in range(3, 10)]
-    assert query_relevant(cands, 8) == cands
-
 
 async def test_event_times_outside_the_readable_range_are_rejected_and_recommend_keeps_working(store):
     core = _core(store)
