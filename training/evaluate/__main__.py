@@ -23,6 +23,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--models", default="", help="comma-separated registry names (default: all)")
     parser.add_argument("--no-search", action="store_true", help="skip the personalised-search proxy")
     parser.add_argument("--no-fidelity", action="store_true", help="skip the explanation deletion test")
+    parser.add_argument("--no-search-relevance", action="store_true",
+                        help="skip the search relevance evaluation (reports/search.*)")
     parser.add_argument("--window-days", type=int, default=SplitConfig.window_days)
     parser.add_argument("--end", default=None, help="exclusive end of the test window (default: end of data)")
     parser.add_argument("--data-dir", type=Path, default=None, help="raw data (SHOP_DATA_DIR)")
@@ -52,6 +54,14 @@ def main(argv: list[str] | None = None) -> int:
     results = run(ds, config, log)
     paths = write_reports(results, args.reports)
     print(format_text(results))
+    if not args.no_search_relevance:
+        from training.evaluate.search_relevance import evaluate_search, write_search_reports  # noqa: PLC0415
+        from training.evaluate.split import standard_splits  # noqa: PLC0415
+
+        search = evaluate_search(standard_splits(ds, config.split)[1], progress=not args.no_progress)
+        search_paths = write_search_reports(search, args.reports)
+        paths |= {f"search_{k}": v for k, v in search_paths.items()}
+        print("\n" + search_paths["md"].read_text())
     print(f"\nwrote {', '.join(str(p) for p in paths.values())} in {time.perf_counter() - started:.0f}s")
     return 0
 
