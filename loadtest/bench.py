@@ -30,12 +30,11 @@ from pathlib import Path
 
 import numpy as np
 
+from libs.config import REPORTS_DIR, REPOSITORY
 from libs.model_io import ModelSpec
 from libs.rankers import get as ranker, names as ranker_names
 
-ROOT = Path(__file__).resolve().parent.parent
-REPORTS = ROOT / "reports"
-REPOSITORY = ROOT / "triton_models"
+REPORTS = REPORTS_DIR
 BATCHES = (1, 2, 4, 8, 16, 32, 64)
 CANDIDATES = 200  # typical candidate count (model_io's opt_dynamic)
 CONCURRENCY = (1, 4, 16)

@@ -26,12 +26,13 @@ from pathlib import Path
 
 import grpc
 
+from libs.config import REPO_ROOT, REPORTS_DIR, REPOSITORY
 from loadtest import payloads, stats
 from loadtest.echo_server import METHOD as ECHO_METHOD
 from tools.stack import stop_process
 
-ROOT = Path(__file__).resolve().parent.parent
-REPORTS = ROOT / "reports"
+ROOT = REPO_ROOT
+REPORTS = REPORTS_DIR
 # (rpc, payload) -> (status code name, degraded?)
 Call = Callable[[str, object], Awaitable[tuple[str, bool]]]
 
@@ -210,7 +211,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             from libs.rankers import specs  # noqa: PLC0415
             from tools.stack import Stack  # noqa: PLC0415 - heavy; only when we start it
 
-            missing = [m for m in specs() if not (ROOT / "triton_models" / m / "1" / "model.onnx").is_file()]
+            missing = [m for m in specs() if not (REPOSITORY / m / "1" / "model.onnx").is_file()]
             if missing:
                 print(f"no gateway at {args.gateway} and no model weights for {', '.join(missing)} "
                       "(triton_models/*/1/model.onnx): run `make models` or start the stack first", file=sys.stderr)

@@ -16,8 +16,8 @@ import pandas as pd
 import scipy.sparse as sp
 
 from libs.catalog.errors import DatasetNotFoundError
+from libs.config import REPO_ROOT, artifacts_dir
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 MANIFEST_FILE = "manifest.json"
 LATEST_FILE = "LATEST"
 
@@ -30,8 +30,7 @@ def default_data_dir() -> Path:
 
 def default_artifacts_root() -> Path:
     """Artifacts root: $SHOP_ARTIFACTS_DIR, else <repo>/artifacts."""
-    env = os.environ.get("SHOP_ARTIFACTS_DIR")
-    return Path(env) if env else REPO_ROOT / "artifacts"
+    return artifacts_dir()
 
 
 @dataclass(frozen=True, eq=False)

@@ -21,10 +21,11 @@ from pathlib import Path
 
 import tritonclient.grpc as grpcclient
 
+from libs.config import REPO_ROOT, REPOSITORY
+
 log = logging.getLogger(__name__)
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_MODEL_REPOSITORY = REPO_ROOT / "triton_models"
+DEFAULT_MODEL_REPOSITORY = REPOSITORY
 
 
 class TritonNotFoundError(RuntimeError):

@@ -22,12 +22,12 @@ import onnx
 import onnxruntime as ort
 import torch
 
+from libs.config import REPOSITORY
 from libs.model_io import ModelSpec
 
 OPSET = 17
 MODEL_PY = "from libs.triton.ort_model import TritonPythonModel  # noqa: F401\n"
-REPO_ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_REPOSITORY = REPO_ROOT / "triton_models"
+DEFAULT_REPOSITORY = REPOSITORY
 
 
 class ParityError(AssertionError):

@@ -29,6 +29,7 @@ import torch
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+from libs.config import REPOSITORY, models_dir  # noqa: E402
 from libs.fusion import Fusion, fit_normalisation  # noqa: E402
 from libs.model_io import FUSION_FILE  # noqa: E402
 from libs.rankers import get as ranker, names as ranker_names  # noqa: E402
@@ -38,8 +39,6 @@ from training.train.data import QueryBank, build_examples, query_variants  # noq
 from training.train.loop import SEED, TrainConfig, score_catalogue, seed_everything, store_for, train_ranker  # noqa: E402
 from training.train.titles import encode_titles  # noqa: E402
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_OUT = REPO_ROOT / "artifacts" / "models"
 FUSION_STEP = 0.05  # weight grid over the simplex (21 points for two rankers)
 
 
@@ -186,8 +185,8 @@ def missing_artifacts(out_dir: Path, repository: Path) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m training.train", description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="artifacts dir (artifacts/models)")
-    parser.add_argument("--repository", type=Path, default=REPO_ROOT / "triton_models")
+    parser.add_argument("--out", type=Path, default=models_dir(), help="artifacts dir (artifacts/models)")
+    parser.add_argument("--repository", type=Path, default=REPOSITORY)
     parser.add_argument("--windows", type=int, default=10, help="14-day example windows before each cut-off")
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--dim", type=int, default=64, help="hidden size of both rankers")

@@ -71,6 +71,6 @@ def test_payload_files_parse_as_gateway_requests(rpc: str) -> None:
 
 def test_main_refuses_without_gateway_or_models(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(driver, "is_serving", lambda addr, timeout_s=1.0: False)
-    monkeypatch.setattr(driver, "ROOT", tmp_path)  # no triton_models/*/1/model.onnx there
+    monkeypatch.setattr(driver, "REPOSITORY", tmp_path)  # no */1/model.onnx there
     assert driver.main(["--out", str(tmp_path / "out")]) == 2
     assert not (tmp_path / "out").exists()
