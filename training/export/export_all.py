@@ -19,6 +19,7 @@ from libs.model_io import TEXT_ENCODER_SPEC
 from libs.rankers import get as ranker
 from libs.text import tokenize
 from training.export.onnx_export import export_model, torch_outputs
+from training.models.rankers import serving_form
 from training.export.tensorrt import (
     TensorRTUnavailable,
     build_engine,
@@ -69,7 +70,8 @@ def export_all(encoder: torch.nn.Module, rankers: dict[str, torch.nn.Module], st
     results: dict = {"tensorrt": {"available": trt_ok, "reason": trt_reason}}
     for spec, module, batches, tolerance, trt_tolerance in plan:
         name = spec.name
-        report = export_model(module.eval(), spec, batches, repository, tolerance=tolerance)
+        report = export_model(serving_form(module), spec, batches, repository, tolerance=tolerance,
+                              reference=module.eval())
         onnx_path = Path(repository) / name / "1" / "model.onnx"
         entry = {"onnx_parity": report.as_dict(), "tensorrt_offline": offline_report(onnx_path, spec, batches)}
         if trt_ok:

@@ -107,15 +107,18 @@ def check_parity(module: torch.nn.Module, spec: ModelSpec, onnx_path: Path, batc
 
 
 def export_model(module: torch.nn.Module, spec: ModelSpec, batches: list[dict[str, np.ndarray]],
-                 repository: Path = DEFAULT_REPOSITORY, version: int = 1, tolerance: float = 1e-4) -> ParityReport:
+                 repository: Path = DEFAULT_REPOSITORY, version: int = 1, tolerance: float = 1e-4,
+                 reference: torch.nn.Module | None = None) -> ParityReport:
     """Export, parity-check on `batches`, then write `<repository>/<name>/<version>/model.onnx` + model.py.
 
+    `reference` (default: `module`) is what the ONNX must match: the trained module when `module` is its serving
+    form, so the check also proves the serving form scores exactly like the model that was trained.
     Raises ParityError (and writes nothing) when any output differs by more than `tolerance`.
     """
     version_dir = Path(repository) / spec.name / str(version)
     with tempfile.TemporaryDirectory(prefix=f"export-{spec.name}-") as tmp:
         onnx_path = export_onnx(module, spec, batches[0], Path(tmp) / "model.onnx")
-        report = check_parity(module, spec, onnx_path, batches, tolerance)
+        report = check_parity(reference if reference is not None else module, spec, onnx_path, batches, tolerance)
         if not report.ok:
             raise ParityError(f"{spec.name}: ONNX vs PyTorch max abs diff {report.max_abs_diff} > {tolerance}")
         version_dir.mkdir(parents=True, exist_ok=True)

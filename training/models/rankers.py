@@ -7,6 +7,7 @@ additive -1e4 before softmax and multiplicative 0 after it (no boolean indexing,
 """
 from __future__ import annotations
 
+import copy
 import math
 
 import torch
@@ -193,9 +194,9 @@ class GnnRanker(nn.Module):
         # Item side: candidate <- its co-purchase neighbours.
         cand = self.items(cand_ids, cand_emb)  # [B, C, D]
         flat = cand_nbr_ids.reshape(b, c * k)
-        table = self.items.table(self.item_text)  # [n_items + 1, D]
+        table, keys = self.neighbour_tables()  # [n_items + 1, D] each
         nbr = table[flat].reshape(b, c, k, d)  # [B, C, Kc, D]
-        keys = self.nk(table)[flat].reshape(b, c, k, d)  # = nk(nbr), computed per item instead of per slot
+        keys = keys[flat].reshape(b, c, k, d)  # = nk(nbr), computed per item instead of per slot
         n_logits = (self.nq(cand)[:, :, None, :] * keys).sum(-1) / math.sqrt(d) + self.nw * cand_nbr_weight
         n_att = masked_softmax(n_logits, cand_nbr_mask)  # [B, C, Kc]
         agg = (n_att[..., None] * nbr).sum(2)  # [B, C, D]
@@ -214,6 +215,23 @@ class GnnRanker(nn.Module):
         score = self.head(h).squeeze(-1) + lin
         return score, u_att, n_att
 
+    def neighbour_tables(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Every item's representation and attention key. Training recomputes them (the weights change); the
+        serving form holds them as constants, so a call costs a gather, not a pass over the whole catalogue."""
+        if hasattr(self, "frozen_table"):
+            return self.frozen_table, self.frozen_keys
+        table = self.items.table(self.item_text)
+        return table, self.nk(table)
+
+    def freeze(self) -> "GnnRanker":
+        """The serving form (eval mode, for export): same scores, catalogue-wide tables computed once."""
+        frozen = copy.deepcopy(self).eval()
+        with torch.no_grad():
+            table, keys = frozen.neighbour_tables()
+        frozen.register_buffer("frozen_table", table.clone())
+        frozen.register_buffer("frozen_keys", keys.clone())
+        return frozen
+
 
 class SeedEnsemble(nn.Module):
     """Members of one architecture trained with different seeds; outputs are the members' means (scores and
@@ -227,3 +245,10 @@ class SeedEnsemble(nn.Module):
     def forward(self, *inputs):
         outs = [m(*inputs) for m in self.members]
         return tuple(torch.stack([o[i] for o in outs]).mean(0) for i in range(len(outs[0])))
+
+
+def serving_form(module: nn.Module) -> nn.Module:
+    """What export writes: each member's `freeze()` (per-call constants precomputed) where it has one."""
+    if isinstance(module, SeedEnsemble):
+        return SeedEnsemble([serving_form(m) for m in module.members]).eval()
+    return module.freeze() if hasattr(module, "freeze") else module.eval()

@@ -138,3 +138,20 @@ def test_seed_ensemble_means_members_and_checkpoint_roundtrip(models, store, nam
     assert isinstance(loaded, SeedEnsemble) and meta["ensemble"]
     for x, y in zip(e, _run(loaded, spec, inputs)):
         assert np.allclose(x, y, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["transformer_ranker", "gnn_ranker"])
+def test_serving_form_scores_exactly_like_the_trained_model(models, store, name, tmp_path):
+    from training.export.onnx_export import export_model
+    from training.models.rankers import SeedEnsemble, serving_form
+
+    model = SeedEnsemble([models[name], models[name]]).eval()
+    served = serving_form(model)
+    inputs, spec = _inputs(name, store, "42", np.arange(12))
+    for a, b in zip(_run(model, spec, inputs), _run(served, spec, inputs)):
+        assert np.allclose(a, b, atol=1e-6)
+    if name == "gnn_ranker":  # the catalogue-wide tables are constants of the serving form, not recomputed
+        assert all(hasattr(m, "frozen_table") for m in served.members)
+        assert not hasattr(models[name], "frozen_table")
+    report = export_model(served, spec, [inputs], tmp_path, tolerance=1e-4, reference=model)
+    assert report.ok
