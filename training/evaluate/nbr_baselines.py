@@ -86,19 +86,20 @@ def _cached_vectors(train: TrainData, r_b: float, r_g: float, m: int) -> tuple[p
     return user_vectors(train.purchases, train.n_items, r_b, r_g, m)
 
 
-@lru_cache(maxsize=4)
-def _cached_neighbours(train: TrainData, r_b: float, r_g: float, m: int, k: int) -> np.ndarray:
+@lru_cache(maxsize=8)
+def _cached_neighbours(train: TrainData, r_b: float, r_g: float, m: int, k: int, metric: str) -> np.ndarray:
     _, vectors = _cached_vectors(train, r_b, r_g, m)
-    return nearest_other_users(vectors, k)
+    return nearest_other_users(vectors, k, metric)
 
 
-def nearest_other_users(vectors: sp.csr_matrix, k: int) -> np.ndarray:
-    """[n_users, k] indices of each user's k nearest OTHER users by Euclidean distance between user vectors
-    (brute force, as in the authors' code). The user itself is dropped (our users are both query and index)."""
+def nearest_other_users(vectors: sp.csr_matrix, k: int, metric: str = "euclidean") -> np.ndarray:
+    """[n_users, k] indices of each user's k nearest OTHER users between user vectors, brute force (the authors'
+    code uses Euclidean distance; cosine ignores the vectors' scale). The user itself is dropped (our users are
+    both query and index)."""
     k = min(k, vectors.shape[0] - 1)
     if k <= 0:
         return np.zeros((vectors.shape[0], 0), dtype=np.int64)
-    index = NearestNeighbors(n_neighbors=k + 1, algorithm="brute", metric="euclidean").fit(vectors)
+    index = NearestNeighbors(n_neighbors=k + 1, algorithm="brute", metric=metric).fit(vectors)
     found = index.kneighbors(vectors, return_distance=False)
     is_self = found == np.arange(vectors.shape[0])[:, None]
     # A user whose self is not among the k+1 (ties at distance 0) loses the farthest instead.
@@ -113,14 +114,15 @@ class TifuKNN:
     zeros, i.e. the popularity order (equal scores are ordered by 28-day popularity).
     """
 
-    def __init__(self, r_b: float = 0.9, r_g: float = 0.7, m: int = 7, k: int = 300, alpha: float = 0.7):
-        self.r_b, self.r_g, self.m, self.k, self.alpha = r_b, r_g, m, k, alpha
+    def __init__(self, r_b: float = 0.9, r_g: float = 0.7, m: int = 7, k: int = 300, alpha: float = 0.7,
+                 metric: str = "euclidean"):
+        self.r_b, self.r_g, self.m, self.k, self.alpha, self.metric = r_b, r_g, m, k, alpha, metric
 
     def fit(self, train: TrainData) -> None:
         self.train = train
         self.popularity = recent_popularity(train)
         self.user_index, self.vectors = _cached_vectors(train, self.r_b, self.r_g, self.m)
-        self.neighbours = _cached_neighbours(train, self.r_b, self.r_g, self.m, self.k)
+        self.neighbours = _cached_neighbours(train, self.r_b, self.r_g, self.m, self.k, self.metric)
 
     def predict(self, user_ids: Sequence[str]) -> np.ndarray:
         rows = self.user_index.get_indexer(pd.Index(np.asarray(user_ids, dtype=object)))
@@ -242,7 +244,7 @@ def _cached_itemknn(train: TrainData) -> ItemKNN:
 register(
     "tifu_knn",
     TifuKNN,
-    grid={"r_b": [0.9, 1.0], "r_g": [0.6, 0.8, 1.0], "m": [3, 7], "k": [100, 300], "alpha": [0.7, 0.9]},
+    grid={"r_b": [0.9, 1.0], "r_g": [0.6, 1.0], "m": [1, 3, 7], "k": [100, 300], "alpha": [0.7, 0.9, 1.0]},
     description="TIFU-KNN (Hu et al. SIGIR 2020): basket- and group-decayed item frequency + k nearest customers",
     group="baseline",
 )
