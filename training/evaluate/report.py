@@ -196,22 +196,37 @@ def plot_ndcg(results: dict, path: Path) -> None:
 
 
 def plot_overall_vs_new(results: dict, path: Path) -> None:
-    """Labelled scatter: overall NDCG@20 (x) vs new-item NDCG@20 (y) per model; baselines and models coloured."""
+    """Labelled scatter: overall NDCG@20 (x) vs new-item NDCG@20 (y, log scale when all positive) per model.
+
+    Models on the same point (to 3 decimals, e.g. a tuned baseline that reduced to another) share one label.
+    """
     test = results["splits"]["test"]
-    fig, ax = plt.subplots(figsize=(8.0, 5.6), dpi=120)
+    points: dict[tuple[float, float], list[dict]] = {}
     for r in results["models"]:
-        baseline = r.get("group") == "baseline"
-        x, y = r["metrics"]["ndcg@20"], r["metrics"]["ndcg@20_new"]
+        key = (round(r["metrics"]["ndcg@20"], 3), round(r["metrics"]["ndcg@20_new"], 3))
+        points.setdefault(key, []).append(r)
+    fig, ax = plt.subplots(figsize=(9.0, 6.0), dpi=120)
+    placed: list[tuple[float, float]] = []
+    for (x, y), group in sorted(points.items()):
+        baseline = all(r.get("group") == "baseline" for r in group)
         ax.scatter(x, y, color="#4C72B0" if baseline else "#DD8452", marker="o" if baseline else "s", s=36)
-        ax.annotate(r["model"], (x, y), textcoords="offset points", xytext=(4, 4), fontsize=8)
+        # Stagger the labels of points close to an already-labelled one (same neighbourhood on both axes).
+        crowd = sum(abs(x - px) < 0.03 and abs(y - py) <= 0.15 * max(y, py, 1e-9) for px, py in placed)
+        placed.append((x, y))
+        ax.annotate(" = ".join(r["model"] for r in group), (x, y), textcoords="offset points",
+                    xytext=(5, 4 - 11 * crowd), fontsize=8)
     ax.scatter([], [], color="#4C72B0", marker="o", label="baseline")
     ax.scatter([], [], color="#DD8452", marker="s", label="model")
     ax.legend(loc="upper right", fontsize=8)
+    ys = [r["metrics"]["ndcg@20_new"] for r in results["models"]]
+    if ys and min(ys) > 0:
+        ax.set_yscale("log")
+    else:
+        ax.set_ylim(bottom=0)
+    ax.set_xlim(0, max(r["metrics"]["ndcg@20"] for r in results["models"]) * 1.45)
     ax.set_xlabel("NDCG@20, all relevant products (test)")
     ax.set_ylabel("NDCG@20 on products new to the customer (test)")
-    ax.set_xlim(left=0)
-    ax.set_ylim(bottom=0)
-    ax.grid(alpha=0.3)
+    ax.grid(alpha=0.3, which="both")
     ax.set_title(f"Overall vs discovery - window {test['window']}, {test['eval_users']} returning customers",
                  fontsize=10)
     fig.text(0.01, 0.01, ATTRIBUTION, fontsize=6, color="#555555")
