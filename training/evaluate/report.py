@@ -213,14 +213,19 @@ def plot_overall_vs_new(results: dict, path: Path) -> None:
         # Stagger the labels of points close to an already-labelled one (same neighbourhood on both axes).
         crowd = sum(abs(x - px) < 0.03 and abs(y - py) <= 0.15 * max(y, py, 1e-9) for px, py in placed)
         placed.append((x, y))
-        ax.annotate(" = ".join(r["model"] for r in group), (x, y), textcoords="offset points",
-                    xytext=(5, 4 - 11 * crowd), fontsize=8)
+        label = " = ".join(r["model"] for r in group)
+        if crowd:  # below and to the right, one line further per crowding neighbour, with a leader line
+            ax.annotate(label, (x, y), textcoords="offset points", xytext=(28, -16 * crowd), fontsize=8,
+                        arrowprops={"arrowstyle": "-", "color": "#888888", "lw": 0.6})
+        else:
+            ax.annotate(label, (x, y), textcoords="offset points", xytext=(5, 4), fontsize=8)
     ax.scatter([], [], color="#4C72B0", marker="o", label="baseline")
     ax.scatter([], [], color="#DD8452", marker="s", label="model")
     ax.legend(loc="upper right", fontsize=8)
     ys = [r["metrics"]["ndcg@20_new"] for r in results["models"]]
     if ys and min(ys) > 0:
         ax.set_yscale("log")
+        ax.set_ylim(min(ys) / 1.8, max(ys) * 1.4)  # room for the labels below the lowest points
     else:
         ax.set_ylim(bottom=0)
     ax.set_xlim(0, max(r["metrics"]["ndcg@20"] for r in results["models"]) * 1.45)
