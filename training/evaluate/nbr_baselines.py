@@ -69,7 +69,9 @@ def basket_positions(purchases: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-def user_vectors(purchases: pd.DataFrame, n_items: int, r_b: float, r_g: float, m: int) -> tuple[pd.Index, sp.csr_matrix]:
+def user_vectors(
+    purchases: pd.DataFrame, n_items: int, r_b: float, r_g: float, m: int
+) -> tuple[pd.Index, sp.csr_matrix]:
     """(user ids, [n_users, n_items] TIFU-KNN user vectors): each basket is a binary item vector weighted by
     `basket_weights`, and the user vector is their sum."""
     rows = basket_positions(purchases)

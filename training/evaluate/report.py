@@ -99,8 +99,18 @@ def _text_table(columns: list[str], rows: list[list[str]]) -> str:
     return "\n".join([fmt(columns), fmt(["-" * w for w in widths]), *(fmt(r) for r in rows)])
 
 
+def _is_number(cell: str) -> bool:
+    try:
+        float(cell)
+    except ValueError:
+        return cell == "n/a"
+    return True
+
+
 def _markdown_table(columns: list[str], rows: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(columns) + " |", "|" + "|".join(["---"] + ["---:"] * (len(columns) - 2) + ["---"]) + "|"]
+    # Numbers right-aligned, text (names, kinds, params) left-aligned.
+    align = ["---:" if rows and all(_is_number(r[i]) for r in rows) else "---" for i in range(len(columns))]
+    lines = ["| " + " | ".join(columns) + " |", "|" + "|".join(align) + "|"]
     lines += ["| " + " | ".join(r) + " |" for r in rows]
     return "\n".join(lines)
 
