@@ -66,10 +66,15 @@ def _fit_scores(entry: Entry, params: dict[str, Any], split: Split) -> tuple[np.
     return scores, time.perf_counter() - started
 
 
-def tune(entry: Entry, validation: Split, log: Callable[[str], None] = lambda _: None) -> tuple[dict, list[dict]]:
+def tune(
+    entry: Entry, validation: Split, log: Callable[[str], None] = lambda _: None, progress: bool = False
+) -> tuple[dict, list[dict]]:
     """Best grid point by validation NDCG@20, and every trial."""
     trials = []
-    for params in grid_points(dict(entry.grid)):
+    points = grid_points(dict(entry.grid))
+    # A bar only for grids long enough to watch (TIFU-KNN's 72 points).
+    quiet = not progress or len(points) < 10
+    for params in tqdm(points, desc=f"tuning {entry.name}", leave=False, file=sys.stderr, disable=quiet):
         scores, _ = _fit_scores(entry, params, validation)
         trials.append({"params": params, "ndcg@20": round(ndcg_at_k(scores, validation.truth), 6)})
         log(f"  {entry.name} {params} validation ndcg@20={trials[-1]['ndcg@20']:.4f}")
@@ -107,7 +112,7 @@ def evaluate_models(
     rows = []
     for name in tqdm(names, desc="models", disable=not config.progress, file=sys.stderr):
         entry = registry[name]
-        params, trials = tune(entry, validation, log) if entry.grid else ({}, [])
+        params, trials = tune(entry, validation, log, config.progress) if entry.grid else ({}, [])
         scores, seconds = _fit_scores(entry, params, test)
         metrics, users = evaluate_scores_per_user(scores, test.truth, test.history, embeddings)
         if per_user is not None:
