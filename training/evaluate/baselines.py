@@ -275,29 +275,35 @@ register(
     Popularity,
     grid={"window_days": [7, 14, 28, 56]},
     description="orders per item in a recent window (guests included)",
+    group="baseline",
 )
-register("personal_freq", PersonalFrequency, description="user's past invoices with the item; ties by popularity")
+register("personal_freq", PersonalFrequency, description="user's past invoices with the item; ties by popularity",
+         group="baseline")
 register(
     "personal_decay",
     TimeDecayedFrequency,
     grid={"half_life_days": [7, 14, 30, 60, 120, 240, 480]},
     description="sum of 0.5^(age/half-life) over the user's purchases of the item",
+    group="baseline",
 )
 register(
     "itemknn",
     ItemKNN,
     grid={"neighbours": [20, 100, 0]},
     description="item-item cosine on the purchase matrix (0 = all neighbours)",
+    group="baseline",
 )
 register(
     "als_mf",
     ALSMatrixFactorisation,
     grid={"factors": [64, 128, 256], "alpha": [0.5, 1.0, 4.0]},
     description="implicit-feedback ALS matrix factorisation (implicit library)",
+    group="baseline",
 )
 register(
     "lightgcn",
     LightGCN,
     grid={"reg": [1e-4, 1e-3, 1e-2]},
     description="LightGCN in torch (BPR, 2 layers, 64-d, 40 epochs of 16k-triple batches, seed 42)",
+    group="baseline",
 )

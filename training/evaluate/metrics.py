@@ -15,7 +15,9 @@ Two conventions, decided here once:
 - Empty ground truth. A metric is undefined for a user with nothing relevant; such users are left out of that
   metric's mean (NaN per user, `nanmean` over users), and the count of users behind each mean is reported.
 
-Coverage and the already-bought share have no library implementation (they are two lines of numpy each).
+Coverage, the already-bought share and intra-list diversity have no library implementation (a few lines of numpy
+each). ild@20 = mean over users of the mean pairwise cosine distance between the title embeddings (MiniLM, the
+ones the rankers read) of the top-20 items; NaN when no embeddings are given.
 """
 from __future__ import annotations
 
@@ -38,7 +40,7 @@ K_HIT = 10  # HitRate@K_HIT
 
 MAIN_METRICS = ("recall@20", "ndcg@20", "hit_rate@10", "mrr")
 SEGMENT_METRICS = ("ndcg@20_repeat", "recall@20_repeat", "ndcg@20_new", "recall@20_new")
-LIST_METRICS = ("coverage@20", "already_bought@20")
+LIST_METRICS = ("coverage@20", "already_bought@20", "ild@20")
 ALL_METRICS = MAIN_METRICS + LIST_METRICS + SEGMENT_METRICS
 
 
@@ -141,18 +143,48 @@ def already_bought_share(top: np.ndarray, history: sp.csr_matrix) -> float:
     return float(bought.mean())
 
 
-def evaluate_scores(scores: np.ndarray, truth: sp.csr_matrix, history: sp.csr_matrix) -> dict[str, float]:
+def intra_list_diversity(top: np.ndarray, embeddings: np.ndarray | None) -> float:
+    """Mean over users of the mean pairwise cosine distance (1 - cosine) within each top list.
+
+    With unit vectors, the sum of pairwise cosines of a list is (|sum of vectors|^2 - k) / 2, so no k x k matrix.
+    """
+    if embeddings is None or top.size == 0 or top.shape[1] < 2:
+        return float("nan")
+    unit = embeddings / np.maximum(np.linalg.norm(embeddings, axis=1, keepdims=True), 1e-12)
+    k = top.shape[1]
+    summed = unit[top].sum(axis=1)
+    mean_cosine = ((summed * summed).sum(axis=1) - k) / (k * (k - 1))
+    return float(np.mean(1.0 - mean_cosine))
+
+
+def evaluate_scores(
+    scores: np.ndarray,
+    truth: sp.csr_matrix,
+    history: sp.csr_matrix,
+    embeddings: np.ndarray | None = None,
+) -> dict[str, float]:
     """All metrics of one model on one split, plus the number of users behind each segment mean."""
+    return evaluate_scores_per_user(scores, truth, history, embeddings)[0]
+
+
+def evaluate_scores_per_user(
+    scores: np.ndarray,
+    truth: sp.csr_matrix,
+    history: sp.csr_matrix,
+    embeddings: np.ndarray | None = None,
+) -> tuple[dict[str, float], pd.DataFrame]:
+    """(evaluate_scores' summary, the per-user metrics behind it: for paired comparisons between models)."""
     per_user = per_user_metrics(scores, truth, history)
     top = top_k(scores, K)
     out = {name: float(np.nanmean(per_user[name])) if per_user[name].notna().any() else float("nan")
            for name in MAIN_METRICS + SEGMENT_METRICS}
     out["coverage@20"] = coverage(top, scores.shape[1])
     out["already_bought@20"] = already_bought_share(top, history)
+    out["ild@20"] = intra_list_diversity(top, embeddings)
     out["users"] = int(per_user["ndcg@20"].notna().sum())
     out["users_repeat"] = int(per_user["ndcg@20_repeat"].notna().sum())
     out["users_new"] = int(per_user["ndcg@20_new"].notna().sum())
-    return out
+    return out, per_user
 
 
 def ranked_list_ndcg(ranked: np.ndarray, relevant: np.ndarray, k: int = 10) -> float:

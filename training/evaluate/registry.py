@@ -22,7 +22,12 @@ from training.evaluate.protocol import Scorer, Searcher
 
 # Modules whose import registers models. Baselines first (table order = registration order); a plugin module that
 # does not exist yet is skipped, any other import error is raised.
-PLUGIN_MODULES: list[str] = ["training.evaluate.baselines", "training.models.scorers", "training.evaluate.served"]
+PLUGIN_MODULES: list[str] = [
+    "training.evaluate.baselines",
+    "training.evaluate.nbr_baselines",
+    "training.models.scorers",
+    "training.evaluate.served",
+]
 
 
 @dataclass(frozen=True)
@@ -31,6 +36,7 @@ class Entry:
     factory: Callable[..., Any]
     grid: Mapping[str, Sequence[Any]] = field(default_factory=dict)
     description: str = ""
+    group: str = "model"  # "baseline" rows are the ones a model is compared against (best baseline, bootstrap)
 
 
 REGISTRY: dict[str, Entry] = {}
@@ -48,9 +54,12 @@ def register(
     factory: Callable[..., Scorer],
     grid: Mapping[str, Sequence[Any]] | None = None,
     description: str = "",
+    group: str = "model",
 ) -> None:
-    """Register a Scorer factory under `name` (one table row)."""
-    _add(REGISTRY, Entry(name, factory, dict(grid or {}), description))
+    """Register a Scorer factory under `name` (one table row); group "baseline" or "model"."""
+    if group not in ("baseline", "model"):
+        raise ValueError(f"group must be 'baseline' or 'model', got {group!r}")
+    _add(REGISTRY, Entry(name, factory, dict(grid or {}), description, group))
 
 
 def register_searcher(

@@ -1,4 +1,5 @@
-"""Present the evaluation: one text table (stdout), JSON + Markdown + a PNG bar chart of NDCG@20 under reports/.
+"""Present the evaluation: one text table (stdout), JSON + Markdown + two PNG charts under reports/ (NDCG@20 per
+model; overall vs new-item NDCG@20 per model), and the fused model vs best baseline bootstrap interval.
 
 The files hold no timings or timestamps, so the same data and code give byte-identical reports.
 """
@@ -13,7 +14,14 @@ import matplotlib
 matplotlib.use("Agg")  # no display: CI and servers
 import matplotlib.pyplot as plt  # noqa: E402
 
+import math  # noqa: E402
+
 from training.evaluate.metrics import ALL_METRICS  # noqa: E402
+
+# Table order: each overall figure next to its new-item (discovery) version, then list figures, then repeats.
+TABLE_METRICS = ("ndcg@20", "ndcg@20_new", "recall@20", "recall@20_new", "hit_rate@10", "mrr", "coverage@20",
+                 "ild@20", "already_bought@20", "ndcg@20_repeat", "recall@20_repeat")
+assert set(TABLE_METRICS) == set(ALL_METRICS), "every metric has a column"
 
 ATTRIBUTION = (
     "Data: UCI Online Retail (Chen, Sain & Guo 2012, doi:10.1057/dbm.2012.17), UCI Machine Learning Repository, "
@@ -38,7 +46,9 @@ def _header_lines(results: dict) -> list[str]:
         )
     lines.append(
         "Full ranking over the whole catalogue; ground truth = distinct products bought in the window (repeats "
-        "relevant); *_repeat / *_new = truth restricted to products the user had / had not bought before."
+        "relevant); *_new = truth restricted to products the customer had never bought before the cut-off "
+        "(discovery), *_repeat = to products bought before; coverage@20 = share of the catalogue in some top 20; "
+        "ild@20 = mean pairwise cosine distance of title embeddings within a top 20."
     )
     return lines
 
@@ -47,11 +57,31 @@ def _params(params: dict) -> str:
     return ", ".join(f"{k}={v}" for k, v in params.items()) or "-"
 
 
+def _number(value: float | None) -> str:
+    return "n/a" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.4f}"
+
+
 def model_table(results: dict) -> tuple[list[str], list[list[str]]]:
-    columns = ["model", *ALL_METRICS, "params"]
-    rows = [[r["model"], *[f"{r['metrics'][m]:.4f}" for m in ALL_METRICS], _params(r["params"])]
-            for r in results["models"]]
+    columns = ["model", "kind", *TABLE_METRICS, "params"]
+    rows = [[r["model"], r.get("group", "model"), *[_number(r["metrics"].get(m)) for m in TABLE_METRICS],
+             _params(r["params"])] for r in results["models"]]
     return columns, rows
+
+
+def comparison_lines(results: dict) -> list[str]:
+    c = results.get("comparison")
+    if not c:
+        return []
+    pct = lambda x: f"{x:.1%}"  # noqa: E731
+    verdict = "reaches" if c["meets_target"] else "does NOT reach"
+    return [
+        f"{c['model']} vs the best baseline by test NDCG@20 ({c['baseline']}), {c['users']} customers, "
+        f"{c['method']} ({c['n_resamples']} resamples, seed {c['seed']}):",
+        f"NDCG@20 difference {c['difference']:+.4f}, {pct(c['confidence'])} CI [{c['difference_ci_low']:+.4f}, "
+        f"{c['difference_ci_high']:+.4f}]; ratio {c['ratio']:.3f}x, CI [{c['ratio_ci_low']:.3f}, "
+        f"{c['ratio_ci_high']:.3f}]",
+        f"the {c['target_ratio']:.2f}x target: {c['model']} {verdict} it.",
+    ]
 
 
 def search_table(results: dict) -> tuple[list[str], list[list[str]]]:
@@ -69,8 +99,18 @@ def _text_table(columns: list[str], rows: list[list[str]]) -> str:
     return "\n".join([fmt(columns), fmt(["-" * w for w in widths]), *(fmt(r) for r in rows)])
 
 
+def _is_number(cell: str) -> bool:
+    try:
+        float(cell)
+    except ValueError:
+        return cell == "n/a"
+    return True
+
+
 def _markdown_table(columns: list[str], rows: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(columns) + " |", "|" + "|".join(["---"] + ["---:"] * (len(columns) - 2) + ["---"]) + "|"]
+    # Numbers right-aligned, text (names, kinds, params) left-aligned.
+    align = ["---:" if rows and all(_is_number(r[i]) for r in rows) else "---" for i in range(len(columns))]
+    lines = ["| " + " | ".join(columns) + " |", "|" + "|".join(align) + "|"]
     lines += ["| " + " | ".join(r) + " |" for r in rows]
     return "\n".join(lines)
 
@@ -96,6 +136,8 @@ def format_text(results: dict, timings: bool = True) -> str:
         columns = columns + ["fit+score s"]
         rows = [r + [f"{m['seconds']:.1f}"] for r, m in zip(rows, results["models"])]
     parts = [*_header_lines(results), "", _text_table(columns, rows)]
+    if "comparison" in results:
+        parts += ["", *comparison_lines(results)]
     if "search_proxy" in results:
         sp = results["search_proxy"]
         q = sp["queries"]
@@ -114,6 +156,10 @@ def format_text(results: dict, timings: bool = True) -> str:
 def format_markdown(results: dict) -> str:
     parts = ["# Offline evaluation", "", *(f"- {line.strip()}" for line in _header_lines(results)), ""]
     parts += ["## Recommendation (test split)", "", _markdown_table(*model_table(results)), ""]
+    if "comparison" in results:
+        parts += ["## Fused rankers vs the best baseline (paired bootstrap)", "",
+                  *(f"- {line}" for line in comparison_lines(results)), ""]
+    parts += ["![overall vs new-item NDCG@20](eval_overall_vs_new.png)", ""]
     if "search_proxy" in results:
         sp = results["search_proxy"]
         q = sp["queries"]
@@ -159,15 +205,62 @@ def plot_ndcg(results: dict, path: Path) -> None:
     plt.close(fig)
 
 
+def plot_overall_vs_new(results: dict, path: Path) -> None:
+    """Labelled scatter: overall NDCG@20 (x) vs new-item NDCG@20 (y, log scale when all positive) per model.
+
+    Models on the same point (to 3 decimals, e.g. a tuned baseline that reduced to another) share one label.
+    """
+    test = results["splits"]["test"]
+    points: dict[tuple[float, float], list[dict]] = {}
+    for r in results["models"]:
+        key = (round(r["metrics"]["ndcg@20"], 3), round(r["metrics"]["ndcg@20_new"], 3))
+        points.setdefault(key, []).append(r)
+    fig, ax = plt.subplots(figsize=(9.0, 6.0), dpi=120)
+    placed: list[tuple[float, float]] = []
+    for (x, y), group in sorted(points.items()):
+        baseline = all(r.get("group") == "baseline" for r in group)
+        ax.scatter(x, y, color="#4C72B0" if baseline else "#DD8452", marker="o" if baseline else "s", s=36)
+        # Stagger the labels of points close to an already-labelled one (same neighbourhood on both axes).
+        crowd = sum(abs(x - px) < 0.03 and abs(y - py) <= 0.15 * max(y, py, 1e-9) for px, py in placed)
+        placed.append((x, y))
+        label = " = ".join(r["model"] for r in group)
+        if crowd:  # below and to the right, one line further per crowding neighbour, with a leader line
+            ax.annotate(label, (x, y), textcoords="offset points", xytext=(28, -16 * crowd), fontsize=8,
+                        arrowprops={"arrowstyle": "-", "color": "#888888", "lw": 0.6})
+        else:
+            ax.annotate(label, (x, y), textcoords="offset points", xytext=(5, 4), fontsize=8)
+    ax.scatter([], [], color="#4C72B0", marker="o", label="baseline")
+    ax.scatter([], [], color="#DD8452", marker="s", label="model")
+    ax.legend(loc="upper right", fontsize=8)
+    ys = [r["metrics"]["ndcg@20_new"] for r in results["models"]]
+    if ys and min(ys) > 0:
+        ax.set_yscale("log")
+        ax.set_ylim(min(ys) / 1.8, max(ys) * 1.4)  # room for the labels below the lowest points
+    else:
+        ax.set_ylim(bottom=0)
+    ax.set_xlim(0, max(r["metrics"]["ndcg@20"] for r in results["models"]) * 1.45)
+    ax.set_xlabel("NDCG@20, all relevant products (test)")
+    ax.set_ylabel("NDCG@20 on products new to the customer (test)")
+    ax.grid(alpha=0.3, which="both")
+    ax.set_title(f"Overall vs discovery - window {test['window']}, {test['eval_users']} returning customers",
+                 fontsize=10)
+    fig.text(0.01, 0.01, ATTRIBUTION, fontsize=6, color="#555555")
+    fig.tight_layout(rect=(0, 0.03, 1, 1))
+    fig.savefig(path, metadata={"Software": None})
+    plt.close(fig)
+
+
 def write_reports(results: dict, out_dir: Path) -> dict[str, Path]:
-    """Write eval.json, eval.md and eval_ndcg20.png under out_dir; returns the paths."""
+    """Write eval.json, eval.md, eval_ndcg20.png and eval_overall_vs_new.png under out_dir; returns the paths."""
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {
         "json": out_dir / f"{REPORT_STEM}.json",
         "markdown": out_dir / f"{REPORT_STEM}.md",
         "png": out_dir / f"{REPORT_STEM}_ndcg20.png",
+        "png_new": out_dir / f"{REPORT_STEM}_overall_vs_new.png",
     }
     paths["json"].write_text(json.dumps(stable(results), indent=2, sort_keys=False) + "\n")
     paths["markdown"].write_text(format_markdown(results))
     plot_ndcg(results, paths["png"])
+    plot_overall_vs_new(results, paths["png_new"])
     return paths

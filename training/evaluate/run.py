@@ -20,11 +20,14 @@ import torch
 from tqdm import tqdm
 
 from libs.catalog import Dataset
-from training.evaluate.metrics import evaluate_scores, ndcg_at_k
+from training.evaluate.metrics import evaluate_scores_per_user, ndcg_at_k
 from training.evaluate.registry import SEARCHERS, Entry, load_registry
 from training.evaluate.split import Split, SplitConfig, standard_splits
+from training.evaluate.stats import paired_bootstrap
 
 SEED = 42
+COMPARED_MODEL = "fused_rankers"  # the served ranking: compared with the best baseline
+TARGET_RATIO = 1.10  # issue target: the served ranking's NDCG@20 >= 1.10 x the best baseline's
 PROXY_LABEL = "PROXY: queries are salient title words of held-out purchases, not real shopper queries"
 
 
@@ -63,10 +66,15 @@ def _fit_scores(entry: Entry, params: dict[str, Any], split: Split) -> tuple[np.
     return scores, time.perf_counter() - started
 
 
-def tune(entry: Entry, validation: Split, log: Callable[[str], None] = lambda _: None) -> tuple[dict, list[dict]]:
+def tune(
+    entry: Entry, validation: Split, log: Callable[[str], None] = lambda _: None, progress: bool = False
+) -> tuple[dict, list[dict]]:
     """Best grid point by validation NDCG@20, and every trial."""
     trials = []
-    for params in grid_points(dict(entry.grid)):
+    points = grid_points(dict(entry.grid))
+    # A bar only for grids long enough to watch (TIFU-KNN's 72 points).
+    quiet = not progress or len(points) < 10
+    for params in tqdm(points, desc=f"tuning {entry.name}", leave=False, file=sys.stderr, disable=quiet):
         scores, _ = _fit_scores(entry, params, validation)
         trials.append({"params": params, "ndcg@20": round(ndcg_at_k(scores, validation.truth), 6)})
         log(f"  {entry.name} {params} validation ndcg@20={trials[-1]['ndcg@20']:.4f}")
@@ -74,8 +82,29 @@ def tune(entry: Entry, validation: Split, log: Callable[[str], None] = lambda _:
     return best["params"], trials
 
 
-def evaluate_models(validation: Split, test: Split, config: EvalConfig, log: Callable[[str], None]) -> list[dict]:
+def item_embeddings(n_items: int) -> np.ndarray | None:
+    """The catalogue's title embeddings written by the training pipeline (for ild@20), or None if absent."""
+    from libs.catalog import default_artifacts_root  # noqa: PLC0415
+    from libs.model_io import ITEM_EMBEDDINGS_FILE  # noqa: PLC0415
+
+    path = default_artifacts_root() / "models" / ITEM_EMBEDDINGS_FILE
+    if not path.is_file():
+        return None
+    embeddings = np.load(path)
+    return embeddings if embeddings.shape[0] == n_items else None
+
+
+def evaluate_models(
+    validation: Split,
+    test: Split,
+    config: EvalConfig,
+    log: Callable[[str], None],
+    per_user: dict[str, np.ndarray] | None = None,
+) -> list[dict]:
+    """One row per model; `per_user`, when given, receives each model's per-customer test NDCG@20 (for the
+    paired bootstrap; not written to the reports)."""
     registry = load_registry()
+    embeddings = item_embeddings(test.n_items)
     names = list(config.models) if config.models else list(registry)
     unknown = [n for n in names if n not in registry]
     if unknown:
@@ -83,14 +112,17 @@ def evaluate_models(validation: Split, test: Split, config: EvalConfig, log: Cal
     rows = []
     for name in tqdm(names, desc="models", disable=not config.progress, file=sys.stderr):
         entry = registry[name]
-        params, trials = tune(entry, validation, log) if entry.grid else ({}, [])
+        params, trials = tune(entry, validation, log, config.progress) if entry.grid else ({}, [])
         scores, seconds = _fit_scores(entry, params, test)
-        metrics = evaluate_scores(scores, test.truth, test.history)
+        metrics, users = evaluate_scores_per_user(scores, test.truth, test.history, embeddings)
+        if per_user is not None:
+            per_user[name] = users["ndcg@20"].to_numpy()
         log(f"  {name} test ndcg@20={metrics['ndcg@20']:.4f} (fit+score {seconds:.1f}s)")
         rows.append(
             {
                 "model": name,
                 "description": entry.description,
+                "group": entry.group,
                 "params": params,
                 "validation": trials,
                 "metrics": {k: round(v, 6) if isinstance(v, float) else v for k, v in metrics.items()},
@@ -98,6 +130,25 @@ def evaluate_models(validation: Split, test: Split, config: EvalConfig, log: Cal
             }
         )
     return rows
+
+
+def compare_with_best_baseline(rows: list[dict], per_user: dict[str, np.ndarray],
+                               model: str = COMPARED_MODEL) -> dict | None:
+    """`model` vs the baseline with the highest TEST NDCG@20 in the table (the strictest honest choice): paired
+    bootstrap over customers of the NDCG@20 difference and ratio. None when either side is missing."""
+    baselines = [r for r in rows if r.get("group") == "baseline" and r["model"] in per_user]
+    if model not in per_user or not baselines:
+        return None
+    best = max(baselines, key=lambda r: r["metrics"]["ndcg@20"])
+    result = paired_bootstrap(per_user[model], per_user[best["model"]])
+    return {
+        "model": model,
+        "baseline": best["model"],
+        "metric": "ndcg@20",
+        **{k: round(v, 6) if isinstance(v, float) else v for k, v in result.items()},
+        "target_ratio": TARGET_RATIO,
+        "meets_target": bool(result["ratio"] >= TARGET_RATIO),
+    }
 
 
 def evaluate_search(validation: Split, test: Split, config: EvalConfig, log: Callable[[str], None]) -> dict:
@@ -150,7 +201,11 @@ def run(ds: Dataset, config: EvalConfig = EvalConfig(), log: Callable[[str], Non
         },
         "splits": {"validation": validation.describe(), "test": test.describe()},
     }
-    results["models"] = evaluate_models(validation, test, config, log)
+    per_user: dict[str, np.ndarray] = {}
+    results["models"] = evaluate_models(validation, test, config, log, per_user)
+    comparison = compare_with_best_baseline(results["models"], per_user)
+    if comparison is not None:
+        results["comparison"] = comparison
     if config.search_proxy:
         results["search_proxy"] = evaluate_search(validation, test, config, log)
     if config.fidelity:

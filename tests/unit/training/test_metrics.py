@@ -140,3 +140,26 @@ def test_ranked_list_ndcg() -> None:
     assert math.isnan(ranked_list_ndcg([1, 2], [], k=10))
     with pytest.raises(ValueError):
         ranked_list_ndcg([1, 1], [1])
+
+
+def test_new_item_metrics_count_only_products_never_bought_before() -> None:
+    # History {0, 1}; truth {0, 2, 3}: new = {2, 3}. Ranking: 0, 2, 1, then 3 at rank 25 (outside the top 20).
+    order = [0, 2, 1] + [i for i in range(4, 25)] + [3]
+    result = evaluate_scores(scores_ranking(order)[None, :], truth_matrix([[0, 2, 3]]), truth_matrix([[0, 1]]))
+    assert result["recall@20_new"] == approx(0.5)  # 2 found, 3 not
+    # 2 at rank 2 among the two new relevant items; the ideal puts both new items at ranks 1 and 2.
+    assert result["ndcg@20_new"] == approx((1 / math.log2(3)) / (1 + 1 / math.log2(3)))
+    assert result["ndcg@20_repeat"] == approx(1.0) and result["users_new"] == 1
+
+
+def test_intra_list_diversity() -> None:
+    from training.evaluate.metrics import intra_list_diversity
+
+    embeddings = np.array([[1.0, 0.0], [2.0, 0.0], [0.0, 3.0], [1.0, 1.0]])
+    assert intra_list_diversity(np.array([[0, 1]]), embeddings) == approx(0.0)  # same direction
+    assert intra_list_diversity(np.array([[0, 2]]), embeddings) == approx(1.0)  # orthogonal
+    # Pairs (0,1)=0, (0,2)=1, (1,2)=1 -> mean distance 2/3; a second user with distance 1 - cos45.
+    value = intra_list_diversity(np.array([[0, 1, 2], [0, 3, 3]]), embeddings)
+    second = (0 + 2 * (1 - 1 / math.sqrt(2))) / 3  # (0,3), (0,3), (3,3)
+    assert value == approx((2 / 3 + second) / 2)
+    assert math.isnan(intra_list_diversity(np.array([[0, 1]]), None))

@@ -10,9 +10,14 @@ from training.evaluate.run import grid_points, tune
 
 
 def test_baselines_are_registered_in_table_order() -> None:
-    baselines = ["popularity", "personal_freq", "personal_decay", "itemknn", "als_mf", "lightgcn"]
-    names = [n for n in load_registry() if n in baselines]
+    baselines = ["popularity", "personal_freq", "personal_decay", "itemknn", "als_mf", "lightgcn", "tifu_knn",
+                 "gp_topfreq", "repeat_explore"]
+    entries = load_registry()
+    names = [n for n in entries if n in baselines]
     assert names == baselines
+    assert all(entries[n].group == "baseline" for n in baselines)
+    with pytest.raises(ValueError, match="group"):
+        register("other", lambda: None, group="nonsense")
 
 
 def test_missing_plugin_module_is_skipped_but_broken_one_raises(monkeypatch) -> None:
@@ -69,3 +74,21 @@ def test_wrong_score_shape_is_reported(split) -> None:
 
     with pytest.raises(ValueError, match="score\\(\\) returned"):
         tune(Entry("bad", factory, {"unused": [1]}), split)
+
+
+def test_best_baseline_is_chosen_by_test_ndcg_and_compared_pairwise() -> None:
+    from training.evaluate.run import compare_with_best_baseline
+
+    rng = np.random.default_rng(0)
+    strong, weak = rng.uniform(0.2, 0.6, 50), rng.uniform(0.0, 0.2, 50)
+    model = strong + 0.05
+    rows = [{"model": "weak", "group": "baseline", "metrics": {"ndcg@20": weak.mean()}},
+            {"model": "strong", "group": "baseline", "metrics": {"ndcg@20": strong.mean()}},
+            {"model": "fused_rankers", "group": "model", "metrics": {"ndcg@20": model.mean()}}]
+    per_user = {"weak": weak, "strong": strong, "fused_rankers": model}
+    result = compare_with_best_baseline(rows, per_user)
+    assert result["baseline"] == "strong"
+    assert result["difference"] == pytest.approx(0.05)
+    assert result["difference_ci_low"] == pytest.approx(0.05) and result["difference_ci_high"] == pytest.approx(0.05)
+    assert result["meets_target"] == (model.mean() / strong.mean() >= 1.10)
+    assert compare_with_best_baseline(rows[:2], {"weak": weak, "strong": strong}) is None

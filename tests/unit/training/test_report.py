@@ -18,9 +18,15 @@ def fake_results() -> dict:
                     "items": 5, "customers": 3},
         "splits": {"validation": split, "test": split},
         "models": [
-            {"model": "popularity", "params": {"window_days": 14}, "metrics": metrics, "seconds": 0.1},
-            {"model": "mf", "params": {}, "metrics": {**metrics, "ndcg@20": 0.5}, "seconds": 2.0},
+            {"model": "popularity", "group": "baseline", "params": {"window_days": 14}, "metrics": metrics,
+             "seconds": 0.1},
+            {"model": "mf", "group": "model", "params": {}, "metrics": {**metrics, "ndcg@20": 0.5}, "seconds": 2.0},
         ],
+        "comparison": {"model": "mf", "baseline": "popularity", "metric": "ndcg@20", "users": 2,
+                       "n_resamples": 1000, "confidence": 0.95, "seed": 42,
+                       "method": "paired percentile bootstrap over customers", "difference": 0.25,
+                       "difference_ci_low": 0.1, "difference_ci_high": 0.4, "ratio": 2.0, "ratio_ci_low": 1.5,
+                       "ratio_ci_high": 2.5, "target_ratio": 1.1, "meets_target": True},
         "search_proxy": {"label": "PROXY: test", "queries": {"queries": 3, "users": 2, "mean_relevant": 1.5,
                                                               "top_words": {"lantern": 2}},
                          "searchers": [{"searcher": "bm25", "params": {}, "proxy_ndcg@10": 0.3}]},
@@ -32,6 +38,8 @@ def test_text_table_has_dates_counts_and_rows() -> None:
     assert "2011-11-11 .. 2011-11-24" in text and "2 returning customers" in text
     assert "popularity" in text and "window_days=14" in text and "0.5000" in text
     assert "PROXY" in text
+    assert "ratio 2.000x, CI [1.500, 2.500]" in text and "mf reaches it" in text
+    assert text.index("ndcg@20 ") < text.index("ndcg@20_new") < text.index("recall@20 ")  # new next to overall
 
 
 def test_files_are_written_without_timings(tmp_path: Path) -> None:
@@ -39,6 +47,10 @@ def test_files_are_written_without_timings(tmp_path: Path) -> None:
     data = json.loads(paths["json"].read_text())
     assert "seconds" not in data["models"][0]
     assert paths["png"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert paths["png_new"].name == "eval_overall_vs_new.png"
+    assert paths["png_new"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert data["comparison"]["baseline"] == "popularity"
     markdown = paths["markdown"].read_text()
-    assert "| popularity |" in markdown and "PROXY" in markdown and "CC BY 4.0" in markdown
+    assert "| popularity | baseline |" in markdown and "PROXY" in markdown and "CC BY 4.0" in markdown
+    assert "paired bootstrap" in markdown and "eval_overall_vs_new.png" in markdown
     assert markdown == format_markdown(fake_results())
