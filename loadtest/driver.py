@@ -28,7 +28,9 @@ import grpc
 
 from libs.config import REPO_ROOT, REPORTS_DIR, REPOSITORY
 from loadtest import payloads, stats
+from loadtest.stats import STAGES
 from loadtest.echo_server import METHOD as ECHO_METHOD
+
 from tools.stack import stop_process
 
 ROOT = REPO_ROOT
@@ -165,12 +167,55 @@ async def measure(gateway_addr: str, echo_addr: str, args: argparse.Namespace) -
             mix_row = step[0]
             print(f"  c={c}: gateway {mix_row.rps:.1f} req/s p50 {mix_row.p50_ms:.1f} ms, "
                   f"errors {sum(mix_row.errors.values())}, degraded {mix_row.degraded_share:.0%}", flush=True)
+    if args.floor:
+        rows += await measure_floor(items, args)
     return stats.attach_ceiling(rows)
+
+
+async def measure_floor(items: list[tuple[str, object]], args: argparse.Namespace) -> list[stats.Row]:
+    """The same mix through the same core logic in this process, no gRPC hop, ONNX Runtime instead of Triton."""
+    from loadtest.floor import InProcessShop  # noqa: PLC0415 - loads the dataset and the ONNX sessions
+
+    print("in-process floor (same cores, same ONNX files, no gRPC) ...", flush=True)
+    shop = InProcessShop(deadline_s=args.timeout)
+    rows: list[stats.Row] = []
+    try:
+        await run_step(shop.call, items, max(args.levels), args.warmup, args.max_requests)
+        for c in args.levels:
+            shop.times.seconds.clear()
+            offset = (c * 37) % len(items)
+            samples, elapsed = await run_step(shop.call, items[offset:] + items[:offset], c, args.duration,
+                                              args.max_requests)
+            step = stats.rows_for_step("floor", c, elapsed, samples)
+            rows += step
+            args.floor_stages[c] = shop.times.summary()
+            print(f"  c={c}: floor {step[0].rps:.1f} req/s p50 {step[0].p50_ms:.1f} ms", flush=True)
+    finally:
+        shop.close()
+    return rows
+
+
+def targets(rows: list[stats.Row]) -> dict[str, dict]:
+    """The ratios `make load` is judged by (issue 13), all measured in this run."""
+    mix = {(r.target, r.concurrency): r for r in rows if r.rpc == "mix"}
+    out: dict[str, dict] = {}
+    top = max((c for t, c in mix if t == "gateway"), default=None)
+    gw = mix.get(("gateway", top))
+    fl = mix.get(("floor", top))
+    if gw is not None and fl is not None and fl.rps > 0:
+        out["gateway_vs_floor"] = {"value": gw.rps / fl.rps, "target": ">= 0.6", "ok": gw.rps / fl.rps >= 0.6,
+                                   "concurrency": top}
+    if gw is not None and gw.p50_ms == gw.p50_ms:
+        ratio = gw.p99_ms / gw.p50_ms
+        out["p99_over_p50"] = {"value": ratio, "target": "<= 3", "ok": ratio <= 3.0, "concurrency": top}
+    return out
 
 
 def write_reports(rows: list[stats.Row], meta: dict, out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
-    (out / "load.json").write_text(json.dumps({"meta": meta, "rows": [r.as_dict() for r in rows]}, indent=1) + "\n")
+    goals = targets(rows)
+    (out / "load.json").write_text(json.dumps({"meta": meta, "targets": goals, **goals,
+                                               "rows": [r.as_dict() for r in rows]}, indent=1) + "\n")
     stats.plot(rows, out / "load.png")
     md = [
         "# Load test: gateway on loopback (`make load`)", "",
@@ -183,6 +228,16 @@ def write_reports(rows: list[stats.Row], meta: dict, out: Path) -> None:
         "`degradations` is non-empty. Client, services and Triton share the same cores, so this is a relative "
         f"measure, not a capacity figure. Stack: {meta['stack']}.", "",
         stats.markdown_table(rows), "", "![throughput and latency](load.png)", "",
+        "`floor` = the same request mix through the same core logic in one process (loadtest/floor.py: no gRPC "
+        "hop, the same model.onnx files in in-process ONNX Runtime instead of Triton).", "",
+        "| target | value | goal | met |", "|---|---:|---|---|",
+        *[f"| {name} (c={g['concurrency']}) | {g['value']:.2f} | {g['target']} | {'yes' if g['ok'] else 'NO'} |"
+          for name, g in goals.items()],
+        "", "Per-stage wall time in the floor (p50 ms / mean ms per call, by concurrency):", "",
+        "| concurrency | " + " | ".join(STAGES) + " |", "|---:|" + "---:|" * len(STAGES),
+        *[f"| {c} | " + " | ".join(f"{st[s]['p50_ms']:.1f} / {st[s]['mean_ms']:.1f}" if s in st else "-"
+                                   for s in STAGES) + " |" for c, st in sorted(meta.get("floor_stages", {}).items())],
+        "",
     ]
     (out / "load.md").write_text("\n".join(md))
 
@@ -197,7 +252,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--max-requests", type=int, default=200_000, help="hard cap per level")
     parser.add_argument("--gateway", default=os.environ.get("SHOP_GATEWAY_ADDR", "127.0.0.1:50051"))
     parser.add_argument("--out", type=Path, default=REPORTS)
-    return parser.parse_args(argv)
+    parser.add_argument("--no-floor", dest="floor", action="store_false",
+                        help="skip the in-process floor (same mix, same cores, no gRPC, ONNX Runtime)")
+    args = parser.parse_args(argv)
+    args.floor_stages = {}
+    return args
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -234,7 +293,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "machine": f"{os.cpu_count()} cores, {platform.platform()}, Python {platform.python_version()}, "
                    f"grpcio {grpc.__version__}",
         "levels": args.levels, "duration_s": args.duration, "echo_duration_s": args.echo_duration,
-        "timeout_s": args.timeout, "stack": stack_desc,
+        "timeout_s": args.timeout, "stack": stack_desc, "floor_stages": args.floor_stages,
         "payloads": f"{len(payloads.load('Search'))} Search (WANDS queries) + {len(payloads.load('Recommend'))} "
                     f"Recommend (customer ids), mixed {payloads.MIX['Search']}:{payloads.MIX['Recommend']}",
     }

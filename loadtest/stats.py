@@ -21,6 +21,9 @@ class Sample:
     degraded: bool = False
 
 
+STAGES = ("retrieval", "ranking", "explanation")  # gateway stages timed by the in-process floor
+
+
 @dataclass
 class Row:
     target: str  # "gateway" or "echo" (the machine's bare gRPC ceiling)

@@ -1,0 +1,140 @@
+"""The in-process floor: the gateway's request path with every gRPC hop removed.
+
+The same core logic the four services run - GatewayCore orchestrating RetrievalCore, RankingCore and
+ExplanationCore - in one process and one event loop, with the same model.onnx files in in-process ONNX Runtime
+(libs.onnx_runner: the `infer` signature of the Triton client) instead of Triton. It is the physical reference
+`make load` measures the served gateway against, in the same run and on the same request mix: what is left
+between the two is the cost of the processes, gRPC hops and Triton. Each stage's wall time is recorded.
+"""
+from __future__ import annotations
+
+import tempfile
+import time
+from collections import defaultdict
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from libs import domain as d
+from libs.config import REPOSITORY, artifacts_dir
+from libs.errors import DeadlineError, InvalidArgumentError, UnavailableError
+from libs.events.sqlite import SqliteEventStore
+from libs.history import user_context
+from libs.onnx_runner import OnnxModels
+from libs.serving import load_serving_state
+from libs.triton.text import encoder
+from services.explanation.core import ExplanationCore
+from services.gateway.core import Budget, GatewayCore, StageResult
+from services.gateway.experiments import Variants
+from services.ranking.core import RankingCore
+from services.retrieval.core import RetrievalCore
+
+from loadtest.stats import STAGES  # noqa: F401  (the stage names the report lists)
+
+
+class StageTimes:
+    def __init__(self) -> None:
+        self.seconds: dict[str, list[float]] = defaultdict(list)
+
+    def add(self, stage: str, started: float) -> None:
+        self.seconds[stage].append(time.perf_counter() - started)
+
+    def summary(self) -> dict[str, dict[str, float]]:
+        return {s: {"calls": len(v), "p50_ms": float(np.percentile(v, 50)) * 1000,
+                    "mean_ms": float(np.mean(v)) * 1000} for s, v in self.seconds.items() if v}
+
+
+class _Retrieval:
+    def __init__(self, core: RetrievalCore, times: StageTimes) -> None:
+        self.core, self.times = core, times
+
+    async def query_candidates(self, query: str, user_id: str, limit: int, timeout: float) -> StageResult:
+        t = time.perf_counter()
+        items, degradations = await self.core.query_candidates(query, user_id, limit)
+        self.times.add("retrieval", t)
+        return StageResult(items, degradations)
+
+    async def user_candidates(self, user_id: str, recent: Sequence[d.UserEvent], limit: int,
+                              timeout: float) -> StageResult:
+        t = time.perf_counter()
+        items, degradations = await self.core.user_candidates(user_id, recent, limit)
+        self.times.add("retrieval", t)
+        return StageResult(items, degradations)
+
+
+class _Ranking:
+    def __init__(self, core: RankingCore, times: StageTimes) -> None:
+        self.core, self.times = core, times
+
+    async def rank(self, user_id: str, query: str, candidates: Sequence[d.Candidate], page_size: int,
+                   variant: str, recent: Sequence[d.UserEvent], timeout: float) -> StageResult:
+        t = time.perf_counter()
+        ranked = await self.core.rank(user_id, query, [c.product_id for c in candidates], page_size, variant, 0.0,
+                                      recent, timeout)
+        self.times.add("ranking", t)
+        return StageResult(ranked.items, ranked.degradations, ranked.versions)
+
+
+class _Explainer:
+    def __init__(self, core: ExplanationCore, times: StageTimes) -> None:
+        self.core, self.times = core, times
+
+    async def explain(self, user_id: str, query: str, product_ids: Sequence[str], variant: str,
+                      recent: Sequence[d.UserEvent], timeout: float) -> StageResult:
+        t = time.perf_counter()
+        out = await self.core.explain(user_id, query, product_ids, variant, recent, timeout)
+        self.times.add("explanation", t)
+        return StageResult(out.explanations, out.degradations)
+
+
+class InProcessShop:
+    """Build once (loads the dataset, feature store and ONNX sessions), then `call` like the load driver does."""
+
+    def __init__(self, artifacts: Path | None = None, repository: Path = REPOSITORY, deadline_s: float = 2.0,
+                 threads: int = 1) -> None:
+        state = load_serving_state(artifacts or artifacts_dir())
+        models = OnnxModels(repository, threads=threads)
+        encode = encoder(models)
+
+        async def encode_query(query: str) -> np.ndarray:
+            return (await encode([query]))[0]
+
+        async def version(model: str) -> str:
+            return models.version
+
+        titles = state.dataset.items["title"]
+        self.times = StageTimes()
+        retrieval = RetrievalCore(state.dataset.items["product_id"], titles, state.item_emb, state.store.pop[:, 1],
+                                  state.store.copurchase,
+                                  lambda user, recent: user_context(state.store, user, recent), encode_query)
+        ranking = RankingCore(state.store, titles, state.fusion, models.infer, encode, version)
+        explanation = ExplanationCore(state.store, titles, state.fusion, models.infer, encode)
+        self._events_dir = tempfile.TemporaryDirectory(prefix="floor-events-")
+        known = set(state.dataset.items["product_id"])
+        self.core = GatewayCore(_Retrieval(retrieval, self.times), _Ranking(ranking, self.times),
+                                _Explainer(explanation, self.times),
+                                SqliteEventStore(Path(self._events_dir.name) / "events.sqlite3"),
+                                Variants.parse("fused:1"), known.__contains__)
+        self.deadline_s = deadline_s
+
+    async def call(self, rpc: str, request: object) -> tuple[str, bool]:
+        """Same contract as loadtest.driver's gateway_call: (status code name, degraded?)."""
+        budget = Budget(time.monotonic() + self.deadline_s)
+        page_size = request.page_size or 20
+        try:
+            if rpc == "Search":
+                page = await self.core.search(request.query, request.user_id, page_size, request.explain, budget)
+            else:
+                page = await self.core.recommend(request.user_id, page_size, request.explain, budget)
+        except InvalidArgumentError:
+            return "INVALID_ARGUMENT", False
+        except UnavailableError:
+            return "UNAVAILABLE", False
+        except DeadlineError:
+            return "DEADLINE_EXCEEDED", False
+        return "OK", bool(page.degradations)
+
+    def close(self) -> None:
+        self.core.events.close()
+        self._events_dir.cleanup()
