@@ -14,7 +14,7 @@ export OMP_WAIT_POLICY := PASSIVE
 PYTEST_ARGS ?=
 
 .PHONY: venv buf protos data models models-if-absent eval run test test-unit test-integration bazel bazel-test \
-        k8s-validate load bench clean
+        k8s-validate load bench bench-scale clean
 
 venv: $(VENV)/.stamp
 $(VENV)/.stamp: requirements.txt
@@ -82,6 +82,9 @@ load: models-if-absent
 
 bench: models-if-absent
 	$(PY) -m loadtest.bench $(BENCH_ARGS)
+
+bench-scale: models-if-absent
+	$(PY) -m loadtest.scale $(SCALE_ARGS)
 
 clean:
 	rm -rf build libs/gen bazel-*
