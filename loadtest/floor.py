@@ -24,11 +24,11 @@ from libs.history import user_context
 from libs.onnx_runner import OnnxModels
 from libs.serving import load_serving_state
 from libs.triton.text import encoder
-from services.explanation.core import ExplanationCore
+from libs.explain.core import ExplanationCore
 from services.gateway.core import Budget, GatewayCore, StageResult
 from services.gateway.experiments import Variants
-from services.ranking.core import RankingCore
-from services.retrieval.core import RetrievalCore
+from libs.ranking import RankingCore
+from libs.retrieval import RetrievalCore
 
 from loadtest.stats import STAGES  # noqa: F401  (the stage names the report lists)
 

@@ -115,7 +115,7 @@ def bench_rankers(emb: np.ndarray, workdir: Path) -> dict[str, dict]:
 def bench_retrieval(titles: list[str], emb: np.ndarray, queries: list[str], query_emb: np.ndarray) -> dict:
     import faiss  # noqa: PLC0415
 
-    from services.retrieval.core import LexicalIndex, VectorIndex  # noqa: PLC0415
+    from libs.retrieval import LexicalIndex, VectorIndex  # noqa: PLC0415
 
     faiss.omp_set_num_threads(1)
     t = time.perf_counter()

@@ -11,7 +11,7 @@ from libs.server import Registration, serve
 from libs.serving import load_serving_state
 from libs.triton.client import TritonClient
 from libs.triton.text import encoder
-from services.explanation.core import ExplanationCore
+from libs.explain.core import ExplanationCore
 from services.explanation.servicer import ExplanationServicer
 
 

@@ -6,7 +6,7 @@ from shop.explanation.v1 import explanation_service_pb2 as pb
 from shop.explanation.v1 import explanation_service_pb2_grpc as pb_grpc
 
 from libs import convert, validation
-from services.explanation.core import ExplanationCore
+from libs.explain.core import ExplanationCore
 
 
 class ExplanationServicer(pb_grpc.ExplanationServiceServicer):

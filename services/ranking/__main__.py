@@ -12,7 +12,7 @@ from libs.serving import load_serving_state
 from libs.triton.client import TritonClient
 from libs.triton.text import encoder
 from libs.triton.versions import VersionCache
-from services.ranking.core import RankingCore
+from libs.ranking import RankingCore
 from services.ranking.servicer import RankingServicer
 
 

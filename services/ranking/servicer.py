@@ -7,7 +7,7 @@ from shop.ranking.v1 import ranking_service_pb2_grpc as pb_grpc
 
 from libs import convert, validation
 from libs.errors import invalid
-from services.ranking.core import RankingCore
+from libs.ranking import RankingCore
 
 MAX_CANDIDATES = 1000
 

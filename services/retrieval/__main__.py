@@ -15,7 +15,7 @@ from libs.server import Registration, serve
 from libs.serving import load_serving_state
 from libs.triton.client import TritonClient
 from libs.triton.text import encoder
-from services.retrieval.core import RetrievalCore
+from libs.retrieval import RetrievalCore
 from services.retrieval.servicer import RetrievalServicer
 
 

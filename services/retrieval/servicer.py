@@ -6,7 +6,7 @@ from shop.retrieval.v1 import retrieval_service_pb2 as pb
 from shop.retrieval.v1 import retrieval_service_pb2_grpc as pb_grpc
 
 from libs import convert, validation
-from services.retrieval.core import RetrievalCore
+from libs.retrieval import RetrievalCore
 
 DEFAULT_PAGE_SIZE = 200
 MAX_PAGE_SIZE = 1000

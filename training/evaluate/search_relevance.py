@@ -202,7 +202,7 @@ def evaluate_search(split: Split, progress: bool = True) -> SearchResults:
 
 def _check_explanations(served: ServedSearch, queries: list[SearchQuery], split: Split, progress: bool) -> dict:
     from libs.relevance import TitleMatcher  # noqa: PLC0415
-    from services.explanation.core import ExplanationCore  # noqa: PLC0415
+    from libs.explain.core import ExplanationCore  # noqa: PLC0415
 
     titles = split.train.items["title"].tolist()
     core = ExplanationCore(served.store, titles, served.ranking.fusion, served.ranking.infer, served.ranking.encode)

@@ -18,8 +18,8 @@ from libs.history import user_context
 from libs.model_io import FUSION_FILE, ITEM_EMBEDDINGS_FILE
 from libs.onnx_runner import OnnxModels
 from libs.triton.text import encoder
-from services.ranking.core import RankingCore
-from services.retrieval.core import RetrievalCore
+from libs.ranking import RankingCore
+from libs.retrieval import RetrievalCore
 from training.evaluate.registry import register_searcher
 from training.evaluate.split import TrainData
 

@@ -13,8 +13,8 @@ from libs.features import history_features, pop_features_of
 from libs.fusion import Fusion
 from libs.model_io import CAND_EMB, MAX_HISTORY, POP_FEATS, POP_FEATURES, SCORE, TEXT_DIM, ModelSpec, Tensor
 from libs.rankers import Ranker, names, register, specs, unregister, variants
-from services.explanation.core import ExplanationCore
-from services.ranking.core import RankingCore
+from libs.explain.core import ExplanationCore
+from libs.ranking import RankingCore
 from tests.unit.features import synthetic
 from training.export.onnx_export import export_model
 from training.export.triton_configs import cpu_config, gpu_config

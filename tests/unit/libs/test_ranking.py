@@ -5,9 +5,9 @@ from libs import domain as d
 from libs.errors import InvalidArgumentError, UnavailableError
 from libs.rankers.gnn_ranker import NAME as GNN_RANKER
 from libs.rankers.transformer_ranker import NAME as TRANSFORMER_RANKER
-from services.ranking.core import RankingCore
-from services.ranking.diversity import mmr_order
-from tests.unit.services import fakes
+from libs.ranking import RankingCore
+from libs.diversity import mmr_order
+from tests.unit import fakes
 
 
 async def _versions(model: str) -> str:

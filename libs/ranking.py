@@ -18,7 +18,7 @@ from libs.history import user_context
 from libs.rankers import get as ranker
 from libs.relevance import RELEVANCE, TitleMatcher
 from libs.scoring import EncodeQuery, Infer, Versions, candidate_indices, encode_or_degrade, models_of, run_models
-from services.ranking.diversity import mmr_order
+from libs.diversity import mmr_order
 
 log = logging.getLogger(__name__)
 

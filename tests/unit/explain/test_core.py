@@ -6,8 +6,8 @@ from libs.explain import page, wording
 from libs.errors import InvalidArgumentError, UnavailableError
 from libs.rankers.gnn_ranker import NAME as GNN_RANKER
 from libs.rankers.transformer_ranker import NAME as TRANSFORMER_RANKER
-from services.explanation.core import ExplanationCore
-from tests.unit.services import fakes
+from libs.explain.core import ExplanationCore
+from tests.unit import fakes
 
 
 def _core(rankers: fakes.FakeRankers) -> ExplanationCore:
@@ -79,7 +79,7 @@ def test_sentence_keeps_a_helpful_recent_purchase():
 async def test_explained_score_is_the_served_score_and_contributions_are_exact_drops():
     """The score an explanation explains is the fused score ranking served (ranking saw all six candidates, the
     explanation only the page); each contribution is the fused drop when that one piece is masked."""
-    from services.ranking.core import RankingCore  # noqa: PLC0415
+    from libs.ranking import RankingCore  # noqa: PLC0415
 
     rankers = fakes.FakeRankers()
     ranking = RankingCore(fakes.store(), fakes.TITLES, fakes.FUSION, rankers.infer, fakes.encode, _version)
@@ -141,7 +141,7 @@ async def test_query_evidence_says_matches_only_for_words_the_title_contains():
 
 
 async def test_search_orders_by_relevance_then_personal_score_and_explains_it():
-    from services.ranking.core import RankingCore  # noqa: PLC0415
+    from libs.ranking import RankingCore  # noqa: PLC0415
 
     rankers = fakes.FakeRankers()
     ranking = RankingCore(fakes.store(), fakes.TITLES, fakes.FUSION, rankers.infer, fakes.encode, _version)

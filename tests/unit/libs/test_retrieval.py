@@ -5,7 +5,7 @@ import scipy.sparse as sp
 from libs import domain as d
 from libs.errors import UnavailableError
 from libs.features import UserContext
-from services.retrieval.core import RetrievalCore, VectorIndex, analyse, rrf
+from libs.retrieval import RetrievalCore, VectorIndex, analyse, rrf
 
 TITLES = ["WHITE METAL LANTERN", "RED HEART T-LIGHT HOLDER", "GARDEN LANTERN SET", "BLUE TEA CUP", "PINK TEA CUP"]
 IDS = ["71053", "84406B", "90001", "22000", "22001"]
