@@ -55,11 +55,12 @@ def new_model(name: str, n_items: int, item_emb: np.ndarray, cfg: TrainConfig) -
 
 
 def train_ranker(name: str, examples: list[Example], n_items: int, item_emb: np.ndarray, cfg: TrainConfig,
-                 queries: QueryBank | None = None, progress: bool = True, desc: str | None = None
-                 ) -> tuple[torch.nn.Module, dict]:
+                 queries: QueryBank | None = None, progress: bool = True, desc: str | None = None,
+                 init: torch.nn.Module | None = None) -> tuple[torch.nn.Module, dict]:
+    """Train a fresh ranker, or continue training `init` (warm start: `make retrain`)."""
     torch.set_num_threads(cfg.threads)
     rng = seed_everything(cfg.seed)
-    model = new_model(name, n_items, item_emb, cfg)
+    model = new_model(name, n_items, item_emb, cfg) if init is None else init
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     spec = ranker(name).spec
     steps = cfg.epochs * ((len(examples) + cfg.batch_size - 1) // cfg.batch_size)
