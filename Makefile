@@ -14,7 +14,7 @@ export OMP_WAIT_POLICY := PASSIVE
 PYTEST_ARGS ?=
 
 .PHONY: venv buf protos data models models-if-absent eval run test test-unit test-integration bazel bazel-test \
-        k8s-validate load bench clean
+        k8s-validate load bench clean retrain rollout rollback ab-report loop-eval
 
 venv: $(VENV)/.stamp
 $(VENV)/.stamp: requirements.txt
@@ -63,6 +63,18 @@ test: buf models-if-absent
 
 test-unit: protos
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
+
+# The learning loop (README, "State and the learning loop"): recorded purchases -> bundle N+1 -> served.
+RETRAIN_ARGS ?=
+retrain: models-if-absent
+	$(PY) -m training.retrain $(RETRAIN_ARGS)
+
+ROLLOUT_ARGS ?=
+rollout:
+	$(PY) -m tools.rollout $(ROLLOUT_ARGS)
+
+rollback:
+	$(PY) -m tools.rollout --rollback $(ROLLOUT_ARGS)
 
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 # Bazel 4.2.3 from Debian's bazel-bootstrap (WORKSPACE and tools/bazel/ are written for it), installed on first use.
