@@ -76,6 +76,9 @@ rollout:
 rollback:
 	$(PY) -m tools.rollout --rollback $(ROLLOUT_ARGS)
 
+ab-report: protos
+	$(PY) -m tools.ab_report
+
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 # Bazel 4.2.3 from Debian's bazel-bootstrap (WORKSPACE and tools/bazel/ are written for it), installed on first use.
 bazel:

@@ -183,7 +183,7 @@ def retrain(root: Path, repository: Path, recorded: Sequence[Purchase], cfg: Ret
 
 
 def main(argv: list[str] | None = None) -> int:
-    from libs.events import open_event_store  # noqa: PLC0415
+    from libs.events import open_configured_store  # noqa: PLC0415
 
     parser = argparse.ArgumentParser(prog="python -m training.retrain", description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=RetrainConfig.epochs, help="epochs per stage")
@@ -194,14 +194,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
     root = artifacts_dir()
-    dsn = os.environ.get("SHOP_EVENTS_DSN")
-    sqlite_path = Path(os.environ.get("SHOP_EVENTS_DB") or root / "events" / "events.sqlite3")
-    store = open_event_store(dsn, sqlite_path)
+    store, source = open_configured_store(root)
     try:
         recorded = store.read_purchases()
     finally:
         store.close()
-    source = "postgresql" if dsn else f"sqlite {sqlite_path}"
     print(f"{len(recorded)} recorded purchases from {source}", file=sys.stderr)
     cfg = RetrainConfig(args.epochs, args.windows, args.lr, args.data_end)
     bundle = retrain(root, args.repository, recorded, cfg, not args.no_progress, source)

@@ -76,6 +76,13 @@ def test_read_purchases_lists_every_purchase_oldest_first(store):
     assert store.read_purchases() == [("1", "85123A", 10.25, 1, "fused"), ("17850", "85123A", 20.5, 3, "fused")]
 
 
+def test_read_attributed_lists_events_with_a_token_oldest_first(store):
+    untracked = RecordedEvent("d", "17850", UserEvent("85123A", EventKind.CLICK, 1.0, 1), "", "")
+    store.append([_event("b", ts=20.0, kind=EventKind.CLICK), _event("a", ts=10.0, kind=EventKind.IMPRESSION),
+                  untracked])
+    assert store.read_attributed() == [("tok", "fused", "IMPRESSION", "85123A"), ("tok", "fused", "CLICK", "85123A")]
+
+
 def test_same_id_from_two_replicas_is_stored_once(open_store):
     one, two = open_store(), open_store()
     assert one.append([_event("a")]) == (1, 0)
