@@ -15,6 +15,7 @@ If a service does not switch in time, CURRENT goes back and Triton unloads the t
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -65,8 +66,13 @@ def wait_switched(services: Sequence[str], bundle_id: str, timeout_s: float) -> 
 
 def rollout(triton_url: str, services: Sequence[str], to: str | None = None, rollback: bool = False,
             config_name: str = "cpu", timeout_s: float = 120.0, root: Path | None = None,
-            repository: Path = REPOSITORY, log=print) -> str:  # noqa: ANN001
-    """Serve bundle `to` (default: the newest; `rollback`: the parent); returns its id."""
+            repository: Path = REPOSITORY, poll: bool = False, settle_s: float = 0.0,
+            log=print) -> str:  # noqa: ANN001
+    """Serve bundle `to` (default: the newest; `rollback`: the parent); returns its id.
+
+    `poll`: Triton polls `repository` (Kubernetes), so versions are pinned in its config files. `settle_s`: extra
+    wait before the old versions go, for replicas `services` cannot name one by one (they poll CURRENT each second).
+    """
     root = root or artifacts_dir()
     current = load_bundle(root)
     target = load_bundle(root, pick_target(current, list_bundles(root), to, rollback))
@@ -75,17 +81,19 @@ def rollout(triton_url: str, services: Sequence[str], to: str | None = None, rol
         return target.id
     both = {m: {current.versions.get(m, v), v} for m, v in target.versions.items()}
     log(f"1/3 Triton loads {target.id} next to {current.id}: {target.versions}")
-    load_versions(triton_url, both, repository, config_name, timeout_s)
+    load_versions(triton_url, both, repository, config_name, timeout_s, poll)
     log(f"2/3 CURRENT -> {target.id}; waiting for {len(services)} services to switch")
     set_current(root, target.id)
     pending = wait_switched(services, target.id, timeout_s)
     if pending:
         set_current(root, current.id)
         wait_switched(services, current.id, timeout_s)
-        load_versions(triton_url, {m: [v] for m, v in current.versions.items()}, repository, config_name, timeout_s)
+        load_versions(triton_url, {m: [v] for m, v in current.versions.items()}, repository, config_name, timeout_s,
+                      poll)
         raise RuntimeError(f"{pending} did not switch to {target.id} in {timeout_s:.0f}s; stayed on {current.id}")
+    time.sleep(settle_s)
     log(f"3/3 Triton unloads {current.id}'s versions")
-    load_versions(triton_url, {m: [v] for m, v in target.versions.items()}, repository, config_name, timeout_s)
+    load_versions(triton_url, {m: [v] for m, v in target.versions.items()}, repository, config_name, timeout_s, poll)
     log(f"serving {target.id}; Triton: {served_versions(triton_url)}")
     return target.id
 
@@ -99,12 +107,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--triton", default=settings.triton_url, help="Triton gRPC (SHOP_TRITON_URL)")
     parser.add_argument("--services", default=",".join([addrs.retrieval, addrs.ranking, addrs.explanation]),
                         help="inner services that must report the new bundle before the old one is unloaded")
-    parser.add_argument("--config-name", default="cpu", help="Triton config name (configs/<name>.pbtxt; '' = GPU)")
+    parser.add_argument("--config-name", default=os.environ.get("SHOP_TRITON_CONFIG_NAME", "cpu"),
+                        help="the config Triton reads: configs/<name>.pbtxt; '' = config.pbtxt (GPU)")
     parser.add_argument("--timeout-s", type=float, default=120.0)
+    parser.add_argument("--repository", type=Path, default=REPOSITORY, help="Triton model repository")
+    parser.add_argument("--poll", action="store_true",
+                        help="Triton polls the repository (--model-control-mode=poll): pin versions in its configs")
+    parser.add_argument("--settle-s", type=float, default=0.0,
+                        help="wait this long after the services switched before unloading the old versions")
     args = parser.parse_args(argv)
     try:
         rollout(args.triton, [a for a in args.services.split(",") if a], args.to, args.rollback, args.config_name,
-                args.timeout_s)
+                args.timeout_s, repository=args.repository, poll=args.poll, settle_s=args.settle_s)
     except (BundleError, RuntimeError, TimeoutError) as exc:
         print(f"rollout failed: {exc}", file=sys.stderr)
         return 1

@@ -1,11 +1,14 @@
-"""Which model versions Triton serves, under explicit model control (`--model-control-mode=explicit`).
+"""Which model versions Triton serves: each model's config with `version_policy: specific {versions}`.
 
-A model is (re)loaded with its own config from the repository plus `version_policy: specific {versions}`, so
-Triton holds exactly the versions a rollout needs: the serving bundle's, both bundles' while services switch,
-then only the new one's. Triton keeps serving the versions it already has while it loads the others.
+Triton then holds exactly the versions a rollout needs: the serving bundle's, both bundles' while services switch,
+then only the new one's; it keeps serving the versions it already has while it loads the others.
+- explicit model control (`--model-control-mode=explicit`, `make run`): the config goes with a load request;
+- polling (`--model-control-mode=poll`, Kubernetes: every Triton replica reads one shared volume): the config file
+  in the repository is replaced atomically, and each replica reloads the model when it polls.
 """
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -19,20 +22,44 @@ from libs.config import REPOSITORY
 
 def model_config(repository: Path, model: str, config_name: str = "") -> model_config_pb2.ModelConfig:
     """The config Triton would read: `<model>/configs/<config_name>.pbtxt` when named, else config.pbtxt."""
+    return text_format.Parse(config_path(repository, model, config_name).read_text(), model_config_pb2.ModelConfig())
+
+
+def config_path(repository: Path, model: str, config_name: str = "") -> Path:
     folder = Path(repository) / model
-    path = folder / "configs" / f"{config_name}.pbtxt" if config_name else folder / "config.pbtxt"
-    return text_format.Parse(path.read_text(), model_config_pb2.ModelConfig())
+    return folder / "configs" / f"{config_name}.pbtxt" if config_name else folder / "config.pbtxt"
+
+
+def pinned_config(repository: Path, model: str, versions: Iterable[str | int], config_name: str = ""
+                  ) -> model_config_pb2.ModelConfig:
+    config = model_config(repository, model, config_name)
+    config.version_policy.specific.versions[:] = sorted({int(v) for v in versions})
+    return config
+
+
+def write_pinned_config(repository: Path, model: str, versions: Iterable[str | int], config_name: str = "") -> Path:
+    """Replace the model's config file with itself pinned to `versions` (atomically: a replica polling now reads the
+    old config or the new one, never half of it)."""
+    path = config_path(repository, model, config_name)
+    text = text_format.MessageToString(pinned_config(repository, model, versions, config_name))
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+    return path
 
 
 def load_versions(url: str, versions: Mapping[str, Iterable[str | int]], repository: Path = REPOSITORY,
-                  config_name: str = "cpu", timeout_s: float = 300.0) -> None:
-    """Make Triton serve exactly `versions[model]` of each model; returns once every one of them is READY."""
+                  config_name: str = "cpu", timeout_s: float = 300.0, poll: bool = False) -> None:
+    """Make Triton serve exactly `versions[model]` of each model; returns once every one of them is READY.
+    `poll`: Triton polls the repository, so write the configs there instead of sending load requests."""
     client = grpcclient.InferenceServerClient(url)
     try:
         for model, wanted in versions.items():
-            config = model_config(repository, model, config_name)
-            config.version_policy.specific.versions[:] = sorted({int(v) for v in wanted})
-            client.load_model(model, config=json_format.MessageToJson(config), client_timeout=timeout_s)
+            if poll:
+                write_pinned_config(repository, model, wanted, config_name)
+            else:
+                config = pinned_config(repository, model, wanted, config_name)
+                client.load_model(model, config=json_format.MessageToJson(config), client_timeout=timeout_s)
         deadline = time.monotonic() + timeout_s
         pending = {(m, str(v)) for m, vs in versions.items() for v in vs}
         while pending:
