@@ -79,6 +79,10 @@ rollback:
 ab-report: protos
 	$(PY) -m tools.ab_report
 
+# Several minutes: replays 2 weeks through a private stack, retrains, scores (reports/loop.*).
+loop-eval: models-if-absent
+	$(PY) -m training.loop_eval
+
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 # Bazel 4.2.3 from Debian's bazel-bootstrap (WORKSPACE and tools/bazel/ are written for it), installed on first use.
 bazel:

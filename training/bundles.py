@@ -113,6 +113,25 @@ def adopt(root: Path, models_out: Path, info: Mapping | None = None) -> Bundle:
     return write_bundle(root, 1, side_files(models_out, checkpoints), info, parent=None)
 
 
+def private_copy(src_root: Path, src_repository: Path, dest: Path) -> tuple[Path, Path]:
+    """(artifacts dir, model repository) under `dest` that serve `src_root`'s current bundle: the prepared data,
+    training caches and the model weights linked, the bundle copied, configs copied. Experiments (make loop-eval,
+    the rollout test) retrain and roll out there without touching the real ones."""
+    current = load_bundle(src_root)
+    root, repository = Path(dest) / "artifacts", Path(dest) / "repo"
+    root.mkdir(parents=True)
+    os.symlink(Path(src_root).resolve() / "data", root / "data")
+    os.symlink(Path(src_root).resolve() / "models", root / "models")  # caches keyed by dataset (query embeddings)
+    shutil.copytree(current.path, bundles_dir(root) / current.id)
+    set_current(root, current.id)
+    for name, version in current.versions.items():
+        (repository / name).mkdir(parents=True)
+        shutil.copy2(Path(src_repository) / name / "config.pbtxt", repository / name / "config.pbtxt")
+        shutil.copytree(Path(src_repository) / name / "configs", repository / name / "configs")
+        os.symlink((Path(src_repository) / name / version).resolve(), repository / name / version)
+    return root, repository
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m training.bundles", description=__doc__.splitlines()[0])
     parser.add_argument("command", choices=["adopt", "list"])

@@ -30,7 +30,7 @@ import pandas as pd
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from libs.bundles import Bundle, load_bundle  # noqa: E402
-from libs.config import REPOSITORY, artifacts_dir, models_dir  # noqa: E402
+from libs.config import REPOSITORY, artifacts_dir  # noqa: E402
 from libs.events.base import Purchase  # noqa: E402
 from libs.model_io import FUSION_FILE, ITEM_EMBEDDINGS_FILE  # noqa: E402
 from libs.rankers import get as ranker, names as ranker_names  # noqa: E402
@@ -135,7 +135,8 @@ def retrain(root: Path, repository: Path, recorded: Sequence[Purchase], cfg: Ret
     val_cut = end - pd.Timedelta(days=WINDOW_DAYS)
     validation = make_split(purchases, guests, ds.items, val_cut, end, name="validation")
     encoder = load_text_encoder()
-    queries = encode_queries(ds.items["title"].tolist(), models_dir(), ds.version, encoder, progress)
+    (root / "models").mkdir(exist_ok=True)
+    queries = encode_queries(ds.items["title"].tolist(), root / "models", ds.version, encoder, progress)
     train_cfg = TrainConfig(epochs=cfg.epochs, lr=cfg.lr)
 
     models, training = {}, {}

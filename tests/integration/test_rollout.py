@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import shutil
 import time
 from pathlib import Path
 
@@ -17,7 +15,7 @@ import pytest
 from shop.gateway.v1 import gateway_service_pb2 as gpb
 from shop.gateway.v1 import gateway_service_pb2_grpc as gpb_grpc
 
-from libs.bundles import BUNDLE_MODEL, bundles_dir, load_bundle, set_current
+from libs.bundles import BUNDLE_MODEL, load_bundle
 from libs.catalog.store import load_dataset
 from libs.config import REPOSITORY, artifacts_dir
 from libs.model_io import FUSION_FILE
@@ -26,26 +24,17 @@ from libs.triton.launcher import TritonServer
 from libs.triton.repository import served_versions
 from tools.rollout import rollout
 from tools.stack import SERVICES, Stack
-from training.bundles import link_model_version, write_bundle
+from training.bundles import link_model_version, private_copy, write_bundle
 
 CONCURRENCY = 4
 
 
 def _private_copy(tmp: Path) -> tuple[Path, Path, str, str]:
     """(artifacts dir, repository, bundle N id, bundle N+1 id)."""
-    src_root = artifacts_dir()
-    current = load_bundle(src_root)
-    root, repository = tmp / "artifacts", tmp / "repo"
-    root.mkdir()
-    os.symlink(src_root / "data", root / "data")
-    shutil.copytree(current.path, bundles_dir(root) / current.id)
-    set_current(root, current.id)
+    root, repository = private_copy(artifacts_dir(), REPOSITORY, tmp)
+    current = load_bundle(root)
     n = current.number
     for name in specs():
-        (repository / name).mkdir(parents=True)
-        shutil.copy2(REPOSITORY / name / "config.pbtxt", repository / name / "config.pbtxt")
-        shutil.copytree(REPOSITORY / name / "configs", repository / name / "configs")
-        os.symlink(REPOSITORY / name / current.versions[name], repository / name / str(n))
         link_model_version(repository, name, n, n + 1)
     fusion = json.loads((current.path / FUSION_FILE).read_text())
     fusion["weights"] = {m: round(1.0 / len(fusion["weights"]), 4) for m in fusion["weights"]}

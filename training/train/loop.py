@@ -98,9 +98,11 @@ def train_ranker(name: str, examples: list[Example], n_items: int, item_emb: np.
 
 @torch.no_grad()
 def score_catalogue(name: str, model: torch.nn.Module, store: FeatureStore, user_ids, chunk: int = 16,
-                    progress: bool = False) -> np.ndarray:
+                    progress: bool = False, context=None) -> np.ndarray:  # noqa: ANN001
     """[len(user_ids), n_items]: the ranker's scores on each user's candidate pool (libs.features.candidate_pool);
-    items outside the pool rank below every pool item, by popularity (full-ranking protocol, two-stage model)."""
+    items outside the pool rank below every pool item, by popularity (full-ranking protocol, two-stage model).
+    `context(user_id)`: the user's history as served (e.g. with recorded events, libs.history); default: the
+    store's."""
     model.eval()
     spec = ranker(name).spec
     n = store.n_items
@@ -111,7 +113,7 @@ def score_catalogue(name: str, model: torch.nn.Module, store: FeatureStore, user
     for start in range(0, len(user_ids), chunk):
         rows, pools = [], []
         for u in user_ids[start:start + chunk]:
-            ctx = store.user_context(str(u))
+            ctx = context(str(u)) if context is not None else store.user_context(str(u))
             pools.append(candidate_pool(store, ctx))
             rows.append((ctx, pools[-1]))
         width = max(len(p) for p in pools)

@@ -63,7 +63,8 @@ async def test_the_service_switches_only_once_triton_serves_the_new_versions_and
     two = _bundle(tmp_path, 2, one.id)
     client = FakeTriton({("gnn_ranker", "1")})
     installed = []
-    switch = BundleSwitch(tmp_path, client, ("gnn_ranker",), lambda state, pinned: (state.bundle.id, pinned.versions["gnn_ranker"]),
+    switch = BundleSwitch(tmp_path, client, ("gnn_ranker",),
+                          lambda state, pinned: (state.bundle.id, pinned.versions["gnn_ranker"]),
                           installed.append, interval_s=0.01, load=_load)
     assert installed == [(one.id, "1")]
     health = FakeHealth()
