@@ -138,8 +138,9 @@ def plot(result: dict, path: Path) -> None:
     ax.bar_label(bars, fmt="%.4f")
     ax.set_ylim(min(values) * 0.9, max(values) * 1.04)
     ax.set_ylabel("NDCG@20 (full ranking, returning customers)")
-    ax.set_title(f"Loop: {result['events']['replayed']} purchases replayed, scored "
-                 f"{result['windows']['score'][0][:10]}..", fontsize=10)
+    last_day = pd.Timestamp(result["windows"]["score"][1]) - pd.Timedelta(days=1)
+    ax.set_title(f"{result['events']['replayed']} purchases replayed through RecordEvents\n"
+                 f"scored on {result['windows']['score'][0][:10]} .. {last_day:%Y-%m-%d} (y axis cut)", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
