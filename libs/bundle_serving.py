@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 from grpc_health.v1 import health, health_pb2
 
-from libs.bundles import BundleError, current_id, load_bundle
+from libs.bundles import current_id, load_bundle
 from libs.serving import ServingState, load_serving_state
 from libs.triton.client import TritonClient
 
@@ -88,18 +88,19 @@ class BundleSwitch:
 
     async def run(self, health_servicer: health.aio.HealthServicer, names: Sequence[str]) -> None:
         """Follow CURRENT and keep health truthful, until cancelled."""
-        status = None
+        status, failed = None, None
         await health_servicer.set(bundle_health_name(self.bundle_id), SERVING)
         while True:
             wanted = current_id(self.artifacts_dir)
-            if wanted and wanted != self.bundle_id:
+            if wanted and wanted != self.bundle_id and wanted != failed:
                 old = self.bundle_id
                 try:
                     if await self.switch(wanted):
                         await health_servicer.set(bundle_health_name(self.bundle_id), SERVING)
                         await health_servicer.set(bundle_health_name(old), NOT_SERVING)
-                except BundleError as exc:
-                    log.warning("cannot switch to bundle %s: %s", wanted, exc)
+                except Exception:  # noqa: BLE001 - a bad bundle must not stop the watcher: keep serving the old one
+                    log.exception("cannot switch to bundle %s; still serving %s", wanted, old)
+                    failed = wanted  # not again (bundles are written whole): the rollout times out and reverts
             ok = SERVING if await self.pinned.serves(self.models) else NOT_SERVING
             if ok != status:
                 if ok == NOT_SERVING:

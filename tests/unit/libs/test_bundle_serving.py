@@ -87,3 +87,32 @@ async def test_the_service_switches_only_once_triton_serves_the_new_versions_and
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
+
+
+async def test_a_bundle_that_fails_to_load_leaves_the_service_on_the_old_one(tmp_path):
+    one = _bundle(tmp_path, 1)
+    two = _bundle(tmp_path, 2, one.id)
+    client = FakeTriton({("gnn_ranker", "1"), ("gnn_ranker", "2")})
+
+    attempts = []
+
+    def load(artifacts_dir, bundle, previous=None):
+        if bundle.id == two.id:
+            attempts.append(bundle.id)
+            raise ValueError("corrupt fusion.json")
+        return _load(artifacts_dir, bundle, previous)
+
+    switch = BundleSwitch(tmp_path, client, ("gnn_ranker",), lambda state, pinned: state.bundle.id, lambda core: None,
+                          interval_s=0.01, load=load)
+    health = FakeHealth()
+    set_current(tmp_path, two.id)
+    task = asyncio.create_task(switch.run(health, ["svc"]))
+    try:
+        await _until(lambda: health.status.get("svc") == SERVING)
+        await asyncio.sleep(0.1)  # several watch cycles
+        assert switch.bundle_id == one.id and not task.done()
+        assert attempts == [two.id]  # tried once, not every second
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
