@@ -15,6 +15,7 @@ If a service does not switch in time, CURRENT goes back and Triton unloads the t
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
@@ -28,6 +29,7 @@ from libs.bundle_serving import bundle_health_name
 from libs.bundles import Bundle, BundleError, list_bundles, load_bundle, set_current
 from libs.config import REPOSITORY, Addresses, ServiceSettings, artifacts_dir
 from libs.triton.repository import load_versions, served_versions
+from tools.stack import RUNNING
 
 
 def pick_target(current: Bundle, bundles: Sequence[Bundle], to: str | None, rollback: bool) -> str:
@@ -98,8 +100,20 @@ def rollout(triton_url: str, services: Sequence[str], to: str | None = None, rol
     return target.id
 
 
+def running_stack() -> dict[str, str]:
+    """Addresses of the stack `make run` serves (tools.stack writes them), or {} when none runs."""
+    try:
+        return json.loads(RUNNING.read_text())
+    except (FileNotFoundError, ValueError):
+        return {}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     settings, addrs = ServiceSettings(), Addresses()
+    stack = running_stack()  # `make run` picks free ports for Triton and the inner services
+    if stack and "SHOP_TRITON_URL" not in os.environ:
+        settings.triton_url = stack["triton"]
+        addrs = Addresses(**{n: stack[n] for n in ("retrieval", "ranking", "explanation")})
     parser = argparse.ArgumentParser(prog="python -m tools.rollout", description=__doc__.splitlines()[0])
     target = parser.add_mutually_exclusive_group()
     target.add_argument("--to", help="bundle id (default: the newest bundle)")
