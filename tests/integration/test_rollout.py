@@ -12,6 +12,7 @@ from pathlib import Path
 
 import grpc
 import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 from shop.gateway.v1 import gateway_service_pb2 as gpb
 from shop.gateway.v1 import gateway_service_pb2_grpc as gpb_grpc
 
@@ -21,7 +22,7 @@ from libs.config import REPOSITORY, artifacts_dir
 from libs.model_io import FUSION_FILE
 from libs.rankers import specs
 from libs.triton.launcher import TritonServer
-from libs.triton.repository import served_versions
+from libs.triton.repository import load_versions, served_versions
 from tools.rollout import rollout
 from tools.stack import SERVICES, Stack
 from training.bundles import link_model_version, private_copy, write_bundle
@@ -69,11 +70,27 @@ async def _closed_loop(addr: str, users: list[str], stop: asyncio.Event, log: li
         await asyncio.gather(*(worker(k) for k in range(CONCURRENCY)))
 
 
+def _wait_status(addrs: list[str], status: int, timeout_s: float = 15.0) -> list[str]:
+    """The services whose overall health reached `status` within `timeout_s`."""
+    reached: list[str] = []
+    deadline = time.monotonic() + timeout_s
+    for addr in addrs:
+        with grpc.insecure_channel(addr) as channel:
+            stub = health_pb2_grpc.HealthStub(channel)
+            while time.monotonic() < deadline:
+                if stub.Check(health_pb2.HealthCheckRequest(), timeout=2).status == status:
+                    reached.append(addr)
+                    break
+                time.sleep(0.2)
+    return reached
+
+
 def _phase(log: list[dict], after: float, before: float) -> list[dict]:
     return [r for r in log if r["start"] >= after and r["end"] <= before]
 
 
 async def test_rollout_then_rollback_under_load_fail_nothing_and_move_the_versions(tmp_path):
+    """Then Triton drops the served bundle's versions: every inner service turns NOT_SERVING."""
     root, repository, old, new = _private_copy(tmp_path)
     n = load_bundle(root, old).number
     triton = TritonServer(model_repository=repository, versions={m: str(n) for m in specs()},
@@ -99,6 +116,9 @@ async def test_rollout_then_rollback_under_load_fail_nothing_and_move_the_versio
         await asyncio.sleep(3)
         stop.set()
         await load
+        # Triton loses the served bundle's versions (only N+1 left): the services say so instead of mixing
+        load_versions(triton.grpc_url, {m: [str(n + 1)] for m in specs()}, repository)
+        not_serving = await asyncio.to_thread(_wait_status, services, health_pb2.HealthCheckResponse.NOT_SERVING)
     finally:
         stack.stop()
         triton.stop()
@@ -118,6 +138,7 @@ async def test_rollout_then_rollback_under_load_fail_nothing_and_move_the_versio
     assert {r["versions"][BUNDLE_MODEL] for r in before} == {old}
     assert {(r["versions"][BUNDLE_MODEL], r["versions"]["gnn_ranker"]) for r in during} == {(new, str(n + 1))}
     assert {(r["versions"][BUNDLE_MODEL], r["versions"]["gnn_ranker"]) for r in after_rollback} == {(old, str(n))}
+    assert not_serving == services
 
 
 @pytest.fixture(autouse=True)
