@@ -24,7 +24,7 @@ from services.retrieval.servicer import RetrievalServicer
 async def main() -> None:
     settings = ServiceSettings()
     triton = TritonClient(settings.triton_url, settings.triton_timeout_s)
-    servicer = RetrievalServicer(None)
+    servicer = RetrievalServicer(None)  # core: installed by the bundle switch below
 
     def build(state: ServingState, pinned: PinnedTriton) -> RetrievalCore:
         dataset, store = state.dataset, state.store
