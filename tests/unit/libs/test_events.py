@@ -11,7 +11,7 @@ import pytest
 
 from libs.domain import EventKind, RecordedEvent, UserEvent
 from libs.errors import UnavailableError
-from libs.events import EventConflictError, EventStore, SqliteEventStore, open_event_store
+from libs.events import EventConflictError, EventStore, SqliteEventStore, open_configured_store, open_event_store
 from libs.events import migrations
 from libs.events.postgres import PostgresEventStore
 from libs.events.retention import prune_periodically
@@ -241,4 +241,21 @@ async def test_retention_prunes_at_start_and_zero_days_keeps_everything(tmp_path
             break
     task.cancel()
     assert [p[2] > 10.0 for p in store.read_purchases()] == [True]
+    store.close()
+
+
+def test_offline_readers_open_the_store_the_gateway_writes(tmp_path, pg_dsn, monkeypatch):
+    """Retraining and the A/B readout read what the gateway wrote: SHOP_EVENTS_DSN first, else the SQLite file."""
+    monkeypatch.delenv("SHOP_EVENTS_DSN", raising=False)
+    monkeypatch.delenv("SHOP_EVENTS_DB", raising=False)
+    store, where = open_configured_store(tmp_path)
+    assert isinstance(store, SqliteEventStore) and where == f"sqlite {tmp_path / 'events' / 'events.sqlite3'}"
+    store.close()
+    writer = open_event_store(pg_dsn, tmp_path / "unused.sqlite3")
+    writer.append([_event("a", ts=1.0)])
+    writer.close()
+    monkeypatch.setenv("SHOP_EVENTS_DSN", pg_dsn)
+    store, where = open_configured_store(tmp_path)
+    assert where == "postgresql" and pg_dsn.split("@")[0] not in where  # no credentials in what gets printed
+    assert store.read_purchases() == [("17850", "85123A", 1.0, 1, "fused")]
     store.close()
