@@ -14,7 +14,7 @@ export OMP_WAIT_POLICY := PASSIVE
 PYTEST_ARGS ?=
 
 .PHONY: venv buf protos data models models-if-absent eval run test test-unit test-integration bazel bazel-test \
-        k8s-validate load bench bench-scale clean
+        k8s-validate load bench bench-scale clean retrain rollout rollback ab-report loop-eval
 
 venv: $(VENV)/.stamp
 $(VENV)/.stamp: requirements.txt
@@ -48,6 +48,8 @@ models: data
 
 models-if-absent: data
 	@if $(PY) -m training.train --check >/dev/null 2>&1; then echo "==> models present"; \
+	elif $(PY) -m training.bundles adopt >/dev/null 2>&1 && $(PY) -m training.train --check >/dev/null 2>&1; then \
+	  echo "==> models present (bundle 1 made from them)"; \
 	else echo "==> models absent: training (about 15 minutes on 2 cores)"; $(PY) -m training.train; fi
 
 eval: models-if-absent
@@ -61,6 +63,25 @@ test: buf models-if-absent
 
 test-unit: protos
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
+
+# The learning loop (README, "State and the learning loop"): recorded purchases -> bundle N+1 -> served.
+RETRAIN_ARGS ?=
+retrain: models-if-absent
+	$(PY) -m training.retrain $(RETRAIN_ARGS)
+
+ROLLOUT_ARGS ?=
+rollout:
+	$(PY) -m tools.rollout $(ROLLOUT_ARGS)
+
+rollback:
+	$(PY) -m tools.rollout --rollback $(ROLLOUT_ARGS)
+
+ab-report: protos
+	$(PY) -m tools.ab_report
+
+# Several minutes: replays 2 weeks through a private stack, retrains, scores (reports/loop.*).
+loop-eval: models-if-absent
+	$(PY) -m training.loop_eval
 
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 # Bazel 4.2.3 from Debian's bazel-bootstrap (WORKSPACE and tools/bazel/ are written for it), installed on first use.

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from libs import domain as d
+from libs.bundles import BUNDLE_MODEL
 from libs.errors import UnavailableError, invalid
 from libs.features import FeatureStore
 from libs.fusion import FUSED, Fusion
@@ -31,7 +32,7 @@ class Ranked:
 
 class RankingCore:
     def __init__(self, store: FeatureStore, titles: Sequence[str], fusion: Fusion, infer: Infer,
-                 encode: EncodeQuery, versions: Versions) -> None:
+                 encode: EncodeQuery, versions: Versions, bundle_id: str = "") -> None:
         self.store = store
         self.titles = list(titles)
         self.matcher = TitleMatcher(self.titles)
@@ -39,6 +40,7 @@ class RankingCore:
         self.infer = infer
         self.encode = encode
         self.versions = versions
+        self.bundle_id = bundle_id  # named in every response's model_versions (libs/bundles.py)
 
     async def rank(self, user_id: str, query: str, product_ids: Sequence[str], page_size: int, variant: str,
                    diversity: float, recent: Sequence[d.UserEvent], timeout: float) -> Ranked:
@@ -75,4 +77,6 @@ class RankingCore:
                 parts[RELEVANCE] = float(relevance[i])
             items.append(d.ScoredItem(product_ids[i], self.titles[cand_idx[i]], float(served[i]), parts))
         versions = [d.ModelVersion(m, await self.versions(m)) for m in scores]
+        if self.bundle_id:
+            versions.append(d.ModelVersion(BUNDLE_MODEL, self.bundle_id))
         return Ranked(items, degradations, versions)

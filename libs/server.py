@@ -57,15 +57,22 @@ async def build_server(name: str, settings: ServiceSettings, listen_addr: str, r
 
 
 async def serve(name: str, settings: ServiceSettings, listen_addr: str, registration: Registration,
-                on_stop: Callable[[], Awaitable[None]] | None = None) -> None:
-    """Run until SIGTERM/SIGINT, then drain in-flight RPCs for `shutdown_grace_s`."""
+                on_stop: Callable[[], Awaitable[None]] | None = None,
+                background: Callable[[health.aio.HealthServicer, Sequence[str]], Awaitable[None]] | None = None
+                ) -> None:
+    """Run until SIGTERM/SIGINT, then drain in-flight RPCs for `shutdown_grace_s`.
+
+    `background(health, service names)` runs while serving and may set health (libs.bundle_serving does).
+    """
     logs.configure(settings.log_level, name)
     server, health_servicer, port = await build_server(name, settings, listen_addr, registration)
     if settings.metrics_port >= 0:
         start_http_server(settings.metrics_port, addr=settings.metrics_host)
     await server.start()
-    for svc in ["", *registration.service_names]:
+    names = ["", *registration.service_names]
+    for svc in names:
         await health_servicer.set(svc, health_pb2.HealthCheckResponse.SERVING)
+    task = asyncio.create_task(background(health_servicer, names)) if background else None
     host = listen_addr.rsplit(":", 1)[0]
     log.info("serving", extra=logs.fields(addr=f"{host}:{port}", tls=server_credentials(settings.security) is not None))
 
@@ -75,6 +82,8 @@ async def serve(name: str, settings: ServiceSettings, listen_addr: str, registra
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     log.info("shutting down", extra=logs.fields(grace_s=settings.shutdown_grace_s))
+    if task is not None:
+        task.cancel()
     # Fail readiness first so load balancers stop sending, then drain.
     await health_servicer.enter_graceful_shutdown()
     await server.stop(settings.shutdown_grace_s)

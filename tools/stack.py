@@ -6,6 +6,7 @@ Integration tests, `make load` and `make bench` use `Stack` the same way.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import signal
@@ -25,6 +26,7 @@ from libs.triton.launcher import TritonServer, free_port
 log = logging.getLogger("stack")
 
 SERVICES = ("retrieval", "ranking", "explanation", "gateway")
+RUNNING = REPO_ROOT / "build" / "stack.json"  # addresses of the stack `make run` serves, while it runs
 
 
 def wait_healthy(addr: str, timeout_s: float, proc: subprocess.Popen | None = None) -> None:
@@ -130,11 +132,16 @@ def main() -> int:
         print(f"serving: gateway {stack.addresses['gateway']}, triton {stack.triton.grpc_url}; "
               f"inner: {', '.join(f'{n} {stack.addresses[n]}' for n in SERVICES[:-1])}", flush=True)
         print("Ctrl-C stops everything.", flush=True)
-        while not stop.wait(1.0):
-            for name, proc in stack.processes.items():
-                if proc.poll() is not None:
-                    print(f"{name} exited with code {proc.returncode}; stopping", file=sys.stderr)
-                    return 1
+        # Where this stack listens, for `make rollout` / `make rollback` run from another shell.
+        RUNNING.write_text(json.dumps({"triton": stack.triton.grpc_url, **stack.addresses}) + "\n")
+        try:
+            while not stop.wait(1.0):
+                for name, proc in stack.processes.items():
+                    if proc.poll() is not None:
+                        print(f"{name} exited with code {proc.returncode}; stopping", file=sys.stderr)
+                        return 1
+        finally:
+            RUNNING.unlink(missing_ok=True)
     print("stopped.", flush=True)
     return 0
 

@@ -16,6 +16,7 @@ RETRY_AFTER_S = 1.0
 
 DEFAULT_KINDS = (EventKind.PURCHASE, EventKind.ADD_TO_CART)
 Purchase = tuple[str, str, float, int, str]  # (user_id, product_id, ts, quantity, variant)
+Attributed = tuple[str, str, str, str]  # (attribution_token, variant, kind, product_id)
 
 
 def event_time_problem(ts: float, now: float) -> str | None:
@@ -63,6 +64,10 @@ class EventStore(abc.ABC):
     @abc.abstractmethod
     def read_purchases(self) -> list[Purchase]:
         """All purchases as (user_id, product_id, ts, quantity, variant), oldest first."""
+
+    @abc.abstractmethod
+    def read_attributed(self) -> list[Attributed]:
+        """Every event that carries an attribution token, as (token, variant, kind, product_id), oldest first."""
 
     @abc.abstractmethod
     def prune(self, older_than: float) -> int:

@@ -13,7 +13,15 @@ from psycopg_pool import ConnectionPool
 from libs.domain import EventKind, RecordedEvent, UserEvent
 from libs.errors import UnavailableError
 from libs.events import migrations
-from libs.events.base import DEFAULT_KINDS, RETRY_AFTER_S, EventConflictError, EventStore, Purchase, conflicts
+from libs.events.base import (
+    DEFAULT_KINDS,
+    RETRY_AFTER_S,
+    Attributed,
+    EventConflictError,
+    EventStore,
+    Purchase,
+    conflicts,
+)
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +114,12 @@ class PostgresEventStore(EventStore):
                 "SELECT user_id, product_id, ts_us, quantity, variant FROM events WHERE kind = %s ORDER BY ts_us",
                 (EventKind.PURCHASE.value,)).fetchall()
         return [(u, p, us / 1e6, q, v) for u, p, us, q, v in rows]
+
+    def read_attributed(self) -> list[Attributed]:
+        with self._transaction() as conn:
+            return [tuple(r) for r in conn.execute(
+                "SELECT attribution_token, variant, kind, product_id FROM events "
+                "WHERE attribution_token <> '' ORDER BY ts_us").fetchall()]
 
     def prune(self, older_than: float) -> int:
         with self._transaction() as conn:

@@ -11,7 +11,15 @@ from pathlib import Path
 from libs.domain import EventKind, RecordedEvent, UserEvent
 from libs.errors import UnavailableError
 from libs.events import migrations
-from libs.events.base import DEFAULT_KINDS, RETRY_AFTER_S, EventConflictError, EventStore, Purchase, conflicts
+from libs.events.base import (
+    DEFAULT_KINDS,
+    RETRY_AFTER_S,
+    Attributed,
+    EventConflictError,
+    EventStore,
+    Purchase,
+    conflicts,
+)
 
 log = logging.getLogger(__name__)
 
@@ -107,6 +115,11 @@ class SqliteEventStore(EventStore):
             return conn.execute(
                 "SELECT user_id, product_id, ts, quantity, variant FROM events WHERE kind=? ORDER BY ts",
                 (EventKind.PURCHASE.value,)).fetchall()
+
+    def read_attributed(self) -> list[Attributed]:
+        with self._session() as conn:
+            return conn.execute("SELECT attribution_token, variant, kind, product_id FROM events "
+                                "WHERE attribution_token != '' ORDER BY ts").fetchall()
 
     def prune(self, older_than: float) -> int:
         with self._transaction() as conn:

@@ -30,25 +30,16 @@ class TritonClient:
         except InferenceServerException:
             return False
 
-    async def is_model_ready(self, model: str) -> bool:
+    async def is_model_ready(self, model: str, version: str = "") -> bool:
         try:
-            return bool(await self._client.is_model_ready(model, client_timeout=self.timeout_s))
+            return bool(await self._client.is_model_ready(model, version, client_timeout=self.timeout_s))
         except InferenceServerException:
             return False
 
-    async def model_version(self, model: str) -> str:
-        """Newest ready version of `model` ("" when unknown)."""
-        try:
-            index = await self._client.get_model_repository_index(as_json=True, client_timeout=self.timeout_s)
-        except InferenceServerException:
-            return ""
-        versions = [m.get("version", "") for m in index.get("models", [])
-                    if m.get("name") == model and m.get("state") == "READY"]
-        return max(versions, default="", key=lambda v: int(v) if v.isdigit() else -1)
-
     async def infer(self, model: str, inputs: Mapping[str, np.ndarray], outputs: Sequence[str],
-                    timeout_s: float | None = None) -> dict[str, np.ndarray]:
-        """One inference call. Raises UnavailableError / DeadlineError, never tritonclient types."""
+                    timeout_s: float | None = None, version: str = "") -> dict[str, np.ndarray]:
+        """One inference call (`version` "" = the newest Triton serves). Raises UnavailableError / DeadlineError,
+        never tritonclient types."""
         wire_inputs = []
         for name, array in inputs.items():
             array = np.ascontiguousarray(array)
@@ -58,7 +49,8 @@ class TritonClient:
         wire_outputs = [tc.InferRequestedOutput(n) for n in outputs]
         timeout = self.timeout_s if timeout_s is None else timeout_s
         try:
-            result = await self._client.infer(model, wire_inputs, outputs=wire_outputs, client_timeout=timeout)
+            result = await self._client.infer(model, wire_inputs, model_version=version, outputs=wire_outputs,
+                                              client_timeout=timeout)
         except InferenceServerException as exc:
             status = (exc.status() or "").upper()
             if "DEADLINE" in status:

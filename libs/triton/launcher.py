@@ -65,6 +65,8 @@ class TritonServer:
     """A tritonserver child process bound to 127.0.0.1.
 
     `config_name` selects `<model>/configs/<name>.pbtxt` (e.g. "cpu"); empty = config.pbtxt.
+    Model control is explicit: once up it loads `versions` (model -> version; default: the current bundle's,
+    libs/bundles.py), and `tools.rollout` moves it between bundles (libs/triton/repository.py).
     """
 
     model_repository: Path = DEFAULT_MODEL_REPOSITORY
@@ -75,6 +77,7 @@ class TritonServer:
     exit_timeout_s: int = 5
     log_path: Path | None = None
     extra_args: list[str] = field(default_factory=list)
+    versions: dict[str, str] | None = None
     process: subprocess.Popen | None = None
 
     @property
@@ -95,6 +98,7 @@ class TritonServer:
             f"--metrics-port={self.metrics_port}",
             f"--exit-timeout-secs={self.exit_timeout_s}",
             "--strict-readiness=true",
+            "--model-control-mode=explicit",
             "--log-verbose=0",
         ]
         if self.config_name:
@@ -118,6 +122,7 @@ class TritonServer:
                                         start_new_session=True)
         try:
             self.wait_ready(timeout_s)
+            self.load_bundle(timeout_s)
         except BaseException:
             self.stop()
             raise
@@ -139,6 +144,15 @@ class TritonServer:
         finally:
             client.close()
         raise TimeoutError(f"tritonserver not ready after {timeout_s:.0f}s; see {self.log_path}")
+
+    def load_bundle(self, timeout_s: float) -> None:
+        from libs.bundles import load_bundle  # noqa: PLC0415
+        from libs.config import artifacts_dir  # noqa: PLC0415
+        from libs.triton.repository import load_versions  # noqa: PLC0415
+
+        versions = self.versions or load_bundle(artifacts_dir()).versions
+        load_versions(self.grpc_url, {m: [v] for m, v in versions.items()}, self.model_repository, self.config_name,
+                      timeout_s)
 
     def stop(self) -> None:
         """SIGTERM the server's process group, then SIGKILL if it overstays its exit timeout."""

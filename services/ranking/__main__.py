@@ -6,28 +6,33 @@ import asyncio
 from shop.ranking.v1 import ranking_service_pb2 as pb
 from shop.ranking.v1 import ranking_service_pb2_grpc as pb_grpc
 
+from libs.bundle_serving import BundleSwitch, PinnedTriton
 from libs.config import ServiceSettings
+from libs.model_io import TEXT_ENCODER
+from libs.rankers import names as ranker_names
 from libs.server import Registration, serve
-from libs.serving import load_serving_state
+from libs.serving import ServingState
 from libs.triton.client import TritonClient
 from libs.triton.text import encoder
-from libs.triton.versions import VersionCache
 from libs.ranking import RankingCore
 from services.ranking.servicer import RankingServicer
 
 
 async def main() -> None:
     settings = ServiceSettings()
-    state = load_serving_state(settings.artifacts_dir)
     triton = TritonClient(settings.triton_url, settings.triton_timeout_s)
+    servicer = RankingServicer(None, settings.triton_timeout_s)  # core: installed by the bundle switch below
 
-    core = RankingCore(state.store, state.dataset.items["title"], state.fusion, triton.infer, encoder(triton),
-                       VersionCache(triton))
-    servicer = RankingServicer(core, settings.triton_timeout_s)
+    def build(state: ServingState, pinned: PinnedTriton) -> RankingCore:
+        return RankingCore(state.store, state.dataset.items["title"], state.fusion, pinned.infer, encoder(pinned),
+                           pinned.version, bundle_id=state.bundle.id)
+
+    switch = BundleSwitch(settings.artifacts_dir, triton, (*ranker_names(), TEXT_ENCODER), build,
+                          lambda core: setattr(servicer, "core", core))
     await serve("ranking", settings, settings.addresses.ranking,
                 Registration(lambda s: pb_grpc.add_RankingServiceServicer_to_server(servicer, s),
                              [pb.DESCRIPTOR.services_by_name["RankingService"].full_name]),
-                on_stop=triton.close)
+                on_stop=triton.close, background=switch.run)
 
 
 if __name__ == "__main__":

@@ -8,11 +8,13 @@ import numpy as np
 from shop.retrieval.v1 import retrieval_service_pb2 as pb
 from shop.retrieval.v1 import retrieval_service_pb2_grpc as pb_grpc
 
+from libs.bundle_serving import BundleSwitch, PinnedTriton
 from libs.config import ServiceSettings
 from libs.domain import UserEvent
 from libs.history import user_context
+from libs.model_io import TEXT_ENCODER
 from libs.server import Registration, serve
-from libs.serving import load_serving_state
+from libs.serving import ServingState
 from libs.triton.client import TritonClient
 from libs.triton.text import encoder
 from libs.retrieval import RetrievalCore
@@ -21,25 +23,28 @@ from services.retrieval.servicer import RetrievalServicer
 
 async def main() -> None:
     settings = ServiceSettings()
-    state = load_serving_state(settings.artifacts_dir)
-    dataset, store = state.dataset, state.store
     triton = TritonClient(settings.triton_url, settings.triton_timeout_s)
+    servicer = RetrievalServicer(None)  # core: installed by the bundle switch below
 
-    encode = encoder(triton)
+    def build(state: ServingState, pinned: PinnedTriton) -> RetrievalCore:
+        dataset, store = state.dataset, state.store
+        encode = encoder(pinned)
 
-    async def encode_query(query: str) -> np.ndarray:
-        return (await encode([query]))[0]
+        async def encode_query(query: str) -> np.ndarray:
+            return (await encode([query]))[0]
 
-    def history(user_id: str, recent: Sequence[UserEvent]):  # noqa: ANN202
-        return user_context(store, user_id, recent)
+        def history(user_id: str, recent: Sequence[UserEvent]):  # noqa: ANN202
+            return user_context(store, user_id, recent)
 
-    core = RetrievalCore(dataset.items["product_id"], dataset.items["title"], state.item_emb, store.pop[:, 1],
-                         store.copurchase, history, encode_query)
-    servicer = RetrievalServicer(core)
+        return RetrievalCore(dataset.items["product_id"], dataset.items["title"], state.item_emb, store.pop[:, 1],
+                             store.copurchase, history, encode_query)
+
+    switch = BundleSwitch(settings.artifacts_dir, triton, (TEXT_ENCODER,), build,
+                          lambda core: setattr(servicer, "core", core))
     await serve("retrieval", settings, settings.addresses.retrieval,
                 Registration(lambda s: pb_grpc.add_RetrievalServiceServicer_to_server(servicer, s),
                              [pb.DESCRIPTOR.services_by_name["RetrievalService"].full_name]),
-                on_stop=triton.close)
+                on_stop=triton.close, background=switch.run)
 
 
 if __name__ == "__main__":

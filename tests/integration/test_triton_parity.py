@@ -114,7 +114,8 @@ def served(tmp_path_factory):
         parity[name] = export_model(module, specs()[name], batches, repo, tolerance=TOLERANCE)
         assert (repo / name / "1" / "model.py").read_text() == (REPO_ROOT / "triton_models" / name / "1" /
                                                                 "model.py").read_text()
-    server = TritonServer(model_repository=repo, config_name="cpu", log_path=repo / "triton.log")
+    server = TritonServer(model_repository=repo, config_name="cpu", log_path=repo / "triton.log",
+                          versions={name: "1" for name in specs()})  # what was exported above, whatever bundle is served
     server.start()
     client = grpcclient.InferenceServerClient(server.grpc_url)
     try:

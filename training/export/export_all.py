@@ -59,20 +59,28 @@ def ranker_batches(name: str, store: FeatureStore, query_emb: np.ndarray, n_user
 
 
 def export_all(encoder: torch.nn.Module, rankers: dict[str, torch.nn.Module], store: FeatureStore, titles: list[str],
-               repository: Path, out_dir: Path) -> dict:
+               repository: Path, out_dir: Path, version: int = 1, encoder_from: int | None = None) -> dict:
+    """Export every model as Triton `version`. `encoder_from`: the text encoder's weights did not change since that
+    version (a retrain), so its files are linked instead of exported again."""
     with torch.no_grad():
         q = tokenize(["heart holder"])
         query_emb = encoder(torch.from_numpy(q["input_ids"]), torch.from_numpy(q["attention_mask"]))[0].numpy()
-    plan = [(TEXT_ENCODER_SPEC, encoder, text_batches(titles), TEXT_PARITY_TOLERANCE, TEXT_TRT_TOLERANCE)]
+    plan = [] if encoder_from else [(TEXT_ENCODER_SPEC, encoder, text_batches(titles), TEXT_PARITY_TOLERANCE,
+                                      TEXT_TRT_TOLERANCE)]
     plan += [(ranker(n).spec, m, ranker_batches(n, store, query_emb), ranker(n).parity_tolerance,
               ranker(n).trt_tolerance) for n, m in rankers.items()]
     trt_ok, trt_reason = tensorrt_status()
     results: dict = {"tensorrt": {"available": trt_ok, "reason": trt_reason}}
+    if encoder_from:
+        from training.bundles import link_model_version  # noqa: PLC0415
+
+        link_model_version(repository, TEXT_ENCODER_SPEC.name, encoder_from, version)
+        results[TEXT_ENCODER_SPEC.name] = {"linked_from_version": encoder_from}
     for spec, module, batches, tolerance, trt_tolerance in plan:
         name = spec.name
-        report = export_model(serving_form(module), spec, batches, repository, tolerance=tolerance,
+        report = export_model(serving_form(module), spec, batches, repository, version, tolerance=tolerance,
                               reference=module.eval())
-        onnx_path = Path(repository) / name / "1" / "model.onnx"
+        onnx_path = Path(repository) / name / str(version) / "model.onnx"
         entry = {"onnx_parity": report.as_dict(), "tensorrt_offline": offline_report(onnx_path, spec, batches)}
         if trt_ok:
             try:

@@ -55,11 +55,12 @@ def new_model(name: str, n_items: int, item_emb: np.ndarray, cfg: TrainConfig) -
 
 
 def train_ranker(name: str, examples: list[Example], n_items: int, item_emb: np.ndarray, cfg: TrainConfig,
-                 queries: QueryBank | None = None, progress: bool = True, desc: str | None = None
-                 ) -> tuple[torch.nn.Module, dict]:
+                 queries: QueryBank | None = None, progress: bool = True, desc: str | None = None,
+                 init: torch.nn.Module | None = None) -> tuple[torch.nn.Module, dict]:
+    """Train a fresh ranker, or continue training `init` (warm start: `make retrain`)."""
     torch.set_num_threads(cfg.threads)
     rng = seed_everything(cfg.seed)
-    model = new_model(name, n_items, item_emb, cfg)
+    model = new_model(name, n_items, item_emb, cfg) if init is None else init
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     spec = ranker(name).spec
     steps = cfg.epochs * ((len(examples) + cfg.batch_size - 1) // cfg.batch_size)
@@ -97,9 +98,11 @@ def train_ranker(name: str, examples: list[Example], n_items: int, item_emb: np.
 
 @torch.no_grad()
 def score_catalogue(name: str, model: torch.nn.Module, store: FeatureStore, user_ids, chunk: int = 16,
-                    progress: bool = False) -> np.ndarray:
+                    progress: bool = False, context=None) -> np.ndarray:  # noqa: ANN001
     """[len(user_ids), n_items]: the ranker's scores on each user's candidate pool (libs.features.candidate_pool);
-    items outside the pool rank below every pool item, by popularity (full-ranking protocol, two-stage model)."""
+    items outside the pool rank below every pool item, by popularity (full-ranking protocol, two-stage model).
+    `context(user_id)`: the user's history as served (e.g. with recorded events, libs.history); default: the
+    store's."""
     model.eval()
     spec = ranker(name).spec
     n = store.n_items
@@ -110,7 +113,7 @@ def score_catalogue(name: str, model: torch.nn.Module, store: FeatureStore, user
     for start in range(0, len(user_ids), chunk):
         rows, pools = [], []
         for u in user_ids[start:start + chunk]:
-            ctx = store.user_context(str(u))
+            ctx = context(str(u)) if context is not None else store.user_context(str(u))
             pools.append(candidate_pool(store, ctx))
             rows.append((ctx, pools[-1]))
         width = max(len(p) for p in pools)

@@ -11,6 +11,8 @@ Steps:
    serving (the rankers read newer history, popularity and neighbours at request time, so no retraining).
 3. export text_encoder, transformer_ranker, gnn_ranker to triton_models/<name>/1/model.onnx, each after an
    ONNX-vs-PyTorch parity check on real batches; then a TensorRT engine where TensorRT and a GPU exist.
+4. make that bundle 1 (training.bundles.adopt: artifacts/bundles/<id>/, CURRENT points at it); `make retrain`
+   (training.retrain) builds the next ones from recorded events.
 """
 from __future__ import annotations
 
@@ -158,6 +160,10 @@ def run(out_dir: Path, repository: Path, n_windows: int, epochs: int, progress: 
         store = store_for(ds.purchases, ds.guest_sales, item_emb, test.window_end, ds.items["product_id"])
         report["export"] = export_all(encoder, models, store, titles, repository, out_dir)
         timings["export"] = time.perf_counter() - t
+        from training.bundles import adopt  # noqa: PLC0415
+
+        (out_dir / "train_report.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
+        report["bundle"] = adopt(out_dir.parent, out_dir, {"dataset": ds.version}).id
     timings["total"] = time.perf_counter() - t0
     report["timings_s"] = {k: round(v, 1) for k, v in timings.items()}
     (out_dir / "train_report.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
@@ -180,6 +186,15 @@ def missing_artifacts(out_dir: Path, repository: Path) -> list[str]:
     for name in ranker_names():
         if not list((Path(out_dir) / "checkpoints").glob(f"{name}-*.pt")):
             missing.append(f"{out_dir}/checkpoints/{name}-*.pt")
+    # The services serve the current bundle (artifacts/bundles, next to out_dir): it and its Triton versions.
+    from libs.bundles import BundleError, load_bundle  # noqa: PLC0415
+
+    try:
+        bundle = load_bundle(Path(out_dir).parent)
+        missing += [str(p) for name, v in bundle.versions.items()
+                    if not (p := Path(repository) / name / v / "model.onnx").is_file()]
+    except BundleError as exc:
+        missing.append(str(exc))
     return missing
 
 

@@ -11,9 +11,9 @@ DOCKERFILES = sorted(lint.DOCKER_DIR.glob("*.Dockerfile"))
 SERVICES = ("gateway", "retrieval", "ranking", "explanation")
 
 
-def test_one_dockerfile_per_service_and_triton() -> None:
+def test_one_dockerfile_per_service_triton_and_trainer() -> None:
     names = {p.name.removesuffix(".Dockerfile") for p in DOCKERFILES}
-    assert names == {*SERVICES, "triton"}
+    assert names == {*SERVICES, "triton", "trainer"}
     for p in DOCKERFILES:  # BuildKit's per-Dockerfile context filter keeps the venv, data and git out
         assert p.with_name(p.name + ".dockerignore").is_file()
 

@@ -105,3 +105,31 @@ def test_onnx_config_uses_ort_backend() -> None:
         assert cfg.backend == "onnxruntime" and cfg.default_model_filename == "model.onnx"
         assert "onnx_file" not in cfg.parameters
         assert all(g.kind == model_config_pb2.ModelInstanceGroup.KIND_CPU for g in cfg.instance_group)
+
+
+def test_state_lives_in_postgresql_and_the_shared_bundles_volume(rendered: dict[str, Path]) -> None:
+    """Events: PostgreSQL (DSN from a Secret), no emptyDir; bundles: one RWX volume written by the retrain CronJob,
+    polled by Triton, read by the inner services; the dev overlay adds its own PostgreSQL."""
+    dev = v.render("dev")
+    assert v.validate(dev, "dev") == []
+    for path in (rendered["cpu"], rendered["gpu"], dev):
+        docs = _docs(path)
+        gateway = _deployment(docs, "gateway")["spec"]["template"]["spec"]
+        env = {e["name"]: e for e in gateway["containers"][0]["env"]}
+        assert "SHOP_EVENTS_DB" not in env
+        assert env["SHOP_EVENTS_DSN"]["valueFrom"]["secretKeyRef"]["name"].startswith("shop-events-db")
+        assert not any("emptyDir" in vol and vol["name"] == "events" for vol in gateway["volumes"])
+        for name in ("retrieval", "ranking", "explanation", "triton"):
+            pod = _deployment(docs, name)["spec"]["template"]["spec"]
+            claims = {vol["persistentVolumeClaim"]["claimName"] for vol in pod["volumes"]
+                      if "persistentVolumeClaim" in vol}
+            assert claims == {"shop-bundles"}, name
+        triton = _deployment(docs, "triton")["spec"]["template"]["spec"]["containers"][0]
+        assert "--model-control-mode=poll" in triton["args"]
+        cron = next(d for d in docs if d["kind"] == "CronJob" and d["metadata"]["name"] == "retrain")
+        assert cron["spec"]["concurrencyPolicy"] == "Forbid"
+        job = cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]
+        assert "tools.rollout --poll" in " ".join(job["command"])
+    kinds = {(d["kind"], d["metadata"]["name"]) for d in _docs(dev)}
+    assert {("StatefulSet", "postgres"), ("Service", "postgres")} <= kinds
+    assert not any(k == "StatefulSet" for k, _ in {(d["kind"], d["metadata"]["name"]) for d in _docs(rendered["cpu"])})

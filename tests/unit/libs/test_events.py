@@ -11,7 +11,7 @@ import pytest
 
 from libs.domain import EventKind, RecordedEvent, UserEvent
 from libs.errors import UnavailableError
-from libs.events import EventConflictError, EventStore, SqliteEventStore, open_event_store
+from libs.events import EventConflictError, EventStore, SqliteEventStore, open_configured_store, open_event_store
 from libs.events import migrations
 from libs.events.postgres import PostgresEventStore
 from libs.events.retention import prune_periodically
@@ -74,6 +74,13 @@ def test_read_purchases_lists_every_purchase_oldest_first(store):
     store.append([_event("b", ts=20.5, quantity=3), _event("a", user="1", ts=10.25),
                   _event("c", kind=EventKind.CLICK)])
     assert store.read_purchases() == [("1", "85123A", 10.25, 1, "fused"), ("17850", "85123A", 20.5, 3, "fused")]
+
+
+def test_read_attributed_lists_events_with_a_token_oldest_first(store):
+    untracked = RecordedEvent("d", "17850", UserEvent("85123A", EventKind.CLICK, 1.0, 1), "", "")
+    store.append([_event("b", ts=20.0, kind=EventKind.CLICK), _event("a", ts=10.0, kind=EventKind.IMPRESSION),
+                  untracked])
+    assert store.read_attributed() == [("tok", "fused", "IMPRESSION", "85123A"), ("tok", "fused", "CLICK", "85123A")]
 
 
 def test_same_id_from_two_replicas_is_stored_once(open_store):
@@ -234,4 +241,21 @@ async def test_retention_prunes_at_start_and_zero_days_keeps_everything(tmp_path
             break
     task.cancel()
     assert [p[2] > 10.0 for p in store.read_purchases()] == [True]
+    store.close()
+
+
+def test_offline_readers_open_the_store_the_gateway_writes(tmp_path, pg_dsn, monkeypatch):
+    """Retraining and the A/B readout read what the gateway wrote: SHOP_EVENTS_DSN first, else the SQLite file."""
+    monkeypatch.delenv("SHOP_EVENTS_DSN", raising=False)
+    monkeypatch.delenv("SHOP_EVENTS_DB", raising=False)
+    store, where = open_configured_store(tmp_path)
+    assert isinstance(store, SqliteEventStore) and where == f"sqlite {tmp_path / 'events' / 'events.sqlite3'}"
+    store.close()
+    writer = open_event_store(pg_dsn, tmp_path / "unused.sqlite3")
+    writer.append([_event("a", ts=1.0)])
+    writer.close()
+    monkeypatch.setenv("SHOP_EVENTS_DSN", pg_dsn)
+    store, where = open_configured_store(tmp_path)
+    assert where == "postgresql" and pg_dsn.split("@")[0] not in where  # no credentials in what gets printed
+    assert store.read_purchases() == [("17850", "85123A", 1.0, 1, "fused")]
     store.close()

@@ -73,3 +73,11 @@ def test_mmr_zero_weight_is_relevance_order_and_weight_spreads_near_duplicates()
     vecs = np.array([[1, 0], [1, 0], [0, 1]], dtype=np.float32)
     assert mmr_order(rel, vecs, 0.0, 3).tolist() == [0, 1, 2]
     assert mmr_order(rel, vecs, 0.7, 2).tolist() == [0, 2]
+
+
+async def test_responses_name_the_bundle_the_versions_came_from():
+    core = RankingCore(fakes.store(), fakes.TITLES, fakes.FUSION, fakes.FakeRankers().infer, fakes.encode, _versions,
+                       bundle_id="b0002-20261201T120000Z")
+    ranked = await core.rank("1", "", fakes.PRODUCTS, 3, "fused", 0.0, [], 1.0)
+    assert {(v.name, v.version) for v in ranked.versions} == {
+        (GNN_RANKER, "1"), (TRANSFORMER_RANKER, "1"), ("bundle", "b0002-20261201T120000Z")}
