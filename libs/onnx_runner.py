@@ -11,11 +11,11 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from libs.config import REPO_ROOT
+from libs.config import REPOSITORY
 
 
 class OnnxModels:
-    def __init__(self, repository: Path = REPO_ROOT / "triton_models", version: str = "1", threads: int = 1) -> None:
+    def __init__(self, repository: Path = REPOSITORY, version: str = "1", threads: int = 1) -> None:
         self.repository = repository
         self.version = version
         self.threads = threads

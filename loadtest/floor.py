@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from libs import domain as d
+from libs.bundles import load_bundle
 from libs.config import REPOSITORY, artifacts_dir
 from libs.errors import DeadlineError, InvalidArgumentError, UnavailableError
 from libs.events.sqlite import SqliteEventStore
@@ -93,15 +94,17 @@ class InProcessShop:
 
     def __init__(self, artifacts: Path | None = None, repository: Path = REPOSITORY, deadline_s: float = 2.0,
                  threads: int = 1) -> None:
-        state = load_serving_state(artifacts or artifacts_dir())
-        models = OnnxModels(repository, threads=threads)
+        artifacts = artifacts or artifacts_dir()
+        bundle = load_bundle(artifacts)  # what the services serve: the current bundle's side files and versions
+        state = load_serving_state(artifacts, bundle)
+        models = OnnxModels(repository, version=str(bundle.number), threads=threads)
         encode = encoder(models)
 
         async def encode_query(query: str) -> np.ndarray:
             return (await encode([query]))[0]
 
         async def version(model: str) -> str:
-            return models.version
+            return bundle.versions.get(model, models.version)
 
         titles = state.dataset.items["title"]
         self.times = StageTimes()
