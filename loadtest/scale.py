@@ -37,6 +37,7 @@ from libs.rankers import names as ranker_names
 
 CANDIDATES = 200
 SEED = 0
+EF_SWEEP = (64, 128, 256, 512)  # HNSW efSearch; 64 is what retrieval serves
 
 
 def synthetic_catalogue(titles: list[str], emb: np.ndarray, factor: int, seed: int = SEED
@@ -135,22 +136,28 @@ def bench_retrieval(titles: list[str], emb: np.ndarray, queries: list[str], quer
     build_s = time.perf_counter() - t
     exact = faiss.IndexFlatIP(emb.shape[1])
     exact.add(dense.vectors)
-    recalls, lat = [], []
-    for q in query_emb:
-        t = time.perf_counter()
-        got = [i for i, _ in dense.search(q, 10)]
-        lat.append(time.perf_counter() - t)
-        _, want = exact.search(q.reshape(1, -1).astype(np.float32) / np.linalg.norm(q), 10)
-        recalls.append(len(set(got) & set(want[0].tolist())) / 10)
+    q = (query_emb / np.linalg.norm(query_emb, axis=1, keepdims=True)).astype(np.float32)
+    _, want = exact.search(q, 10)
+    sweep = {}
+    for ef in EF_SWEEP:  # the served setting first; the others show what more recall costs
+        dense.index.hnsw.efSearch = ef
+        recalls, lat = [], []
+        for row, v in enumerate(q):
+            t = time.perf_counter()
+            got = [i for i, _ in dense.search(v, 10)]
+            lat.append(time.perf_counter() - t)
+            recalls.append(len(set(got) & set(want[row].tolist())) / 10)
+        sweep[ef] = {"p50_ms": float(np.median(lat)) * 1000, "recall@10": float(np.mean(recalls))}
     t = time.perf_counter()
     lexical = LexicalIndex(titles)
     bm25_build_s = time.perf_counter() - t
     bm25_lat = []
-    for q in queries:
+    for text in queries:
         t = time.perf_counter()
-        lexical.search(q, 200)
+        lexical.search(text, 200)
         bm25_lat.append(time.perf_counter() - t)
-    return {"dense_p50_ms": float(np.median(lat)) * 1000, "dense_recall@10": float(np.mean(recalls)),
+    served = sweep[EF_SWEEP[0]]
+    return {"dense_p50_ms": served["p50_ms"], "dense_recall@10": served["recall@10"], "ef_sweep": sweep,
             "dense_build_s": build_s, "dense_index_mb": (dense.vectors.nbytes + dense.index.ntotal * 32 * 2 * 4) / 2**20,
             "bm25_p50_ms": float(np.median(bm25_lat)) * 1000, "bm25_build_s": bm25_build_s}
 
@@ -214,6 +221,13 @@ def markdown(report: dict) -> str:
                   + " | ".join(f"{v['torch_training_form_ms']:.1f}" for v in rk.values())
                   + f" | {rt['dense_p50_ms']:.3f} | {rt['dense_recall@10']:.3f} | {rt['dense_index_mb']:.0f} "
                   f"| {rt['bm25_p50_ms']:.2f} | {sum(v['onnx_mb'] for v in rk.values()):.1f} | {r['rss_mb']:.0f} |")
+    md += ["", "HNSW efSearch sweep (recall@10 vs exact / p50 ms), served setting first:", "",
+           "| products | " + " | ".join(f"ef {ef}" for ef in EF_SWEEP) + " |", "|---:|" + "---:|" * len(EF_SWEEP)]
+    for r in report["rows"]:
+        sw = r["retrieval"]["ef_sweep"]
+        cells = [sw.get(ef) or sw[str(ef)] for ef in EF_SWEEP]  # int keys in memory, str after a JSON round trip
+        md.append(f"| {r['products']} | " + " | ".join(f"{c['recall@10']:.3f} / {c['p50_ms']:.2f}" for c in cells)
+                  + " |")
     md += ["", "| target | value | goal | met |", "|---|---:|---|---|"]
     md += [f"| {k} | {v['value']:.3f} | {v['target']} | {'yes' if v['ok'] else 'NO'} |"
            for k, v in report["targets"].items()]
