@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable
 
 import grpc
 from google.protobuf import any_pb2, duration_pb2
+from google.protobuf.message import DecodeError
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from prometheus_client import Counter, Histogram
 
@@ -36,9 +37,17 @@ REASON_DEADLINE = "DEADLINE_EXCEEDED"
 REASON_UNAUTHENTICATED = "UNAUTHENTICATED"
 REASON_INTERNAL = "INTERNAL"
 
+# gRPC's default limit on response headers+trailers is 16 KiB (8 KiB in some proxies); a status that overflows it
+# reaches the caller as a bare INTERNAL. So a BadRequest names at most this many violations, each cut short, and
+# says how many it left out (in its last violation and in ErrorInfo.metadata["omitted_violations"]).
+MAX_VIOLATIONS = 20
+MAX_DETAIL_CHARS = 160
+MAX_MESSAGE_CHARS = 1024
+
 
 def _status(code: grpc.StatusCode, message: str, reason: str, metadata: dict[str, str], *details: object
             ) -> tuple[grpc.StatusCode, str, tuple]:
+    message = message if len(message) <= MAX_MESSAGE_CHARS else message[:MAX_MESSAGE_CHARS - 1] + "…"
     status = status_pb2.Status(code=getattr(code_pb2, code.name), message=message)
     # ErrorInfo last: callers that read details[0] as the BadRequest or RetryInfo keep working.
     for d in (*details, error_details_pb2.ErrorInfo(reason=reason, domain=ERROR_DOMAIN, metadata=metadata)):
@@ -55,12 +64,17 @@ def to_status(exc: BaseException, service: str = "") -> tuple[grpc.StatusCode, s
     """
     meta = {"service": service} if service else {}
     if isinstance(exc, errors.InvalidArgumentError):
+        shown = [errors.FieldViolation(_cut(v.field), _cut(v.description)) for v in exc.violations[:MAX_VIOLATIONS]]
+        omitted = len(exc.violations) - len(shown)
+        message = str(errors.InvalidArgumentError(shown))
+        if omitted:
+            shown.append(errors.FieldViolation("", f"{omitted} more violations left out"))
+            message += f" (and {omitted} more)"
+            meta["omitted_violations"] = str(omitted)
         bad = error_details_pb2.BadRequest(field_violations=[
-            error_details_pb2.BadRequest.FieldViolation(field=v.field, description=v.description)
-            for v in exc.violations
-        ])
-        meta["fields"] = ",".join(dict.fromkeys(v.field for v in exc.violations))
-        return _status(grpc.StatusCode.INVALID_ARGUMENT, str(exc), REASON_INVALID_ARGUMENT, meta, bad)
+            error_details_pb2.BadRequest.FieldViolation(field=v.field, description=v.description) for v in shown])
+        meta["fields"] = ",".join(dict.fromkeys(v.field for v in shown if v.field))
+        return _status(grpc.StatusCode.INVALID_ARGUMENT, message, REASON_INVALID_ARGUMENT, meta, bad)
     if isinstance(exc, errors.NotFoundError):
         return _status(grpc.StatusCode.NOT_FOUND, str(exc), REASON_NOT_FOUND, meta)
     if isinstance(exc, errors.UnavailableError):
@@ -73,9 +87,25 @@ def to_status(exc: BaseException, service: str = "") -> tuple[grpc.StatusCode, s
     return _status(grpc.StatusCode.INTERNAL, "internal error", REASON_INTERNAL, meta)
 
 
+def _cut(text: str) -> str:
+    return text if len(text) <= MAX_DETAIL_CHARS else text[:MAX_DETAIL_CHARS - 1] + "…"
+
+
+def _parse(handler: grpc.RpcMethodHandler, raw: bytes) -> object:
+    """The request message, parsed here rather than by gRPC: a message gRPC cannot parse (a string field that is not
+    UTF-8, nesting past protobuf's limit, truncated bytes) would otherwise end as UNKNOWN without a field named."""
+    if handler.request_deserializer is None:
+        return raw
+    try:
+        return handler.request_deserializer(raw)
+    except DecodeError as exc:
+        raise errors.invalid("request", "is not a valid message of this method (string fields must be UTF-8, "
+                                        "nesting at most 100 deep)") from exc
+
+
 def _wrap(handler: grpc.RpcMethodHandler, fn: Callable) -> grpc.RpcMethodHandler:
-    return grpc.unary_unary_rpc_method_handler(
-        fn, request_deserializer=handler.request_deserializer, response_serializer=handler.response_serializer)
+    # No deserializer: `fn` receives the raw bytes and parses them with `_parse`.
+    return grpc.unary_unary_rpc_method_handler(fn, response_serializer=handler.response_serializer)
 
 
 class ObservabilityInterceptor(grpc.aio.ServerInterceptor):
@@ -91,11 +121,11 @@ class ObservabilityInterceptor(grpc.aio.ServerInterceptor):
         inner = handler.unary_unary
         method = details.method.rsplit("/", 1)[-1]
 
-        async def observed(request: object, context: grpc.aio.ServicerContext) -> object:
+        async def observed(raw: bytes, context: grpc.aio.ServicerContext) -> object:
             start = time.perf_counter()
             code = grpc.StatusCode.OK
             try:
-                return await inner(request, context)
+                return await inner(_parse(handler, raw), context)
             except errors.DomainError as exc:
                 code, message, trailers = to_status(exc, self.service)
                 await context.abort(code, message, trailing_metadata=trailers)

@@ -2,11 +2,14 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sized
 
 from libs.errors import invalid
 
 USER_ID_RE = re.compile(r"^[0-9]{1,16}$")
 MAX_QUERY_CHARS = 512
+# Inner RPCs carry the gateway's recent events of one user (it sends at most 200).
+MAX_RECENT_EVENTS = 500
 
 
 def user_id(value: str, field: str = "user_id", required: bool = False) -> str:
@@ -40,3 +43,9 @@ def page_size(value: int, default: int, maximum: int, field: str = "page_size") 
     if value == 0:
         return default
     return min(value, maximum)
+
+
+def at_most(values: Sized, maximum: int, field: str) -> None:
+    """A repeated field's length bound: INVALID_ARGUMENT beyond it, before any element is read."""
+    if len(values) > maximum:
+        raise invalid(field, f"at most {maximum} elements (got {len(values)})")

@@ -4,7 +4,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from shop.explanation.v1 import explanation_service_pb2 as xpb
 from shop.gateway.v1 import gateway_service_pb2 as gpb
 from shop.gateway.v1 import gateway_service_pb2_grpc as gpb_grpc
@@ -18,7 +18,7 @@ from libs.events import EventStore
 from libs.server import Registration, serve
 from services.gateway.clients import ExplanationClient, RankingClient, RetrievalClient
 from services.gateway.core import GatewayCore
-from services.gateway.experiments import Variants
+from services.gateway.experiments import AttributionTokens, Variants
 from services.gateway.servicer import GatewayServicer
 
 
@@ -31,6 +31,9 @@ class GatewaySettings(ServiceSettings):
     default_deadline_s: float = Field(2.0, validation_alias="SHOP_DEFAULT_DEADLINE_S")
     # MMR diversity weight passed to ranking (0 = off).
     diversity: float = Field(0.0, validation_alias="SHOP_DIVERSITY")
+    # HMAC key of attribution tokens (>= 16 bytes). Unset = a random key of this process: tokens then stop
+    # verifying after a restart and across replicas, so production mounts one from a Secret.
+    token_key: SecretStr | None = Field(None, validation_alias="SHOP_TOKEN_KEY")
 
 
 def _full_name(module: object, service: str) -> str:
@@ -49,7 +52,9 @@ async def main() -> None:
         open_channel(addrs.explanation, [_full_name(xpb, "ExplanationService")], sec),
     ]
     core = GatewayCore(RetrievalClient(channels[0]), RankingClient(channels[1], settings.diversity),
-                       ExplanationClient(channels[2]), events, Variants.parse(settings.variants), known.__contains__)
+                       ExplanationClient(channels[2]), events, Variants.parse(settings.variants), known.__contains__,
+                       AttributionTokens(settings.token_key.get_secret_value().encode()) if settings.token_key
+                       else AttributionTokens.ephemeral())
     servicer = GatewayServicer(core, settings.default_deadline_s)
 
     async def close() -> None:

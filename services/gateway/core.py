@@ -13,7 +13,7 @@ from libs import domain as d
 from libs import validation
 from libs.errors import DeadlineError, FieldViolation, InvalidArgumentError, UnavailableError, invalid
 from libs.events import EventStore
-from services.gateway.experiments import Variants, new_attribution_token, variant_of_token
+from services.gateway.experiments import AttributionTokens, Variants
 
 log = logging.getLogger(__name__)
 
@@ -84,13 +84,15 @@ def query_relevant(candidates: list[d.Candidate], page_size: int) -> list[d.Cand
 
 class GatewayCore:
     def __init__(self, retrieval: Retrieval, ranking: Ranking, explainer: Explainer, events: EventStore,
-                 variants: Variants, known_product: Callable[[str], bool]) -> None:
+                 variants: Variants, known_product: Callable[[str], bool],
+                 tokens: AttributionTokens | None = None) -> None:
         self.retrieval = retrieval
         self.ranking = ranking
         self.explainer = explainer
         self.events = events
         self.variants = variants
         self.known_product = known_product
+        self.tokens = tokens or AttributionTokens.ephemeral()
 
     async def search(self, query: str, user_id: str, page_size: int, explain: bool, budget: Budget) -> Page:
         # Retrieval does not need the user's fresh events, so read them concurrently.
@@ -138,7 +140,7 @@ class GatewayCore:
             except (UnavailableError, DeadlineError) as exc:
                 log.warning("explanation degraded: %s", exc)
                 degradations.append(d.Degradation(d.Stage.EXPLANATION, str(exc)))
-        return Page(items, new_attribution_token(variant), degradations, versions, variant)
+        return Page(items, self.tokens.issue(variant), degradations, versions, variant)
 
     async def record_events(self, events: Sequence[tuple[str, str, str, d.UserEvent | None]]) -> tuple[int, int]:
         """events: (event_id, user_id, attribution_token, event or None when its type is unknown)."""
@@ -161,7 +163,7 @@ class GatewayCore:
                 violations.append(FieldViolation(f"{at}.quantity", "must not be negative"))
             try:
                 validation.user_id(user_id, f"{at}.user_id", required=True)
-                variant = variant_of_token(token, f"{at}.attribution_token")
+                variant = self.tokens.variant_of(token, f"{at}.attribution_token")
             except InvalidArgumentError as exc:
                 violations += exc.violations
                 continue

@@ -33,6 +33,7 @@ class RetrievalServicer(pb_grpc.RetrievalServiceServicer):
     async def RetrieveUserCandidates(self, request: pb.RetrieveUserCandidatesRequest,
                                      context: grpc.aio.ServicerContext) -> pb.RetrieveUserCandidatesResponse:
         user_id = validation.user_id(request.user_id, required=True)
+        validation.at_most(request.recent_events, validation.MAX_RECENT_EVENTS, "recent_events")
         recent = convert.user_events_from_pb(request.recent_events)
         items, degradations = await self.core.user_candidates(user_id, recent, _page_size(request))
         return pb.RetrieveUserCandidatesResponse(candidates=[convert.candidate_to_pb(c) for c in items],

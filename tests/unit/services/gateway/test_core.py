@@ -8,7 +8,7 @@ from libs import domain as d
 from libs.errors import DeadlineError, InvalidArgumentError, UnavailableError
 from libs.events import EventStore
 from services.gateway.core import Budget, GatewayCore, StageResult
-from services.gateway.experiments import Variants, new_attribution_token
+from services.gateway.experiments import Variants
 
 
 def _cands(n: int, unmatched: int = 0) -> list[d.Candidate]:
@@ -106,7 +106,7 @@ async def test_exhausted_deadline_is_deadline_exceeded(store):
 async def test_recorded_purchase_reaches_the_next_recommend(store):
     retrieval = FakeRetrieval()
     core = _core(store, retrieval=retrieval)
-    token = new_attribution_token("fused")
+    token = core.tokens.issue("fused")
     event = d.UserEvent("P7", d.EventKind.PURCHASE, 123.0, 2)
     assert await core.record_events([("e1", "17850", token, event)]) == (1, 0)
     assert await core.record_events([("e1", "17850", token, event), ("e1", "17850", token, event)]) == (0, 2)
