@@ -58,7 +58,10 @@ class TritonClient:
         wire_outputs = [tc.InferRequestedOutput(n) for n in outputs]
         timeout = self.timeout_s if timeout_s is None else timeout_s
         try:
-            result = await self._client.infer(model, wire_inputs, outputs=wire_outputs, client_timeout=timeout)
+            # `timeout` (microseconds) is what Triton's queue policy reads: a request still queued when it runs out
+            # is rejected instead of run for a caller that has gone (configs: training/export/triton_configs.py).
+            result = await self._client.infer(model, wire_inputs, outputs=wire_outputs, client_timeout=timeout,
+                                              timeout=max(int(timeout * 1e6), 1))
         except InferenceServerException as exc:
             status = (exc.status() or "").upper()
             if "DEADLINE" in status:

@@ -118,6 +118,9 @@ class GatewayCore:
         degradations = list(retrieved.degradations)
         versions: list[d.ModelVersion] = []
         candidates: list[d.Candidate] = retrieved.items
+        if not candidates:
+            # Nothing matched (or only the lexical half ran): an empty page is the answer, not a ranking error.
+            return Page([], self.tokens.issue(variant), degradations, versions, variant)
         try:
             ranked = await self.ranking.rank(user_id, query, candidates, page_size, variant, recent,
                                              budget.share(0.6 if explain else 0.95))

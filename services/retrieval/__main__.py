@@ -4,7 +4,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 
-import numpy as np
 from shop.retrieval.v1 import retrieval_service_pb2 as pb
 from shop.retrieval.v1 import retrieval_service_pb2_grpc as pb_grpc
 
@@ -25,17 +24,12 @@ async def main() -> None:
     dataset, store = state.dataset, state.store
     triton = TritonClient(settings.triton_url, settings.triton_timeout_s)
 
-    encode = encoder(triton)
-
-    async def encode_query(query: str) -> np.ndarray:
-        return (await encode([query]))[0]
-
     def history(user_id: str, recent: Sequence[UserEvent]):  # noqa: ANN202
         return user_context(store, user_id, recent)
 
     core = RetrievalCore(dataset.items["product_id"], dataset.items["title"], state.item_emb, store.pop[:, 1],
-                         dataset.copurchase, history, encode_query)
-    servicer = RetrievalServicer(core)
+                         dataset.copurchase, history, encoder(triton))
+    servicer = RetrievalServicer(core, settings.triton_timeout_s)
     await serve("retrieval", settings, settings.addresses.retrieval,
                 Registration(lambda s: pb_grpc.add_RetrievalServiceServicer_to_server(servicer, s),
                              [pb.DESCRIPTOR.services_by_name["RetrievalService"].full_name]),
