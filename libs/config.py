@@ -65,6 +65,8 @@ class ServiceSettings(BaseSettings):
     metrics_host: str = "127.0.0.1"
     # Triton gRPC endpoint.
     triton_url: str = "127.0.0.1:8001"
+    # RPCs one process handles at once (health and reflection exempt); more get RESOURCE_EXHAUSTED at once.
+    max_in_flight: int = Field(32, ge=1)
     # Per-call timeout for Triton inference, seconds.
     triton_timeout_s: float = 2.0
     # Where prepared data and trained models live.

@@ -36,6 +36,7 @@ REASON_UNAVAILABLE = "DEPENDENCY_UNAVAILABLE"
 REASON_DEADLINE = "DEADLINE_EXCEEDED"
 REASON_UNAUTHENTICATED = "UNAUTHENTICATED"
 REASON_INTERNAL = "INTERNAL"
+REASON_OVERLOADED = "OVERLOADED"
 
 # gRPC's default limit on response headers+trailers is 16 KiB (8 KiB in some proxies); a status that overflows it
 # reaches the caller as a bare INTERNAL. So a BadRequest names at most this many violations, each cut short, and
@@ -165,3 +166,38 @@ class BearerAuthInterceptor(grpc.aio.ServerInterceptor):
             await context.abort(*self.denial)
 
         return grpc.unary_unary_rpc_method_handler(deny)
+
+
+class AdmissionInterceptor(grpc.aio.ServerInterceptor):
+    """At most `limit` RPCs in flight (health and reflection exempt); past it, RESOURCE_EXHAUSTED at once.
+
+    Without it an overloaded service queues every call and answers all of them late (p99 past any deadline); with
+    it the admitted calls keep their latency and the rest learn within microseconds to back off or go elsewhere.
+    Not retried by our channels' retry policy (only UNAVAILABLE is), so overload is not multiplied.
+    """
+
+    def __init__(self, limit: int, retry_after_s: float = 0.25) -> None:
+        self.limit = limit
+        self.in_flight = 0
+        retry = error_details_pb2.RetryInfo(retry_delay=duration_pb2.Duration(nanos=int(retry_after_s * 1e9)))
+        self.overloaded = _status(grpc.StatusCode.RESOURCE_EXHAUSTED, f"overloaded: {limit} calls in flight",
+                                  REASON_OVERLOADED, {}, retry)
+
+    async def intercept_service(self, continuation: Callable[..., Awaitable], details: grpc.HandlerCallDetails):
+        handler = await continuation(details)
+        if handler is None or handler.unary_unary is None or details.method.startswith(OPEN_PREFIXES):
+            return handler
+        inner = handler.unary_unary
+
+        async def admitted(request: object, context: grpc.aio.ServicerContext) -> object:
+            # One event loop per server: this check-and-increment cannot interleave.
+            if self.in_flight >= self.limit:
+                await context.abort(*self.overloaded)
+            self.in_flight += 1
+            try:
+                return await inner(request, context)
+            finally:
+                self.in_flight -= 1
+
+        return grpc.unary_unary_rpc_method_handler(admitted, request_deserializer=handler.request_deserializer,
+                                                   response_serializer=handler.response_serializer)

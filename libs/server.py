@@ -15,7 +15,7 @@ from prometheus_client import start_http_server
 
 from libs import logs
 from libs.config import ServiceSettings
-from libs.interceptors import BearerAuthInterceptor, ObservabilityInterceptor
+from libs.interceptors import AdmissionInterceptor, BearerAuthInterceptor, ObservabilityInterceptor
 from libs.security import server_credentials
 
 log = logging.getLogger(__name__)
@@ -35,6 +35,7 @@ async def build_server(name: str, settings: ServiceSettings, listen_addr: str, r
     if settings.security.auth_token:
         interceptors.append(BearerAuthInterceptor(settings.security.auth_token))
     interceptors.append(ObservabilityInterceptor(name))
+    interceptors.append(AdmissionInterceptor(settings.max_in_flight))  # inside: rejections are counted and logged
     server = grpc.aio.server(interceptors=interceptors, options=[
         ("grpc.max_receive_message_length", 4 * 1024 * 1024),
         ("grpc.so_reuseport", 0),
