@@ -13,7 +13,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from prometheus_client import start_http_server
 
-from libs import logs
+from libs import logs, readiness
 from libs.config import ServiceSettings
 from libs.interceptors import AdmissionInterceptor, BearerAuthInterceptor, ObservabilityInterceptor
 from libs.security import server_credentials
@@ -57,16 +57,26 @@ async def build_server(name: str, settings: ServiceSettings, listen_addr: str, r
     return server, health_servicer, port
 
 
+async def _always_ready() -> bool:
+    return True
+
+
 async def serve(name: str, settings: ServiceSettings, listen_addr: str, registration: Registration,
-                on_stop: Callable[[], Awaitable[None]] | None = None) -> None:
-    """Run until SIGTERM/SIGINT, then drain in-flight RPCs for `shutdown_grace_s`."""
+                on_stop: Callable[[], Awaitable[None]] | None = None, ready: readiness.Check | None = None) -> None:
+    """Run until SIGTERM/SIGINT, then drain in-flight RPCs for `shutdown_grace_s`.
+
+    `ready`: what the service needs to answer (libs.readiness); health follows it. None = ready once listening.
+    """
     logs.configure(settings.log_level, name)
     server, health_servicer, port = await build_server(name, settings, listen_addr, registration)
     if settings.metrics_port >= 0:
         start_http_server(settings.metrics_port, addr=settings.metrics_host)
+    names = ["", *registration.service_names]
+    for svc in names:
+        await health_servicer.set(svc, health_pb2.HealthCheckResponse.NOT_SERVING)
     await server.start()
-    for svc in ["", *registration.service_names]:
-        await health_servicer.set(svc, health_pb2.HealthCheckResponse.SERVING)
+    await health_servicer.set(readiness.LIVENESS, health_pb2.HealthCheckResponse.SERVING)
+    watcher = asyncio.create_task(readiness.watch(health_servicer, names, ready or _always_ready))
     host = listen_addr.rsplit(":", 1)[0]
     log.info("serving", extra=logs.fields(addr=f"{host}:{port}", tls=server_credentials(settings.security) is not None))
 
@@ -77,6 +87,7 @@ async def serve(name: str, settings: ServiceSettings, listen_addr: str, registra
     await stop.wait()
     log.info("shutting down", extra=logs.fields(grace_s=settings.shutdown_grace_s))
     # Fail readiness first so load balancers stop sending, then drain.
+    watcher.cancel()
     await health_servicer.enter_graceful_shutdown()
     await server.stop(settings.shutdown_grace_s)
     if on_stop is not None:

@@ -15,6 +15,7 @@ from libs.catalog.store import load_dataset
 from libs.channels import open_channel
 from libs.config import ServiceSettings
 from libs.events import EventStore
+from libs.readiness import Dependencies, grpc_health_check
 from libs.server import Registration, serve
 from services.gateway.clients import ExplanationClient, RankingClient, RetrievalClient
 from services.gateway.core import GatewayCore
@@ -64,7 +65,10 @@ async def main() -> None:
 
     await serve("gateway", settings, addrs.gateway,
                 Registration(lambda s: gpb_grpc.add_GatewayServiceServicer_to_server(servicer, s),
-                             [_full_name(gpb, "GatewayService")]), on_stop=close)
+                             [_full_name(gpb, "GatewayService")]), on_stop=close,
+                # Retrieval is needed for any answer; ranking and explanation only make it better (degradations).
+                ready=Dependencies({name: grpc_health_check(ch) for name, ch in
+                                    zip(("retrieval", "ranking", "explanation"), channels)}, required=["retrieval"]))
 
 
 if __name__ == "__main__":

@@ -7,6 +7,8 @@ from shop.ranking.v1 import ranking_service_pb2 as pb
 from shop.ranking.v1 import ranking_service_pb2_grpc as pb_grpc
 
 from libs.config import ServiceSettings
+from libs.rankers import names as ranker_names
+from libs.readiness import models_ready
 from libs.server import Registration, serve
 from libs.serving import load_serving_state
 from libs.triton.client import TritonClient
@@ -27,7 +29,7 @@ async def main() -> None:
     await serve("ranking", settings, settings.addresses.ranking,
                 Registration(lambda s: pb_grpc.add_RankingServiceServicer_to_server(servicer, s),
                              [pb.DESCRIPTOR.services_by_name["RankingService"].full_name]),
-                on_stop=triton.close)
+                on_stop=triton.close, ready=models_ready(triton.is_model_ready, ranker_names()))
 
 
 if __name__ == "__main__":

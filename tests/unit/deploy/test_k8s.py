@@ -105,3 +105,13 @@ def test_onnx_config_uses_ort_backend() -> None:
         assert cfg.backend == "onnxruntime" and cfg.default_model_filename == "model.onnx"
         assert "onnx_file" not in cfg.parameters
         assert all(g.kind == model_config_pb2.ModelInstanceGroup.KIND_CPU for g in cfg.instance_group)
+
+
+@pytest.mark.parametrize("name", ["gateway", "retrieval", "ranking", "explanation"])
+def test_probes_read_readiness_and_liveness_from_grpc_health(rendered: dict[str, Path], name: str) -> None:
+    from libs.readiness import LIVENESS
+
+    container = _deployment(_docs(rendered["cpu"]), name)["spec"]["template"]["spec"]["containers"][0]
+    assert container["readinessProbe"]["grpc"].get("service", "") == ""
+    assert container["livenessProbe"]["grpc"]["service"] == LIVENESS
+    assert container["startupProbe"]["grpc"]["service"] == LIVENESS
