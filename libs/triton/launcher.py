@@ -101,6 +101,16 @@ class TritonServer:
         return args + self.extra_args
 
     def start(self, timeout_s: float = 180.0) -> "TritonServer":
+        self.launch()
+        try:
+            self.wait_ready(timeout_s)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def launch(self) -> subprocess.Popen:
+        """Start the process without waiting for readiness (a supervisor restarting it keeps the same ports)."""
         self.grpc_port = self.grpc_port or free_port()
         self.http_port = self.http_port or free_port()
         self.metrics_port = self.metrics_port or free_port()
@@ -115,12 +125,7 @@ class TritonServer:
         log.info("starting tritonserver grpc=%s repository=%s", self.grpc_url, self.model_repository)
         self.process = subprocess.Popen(self.command(backend_dir), env=env, stdout=out, stderr=subprocess.STDOUT,
                                         start_new_session=True)
-        try:
-            self.wait_ready(timeout_s)
-        except BaseException:
-            self.stop()
-            raise
-        return self
+        return self.process
 
     def wait_ready(self, timeout_s: float) -> None:
         deadline = time.monotonic() + timeout_s
@@ -140,15 +145,21 @@ class TritonServer:
         raise TimeoutError(f"tritonserver not ready after {timeout_s:.0f}s; see {self.log_path}")
 
     def stop(self) -> None:
-        """SIGTERM the server's process group, then SIGKILL if it overstays its exit timeout."""
-        if self.process is None or self.process.poll() is not None:
+        """SIGTERM the server's process group, SIGKILL if it overstays its exit timeout; then SIGKILL whatever is
+        left in the group (Python-backend stubs outlive a server that was killed rather than stopped)."""
+        if self.process is None:
             return
-        os.killpg(self.process.pid, signal.SIGTERM)
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=self.exit_timeout_s + 10)
+            except subprocess.TimeoutExpired:
+                pass
         try:
-            self.process.wait(timeout=self.exit_timeout_s + 10)
-        except subprocess.TimeoutExpired:
             os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
+        except ProcessLookupError:
+            pass
+        self.process.wait()
 
     def __enter__(self) -> "TritonServer":
         return self.start()
