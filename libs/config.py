@@ -66,7 +66,7 @@ class ServiceSettings(BaseSettings):
     # Triton gRPC endpoint.
     triton_url: str = "127.0.0.1:8001"
     # RPCs one process handles at once (health and reflection exempt); more get RESOURCE_EXHAUSTED at once.
-    max_in_flight: int = Field(32, ge=1)
+    max_in_flight: int = Field(16, ge=1)
     # Per-call timeout for Triton inference, seconds.
     triton_timeout_s: float = 2.0
     # Where prepared data and trained models live.

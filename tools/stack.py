@@ -174,8 +174,6 @@ class Stack:
                 self.pending[name] = now + delay
                 self.restarts.append((name, proc.returncode, delay))
                 log.warning("%s exited with code %s; restarting in %.0f s", name, proc.returncode, delay)
-                print(f"{name} exited with code {proc.returncode}; restarting in {delay:.0f} s", file=sys.stderr,
-                      flush=True)
             for name, at in list(self.pending.items()):
                 if at > now:
                     continue
@@ -186,7 +184,7 @@ class Stack:
                     self.start_service(name)
                 self.started_at[name] = time.monotonic()
                 started.append(name)
-                print(f"{name} restarted", file=sys.stderr, flush=True)
+                log.warning("%s restarted (pid %d)", name, self._children()[name].pid)
         return started
 
     def supervise(self, until: threading.Event, interval_s: float = 0.5) -> None:

@@ -50,11 +50,11 @@ def test_grpcurl_calls_search_with_json(stack):
 def test_triton_serves_every_model(stack):
     import tritonclient.grpc as tc
 
-    from libs.model_io import SPECS
+    from libs.rankers import specs
 
     client = tc.InferenceServerClient(stack.triton.grpc_url)
     try:
-        for model in SPECS:
+        for model in specs():
             assert client.is_model_ready(model), model
     finally:
         client.close()
