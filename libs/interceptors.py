@@ -23,8 +23,9 @@ RPC_LATENCY = Histogram(
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
 )
 
-# Probes and tooling must work without a token.
-OPEN_PREFIXES = ("/grpc.health.v1.", "/grpc.reflection.")
+# Probes and tooling must work without a token (reflection only where SHOP_OPEN_REFLECTION allows it).
+HEALTH_PREFIX = "/grpc.health.v1."
+OPEN_PREFIXES = (HEALTH_PREFIX, "/grpc.reflection.")
 
 
 # google.rpc.ErrorInfo on every error status: `reason` is the stable, machine-readable cause callers may branch on
@@ -151,13 +152,14 @@ class ObservabilityInterceptor(grpc.aio.ServerInterceptor):
 class BearerAuthInterceptor(grpc.aio.ServerInterceptor):
     """Rejects calls without `authorization: Bearer <token>` (constant-time compare)."""
 
-    def __init__(self, token: str) -> None:
+    def __init__(self, token: str, open_prefixes: tuple[str, ...] = OPEN_PREFIXES) -> None:
         self.expected = f"Bearer {token}".encode()
+        self.open_prefixes = open_prefixes
         self.denial = _status(grpc.StatusCode.UNAUTHENTICATED, "missing or invalid bearer token",
                               REASON_UNAUTHENTICATED, {})
 
     async def intercept_service(self, continuation: Callable[..., Awaitable], details: grpc.HandlerCallDetails):
-        if details.method.startswith(OPEN_PREFIXES):
+        if details.method.startswith(self.open_prefixes):
             return await continuation(details)
         supplied = dict(details.invocation_metadata or ()).get("authorization", "")
         if hmac.compare_digest(str(supplied).encode(), self.expected):

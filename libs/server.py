@@ -15,7 +15,13 @@ from prometheus_client import start_http_server
 
 from libs import logs, readiness
 from libs.config import ServiceSettings
-from libs.interceptors import AdmissionInterceptor, BearerAuthInterceptor, ObservabilityInterceptor
+from libs.interceptors import (
+    HEALTH_PREFIX,
+    OPEN_PREFIXES,
+    AdmissionInterceptor,
+    BearerAuthInterceptor,
+    ObservabilityInterceptor,
+)
 from libs.security import server_credentials
 
 log = logging.getLogger(__name__)
@@ -33,7 +39,8 @@ async def build_server(name: str, settings: ServiceSettings, listen_addr: str, r
                        ) -> tuple[grpc.aio.Server, health.aio.HealthServicer, int]:
     interceptors: list[grpc.aio.ServerInterceptor] = []
     if settings.security.auth_token:
-        interceptors.append(BearerAuthInterceptor(settings.security.auth_token))
+        open_prefixes = OPEN_PREFIXES if settings.security.open_reflection else (HEALTH_PREFIX,)
+        interceptors.append(BearerAuthInterceptor(settings.security.auth_token, open_prefixes))
     interceptors.append(ObservabilityInterceptor(name))
     interceptors.append(AdmissionInterceptor(settings.max_in_flight))  # inside: rejections are counted and logged
     server = grpc.aio.server(interceptors=interceptors, options=[
@@ -57,6 +64,17 @@ async def build_server(name: str, settings: ServiceSettings, listen_addr: str, r
     return server, health_servicer, port
 
 
+def health_server(health_servicer: health.aio.HealthServicer, addr: str) -> tuple[grpc.aio.Server, int]:
+    """A plaintext listener with nothing but grpc.health.v1 (the same statuses as the main port), for kubelet's gRPC
+    probes, which cannot speak TLS. Health reveals no data, so it needs neither TLS nor the token."""
+    server = grpc.aio.server()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    port = server.add_insecure_port(addr)
+    if port == 0:
+        raise RuntimeError(f"could not bind {addr}")
+    return server, port
+
+
 async def _always_ready() -> bool:
     return True
 
@@ -67,14 +85,17 @@ async def serve(name: str, settings: ServiceSettings, listen_addr: str, registra
 
     `ready`: what the service needs to answer (libs.readiness); health follows it. None = ready once listening.
     """
-    logs.configure(settings.log_level, name)
+    logs.configure(settings.log_level, name, settings.log_key.get_secret_value().encode() if settings.log_key else None)
     server, health_servicer, port = await build_server(name, settings, listen_addr, registration)
+    probes = health_server(health_servicer, settings.health_addr)[0] if settings.health_addr else None
     if settings.metrics_port >= 0:
         start_http_server(settings.metrics_port, addr=settings.metrics_host)
     names = ["", *registration.service_names]
     for svc in names:
         await health_servicer.set(svc, health_pb2.HealthCheckResponse.NOT_SERVING)
     await server.start()
+    if probes is not None:
+        await probes.start()
     await health_servicer.set(readiness.LIVENESS, health_pb2.HealthCheckResponse.SERVING)
     watcher = asyncio.create_task(readiness.watch(health_servicer, names, ready or _always_ready))
     host = listen_addr.rsplit(":", 1)[0]
@@ -90,6 +111,8 @@ async def serve(name: str, settings: ServiceSettings, listen_addr: str, registra
     watcher.cancel()
     await health_servicer.enter_graceful_shutdown()
     await server.stop(settings.shutdown_grace_s)
+    if probes is not None:
+        await probes.stop(None)
     if on_stop is not None:
         await on_stop()
     log.info("stopped")
