@@ -8,8 +8,8 @@ from libs.errors import invalid
 
 USER_ID_RE = re.compile(r"^[0-9]{1,16}$")
 MAX_QUERY_CHARS = 512
-# Inner RPCs carry the gateway's recent events of one user (it sends at most 200).
-MAX_RECENT_EVENTS = 500
+# Inner RPCs carry the gateway's recent events of one user: at most 200 (libs/events.py reads no more), as the protos say.
+MAX_RECENT_EVENTS = 200
 
 
 def user_id(value: str, field: str = "user_id", required: bool = False) -> str:
