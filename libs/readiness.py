@@ -23,6 +23,7 @@ LIVENESS = "liveness"
 # Poll period and per-check timeout: a dependency's recovery is seen within 2 s (the issue's bound).
 INTERVAL_S = 0.5
 CHECK_TIMEOUT_S = 1.0
+DOWN_AFTER = 2
 
 Check = Callable[[], Awaitable[bool]]
 
@@ -68,15 +69,22 @@ class Dependencies:
 
 
 async def watch(health_servicer: health.aio.HealthServicer, names: Sequence[str], ready: Check,
-                interval_s: float = INTERVAL_S) -> None:
-    """Set `names` SERVING / NOT_SERVING from `ready()` every `interval_s`, logging each change; runs until cancelled."""
+                interval_s: float = INTERVAL_S, down_after: int = DOWN_AFTER) -> None:
+    """Set `names` SERVING / NOT_SERVING from `ready()` every `interval_s`, logging each change; runs until cancelled.
+
+    SERVING as soon as a check passes; NOT_SERVING once `down_after` checks in a row failed, so one health check
+    that timed out on a busy machine does not flap readiness (seen while a neighbour process was loading)."""
     serving: bool | None = None
+    failures = 0
     while True:
         try:
             ok = bool(await asyncio.wait_for(ready(), CHECK_TIMEOUT_S))
         except Exception as exc:  # noqa: BLE001 - a check that fails or hangs means "not ready", never a dead loop
             log.debug("readiness check failed: %r", exc)
             ok = False
+        failures = 0 if ok else failures + 1
+        if not ok and serving and failures < down_after:
+            ok = True
         if ok != serving:
             status = health_pb2.HealthCheckResponse.SERVING if ok else health_pb2.HealthCheckResponse.NOT_SERVING
             for name in names:

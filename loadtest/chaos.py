@@ -6,7 +6,8 @@
 
 Phases, each with its targets (printed with the figure measured; exit 1 when one misses):
 - fuzz: requests generated from the proto descriptors with hostile values (loadtest/fuzz.py) over every public
-  method: 0 INTERNAL, 0 UNKNOWN, 0 UNAVAILABLE; health SERVING afterwards; every user touched still gets OK.
+  method: 0 INTERNAL, 0 UNKNOWN, 0 UNAVAILABLE; health SERVING afterwards; every user touched still gets OK. Then a
+  tenth as many straight at each inner service's methods, same targets.
 - triton: kill -9 Triton under a closed loop of Search/Recommend with explanations; the supervisor restarts it.
   Every answer OK or OK-flagged-degraded; first clean answer <= 5 s after Triton is ready again; ranking and
   explanation readiness went NOT_SERVING and back (<= 2 s after Triton was ready); no process of the killed
@@ -37,7 +38,10 @@ from pathlib import Path
 import grpc
 from google.protobuf import message_factory
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from shop.explanation.v1 import explanation_service_pb2 as xpb
 from shop.gateway.v1 import gateway_service_pb2 as gpb
+from shop.ranking.v1 import ranking_service_pb2 as kpb
+from shop.retrieval.v1 import retrieval_service_pb2 as rpb
 
 from libs.config import REPO_ROOT, REPORTS_DIR
 from loadtest.driver import request_messages
@@ -77,10 +81,18 @@ class Sample:
 
 
 # ------------------------------------------------------------------------------------------------------ fuzz
-async def fuzz(addr: str, n: int, concurrency: int = 8, seed: int = 12, skip: frozenset[str] = PENDING_FIELDS
-               ) -> tuple[list[Figure], dict]:
+INNER = {"retrieval": rpb.DESCRIPTOR.services_by_name["RetrievalService"],
+         "ranking": kpb.DESCRIPTOR.services_by_name["RankingService"],
+         "explanation": xpb.DESCRIPTOR.services_by_name["ExplanationService"]}
+
+
+async def fuzz(addr: str, n: int, service=GATEWAY, concurrency: int = 8, seed: int = 12,  # noqa: ANN001
+               skip: frozenset[str] = PENDING_FIELDS) -> tuple[list[Figure], dict]:
+    """`n` hostile requests over every method of `service` (a ServiceDescriptor) at `addr`; for the gateway, then
+    a Recommend for each well-formed user id the requests touched."""
     rng = random.Random(seed)
-    methods = list(GATEWAY.methods)
+    methods = list(service.methods)
+    label = service.name
     codes: Counter = Counter()
     bad_examples: list[dict] = []
     users: set[str] = set()
@@ -89,7 +101,7 @@ async def fuzz(addr: str, n: int, concurrency: int = 8, seed: int = 12, skip: fr
         method = rng.choice(methods)
         queue.put_nowait((method, hostile_request(method.input_type, rng, skip)))
     async with grpc.aio.insecure_channel(addr, options=[("grpc.max_send_message_length", 8 << 20)]) as channel:
-        calls = {m.name: channel.unary_unary(f"/{GATEWAY.full_name}/{m.name}") for m in methods}
+        calls = {m.name: channel.unary_unary(f"/{service.full_name}/{m.name}") for m in methods}
 
         async def worker() -> None:
             while not queue.empty():
@@ -106,21 +118,22 @@ async def fuzz(addr: str, n: int, concurrency: int = 8, seed: int = 12, skip: fr
 
         await asyncio.gather(*(worker() for _ in range(concurrency)))
         health = await health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=5)
-        touched = sorted(u for u in users if u.isdigit() and len(u) <= 16)[:100]
+        touched = sorted(u for u in users if u.isdigit() and len(u) <= 16)[:100] if service is GATEWAY else []
         after: Counter = Counter()
-        recommend = calls["Recommend"]
         for user in touched:
             try:
-                await recommend(gpb.RecommendRequest(user_id=user, page_size=5).SerializeToString(), timeout=10)
+                await calls["Recommend"](gpb.RecommendRequest(user_id=user, page_size=5).SerializeToString(),
+                                         timeout=10)
                 after["OK"] += 1
             except grpc.aio.AioRpcError as exc:
                 after[exc.code().name] += 1
-    figures = [Figure(f"fuzz: {code} of {n} hostile requests", codes[code], "0", codes[code] == 0)
+    figures = [Figure(f"fuzz {label}: {code} of {n} hostile requests", codes[code], "0", codes[code] == 0)
                for code in FORBIDDEN]
-    figures.append(Figure("fuzz: gateway health afterwards", health_pb2.HealthCheckResponse.ServingStatus.Name(
+    figures.append(Figure(f"fuzz {label}: health afterwards", health_pb2.HealthCheckResponse.ServingStatus.Name(
         health.status), "SERVING", health.status == SERVING))
-    figures.append(Figure("fuzz: users touched answered OK afterwards", f"{after['OK']}/{len(touched)}",
-                          "all", after["OK"] == len(touched) > 0))
+    if service is GATEWAY:
+        figures.append(Figure("fuzz: users touched answered OK afterwards", f"{after['OK']}/{len(touched)}",
+                              "all", after["OK"] == len(touched) > 0))
     return figures, {"codes": dict(codes), "forbidden_examples": bad_examples, "after": dict(after),
                      "skipped_fields": sorted(skip)}
 
@@ -428,6 +441,9 @@ async def run(stack: Stack, phases: Sequence[str], fuzz_n: int, soak_s: float, s
     if "fuzz" in phases:
         f, details["fuzz"] = await fuzz(stack.addresses["gateway"], fuzz_n, skip=skip)
         figures += f
+        for name, service in INNER.items():  # inner RPCs validate at their edge too (a tenth as many each)
+            f, details[f"fuzz_{name}"] = await fuzz(stack.addresses[name], max(fuzz_n // 10, 100), service)
+            figures += f
     if "triton" in phases:
         f, details["triton"] = await triton_kill(stack)
         figures += f

@@ -1,6 +1,6 @@
-"""The fast subset of `make chaos` (loadtest/chaos.py): 1,000 hostile requests, then Triton killed with SIGKILL
-under load and restarted by the supervisor. The full suite (10,000 requests, inner-service kills, overload, soak)
-is `make chaos`."""
+"""The fast subset of `make chaos` (loadtest/chaos.py): 1,000 hostile requests (and 100 at each inner service),
+then Triton killed with SIGKILL under load and restarted by the supervisor. The full suite (10,000 requests,
+inner-service kills, overload, soak) is `make chaos`."""
 from __future__ import annotations
 
 import asyncio
@@ -28,6 +28,8 @@ def _assert_on_target(figures):
 
 def test_hostile_requests_never_end_internal_unknown_or_unavailable(supervised):
     figures, details = asyncio.run(chaos.fuzz(supervised.addresses["gateway"], 1000))
+    for name, service in chaos.INNER.items():
+        figures += asyncio.run(chaos.fuzz(supervised.addresses[name], 100, service))[0]
     _assert_on_target(figures)
     assert details["codes"].get("INVALID_ARGUMENT", 0) > 100 and details["codes"].get("OK", 0) > 10
 

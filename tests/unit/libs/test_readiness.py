@@ -85,3 +85,25 @@ async def test_grpc_health_check_reads_a_peer_and_treats_no_answer_as_not_ready(
             assert not await check()
     finally:
         await server.stop(None)
+
+
+async def test_one_missed_check_does_not_flap_readiness():
+    answers = [True, False, True, False, False]
+    calls = []
+    changes = []
+
+    class Recorder:
+        async def set(self, name, status):
+            changes.append((len(calls), status))
+
+    async def ready():
+        calls.append(None)
+        if len(calls) > len(answers):
+            await asyncio.Event().wait()  # hang: the test is over
+        return answers[len(calls) - 1]
+
+    task = asyncio.create_task(watch(Recorder(), [""], ready, interval_s=0.01, down_after=2))
+    await asyncio.sleep(0.5)
+    task.cancel()
+    # SERVING after the first check; the lone failure (check 2) changes nothing; two in a row (4, 5) do.
+    assert changes == [(1, SERVING), (5, NOT_SERVING)]
