@@ -1,6 +1,7 @@
 """Server interceptors: domain errors -> canonical status codes, metrics, access logs, bearer auth."""
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
 import time
@@ -142,7 +143,7 @@ class ObservabilityInterceptor(grpc.aio.ServerInterceptor):
                 elapsed = time.perf_counter() - start
                 RPC_COUNT.labels(self.service, method, code.name).inc()
                 RPC_LATENCY.labels(self.service, method).observe(elapsed)
-                # Shed calls are counted, not logged one by one: under overload that would be hundreds of lines a second.
+                # Shed calls are counted, not logged one by one: under overload, hundreds of lines a second.
                 if code not in (grpc.StatusCode.OK, grpc.StatusCode.RESOURCE_EXHAUSTED):
                     log.info("rpc failed", extra=fields(method=method, code=code.name, ms=round(elapsed * 1e3, 2)))
 
@@ -172,19 +173,41 @@ class BearerAuthInterceptor(grpc.aio.ServerInterceptor):
 
 
 class AdmissionInterceptor(grpc.aio.ServerInterceptor):
-    """At most `limit` RPCs in flight (health and reflection exempt); past it, RESOURCE_EXHAUSTED at once.
+    """At most `limit` RPCs in flight (health and reflection exempt), and at most `max_waiting` more waiting for a
+    slot, each for at most `max_wait_s` (and a quarter of its remaining deadline); anything else RESOURCE_EXHAUSTED.
 
     Without it an overloaded service queues every call and answers all of them late (p99 past any deadline); with
-    it the admitted calls keep their latency and the rest learn within microseconds to back off or go elsewhere.
-    Not retried by our channels' retry policy (only UNAVAILABLE is), so overload is not multiplied.
+    it the admitted calls keep their latency and the rest learn at once to back off or go elsewhere. The short,
+    bounded wait absorbs bursts (a stall of the machine) without becoming the unbounded queue again. Not retried by
+    our channels' retry policy (only UNAVAILABLE is), so overload is not multiplied.
     """
 
-    def __init__(self, limit: int, retry_after_s: float = 0.25) -> None:
-        self.limit = limit
-        self.in_flight = 0
+    def __init__(self, limit: int, max_waiting: int | None = None, max_wait_s: float = 0.5,
+                 retry_after_s: float = 0.25) -> None:
+        self.slots = asyncio.Semaphore(limit)
+        self.max_waiting = limit if max_waiting is None else max_waiting
+        self.max_wait_s = max_wait_s
+        self.waiting = 0
         retry = error_details_pb2.RetryInfo(retry_delay=duration_pb2.Duration(nanos=int(retry_after_s * 1e9)))
         self.overloaded = _status(grpc.StatusCode.RESOURCE_EXHAUSTED, f"overloaded: {limit} calls in flight",
                                   REASON_OVERLOADED, {}, retry)
+
+    async def _admit(self, context: grpc.aio.ServicerContext) -> bool:
+        if not self.slots.locked():
+            await self.slots.acquire()  # a free slot: does not wait
+            return True
+        remaining = context.time_remaining()
+        wait = self.max_wait_s if remaining is None else min(self.max_wait_s, remaining / 4)
+        if self.waiting >= self.max_waiting or wait <= 0:
+            return False
+        self.waiting += 1
+        try:
+            await asyncio.wait_for(self.slots.acquire(), wait)
+            return True
+        except asyncio.TimeoutError:
+            return False
+        finally:
+            self.waiting -= 1
 
     async def intercept_service(self, continuation: Callable[..., Awaitable], details: grpc.HandlerCallDetails):
         handler = await continuation(details)
@@ -193,14 +216,12 @@ class AdmissionInterceptor(grpc.aio.ServerInterceptor):
         inner = handler.unary_unary
 
         async def admitted(request: object, context: grpc.aio.ServicerContext) -> object:
-            # One event loop per server: this check-and-increment cannot interleave.
-            if self.in_flight >= self.limit:
+            if not await self._admit(context):
                 await context.abort(*self.overloaded)
-            self.in_flight += 1
             try:
                 return await inner(request, context)
             finally:
-                self.in_flight -= 1
+                self.slots.release()
 
         return grpc.unary_unary_rpc_method_handler(admitted, request_deserializer=handler.request_deserializer,
                                                    response_serializer=handler.response_serializer)

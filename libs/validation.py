@@ -8,7 +8,8 @@ from libs.errors import invalid
 
 USER_ID_RE = re.compile(r"^[0-9]{1,16}$")
 MAX_QUERY_CHARS = 512
-# Inner RPCs carry the gateway's recent events of one user: at most 200 (libs/events.py reads no more), as the protos say.
+# Inner RPCs carry one user's recent events from the gateway: at most 200 (libs/events.py reads no more), as
+# the protos say.
 MAX_RECENT_EVENTS = 200
 
 

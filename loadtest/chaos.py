@@ -163,9 +163,11 @@ class Loop:
                           from_server="grpc-status-details-bin" in trailers)
 
     def calls(self, channel: grpc.aio.Channel) -> dict:
-        return {rpc: channel.unary_unary(f"/{GATEWAY.full_name}/{rpc}", request_serializer=lambda m: m.SerializeToString(),
-                                         response_deserializer=message_factory.GetMessageClass(
-                                             GATEWAY.methods_by_name[rpc].output_type).FromString)
+        def response(rpc: str):  # noqa: ANN202
+            return message_factory.GetMessageClass(GATEWAY.methods_by_name[rpc].output_type).FromString
+
+        return {rpc: channel.unary_unary(f"/{GATEWAY.full_name}/{rpc}", response_deserializer=response(rpc),
+                                         request_serializer=lambda m: m.SerializeToString())
                 for rpc in ("Search", "Recommend")}
 
     async def closed(self) -> None:
@@ -380,7 +382,8 @@ async def overload(stack: Stack, peak_rps: float, factor: float = 10.0, duration
                "shed > 0", codes["RESOURCE_EXHAUSTED"] > 0),
         Figure("overload: shed answers' p50 / p99, ms", [round(x, 1) for x in percentiles_ms(shed, (50, 99))]
                if shed else None, f"p50 <= 50, p99 <= {DEADLINE_S * 1e3:.0f}",
-               bool(shed) and percentiles_ms(shed, (50,))[0] <= 50 and percentiles_ms(shed, (99,))[0] <= DEADLINE_S * 1e3),
+               bool(shed) and percentiles_ms(shed, (50,))[0] <= 50
+               and percentiles_ms(shed, (99,))[0] <= DEADLINE_S * 1e3),
         Figure("overload: other answers", other, "{}", not other),
         Figure("overload: every process alive, none restarted", alive, "True", alive),
     ]
@@ -482,7 +485,8 @@ def write_reports(figures: Sequence[Figure], details: dict, meta: dict, out: Pat
         "meta": meta, "passed": all(f.ok for f in figures),
         "figures": [{"name": f.name, "value": f.value, "target": f.target, "ok": f.ok} for f in figures],
         "details": details}, indent=1, default=str))
-    lines = ["# Fault suite (`make chaos`)", "", f"Command: `{meta['command']}`; {meta['when']}; {meta['machine']}.", "",
+    lines = ["# Fault suite (`make chaos`)", "",
+             f"Command: `{meta['command']}`; {meta['when']}; {meta['machine']}.", "",
              "| figure | measured | target | |", "|---|---|---|---|"]
     lines += [f"| {f.name} | {f.value} | {f.target} | {'pass' if f.ok else 'FAIL'} |" for f in figures]
     (out / "chaos.md").write_text("\n".join(lines) + "\n")

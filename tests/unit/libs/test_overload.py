@@ -42,7 +42,8 @@ async def _server(servicer, interceptors=()):
 
 async def test_past_the_limit_calls_are_resource_exhausted_at_once_and_health_still_answers():
     release = asyncio.Event()
-    server, addr = await _server(_Ranking(release), [ObservabilityInterceptor("ranking"), AdmissionInterceptor(2)])
+    server, addr = await _server(_Ranking(release), [ObservabilityInterceptor("ranking"),
+                                                     AdmissionInterceptor(2, max_waiting=0)])
     try:
         async with grpc.aio.insecure_channel(addr) as channel:
             stub = rgrpc.RankingServiceStub(channel)
@@ -61,6 +62,35 @@ async def test_past_the_limit_calls_are_resource_exhausted_at_once_and_health_st
             release.set()
             await asyncio.gather(*admitted)
             await stub.RankCandidates(rpb.RankCandidatesRequest(), timeout=10)  # capacity is given back
+    finally:
+        await server.stop(None)
+
+
+async def test_a_burst_waits_briefly_for_a_slot_and_the_queue_is_bounded():
+    release = asyncio.Event()
+    server, addr = await _server(_Ranking(release), [AdmissionInterceptor(1, max_waiting=1, max_wait_s=2.0)])
+    try:
+        async with grpc.aio.insecure_channel(addr) as channel:
+            stub = rgrpc.RankingServiceStub(channel)
+            first = asyncio.ensure_future(stub.RankCandidates(rpb.RankCandidatesRequest(), timeout=10))
+            await asyncio.sleep(0.2)
+            waiter = asyncio.ensure_future(stub.RankCandidates(rpb.RankCandidatesRequest(), timeout=10))
+            await asyncio.sleep(0.2)
+            with pytest.raises(grpc.aio.AioRpcError) as info:  # the one waiting place is taken
+                await stub.RankCandidates(rpb.RankCandidatesRequest(), timeout=10)
+            assert info.value.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
+            release.set()
+            await asyncio.gather(first, waiter)  # the waiter got the slot the first call gave back
+            release.clear()
+            held = asyncio.ensure_future(stub.RankCandidates(rpb.RankCandidatesRequest(), timeout=10))
+            await asyncio.sleep(0.2)
+            start = time.monotonic()
+            with pytest.raises(grpc.aio.AioRpcError) as info:  # waits at most a quarter of its deadline
+                await stub.RankCandidates(rpb.RankCandidatesRequest(), timeout=1.2)
+            assert info.value.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
+            assert 0.2 < time.monotonic() - start < 0.6
+            release.set()
+            await held
     finally:
         await server.stop(None)
 
