@@ -68,7 +68,8 @@ async def test_past_the_limit_calls_are_resource_exhausted_at_once_and_health_st
 
 async def test_a_burst_waits_briefly_for_a_slot_and_the_queue_is_bounded():
     release = asyncio.Event()
-    server, addr = await _server(_Ranking(release), [AdmissionInterceptor(1, max_waiting=1, max_wait_s=2.0)])
+    server, addr = await _server(_Ranking(release), [AdmissionInterceptor(1, max_waiting=1, max_wait_s=2.0,
+                                                                          calm_s=0.0)])
     try:
         async with grpc.aio.insecure_channel(addr) as channel:
             stub = rgrpc.RankingServiceStub(channel)
@@ -89,6 +90,27 @@ async def test_a_burst_waits_briefly_for_a_slot_and_the_queue_is_bounded():
                 await stub.RankCandidates(rpb.RankCandidatesRequest(), timeout=1.2)
             assert info.value.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
             assert 0.2 < time.monotonic() - start < 0.6
+            release.set()
+            await held
+    finally:
+        await server.stop(None)
+
+
+async def test_under_sustained_overload_nothing_waits():
+    release = asyncio.Event()
+    server, addr = await _server(_Ranking(release), [AdmissionInterceptor(1, max_waiting=1, max_wait_s=2.0,
+                                                                          calm_s=10.0)])
+    try:
+        async with grpc.aio.insecure_channel(addr) as channel:
+            stub = rgrpc.RankingServiceStub(channel)
+            held = asyncio.ensure_future(stub.RankCandidates(rpb.RankCandidatesRequest(), timeout=10))
+            await asyncio.sleep(0.2)
+            with pytest.raises(grpc.aio.AioRpcError):  # waits its 0.5 s (a quarter of 2 s), then is shed
+                await stub.RankCandidates(rpb.RankCandidatesRequest(), timeout=2)
+            start = time.monotonic()
+            with pytest.raises(grpc.aio.AioRpcError) as info:  # a call was just shed: no wait now
+                await stub.RankCandidates(rpb.RankCandidatesRequest(), timeout=2)
+            assert info.value.code() is grpc.StatusCode.RESOURCE_EXHAUSTED and time.monotonic() - start < 0.2
             release.set()
             await held
     finally:
