@@ -14,7 +14,7 @@ export OMP_WAIT_POLICY := PASSIVE
 PYTEST_ARGS ?=
 
 .PHONY: venv buf protos data models models-if-absent eval run test test-unit test-integration bazel bazel-test \
-        k8s-validate load bench bench-scale clean retrain rollout rollback ab-report loop-eval
+        k8s-validate load bench bench-scale chaos clean retrain rollout rollback ab-report loop-eval
 
 venv: $(VENV)/.stamp
 $(VENV)/.stamp: requirements.txt
@@ -98,6 +98,12 @@ k8s-validate: venv
 
 LOAD_ARGS ?=
 BENCH_ARGS ?=
+CHAOS_ARGS ?=
+# Fault suite (loadtest/chaos.py): hostile requests, Triton and inner-service kills, 10x overload; reports/chaos.*.
+# CHAOS_ARGS="--soak-s 600" adds the 10-minute soak.
+chaos: models-if-absent
+	$(PY) -m loadtest.chaos $(CHAOS_ARGS)
+
 load: models-if-absent
 	$(PY) -m loadtest.driver $(LOAD_ARGS)
 

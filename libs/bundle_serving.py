@@ -4,8 +4,9 @@
 - Every `interval_s` the watcher reads CURRENT. On a new id it loads that bundle's state (off the event loop),
   waits until Triton serves the bundle's versions, builds a new core and swaps it in with one assignment: a request
   runs on the core it started with, the next one on the new core.
-- Health: the services' names are NOT_SERVING while Triton does not serve the held bundle's versions, and the
-  name `bundle/<id>` is SERVING for the bundle held, so `tools.rollout` can see every service has switched.
+- Health: `ready()` is the service's readiness check (libs.readiness turns it into the services' health names):
+  false while Triton does not serve the held bundle's versions; the name `bundle/<id>` is SERVING for the bundle
+  held, so `tools.rollout` can see every service has switched.
 """
 from __future__ import annotations
 
@@ -86,9 +87,14 @@ class BundleSwitch:
         log.info("switched to bundle %s", bundle_id)
         return True
 
-    async def run(self, health_servicer: health.aio.HealthServicer, names: Sequence[str]) -> None:
-        """Follow CURRENT and keep health truthful, until cancelled."""
-        status, failed = None, None
+    async def ready(self) -> bool:
+        """Readiness (libs.readiness): Triton serves every model of the held bundle at the bundle's version."""
+        return await self.pinned.serves(self.models)
+
+    async def run(self, health_servicer: health.aio.HealthServicer, names: Sequence[str] = ()) -> None:
+        """Follow CURRENT until cancelled; `bundle/<id>` is SERVING for the bundle held. The service's readiness
+        names are libs.readiness's, fed by `ready` (so two loops never set the same name)."""
+        failed = None
         await health_servicer.set(bundle_health_name(self.bundle_id), SERVING)
         while True:
             wanted = current_id(self.artifacts_dir)
@@ -101,12 +107,4 @@ class BundleSwitch:
                 except Exception:  # noqa: BLE001 - a bad bundle must not stop the watcher: keep serving the old one
                     log.exception("cannot switch to bundle %s; still serving %s", wanted, old)
                     failed = wanted  # not again (bundles are written whole): the rollout times out and reverts
-            ok = SERVING if await self.pinned.serves(self.models) else NOT_SERVING
-            if ok != status:
-                if ok == NOT_SERVING:
-                    log.warning("Triton does not serve bundle %s (%s): NOT_SERVING", self.bundle_id,
-                                self.pinned.versions)
-                for name in names:
-                    await health_servicer.set(name, ok)
-                status = ok
             await asyncio.sleep(self.interval_s)

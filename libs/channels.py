@@ -11,10 +11,13 @@ from libs.security import channel_credentials
 
 
 def service_config(services: Sequence[str], max_attempts: int = 3) -> str:
-    """Retry policy for idempotent reads: transient UNAVAILABLE retried with exponential backoff."""
+    """Retry policy for idempotent reads: transient UNAVAILABLE retried with exponential backoff, within a budget."""
     return json.dumps({
         # Spread calls over every address the (headless) Service resolves to, not just the first.
         "loadBalancingConfig": [{"round_robin": {}}],
+        # Retry budget per target: each failure costs a token, each success gives 0.1 back, and retries stop while
+        # fewer than half of the 10 tokens are left. An outage then costs about one call per request, not 3.
+        "retryThrottling": {"maxTokens": 10, "tokenRatio": 0.1},
         "methodConfig": [{
             "name": [{"service": s} for s in services],
             "retryPolicy": {
@@ -34,6 +37,9 @@ CHANNEL_OPTIONS = [
     ("grpc.keepalive_permit_without_calls", 0),
     ("grpc.http2.max_pings_without_data", 0),
     ("grpc.enable_retries", 1),
+    # A restarted peer is found within a second (gRPC's default reconnect backoff grows to 120 s).
+    ("grpc.initial_reconnect_backoff_ms", 250),
+    ("grpc.max_reconnect_backoff_ms", 1000),
 ]
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -36,8 +36,10 @@ class SecuritySettings(BaseSettings):
     # Client certificate/key presented on outgoing channels (mTLS).
     tls_client_cert: Path | None = None
     tls_client_key: Path | None = None
-    # Bearer token required on incoming calls (health and reflection stay open for probes).
+    # Bearer token required on incoming calls (health, and reflection unless open_reflection is off, stay open).
     auth_token: str | None = None
+    # Reflection without the token (convenient on loopback); production turns it off (overlays/prod).
+    open_reflection: bool = True
 
 
 class Addresses(BaseSettings):
@@ -65,10 +67,16 @@ class ServiceSettings(BaseSettings):
     metrics_host: str = "127.0.0.1"
     # Triton gRPC endpoint.
     triton_url: str = "127.0.0.1:8001"
+    # RPCs one process handles at once (health and reflection exempt); more get RESOURCE_EXHAUSTED at once.
+    max_in_flight: int = Field(16, ge=1)
     # Per-call timeout for Triton inference, seconds.
     triton_timeout_s: float = 2.0
     # Where prepared data and trained models live.
     artifacts_dir: Path = Field(default_factory=artifacts_dir)
     # Log level name.
     log_level: str = "INFO"
+    # Key of the pseudonyms of customer ids and queries in logs (libs/logs.py); unset = random per process.
+    log_key: SecretStr | None = None
+    # Plaintext listener serving only grpc.health.v1, for probes that cannot speak TLS (kubelet); unset = none.
+    health_addr: str | None = None
     security: SecuritySettings = Field(default_factory=SecuritySettings)

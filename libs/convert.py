@@ -18,6 +18,7 @@ from shop.common.v1 import common_pb2 as pb
 from shop.retrieval.v1 import retrieval_service_pb2 as rpb
 
 from libs import domain as d
+from libs.errors import invalid
 
 E = TypeVar("E", bound=enum.Enum)
 
@@ -102,16 +103,20 @@ def user_event_to_pb(e: d.UserEvent) -> pb.UserEvent:
     return msg
 
 
-def user_event_from_pb(e: pb.UserEvent) -> d.UserEvent | None:
+def user_event_from_pb(e: pb.UserEvent, field: str = "event") -> d.UserEvent | None:
     kind = enum_from_pb(d.EventKind, e.type)
     if kind is None:
         return None
-    return d.UserEvent(e.product_id, kind, e.event_time.ToNanoseconds() / 1e9, max(e.quantity, 1))
+    try:
+        ts = e.event_time.ToNanoseconds() / 1e9
+    except ValueError as exc:  # outside Timestamp's range (years 1..9999) or nanos outside 0..999,999,999
+        raise invalid(f"{field}.event_time", "must be a valid Timestamp (years 1..9999, nanos 0..999999999)") from exc
+    return d.UserEvent(e.product_id, kind, ts, max(e.quantity, 1))
 
 
-def user_events_from_pb(msgs) -> list[d.UserEvent]:  # noqa: ANN001 - repeated shop.common.v1.UserEvent
+def user_events_from_pb(msgs, field: str = "recent_events") -> list[d.UserEvent]:  # noqa: ANN001 - repeated UserEvent
     """Events of known types; events of unknown types (from a newer gateway) are skipped, not fatal."""
-    return [e for e in (user_event_from_pb(m) for m in msgs) if e is not None]
+    return [e for e in (user_event_from_pb(m, f"{field}[{i}]") for i, m in enumerate(msgs)) if e is not None]
 
 
 def candidate_to_pb(c: d.Candidate) -> rpb.Candidate:

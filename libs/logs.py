@@ -4,24 +4,27 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import secrets
 import sys
 import time
 
-_SALT = b"shop-log-v1"
+# Key of the pseudonyms: SHOP_LOG_KEY (a Secret in production, so pseudonyms join across pods and restarts but
+# nobody without the key can test a guessed customer id against the logs). Unset: random per process.
+_key = secrets.token_bytes(32)
 
 
 def redact_id(value: str) -> str:
     """Stable, non-reversible short hash of a customer id: lets logs be joined without exposing it."""
     if not value:
         return ""
-    return "u_" + hashlib.blake2b(value.encode(), key=_SALT, digest_size=6).hexdigest()
+    return "u_" + hashlib.blake2b(value.encode(), key=_key, digest_size=6).hexdigest()
 
 
 def redact_text(value: str, keep: int = 0) -> str:
     """Query text is personal data: log only its length and a hash (optionally a short prefix)."""
     if not value:
         return ""
-    digest = hashlib.blake2b(value.encode(), key=_SALT, digest_size=6).hexdigest()
+    digest = hashlib.blake2b(value.encode(), key=_key, digest_size=6).hexdigest()
     prefix = value[:keep] + "…" if keep else ""
     return f"{prefix}len={len(value)}#{digest}"
 
@@ -45,7 +48,15 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(payload, default=str)
 
 
-def configure(level: str = "INFO", service: str = "") -> None:
+def set_key(key: bytes) -> None:
+    """Pseudonymise with `key` from now on (blake2b keys are at most 64 bytes: longer keys are hashed down)."""
+    global _key  # noqa: PLW0603 - one key per process, set once at start-up
+    _key = key if len(key) <= 64 else hashlib.sha512(key).digest()
+
+
+def configure(level: str = "INFO", service: str = "", key: bytes | None = None) -> None:
+    if key:
+        set_key(key)
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter(service))
     root = logging.getLogger()

@@ -2,18 +2,22 @@
 reciprocal rank fusion. User: repeat purchases, embedding and co-purchase neighbours, recent popularity."""
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
+
 import bm25s
 import faiss
 import numpy as np
 
 from libs import domain as d
-from libs.errors import UnavailableError
 from libs.features import UserContext
 from libs.relevance import STEMMER, analyse
+from libs.scoring import EncodeQuery, encode_or_degrade
 
 RRF_K = 60  # the constant of Cormack et al. (2009); insensitive in practice
 PER_SOURCE = 200
+# Share of the caller's remaining time the query encoder may use: past it the answer is lexical-only (flagged),
+# which leaves the gateway time to rank, instead of the whole request running out waiting on a slow encoder.
+ENCODER_SHARE = 0.5
 
 def rrf(lists: dict[d.Source, list[tuple[int, float]]], k: int = RRF_K) -> list[tuple[int, float, list[d.SourceRank]]]:
     """Reciprocal rank fusion of ranked (item, score) lists; ties broken by item index for determinism."""
@@ -64,7 +68,7 @@ class VectorIndex:
 class RetrievalCore:
     def __init__(self, product_ids: Sequence[str], titles: Sequence[str], item_vectors: np.ndarray,
                  popularity: np.ndarray, copurchase, history: Callable[[str, Sequence[d.UserEvent]], UserContext],
-                 encode_query: Callable[[str], Awaitable[np.ndarray]], half_life_days: float = 60.0) -> None:
+                 encode: EncodeQuery, half_life_days: float = 60.0) -> None:
         self.product_ids = list(product_ids)
         self.titles = list(titles)
         self.lexical = LexicalIndex(titles)
@@ -72,7 +76,7 @@ class RetrievalCore:
         self.popular = [(int(i), float(popularity[i])) for i in np.argsort(-popularity, kind="stable")[:PER_SOURCE]]
         self.copurchase = copurchase
         self.history = history
-        self.encode_query = encode_query
+        self.encode = encode
         self.half_life_s = half_life_days * 86400.0
 
     def _candidates(self, fused: list[tuple[int, float, list[d.SourceRank]]], limit: int,
@@ -83,14 +87,14 @@ class RetrievalCore:
             out.append(d.Candidate(self.product_ids[item], self.titles[item], score, ranks, matched))
         return out
 
-    async def query_candidates(self, query: str, user_id: str, limit: int,
+    async def query_candidates(self, query: str, user_id: str, limit: int, timeout: float,
                                recent: Sequence[d.UserEvent] = ()) -> tuple[list[d.Candidate], list[d.Degradation]]:
+        """`timeout`: the caller's remaining time; a slow or dead encoder gives lexical-only candidates, flagged."""
         degradations: list[d.Degradation] = []
         lists: dict[d.Source, list[tuple[int, float]]] = {d.Source.LEXICAL: self.lexical.search(query, PER_SOURCE)}
-        try:
-            lists[d.Source.DENSE] = self.dense.search(await self.encode_query(query), PER_SOURCE)
-        except UnavailableError as exc:
-            degradations.append(d.Degradation(d.Stage.TEXT_ENCODER, str(exc)))
+        emb = await encode_or_degrade(self.encode, [query], timeout * ENCODER_SHARE, degradations)
+        if emb is not None:
+            lists[d.Source.DENSE] = self.dense.search(emb[0], PER_SOURCE)
         terms = analyse(query)
         if user_id:
             # Personal signal for search: the user's own past purchases that match a query term.

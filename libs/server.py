@@ -13,9 +13,15 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from prometheus_client import start_http_server
 
-from libs import logs
+from libs import logs, readiness
 from libs.config import ServiceSettings
-from libs.interceptors import BearerAuthInterceptor, ObservabilityInterceptor
+from libs.interceptors import (
+    HEALTH_PREFIX,
+    OPEN_PREFIXES,
+    AdmissionInterceptor,
+    BearerAuthInterceptor,
+    ObservabilityInterceptor,
+)
 from libs.security import server_credentials
 
 log = logging.getLogger(__name__)
@@ -33,8 +39,10 @@ async def build_server(name: str, settings: ServiceSettings, listen_addr: str, r
                        ) -> tuple[grpc.aio.Server, health.aio.HealthServicer, int]:
     interceptors: list[grpc.aio.ServerInterceptor] = []
     if settings.security.auth_token:
-        interceptors.append(BearerAuthInterceptor(settings.security.auth_token))
+        open_prefixes = OPEN_PREFIXES if settings.security.open_reflection else (HEALTH_PREFIX,)
+        interceptors.append(BearerAuthInterceptor(settings.security.auth_token, open_prefixes))
     interceptors.append(ObservabilityInterceptor(name))
+    interceptors.append(AdmissionInterceptor(settings.max_in_flight))  # inside: rejections are counted and logged
     server = grpc.aio.server(interceptors=interceptors, options=[
         ("grpc.max_receive_message_length", 4 * 1024 * 1024),
         ("grpc.so_reuseport", 0),
@@ -56,22 +64,44 @@ async def build_server(name: str, settings: ServiceSettings, listen_addr: str, r
     return server, health_servicer, port
 
 
+def health_server(health_servicer: health.aio.HealthServicer, addr: str) -> tuple[grpc.aio.Server, int]:
+    """A plaintext listener with nothing but grpc.health.v1 (the same statuses as the main port), for kubelet's gRPC
+    probes, which cannot speak TLS. Health reveals no data, so it needs neither TLS nor the token."""
+    server = grpc.aio.server()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    port = server.add_insecure_port(addr)
+    if port == 0:
+        raise RuntimeError(f"could not bind {addr}")
+    return server, port
+
+
+async def _always_ready() -> bool:
+    return True
+
+
 async def serve(name: str, settings: ServiceSettings, listen_addr: str, registration: Registration,
-                on_stop: Callable[[], Awaitable[None]] | None = None,
+                on_stop: Callable[[], Awaitable[None]] | None = None, ready: readiness.Check | None = None,
                 background: Callable[[health.aio.HealthServicer, Sequence[str]], Awaitable[None]] | None = None
                 ) -> None:
     """Run until SIGTERM/SIGINT, then drain in-flight RPCs for `shutdown_grace_s`.
 
-    `background(health, service names)` runs while serving and may set health (libs.bundle_serving does).
+    `ready`: what the service needs to answer (libs.readiness); health follows it. None = ready once listening.
+    `background(health, service names)` runs while serving (libs.bundle_serving follows the current bundle and
+    reports it under its own health names; readiness stays with `ready`).
     """
-    logs.configure(settings.log_level, name)
+    logs.configure(settings.log_level, name, settings.log_key.get_secret_value().encode() if settings.log_key else None)
     server, health_servicer, port = await build_server(name, settings, listen_addr, registration)
+    probes = health_server(health_servicer, settings.health_addr)[0] if settings.health_addr else None
     if settings.metrics_port >= 0:
         start_http_server(settings.metrics_port, addr=settings.metrics_host)
-    await server.start()
     names = ["", *registration.service_names]
     for svc in names:
-        await health_servicer.set(svc, health_pb2.HealthCheckResponse.SERVING)
+        await health_servicer.set(svc, health_pb2.HealthCheckResponse.NOT_SERVING)
+    await server.start()
+    if probes is not None:
+        await probes.start()
+    await health_servicer.set(readiness.LIVENESS, health_pb2.HealthCheckResponse.SERVING)
+    watcher = asyncio.create_task(readiness.watch(health_servicer, names, ready or _always_ready))
     task = asyncio.create_task(background(health_servicer, names)) if background else None
     host = listen_addr.rsplit(":", 1)[0]
     log.info("serving", extra=logs.fields(addr=f"{host}:{port}", tls=server_credentials(settings.security) is not None))
@@ -85,8 +115,11 @@ async def serve(name: str, settings: ServiceSettings, listen_addr: str, registra
     if task is not None:
         task.cancel()
     # Fail readiness first so load balancers stop sending, then drain.
+    watcher.cancel()
     await health_servicer.enter_graceful_shutdown()
     await server.stop(settings.shutdown_grace_s)
+    if probes is not None:
+        await probes.stop(None)
     if on_stop is not None:
         await on_stop()
     log.info("stopped")

@@ -2,11 +2,15 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sized
 
 from libs.errors import invalid
 
 USER_ID_RE = re.compile(r"^[0-9]{1,16}$")
 MAX_QUERY_CHARS = 512
+# Inner RPCs carry one user's recent events from the gateway: at most 200 (libs/events.py reads no more), as
+# the protos say.
+MAX_RECENT_EVENTS = 200
 
 
 def user_id(value: str, field: str = "user_id", required: bool = False) -> str:
@@ -40,3 +44,9 @@ def page_size(value: int, default: int, maximum: int, field: str = "page_size") 
     if value == 0:
         return default
     return min(value, maximum)
+
+
+def at_most(values: Sized, maximum: int, field: str) -> None:
+    """A repeated field's length bound: INVALID_ARGUMENT beyond it, before any element is read."""
+    if len(values) > maximum:
+        raise invalid(field, f"at most {maximum} elements (got {len(values)})")

@@ -91,6 +91,33 @@ def policy_problems(docs: list[dict], overlay: str) -> list[str]:
             problems.append(f"Deployment/{name}: no PodDisruptionBudget")
     problems += _network_problems(by_kind.get("NetworkPolicy", {}))
     problems += _triton_problems(deployments.get("triton"), overlay)
+    if overlay == "prod":
+        problems += _prod_problems(deployments, by_kind.get("NetworkPolicy", {}))
+    return problems
+
+
+# Production security defaults (overlays/prod): settings every service must have, and where their values come from.
+PROD_LITERALS = {"SHOP_TLS_CERT", "SHOP_TLS_KEY", "SHOP_TLS_CLIENT_CA", "SHOP_TLS_CA", "SHOP_TLS_CLIENT_CERT",
+                 "SHOP_TLS_CLIENT_KEY"}
+PROD_SECRETS = {"SHOP_AUTH_TOKEN", "SHOP_LOG_KEY"}
+
+
+def _prod_problems(deployments: dict[str, dict], policies: dict[str, dict]) -> list[str]:
+    problems = []
+    for name in SERVICES:
+        env = {e["name"]: e for c in _containers(deployments.get(name, {"spec": {"template": {"spec": {}}}}))
+               for e in c.get("env", [])}
+        secrets = PROD_SECRETS | ({"SHOP_TOKEN_KEY"} if name == "gateway" else set())
+        problems += [f"prod: {name} lacks {k}" for k in sorted(PROD_LITERALS - set(env))]
+        problems += [f"prod: {name} must read {k} from a Secret (secretKeyRef), not a literal"
+                     for k in sorted(secrets) if "secretKeyRef" not in env.get(k, {}).get("valueFrom", {})]
+        if env.get("SHOP_OPEN_REFLECTION", {}).get("value") != "false":
+            problems.append(f"prod: {name} serves reflection without the bearer token")
+    deny = [p for p in policies.values() if p["spec"].get("podSelector") == {}
+            and {"Ingress", "Egress"} <= set(p["spec"].get("policyTypes", []))
+            and not p["spec"].get("ingress") and not p["spec"].get("egress")]
+    if not deny:
+        problems.append("prod: no default-deny NetworkPolicy (every pod, Ingress and Egress, no rules)")
     return problems
 
 

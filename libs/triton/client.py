@@ -12,6 +12,15 @@ from libs.errors import DeadlineError, UnavailableError
 
 log = logging.getLogger(__name__)
 
+CHANNEL_ARGS = [
+    ("grpc.max_send_message_length", -1),
+    ("grpc.max_receive_message_length", -1),
+    # gRPC's reconnect backoff grows to 120 s: after a Triton restart the first call would wait for the next attempt
+    # (14.6 s seen). Capped at 1 s, a restarted Triton is found within a second of listening.
+    ("grpc.initial_reconnect_backoff_ms", 250),
+    ("grpc.max_reconnect_backoff_ms", 1000),
+]
+
 
 class TritonClient:
     """Thin wrapper so services never touch tritonclient types directly."""
@@ -19,7 +28,7 @@ class TritonClient:
     def __init__(self, url: str, timeout_s: float = 2.0) -> None:
         self.url = url
         self.timeout_s = timeout_s
-        self._client = tc.InferenceServerClient(url)
+        self._client = tc.InferenceServerClient(url, channel_args=CHANNEL_ARGS)
 
     async def close(self) -> None:
         await self._client.close()
@@ -49,8 +58,10 @@ class TritonClient:
         wire_outputs = [tc.InferRequestedOutput(n) for n in outputs]
         timeout = self.timeout_s if timeout_s is None else timeout_s
         try:
+            # `timeout` (microseconds) is what Triton's queue policy reads: a request still queued when it runs out
+            # is rejected instead of run for a caller that has gone (configs: training/export/triton_configs.py).
             result = await self._client.infer(model, wire_inputs, model_version=version, outputs=wire_outputs,
-                                              client_timeout=timeout)
+                                              client_timeout=timeout, timeout=max(int(timeout * 1e6), 1))
         except InferenceServerException as exc:
             status = (exc.status() or "").upper()
             if "DEADLINE" in status:

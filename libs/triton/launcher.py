@@ -106,6 +106,27 @@ class TritonServer:
         return args + self.extra_args
 
     def start(self, timeout_s: float = 180.0) -> "TritonServer":
+        self.launch()
+        try:
+            self.wait_ready(timeout_s)
+            self.load_bundle(timeout_s)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def load_when_ready(self, timeout_s: float = 180.0) -> None:
+        """After a relaunch (supervisor): wait for the server, then load the served bundle's versions, since
+        explicit model control starts with no model loaded. Logs instead of raising: it runs in a thread."""
+        try:
+            self.wait_ready(timeout_s)
+            self.load_bundle(timeout_s)
+            log.warning("tritonserver relaunched and serving the current bundle")
+        except Exception:  # noqa: BLE001 - the supervisor sees the process; readiness stays NOT_SERVING
+            log.exception("tritonserver relaunched but could not load the current bundle")
+
+    def launch(self) -> subprocess.Popen:
+        """Start the process without waiting for readiness (a supervisor restarting it keeps the same ports)."""
         self.grpc_port = self.grpc_port or free_port()
         self.http_port = self.http_port or free_port()
         self.metrics_port = self.metrics_port or free_port()
@@ -120,13 +141,7 @@ class TritonServer:
         log.info("starting tritonserver grpc=%s repository=%s", self.grpc_url, self.model_repository)
         self.process = subprocess.Popen(self.command(backend_dir), env=env, stdout=out, stderr=subprocess.STDOUT,
                                         start_new_session=True)
-        try:
-            self.wait_ready(timeout_s)
-            self.load_bundle(timeout_s)
-        except BaseException:
-            self.stop()
-            raise
-        return self
+        return self.process
 
     def wait_ready(self, timeout_s: float) -> None:
         deadline = time.monotonic() + timeout_s
@@ -155,15 +170,21 @@ class TritonServer:
                       timeout_s)
 
     def stop(self) -> None:
-        """SIGTERM the server's process group, then SIGKILL if it overstays its exit timeout."""
-        if self.process is None or self.process.poll() is not None:
+        """SIGTERM the server's process group, SIGKILL if it overstays its exit timeout; then SIGKILL whatever is
+        left in the group (Python-backend stubs outlive a server that was killed rather than stopped)."""
+        if self.process is None:
             return
-        os.killpg(self.process.pid, signal.SIGTERM)
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=self.exit_timeout_s + 10)
+            except subprocess.TimeoutExpired:
+                pass
         try:
-            self.process.wait(timeout=self.exit_timeout_s + 10)
-        except subprocess.TimeoutExpired:
             os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
+        except ProcessLookupError:
+            pass
+        self.process.wait()
 
     def __enter__(self) -> "TritonServer":
         return self.start()

@@ -31,7 +31,7 @@ async def main() -> None:
     await serve("explanation", settings, settings.addresses.explanation,
                 Registration(lambda s: pb_grpc.add_ExplanationServiceServicer_to_server(servicer, s),
                              [pb.DESCRIPTOR.services_by_name["ExplanationService"].full_name]),
-                on_stop=triton.close, background=switch.run)
+                on_stop=triton.close, ready=switch.ready, background=switch.run)
 
 
 if __name__ == "__main__":

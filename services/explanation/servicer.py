@@ -18,6 +18,7 @@ class ExplanationServicer(pb_grpc.ExplanationServiceServicer):
                              ) -> pb.ExplainResultsResponse:
         user_id = validation.user_id(request.user_id)
         query = validation.query(request.query, required=False)
+        validation.at_most(request.recent_events, validation.MAX_RECENT_EVENTS, "recent_events")
         remaining = context.time_remaining()
         timeout = self.default_timeout_s if remaining is None else max(remaining - 0.01, 0.001)
         out = await self.core.explain(user_id, query, list(request.product_ids), request.variant,

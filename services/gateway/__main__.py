@@ -16,10 +16,11 @@ from libs.channels import open_channel
 from libs.config import ServiceSettings
 from libs.events import open_event_store
 from libs.events.retention import prune_periodically
+from libs.readiness import Dependencies, grpc_health_check
 from libs.server import Registration, serve
 from services.gateway.clients import ExplanationClient, RankingClient, RetrievalClient
 from services.gateway.core import GatewayCore
-from services.gateway.experiments import Variants
+from services.gateway.experiments import AttributionTokens, Variants
 from services.gateway.servicer import GatewayServicer
 
 
@@ -40,6 +41,9 @@ class GatewaySettings(ServiceSettings):
     default_deadline_s: float = Field(2.0, validation_alias="SHOP_DEFAULT_DEADLINE_S")
     # MMR diversity weight passed to ranking (0 = off).
     diversity: float = Field(0.0, validation_alias="SHOP_DIVERSITY")
+    # HMAC key of attribution tokens (>= 16 bytes). Unset = a random key of this process: tokens then stop
+    # verifying after a restart and across replicas, so production mounts one from a Secret.
+    token_key: SecretStr | None = Field(None, validation_alias="SHOP_TOKEN_KEY")
 
 
 def _full_name(module: object, service: str) -> str:
@@ -61,7 +65,9 @@ async def main() -> None:
         open_channel(addrs.explanation, [_full_name(xpb, "ExplanationService")], sec),
     ]
     core = GatewayCore(RetrievalClient(channels[0]), RankingClient(channels[1], settings.diversity),
-                       ExplanationClient(channels[2]), events, Variants.parse(settings.variants), known.__contains__)
+                       ExplanationClient(channels[2]), events, Variants.parse(settings.variants), known.__contains__,
+                       AttributionTokens(settings.token_key.get_secret_value().encode()) if settings.token_key
+                       else AttributionTokens.ephemeral())
     servicer = GatewayServicer(core, settings.default_deadline_s)
 
     async def close() -> None:
@@ -72,7 +78,10 @@ async def main() -> None:
 
     await serve("gateway", settings, addrs.gateway,
                 Registration(lambda s: gpb_grpc.add_GatewayServiceServicer_to_server(servicer, s),
-                             [_full_name(gpb, "GatewayService")]), on_stop=close)
+                             [_full_name(gpb, "GatewayService")]), on_stop=close,
+                # Retrieval is needed for any answer; ranking and explanation only make it better (degradations).
+                ready=Dependencies({name: grpc_health_check(ch) for name, ch in
+                                    zip(("retrieval", "ranking", "explanation"), channels)}, required=["retrieval"]))
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ from shop.retrieval.v1 import retrieval_service_pb2_grpc as qgrpc
 
 from libs import convert
 from libs import domain as d
-from libs.errors import DeadlineError, UnavailableError, invalid
+from libs.errors import DeadlineError, UnavailableError
 from services.gateway.core import StageResult
 
 
@@ -21,9 +21,9 @@ def _domain_error(exc: grpc.aio.AioRpcError, stage: str) -> Exception:
     code = exc.code()
     if code == grpc.StatusCode.DEADLINE_EXCEEDED:
         return DeadlineError(f"{stage}: deadline exceeded")
-    if code == grpc.StatusCode.INVALID_ARGUMENT:
-        return invalid("request", f"{stage} rejected the request: {exc.details()}")
-    # Anything else from a dependency is an outage for our caller, never INTERNAL.
+    # Anything else from a dependency is an outage for our caller, never INTERNAL. That includes INVALID_ARGUMENT:
+    # the gateway validated the caller's request, so an inner rejection is a version skew the caller cannot fix
+    # (ranking and explanation degrade; retrieval is UNAVAILABLE).
     return UnavailableError(f"{stage}: {code.name}: {exc.details()}")
 
 

@@ -16,7 +16,7 @@ from libs.errors import (AlreadyExistsError, DeadlineError, FieldViolation, Inva
                          invalid)
 from libs.events import EventConflictError, EventStore, event_time_problem
 from libs.events.base import payload
-from services.gateway.experiments import Variants, new_attribution_token, variant_of_token
+from services.gateway.experiments import AttributionTokens, Variants
 
 log = logging.getLogger(__name__)
 
@@ -80,13 +80,15 @@ class Budget:
 
 class GatewayCore:
     def __init__(self, retrieval: Retrieval, ranking: Ranking, explainer: Explainer, events: EventStore,
-                 variants: Variants, known_product: Callable[[str], bool]) -> None:
+                 variants: Variants, known_product: Callable[[str], bool],
+                 tokens: AttributionTokens | None = None) -> None:
         self.retrieval = retrieval
         self.ranking = ranking
         self.explainer = explainer
         self.events = events
         self.variants = variants
         self.known_product = known_product
+        self.tokens = tokens or AttributionTokens.ephemeral()
 
     async def search(self, query: str, user_id: str, page_size: int, explain: bool, budget: Budget) -> Page:
         # Retrieval does not need the user's fresh events, so read them concurrently.
@@ -127,6 +129,9 @@ class GatewayCore:
         degradations = list(retrieved.degradations)
         versions: list[d.ModelVersion] = []
         candidates: list[d.Candidate] = retrieved.items
+        if not candidates:
+            # Nothing matched (or only the lexical half ran): an empty page is the answer, not a ranking error.
+            return Page([], self.tokens.issue(variant), degradations, versions, variant)
         try:
             ranked = await self.ranking.rank(user_id, query, candidates, page_size, variant, recent,
                                              budget.share(0.6 if explain else 0.95))
@@ -149,7 +154,7 @@ class GatewayCore:
             except (UnavailableError, DeadlineError) as exc:
                 log.warning("explanation degraded: %s", exc)
                 degradations.append(d.Degradation(d.Stage.EXPLANATION, str(exc)))
-        return Page(items, new_attribution_token(variant), degradations, versions, variant)
+        return Page(items, self.tokens.issue(variant), degradations, versions, variant)
 
     async def record_events(self, events: Sequence[tuple[str, str, str, d.UserEvent | None]]) -> tuple[int, int]:
         """events: (event_id, user_id, attribution_token, event or None when its type is unknown).
@@ -179,7 +184,7 @@ class GatewayCore:
                 violations.append(FieldViolation(f"{at}.event_time", problem))
             try:
                 validation.user_id(user_id, f"{at}.user_id", required=True)
-                variant = variant_of_token(token, f"{at}.attribution_token")
+                variant = self.tokens.variant_of(token, f"{at}.attribution_token")
             except InvalidArgumentError as exc:
                 violations += exc.violations
                 continue

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import hmac
 import json
 import re
 import secrets
@@ -11,11 +12,9 @@ from dataclasses import dataclass
 
 from libs.errors import invalid
 
-MAX_TOKEN_CHARS = 256  # ours are ~60; the bound keeps a stored event small whatever a client sends
-# Tokens are unpadded base64url (what new_attribution_token writes); b64decode would skip other characters,
-# letting NUL bytes through to the event store (PostgreSQL text cannot hold them).
-TOKEN_RE = re.compile(r"[A-Za-z0-9_-]+")
-VARIANT_RE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+# Tokens are two unpadded base64url parts; b64decode would skip other characters, letting e.g. NUL bytes through
+# to the event store (PostgreSQL text cannot hold them) under a valid signature.
+TOKEN_RE = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
 
 
 @dataclass(frozen=True)
@@ -48,24 +47,52 @@ class Variants:
         return self.arms[-1][0]
 
 
-def new_attribution_token(variant: str) -> str:
-    payload = {"r": secrets.token_hex(8), "v": variant, "t": int(time.time())}
-    return base64.urlsafe_b64encode(json.dumps(payload, separators=(",", ":")).encode()).decode().rstrip("=")
+class AttributionTokens:
+    """Attribution tokens: `payload.signature`, HMAC-SHA256 keyed by configuration (SHOP_TOKEN_KEY), bounded.
+
+    The signature is checked before anything in the payload is parsed, so a forged, oversized or hostile token
+    (deeply nested JSON, say) is INVALID_ARGUMENT without ever reaching the JSON parser. A token verifies only
+    against the key that issued it: replicas (and restarts) must share SHOP_TOKEN_KEY.
+    """
+
+    MAX_CHARS = 256
+    _SIG_BYTES = 16  # 128-bit truncated HMAC: forging one is out of reach, the token stays short
+
+    def __init__(self, key: bytes) -> None:
+        if len(key) < 16:
+            raise ValueError("the attribution-token key must be at least 16 bytes")
+        self._key = key
+
+    @classmethod
+    def ephemeral(cls) -> "AttributionTokens":
+        """A key of this process only (`make run` passes one key to every restart; production sets its own)."""
+        return cls(secrets.token_bytes(32))
+
+    def _sign(self, payload: bytes) -> str:
+        return _b64(hmac.new(self._key, payload, hashlib.sha256).digest()[:self._SIG_BYTES])
+
+    def issue(self, variant: str) -> str:
+        payload = json.dumps({"r": secrets.token_hex(8), "v": variant, "t": int(time.time())},
+                             separators=(",", ":")).encode()
+        return f"{_b64(payload)}.{self._sign(payload)}"
+
+    def variant_of(self, token: str, field: str) -> str:
+        """The variant a token was issued for; "" for an empty token; INVALID_ARGUMENT unless issued with our key."""
+        if not token:
+            return ""
+        if len(token) > self.MAX_CHARS:
+            raise invalid(field, f"must be at most {self.MAX_CHARS} characters (got {len(token)})")
+        if not TOKEN_RE.fullmatch(token):
+            raise invalid(field, "is not an attribution_token issued by this service")
+        body, _, signature = token.partition(".")
+        try:
+            payload = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
+        except ValueError:
+            payload = b""
+        if not payload or not hmac.compare_digest(signature.encode(), self._sign(payload).encode()):
+            raise invalid(field, "is not an attribution_token issued by this service")
+        return str(json.loads(payload)["v"])
 
 
-def variant_of_token(token: str, field: str) -> str:
-    """The variant a token was issued for; "" for an empty token; INVALID_ARGUMENT if malformed."""
-    if not token:
-        return ""
-    if len(token) > MAX_TOKEN_CHARS:
-        raise invalid(field, f"must be at most {MAX_TOKEN_CHARS} characters")
-    not_ours = invalid(field, "is not an attribution_token issued by this service")
-    if not TOKEN_RE.fullmatch(token):
-        raise not_ours
-    try:
-        variant = str(json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))["v"])
-    except (ValueError, KeyError, TypeError) as exc:
-        raise not_ours from exc
-    if not VARIANT_RE.fullmatch(variant):
-        raise not_ours
-    return variant
+def _b64(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")

@@ -32,7 +32,7 @@ async def main() -> None:
     await serve("ranking", settings, settings.addresses.ranking,
                 Registration(lambda s: pb_grpc.add_RankingServiceServicer_to_server(servicer, s),
                              [pb.DESCRIPTOR.services_by_name["RankingService"].full_name]),
-                on_stop=triton.close, background=switch.run)
+                on_stop=triton.close, ready=switch.ready, background=switch.run)
 
 
 if __name__ == "__main__":

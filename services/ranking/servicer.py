@@ -21,6 +21,7 @@ class RankingServicer(pb_grpc.RankingServiceServicer):
                              ) -> pb.RankCandidatesResponse:
         user_id = validation.user_id(request.user_id)
         query = validation.query(request.query, required=False)
+        validation.at_most(request.recent_events, validation.MAX_RECENT_EVENTS, "recent_events")
         if len(request.product_ids) > MAX_CANDIDATES:
             raise invalid("product_ids", f"at most {MAX_CANDIDATES} candidates (got {len(request.product_ids)})")
         size = validation.page_size(request.page_size, 0, len(request.product_ids))

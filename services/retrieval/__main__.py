@@ -4,7 +4,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 
-import numpy as np
 from shop.retrieval.v1 import retrieval_service_pb2 as pb
 from shop.retrieval.v1 import retrieval_service_pb2_grpc as pb_grpc
 
@@ -24,20 +23,16 @@ from services.retrieval.servicer import RetrievalServicer
 async def main() -> None:
     settings = ServiceSettings()
     triton = TritonClient(settings.triton_url, settings.triton_timeout_s)
-    servicer = RetrievalServicer(None)  # core: installed by the bundle switch below
+    servicer = RetrievalServicer(None, settings.triton_timeout_s)  # core: installed by the bundle switch below
 
     def build(state: ServingState, pinned: PinnedTriton) -> RetrievalCore:
         dataset, store = state.dataset, state.store
-        encode = encoder(pinned)
-
-        async def encode_query(query: str) -> np.ndarray:
-            return (await encode([query]))[0]
 
         def history(user_id: str, recent: Sequence[UserEvent]):  # noqa: ANN202
             return user_context(store, user_id, recent)
 
         return RetrievalCore(dataset.items["product_id"], dataset.items["title"], state.item_emb, store.pop[:, 1],
-                             store.copurchase, history, encode_query)
+                             store.copurchase, history, encoder(pinned))
 
     switch = BundleSwitch(settings.artifacts_dir, triton, (TEXT_ENCODER,), build,
                           lambda core: setattr(servicer, "core", core))

@@ -19,20 +19,24 @@ def _page_size(request: pb.RetrieveQueryCandidatesRequest | pb.RetrieveUserCandi
 
 
 class RetrievalServicer(pb_grpc.RetrievalServiceServicer):
-    def __init__(self, core: RetrievalCore) -> None:
+    def __init__(self, core: RetrievalCore, default_timeout_s: float) -> None:
         self.core = core
+        self.default_timeout_s = default_timeout_s
 
     async def RetrieveQueryCandidates(self, request: pb.RetrieveQueryCandidatesRequest,
                                       context: grpc.aio.ServicerContext) -> pb.RetrieveQueryCandidatesResponse:
         query = validation.query(request.query)
         user_id = validation.user_id(request.user_id)
-        items, degradations = await self.core.query_candidates(query, user_id, _page_size(request))
+        remaining = context.time_remaining()
+        timeout = self.default_timeout_s if remaining is None else max(remaining - 0.01, 0.001)
+        items, degradations = await self.core.query_candidates(query, user_id, _page_size(request), timeout)
         return pb.RetrieveQueryCandidatesResponse(candidates=[convert.candidate_to_pb(c) for c in items],
                                                   degradations=[convert.degradation_to_pb(x) for x in degradations])
 
     async def RetrieveUserCandidates(self, request: pb.RetrieveUserCandidatesRequest,
                                      context: grpc.aio.ServicerContext) -> pb.RetrieveUserCandidatesResponse:
         user_id = validation.user_id(request.user_id, required=True)
+        validation.at_most(request.recent_events, validation.MAX_RECENT_EVENTS, "recent_events")
         recent = convert.user_events_from_pb(request.recent_events)
         items, degradations = await self.core.user_candidates(user_id, recent, _page_size(request))
         return pb.RetrieveUserCandidatesResponse(candidates=[convert.candidate_to_pb(c) for c in items],

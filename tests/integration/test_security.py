@@ -90,3 +90,54 @@ async def test_project_channels_present_certificate_and_token(pki, secure_server
                               tls_client_key=pki / "client.key", auth_token="s3cret")
     async with open_channel(secure_server, ["shop.test.v1.Ping"], client) as channel:
         assert await channel.unary_unary(PING)(b"y", timeout=5) == b"pong:y"
+
+
+@pytest.fixture
+async def prod_server(pki: Path):
+    """Configured as overlays/prod configures every service: mTLS, token, reflection behind the token, and the
+    plaintext health-only listener for kubelet probes."""
+    from libs.server import health_server
+
+    security = SecuritySettings(tls_cert=pki / "server.pem", tls_key=pki / "server.key",
+                                tls_client_ca=pki / "ca.pem", auth_token="s3cret", open_reflection=False)
+    server, health, port = await build_server(
+        "test", ServiceSettings(security=security), "127.0.0.1:0",
+        Registration(lambda s: s.add_generic_rpc_handlers((_ping_handler(),)), ["shop.test.v1.Ping"]))
+    probes, probe_port = health_server(health, "127.0.0.1:0")
+    await server.start()
+    await probes.start()
+    await health.set("", health_pb2.HealthCheckResponse.SERVING)
+    yield f"127.0.0.1:{port}", f"127.0.0.1:{probe_port}"
+    await probes.stop(0)
+    await server.stop(0)
+
+
+async def test_prod_configured_service_refuses_plaintext_tokenless_and_reflection_without_token(pki, prod_server):
+    from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+
+    addr, probe_addr = prod_server
+    async with grpc.aio.insecure_channel(addr) as channel:  # plaintext
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            await channel.unary_unary(PING)(b"x", metadata=(("authorization", "Bearer s3cret"),), timeout=5)
+        assert info.value.code() == grpc.StatusCode.UNAVAILABLE
+    async with grpc.aio.secure_channel(addr, _creds(pki, True)) as channel:
+        with pytest.raises(grpc.aio.AioRpcError) as info:  # TLS, no token
+            await channel.unary_unary(PING)(b"x", timeout=5)
+        assert info.value.code() == grpc.StatusCode.UNAUTHENTICATED
+
+        async def list_services(metadata=()):
+            call = reflection_pb2_grpc.ServerReflectionStub(channel).ServerReflectionInfo(
+                iter([reflection_pb2.ServerReflectionRequest(list_services="")]), metadata=metadata, timeout=5)
+            return [s.name async for r in call for s in r.list_services_response.service]
+
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            await list_services()
+        assert info.value.code() == grpc.StatusCode.UNAUTHENTICATED
+        assert "shop.test.v1.Ping" in await list_services((("authorization", "Bearer s3cret"),))
+    async with grpc.aio.insecure_channel(probe_addr) as channel:  # what kubelet's probe sees
+        health = health_pb2_grpc.HealthStub(channel)
+        assert (await health.Check(health_pb2.HealthCheckRequest(), timeout=5)).status == \
+            health_pb2.HealthCheckResponse.SERVING
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            await channel.unary_unary(PING)(b"x", metadata=(("authorization", "Bearer s3cret"),), timeout=5)
+        assert info.value.code() == grpc.StatusCode.UNIMPLEMENTED

@@ -17,7 +17,7 @@ from deploy.k8s import validate as v
 @pytest.fixture(scope="module")
 def rendered() -> dict[str, Path]:
     kubectl = v.install()
-    return {o: v.render(o, kubectl) for o in ("cpu", "gpu")}
+    return {o: v.render(o, kubectl) for o in ("cpu", "gpu", "prod")}
 
 
 def _docs(path: Path) -> list[dict]:
@@ -34,7 +34,7 @@ def _deployment(docs: list[dict], name: str) -> dict:
     return next(d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"] == name)
 
 
-@pytest.mark.parametrize("overlay", ["cpu", "gpu"])
+@pytest.mark.parametrize("overlay", ["cpu", "gpu", "prod"])
 def test_overlay_is_valid(rendered: dict[str, Path], overlay: str) -> None:
     assert v.validate(rendered[overlay], overlay) == []
 
@@ -133,3 +133,29 @@ def test_state_lives_in_postgresql_and_the_shared_bundles_volume(rendered: dict[
     kinds = {(d["kind"], d["metadata"]["name"]) for d in _docs(dev)}
     assert {("StatefulSet", "postgres"), ("Service", "postgres")} <= kinds
     assert not any(k == "StatefulSet" for k, _ in {(d["kind"], d["metadata"]["name"]) for d in _docs(rendered["cpu"])})
+@pytest.mark.parametrize("name", ["gateway", "retrieval", "ranking", "explanation"])
+def test_probes_read_readiness_and_liveness_from_grpc_health(rendered: dict[str, Path], name: str) -> None:
+    from libs.readiness import LIVENESS
+
+    container = _deployment(_docs(rendered["cpu"]), name)["spec"]["template"]["spec"]["containers"][0]
+    assert container["readinessProbe"]["grpc"].get("service", "") == ""
+    assert container["livenessProbe"]["grpc"]["service"] == LIVENESS
+    assert container["startupProbe"]["grpc"]["service"] == LIVENESS
+
+
+def test_prod_rules_catch_literal_secrets_open_reflection_and_missing_default_deny(rendered: dict[str, Path]) -> None:
+    docs = _docs(rendered["prod"])
+    assert v.policy_problems(docs, "prod") == []
+    broken = copy.deepcopy(docs)
+    env = _deployment(broken, "gateway")["spec"]["template"]["spec"]["containers"][0]["env"]
+    for e in env:
+        if e["name"] == "SHOP_AUTH_TOKEN":
+            e.pop("valueFrom")
+            e["value"] = "hard-coded"
+        if e["name"] == "SHOP_OPEN_REFLECTION":
+            e["value"] = "true"
+    broken = [d for d in broken if d["metadata"]["name"] != "default-deny-all"]
+    problems = v.policy_problems(broken, "prod")
+    assert "prod: gateway must read SHOP_AUTH_TOKEN from a Secret (secretKeyRef), not a literal" in problems
+    assert "prod: gateway serves reflection without the bearer token" in problems
+    assert any("default-deny" in p for p in problems)

@@ -58,7 +58,7 @@ async def test_pinned_calls_name_the_bundles_version():
     assert client.calls == [("gnn_ranker", "3")]
 
 
-async def test_the_service_switches_only_once_triton_serves_the_new_versions_and_health_follows(tmp_path):
+async def test_the_service_switches_only_once_triton_serves_the_new_versions_and_readiness_follows(tmp_path):
     one = _bundle(tmp_path, 1)
     two = _bundle(tmp_path, 2, one.id)
     client = FakeTriton({("gnn_ranker", "1")})
@@ -68,21 +68,20 @@ async def test_the_service_switches_only_once_triton_serves_the_new_versions_and
                           installed.append, interval_s=0.01, load=_load)
     assert installed == [(one.id, "1")]
     health = FakeHealth()
-    task = asyncio.create_task(switch.run(health, ["", "svc"]))
+    task = asyncio.create_task(switch.run(health))
     try:
         set_current(tmp_path, two.id)
-        await _until(lambda: health.status.get("svc") is not None)
+        await _until(lambda: health.status.get(bundle_health_name(one.id)) is not None)
         await asyncio.sleep(0.1)  # several watch cycles
         assert switch.bundle_id == one.id and len(installed) == 1  # Triton has not loaded version 2 yet
-        assert health.status["svc"] == SERVING
+        assert await switch.ready()
         client.ready.add(("gnn_ranker", "2"))
         await _until(lambda: health.status.get(bundle_health_name(one.id)) == NOT_SERVING)
         assert installed[-1] == (two.id, "2")
         assert health.status[bundle_health_name(two.id)] == SERVING
         assert health.status[bundle_health_name(one.id)] == NOT_SERVING
-        client.ready.clear()  # Triton lost the bundle's version: do not answer with mismatched side files
-        await _until(lambda: health.status["svc"] == NOT_SERVING)
-        assert health.status["svc"] == NOT_SERVING and health.status[""] == NOT_SERVING
+        client.ready.clear()  # Triton lost the bundle's version: not ready, never mismatched side files
+        assert not await switch.ready()
     finally:
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
@@ -106,9 +105,9 @@ async def test_a_bundle_that_fails_to_load_leaves_the_service_on_the_old_one(tmp
                           interval_s=0.01, load=load)
     health = FakeHealth()
     set_current(tmp_path, two.id)
-    task = asyncio.create_task(switch.run(health, ["svc"]))
+    task = asyncio.create_task(switch.run(health))
     try:
-        await _until(lambda: health.status.get("svc") == SERVING)
+        await _until(lambda: health.status.get(bundle_health_name(one.id)) == SERVING)
         await asyncio.sleep(0.1)  # several watch cycles
         assert switch.bundle_id == one.id and not task.done()
         assert attempts == [two.id]  # tried once, not every second

@@ -58,3 +58,22 @@ def test_recent_events_of_newer_types_are_skipped():
     unknown.type = NEWER
     events = convert.user_events_from_pb([ok, unknown])
     assert events == [d.UserEvent("85123A", d.EventKind.PURCHASE, pytest.approx(1_300_000_000.0), 2)]
+
+
+def test_out_of_range_event_times_are_invalid_argument_naming_the_element():
+    import pytest
+    from shop.common.v1 import common_pb2
+
+    from libs.convert import user_events_from_pb
+    from libs.errors import InvalidArgumentError
+
+    good = common_pb2.UserEvent(product_id="A", type=common_pb2.EVENT_TYPE_PURCHASE)
+    far = common_pb2.UserEvent(product_id="A", type=common_pb2.EVENT_TYPE_PURCHASE)
+    far.event_time.seconds = 2**62
+    negative_nanos = common_pb2.UserEvent(product_id="A", type=common_pb2.EVENT_TYPE_PURCHASE)
+    negative_nanos.event_time.nanos = -1
+    assert len(user_events_from_pb([good])) == 1
+    for bad in (far, negative_nanos):
+        with pytest.raises(InvalidArgumentError) as info:
+            user_events_from_pb([good, bad])
+        assert [v.field for v in info.value.violations] == ["recent_events[1].event_time"]

@@ -93,3 +93,46 @@ async def test_missing_token_is_unauthenticated_with_error_info():
     code, _, trailers = context.aborted
     assert code is grpc.StatusCode.UNAUTHENTICATED
     assert _error_info(trailers).reason == "UNAUTHENTICATED"
+
+
+def test_bad_request_is_capped_and_counts_what_it_left_out():
+    exc = errors.InvalidArgumentError([errors.FieldViolation(f"events[{i}].event_id", "x" * 10_000)
+                                       for i in range(500)])
+    code, message, trailers = to_status(exc, "gateway")
+    assert code is grpc.StatusCode.INVALID_ARGUMENT
+    bad = error_details_pb2.BadRequest()
+    assert _details(trailers).details[0].Unpack(bad)
+    assert len(bad.field_violations) == 21
+    assert bad.field_violations[-1].description == "480 more violations left out"
+    assert _error_info(trailers).metadata["omitted_violations"] == "480"
+    assert len(trailers[0][1]) + len(message) < 8 * 1024  # well inside gRPC's 16 KiB header limit
+
+
+async def test_unparseable_requests_are_invalid_argument_not_unknown():
+    """A string field that is not UTF-8 fails protobuf parsing; the caller must see INVALID_ARGUMENT naming it."""
+    from shop.gateway.v1 import gateway_service_pb2 as gpb
+    from shop.gateway.v1 import gateway_service_pb2_grpc as gpb_grpc
+
+    from libs.interceptors import ObservabilityInterceptor
+
+    class Gateway(gpb_grpc.GatewayServiceServicer):
+        async def Search(self, request, context):
+            return gpb.SearchResponse(variant=request.query)
+
+    server = grpc.aio.server(interceptors=[ObservabilityInterceptor("gateway")])
+    gpb_grpc.add_GatewayServiceServicer_to_server(Gateway(), server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            call = channel.unary_unary("/shop.gateway.v1.GatewayService/Search",
+                                       response_deserializer=gpb.SearchResponse.FromString)
+            assert (await call(gpb.SearchRequest(query="ok").SerializeToString(), timeout=5)).variant == "ok"
+            with pytest.raises(grpc.aio.AioRpcError) as info:
+                await call(b"\x0a\x02\xff\xfe", timeout=5)  # field 1 (query), 2 bytes, not UTF-8
+    finally:
+        await server.stop(None)
+    assert info.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+    status = status_pb2.Status.FromString(dict(info.value.trailing_metadata())["grpc-status-details-bin"])
+    bad = error_details_pb2.BadRequest()
+    assert status.details[0].Unpack(bad) and bad.field_violations[0].field == "request"

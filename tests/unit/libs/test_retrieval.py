@@ -1,3 +1,6 @@
+import asyncio
+import time
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -17,11 +20,13 @@ def _vectors() -> np.ndarray:
     return np.hstack([v, np.zeros((5, 5), dtype=np.float32)])
 
 
-def _core(histories: dict[str, UserContext] | None = None, encoder_down: bool = False) -> RetrievalCore:
-    async def encode(query: str) -> np.ndarray:
+def _core(histories: dict[str, UserContext] | None = None, encoder_down: bool = False,
+          encoder_delay_s: float = 0.0) -> RetrievalCore:
+    async def encode(texts, timeout):
         if encoder_down:
             raise UnavailableError("text_encoder: UNAVAILABLE")
-        return _vectors()[0] if "lantern" in query.lower() else _vectors()[3]
+        await asyncio.sleep(encoder_delay_s)
+        return np.stack([_vectors()[0] if "lantern" in t.lower() else _vectors()[3] for t in texts])
 
     co = sp.csr_matrix(np.array([[0, 0, 0, 3, 0], [0, 0, 0, 0, 0], [0, 0, 0, 0, 0], [3, 0, 0, 0, 1],
                                  [0, 0, 0, 1, 0]], dtype=np.float32))
@@ -49,7 +54,7 @@ def test_vector_index_finds_neighbours_and_excludes():
 
 
 async def test_query_candidates_fuse_lexical_and_dense_with_matched_terms():
-    cands, degradations = await _core().query_candidates("lanterns", "", 10)
+    cands, degradations = await _core().query_candidates("lanterns", "", 10, 1.0)
     assert degradations == []
     assert {c.product_id for c in cands[:2]} == {"71053", "90001"}
     top = cands[0]
@@ -58,10 +63,18 @@ async def test_query_candidates_fuse_lexical_and_dense_with_matched_terms():
 
 
 async def test_encoder_outage_degrades_to_lexical_only():
-    cands, degradations = await _core(encoder_down=True).query_candidates("tea cup", "", 10)
+    cands, degradations = await _core(encoder_down=True).query_candidates("tea cup", "", 10, 1.0)
     assert [x.stage for x in degradations] == [d.Stage.TEXT_ENCODER]
     assert {c.product_id for c in cands} == {"22000", "22001"}
     assert all(s.source is d.Source.LEXICAL for c in cands for s in c.source_ranks)
+
+
+async def test_slow_encoder_degrades_to_lexical_within_the_callers_time():
+    start = time.monotonic()
+    cands, degradations = await _core(encoder_delay_s=5.0).query_candidates("tea cup", "", 10, 0.2)
+    assert time.monotonic() - start < 0.2
+    assert [x.stage for x in degradations] == [d.Stage.TEXT_ENCODER]
+    assert {c.product_id for c in cands} == {"22000", "22001"}
 
 
 async def test_user_candidates_record_every_source():
@@ -81,7 +94,7 @@ async def test_unknown_user_gets_popularity():
 
 async def test_personal_search_adds_matching_repeat_purchases():
     history = UserContext(np.array([2, 3]), np.array([0.0, 1.0]), np.array([0, 1]), 2.0)
-    cands, _ = await _core({"1": history}).query_candidates("lantern", "1", 10)
+    cands, _ = await _core({"1": history}).query_candidates("lantern", "1", 10, 1.0)
     garden = next(c for c in cands if c.product_id == "90001")
     assert d.Source.REPEAT_PURCHASE in {s.source for s in garden.source_ranks}
     assert all(d.Source.REPEAT_PURCHASE not in {s.source for s in c.source_ranks}

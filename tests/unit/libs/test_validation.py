@@ -37,3 +37,9 @@ def test_page_size_default_and_coercion(given, expected):
 def test_negative_page_size_is_invalid():
     with pytest.raises(InvalidArgumentError, match="page_size"):
         validation.page_size(-1, default=20, maximum=100)
+
+
+def test_at_most_bounds_repeated_fields_and_names_them():
+    validation.at_most([1] * 3, 3, "recent_events")
+    with pytest.raises(InvalidArgumentError, match="recent_events: at most 3 elements \\(got 4\\)"):
+        validation.at_most([1] * 4, 3, "recent_events")

@@ -8,7 +8,7 @@ from libs import domain as d
 from libs.errors import AlreadyExistsError, DeadlineError, InvalidArgumentError, UnavailableError
 from libs.events import SqliteEventStore
 from services.gateway.core import Budget, GatewayCore, StageResult
-from services.gateway.experiments import Variants, new_attribution_token
+from services.gateway.experiments import Variants
 
 
 def _cands(n: int, unmatched: int = 0) -> list[d.Candidate]:
@@ -17,14 +17,15 @@ def _cands(n: int, unmatched: int = 0) -> list[d.Candidate]:
 
 
 class FakeRetrieval:
-    def __init__(self, fail: Exception | None = None) -> None:
+    def __init__(self, fail: Exception | None = None, found: int = 30) -> None:
         self.fail = fail
+        self.found = found
         self.seen_recent = None
 
     async def query_candidates(self, query, user_id, limit, timeout):
         if self.fail:
             raise self.fail
-        return StageResult(_cands(30))
+        return StageResult(_cands(self.found), [d.Degradation(d.Stage.TEXT_ENCODER, "down")] if not self.found else [])
 
     async def user_candidates(self, user_id, recent, limit, timeout):
         self.seen_recent = list(recent)
@@ -92,6 +93,27 @@ async def test_late_explanations_are_dropped_not_fatal(store):
     assert [x.stage for x in page.degradations] == [d.Stage.EXPLANATION]
 
 
+async def test_no_candidates_is_an_ok_empty_page_without_calling_ranking(store):
+    page = await _core(store, retrieval=FakeRetrieval(found=0),
+                       ranking=FakeRanking(AssertionError("ranking must not be called"))).search(
+        "zzqx", "17850", 5, True, _budget())
+    assert page.items == [] and page.attribution_token
+    assert [x.stage for x in page.degradations] == [d.Stage.TEXT_ENCODER]
+
+
+def test_inner_rejections_are_outages_not_the_callers_fault():
+    import grpc
+
+    from services.gateway.clients import _domain_error
+
+    def rpc_error(code):
+        return grpc.aio.AioRpcError(code, grpc.aio.Metadata(), grpc.aio.Metadata(), "details")
+
+    assert isinstance(_domain_error(rpc_error(grpc.StatusCode.INVALID_ARGUMENT), "ranking"), UnavailableError)
+    assert isinstance(_domain_error(rpc_error(grpc.StatusCode.RESOURCE_EXHAUSTED), "ranking"), UnavailableError)
+    assert isinstance(_domain_error(rpc_error(grpc.StatusCode.DEADLINE_EXCEEDED), "ranking"), DeadlineError)
+
+
 async def test_retrieval_outage_is_unavailable(store):
     with pytest.raises(UnavailableError):
         await _core(store, retrieval=FakeRetrieval(UnavailableError("retrieval: UNAVAILABLE"))).search(
@@ -106,7 +128,7 @@ async def test_exhausted_deadline_is_deadline_exceeded(store):
 async def test_recorded_purchase_reaches_the_next_recommend(store):
     retrieval = FakeRetrieval()
     core = _core(store, retrieval=retrieval)
-    token = new_attribution_token("fused")
+    token = core.tokens.issue("fused")
     event = d.UserEvent("P7", d.EventKind.PURCHASE, 123.0, 2)
     assert await core.record_events([("e1", "17850", token, event)]) == (1, 0)
     assert await core.record_events([("e1", "17850", token, event), ("e1", "17850", token, event)]) == (0, 2)

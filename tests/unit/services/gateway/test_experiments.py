@@ -1,11 +1,10 @@
 import base64
-import json
 from collections import Counter
 
 import pytest
 
 from libs.errors import InvalidArgumentError
-from services.gateway.experiments import Variants, new_attribution_token, variant_of_token
+from services.gateway.experiments import AttributionTokens, Variants
 
 
 def test_assignment_is_stable_and_follows_shares():
@@ -24,18 +23,51 @@ def test_parse_rejects_empty():
         Variants.parse(" , ")
 
 
+KEY = b"k" * 32
+
+
 def test_token_round_trip_and_malformed():
-    assert variant_of_token(new_attribution_token("gnn_only"), "t") == "gnn_only"
-    assert variant_of_token("", "t") == ""
+    tokens = AttributionTokens(KEY)
+    assert tokens.variant_of(tokens.issue("gnn_only"), "t") == "gnn_only"
+    assert tokens.variant_of("", "t") == ""
     with pytest.raises(InvalidArgumentError, match="events\\[0\\].attribution_token"):
-        variant_of_token("!!garbage", "events[0].attribution_token")
+        tokens.variant_of("!!garbage", "events[0].attribution_token")
+
+
+def _forge(payload: bytes, signature: str = "AAAA") -> str:
+    return base64.urlsafe_b64encode(payload).decode().rstrip("=") + "." + signature
+
+
+@pytest.mark.parametrize("token", [
+    AttributionTokens(b"x" * 32).issue("fused"),  # another key (another deployment, or a restart without a key)
+    _forge(b'{"v":"gnn_only"}'),  # unsigned: the old format, or a client making its own
+    _forge(b"[" * 100_000),  # deeply nested JSON: must not reach the parser (was RecursionError -> INTERNAL)
+    "é" * 40 + ".é",  # non-ASCII
+    "a" * 257,  # oversized
+])
+def test_tokens_not_issued_with_our_key_are_invalid_argument(token):
+    with pytest.raises(InvalidArgumentError) as info:
+        AttributionTokens(KEY).variant_of(token, "t")
+    assert [v.field for v in info.value.violations] == ["t"]
+
+
+def test_tampered_variant_is_rejected():
+    tokens = AttributionTokens(KEY)
+    body, signature = tokens.issue("fused").split(".")
+    payload = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)).replace(b"fused", b"gnn_only")
+    with pytest.raises(InvalidArgumentError):
+        tokens.variant_of(_forge(payload, signature), "t")
+
+
+def test_short_keys_are_refused():
+    with pytest.raises(ValueError):
+        AttributionTokens(b"short")
 
 
 def test_tokens_that_could_smuggle_control_characters_are_rejected():
-    def token(payload: dict) -> str:
-        return base64.urlsafe_b64encode(json.dumps(payload).encode()).decode().rstrip("=")
-
-    assert variant_of_token(token({"v": "gnn_only"}), "t") == "gnn_only"
-    for bad in (new_attribution_token("fused") + "\x00", token({"v": "a\u0000b"}), token({"v": ""}), "x" * 257):
+    tokens = AttributionTokens(KEY)
+    good = tokens.issue("fused")
+    body, signature = good.split(".")
+    for bad in (good + "\x00", body + "\x00." + signature, body[:5] + "\n" + body[5:] + "." + signature):
         with pytest.raises(InvalidArgumentError, match="^t: "):
-            variant_of_token(bad, "t")
+            tokens.variant_of(bad, "t")

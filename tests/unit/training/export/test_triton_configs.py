@@ -32,3 +32,13 @@ def test_version_folders_hold_the_python_backend_stub():
     for spec in specs().values():
         model_py = DEFAULT_REPOSITORY / spec.name / "1" / "model.py"
         assert model_py.read_text().strip() == "from libs.triton.ort_model import TritonPythonModel  # noqa: F401"
+
+
+def test_every_config_rejects_requests_whose_timeout_ran_out_in_the_queue():
+    for spec in specs().values():
+        for config in (gpu_config(spec), cpu_config(spec)):
+            policy = config.dynamic_batching.default_queue_policy
+            assert policy.timeout_action == mc.ModelQueuePolicy.REJECT
+            assert policy.allow_timeout_override  # the client sends each request's remaining time
+            assert 0 < policy.default_timeout_microseconds <= 5_000_000
+            assert policy.max_queue_size > 0

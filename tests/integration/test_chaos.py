@@ -1,0 +1,40 @@
+"""The fast subset of `make chaos` (loadtest/chaos.py): 1,000 hostile requests (and 100 at each inner service),
+then Triton killed with SIGKILL under load and restarted by the supervisor. The full suite (10,000 requests,
+inner-service kills, overload, soak) is `make chaos`."""
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import pytest
+
+from loadtest import chaos
+
+
+@pytest.fixture(scope="module")
+def supervised(own_stack):
+    stop = threading.Event()
+    thread = threading.Thread(target=own_stack.supervise, args=(stop, 0.2), daemon=True)
+    thread.start()
+    yield own_stack
+    stop.set()
+    thread.join()
+
+
+def _assert_on_target(figures):
+    missed = [f.line() for f in figures if not f.ok]
+    assert not missed, "\n".join(missed)
+
+
+def test_hostile_requests_never_end_internal_unknown_or_unavailable(supervised):
+    figures, details = asyncio.run(chaos.fuzz(supervised.addresses["gateway"], 1000))
+    for name, service in chaos.INNER.items():
+        figures += asyncio.run(chaos.fuzz(supervised.addresses[name], 100, service))[0]
+    _assert_on_target(figures)
+    assert details["codes"].get("INVALID_ARGUMENT", 0) > 100 and details["codes"].get("OK", 0) > 10
+
+
+def test_triton_killed_under_load_degrades_recovers_and_leaves_no_orphan(supervised):
+    figures, details = asyncio.run(chaos.triton_kill(supervised))
+    _assert_on_target(figures)
+    assert [name for name, _, _ in supervised.restarts] == ["triton"]
