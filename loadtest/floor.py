@@ -52,7 +52,7 @@ class _Retrieval:
 
     async def query_candidates(self, query: str, user_id: str, limit: int, timeout: float) -> StageResult:
         t = time.perf_counter()
-        items, degradations = await self.core.query_candidates(query, user_id, limit)
+        items, degradations = await self.core.query_candidates(query, user_id, limit, timeout)
         self.times.add("retrieval", t)
         return StageResult(items, degradations)
 
@@ -100,9 +100,6 @@ class InProcessShop:
         models = OnnxModels(repository, version=str(bundle.number), threads=threads)
         encode = encoder(models)
 
-        async def encode_query(query: str) -> np.ndarray:
-            return (await encode([query]))[0]
-
         async def version(model: str) -> str:
             return bundle.versions.get(model, models.version)
 
@@ -110,7 +107,7 @@ class InProcessShop:
         self.times = StageTimes()
         retrieval = RetrievalCore(state.dataset.items["product_id"], titles, state.item_emb, state.store.pop[:, 1],
                                   state.store.copurchase,
-                                  lambda user, recent: user_context(state.store, user, recent), encode_query)
+                                  lambda user, recent: user_context(state.store, user, recent), encode)
         ranking = RankingCore(state.store, titles, state.fusion, models.infer, encode, version)
         explanation = ExplanationCore(state.store, titles, state.fusion, models.infer, encode)
         self._events_dir = tempfile.TemporaryDirectory(prefix="floor-events-")

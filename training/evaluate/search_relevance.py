@@ -144,7 +144,7 @@ class DenseSearch:
         self.served = served
 
     def search(self, query: str, user_id: str | None, k: int) -> np.ndarray:
-        q = asyncio.run(self.served.retrieval.encode_query(query))
+        q = asyncio.run(self.served.retrieval.encode([query]))[0]
         return np.argsort(-(self.served.store.item_emb @ q), kind="stable")[:k]
 
 

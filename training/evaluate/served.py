@@ -40,9 +40,6 @@ class ServedSearch:
         models = OnnxModels(self.repository)
         encode = encoder(models)
 
-        async def encode_query(query: str) -> np.ndarray:
-            return (await encode([query]))[0]
-
         async def version(model: str) -> str:
             return models.version
 
@@ -50,7 +47,7 @@ class ServedSearch:
             return user_context(self.store, user_id, recent)
 
         self.retrieval = RetrievalCore(product_ids, titles, item_emb, self.store.pop[:, 1], self.store.copurchase,
-                                       history, encode_query)
+                                       history, encode)
         self.ranking = RankingCore(self.store, titles, Fusion.load(self.models_dir / FUSION_FILE), models.infer,
                                    encode, version)
 
@@ -58,7 +55,7 @@ class ServedSearch:
         return asyncio.run(self.search_async(query, user_id or "", k))
 
     async def search_async(self, query: str, user_id: str, k: int) -> np.ndarray:
-        candidates, _ = await self.retrieval.query_candidates(query, user_id, CANDIDATES)
+        candidates, _ = await self.retrieval.query_candidates(query, user_id, CANDIDATES, DEADLINE_S)
         if not candidates:
             return np.zeros(0, np.int64)
         ranked = await self.ranking.rank(user_id, query, [c.product_id for c in candidates], k, "fused", 0.0, [],
