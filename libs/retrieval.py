@@ -48,13 +48,18 @@ class LexicalIndex:
 
 
 class VectorIndex:
-    """HNSW over L2-normalised vectors: inner product = cosine."""
+    """HNSW over L2-normalised vectors: inner product = cosine.
 
-    def __init__(self, vectors: np.ndarray, m: int = 32, ef_search: int = 64) -> None:
+    efConstruction 200 (faiss default 40) and efSearch 128: catalogues hold many near-identical variants (colours,
+    sizes), where a graph built with the defaults misses exact neighbours (`make bench-scale`: recall@10 0.88 -> 0.99
+    on a x10 catalogue) for ~0.1 ms more per query and a slower build at start-up."""
+
+    def __init__(self, vectors: np.ndarray, m: int = 32, ef_search: int = 128, ef_construction: int = 200) -> None:
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         faiss.normalize_L2(vectors)
         self.vectors = vectors
         self.index = faiss.IndexHNSWFlat(vectors.shape[1], m, faiss.METRIC_INNER_PRODUCT)
+        self.index.hnsw.efConstruction = ef_construction
         self.index.hnsw.efSearch = ef_search
         self.index.add(vectors)
 
