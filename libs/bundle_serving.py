@@ -91,6 +91,11 @@ class BundleSwitch:
         """Readiness (libs.readiness): Triton serves every model of the held bundle at the bundle's version."""
         return await self.pinned.serves(self.models)
 
+    async def ready_unless_triton_down(self) -> bool:
+        """For a service that still answers without Triton (retrieval: lexical-only): ready while Triton is down,
+        not while Triton is up but serves other versions than the held bundle's (that would mix bundles)."""
+        return not await self.client.is_ready() or await self.ready()
+
     async def run(self, health_servicer: health.aio.HealthServicer, names: Sequence[str] = ()) -> None:
         """Follow CURRENT until cancelled; `bundle/<id>` is SERVING for the bundle held. The service's readiness
         names are libs.readiness's, fed by `ready` (so two loops never set the same name)."""

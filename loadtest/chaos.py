@@ -43,7 +43,8 @@ from shop.gateway.v1 import gateway_service_pb2 as gpb
 from shop.ranking.v1 import ranking_service_pb2 as kpb
 from shop.retrieval.v1 import retrieval_service_pb2 as rpb
 
-from libs.config import REPO_ROOT, REPORTS_DIR
+from libs.bundles import load_bundle
+from libs.config import REPO_ROOT, REPORTS_DIR, artifacts_dir
 from loadtest.driver import request_messages
 from loadtest.fuzz import hostile_request
 from loadtest.stats import percentiles_ms
@@ -226,7 +227,12 @@ class Timeline:
             while not stop.is_set():
                 states = await asyncio.gather(*(health_of(self.stack.addresses[n]) for n in self.names))
                 try:
-                    triton_ready = bool(await triton.is_server_ready(client_timeout=0.5))
+                    # Ready = serving the current bundle's models (explicit model control: a relaunched server is
+                    # up before the supervisor has loaded them, and nothing can be answered until then).
+                    versions = load_bundle(artifacts_dir()).versions
+                    ready = await asyncio.gather(triton.is_server_ready(client_timeout=0.5), *(
+                        triton.is_model_ready(m, v, client_timeout=0.5) for m, v in versions.items()))
+                    triton_ready = all(bool(r) for r in ready)
                 except Exception:  # noqa: BLE001 - down or restarting
                     triton_ready = False
                 now = time.monotonic()

@@ -32,7 +32,8 @@ SERVICES = ("retrieval", "ranking", "explanation", "gateway")
 RUNNING = REPO_ROOT / "build" / "stack.json"  # addresses of the stack `make run` serves, while it runs
 
 
-def wait_healthy(addr: str, timeout_s: float, proc: subprocess.Popen | None = None) -> None:
+def wait_healthy(addr: str, timeout_s: float, proc: subprocess.Popen | None = None, service: str = "") -> None:
+    """Until `addr` reports SERVING for `service` ("" = readiness; libs.readiness.LIVENESS = the process is up)."""
     deadline = time.monotonic() + timeout_s
     with grpc.insecure_channel(addr) as channel:
         stub = health_pb2_grpc.HealthStub(channel)
@@ -40,7 +41,8 @@ def wait_healthy(addr: str, timeout_s: float, proc: subprocess.Popen | None = No
             if proc is not None and proc.poll() is not None:
                 raise RuntimeError(f"process for {addr} exited with code {proc.returncode}")
             try:
-                if stub.Check(health_pb2.HealthCheckRequest(), timeout=1).status == health_pb2.HealthCheckResponse.SERVING:
+                reply = stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=1)
+                if reply.status == health_pb2.HealthCheckResponse.SERVING:
                     return
             except grpc.RpcError:
                 pass

@@ -39,7 +39,7 @@ async def main() -> None:
     await serve("retrieval", settings, settings.addresses.retrieval,
                 Registration(lambda s: pb_grpc.add_RetrievalServiceServicer_to_server(servicer, s),
                              [pb.DESCRIPTOR.services_by_name["RetrievalService"].full_name]),
-                on_stop=triton.close, background=switch.run)
+                on_stop=triton.close, ready=switch.ready_unless_triton_down, background=switch.run)
 
 
 if __name__ == "__main__":

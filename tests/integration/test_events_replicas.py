@@ -33,6 +33,7 @@ from libs.catalog.prepare import prepare
 from libs.config import REPO_ROOT
 from libs.triton.launcher import free_port
 from tests.unit.catalog.conftest import ROWS, write_csv
+from libs.readiness import LIVENESS
 from tools.stack import stop_process, wait_healthy
 
 USER = "13047"
@@ -92,7 +93,7 @@ def replicas(artifacts: Path, retrieval_addr: str, pg_dsn: str, tmp_path: Path
         for n in range(2):
             started.append(_start_gateway(artifacts, retrieval_addr, pg_dsn, tmp_path / f"gateway{n}.log"))
         for proc, addr in started:
-            wait_healthy(addr, 60, proc)
+            wait_healthy(addr, 60, proc, LIVENESS)  # degraded on purpose: never ready (ranking is down)
         yield started
     finally:
         for proc, _ in started:
@@ -178,7 +179,7 @@ def test_unreachable_database_is_unavailable_with_retry_info_and_recommend_degra
     proc, addr = _start_gateway(artifacts, retrieval_addr, f"postgresql://postgres@127.0.0.1:{free_port()}/shop",
                                 tmp_path / "gateway.log")
     try:
-        wait_healthy(addr, 60, proc)
+        wait_healthy(addr, 60, proc, LIVENESS)  # degraded on purpose: never ready (ranking is down)
         with grpc.insecure_channel(addr) as channel:
             stub = gpb_grpc.GatewayServiceStub(channel)
             with pytest.raises(grpc.RpcError) as info:

@@ -17,9 +17,13 @@ class FakeTriton:
     def __init__(self, ready):
         self.ready = set(ready)
         self.calls = []
+        self.up = True
+
+    async def is_ready(self):
+        return self.up
 
     async def is_model_ready(self, model, version=""):
-        return (model, version) in self.ready
+        return self.up and (model, version) in self.ready
 
     async def infer(self, model, inputs, outputs, timeout_s=None, version=""):
         self.calls.append((model, version))
@@ -115,3 +119,15 @@ async def test_a_bundle_that_fails_to_load_leaves_the_service_on_the_old_one(tmp
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
+
+
+async def test_a_service_that_answers_without_triton_stays_ready_only_while_triton_is_down(tmp_path):
+    one = _bundle(tmp_path, 1)
+    client = FakeTriton({("text_encoder", "1")})
+    switch = BundleSwitch(tmp_path, client, ("text_encoder",), lambda state, pinned: state.bundle.id,
+                          lambda core: None, interval_s=0.01, load=_load)
+    assert one.id == switch.bundle_id and await switch.ready_unless_triton_down()
+    client.ready.clear()  # Triton up, but serving other versions: not ready (never mix bundles)
+    assert not await switch.ready_unless_triton_down()
+    client.up = False  # Triton down: the service still answers (lexical-only), so it stays ready
+    assert await switch.ready_unless_triton_down()
