@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 import grpc
 
+from libs import tracing
 from libs.config import SecuritySettings
 from libs.security import channel_credentials
 
@@ -43,23 +44,45 @@ CHANNEL_OPTIONS = [
 ]
 
 
+def _with_metadata(details, metadata):  # noqa: ANN001, ANN202
+    return details._replace(metadata=metadata) if hasattr(details, "_replace") else \
+        grpc.aio.ClientCallDetails(details.method, details.timeout, metadata, details.credentials,
+                                   details.wait_for_ready)
+
+
 class _BearerToken(grpc.aio.UnaryUnaryClientInterceptor):
     def __init__(self, token: str) -> None:
         self.metadata = ("authorization", f"Bearer {token}")
 
     async def intercept_unary_unary(self, continuation, client_call_details, request):  # noqa: ANN001
         metadata = list(client_call_details.metadata or []) + [self.metadata]
-        details = client_call_details._replace(metadata=metadata) if hasattr(client_call_details, "_replace") else \
-            grpc.aio.ClientCallDetails(client_call_details.method, client_call_details.timeout, metadata,
-                                       client_call_details.credentials, client_call_details.wait_for_ready)
-        return await continuation(details, request)
+        return await continuation(_with_metadata(client_call_details, metadata), request)
+
+
+class _TraceContext(grpc.aio.UnaryUnaryClientInterceptor):
+    """A client span per call, its W3C trace context sent in the metadata (the callee continues the trace)."""
+
+    async def intercept_unary_unary(self, continuation, client_call_details, request):  # noqa: ANN001
+        method = client_call_details.method
+        method = method.decode() if isinstance(method, bytes) else method
+        with tracing.tracer().start_as_current_span(method, kind=tracing.CLIENT,
+                                                    attributes={"rpc.system": "grpc"}) as span:
+            metadata = tracing.inject(list(client_call_details.metadata or []))
+            call = await continuation(_with_metadata(client_call_details, metadata), request)
+            try:
+                await call  # the span lasts until the answer (awaiting a finished call again is free)
+            except grpc.aio.AioRpcError as exc:
+                tracing.mark_error(span, exc.code().name)
+                raise
+            tracing.mark_error(span, "OK")
+            return call
 
 
 def open_channel(target: str, services: Sequence[str], security: SecuritySettings | None = None) -> grpc.aio.Channel:
     """An aio channel to `target` whose calls to `services` are retried per the service config."""
     security = security or SecuritySettings()
     options = [*CHANNEL_OPTIONS, ("grpc.service_config", service_config(services))]
-    interceptors = [_BearerToken(security.auth_token)] if security.auth_token else None
+    interceptors = [_TraceContext(), *([_BearerToken(security.auth_token)] if security.auth_token else [])]
     creds = channel_credentials(security)
     if creds is None:
         return grpc.aio.insecure_channel(target, options=options, interceptors=interceptors)

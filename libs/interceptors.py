@@ -13,7 +13,7 @@ from google.protobuf.message import DecodeError
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from prometheus_client import Counter, Histogram
 
-from libs import errors
+from libs import errors, tracing
 from libs.logs import fields
 
 log = logging.getLogger(__name__)
@@ -133,25 +133,33 @@ class ObservabilityInterceptor(grpc.aio.ServerInterceptor):
         async def observed(raw: bytes, context: grpc.aio.ServicerContext) -> object:
             start = time.perf_counter()
             code = grpc.StatusCode.OK
-            try:
-                return await inner(_parse(handler, raw), context)
-            except errors.DomainError as exc:
-                code, message, trailers = to_status(exc, self.service)
-                await context.abort(code, message, trailing_metadata=trailers)
-            except grpc.aio.AbortError:
-                code = context.code() or grpc.StatusCode.UNKNOWN
-                raise
-            except Exception:  # noqa: BLE001 - mask internals from callers, keep them in the log
-                log.exception("unhandled error", extra=fields(method=method))
-                code, message, trailers = to_status(RuntimeError(), self.service)
-                await context.abort(code, message, trailing_metadata=trailers)
-            finally:
-                elapsed = time.perf_counter() - start
-                RPC_COUNT.labels(self.service, method, code.name).inc()
-                RPC_LATENCY.labels(self.service, method).observe(elapsed)
-                # Shed calls are counted, not logged one by one: under overload, hundreds of lines a second.
-                if code not in (grpc.StatusCode.OK, grpc.StatusCode.RESOURCE_EXHAUSTED):
-                    log.info("rpc failed", extra=fields(method=method, code=code.name, ms=round(elapsed * 1e3, 2)))
+            # The server span continues the caller's trace (W3C trace context in the metadata); calls made while
+            # serving, to inner services or Triton, become its children.
+            with tracing.tracer().start_as_current_span(
+                    details.method, context=tracing.extract(context.invocation_metadata()), kind=tracing.SERVER,
+                    attributes={"rpc.system": "grpc", "rpc.service": self.service, "rpc.method": method},
+                    record_exception=False, set_status_on_exception=False) as span:
+                try:
+                    return await inner(_parse(handler, raw), context)
+                except errors.DomainError as exc:
+                    code, message, trailers = to_status(exc, self.service)
+                    await context.abort(code, message, trailing_metadata=trailers)
+                except grpc.aio.AbortError:
+                    code = context.code() or grpc.StatusCode.UNKNOWN
+                    raise
+                except Exception:  # noqa: BLE001 - mask internals from callers, keep them in the log
+                    log.exception("unhandled error", extra=fields(method=method))
+                    code, message, trailers = to_status(RuntimeError(), self.service)
+                    await context.abort(code, message, trailing_metadata=trailers)
+                finally:
+                    elapsed = time.perf_counter() - start
+                    tracing.mark_error(span, code.name)
+                    RPC_COUNT.labels(self.service, method, code.name).inc()
+                    RPC_LATENCY.labels(self.service, method).observe(elapsed)
+                    # Shed calls are counted, not logged one by one: under overload, hundreds of lines a second.
+                    if code not in (grpc.StatusCode.OK, grpc.StatusCode.RESOURCE_EXHAUSTED):
+                        log.info("rpc failed",
+                                 extra=fields(method=method, code=code.name, ms=round(elapsed * 1e3, 2)))
 
         return _wrap(handler, observed)
 

@@ -8,6 +8,8 @@ import secrets
 import sys
 import time
 
+from libs import tracing
+
 # Key of the pseudonyms: SHOP_LOG_KEY (a Secret in production, so pseudonyms join across pods and restarts but
 # nobody without the key can test a guessed customer id against the logs). Unset: random per process.
 _key = secrets.token_bytes(32)
@@ -42,6 +44,9 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "msg": record.getMessage(),
         }
+        trace_id = tracing.current_trace_id()
+        if trace_id:  # joins a log line to its trace (tracing on)
+            payload["trace_id"] = trace_id
         payload.update(getattr(record, "fields", {}))
         if record.exc_info:
             payload["exc"] = self.formatException(record.exc_info)

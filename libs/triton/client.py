@@ -8,6 +8,7 @@ import numpy as np
 import tritonclient.grpc.aio as tc
 from tritonclient.utils import InferenceServerException, np_to_triton_dtype
 
+from libs import tracing
 from libs.errors import DeadlineError, UnavailableError
 
 log = logging.getLogger(__name__)
@@ -57,14 +58,22 @@ class TritonClient:
             wire_inputs.append(t)
         wire_outputs = [tc.InferRequestedOutput(n) for n in outputs]
         timeout = self.timeout_s if timeout_s is None else timeout_s
-        try:
-            # `timeout` (microseconds) is what Triton's queue policy reads: a request still queued when it runs out
-            # is rejected instead of run for a caller that has gone (configs: training/export/triton_configs.py).
-            result = await self._client.infer(model, wire_inputs, model_version=version, outputs=wire_outputs,
-                                              client_timeout=timeout, timeout=max(int(timeout * 1e6), 1))
-        except InferenceServerException as exc:
-            status = (exc.status() or "").upper()
-            if "DEADLINE" in status:
-                raise DeadlineError(f"{model}: triton deadline exceeded") from exc
-            raise UnavailableError(f"{model}: {status or 'error'}: {exc.message()}") from exc
+        batch = next(iter(inputs.values())).shape[0] if inputs else 0
+        with tracing.tracer().start_as_current_span(
+                f"triton {model}", kind=tracing.CLIENT, record_exception=False, set_status_on_exception=False,
+                attributes={"triton.model": model, "triton.version": version, "triton.batch": batch}) as span:
+            try:
+                # `timeout` (microseconds) is what Triton's queue policy reads: a request still queued when it runs
+                # out is rejected instead of run for a caller that has gone (training/export/triton_configs.py).
+                # The trace context goes along, for a Triton that traces too.
+                result = await self._client.infer(model, wire_inputs, model_version=version, outputs=wire_outputs,
+                                                  client_timeout=timeout, timeout=max(int(timeout * 1e6), 1),
+                                                  headers=dict(tracing.inject([])))
+            except InferenceServerException as exc:
+                status = (exc.status() or "").upper()
+                tracing.mark_error(span, status or "UNKNOWN")
+                if "DEADLINE" in status:
+                    raise DeadlineError(f"{model}: triton deadline exceeded") from exc
+                raise UnavailableError(f"{model}: {status or 'error'}: {exc.message()}") from exc
+            tracing.mark_error(span, "OK")
         return {n: result.as_numpy(n) for n in outputs}

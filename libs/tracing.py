@@ -1,0 +1,81 @@
+"""Distributed tracing with OpenTelemetry: a span for every RPC served and called and every Triton call, with the
+W3C trace context carried in gRPC metadata (`traceparent`, `tracestate`) from the gateway to the inner services.
+
+Off by default, at no cost: without `SHOP_TRACING` no tracer provider is installed and the API hands out
+non-recording spans. `SHOP_TRACING=console` prints finished spans (JSON) on stderr; `SHOP_TRACING=otlp` exports
+them over OTLP/gRPC to `OTEL_EXPORTER_OTLP_ENDPOINT` (default http://localhost:4317), batched. The current trace id
+is added to every JSON log line (libs.logs), so logs and traces join.
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Sequence
+
+from opentelemetry import propagate, trace
+from opentelemetry.trace import SpanKind, Status, StatusCode
+
+TRACER = "shop"
+MODES = ("", "console", "otlp")
+
+
+def configure(service: str, mode: str | None = None) -> None:
+    """Install a tracer provider for `service` when tracing is on (`mode` or $SHOP_TRACING)."""
+    mode = (mode if mode is not None else os.environ.get("SHOP_TRACING", "")).strip().lower()
+    if mode not in MODES:
+        raise ValueError(f"SHOP_TRACING={mode!r}: one of {', '.join(repr(m) for m in MODES)}")
+    if not mode:
+        return
+    from opentelemetry.sdk.resources import Resource  # noqa: PLC0415 - only when tracing is on
+    from opentelemetry.sdk.trace import TracerProvider  # noqa: PLC0415
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter  # noqa: PLC0415
+
+    provider = TracerProvider(resource=Resource.create({"service.name": f"shop-{service}"}))
+    if mode == "console":
+        exporter = ConsoleSpanExporter()
+    else:
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter  # noqa: PLC0415
+
+        exporter = OTLPSpanExporter()
+    provider.add_span_processor(BatchSpanProcessor(exporter))
+    trace.set_tracer_provider(provider)
+
+
+def tracer() -> trace.Tracer:
+    return trace.get_tracer(TRACER)
+
+
+def current_trace_id() -> str:
+    """Hex trace id of the active span, "" when none is recording (tracing off)."""
+    ctx = trace.get_current_span().get_span_context()
+    return format(ctx.trace_id, "032x") if ctx.is_valid else ""
+
+
+class _MetadataGetter:
+    def get(self, carrier: dict[str, str], key: str) -> list[str] | None:
+        value = carrier.get(key)
+        return None if value is None else [value]
+
+    def keys(self, carrier: dict[str, str]) -> list[str]:
+        return list(carrier)
+
+
+def extract(metadata: Iterable[tuple[str, str | bytes]] | None):  # noqa: ANN201 - an otel Context
+    """The caller's trace context from incoming gRPC metadata."""
+    carrier = {k: v for k, v in (metadata or ()) if isinstance(v, str)}
+    return propagate.extract(carrier, getter=_MetadataGetter())
+
+
+def inject(metadata: Sequence[tuple[str, str]] | None) -> list[tuple[str, str]]:
+    """Outgoing gRPC metadata plus the current trace context."""
+    carrier: dict[str, str] = {}
+    propagate.inject(carrier)
+    return [*(metadata or ()), *carrier.items()]
+
+
+def mark_error(span: trace.Span, code: str) -> None:
+    span.set_attribute("rpc.grpc.status_code", code)
+    if code != "OK":
+        span.set_status(Status(StatusCode.ERROR, code))
+
+
+SERVER, CLIENT, INTERNAL = SpanKind.SERVER, SpanKind.CLIENT, SpanKind.INTERNAL
