@@ -65,8 +65,7 @@ class _TraceContext(grpc.aio.UnaryUnaryClientInterceptor):
     async def intercept_unary_unary(self, continuation, client_call_details, request):  # noqa: ANN001
         method = client_call_details.method
         method = method.decode() if isinstance(method, bytes) else method
-        with tracing.tracer().start_as_current_span(method, kind=tracing.CLIENT,
-                                                    attributes={"rpc.system": "grpc"}) as span:
+        with tracing.span(method, tracing.CLIENT, attributes={"rpc.system": "grpc"}) as span:
             metadata = tracing.inject(list(client_call_details.metadata or []))
             call = await continuation(_with_metadata(client_call_details, metadata), request)
             try:

@@ -135,8 +135,8 @@ class ObservabilityInterceptor(grpc.aio.ServerInterceptor):
             code = grpc.StatusCode.OK
             # The server span continues the caller's trace (W3C trace context in the metadata); calls made while
             # serving, to inner services or Triton, become its children.
-            with tracing.tracer().start_as_current_span(
-                    details.method, context=tracing.extract(context.invocation_metadata()), kind=tracing.SERVER,
+            with tracing.span(
+                    details.method, tracing.SERVER, context=tracing.extract(context.invocation_metadata()),
                     attributes={"rpc.system": "grpc", "rpc.service": self.service, "rpc.method": method},
                     record_exception=False, set_status_on_exception=False) as span:
                 try:

@@ -9,6 +9,7 @@ is added to every JSON log line (libs.logs), so logs and traces join.
 from __future__ import annotations
 
 import os
+from contextlib import nullcontext
 from collections.abc import Iterable, Sequence
 
 from opentelemetry import propagate, trace
@@ -40,8 +41,19 @@ def configure(service: str, mode: str | None = None) -> None:
     trace.set_tracer_provider(provider)
 
 
+# Probes and tools poll these every fraction of a second: traces of them would drown the ones of real requests.
+UNTRACED = ("/grpc.health.v1.Health/", "/grpc.reflection.")
+
+
 def tracer() -> trace.Tracer:
     return trace.get_tracer(TRACER)
+
+
+def span(name: str, kind: SpanKind, **kwargs):  # noqa: ANN003, ANN201 - a context manager yielding the span
+    """The current span for `name`: a new child span, or a non-recording one for untraced methods."""
+    if name.startswith(UNTRACED):
+        return nullcontext(trace.INVALID_SPAN)
+    return tracer().start_as_current_span(name, kind=kind, **kwargs)
 
 
 def current_trace_id() -> str:

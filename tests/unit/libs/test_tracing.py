@@ -5,7 +5,6 @@ import logging
 
 import grpc
 import pytest
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -14,9 +13,6 @@ from opentelemetry.trace import SpanKind
 from libs import logs, tracing
 from libs.channels import open_channel
 from libs.interceptors import ObservabilityInterceptor
-
-HEALTH = "grpc.health.v1.Health"
-
 
 @pytest.fixture
 def spans(monkeypatch):
@@ -35,19 +31,25 @@ async def _server(name: str, handlers) -> tuple[grpc.aio.Server, str]:  # noqa: 
     return server, f"127.0.0.1:{port}"
 
 
+def _echo_service(name: str, fn):  # noqa: ANN001, ANN202
+    return lambda s: s.add_generic_rpc_handlers([grpc.method_handlers_generic_handler(
+        name, {"Call": grpc.unary_unary_rpc_method_handler(fn)})])
+
+
 async def test_one_trace_across_two_hops(spans):
-    b, b_addr = await _server("b", lambda s: health_pb2_grpc.add_HealthServicer_to_server(health.aio.HealthServicer(), s))
-    b_channel = open_channel(b_addr, [HEALTH])
+    async def echo(request: bytes, context) -> bytes:  # noqa: ANN001
+        return request
+
+    b, b_addr = await _server("b", _echo_service("test.B", echo))
+    b_channel = open_channel(b_addr, ["test.B"])
 
     async def call_b(request: bytes, context) -> bytes:  # noqa: ANN001
-        await health_pb2_grpc.HealthStub(b_channel).Check(health_pb2.HealthCheckRequest(), timeout=5)
-        return b"ok"
+        return await b_channel.unary_unary("/test.B/Call")(request, timeout=5)
 
-    a, a_addr = await _server("a", lambda s: s.add_generic_rpc_handlers([grpc.method_handlers_generic_handler(
-        "test.A", {"Call": grpc.unary_unary_rpc_method_handler(call_b)})]))
+    a, a_addr = await _server("a", _echo_service("test.A", call_b))
     try:
         async with open_channel(a_addr, ["test.A"]) as channel:
-            assert await channel.unary_unary("/test.A/Call")(b"x", timeout=5) == b"ok"
+            assert await channel.unary_unary("/test.A/Call")(b"x", timeout=5) == b"x"
     finally:
         await b_channel.close()
         await a.stop(None)
@@ -55,8 +57,8 @@ async def test_one_trace_across_two_hops(spans):
     got = {(s.kind, s.name): s for s in spans.get_finished_spans()}
     caller = got[(SpanKind.CLIENT, "/test.A/Call")]
     served_a = got[(SpanKind.SERVER, "/test.A/Call")]
-    calls_b = got[(SpanKind.CLIENT, f"/{HEALTH}/Check")]
-    served_b = got[(SpanKind.SERVER, f"/{HEALTH}/Check")]
+    calls_b = got[(SpanKind.CLIENT, "/test.B/Call")]
+    served_b = got[(SpanKind.SERVER, "/test.B/Call")]
     assert len({s.context.trace_id for s in (caller, served_a, calls_b, served_b)}) == 1
     assert served_a.parent.span_id == caller.context.span_id
     assert calls_b.parent.span_id == served_a.context.span_id
@@ -74,3 +76,11 @@ def test_off_by_default_and_trace_id_in_logs(spans, capsys):
         line = json.loads(logs.JsonFormatter("svc").format(record))
     assert line["trace_id"] == format(span.get_span_context().trace_id, "032x")
     assert "trace_id" not in json.loads(logs.JsonFormatter("svc").format(record))
+
+
+def test_health_checks_are_not_traced(spans):
+    with tracing.span("/grpc.health.v1.Health/Check", tracing.SERVER) as span:
+        assert not span.is_recording()
+    with tracing.span("/shop.gateway.v1.GatewayService/Search", tracing.SERVER) as span:
+        assert span.is_recording()
+    assert [s.name for s in spans.get_finished_spans()] == ["/shop.gateway.v1.GatewayService/Search"]
