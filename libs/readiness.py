@@ -42,14 +42,6 @@ def grpc_health_check(channel: grpc.aio.Channel, service: str = "") -> Check:
     return check
 
 
-def models_ready(is_model_ready: Callable[[str], Awaitable[bool]], models: Sequence[str]) -> Check:
-    """Every model in `models` loaded and ready on Triton."""
-    async def check() -> bool:
-        return all(await asyncio.gather(*(is_model_ready(m) for m in models)))
-
-    return check
-
-
 class Dependencies:
     """Ready when the `required` peers are ready, and only after every peer was ready once.
 

@@ -9,8 +9,9 @@ import faiss
 import numpy as np
 
 from libs import domain as d
-from libs.features import UserContext
-from libs.relevance import STEMMER, analyse
+from libs.features import FeatureStore, UserContext
+from libs.history import user_context
+from libs.relevance import STEMMER, analyse, analyse_many
 from libs.scoring import EncodeQuery, encode_or_degrade
 
 RRF_K = 60  # the constant of Cormack et al. (2009); insensitive in practice
@@ -36,7 +37,7 @@ class LexicalIndex:
         self.retriever = bm25s.BM25()
         self.retriever.index(bm25s.tokenize(list(titles), stopwords="en", stemmer=STEMMER, show_progress=False),
                              show_progress=False)
-        self.title_terms = [set(analyse(t)) for t in titles]
+        self.title_terms = [set(t) for t in analyse_many(titles)]  # one tokenizer pass, as the index
         self.n = len(titles)
 
     def search(self, query: str, k: int) -> list[tuple[int, float]]:
@@ -83,6 +84,14 @@ class RetrievalCore:
         self.history = history
         self.encode = encode
         self.half_life_s = half_life_days * 86400.0
+
+    @classmethod
+    def over_store(cls, store: FeatureStore, product_ids: Sequence[str], titles: Sequence[str], encode: EncodeQuery,
+                   similar: Callable[[UserContext], list[tuple[int, float]]] | None = None) -> "RetrievalCore":
+        """Retrieval over a feature store's data: its title embeddings, recent popularity, co-purchase counts and
+        user histories (with fresh events) - how the service, the offline evaluation and the load floor build it."""
+        return cls(product_ids, titles, store.item_emb, store.pop[:, 1], store.copurchase,
+                   lambda user_id, recent: user_context(store, user_id, recent), encode, similar=similar)
 
     def _candidates(self, fused: list[tuple[int, float, list[d.SourceRank]]], limit: int,
                     terms: Sequence[str] = ()) -> list[d.Candidate]:

@@ -21,7 +21,6 @@ from libs.bundles import load_bundle
 from libs.config import REPOSITORY, artifacts_dir
 from libs.errors import DeadlineError, InvalidArgumentError, UnavailableError
 from libs.events.sqlite import SqliteEventStore
-from libs.history import user_context
 from libs.onnx_runner import OnnxModels
 from libs.serving import load_serving_state
 from libs.triton.text import encoder
@@ -31,7 +30,6 @@ from services.gateway.experiments import Variants
 from libs.ranking import RankingCore
 from libs.retrieval import RetrievalCore
 
-from loadtest.stats import STAGES  # noqa: F401  (the stage names the report lists)
 
 
 class StageTimes:
@@ -105,9 +103,7 @@ class InProcessShop:
 
         titles = state.dataset.items["title"]
         self.times = StageTimes()
-        retrieval = RetrievalCore(state.dataset.items["product_id"], titles, state.item_emb, state.store.pop[:, 1],
-                                  state.store.copurchase,
-                                  lambda user, recent: user_context(state.store, user, recent), encode)
+        retrieval = RetrievalCore.over_store(state.store, state.dataset.items["product_id"], titles, encode)
         ranking = RankingCore(state.store, titles, state.fusion, models.infer, encode, version)
         explanation = ExplanationCore(state.store, titles, state.fusion, models.infer, encode)
         self._events_dir = tempfile.TemporaryDirectory(prefix="floor-events-")

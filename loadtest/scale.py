@@ -121,7 +121,6 @@ def bench_rankers(emb: np.ndarray, workdir: Path) -> dict[str, dict]:
         session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
         out[name] = {"ort_ms": time_calls(lambda: session.run(None, x)), "torch_training_form_ms": train_ms,
                      "onnx_mb": path.stat().st_size / 2**20}
-        del session, module, served
     return out
 
 

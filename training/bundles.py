@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import hashlib
 import json
 import os
 import shutil
@@ -17,19 +16,12 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from libs.bundles import MANIFEST, Bundle, bundle_id, bundles_dir, current_id, list_bundles, load_bundle, set_current
+from libs.catalog.prepare import sha256_of
 from libs.config import REPOSITORY, artifacts_dir, models_dir
 from libs.model_io import FUSION_FILE, ITEM_EMBEDDINGS_FILE
 from libs.rankers import names as ranker_names, specs
 
 MODEL_FILES = ("model.onnx", "model.py", "model.plan")  # the engine only where TensorRT built one
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def repository_versions(repository: Path) -> list[int]:
@@ -72,7 +64,7 @@ def write_bundle(root: Path, number: int, files: Mapping[str, Path], info: Mappi
         shutil.copy2(src, staging / rel)
     manifest = {"id": bid, "number": number, "parent": parent, "created_at": created.isoformat(timespec="seconds"),
                 "models": {name: number for name in specs()}, **info,
-                "files": {rel: _sha256(staging / rel) for rel in files}}
+                "files": {rel: sha256_of(staging / rel) for rel in files}}
     (staging / MANIFEST).write_text(json.dumps(manifest, indent=2, default=str) + "\n")
     os.rename(staging, root_dir / bid)
     if make_current:

@@ -21,32 +21,14 @@ import pandas as pd
 import scipy.sparse as sp
 
 from libs.catalog.prepare import copurchase_matrix
-
 from libs.model_io import (
-    CAND_EMB,
-    CAND_IDS,
-    CAND_NBR_IDS,
-    CAND_NBR_MASK,
-    CAND_NBR_WEIGHT,
     EDGE_FEATURES,
-    HIST_EMB,
-    HIST_FEATS,
     HIST_FEATURES,
-    HIST_IDS,
-    HIST_MASK,
     ITEM_NEIGHBOURS,
     MAX_HISTORY,
-    POP_FEATS,
     POP_FEATURES,
-    QUERY_EMB,
-    QUERY_MASK,
-    REPEAT_FEATS,
     REPEAT_FEATURES,
     TEXT_DIM,
-    USER_NBR_EMB,
-    USER_NBR_FEATS,
-    USER_NBR_IDS,
-    USER_NBR_MASK,
     USER_NEIGHBOURS,
 )
 

@@ -2,15 +2,11 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
-
 from shop.retrieval.v1 import retrieval_service_pb2 as pb
 from shop.retrieval.v1 import retrieval_service_pb2_grpc as pb_grpc
 
 from libs.bundle_serving import BundleSwitch, PinnedTriton
 from libs.config import ServiceSettings
-from libs.domain import UserEvent
-from libs.history import user_context
 from libs.model_io import TEXT_ENCODER
 from libs.server import Registration, serve
 from libs.serving import ServingState
@@ -26,13 +22,8 @@ async def main() -> None:
     servicer = RetrievalServicer(None, settings.triton_timeout_s)  # core: installed by the bundle switch below
 
     def build(state: ServingState, pinned: PinnedTriton) -> RetrievalCore:
-        dataset, store = state.dataset, state.store
-
-        def history(user_id: str, recent: Sequence[UserEvent]):  # noqa: ANN202
-            return user_context(store, user_id, recent)
-
-        return RetrievalCore(dataset.items["product_id"], dataset.items["title"], state.item_emb, store.pop[:, 1],
-                             store.copurchase, history, encoder(pinned))
+        items = state.dataset.items
+        return RetrievalCore.over_store(state.store, items["product_id"], items["title"], encoder(pinned))
 
     switch = BundleSwitch(settings.artifacts_dir, triton, (TEXT_ENCODER,), build,
                           lambda core: setattr(servicer, "core", core))

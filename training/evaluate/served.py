@@ -5,16 +5,13 @@ ordered by query relevance plus the fused personal score (libs.relevance, libs.f
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
-from libs import domain as d
 from libs.config import REPOSITORY, models_dir as default_models_dir
 from libs.features import FeatureStore
 from libs.fusion import Fusion
-from libs.history import user_context
 from libs.model_io import FUSION_FILE, ITEM_EMBEDDINGS_FILE
 from libs.onnx_runner import OnnxModels
 from libs.triton.text import encoder
@@ -43,11 +40,7 @@ class ServedSearch:
         async def version(model: str) -> str:
             return models.version
 
-        def history(user_id: str, recent: Sequence[d.UserEvent]):  # noqa: ANN202
-            return user_context(self.store, user_id, recent)
-
-        self.retrieval = RetrievalCore(product_ids, titles, item_emb, self.store.pop[:, 1], self.store.copurchase,
-                                       history, encode)
+        self.retrieval = RetrievalCore.over_store(self.store, product_ids, titles, encode)
         self.ranking = RankingCore(self.store, titles, Fusion.load(self.models_dir / FUSION_FILE), models.infer,
                                    encode, version)
 

@@ -16,12 +16,10 @@ from torch import nn
 from libs.model_io import (
     EDGE_FEATURES,
     HIST_FEATURES,
-    ITEM_NEIGHBOURS,
     MAX_HISTORY,
     POP_FEATURES,
     REPEAT_FEATURES,
     TEXT_DIM,
-    USER_NEIGHBOURS,
 )
 
 NEG = -1.0e4  # additive mask value; representable in FP16

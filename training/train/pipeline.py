@@ -26,7 +26,6 @@ from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import torch
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")

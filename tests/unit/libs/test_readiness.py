@@ -3,7 +3,7 @@ import asyncio
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-from libs.readiness import Dependencies, grpc_health_check, models_ready, watch
+from libs.readiness import Dependencies, grpc_health_check, watch
 
 SERVING, NOT_SERVING = health_pb2.HealthCheckResponse.SERVING, health_pb2.HealthCheckResponse.NOT_SERVING
 
@@ -26,18 +26,6 @@ async def test_dependencies_wait_for_every_peer_once_then_only_for_the_required_
     assert await ready()  # later a ranking outage only degrades answers
     retrieval.value = False
     assert not await ready()
-
-
-async def test_models_ready_needs_every_model():
-    up = {"a"}
-
-    async def is_model_ready(model):
-        return model in up
-
-    check = models_ready(is_model_ready, ["a", "b"])
-    assert not await check()
-    up.add("b")
-    assert await check()
 
 
 async def _status(servicer, name=""):

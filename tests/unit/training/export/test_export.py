@@ -1,5 +1,3 @@
-from pathlib import Path
-
 import numpy as np
 import onnx
 import pytest
@@ -7,7 +5,7 @@ import torch
 
 from libs.explain import Mask, masked_scenarios
 from libs.features import stack
-from libs.model_io import MAX_CANDIDATES, TEXT_DIM
+from libs.model_io import MAX_CANDIDATES
 from libs.rankers import get as ranker
 from libs.rankers import specs
 from libs.rankers.gnn_ranker import SPEC as GNN_RANKER_SPEC

@@ -3,8 +3,7 @@ import pytest
 import torch
 
 from libs.explain import Mask, masked_scenarios
-from libs.features import stack
-from libs.model_io import MAX_HISTORY, TEXT_DIM
+from libs.model_io import TEXT_DIM
 from libs.rankers import get as ranker
 from tests.unit.features import synthetic
 from training.models.rankers import GnnRanker, TransformerRanker
