@@ -86,12 +86,12 @@ class RetrievalCore:
         self.half_life_s = half_life_days * 86400.0
 
     @classmethod
-    def over_store(cls, store: FeatureStore, product_ids: Sequence[str], titles: Sequence[str], encode: EncodeQuery,
-                   similar: Callable[[UserContext], list[tuple[int, float]]] | None = None) -> "RetrievalCore":
+    def over_store(cls, store: FeatureStore, product_ids: Sequence[str], titles: Sequence[str], encode: EncodeQuery
+                   ) -> "RetrievalCore":
         """Retrieval over a feature store's data: its title embeddings, recent popularity, co-purchase counts and
         user histories (with fresh events) - how the service, the offline evaluation and the load floor build it."""
         return cls(product_ids, titles, store.item_emb, store.pop[:, 1], store.copurchase,
-                   lambda user_id, recent: user_context(store, user_id, recent), encode, similar=similar)
+                   lambda user_id, recent: user_context(store, user_id, recent), encode)
 
     def _candidates(self, fused: list[tuple[int, float, list[d.SourceRank]]], limit: int,
                     terms: Sequence[str] = ()) -> list[d.Candidate]:

@@ -99,3 +99,13 @@ async def test_personal_search_adds_matching_repeat_purchases():
     assert d.Source.REPEAT_PURCHASE in {s.source for s in garden.source_ranks}
     assert all(d.Source.REPEAT_PURCHASE not in {s.source for s in c.source_ranks}
                for c in cands if c.product_id == "22000")
+
+
+async def test_over_store_reads_the_feature_stores_data():
+    from tests.unit import fakes
+
+    store = fakes.store()
+    core = RetrievalCore.over_store(store, fakes.PRODUCTS, fakes.TITLES, fakes.encode)
+    assert core.copurchase is store.copurchase and np.array_equal(core.dense.vectors.shape, store.item_emb.shape)
+    cands, _ = await core.user_candidates("1", [], 10)
+    assert "A" in {c.product_id for c in cands}  # user 1's own past purchase, from the store's history
