@@ -3,20 +3,24 @@ W3C trace context carried in gRPC metadata (`traceparent`, `tracestate`) from th
 
 Off by default, at no cost: without `SHOP_TRACING` no tracer provider is installed and the API hands out
 non-recording spans. `SHOP_TRACING=console` prints finished spans (JSON) on stderr; `SHOP_TRACING=otlp` exports
-them over OTLP/gRPC to `OTEL_EXPORTER_OTLP_ENDPOINT` (default http://localhost:4317), batched. The current trace id
-is added to every JSON log line (libs.logs), so logs and traces join.
+them over OTLP/gRPC to `OTEL_EXPORTER_OTLP_ENDPOINT` (default http://localhost:4317), batched; `SHOP_TRACING=file`
+appends them, one JSON object per line, to `$SHOP_TRACING_DIR/<service>.jsonl` (what `make load` summarises into
+its per-stage table, loadtest/traces.py). Sampling follows the standard `OTEL_TRACES_SAMPLER` variables (e.g.
+parentbased_traceidratio with OTEL_TRACES_SAMPLER_ARG=0.1): the gateway decides, the inner services follow. The
+current trace id is added to every JSON log line (libs.logs), so logs and traces join.
 """
 from __future__ import annotations
 
 import os
 from contextlib import nullcontext
+from pathlib import Path
 from collections.abc import Iterable, Sequence
 
 from opentelemetry import propagate, trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 TRACER = "shop"
-MODES = ("", "console", "otlp")
+MODES = ("", "console", "otlp", "file")
 
 
 def configure(service: str, mode: str | None = None) -> None:
@@ -33,6 +37,11 @@ def configure(service: str, mode: str | None = None) -> None:
     provider = TracerProvider(resource=Resource.create({"service.name": f"shop-{service}"}))
     if mode == "console":
         exporter = ConsoleSpanExporter()
+    elif mode == "file":
+        folder = Path(os.environ.get("SHOP_TRACING_DIR", "build/traces"))
+        folder.mkdir(parents=True, exist_ok=True)
+        out = open(folder / f"{service}.jsonl", "a", encoding="utf-8")  # noqa: SIM115 - open for the process' life
+        exporter = ConsoleSpanExporter(out=out, formatter=lambda s: s.to_json(indent=None) + "\n")
     else:
         from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter  # noqa: PLC0415
 

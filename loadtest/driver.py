@@ -27,7 +27,7 @@ from pathlib import Path
 import grpc
 
 from libs.config import REPO_ROOT, REPORTS_DIR, REPOSITORY
-from loadtest import payloads, stats
+from loadtest import payloads, stats, traces
 from loadtest.stats import STAGES
 from loadtest.echo_server import METHOD as ECHO_METHOD
 
@@ -160,8 +160,10 @@ async def measure(gateway_addr: str, echo_addr: str, args: argparse.Namespace) -
             samples, elapsed = await run_step(echo, echo_items[offset:] + echo_items[:offset], c,
                                               args.echo_duration, args.max_requests)
             rows += stats.rows_for_step("echo", c, elapsed, samples)[:1]  # per-RPC echo rows say nothing
+            began = time.time()
             samples, elapsed = await run_step(gw, items[offset:] + items[:offset], c, args.duration,
                                               args.max_requests)
+            args.level_windows[c] = (began, time.time())
             step = stats.rows_for_step("gateway", c, elapsed, samples)
             rows += step
             mix_row = step[0]
@@ -239,6 +241,11 @@ def write_reports(rows: list[stats.Row], meta: dict, out: Path) -> None:
                                    for s in STAGES) + " |" for c, st in sorted(meta.get("floor_stages", {}).items())],
         "",
     ]
+    if meta.get("trace_stages"):
+        md += [f"Per-stage time of the served gateway, from its traces ({meta['trace_sample_ratio']:.0%} of requests "
+               "sampled by the gateway, every span of a sampled request recorded; loadtest/traces.py). `client` = "
+               "the caller's view of an RPC (includes the hop), `server` = the time the service spent on it:", "",
+               *traces.markdown(meta["trace_stages"]), ""]
     (out / "load.md").write_text("\n".join(md))
 
 
@@ -256,6 +263,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                         help="skip the in-process floor (same mix, same cores, no gRPC, ONNX Runtime)")
     args = parser.parse_args(argv)
     args.floor_stages = {}
+    args.level_windows = {}
     return args
 
 
@@ -263,6 +271,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     stack = None
     echo_proc = None
+    trace_dir = None
     try:
         if is_serving(args.gateway):
             gateway_addr, stack_desc = args.gateway, f"already running at {args.gateway}"
@@ -277,7 +286,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return 2
 
             print("starting the stack (Triton + 4 services; logs in build/logs/) ...", flush=True)
-            stack = Stack().start()
+            trace_dir = REPO_ROOT / "build" / "traces" / datetime.now(UTC).strftime("load-%Y%m%dT%H%M%S")
+            stack = Stack(env=traces.tracing_env(trace_dir)).start()
             gateway_addr = stack.addresses["gateway"]
             stack_desc = "started by the driver (tools.stack.Stack, Triton CPU configs)"
         echo_proc, echo_addr = start_echo()
@@ -288,7 +298,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             stop_process(echo_proc)
         if stack is not None:
             stack.stop()
+    trace_stages = {}
+    if trace_dir is not None:
+        spans = traces.read_spans(trace_dir)
+        trace_stages = {c: traces.summarise(spans, *window) for c, window in args.level_windows.items()}
     meta = {
+        "trace_stages": trace_stages, "trace_sample_ratio": traces.SAMPLE_RATIO if trace_dir else None,
         "finished": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "machine": f"{os.cpu_count()} cores, {platform.platform()}, Python {platform.python_version()}, "
                    f"grpcio {grpc.__version__}",

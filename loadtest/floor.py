@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import tempfile
 import time
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -87,6 +87,24 @@ class _Explainer:
         return StageResult(out.explanations, out.degradations)
 
 
+def cached(encode, size: int = 65536):  # noqa: ANN001, ANN201 - libs.scoring.EncodeQuery in and out
+    """The floor's stand-in for Triton's response cache on the text encoder (same key: the texts of one call), so
+    the gateway and the floor are compared with the same caching."""
+    memo: OrderedDict[tuple[str, ...], np.ndarray] = OrderedDict()
+
+    async def encode_cached(texts: Sequence[str], timeout_s: float | None = None) -> np.ndarray:
+        key = tuple(texts)
+        if key in memo:
+            memo.move_to_end(key)
+            return memo[key]
+        memo[key] = out = await encode(texts, timeout_s)
+        if len(memo) > size:
+            memo.popitem(last=False)
+        return out
+
+    return encode_cached
+
+
 class InProcessShop:
     """Build once (loads the dataset, feature store and ONNX sessions), then `call` like the load driver does."""
 
@@ -96,7 +114,7 @@ class InProcessShop:
         bundle = load_bundle(artifacts)  # what the services serve: the current bundle's side files and versions
         state = load_serving_state(artifacts, bundle)
         models = OnnxModels(repository, version=str(bundle.number), threads=threads)
-        encode = encoder(models)
+        encode = cached(encoder(models))
 
         async def version(model: str) -> str:
             return bundle.versions.get(model, models.version)

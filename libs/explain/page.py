@@ -92,6 +92,8 @@ def _query_kind(piece: Piece, item: int, query: str, matcher: TitleMatcher | Non
 def explain_items(store: FeatureStore, titles: Sequence[str], product_ids: Sequence[str], cand_idx: np.ndarray,
                   pieces: Sequence[Piece], att: Attribution, query: str = "",
                   matcher: TitleMatcher | None = None) -> list[d.Explanation]:
+    # Per piece, once: the product it names (a pandas lookup per candidate and piece was a third of the cost).
+    named = [(str(store.item_index[p.item]), titles[p.item]) if p.item >= 0 else ("", "") for p in pieces]
     out = []
     for c, item in enumerate(cand_idx):
         neighbours = set((store.nbr_ids[item] - 1).tolist()) if item >= 0 else set()
@@ -103,8 +105,7 @@ def explain_items(store: FeatureStore, titles: Sequence[str], product_ids: Seque
             kind, text = _query_kind(piece, int(item), query, matcher)
             if kind is d.EvidenceKind.PAST_PURCHASE and piece.item in neighbours:
                 kind = d.EvidenceKind.CO_PURCHASE_NEIGHBOUR
-            product = str(store.item_index[piece.item]) if piece.item >= 0 else ""
-            evidence.append(d.Evidence(kind, value, product, titles[piece.item] if piece.item >= 0 else "", text))
+            evidence.append(d.Evidence(kind, value, *named[p], text))
         evidence.sort(key=lambda e: -e.contribution)
         shown = _shown(evidence)
         score, baseline = float(att.score[c]), float(att.baseline[c])

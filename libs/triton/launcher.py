@@ -77,6 +77,7 @@ class TritonServer:
     exit_timeout_s: int = 5
     log_path: Path | None = None
     extra_args: list[str] = field(default_factory=list)
+    cache_bytes: int = field(default_factory=lambda: int(os.environ.get("SHOP_TRITON_CACHE_BYTES", 32 << 20)))
     versions: dict[str, str] | None = None
     process: subprocess.Popen | None = None
 
@@ -100,6 +101,9 @@ class TritonServer:
             "--strict-readiness=true",
             "--model-control-mode=explicit",
             "--log-verbose=0",
+            # The response cache the text encoder's config enables (training/export/triton_configs.py).
+            f"--cache-directory={_pytriton_dir() / 'caches'}",
+            f"--cache-config=local,size={self.cache_bytes}",
         ]
         if self.config_name:
             args.append(f"--model-config-name={self.config_name}")

@@ -22,7 +22,7 @@ from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2 as mc
 
 from libs.config import REPOSITORY
-from libs.model_io import ModelSpec, Tensor
+from libs.model_io import TEXT_ENCODER_SPEC, ModelSpec, Tensor
 from libs.rankers import specs
 
 DEFAULT_REPOSITORY = REPOSITORY
@@ -66,12 +66,21 @@ def _batching(config: mc.ModelConfig) -> None:
             allow_timeout_override=True, max_queue_size=MAX_QUEUE_SIZE)))
 
 
+def _cache(config: mc.ModelConfig, spec: ModelSpec) -> None:
+    """The text encoder's answers are cached by Triton (the server's --cache-config): one Search asks for the same
+    query's embedding in retrieval and again in ranking, and shoppers repeat head queries. The encoder is a pure
+    function of its inputs, so a hit is exact. The rankers read each user's own history: hits would be rare."""
+    if spec.name == TEXT_ENCODER_SPEC.name:
+        config.response_cache.enable = True
+
+
 def gpu_config(spec: ModelSpec) -> mc.ModelConfig:
     config = mc.ModelConfig(name=spec.name, platform="tensorrt_plan", max_batch_size=spec.max_batch_size,
                             default_model_filename="model.plan")
     _io(config, spec)
     config.instance_group.add(kind=mc.ModelInstanceGroup.KIND_GPU, count=1)
     _batching(config)
+    _cache(config, spec)
     _warmup(config, spec)
     return config
 
@@ -83,6 +92,7 @@ def cpu_config(spec: ModelSpec, threads: int = CPU_INTRA_OP_THREADS) -> mc.Model
     _batching(config)
     config.parameters["intra_op_num_threads"].string_value = str(threads)
     config.parameters["onnx_file"].string_value = "model.onnx"
+    _cache(config, spec)
     _warmup(config, spec)
     return config
 

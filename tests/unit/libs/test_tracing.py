@@ -84,3 +84,22 @@ def test_health_checks_are_not_traced(spans):
     with tracing.span("/shop.gateway.v1.GatewayService/Search", tracing.SERVER) as span:
         assert span.is_recording()
     assert [s.name for s in spans.get_finished_spans()] == ["/shop.gateway.v1.GatewayService/Search"]
+
+
+def test_file_mode_writes_one_json_span_per_line(tmp_path):
+    """SHOP_TRACING=file (what `make load` uses for its per-stage table) in a process of its own: the tracer
+    provider is process-global and must not leak into the other tests."""
+    import os  # noqa: PLC0415
+    import subprocess  # noqa: PLC0415
+    import sys  # noqa: PLC0415
+
+    code = ("from libs import tracing\n"
+            "tracing.configure('ranking', mode='file')\n"
+            "with tracing.span('/R/Rank', tracing.SERVER):\n"
+            "    pass\n")
+    env = {**os.environ, "SHOP_TRACING_DIR": str(tmp_path)}
+    subprocess.run([sys.executable, "-c", code], env=env, check=True, timeout=60)
+    lines = (tmp_path / "ranking.jsonl").read_text().splitlines()
+    assert len(lines) == 1
+    span = json.loads(lines[0])
+    assert span["name"] == "/R/Rank" and span["resource"]["attributes"]["service.name"] == "shop-ranking"

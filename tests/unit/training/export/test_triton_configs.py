@@ -42,3 +42,11 @@ def test_every_config_rejects_requests_whose_timeout_ran_out_in_the_queue():
             assert policy.allow_timeout_override  # the client sends each request's remaining time
             assert 0 < policy.default_timeout_microseconds <= 5_000_000
             assert policy.max_queue_size > 0
+
+
+def test_only_the_text_encoder_caches_responses():
+    """The encoder is a pure function of its input (a hit is exact) and asked for the same query by retrieval and
+    ranking; ranker inputs carry each user's history, so caching them would only cost memory."""
+    for spec in specs().values():
+        for config in (gpu_config(spec), cpu_config(spec)):
+            assert config.response_cache.enable == (spec.name == "text_encoder"), spec.name
