@@ -11,6 +11,7 @@ from libs import domain as d
 from libs.errors import DeadlineError, FieldViolation, InvalidArgumentError, UnavailableError, invalid
 from libs.features import FeatureStore
 from libs.model_io import SCORE
+from libs.rankers import get as ranker
 from libs.rankers import variants
 
 Infer = Callable[[str, Mapping[str, np.ndarray], Sequence[str], float], Awaitable[dict[str, np.ndarray]]]
@@ -49,7 +50,8 @@ async def run_models(infer: Infer, inputs: Mapping[str, Mapping[str, np.ndarray]
                      degradations: list[d.Degradation]) -> dict[str, np.ndarray]:
     """Call every model concurrently; scores [B, C] of those that answered in time, degradations for the rest."""
     async def one(model: str) -> np.ndarray:
-        out = await asyncio.wait_for(infer(model, inputs[model], [SCORE], timeout), timeout)
+        # What travels is the served form's input: ids where the model holds the title table (libs/rankers/wire.py).
+        out = await asyncio.wait_for(infer(model, ranker(model).to_wire(inputs[model]), [SCORE], timeout), timeout)
         return out[SCORE]
 
     results = await asyncio.gather(*(one(m) for m in inputs), return_exceptions=True)

@@ -100,7 +100,8 @@ class RealInputs:
     def batch(self, model: str, batch: int, candidates: int) -> dict[str, np.ndarray]:
         from libs.features import stack  # noqa: PLC0415
 
-        return stack([self.one(model, i, candidates) for i in range(batch)])
+        # What the served model reads (ids where it holds the title table), as ranking and explanation send it.
+        return ranker(model).to_wire(stack([self.one(model, i, candidates) for i in range(batch)]))
 
 
 # ---------------------------------------------------------------------------------------------- timing
@@ -312,12 +313,12 @@ async def run(args: argparse.Namespace, triton_url: str, gateway: str | None) ->
             return cache[(model, b)]
 
         for model in ranker_names():  # fail here, not mid-benchmark, when the feature code does not fit the specs
-            check_inputs(ranker(model).spec, make_inputs(model, 2), 2)
+            check_inputs(ranker(model).served_spec, make_inputs(model, 2), 2)
     except Exception as exc:  # noqa: BLE001 - any missing piece: fall back, and say so in the report
         inputs_label = f"SYNTHETIC random tensors of the right shapes/dtypes (real features unavailable: {exc!r})"
 
         def make_inputs(model: str, b: int) -> dict[str, np.ndarray]:
-            return random_inputs(ranker(model).spec, b, CANDIDATES)
+            return random_inputs(ranker(model).served_spec, b, CANDIDATES)
 
     print(f"inputs: {inputs_label}", flush=True)
     ort = OnnxModels(REPOSITORY, threads=args.ort_threads)

@@ -64,7 +64,9 @@ async def explain_page(store: FeatureStore, titles: Sequence[str], fusion: Fusio
                        product_ids: Sequence[str], query: str, query_emb: np.ndarray | None,
                        term_emb: np.ndarray | None, timeout: float, degradations: list[d.Degradation],
                        matcher: TitleMatcher | None = None) -> list[d.Explanation]:
-    base = {m: ranker(m).inputs(store, ctx, cand_idx, query_emb if ranker(m).reads_query else None) for m in models}
+    # In wire form before masking (libs/rankers/wire.py): the scenarios copy ids, not title embeddings.
+    base = {m: ranker(m).to_wire(ranker(m).inputs(store, ctx, cand_idx, query_emb if ranker(m).reads_query else None))
+            for m in models}
     pieces = pieces_for(ctx, base, fresh_items, query, term_emb)
     masks = [p.mask for p in pieces] + [none_of(pieces)]
     inputs = {m: masked_scenarios(x, masks, ranker(m).history_slots) for m, x in base.items()}

@@ -103,4 +103,5 @@ def new_module(config: Mapping[str, Any], item_emb: np.ndarray | None = None):  
 
 RANKER = register(Ranker(
     spec=SPEC, inputs=gnn_inputs, new_module=new_module, history_slots=((USER_NBR_IDS, USER_NBR_MASK),),
+    gathered=((USER_NBR_EMB, USER_NBR_IDS), (CAND_EMB, CAND_IDS)),
     description="inductive PinSage-style GNN (co-purchase + user neighbours) + repeat/popularity features"))

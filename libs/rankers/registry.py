@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from libs.model_io import ModelSpec
+from libs.rankers.wire import served_spec, to_wire
 
 # (store, ctx, cand_idx, query_emb | None, new_cand_emb | None) -> the model's inputs for one scenario (B = 1).
 InputBuilder = Callable[..., dict[str, np.ndarray]]
@@ -27,6 +28,9 @@ class Ranker:
     # (item id tensor, mask tensor) pairs holding the user's history: masking a past purchase zeroes its slots.
     history_slots: tuple[tuple[str, str], ...] = ()
     reads_query: bool = False  # trained with title-derived queries; gets the query embedding at serving
+    # (embedding input, ids input) pairs the served model looks up in the title table it holds: only the ids
+    # travel to Triton (libs/rankers/wire.py).
+    gathered: tuple[tuple[str, str], ...] = ()
     parity_tolerance: float = 1e-4  # ONNX vs PyTorch, max abs diff
     trt_tolerance: float = 5e-2  # FP16 TensorRT engine vs PyTorch
     description: str = ""
@@ -34,6 +38,16 @@ class Ranker:
     @property
     def name(self) -> str:
         return self.spec.name
+
+    @property
+    def served_spec(self) -> ModelSpec:
+        """What the exported model (ONNX / TensorRT / Triton config) reads: `spec` with the gathered embeddings
+        replaced by their ids (libs/rankers/wire.py). `spec` is what the trained PyTorch module reads."""
+        return served_spec(self.spec, self.gathered)
+
+    def to_wire(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """This ranker's inputs (from `inputs`, masked or not) -> the request the served model reads."""
+        return to_wire(inputs, self.gathered)
 
     @property
     def variant(self) -> str:
@@ -71,10 +85,11 @@ def get(name: str) -> Ranker:
 
 
 def specs() -> dict[str, ModelSpec]:
-    """Every served model's spec: the text encoder and each registered ranker."""
+    """Every served model's spec (what Triton and the exported files read): the text encoder and each ranker's
+    served form."""
     from libs.model_io import TEXT_ENCODER_SPEC  # noqa: PLC0415
 
-    return {TEXT_ENCODER_SPEC.name: TEXT_ENCODER_SPEC} | {r.name: r.spec for r in rankers()}
+    return {TEXT_ENCODER_SPEC.name: TEXT_ENCODER_SPEC} | {r.name: r.served_spec for r in rankers()}
 
 
 def variants() -> dict[str, tuple[str, ...]]:

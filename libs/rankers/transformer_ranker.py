@@ -99,5 +99,6 @@ def new_module(config: Mapping[str, Any], item_emb: np.ndarray | None = None):  
 
 RANKER = register(Ranker(
     spec=SPEC, inputs=transformer_inputs, new_module=new_module, history_slots=((HIST_IDS, HIST_MASK),),
+    gathered=((HIST_EMB, HIST_IDS), (CAND_EMB, CAND_IDS)),
     reads_query=True,
     description="SASRec-like transformer + target attention + repeat/popularity features (candidate pool)"))

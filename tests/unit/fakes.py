@@ -11,6 +11,7 @@ from libs.model_io import (
     CAND_EMB,
     HIST_EMB,
     HIST_MASK,
+    NEW_CAND_EMB,
     POP_FEATS,
     QUERY_EMB,
     QUERY_MASK,
@@ -19,7 +20,9 @@ from libs.model_io import (
     USER_NBR_EMB,
     USER_NBR_MASK,
 )
+from libs.rankers import get as ranker
 from libs.rankers.gnn_ranker import NAME as GNN_RANKER
+from libs.rankers.wire import title_table
 from libs.rankers.transformer_ranker import NAME as TRANSFORMER_RANKER
 
 PRODUCTS = ["A", "B", "C", "D", "E", "F"]
@@ -40,6 +43,18 @@ def store() -> FeatureStore:
     return FeatureStore.build(purchases, emb, t0 + pd.Timedelta(days=20), None, PRODUCTS)
 
 
+def from_wire(model: str, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """What the served form does first (training.models.rankers.WireForm), in numpy: title embeddings from ids.
+    Requests must be in wire form, as Triton's models read them."""
+    r = ranker(model)
+    assert not any(emb in inputs for emb, _ in r.gathered), f"{model}: embeddings sent, not ids"
+    table = title_table(store().item_emb)
+    out = dict(inputs)
+    for emb, ids in r.gathered:
+        out[emb] = table[inputs[ids]] + (inputs[NEW_CAND_EMB] if emb == CAND_EMB else 0.0)
+    return out
+
+
 class FakeRankers:
     """score = cand . (mean history) + sum(repeat) + 0.1 sum(pop) (+ cand . query): nearly linear, so masking
     effects are easy to predict (`additive=True` sums the history instead: then pieces of evidence do not interact).
@@ -56,6 +71,7 @@ class FakeRankers:
         self.batch_sizes.append(next(iter(inputs.values())).shape[0])
         if model in self.down:
             raise UnavailableError(f"{model}: UNAVAILABLE")
+        inputs = from_wire(model, inputs)
         if model == TRANSFORMER_RANKER:
             emb, mask = inputs[HIST_EMB], inputs[HIST_MASK]
         else:

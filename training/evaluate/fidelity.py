@@ -42,7 +42,7 @@ class FidelityResult:
 
 
 def _scores(models: OnnxModels, inputs: dict[str, dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
-    return {m: models.run(m, x, [SCORE])[SCORE] for m, x in inputs.items()}
+    return {m: models.run(m, ranker(m).to_wire(x), [SCORE])[SCORE] for m, x in inputs.items()}
 
 
 def _masked(inputs: dict[str, dict[str, np.ndarray]], items) -> dict[str, dict[str, np.ndarray]]:  # noqa: ANN001

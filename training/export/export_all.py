@@ -19,7 +19,7 @@ from libs.model_io import TEXT_ENCODER_SPEC
 from libs.rankers import get as ranker
 from libs.text import tokenize
 from training.export.onnx_export import export_model, torch_outputs
-from training.models.rankers import serving_form
+from training.models.rankers import serving_form, wire_form
 from training.export.tensorrt import (
     TensorRTUnavailable,
     build_engine,
@@ -65,10 +65,16 @@ def export_all(encoder: torch.nn.Module, rankers: dict[str, torch.nn.Module], st
     with torch.no_grad():
         q = tokenize(["heart holder"])
         query_emb = encoder(torch.from_numpy(q["input_ids"]), torch.from_numpy(q["attention_mask"]))[0].numpy()
-    plan = [] if encoder_from else [(TEXT_ENCODER_SPEC, encoder, text_batches(titles), TEXT_PARITY_TOLERANCE,
-                                      TEXT_TRT_TOLERANCE)]
-    plan += [(ranker(n).spec, m, ranker_batches(n, store, query_emb), ranker(n).parity_tolerance,
-              ranker(n).trt_tolerance) for n, m in rankers.items()]
+    def no_wire(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return batch
+
+    # (spec the module reads, the module, batches, served form, spec the served form reads, to_wire, tolerances)
+    plan = [] if encoder_from else [(TEXT_ENCODER_SPEC, encoder, text_batches(titles), encoder.eval(),
+                                     TEXT_ENCODER_SPEC, no_wire, TEXT_PARITY_TOLERANCE, TEXT_TRT_TOLERANCE)]
+    for n, m in rankers.items():
+        r = ranker(n)
+        plan.append((r.spec, m, ranker_batches(n, store, query_emb), wire_form(serving_form(m), n, store.item_emb),
+                     r.served_spec, r.to_wire, r.parity_tolerance, r.trt_tolerance))
     trt_ok, trt_reason = tensorrt_status()
     results: dict = {"tensorrt": {"available": trt_ok, "reason": trt_reason}}
     if encoder_from:
@@ -76,17 +82,19 @@ def export_all(encoder: torch.nn.Module, rankers: dict[str, torch.nn.Module], st
 
         link_model_version(repository, TEXT_ENCODER_SPEC.name, encoder_from, version)
         results[TEXT_ENCODER_SPEC.name] = {"linked_from_version": encoder_from}
-    for spec, module, batches, tolerance, trt_tolerance in plan:
+    for spec, module, batches, served, served_spec, to_wire, tolerance, trt_tolerance in plan:
         name = spec.name
-        report = export_model(serving_form(module), spec, batches, repository, version, tolerance=tolerance,
-                              reference=module.eval())
+        report = export_model(served, spec, batches, repository, version, tolerance=tolerance,
+                              reference=module.eval(), served=served_spec, to_wire=to_wire)
         onnx_path = Path(repository) / name / str(version) / "model.onnx"
-        entry = {"onnx_parity": report.as_dict(), "tensorrt_offline": offline_report(onnx_path, spec, batches)}
+        wire_batches = [to_wire(b) for b in batches]
+        entry = {"onnx_parity": report.as_dict(),
+                 "tensorrt_offline": offline_report(onnx_path, served_spec, wire_batches)}
         if trt_ok:
             try:
-                plan_path = build_engine(onnx_path, spec, onnx_path.with_name(".model.plan.tmp"))
+                plan_path = build_engine(onnx_path, served_spec, onnx_path.with_name(".model.plan.tmp"))
                 ref = [torch_outputs(module, spec, b) for b in batches]
-                parity = check_engine_parity(plan_path, spec, batches, ref, trt_tolerance)
+                parity = check_engine_parity(plan_path, served_spec, wire_batches, ref, trt_tolerance)
                 if parity["ok"]:
                     plan_path.replace(onnx_path.with_name("model.plan"))
                 else:

@@ -14,6 +14,7 @@ import os
 import shutil
 import tempfile
 import warnings
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -89,36 +90,44 @@ def torch_outputs(module: torch.nn.Module, spec: ModelSpec, batch: dict[str, np.
 
 
 def check_parity(module: torch.nn.Module, spec: ModelSpec, onnx_path: Path, batches: list[dict[str, np.ndarray]],
-                 tolerance: float) -> ParityReport:
-    """Max abs difference per output between ONNX Runtime and PyTorch over `batches` (real inputs)."""
+                 tolerance: float, served: ModelSpec | None = None,
+                 to_wire: Callable[[dict], dict] | None = None) -> ParityReport:
+    """Max abs difference per output between ONNX Runtime and PyTorch over `batches` (real inputs). With `served`
+    and `to_wire` (a ranker's wire format), PyTorch reads the batch as trained and ONNX its wire form."""
     sess = ort_session(onnx_path)
+    served = served or spec
     worst = {n: 0.0 for n in spec.output_names}
     for batch in batches:
         ref = torch_outputs(module, spec, batch)
-        got = sess.run(spec.output_names, {n: batch[n] for n in spec.input_names})
+        wire = to_wire(batch) if to_wire else batch
+        got = sess.run(spec.output_names, {n: wire[n] for n in served.input_names})
         for name, r, g in zip(spec.output_names, ref, got):
             if r.shape != g.shape:
                 raise ParityError(f"{spec.name}.{name}: shape {g.shape} from ONNX, {r.shape} from PyTorch")
             if not np.isfinite(g).all():
                 raise ParityError(f"{spec.name}.{name}: non-finite ONNX output")
             worst[name] = max(worst[name], float(np.abs(r.astype(np.float64) - g).max()))
-    shapes = [{n: list(b[n].shape) for n in spec.input_names} for b in batches]
+    shapes = [{n: list(b[n].shape) for n in spec.input_names} for b in batches]  # as the module reads them
     return ParityReport(spec.name, worst, tolerance, len(batches), shapes)
 
 
 def export_model(module: torch.nn.Module, spec: ModelSpec, batches: list[dict[str, np.ndarray]],
                  repository: Path = DEFAULT_REPOSITORY, version: int = 1, tolerance: float = 1e-4,
-                 reference: torch.nn.Module | None = None) -> ParityReport:
+                 reference: torch.nn.Module | None = None, served: ModelSpec | None = None,
+                 to_wire: Callable[[dict], dict] | None = None) -> ParityReport:
     """Export, parity-check on `batches`, then write `<repository>/<name>/<version>/model.onnx` + model.py.
 
     `reference` (default: `module`) is what the ONNX must match: the trained module when `module` is its serving
-    form, so the check also proves the serving form scores exactly like the model that was trained.
+    form, so the check also proves the serving form scores exactly like the model that was trained. `served` /
+    `to_wire`: `module` reads the wire form of the inputs (a ranker's served spec) while `reference` reads `spec`.
     Raises ParityError (and writes nothing) when any output differs by more than `tolerance`.
     """
     version_dir = Path(repository) / spec.name / str(version)
     with tempfile.TemporaryDirectory(prefix=f"export-{spec.name}-") as tmp:
-        onnx_path = export_onnx(module, spec, batches[0], Path(tmp) / "model.onnx")
-        report = check_parity(reference if reference is not None else module, spec, onnx_path, batches, tolerance)
+        example = to_wire(batches[0]) if to_wire else batches[0]
+        onnx_path = export_onnx(module, served or spec, example, Path(tmp) / "model.onnx")
+        report = check_parity(reference if reference is not None else module, spec, onnx_path, batches, tolerance,
+                              served, to_wire)
         if not report.ok:
             raise ParityError(f"{spec.name}: ONNX vs PyTorch max abs diff {report.max_abs_diff} > {tolerance}")
         version_dir.mkdir(parents=True, exist_ok=True)

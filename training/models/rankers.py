@@ -10,13 +10,17 @@ from __future__ import annotations
 import copy
 import math
 
+import numpy as np
 import torch
 from torch import nn
 
 from libs.model_io import (
+    CAND_EMB,
+    CAND_IDS,
     EDGE_FEATURES,
     HIST_FEATURES,
     MAX_HISTORY,
+    NEW_CAND_EMB,
     POP_FEATURES,
     REPEAT_FEATURES,
     TEXT_DIM,
@@ -243,6 +247,37 @@ class SeedEnsemble(nn.Module):
     def forward(self, *inputs):
         outs = [m(*inputs) for m in self.members]
         return tuple(torch.stack([o[i] for o in outs]).mean(0) for i in range(len(outs[0])))
+
+
+class WireForm(nn.Module):
+    """The exported form of a ranker: reads ids where the trained module reads title embeddings, and looks the
+    rows up in the catalogue's title table it holds (libs/rankers/wire.py: the wire format). Same numbers: every
+    embedding input of the trained module is exactly a row of that table, except new candidates', which travel."""
+
+    def __init__(self, module: nn.Module, titles: np.ndarray, full_names: list[str], wire_names: list[str],
+                 gathered: tuple[tuple[str, str], ...]) -> None:
+        super().__init__()
+        self.module = module
+        self.register_buffer("titles", torch.as_tensor(np.asarray(titles, np.float32)))
+        self.full_names, self.wire_names, self.gathered = list(full_names), list(wire_names), tuple(gathered)
+
+    def forward(self, *args):
+        x = dict(zip(self.wire_names, args))
+        for emb, ids in self.gathered:
+            rows = self.titles[x[ids]]
+            x[emb] = rows + x[NEW_CAND_EMB] if (emb, ids) == (CAND_EMB, CAND_IDS) else rows
+        return self.module(*(x[n] for n in self.full_names))
+
+
+def wire_form(module: nn.Module, name: str, item_emb: np.ndarray) -> nn.Module:
+    """`module` (already in its serving form) behind the wire format of ranker `name`."""
+    from libs.rankers import get  # noqa: PLC0415
+    from libs.rankers.wire import title_table  # noqa: PLC0415
+
+    r = get(name)
+    if not r.gathered:
+        return module
+    return WireForm(module, title_table(item_emb), r.spec.input_names, r.served_spec.input_names, r.gathered).eval()
 
 
 def serving_form(module: nn.Module) -> nn.Module:

@@ -100,8 +100,8 @@ async def test_explained_score_is_the_served_score_and_contributions_are_exact_d
     scores = {}
     for m in (GNN_RANKER, TRANSFORMER_RANKER):
         x = ranker(m).inputs(store, ctx, cand, q if ranker(m).reads_query else None)
-        scores[m] = (await rankers.infer(m, masked_scenarios(x, [Mask("repeat")], ranker(m).history_slots),
-                                         ["score"], 1.0))["score"]
+        x = masked_scenarios(x, [Mask("repeat")], ranker(m).history_slots)
+        scores[m] = (await rankers.infer(m, ranker(m).to_wire(x), ["score"], 1.0))["score"]
     drop = fakes.FUSION.combine(scores)
     for c, ex in enumerate(out.explanations):
         repeat = [e.contribution for e in ex.evidence if e.kind is d.EvidenceKind.REPEAT_PURCHASE]

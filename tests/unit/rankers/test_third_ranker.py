@@ -18,6 +18,7 @@ from libs.ranking import RankingCore
 from tests.unit.features import synthetic
 from training.export.onnx_export import export_model
 from training.export.triton_configs import cpu_config, gpu_config
+from training.models.rankers import serving_form, wire_form
 from training.train.data import build_examples
 from training.train.loop import TrainConfig, score_catalogue, train_ranker
 from training.train.pipeline import fit_fusion, weight_grid
@@ -91,7 +92,10 @@ def test_registered_ranker_joins_every_stage(tiny, tmp_path):
 
 async def test_ranking_and_explanation_serve_the_new_ranker(tiny):
     torch.manual_seed(0)
-    modules = {m: (Tiny(synthetic.N_ITEMS) if m == NAME else _torch(m)).eval() for m in names()}
+    store = synthetic.store()
+    # What Triton serves: each ranker's exported (wire) form, reading ids where it holds the title table.
+    modules = {m: wire_form(serving_form((Tiny(synthetic.N_ITEMS) if m == NAME else _torch(m)).eval()), m,
+                            store.item_emb) for m in names()}
 
     async def infer(model, inputs, outputs, timeout):  # noqa: ANN001
         with torch.no_grad():
@@ -101,7 +105,6 @@ async def test_ranking_and_explanation_serve_the_new_ranker(tiny):
     async def version(model):  # noqa: ANN001
         return "1"
 
-    store = synthetic.store()
     fusion = Fusion({m: 1.0 / len(modules) for m in modules})
     titles = [f"ITEM {i}" for i in range(synthetic.N_ITEMS)]
     products = [str(p) for p in store.item_index[:12]]

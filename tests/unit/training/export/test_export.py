@@ -8,7 +8,6 @@ from libs.features import stack
 from libs.model_io import MAX_CANDIDATES
 from libs.rankers import get as ranker
 from libs.rankers import specs
-from libs.rankers.gnn_ranker import SPEC as GNN_RANKER_SPEC
 from libs.rankers.transformer_ranker import SPEC as TRANSFORMER_RANKER_SPEC
 from tests.unit.features import synthetic
 from training.export.onnx_export import MODEL_PY, ParityError, dynamic_axes, export_model
@@ -25,7 +24,7 @@ from training.export.tensorrt import (
     tensorrt_status,
     uncovered,
 )
-from training.models.rankers import GnnRanker, TransformerRanker
+from training.models.rankers import GnnRanker, TransformerRanker, serving_form, wire_form
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +39,13 @@ def _batches(name, store):
     many = stack([build(store, c, np.arange(12)) for c in ctxs])
     explain = masked_scenarios(build(store, ctxs[0], np.array([3, 4])),
                                [Mask("history_item", 3), Mask("repeat"), Mask("popularity")], ranker(name).history_slots)
-    return [one, many, explain]
+    new_product = build(store, ctxs[1], np.array([-1, 3, 5]), None,
+                        np.random.default_rng(1).normal(size=(3, 384)).astype(np.float32))
+    return [one, many, explain, new_product]
+
+
+def _wire(name, batches):
+    return [ranker(name).to_wire(b) for b in batches]
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +56,10 @@ def exported(tmp_path_factory, store):
         "transformer_ranker": TransformerRanker(synthetic.N_ITEMS, dim=16),
         "gnn_ranker": GnnRanker(synthetic.N_ITEMS, torch.from_numpy(synthetic.item_embeddings()), dim=16),
     }
-    reports = {n: export_model(m.eval(), specs()[n], _batches(n, store), repo, tolerance=1e-4)
+    # As export_all does: the wire form (ids in, title table held) checked against the trained module.
+    reports = {n: export_model(wire_form(serving_form(m), n, store.item_emb), ranker(n).spec, _batches(n, store),
+                               repo, tolerance=1e-4, reference=m.eval(), served=ranker(n).served_spec,
+                               to_wire=ranker(n).to_wire)
                for n, m in models.items()}
     return repo, models, reports
 
@@ -60,7 +68,7 @@ def exported(tmp_path_factory, store):
 def test_export_writes_version_after_parity(exported, name):
     repo, _, reports = exported
     report = reports[name]
-    assert report.ok and report.batches == 3
+    assert report.ok and report.batches == 4  # incl. a new product, whose embedding travels
     assert max(report.max_abs_diff.values()) < 1e-4
     assert (repo / name / "1" / "model.onnx").is_file()
     assert (repo / name / "1" / "model.py").read_text() == MODEL_PY
@@ -73,7 +81,7 @@ def test_exported_graph_passes_tensorrt_offline_checks(exported, store, name):
     model = onnx.load(str(repo / name / "1" / "model.onnx"))
     assert check_ops(model) == []
     assert check_dynamic_axes(model, spec) == []
-    report = offline_report(repo / name / "1" / "model.onnx", spec, _batches(name, store))
+    report = offline_report(repo / name / "1" / "model.onnx", spec, _wire(name, _batches(name, store)))
     assert report["ok"], report
     assert not FORBIDDEN_OPS & set(report["ops"])
 
@@ -90,7 +98,7 @@ def test_dynamic_axis_check_catches_extra_dynamic_dim(exported):
     repo, _, _ = exported
     model = onnx.load(str(repo / "gnn_ranker" / "1" / "model.onnx"))
     model.graph.input[1].type.tensor_type.shape.dim[1].dim_param = "oops"
-    assert any("user_nbr_emb" in p for p in check_dynamic_axes(model, GNN_RANKER_SPEC))
+    assert any("user_nbr_feats" in p for p in check_dynamic_axes(model, specs()["gnn_ranker"]))
 
 
 def test_op_check_flags_unsupported_and_scatter():
@@ -113,7 +121,7 @@ def test_supported_ops_file_has_source_and_version():
 def test_profiles_cover_serving_shapes(store):
     for name in ("transformer_ranker", "gnn_ranker"):
         spec = specs()[name]
-        assert uncovered(spec, _batches(name, store)) == []
+        assert uncovered(spec, _wire(name, _batches(name, store))) == []
         big = {n: np.zeros((spec.max_batch_size, *[MAX_CANDIDATES if d == -1 else d for d in t.shape]), t.np_dtype)
                for n, t in zip(spec.input_names, spec.inputs)}
         assert uncovered(spec, [big]) == []
@@ -136,7 +144,20 @@ def test_tensorrt_engine_build_or_skip(exported, tmp_path):
     onnx_path = repo / "gnn_ranker" / "1" / "model.onnx"
     if not available:
         with pytest.raises(TensorRTUnavailable):
-            build_engine(onnx_path, GNN_RANKER_SPEC, tmp_path / "model.plan")
+            build_engine(onnx_path, specs()["gnn_ranker"], tmp_path / "model.plan")
         pytest.skip(f"TensorRT engine not built: {reason}")
-    plan = build_engine(onnx_path, GNN_RANKER_SPEC, tmp_path / "model.plan")
+    plan = build_engine(onnx_path, specs()["gnn_ranker"], tmp_path / "model.plan")
     assert plan.stat().st_size > 0
+
+
+@pytest.mark.parametrize("name", ["transformer_ranker", "gnn_ranker"])
+def test_served_model_reads_ids_not_title_embeddings(exported, name):
+    """The wire format: the exported graph has no embedding input the model can look up itself; only new
+    candidates' embeddings travel, and a request with none sends one zero row per scenario."""
+    repo, _, _ = exported
+    model = onnx.load(str(repo / name / "1" / "model.onnx"))
+    names = [i.name for i in model.graph.input]
+    assert names == specs()[name].input_names
+    assert not {"hist_emb", "user_nbr_emb", "cand_emb"} & set(names) and "new_cand_emb" in names
+    one = ranker(name).to_wire(_batches(name, synthetic.store())[0])
+    assert one["new_cand_emb"].shape == (1, 1, 384) and not one["new_cand_emb"].any()
