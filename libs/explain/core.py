@@ -1,5 +1,6 @@
-"""Explanation: validate, encode the query and its term variants within the deadline, then explain the page with
-the shared entry point (libs.explain.explain_page: masked scenarios re-scored in one batched call per ranker)."""
+"""Explanation: validate, encode the query (and, concurrently with the rankers, its term variants) within the
+deadline, then explain the page with the shared entry point (libs.explain.explain_page: masked scenarios re-scored
+in one batched call per ranker, plus one for the query's term scenarios on the rankers that read the query)."""
 from __future__ import annotations
 
 import asyncio
@@ -48,9 +49,14 @@ class ExplanationCore:
         fresh = {int(self.store.item_index.get_loc(p)) for p, _ in fresh_purchases(self.store, recent)}
         query_emb = term_emb = None
         if query and self.encode is not None and any(ranker(m).reads_query for m in models):
-            emb = await encode_or_degrade(self.encode, term_variants(query), timeout * 0.3, degradations)
+            # The query alone first: retrieval encoded it already, so Triton's response cache answers. Its term
+            # variants are encoded while the rankers score the other scenarios (explain_page).
+            emb = await encode_or_degrade(self.encode, [query], timeout * 0.3, degradations)
+            variants = term_variants(query)[1:]
             if emb is not None:
-                query_emb, term_emb = emb[0], emb[1:]
+                query_emb = emb[0]
+                if variants:
+                    term_emb = encode_or_degrade(self.encode, variants, timeout * 0.3, degradations)
         explanations = await explain_page(self.store, self.titles, self.fusion, self.infer, models, ctx, fresh,
                                           cand_idx, product_ids, query, query_emb, term_emb,
                                           max(deadline - loop.time(), 0.001), degradations, self.matcher)

@@ -16,11 +16,52 @@ def _core(rankers: fakes.FakeRankers) -> ExplanationCore:
 
 async def test_one_batched_call_per_ranker_with_every_masked_scenario():
     rankers = fakes.FakeRankers()
-    out = await _core(rankers).explain("1", "lantern", ["A", "B"], "fused", [], 1.0)
+    out = await _core(rankers).explain("1", "", ["A", "B"], "fused", [], 1.0)
     assert rankers.calls == {GNN_RANKER: 1, TRANSFORMER_RANKER: 1}
-    # full + 2 history items (A, C) + repeat + popularity + 1 query term + none of them
+    # full + 2 history items (A, C) + repeat + popularity + none of them (without / with the query)
     assert rankers.batch_sizes == [7, 7]
     assert len(out.explanations) == 2 and out.degradations == []
+
+
+async def test_query_term_scenarios_go_only_to_the_rankers_that_read_the_query():
+    """Search: the term variants are encoded while both rankers score the other scenarios; then one more call,
+    to the query-reading ranker only, scores the term scenarios (for the others those rows equal the full row)."""
+    rankers = fakes.FakeRankers()
+    out = await _core(rankers).explain("1", "lantern", ["A", "B"], "fused", [], 1.0)
+    assert rankers.calls == {GNN_RANKER: 1, TRANSFORMER_RANKER: 2}
+    assert sorted(rankers.batch_sizes) == [1, 7, 7]  # 1 query term
+    assert len(out.explanations) == 2 and out.degradations == []
+    assert any(e.kind in (d.EvidenceKind.QUERY_TERM, d.EvidenceKind.QUERY_SIMILAR)
+               for ex in out.explanations for e in ex.evidence)
+
+
+async def test_term_variants_not_encoded_or_not_scored_leave_the_terms_out_and_the_sums_exact():
+    """The encoder down for the variants (the query itself answered), or the query-reading ranker failing on the
+    term call only: no term evidence, the baseline keeps the query, and score - baseline still adds up."""
+    calls = []
+
+    async def encode_query_only(texts, timeout):  # noqa: ANN001
+        calls.append(list(texts))
+        if len(calls) > 1:
+            raise UnavailableError("text_encoder: UNAVAILABLE")
+        return await fakes.encode(texts, timeout)
+
+    class TermCallFails(fakes.FakeRankers):
+        async def infer(self, model, inputs, outputs, timeout):  # noqa: ANN001
+            if model == TRANSFORMER_RANKER and self.calls.get(model):  # its second call: the term scenarios
+                raise UnavailableError("transformer_ranker: UNAVAILABLE")
+            return await super().infer(model, inputs, outputs, timeout)
+
+    encoder_down = ExplanationCore(fakes.store(), fakes.TITLES, fakes.FUSION, fakes.FakeRankers().infer,
+                                   encode_query_only)
+    ranker_down = _core(TermCallFails())
+    for core, stage in ((encoder_down, d.Stage.TEXT_ENCODER), (ranker_down, d.Stage.RANKING)):
+        out = await core.explain("1", "red lantern", ["A", "C"], "fused", [], 1.0)
+        assert [x.stage for x in out.degradations] == [stage]
+        for ex in out.explanations:
+            assert not [e for e in ex.evidence if e.kind in (d.EvidenceKind.QUERY_TERM, d.EvidenceKind.QUERY_SIMILAR)]
+            assert ex.score - ex.baseline == pytest.approx(sum(e.contribution for e in ex.evidence) + ex.interaction,
+                                                           abs=1e-6)
 
 
 async def test_contributions_are_score_drops_and_the_sentence_uses_only_positive_evidence():
