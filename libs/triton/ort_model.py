@@ -25,13 +25,23 @@ def _session(path: Path, threads: int) -> ort.InferenceSession:
     return ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
 
 
-def _groups(arrays: list[dict[str, np.ndarray]]) -> list[list[int]]:
-    """Indices of requests whose inputs can be concatenated along axis 0."""
+def _groups(arrays: list[dict[str, np.ndarray]], wanted: list[tuple[str, ...]] | None = None) -> list[list[int]]:
+    """Indices of requests whose inputs can be concatenated along axis 0 (and that ask for the same outputs)."""
     groups: dict[tuple, list[int]] = {}
     for i, inputs in enumerate(arrays):
         key = tuple((name, a.dtype.str, a.shape[1:]) for name, a in sorted(inputs.items()))
-        groups.setdefault(key, []).append(i)
+        groups.setdefault((key, wanted[i] if wanted else ()), []).append(i)
     return list(groups.values())
+
+
+def _requested(request, names: list[str]) -> tuple[str, ...]:  # noqa: ANN001 - a pb_utils.InferenceRequest
+    """The outputs the caller asked for, in model order: ranking and explanation read only `score`, so the
+    attention maps ([B, C, L] per scenario) are neither copied to Triton nor sent. All when it asked for none."""
+    try:
+        asked = set(request.requested_output_names())
+    except AttributeError:  # an older stub
+        return tuple(names)
+    return tuple(n for n in names if n in asked) or tuple(names)
 
 
 def _as_numpy(tensor) -> np.ndarray:
@@ -59,11 +69,13 @@ class TritonPythonModel:
 
     def execute(self, requests: list) -> list:
         arrays = [{n: _as_numpy(pb_utils.get_input_tensor_by_name(r, n)) for n in self.input_names} for r in requests]
+        wanted = [_requested(r, self.output_names) for r in requests]
         responses: list = [None] * len(requests)
-        for group in _groups(arrays):
+        for group in _groups(arrays, wanted):
             feed = {n: np.concatenate([arrays[i][n] for i in group], axis=0) for n in self.input_names}
+            names = list(wanted[group[0]])
             try:
-                outputs = self.session.run(self.output_names, feed)
+                outputs = self.session.run(names, feed)
             except Exception as exc:  # noqa: BLE001 - report to the caller, keep serving
                 for i in group:
                     responses[i] = pb_utils.InferenceResponse(error=pb_utils.TritonError(f"onnxruntime: {exc}"))
@@ -71,7 +83,7 @@ class TritonPythonModel:
             offset = 0
             for i in group:
                 n = next(iter(arrays[i].values())).shape[0]
-                tensors = [_to_tensor(name, out[offset:offset + n]) for name, out in zip(self.output_names, outputs)]
+                tensors = [_to_tensor(name, out[offset:offset + n]) for name, out in zip(names, outputs)]
                 responses[i] = pb_utils.InferenceResponse(output_tensors=tensors)
                 offset += n
         return responses
