@@ -4,8 +4,9 @@ A model repository is assembled in a temporary folder from the committed, genera
 (`triton_models/<name>/config.pbtxt` + `configs/cpu.pbtxt` + `1/model.py`) and freshly exported ONNX files:
 the pretrained text_encoder, and the two rankers - the trained checkpoints when `python -m training.train` has
 run (with the real dataset's features), otherwise small randomly initialised rankers on synthetic features. Requests
-go over Triton's gRPC API, including a multi-scenario explanation batch and concurrent requests that Triton's
-dynamic batcher may merge.
+go over Triton's gRPC API in the rankers' wire format (ids where the served model holds the title table, libs/rankers/
+wire.py) and are compared with the trained PyTorch modules on their embedding inputs, including a multi-scenario
+explanation batch, a product newer than the model, and concurrent requests that Triton's dynamic batcher may merge.
 """
 from __future__ import annotations
 
@@ -20,13 +21,14 @@ import torch
 
 from libs.explain import Mask, masked_scenarios
 from libs.features import stack
-from libs.model_io import TEXT_ENCODER
+from libs.model_io import TEXT_ENCODER, TEXT_ENCODER_SPEC
 from libs.rankers import get as ranker
 from libs.rankers import specs
 from libs.rankers.gnn_ranker import NAME as GNN_RANKER
 from libs.rankers.transformer_ranker import NAME as TRANSFORMER_RANKER
 from libs.text import tokenize
 from training.export.onnx_export import export_model, torch_outputs
+from training.models.rankers import serving_form, wire_form
 
 grpcclient = pytest.importorskip("tritonclient.grpc")
 
@@ -85,7 +87,18 @@ def _ranker_batches(name: str, store, query_emb: np.ndarray) -> list[dict[str, n
     one = r.inputs(store, ctxs[1], cands[:5], query_emb if r.reads_query else None)
     masks = [Mask("history_item", int(ctxs[1].items[-1])), Mask("repeat"), Mask("popularity"), Mask("query")]
     explain = masked_scenarios(one, masks + [Mask("all", tuple(masks))], r.history_slots)
-    return [ranking, several, explain]
+    # A product newer than the model (item_idx -1): its title embedding is the one that travels (wire format).
+    new = r.inputs(store, ctxs[2], np.array([-1, *cands[:3]]), query_emb if r.reads_query else None,
+                   np.tile(query_emb, (4, 1)))
+    return [ranking, several, explain, new]
+
+
+def _spec(name: str):  # noqa: ANN202 - what the PyTorch module reads (a ranker's served form reads ids instead)
+    return TEXT_ENCODER_SPEC if name == TEXT_ENCODER else ranker(name).spec
+
+
+def _wire(name: str, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    return batch if name == TEXT_ENCODER else ranker(name).to_wire(batch)
 
 
 @pytest.fixture(scope="module")
@@ -111,7 +124,10 @@ def served(tmp_path_factory):
         cases[name] = (module, _ranker_batches(name, store, query_emb))
     parity = {}
     for name, (module, batches) in cases.items():
-        parity[name] = export_model(module, specs()[name], batches, repo, tolerance=TOLERANCE)
+        # Exported as export_all does: a ranker's wire form (ids in, title table held), checked against the module.
+        exported = module if name == TEXT_ENCODER else wire_form(serving_form(module), name, store.item_emb)
+        parity[name] = export_model(exported, _spec(name), batches, repo, tolerance=TOLERANCE, reference=module,
+                                    served=specs()[name], to_wire=lambda b, n=name: _wire(n, b))
         assert (repo / name / "1" / "model.py").read_text() == (REPO_ROOT / "triton_models" / name / "1" /
                                                                 "model.py").read_text()
     server = TritonServer(model_repository=repo, config_name="cpu", log_path=repo / "triton.log",
@@ -128,6 +144,7 @@ def served(tmp_path_factory):
 
 def _infer(client, name: str, batch: dict[str, np.ndarray]) -> list[np.ndarray]:
     spec = specs()[name]
+    batch = _wire(name, batch)
     inputs = []
     for t in spec.inputs:
         x = grpcclient.InferInput(t.name, list(batch[t.name].shape), t.client_dtype)
@@ -144,7 +161,7 @@ def test_triton_grpc_equals_pytorch(served, name):
     module, batches = cases[name]
     assert parity[name].ok
     for batch in batches:
-        want = torch_outputs(module, specs()[name], batch)
+        want = torch_outputs(module, _spec(name), batch)
         got = _infer(client, name, batch)
         for out_name, g, w in zip(specs()[name].output_names, got, want):
             assert g.shape == w.shape, out_name
@@ -159,5 +176,5 @@ def test_concurrent_requests_batched_by_triton_stay_exact(served):
     rows = [{k: v[i:i + 1] for k, v in explain.items()} for i in range(explain["cand_ids"].shape[0])]
     with ThreadPoolExecutor(4) as pool:
         got = list(pool.map(lambda r: _infer(client, GNN_RANKER, r)[0], rows))
-    want = torch_outputs(module, specs()[GNN_RANKER], explain)[0]
+    want = torch_outputs(module, _spec(GNN_RANKER), explain)[0]
     assert float(np.abs(np.concatenate(got) - want).max()) <= TOLERANCE
