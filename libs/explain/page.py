@@ -1,8 +1,9 @@
 """Explain a page of results: the one entry point shared by the explanation service and the offline fidelity test.
 
 For one user context and the page's candidates, every piece of evidence becomes one masked scenario, plus the
-scenario with none of the listed evidence; all go to each ranker in ONE batched call. With the fused score of
-libs.fusion (a fixed linear map of the models' scores, see there):
+scenario with none of the listed evidence; all go to each ranker in ONE batched call (Search: the query's term
+scenarios in one more call, to the rankers that read the query only, overlapped with encoding the term variants).
+With the fused score of libs.fusion (a fixed linear map of the models' scores, see there):
 
 - `score` is exactly the score ranking served for the item: the fused score (same models, inputs and
   normalisation) plus, for Search, the query relevance of libs.relevance;
