@@ -26,7 +26,7 @@ ITEM_NEIGHBOURS = 10  # Kc: co-purchase neighbours of a candidate (item-user-ite
 HIST_FEATURES = 4  # per history position, see libs.features.HIST_FEATURE_NAMES
 EDGE_FEATURES = 4  # per user->item edge, see libs.features.EDGE_FEATURE_NAMES
 REPEAT_FEATURES = 11  # per (user, candidate), see libs.features.REPEAT_FEATURE_NAMES
-POP_FEATURES = 6  # per candidate, see libs.features.POP_FEATURE_NAMES
+POP_FEATURES = 7  # per candidate, see libs.features.POP_FEATURE_NAMES
 
 # Serving shapes the optimisation profiles must cover (max B, max C).
 MAX_SCENARIOS = 64  # explanation calls: 1 full context + one masked variant per evidence piece
@@ -94,7 +94,7 @@ TEXT_ENCODER_SPEC = ModelSpec(
 CAND_IDS = "cand_ids"  # [B, C] int64 item_idx+1 (0 = unknown product)
 CAND_EMB = "cand_emb"  # [B, C, 384] float32 title embeddings of the candidates
 REPEAT_FEATS = "repeat_feats"  # [B, C, 11] float32 user x candidate re-purchase features (incl. cycle); all-zero = never bought
-POP_FEATS = "pop_feats"  # [B, C, 6] float32 candidate popularity (recent, season) / repeat-propensity features; all-zero = masked
+POP_FEATS = "pop_feats"  # [B, C, 7] float32 candidate popularity (recent, season, similar customers) / repeat-propensity features; all-zero = masked
 QUERY_EMB = "query_emb"  # [B, 384] float32 text_encoder embedding of the query (zeros when absent)
 QUERY_MASK = "query_mask"  # [B, 1] float32 1 = query present, 0 = no query / masked
 SCORE = "score"  # [B, C] float32 ranking score (logit; higher = better)

@@ -13,6 +13,7 @@ from libs.features.store import (  # noqa: F401
     cycle_features,
     item_repurchase_cycle,
     season_features,
+    similar_customers_score,
     group_users,
     cand_ids,
     history_features,

@@ -21,6 +21,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from libs.catalog.prepare import copurchase_matrix
+from libs.features.neighbours import CustomerNeighbours
 from libs.model_io import (
     EDGE_FEATURES,
     HIST_FEATURES,
@@ -40,7 +41,9 @@ REPEAT_FEATURE_NAMES = ("bought_before", "log_count", "recency_14d", "recency_90
                         "log_age_over_item_cycle", "due_by_item_cycle", "log_age_over_own_cycle", "due_by_own_cycle")
 POP_FEATURE_NAMES = ("log_orders_7d", "log_orders_28d", "log_orders_all", "item_repeat_rate",
                      # season: orders in the same calendar window one year earlier (0 where the data lacks it)
-                     "log_orders_year_ago_28d", "log_orders_year_ago_next_28d")
+                     "log_orders_year_ago_28d", "log_orders_year_ago_next_28d",
+                     # per (customer, candidate): popularity among the customer's most similar customers
+                     "log_similar_customers_score")
 YEAR_DAYS = 365
 SEASON_WINDOWS = ((-14, 14, 6.0), (0, 28, 6.0))  # days around now - 365 d, scale (as the 28-day column)
 EDGE_FEATURE_NAMES = ("log_count", "recency_30d", "recency_180d", "share_of_user_purchases")
@@ -64,6 +67,7 @@ class UserContext:
     ts: np.ndarray  # float64 seconds
     baskets: np.ndarray  # int64, equal for lines of one invoice, increasing with time
     now: float
+    user: str | None = None  # customer id (None: anonymous); never their own similar customer
 
     @staticmethod
     def empty(now: float) -> "UserContext":
@@ -86,6 +90,7 @@ class FeatureStore:
     users: dict[str, UserContext] = field(default_factory=dict)
     item_index: pd.Index | None = None  # product_id -> item_idx, for fresh events given by product id
     item_cycle: np.ndarray | None = None  # [n_items] float64 usual repurchase interval in days; nan = unknown
+    neighbours: CustomerNeighbours | None = None  # customers' decayed purchase vectors (similar customers)
 
     @property
     def n_items(self) -> int:
@@ -128,8 +133,9 @@ class FeatureStore:
         nbr_ids, nbr_weight = copurchase_neighbours(copurchase, ITEM_NEIGHBOURS)
         users = group_users(p, now_s)
         index = pd.Index(product_ids) if product_ids is not None else None
+        neighbours = CustomerNeighbours.build({u: (c.items, c.ts) for u, c in users.items()}, n_items, now_s)
         return cls(now_s, np.ascontiguousarray(item_emb, dtype=np.float32), pop, nbr_ids, nbr_weight, copurchase,
-                   users, index, cycle)
+                   users, index, cycle, neighbours)
 
     # ------------------------------------------------------------------------------------------ request time
     def user_context(
@@ -152,7 +158,7 @@ class FeatureStore:
         if base is None:
             base = UserContext.empty(now_s)
         if not fresh:
-            return UserContext(base.items, base.ts, base.baskets, now_s)
+            return UserContext(base.items, base.ts, base.baskets, now_s, user_id)
         order = np.argsort(ts, kind="stable")
         f_items = np.asarray(items, np.int64)[order]
         f_ts = ts[order]
@@ -163,6 +169,7 @@ class FeatureStore:
             np.concatenate([base.ts, f_ts]),
             np.concatenate([base.baskets, f_basket.astype(np.int64) + start]),
             now_s,
+            user_id,
         )
 
     def _item(self, product: str | int) -> int:
@@ -200,7 +207,7 @@ def group_users(purchases: pd.DataFrame, now_s: float) -> dict[str, UserContext]
     out: dict[str, UserContext] = {}
     for a, b in zip(bounds[:-1], bounds[1:]):
         change = np.r_[0, np.cumsum(inv[a + 1:b] != inv[a:b - 1])]
-        out[users[a]] = UserContext(items[a:b], ts[a:b], change.astype(np.int64), now_s)
+        out[users[a]] = UserContext(items[a:b], ts[a:b], change.astype(np.int64), now_s, users[a])
     return out
 
 
@@ -401,8 +408,34 @@ def cand_ids(cand_idx: np.ndarray) -> np.ndarray:
     return np.where(cand_idx >= 0, cand_idx + 1, 0)[None]
 
 
-def pop_features_of(store: FeatureStore, cand_idx: np.ndarray) -> np.ndarray:
-    return np.where((cand_idx >= 0)[:, None], store.pop[np.clip(cand_idx, 0, None)], 0.0).astype(np.float32)
+SIMILAR_SCALE = (200.0, 3.0)  # log1p(200 x score) / 3: about 0.3 at the median positive, 1 at the 99th percentile
+
+
+def similar_customers_score(store: FeatureStore, ctx: UserContext) -> np.ndarray:
+    """[n_items] float32 log1p(200 x mean of the k most similar customers' vectors) / 3 (libs.features.neighbours),
+    for the context as given (fresh events included); cached on a stored context (training reuses them)."""
+    if store.neighbours is None or len(ctx) == 0:
+        return np.zeros(store.n_items, np.float32)
+    cached = getattr(ctx, "_similar", None)
+    if cached is not None and cached[0] == id(store) and cached[1] == (len(ctx), ctx.now):
+        return cached[2]
+    raw = store.neighbours.scores(ctx.items, ctx.ts, ctx.now, ctx.user)
+    out = (np.log1p(SIMILAR_SCALE[0] * raw) / SIMILAR_SCALE[1]).astype(np.float32)
+    ctx._similar = (id(store), (len(ctx), ctx.now), out)
+    return out
+
+
+def pop_features_of(store: FeatureStore, cand_idx: np.ndarray, ctx: UserContext | None = None) -> np.ndarray:
+    """[C, POP_FEATURES]: the candidates' rows of store.pop, plus (with `ctx`) the similar-customers column; all
+    zero for products unknown to the store."""
+    cand_idx = np.asarray(cand_idx, np.int64)
+    known = cand_idx >= 0
+    c = np.clip(cand_idx, 0, None)
+    out = np.where(known[:, None], store.pop[c], 0.0).astype(np.float32)
+    if ctx is not None:
+        col = POP_FEATURE_NAMES.index("log_similar_customers_score")
+        out[:, col] = np.where(known, similar_customers_score(store, ctx)[np.clip(c, 0, store.n_items - 1)], 0.0)
+    return out
 
 
 def stack(batches: Sequence[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:

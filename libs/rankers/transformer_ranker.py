@@ -85,7 +85,7 @@ def transformer_inputs(
         CAND_IDS: cand_ids(cand_idx),
         CAND_EMB: store.candidate_embeddings(cand_idx, new_cand_emb)[None],
         REPEAT_FEATS: repeat_features(ctx, cand_idx, store.item_cycle)[None],
-        POP_FEATS: pop_features_of(store, cand_idx)[None],
+        POP_FEATS: pop_features_of(store, cand_idx, ctx)[None],
         QUERY_EMB: q_emb,
         QUERY_MASK: q_mask,
     }

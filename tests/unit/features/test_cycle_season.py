@@ -25,7 +25,7 @@ POP = {name: j for j, name in enumerate(POP_FEATURE_NAMES)}
 
 def test_widths_match_model_io():
     assert len(REPEAT_FEATURE_NAMES) == REPEAT_FEATURES == 11
-    assert len(POP_FEATURE_NAMES) == POP_FEATURES == 6
+    assert len(POP_FEATURE_NAMES) == POP_FEATURES == 7
 
 
 def test_item_cycle_is_median_gap_pooled_over_customers():
@@ -102,7 +102,7 @@ def test_store_build_fills_cycles_and_season_without_leakage():
     store = FeatureStore.build(p, synthetic.item_embeddings(), synthetic.NOW)
     assert store.item_cycle.shape == (synthetic.N_ITEMS,) and store.pop.shape == (synthetic.N_ITEMS, POP_FEATURES)
     # The synthetic data spans 120 days: no year-ago window is covered.
-    assert not store.pop[:, POP["log_orders_year_ago_28d"]:].any()
+    assert not store.pop[:, POP["log_orders_year_ago_28d"]:POP["log_orders_year_ago_next_28d"] + 1].any()
     # A purchase at or after `now` changes nothing (features come from data before the cut-off only).
     later = pd.DataFrame([{"user_id": "42", "item_idx": 4, "product_id": "P4", "invoice_no": "9999",
                            "ts": synthetic.NOW + pd.Timedelta(days=1), "quantity": 1}])
