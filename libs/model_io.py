@@ -25,8 +25,8 @@ USER_NEIGHBOURS = 32  # Ku: distinct items a user is linked to in the purchase g
 ITEM_NEIGHBOURS = 10  # Kc: co-purchase neighbours of a candidate (item-user-item paths, PinSage-style)
 HIST_FEATURES = 4  # per history position, see libs.features.HIST_FEATURE_NAMES
 EDGE_FEATURES = 4  # per user->item edge, see libs.features.EDGE_FEATURE_NAMES
-REPEAT_FEATURES = 7  # per (user, candidate), see libs.features.REPEAT_FEATURE_NAMES
-POP_FEATURES = 4  # per candidate, see libs.features.POP_FEATURE_NAMES
+REPEAT_FEATURES = 11  # per (user, candidate), see libs.features.REPEAT_FEATURE_NAMES
+POP_FEATURES = 7  # per candidate, see libs.features.POP_FEATURE_NAMES
 
 # Serving shapes the optimisation profiles must cover (max B, max C).
 MAX_SCENARIOS = 64  # explanation calls: 1 full context + one masked variant per evidence piece
@@ -96,8 +96,8 @@ CAND_EMB = "cand_emb"  # [B, C, 384] float32 title embeddings of the candidates
 # Served models hold the catalogue's title table and gather embeddings by id (libs/rankers/wire.py); only the
 # embeddings of candidates they cannot look up (id 0: products newer than the model) travel, in this tensor:
 NEW_CAND_EMB = "new_cand_emb"  # [B, C, 384] rows of id-0 candidates (others 0), or [B, 1, 384] zeros: none new
-REPEAT_FEATS = "repeat_feats"  # [B, C, 7] float32 user x candidate re-purchase features; all-zero = never bought
-POP_FEATS = "pop_feats"  # [B, C, 4] float32 candidate popularity / repeat-propensity features; all-zero = masked
+REPEAT_FEATS = "repeat_feats"  # [B, C, 11] float32 user x candidate re-purchase features (incl. cycle); all-zero = never bought
+POP_FEATS = "pop_feats"  # [B, C, 7] float32 candidate popularity (recent, season, similar customers) / repeat-propensity features; all-zero = masked
 QUERY_EMB = "query_emb"  # [B, 384] float32 text_encoder embedding of the query (zeros when absent)
 QUERY_MASK = "query_mask"  # [B, 1] float32 1 = query present, 0 = no query / masked
 SCORE = "score"  # [B, C] float32 ranking score (logit; higher = better)

@@ -18,7 +18,7 @@ def _phrase(ev: d.Evidence) -> str:
         d.EvidenceKind.RECENT_EVENT: f"you just bought {ev.title}",
         d.EvidenceKind.CO_PURCHASE_NEIGHBOUR: f"it is often bought with {ev.title}, which you bought",
         d.EvidenceKind.REPEAT_PURCHASE: "you have bought it before",
-        d.EvidenceKind.POPULARITY: "it is popular right now",
+        d.EvidenceKind.POPULARITY: "it is popular (lately, at this time of year or with customers like you)",
         d.EvidenceKind.QUERY_TERM: f'it matches "{ev.text}"',
         d.EvidenceKind.QUERY_MATCH: f'its title has {_words(ev.text)} you searched for',
         d.EvidenceKind.QUERY_SIMILAR: f'it is similar to "{ev.text}"',

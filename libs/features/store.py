@@ -21,6 +21,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from libs.catalog.prepare import copurchase_matrix
+from libs.features.neighbours import CustomerNeighbours
 from libs.model_io import (
     EDGE_FEATURES,
     HIST_FEATURES,
@@ -35,8 +36,16 @@ from libs.model_io import (
 DAY = 86400.0
 HIST_FEATURE_NAMES = ("log_age_days", "log_newer_baskets", "in_last_basket", "log_item_count_in_history")
 REPEAT_FEATURE_NAMES = ("bought_before", "log_count", "recency_14d", "recency_90d", "log_decayed_count_30d",
-                        "in_last_basket", "log_age_over_user_gap")
-POP_FEATURE_NAMES = ("log_orders_7d", "log_orders_28d", "log_orders_all", "item_repeat_rate")
+                        "in_last_basket", "log_age_over_user_gap",
+                        # repurchase cycle: time since the last purchase of the candidate over its usual interval
+                        "log_age_over_item_cycle", "due_by_item_cycle", "log_age_over_own_cycle", "due_by_own_cycle")
+POP_FEATURE_NAMES = ("log_orders_7d", "log_orders_28d", "log_orders_all", "item_repeat_rate",
+                     # season: orders in the same calendar window one year earlier (0 where the data lacks it)
+                     "log_orders_year_ago_28d", "log_orders_year_ago_next_28d",
+                     # per (customer, candidate): popularity among the customer's most similar customers
+                     "log_similar_customers_score")
+YEAR_DAYS = 365
+SEASON_WINDOWS = ((-14, 14, 6.0), (0, 28, 6.0))  # days around now - 365 d, scale (as the 28-day column)
 EDGE_FEATURE_NAMES = ("log_count", "recency_30d", "recency_180d", "share_of_user_purchases")
 assert len(HIST_FEATURE_NAMES) == HIST_FEATURES and len(REPEAT_FEATURE_NAMES) == REPEAT_FEATURES
 assert len(POP_FEATURE_NAMES) == POP_FEATURES and len(EDGE_FEATURE_NAMES) == EDGE_FEATURES
@@ -58,6 +67,7 @@ class UserContext:
     ts: np.ndarray  # float64 seconds
     baskets: np.ndarray  # int64, equal for lines of one invoice, increasing with time
     now: float
+    user: str | None = None  # customer id (None: anonymous); never their own similar customer
 
     @staticmethod
     def empty(now: float) -> "UserContext":
@@ -79,6 +89,8 @@ class FeatureStore:
     copurchase: "sp.csr_matrix"  # [n_items, n_items] basket co-occurrence counts (libs.catalog.prepare)
     users: dict[str, UserContext] = field(default_factory=dict)
     item_index: pd.Index | None = None  # product_id -> item_idx, for fresh events given by product id
+    item_cycle: np.ndarray | None = None  # [n_items] float64 usual repurchase interval in days; nan = unknown
+    neighbours: CustomerNeighbours | None = None  # customers' decayed purchase vectors (similar customers)
 
     @property
     def n_items(self) -> int:
@@ -112,12 +124,18 @@ class FeatureStore:
         pop = popularity_features(sales["item_idx"].to_numpy(), to_seconds(sales["ts"]),
                                   sales["invoice_no"].to_numpy(), now_s, n_items)
         pop[:, 3] = item_repeat_rate(p["user_id"].to_numpy(), p["item_idx"].to_numpy(), n_items)
+        sales_ts = to_seconds(sales["ts"])
+        data_start = float(np.min(sales_ts)) if len(sales_ts) else now_s
+        pop[:, 4:6] = season_features(sales["item_idx"].to_numpy(), sales_ts, now_s, n_items, data_start)
+        cycle = item_repurchase_cycle(p["user_id"].to_numpy(), p["item_idx"].to_numpy(), to_seconds(p["ts"]),
+                                      n_items)
         copurchase = copurchase_matrix(sales, n_items)
         nbr_ids, nbr_weight = copurchase_neighbours(copurchase, ITEM_NEIGHBOURS)
         users = group_users(p, now_s)
         index = pd.Index(product_ids) if product_ids is not None else None
+        neighbours = CustomerNeighbours.build({u: (c.items, c.ts) for u, c in users.items()}, n_items, now_s)
         return cls(now_s, np.ascontiguousarray(item_emb, dtype=np.float32), pop, nbr_ids, nbr_weight, copurchase,
-                   users, index)
+                   users, index, cycle, neighbours)
 
     # ------------------------------------------------------------------------------------------ request time
     def user_context(
@@ -140,7 +158,7 @@ class FeatureStore:
         if base is None:
             base = UserContext.empty(now_s)
         if not fresh:
-            return UserContext(base.items, base.ts, base.baskets, now_s)
+            return UserContext(base.items, base.ts, base.baskets, now_s, user_id)
         order = np.argsort(ts, kind="stable")
         f_items = np.asarray(items, np.int64)[order]
         f_ts = ts[order]
@@ -151,6 +169,7 @@ class FeatureStore:
             np.concatenate([base.ts, f_ts]),
             np.concatenate([base.baskets, f_basket.astype(np.int64) + start]),
             now_s,
+            user_id,
         )
 
     def _item(self, product: str | int) -> int:
@@ -188,14 +207,14 @@ def group_users(purchases: pd.DataFrame, now_s: float) -> dict[str, UserContext]
     out: dict[str, UserContext] = {}
     for a, b in zip(bounds[:-1], bounds[1:]):
         change = np.r_[0, np.cumsum(inv[a + 1:b] != inv[a:b - 1])]
-        out[users[a]] = UserContext(items[a:b], ts[a:b], change.astype(np.int64), now_s)
+        out[users[a]] = UserContext(items[a:b], ts[a:b], change.astype(np.int64), now_s, users[a])
     return out
 
 
 def popularity_features(items: np.ndarray, ts: np.ndarray, invoices: np.ndarray, now_s: float, n_items: int
                         ) -> np.ndarray:
-    """[n_items, POP_FEATURES]: log1p(orders in the last 7 / 28 days, all time) scaled to about [0, 1]; the last
-    column (item repeat rate) is filled by FeatureStore.build."""
+    """[n_items, POP_FEATURES]: log1p(orders in the last 7 / 28 days, all time) scaled to about [0, 1]; the
+    other columns (item repeat rate, season) are filled by FeatureStore.build."""
     out = np.zeros((n_items, POP_FEATURES), np.float32)
     for j, (days, scale) in enumerate(((7, 5.0), (28, 6.0), (None, 8.0))):
         keep = np.ones(len(items), bool) if days is None else ts >= now_s - days * DAY
@@ -214,6 +233,56 @@ def item_repeat_rate(users: np.ndarray, items: np.ndarray, n_items: int) -> np.n
     idx = buyers.index.to_numpy()
     out[idx] = ((repeaters.to_numpy() + 1.0) / (buyers.to_numpy() + 4.0)).astype(np.float32)
     return out
+
+
+def season_features(items: np.ndarray, ts: np.ndarray, now_s: float, n_items: int, data_start_s: float
+                    ) -> np.ndarray:
+    """[n_items, 2] year-over-year season: log1p(orders in [now - 365 d + a, now - 365 d + b)) / scale for each
+    (a, b, scale) of SEASON_WINDOWS (the 4 weeks around this date last year; the 4 weeks after it). Only sales
+    before `now` count (every window ends at least 337 days before it). A window that starts before the data does
+    (the day of `data_start_s`) is 0 = "no season signal": a partly covered window would understate it."""
+    out = np.zeros((n_items, len(SEASON_WINDOWS)), np.float32)
+    items, ts = np.asarray(items, np.int64), np.asarray(ts, np.float64)
+    first_day = np.floor(data_start_s / DAY) * DAY
+    anchor = now_s - YEAR_DAYS * DAY
+    for j, (a, b, scale) in enumerate(SEASON_WINDOWS):
+        lo, hi = anchor + a * DAY, min(anchor + b * DAY, now_s)
+        if lo < first_day:
+            continue
+        keep = (ts >= lo) & (ts < hi)
+        out[:, j] = np.log1p(np.bincount(items[keep], minlength=n_items)[:n_items]) / scale
+    return out
+
+
+def item_repurchase_cycle(users: np.ndarray, items: np.ndarray, ts: np.ndarray, n_items: int) -> np.ndarray:
+    """[n_items] float64: each item's usual repurchase interval in days = the median gap between consecutive
+    purchases of it by the same customer, pooled over every customer who bought it at two or more distinct times
+    (at least 1 day); nan where nobody did. Callers pass purchases before their `now` only."""
+    out = np.full(n_items, np.nan)
+    if len(items) < 2:
+        return out
+    df = pd.DataFrame({"u": np.asarray(users).astype(str), "i": np.asarray(items, np.int64),
+                       "t": np.asarray(ts, np.float64)}).drop_duplicates().sort_values(["u", "i", "t"], kind="stable")
+    u, i, t = df["u"].to_numpy(), df["i"].to_numpy(), df["t"].to_numpy()
+    same = (u[1:] == u[:-1]) & (i[1:] == i[:-1])
+    if not same.any():
+        return out
+    gaps = pd.Series(np.diff(t)[same] / DAY).groupby(i[1:][same]).median()
+    out[gaps.index.to_numpy()] = np.maximum(gaps.to_numpy(), 1.0)
+    return out
+
+
+def cycle_features(age_days: np.ndarray, cycle_days: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(log1p(age / cycle) / 3, exp(-ln(age / cycle)^2 / 2)): how far into its repurchase cycle a product is, and
+    how "due" it is (1 when the time since the last purchase equals the cycle, 0.61 at half or twice it); both 0
+    where the cycle is unknown (nan) or the product was never bought (age inf)."""
+    age = np.asarray(age_days, np.float64)
+    cycle = np.asarray(cycle_days, np.float64)
+    ok = np.isfinite(age) & np.isfinite(cycle) & (cycle > 0)
+    ratio = np.where(ok, age / np.where(ok, cycle, 1.0), 1.0)
+    log_age = np.where(ok, np.log1p(ratio) / 3.0, 0.0)
+    due = np.where(ok, np.exp(-0.5 * np.log(np.maximum(ratio, 1e-3)) ** 2), 0.0)
+    return log_age, due
 
 
 def copurchase_neighbours(co: "sp.csr_matrix", k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -257,8 +326,10 @@ def history_features(ctx: UserContext, max_len: int = MAX_HISTORY) -> tuple[np.n
     return ids, feats, mask
 
 
-def repeat_features(ctx: UserContext, cand_idx: np.ndarray) -> np.ndarray:
-    """[C, 5] float32 re-purchase signals of the user for each candidate (all zero = never bought / unknown)."""
+def repeat_features(ctx: UserContext, cand_idx: np.ndarray, item_cycle: np.ndarray | None = None) -> np.ndarray:
+    """[C, REPEAT_FEATURES] float32 re-purchase signals of the user for each candidate (all zero = never bought /
+    unknown). `item_cycle` ([n_items] days, FeatureStore.item_cycle): each item's usual repurchase interval; the
+    user's own interval for a candidate is the mean gap between their first and last purchase of it."""
     cand_idx = np.asarray(cand_idx, np.int64)
     out = np.zeros((len(cand_idx), REPEAT_FEATURES), np.float32)
     if len(ctx) == 0:
@@ -284,6 +355,19 @@ def repeat_features(ctx: UserContext, cand_idx: np.ndarray) -> np.ndarray:
     basket_ts = np.unique(ctx.ts)
     gap = (basket_ts[-1] - basket_ts[0]) / DAY / (len(basket_ts) - 1) if len(basket_ts) > 1 else 30.0
     out[:, 6] = np.where(bought, np.log1p(last_age[c] / max(gap, 1.0)) / 3.0, 0.0)
+    # Repurchase cycle: the item's usual interval (all customers, store data), then the user's own for it.
+    age_c = np.where(bought, last_age[c], np.inf)
+    if item_cycle is not None:
+        known = valid & (cand_idx < len(item_cycle))
+        cyc = np.where(known, np.asarray(item_cycle, np.float64)[np.clip(c, 0, len(item_cycle) - 1)], np.nan)
+        out[:, 7], out[:, 8] = cycle_features(age_c, cyc)
+    first_ts = np.full(size, np.inf)
+    np.minimum.at(first_ts, ctx.items, ctx.ts)
+    last_ts = np.full(size, -np.inf)
+    np.maximum.at(last_ts, ctx.items, ctx.ts)
+    span = np.where(count >= 2, last_ts - first_ts, 0.0) / DAY
+    own = np.where(span > 0, np.maximum(span / np.maximum(count - 1, 1.0), 1.0), np.nan)
+    out[:, 9], out[:, 10] = cycle_features(age_c, own[c])
     return out
 
 
@@ -324,8 +408,34 @@ def cand_ids(cand_idx: np.ndarray) -> np.ndarray:
     return np.where(cand_idx >= 0, cand_idx + 1, 0)[None]
 
 
-def pop_features_of(store: FeatureStore, cand_idx: np.ndarray) -> np.ndarray:
-    return np.where((cand_idx >= 0)[:, None], store.pop[np.clip(cand_idx, 0, None)], 0.0).astype(np.float32)
+SIMILAR_SCALE = (200.0, 3.0)  # log1p(200 x score) / 3: about 0.3 at the median positive, 1 at the 99th percentile
+
+
+def similar_customers_score(store: FeatureStore, ctx: UserContext) -> np.ndarray:
+    """[n_items] float32 log1p(200 x mean of the k most similar customers' vectors) / 3 (libs.features.neighbours),
+    for the context as given (fresh events included); cached on a stored context (training reuses them)."""
+    if store.neighbours is None or len(ctx) == 0:
+        return np.zeros(store.n_items, np.float32)
+    cached = getattr(ctx, "_similar", None)
+    if cached is not None and cached[0] == id(store) and cached[1] == (len(ctx), ctx.now):
+        return cached[2]
+    raw = store.neighbours.scores(ctx.items, ctx.ts, ctx.now, ctx.user)
+    out = (np.log1p(SIMILAR_SCALE[0] * raw) / SIMILAR_SCALE[1]).astype(np.float32)
+    ctx._similar = (id(store), (len(ctx), ctx.now), out)
+    return out
+
+
+def pop_features_of(store: FeatureStore, cand_idx: np.ndarray, ctx: UserContext | None = None) -> np.ndarray:
+    """[C, POP_FEATURES]: the candidates' rows of store.pop, plus (with `ctx`) the similar-customers column; all
+    zero for products unknown to the store."""
+    cand_idx = np.asarray(cand_idx, np.int64)
+    known = cand_idx >= 0
+    c = np.clip(cand_idx, 0, None)
+    out = np.where(known[:, None], store.pop[c], 0.0).astype(np.float32)
+    if ctx is not None:
+        col = POP_FEATURE_NAMES.index("log_similar_customers_score")
+        out[:, col] = np.where(known, similar_customers_score(store, ctx)[np.clip(c, 0, store.n_items - 1)], 0.0)
+    return out
 
 
 def stack(batches: Sequence[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:

@@ -88,8 +88,8 @@ def gnn_inputs(
         CAND_NBR_IDS: n_ids[None],
         CAND_NBR_WEIGHT: n_w[None],
         CAND_NBR_MASK: (n_ids > 0).astype(np.float32)[None],
-        REPEAT_FEATS: repeat_features(ctx, cand_idx)[None],
-        POP_FEATS: pop_features_of(store, cand_idx)[None],
+        REPEAT_FEATS: repeat_features(ctx, cand_idx, store.item_cycle)[None],
+        POP_FEATS: pop_features_of(store, cand_idx, ctx)[None],
     }
 
 

@@ -84,8 +84,8 @@ def transformer_inputs(
         HIST_MASK: h_mask[None],
         CAND_IDS: cand_ids(cand_idx),
         CAND_EMB: store.candidate_embeddings(cand_idx, new_cand_emb)[None],
-        REPEAT_FEATS: repeat_features(ctx, cand_idx)[None],
-        POP_FEATS: pop_features_of(store, cand_idx)[None],
+        REPEAT_FEATS: repeat_features(ctx, cand_idx, store.item_cycle)[None],
+        POP_FEATS: pop_features_of(store, cand_idx, ctx)[None],
         QUERY_EMB: q_emb,
         QUERY_MASK: q_mask,
     }

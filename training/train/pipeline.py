@@ -192,9 +192,37 @@ def missing_artifacts(out_dir: Path, repository: Path) -> list[str]:
         bundle = load_bundle(Path(out_dir).parent)
         missing += [str(p) for name, v in bundle.versions.items()
                     if not (p := Path(repository) / name / v / "model.onnx").is_file()]
+        missing += [f"{p} ({why})" for p, why in stale_inputs(repository, bundle.versions)]
     except BundleError as exc:
         missing.append(str(exc))
     return missing
+
+
+def stale_inputs(repository: Path, versions: dict[str, str]) -> list[tuple[Path, str]]:
+    """The served (`versions`: model -> Triton version) rankers with an input whose fixed sizes no longer match
+    libs.model_io (e.g. a feature group was widened since they were trained): they must be retrained, so
+    `--check` reports them as missing. Inputs the exported form does not carry under the spec's name are not
+    compared."""
+    import onnx  # noqa: PLC0415
+
+    from libs.rankers import specs  # noqa: PLC0415
+
+    stale = []
+    for name, spec in specs().items():
+        path = Path(repository) / name / str(versions.get(name, "")) / "model.onnx"
+        if name in versions and path.is_file():
+            model = onnx.load(str(path), load_external_data=False)
+            got = {i.name: tuple(d.dim_value if d.HasField("dim_value") else -1 for d in i.type.tensor_type.shape.dim)
+                   for i in model.graph.input}
+            for t in spec.inputs:
+                want = t.shape  # without the batch axis; -1 = dynamic
+                have = got.get(t.name)
+                if have is None:
+                    continue
+                if len(have) != len(want) + 1 or any(w != -1 and h != w for h, w in zip(have[1:], want)):
+                    stale.append((path, f"input {t.name} {have} differs from libs.model_io {want}: retrain"))
+                    break
+    return stale
 
 
 def main(argv: list[str] | None = None) -> int:

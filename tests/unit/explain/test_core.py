@@ -157,8 +157,8 @@ async def test_score_minus_baseline_is_the_sum_of_contributions_plus_interaction
         for ex in out.explanations:
             measured = sum(e.contribution for e in ex.evidence)  # every piece is shown here (few of them)
             assert ex.score - ex.baseline == pytest.approx(measured + ex.interaction, abs=1e-6)
-            if additive:  # pieces that do not interact add up exactly
-                assert ex.interaction == pytest.approx(0.0, abs=1e-6)
+            if additive:  # pieces that do not interact add up exactly, up to the float32 scores' rounding
+                assert ex.interaction == pytest.approx(0.0, abs=1e-6 * max(1.0, abs(ex.score)))
 
 
 async def _version(model: str) -> str:
