@@ -199,10 +199,10 @@ def missing_artifacts(out_dir: Path, repository: Path) -> list[str]:
 
 
 def stale_inputs(repository: Path, versions: dict[str, str]) -> list[tuple[Path, str]]:
-    """The served (`versions`: model -> Triton version) rankers with an input whose fixed sizes no longer match
-    libs.model_io (e.g. a feature group was widened since they were trained): they must be retrained, so
-    `--check` reports them as missing. Inputs the exported form does not carry under the spec's name are not
-    compared."""
+    """The served (`versions`: model -> Triton version) models whose inputs no longer match their served spec: an
+    input missing or extra (e.g. exported before the rankers' wire format, libs/rankers/wire.py) or with other
+    fixed sizes (e.g. a feature group widened since they were trained). They must be retrained, so `--check`
+    reports them as missing."""
     import onnx  # noqa: PLC0415
 
     from libs.rankers import specs  # noqa: PLC0415
@@ -214,11 +214,13 @@ def stale_inputs(repository: Path, versions: dict[str, str]) -> list[tuple[Path,
             model = onnx.load(str(path), load_external_data=False)
             got = {i.name: tuple(d.dim_value if d.HasField("dim_value") else -1 for d in i.type.tensor_type.shape.dim)
                    for i in model.graph.input}
+            if set(got) != set(spec.input_names):
+                stale.append((path, f"inputs {sorted(got)} differ from the served spec's {sorted(spec.input_names)}:"
+                                    " retrain"))
+                continue
             for t in spec.inputs:
                 want = t.shape  # without the batch axis; -1 = dynamic
-                have = got.get(t.name)
-                if have is None:
-                    continue
+                have = got[t.name]
                 if len(have) != len(want) + 1 or any(w != -1 and h != w for h, w in zip(have[1:], want)):
                     stale.append((path, f"input {t.name} {have} differs from libs.model_io {want}: retrain"))
                     break
