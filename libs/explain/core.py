@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from libs import domain as d
 from libs.errors import invalid
-from libs.explain import explain_page, term_variants
+from libs.explain import explain_page, term_drops
 from libs.features import FeatureStore
 from libs.fusion import Fusion
 from libs.history import fresh_purchases, user_context
@@ -52,11 +52,11 @@ class ExplanationCore:
             # The query alone first: retrieval encoded it already, so Triton's response cache answers. Its term
             # variants are encoded while the rankers score the other scenarios (explain_page).
             emb = await encode_or_degrade(self.encode, [query], timeout * 0.3, degradations)
-            variants = term_variants(query)[1:]
+            drops = term_drops(query)
             if emb is not None:
                 query_emb = emb[0]
-                if variants:
-                    term_emb = encode_or_degrade(self.encode, variants, timeout * 0.3, degradations)
+                if drops:
+                    term_emb = encode_or_degrade(self.encode, drops, timeout * 0.3, degradations)
         explanations = await explain_page(self.store, self.titles, self.fusion, self.infer, models, ctx, fresh,
                                           cand_idx, product_ids, query, query_emb, term_emb,
                                           max(deadline - loop.time(), 0.001), degradations, self.matcher)

@@ -47,26 +47,27 @@ def history_pieces(ctx: UserContext, inputs: Mapping[str, Mapping[str, np.ndarra
                   else d.EvidenceKind.PAST_PURCHASE, item=i) for i in items_read(ctx, inputs)[:limit]]
 
 
-def pieces_for(ctx: UserContext, inputs: Mapping[str, Mapping[str, np.ndarray]], fresh_items: set[int], query: str,
-               term_embeddings: np.ndarray | None) -> list[Piece]:
+def pieces_for(ctx: UserContext, inputs: Mapping[str, Mapping[str, np.ndarray]], fresh_items: set[int]
+               ) -> list[Piece]:
+    """The user-side pieces: each past purchase the rankers read, the repeat-purchase and popularity signals."""
     pieces = history_pieces(ctx, inputs, fresh_items)
     if len(ctx):
         pieces.append(Piece(Mask("repeat"), d.EvidenceKind.REPEAT_PURCHASE))
     pieces.append(Piece(Mask("popularity"), d.EvidenceKind.POPULARITY))
-    if term_embeddings is not None:
-        for term, emb in zip(query_terms(query)[:MAX_QUERY_TERMS], term_embeddings):
-            pieces.append(Piece(Mask("query_embedding", emb), d.EvidenceKind.QUERY_TERM, text=term))
-    return pieces[:MAX_PIECES]
+    return pieces[:MAX_PIECES - MAX_QUERY_TERMS]
+
+
+def term_pieces(query: str, term_embeddings: np.ndarray) -> list[Piece]:
+    """One piece per query term: the query replaced by the embedding of the query without that term."""
+    return [Piece(Mask("query_embedding", emb), d.EvidenceKind.QUERY_TERM, text=term)
+            for term, emb in zip(query_terms(query)[:MAX_QUERY_TERMS], term_embeddings)]
 
 
 def none_of(pieces: Sequence[Piece]) -> Mask:
-    """Every listed piece masked at once (query terms: the whole query)."""
-    masks = [p.mask for p in pieces if p.mask.kind != "query_embedding"]
-    if any(p.mask.kind == "query_embedding" for p in pieces):
-        masks.append(Mask("query"))
-    return Mask("all", tuple(masks))
+    """Every listed piece masked at once."""
+    return Mask("all", tuple(p.mask for p in pieces))
 
 
-def term_variants(query: str) -> list[str]:
-    """The query and the query with each term removed, in that order (one text_encoder call)."""
-    return [query] + [drop_term(query, i) for i in range(min(len(query_terms(query)), MAX_QUERY_TERMS))]
+def term_drops(query: str) -> list[str]:
+    """The query with each of its terms removed, in term order (one text_encoder call)."""
+    return [drop_term(query, i) for i in range(min(len(query_terms(query)), MAX_QUERY_TERMS))]

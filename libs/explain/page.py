@@ -29,7 +29,7 @@ import numpy as np
 
 from libs import domain as d
 from libs.errors import UnavailableError
-from libs.explain.evidence import MAX_QUERY_TERMS, Piece, none_of, pieces_for
+from libs.explain.evidence import Piece, none_of, pieces_for, term_pieces
 from libs.explain.masking import Mask, masked_scenarios
 from libs.explain.wording import MIN_CONTRIBUTION, confidence, sentence
 from libs.features import FeatureStore, UserContext
@@ -67,8 +67,8 @@ async def explain_page(store: FeatureStore, titles: Sequence[str], fusion: Fusio
                        product_ids: Sequence[str], query: str, query_emb: np.ndarray | None,
                        term_emb: np.ndarray | Awaitable[np.ndarray | None] | None, timeout: float,
                        degradations: list[d.Degradation], matcher: TitleMatcher | None = None) -> list[d.Explanation]:
-    """`term_emb`: the embeddings of the query with each term removed (libs.explain.term_variants minus the
-    query), or an awaitable of them: the rankers score every other scenario while the variants are encoded, and
+    """`term_emb`: the embeddings of the query with each term removed (libs.explain.term_drops), or an
+    awaitable of them: the rankers score every other scenario while the variants are encoded, and
     only the query-reading rankers score the term scenarios after (for the others those rows equal the full row:
     a mask a ranker does not read leaves its inputs unchanged)."""
     loop = asyncio.get_running_loop()
@@ -76,36 +76,35 @@ async def explain_page(store: FeatureStore, titles: Sequence[str], fusion: Fusio
     # In wire form before masking (libs/rankers/wire.py): the scenarios copy ids, not title embeddings.
     base = {m: ranker(m).to_wire(ranker(m).inputs(store, ctx, cand_idx, query_emb if ranker(m).reads_query else None))
             for m in models}
-    pieces = pieces_for(ctx, base, fresh_items, "", None)
+    pieces = pieces_for(ctx, base, fresh_items)
     # Two "none of the evidence" rows: without and with the query; which one is the baseline depends on whether
     # the query's terms end up measured.
     masks = [p.mask for p in pieces] + [none_of(pieces), Mask("all", (none_of(pieces), Mask("query")))]
     inputs = {m: masked_scenarios(x, masks, ranker(m).history_slots) for m, x in base.items()}
-    terms = query_terms(query)[:MAX_QUERY_TERMS] if query and query_emb is not None else []
 
     async def term_rows() -> tuple[list[Piece], dict[str, np.ndarray]]:
         emb = await term_emb if inspect.isawaitable(term_emb) else term_emb
-        if not terms or emb is None:
+        found = term_pieces(query, emb) if query and query_emb is not None and emb is not None else []
+        if not found:
             return [], {}
-        found = [Piece(Mask("query_embedding", e), d.EvidenceKind.QUERY_TERM, text=t) for t, e in zip(terms, emb)]
         readers = {m: {k: v[1:] for k, v in masked_scenarios(base[m], [p.mask for p in found],
                                                              ranker(m).history_slots).items()}
                    for m in models if ranker(m).reads_query}
         return found, await run_models(infer, readers, max(deadline - loop.time(), 0.001), degradations)
 
-    scores, (term_pieces, term_scores) = await asyncio.gather(
+    scores, (terms, term_scores) = await asyncio.gather(
         run_models(infer, inputs, timeout, degradations), term_rows())
     if not scores:
         raise UnavailableError("explanation: no ranker answered: " + "; ".join(x.reason for x in degradations))
     # Terms count only when every query-reading ranker that answered also scored them.
-    measured = bool(term_pieces) and all(m in term_scores for m in scores if ranker(m).reads_query)
+    measured = bool(terms) and all(m in term_scores for m in scores if ranker(m).reads_query)
     n = len(pieces)
     rows = {}
     for m, s in scores.items():
-        middle = [term_scores[m] if ranker(m).reads_query else np.repeat(s[:1], len(term_pieces), axis=0)
+        middle = [term_scores[m] if ranker(m).reads_query else np.repeat(s[:1], len(terms), axis=0)
                   ] if measured else []
         rows[m] = np.vstack([s[:1 + n], *middle, s[-1:] if measured else s[-2:-1]])
-    pieces = pieces + (term_pieces if measured else [])
+    pieces = pieces + (terms if measured else [])
     if not (query and matcher):
         return explain_items(store, titles, product_ids, cand_idx, pieces, attribute(fusion, rows))
     pieces = pieces + [Piece(Mask("query"), d.EvidenceKind.QUERY_MATCH)]  # measured analytically, not masked

@@ -25,11 +25,12 @@ CANDIDATES = (CAND_EMB, CAND_IDS)
 def served_spec(spec: ModelSpec, gathered: Sequence[tuple[str, str]]) -> ModelSpec:
     """The spec of the served (wire) form: every gathered embedding input dropped, the candidates' replaced by
     new_cand_emb at the same position."""
+    emb_names = dict(gathered)
     inputs: list[Tensor] = []
     for t in spec.inputs:
-        if (t.name, dict(gathered).get(t.name)) == CANDIDATES:
+        if (t.name, emb_names.get(t.name)) == CANDIDATES:
             inputs.append(Tensor(NEW_CAND_EMB, "float32", (-1, TEXT_DIM)))
-        elif t.name not in dict(gathered):
+        elif t.name not in emb_names:
             inputs.append(t)
     return ModelSpec(spec.name, tuple(inputs), spec.outputs, spec.max_batch_size, spec.dynamic_axis,
                      spec.max_dynamic, spec.opt_dynamic)

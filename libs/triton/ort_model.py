@@ -25,12 +25,12 @@ def _session(path: Path, threads: int) -> ort.InferenceSession:
     return ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
 
 
-def _groups(arrays: list[dict[str, np.ndarray]], wanted: list[tuple[str, ...]] | None = None) -> list[list[int]]:
+def _groups(arrays: list[dict[str, np.ndarray]], wanted: list[tuple[str, ...]]) -> list[list[int]]:
     """Indices of requests whose inputs can be concatenated along axis 0 (and that ask for the same outputs)."""
     groups: dict[tuple, list[int]] = {}
     for i, inputs in enumerate(arrays):
         key = tuple((name, a.dtype.str, a.shape[1:]) for name, a in sorted(inputs.items()))
-        groups.setdefault((key, wanted[i] if wanted else ()), []).append(i)
+        groups.setdefault((key, wanted[i]), []).append(i)
     return list(groups.values())
 
 
