@@ -27,6 +27,7 @@ class EvidenceKind(enum.Enum):
     RECENT_EVENT = "RECENT_EVENT"
     QUERY_MATCH = "QUERY_MATCH"
     QUERY_SIMILAR = "QUERY_SIMILAR"
+    DISCOVERY = "DISCOVERY"
 
 
 class Stage(enum.Enum):

@@ -12,6 +12,11 @@ only on its own per-model scores (every ranker scores each candidate independent
   sum_m weight[m] * (score_m(full) - score_m(masked)) / scale[m] - the contribution an explanation reports;
 - scores are comparable across requests (the confidence of an explanation reads them).
 
+The repeat-vs-explore setting of a variant (libs.scoring.Arm.explore, in [0, 1]) adds `discovery` to the fused
+score: explore x explore_span for products the customer never bought, 0 for the rest. explore_span is the width of
+the middle 98% of the fused scores over the validation candidates, so 1 puts practically every never-bought
+candidate first, and the term is additive and model-free: an explanation reports it as it is (a DISCOVERY piece).
+
 A ranker that is down is left out with the remaining weights unchanged (the order among candidates is still that
 of the ranker that answered; the response flags the degradation).
 """
@@ -25,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 FUSED = "fused"
+DISCOVERY = "discovery"  # model_scores key of the repeat-vs-explore term
 
 
 @dataclass(frozen=True)
@@ -32,6 +38,7 @@ class Fusion:
     weights: Mapping[str, float]
     centre: Mapping[str, float] = field(default_factory=dict)  # missing = 0
     scale: Mapping[str, float] = field(default_factory=dict)  # missing = 1
+    explore_span: float = 0.0  # the fused score's spread on the validation candidates (see the module doc)
 
     def combine(self, scores: Mapping[str, np.ndarray]) -> np.ndarray:
         """Fused scores (float64, same shape as each model's scores) over the weighted models present."""
@@ -44,18 +51,24 @@ class Fusion:
             total = total + float(self.weights[m]) * (s - self.centre.get(m, 0.0)) / self.scale.get(m, 1.0)
         return np.asarray(total)
 
+    def discovery(self, explore: float, never_bought: np.ndarray) -> np.ndarray:
+        """The repeat-vs-explore term [C]: explore x explore_span where `never_bought` [C] is true, else 0."""
+        return float(explore) * self.explore_span * np.asarray(never_bought, np.float64)
+
     def with_weights(self, weights: Mapping[str, float]) -> "Fusion":
-        return Fusion(dict(weights), self.centre, self.scale)
+        return Fusion(dict(weights), self.centre, self.scale, self.explore_span)
 
     def as_dict(self) -> dict:
-        return {"weights": dict(self.weights), "centre": dict(self.centre), "scale": dict(self.scale)}
+        return {"weights": dict(self.weights), "centre": dict(self.centre), "scale": dict(self.scale),
+                "explore_span": self.explore_span}
 
     @classmethod
     def from_dict(cls, blob: Mapping) -> "Fusion":
-        if "centre" not in blob or "scale" not in blob:
-            raise ValueError("fusion file has no score normalisation (centre/scale): written by an older training "
-                             "run; run `make models` again")
-        return cls(dict(blob["weights"]), dict(blob["centre"]), dict(blob["scale"]))
+        missing = [k for k in ("centre", "scale", "explore_span") if k not in blob]
+        if missing:
+            raise ValueError(f"fusion file has no {'/'.join(missing)}: written by an older training run; run "
+                             "`make models` again")
+        return cls(dict(blob["weights"]), dict(blob["centre"]), dict(blob["scale"]), float(blob["explore_span"]))
 
     @classmethod
     def load(cls, path: Path) -> "Fusion":
@@ -75,3 +88,16 @@ def fit_normalisation(scores: Mapping[str, np.ndarray], valid: np.ndarray | None
         std = float(v.std())
         scale[m] = std if std > 1e-9 else 1.0  # constant scores: nothing to standardise by
     return centre, scale
+
+
+def never_bought(history_items: np.ndarray, cand_idx: np.ndarray) -> np.ndarray:
+    """[C] bool: candidates not among the customer's purchases (`history_items`: item indices, fresh ones included)."""
+    return ~np.isin(np.asarray(cand_idx, np.int64), np.asarray(history_items, np.int64))
+
+
+def spread(fused: np.ndarray) -> float:
+    """explore_span from fused scores over validation candidates: the width of their middle 98% (1st to 99th
+    percentile; the full range is set by a few outliers), 1.0 when they are all equal."""
+    fused = np.asarray(fused, np.float64)
+    value = float(np.subtract(*np.percentile(fused, [99, 1]))) if fused.size else 0.0
+    return value if value > 1e-9 else 1.0

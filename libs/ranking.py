@@ -1,6 +1,6 @@
 """Ranking: assemble model inputs from the feature store, score with the rankers on Triton concurrently, fuse as
-trained, add query relevance for Search (libs.relevance), diversify with MMR. Answers with what it has when a model
-is down; never past the deadline."""
+trained, add the variant's repeat-vs-explore term (libs.fusion) and query relevance for Search (libs.relevance),
+diversify with MMR. Answers with what it has when a model is down; never past the deadline."""
 from __future__ import annotations
 
 import asyncio
@@ -14,11 +14,11 @@ from libs import domain as d
 from libs.bundles import BUNDLE_MODEL
 from libs.errors import UnavailableError, invalid
 from libs.features import FeatureStore
-from libs.fusion import FUSED, Fusion
+from libs.fusion import DISCOVERY, FUSED, Fusion, never_bought
 from libs.history import user_context
 from libs.rankers import get as ranker
 from libs.relevance import RELEVANCE, TitleMatcher
-from libs.scoring import EncodeQuery, Infer, Versions, candidate_indices, encode_or_degrade, models_of, run_models
+from libs.scoring import EncodeQuery, Infer, Versions, arm_of, candidate_indices, encode_or_degrade, run_models
 from libs.diversity import mmr_order
 
 log = logging.getLogger(__name__)
@@ -44,7 +44,8 @@ class RankingCore:
 
     async def rank(self, user_id: str, query: str, product_ids: Sequence[str], page_size: int, variant: str,
                    diversity: float, recent: Sequence[d.UserEvent], timeout: float) -> Ranked:
-        models = models_of(variant)
+        arm = arm_of(variant)
+        models = arm.models
         if not 0.0 <= diversity <= 1.0:
             raise invalid("diversity", "must be in [0, 1]")
         if not product_ids:
@@ -65,14 +66,17 @@ class RankingCore:
             raise UnavailableError("ranking: no ranker answered: " + "; ".join(x.reason for x in degradations))
         per_model = {m: s[0] for m, s in scores.items()}  # one scenario
         fused = self.fusion.combine(per_model)
+        discovery = self.fusion.discovery(arm.explore, never_bought(ctx.items, cand_idx))
         # Search: what the shopper typed first (libs.relevance); the fused personal score orders within a grade.
         relevance = self.matcher.relevance(query, cand_idx) if query else np.zeros(len(cand_idx))
-        served = fused + relevance
+        served = fused + discovery + relevance
         k = page_size or len(cand_idx)
         order = mmr_order(served, self.store.item_emb[cand_idx], diversity, k)
         items = []
         for i in order:
             parts = {**{m: float(s[i]) for m, s in per_model.items()}, FUSED: float(fused[i])}
+            if arm.explore:
+                parts[DISCOVERY] = float(discovery[i])
             if query:
                 parts[RELEVANCE] = float(relevance[i])
             items.append(d.ScoredItem(product_ids[i], self.titles[cand_idx[i]], float(served[i]), parts))

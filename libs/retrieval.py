@@ -1,5 +1,6 @@
 """Candidate generation. Query: BM25 (bm25s) + dense ANN (FAISS HNSW over title embeddings), fused by
-reciprocal rank fusion. User: repeat purchases, embedding and co-purchase neighbours, recent popularity."""
+reciprocal rank fusion. User: the rankers' candidate pool (libs.features.candidate_parts: own past items,
+co-purchase neighbours of recent ones, recent popularity), ordered by reciprocal rank fusion of its parts."""
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
@@ -9,7 +10,8 @@ import faiss
 import numpy as np
 
 from libs import domain as d
-from libs.features import FeatureStore, UserContext
+from libs.features import FeatureStore, UserContext, candidate_parts
+from libs.features.store import POOL_CO_PURCHASE, POOL_HISTORY, POOL_POPULAR
 from libs.history import user_context
 from libs.relevance import STEMMER, analyse, analyse_many
 from libs.scoring import EncodeQuery, encode_or_degrade
@@ -73,14 +75,15 @@ class VectorIndex:
 
 class RetrievalCore:
     def __init__(self, product_ids: Sequence[str], titles: Sequence[str], item_vectors: np.ndarray,
-                 popularity: np.ndarray, copurchase, history: Callable[[str, Sequence[d.UserEvent]], UserContext],
-                 encode: EncodeQuery, half_life_days: float = 60.0) -> None:
+                 popularity: np.ndarray, parts: Callable[[UserContext], list[tuple[str, np.ndarray]]],
+                 history: Callable[[str, Sequence[d.UserEvent]], UserContext], encode: EncodeQuery,
+                 half_life_days: float = 60.0) -> None:
         self.product_ids = list(product_ids)
         self.titles = list(titles)
         self.lexical = LexicalIndex(titles)
         self.dense = VectorIndex(item_vectors)
-        self.popular = [(int(i), float(popularity[i])) for i in np.argsort(-popularity, kind="stable")[:PER_SOURCE]]
-        self.copurchase = copurchase
+        self.popularity = np.asarray(popularity, np.float64)
+        self.parts = parts  # the user's candidate pool in parts (libs.features.candidate_parts)
         self.history = history
         self.encode = encode
         self.half_life_s = half_life_days * 86400.0
@@ -90,7 +93,7 @@ class RetrievalCore:
                    ) -> "RetrievalCore":
         """Retrieval over a feature store's data: its title embeddings, recent popularity, co-purchase counts and
         user histories (with fresh events) - how the service, the offline evaluation and the load floor build it."""
-        return cls(product_ids, titles, store.item_emb, store.pop[:, 1], store.copurchase,
+        return cls(product_ids, titles, store.item_emb, store.pop[:, 1], lambda ctx: candidate_parts(store, ctx),
                    lambda user_id, recent: user_context(store, user_id, recent), encode)
 
     def _candidates(self, fused: list[tuple[int, float, list[d.SourceRank]]], limit: int,
@@ -117,7 +120,7 @@ class RetrievalCore:
                                                if self.lexical.title_terms[i].intersection(terms)]
         return self._candidates(rrf(lists), limit, terms), degradations
 
-    def _repeat(self, h: UserContext) -> list[tuple[int, float]]:
+    def _repeat(self, h: UserContext, limit: int = PER_SOURCE) -> list[tuple[int, float]]:
         """User's items by time-decayed purchase frequency (TIFU-style), strongest first."""
         if len(h.items) == 0:
             return []
@@ -125,21 +128,21 @@ class RetrievalCore:
         weights = np.power(0.5, age / self.half_life_s)
         scores = np.bincount(h.items, weights=weights, minlength=len(self.product_ids))
         order = np.flatnonzero(scores)[np.argsort(-scores[np.flatnonzero(scores)], kind="stable")]
-        return [(int(i), float(scores[i])) for i in order[:PER_SOURCE]]
+        return [(int(i), float(scores[i])) for i in order[:limit]]
 
     async def user_candidates(self, user_id: str, recent: Sequence[d.UserEvent], limit: int
                               ) -> tuple[list[d.Candidate], list[d.Degradation]]:
+        """Exactly the rankers' candidate pool (what they were trained and evaluated on), each part a source:
+        own past items by decayed frequency, co-purchase neighbours, popular items. With `limit` >= POOL_MAX
+        (the gateway's ask) nothing is cut."""
         h = self.history(user_id, recent)
         lists: dict[d.Source, list[tuple[int, float]]] = {}
-        if len(h.items):
-            lists[d.Source.REPEAT_PURCHASE] = self._repeat(h)
-            seeds = h.items[-20:]  # the newest purchases drive the neighbourhoods
-            bought = set(int(i) for i in h.items)
-            co = np.asarray(self.copurchase[seeds].sum(axis=0)).ravel()
-            co[list(bought)] = 0
-            top = np.flatnonzero(co)[np.argsort(-co[np.flatnonzero(co)], kind="stable")][:PER_SOURCE]
-            lists[d.Source.CO_PURCHASE] = [(int(i), float(co[i])) for i in top]
-            profile = self.dense.vectors[seeds].mean(axis=0)
-            lists[d.Source.GRAPH_NEIGHBOUR] = self.dense.search(profile, PER_SOURCE, exclude=bought)
-        lists[d.Source.POPULARITY] = self.popular
+        for part, items in self.parts(h):
+            if part == POOL_HISTORY:
+                keep = set(items.tolist())
+                lists[d.Source.REPEAT_PURCHASE] = [(i, s) for i, s in self._repeat(h, len(h.items)) if i in keep]
+            elif part == POOL_CO_PURCHASE:
+                lists[d.Source.CO_PURCHASE] = [(int(i), 1.0 / r) for r, i in enumerate(items, start=1)]
+            elif part == POOL_POPULAR:
+                lists[d.Source.POPULARITY] = [(int(i), float(self.popularity[i])) for i in items]
         return self._candidates(rrf(lists), limit), []

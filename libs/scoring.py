@@ -3,7 +3,9 @@ ranker calls that degrade instead of failing, query encoding that degrades to "n
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -19,13 +21,40 @@ EncodeQuery = Callable[[Sequence[str], float], Awaitable[np.ndarray]]
 Versions = Callable[[str], Awaitable[str]]
 
 
+EXPLORE = "+explore="  # variant suffix of the repeat-vs-explore setting, e.g. "fused+explore=0.3"
+
+
+@dataclass(frozen=True)
+class Arm:
+    """What a ranking variant (experiment arm) serves: the rankers whose fused score orders the results, and the
+    repeat-vs-explore setting in [0, 1] (libs.fusion.Fusion.discovery; 0 = the balance the rankers learned)."""
+
+    models: tuple[str, ...]
+    explore: float = 0.0
+
+
+def arm_of(variant: str) -> Arm:
+    """"" = "fused"; a model arm ("fused", "gnn_only", ...) optionally followed by "+explore=<0..1>"."""
+    name, suffix, level = (variant or "fused").partition(EXPLORE)
+    arms = variants()
+    models = arms.get(name)
+    if models is None:
+        raise invalid("variant", f"unknown variant {variant!r}; one of {', '.join(arms)}, optionally followed by "
+                                 f"{EXPLORE}<0..1>")
+    if not suffix:
+        return Arm(models)
+    try:
+        explore = float(level)
+    except ValueError:
+        explore = math.nan
+    if not 0.0 <= explore <= 1.0:  # NaN fails too
+        raise invalid("variant", f"explore setting {level!r} of {variant!r} must be a number in [0, 1]")
+    return Arm(models, explore)
+
+
 def models_of(variant: str) -> tuple[str, ...]:
     """The rankers whose fused score orders the results of a variant (experiment arm); "" = "fused"."""
-    arms = variants()
-    models = arms.get(variant or "fused")
-    if models is None:
-        raise invalid("variant", f"unknown variant {variant!r}; one of {', '.join(arms)}")
-    return models
+    return arm_of(variant).models
 
 
 def candidate_indices(store: FeatureStore, product_ids: Sequence[str], field: str = "product_ids") -> np.ndarray:

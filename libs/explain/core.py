@@ -15,7 +15,7 @@ from libs.fusion import Fusion
 from libs.history import fresh_purchases, user_context
 from libs.rankers import get as ranker
 from libs.relevance import TitleMatcher
-from libs.scoring import EncodeQuery, Infer, candidate_indices, encode_or_degrade, models_of
+from libs.scoring import EncodeQuery, Infer, arm_of, candidate_indices, encode_or_degrade
 
 MAX_ITEMS = 100
 
@@ -38,7 +38,8 @@ class ExplanationCore:
 
     async def explain(self, user_id: str, query: str, product_ids: Sequence[str], variant: str,
                       recent: Sequence[d.UserEvent], timeout: float) -> Explained:
-        models = models_of(variant)
+        arm = arm_of(variant)
+        models = arm.models
         if not 1 <= len(product_ids) <= MAX_ITEMS:
             raise invalid("product_ids", f"must contain 1..{MAX_ITEMS} products")
         cand_idx = candidate_indices(self.store, product_ids)
@@ -59,5 +60,6 @@ class ExplanationCore:
                     term_emb = encode_or_degrade(self.encode, drops, timeout * 0.3, degradations)
         explanations = await explain_page(self.store, self.titles, self.fusion, self.infer, models, ctx, fresh,
                                           cand_idx, product_ids, query, query_emb, term_emb,
-                                          max(deadline - loop.time(), 0.001), degradations, self.matcher)
+                                          max(deadline - loop.time(), 0.001), degradations, self.matcher,
+                                          arm.explore)
         return Explained(explanations, degradations)

@@ -10,7 +10,9 @@ Mask kinds (all work without retraining and without scatter ops in the models):
 - ("popularity", None): the popularity features set to zero;
 - ("query", None): query_mask = 0 (rankers that read the query);
 - ("query_embedding", emb): the query replaced by another embedding, e.g. the query with one term removed;
-- ("all", [masks]): several masks applied together (the "none of the listed evidence" scenario).
+- ("all", [masks]): several masks applied together (the "none of the listed evidence" scenario);
+- ("discovery", None): the variant's repeat-vs-explore term, which no ranker reads (it is added after fusion and
+  measured analytically, libs.explain.page).
 A mask that a ranker's inputs do not carry (e.g. "query" for gnn_ranker) leaves them unchanged.
 """
 from __future__ import annotations
@@ -23,7 +25,7 @@ import numpy as np
 
 from libs.model_io import POP_FEATS, QUERY_EMB, QUERY_MASK, REPEAT_FEATS
 
-KINDS = ("history_item", "repeat", "popularity", "query", "query_embedding", "all")
+KINDS = ("history_item", "repeat", "popularity", "query", "query_embedding", "all", "discovery")
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,9 @@ scenarios in one more call, to the rankers that read the query only, overlapped 
 With the fused score of libs.fusion (a fixed linear map of the models' scores, see there):
 
 - `score` is exactly the score ranking served for the item: the fused score (same models, inputs and
-  normalisation) plus, for Search, the query relevance of libs.relevance;
+  normalisation) plus the variant's discovery term plus, for Search, the query relevance of libs.relevance;
+- the variant's repeat-vs-explore term (libs.fusion.Fusion.discovery) is additive and model-free: its contribution
+  is its value (a DISCOVERY piece, for never-bought products only);
 - query relevance is additive and model-free, so its contribution is its value (one QUERY_MATCH piece naming the
   words the title contains); a query term measured through the rankers' query path is QUERY_TERM ("matches")
   only when the title contains it, else QUERY_SIMILAR ("is similar to"): no claimed match the title lacks;
@@ -33,7 +35,7 @@ from libs.explain.evidence import Piece, none_of, pieces_for, term_pieces
 from libs.explain.masking import Mask, masked_scenarios
 from libs.explain.wording import MIN_CONTRIBUTION, confidence, sentence
 from libs.features import FeatureStore, UserContext
-from libs.fusion import Fusion
+from libs.fusion import Fusion, never_bought
 from libs.rankers import get as ranker
 from libs.relevance import TitleMatcher
 from libs.scoring import Infer, run_models
@@ -52,22 +54,25 @@ class Attribution:
     baseline: np.ndarray
 
 
-def attribute(fusion: Fusion, scores: dict[str, np.ndarray], relevance: np.ndarray | None = None) -> Attribution:
-    """From per-model scores [1 + E + 1, C] (full, each piece masked, all masked) and the query relevance [C]
-    (Search) to attributions of the served score; relevance, when given, is the last piece."""
+def attribute(fusion: Fusion, scores: dict[str, np.ndarray], additive: Sequence[np.ndarray] = ()) -> Attribution:
+    """From per-model scores [1 + E + 1, C] (full, each piece masked, all masked) and the model-free additive terms
+    of the served score, each [C] (the variant's discovery term, Search's query relevance) to attributions of the
+    served score; the additive terms are the last pieces, in order, each contributing its value."""
     fused = fusion.combine(scores)
     contributions = fused[:1] - fused[1:-1]
-    if relevance is None:
+    if not additive:
         return Attribution(fused[0], contributions, fused[-1])
-    return Attribution(fused[0] + relevance, np.vstack([contributions, relevance[None]]), fused[-1])
+    extra = np.vstack([np.asarray(a, np.float64)[None] for a in additive])
+    return Attribution(fused[0] + extra.sum(axis=0), np.vstack([contributions, extra]), fused[-1])
 
 
 async def explain_page(store: FeatureStore, titles: Sequence[str], fusion: Fusion, infer: Infer,
                        models: Sequence[str], ctx: UserContext, fresh_items: set[int], cand_idx: np.ndarray,
                        product_ids: Sequence[str], query: str, query_emb: np.ndarray | None,
                        term_emb: np.ndarray | Awaitable[np.ndarray | None] | None, timeout: float,
-                       degradations: list[d.Degradation], matcher: TitleMatcher | None = None) -> list[d.Explanation]:
-    """`term_emb`: the embeddings of the query with each term removed (libs.explain.term_drops), or an
+                       degradations: list[d.Degradation], matcher: TitleMatcher | None = None,
+                       explore: float = 0.0) -> list[d.Explanation]:
+    """`explore`: the variant's repeat-vs-explore setting (libs.scoring.Arm). `term_emb`: the embeddings of the query with each term removed (libs.explain.term_drops), or an
     awaitable of them: the rankers score every other scenario while the variants are encoded, and
     only the query-reading rankers score the term scenarios after (for the others those rows equal the full row:
     a mask a ranker does not read leaves its inputs unchanged)."""
@@ -105,11 +110,16 @@ async def explain_page(store: FeatureStore, titles: Sequence[str], fusion: Fusio
                   ] if measured else []
         rows[m] = np.vstack([s[:1 + n], *middle, s[-1:] if measured else s[-2:-1]])
     pieces = pieces + (terms if measured else [])
-    if not (query and matcher):
-        return explain_items(store, titles, product_ids, cand_idx, pieces, attribute(fusion, rows))
-    pieces = pieces + [Piece(Mask("query"), d.EvidenceKind.QUERY_MATCH)]  # measured analytically, not masked
-    att = attribute(fusion, rows, matcher.relevance(query, cand_idx))
-    return explain_items(store, titles, product_ids, cand_idx, pieces, att, query, matcher)
+    # Model-free additive terms of the served score: measured analytically (their value), not masked.
+    additive = []
+    if explore:
+        pieces.append(Piece(Mask("discovery"), d.EvidenceKind.DISCOVERY))
+        additive.append(fusion.discovery(explore, never_bought(ctx.items, cand_idx)))
+    if query and matcher:
+        pieces.append(Piece(Mask("query"), d.EvidenceKind.QUERY_MATCH))
+        additive.append(matcher.relevance(query, cand_idx))
+    att = attribute(fusion, rows, additive)
+    return explain_items(store, titles, product_ids, cand_idx, pieces, att, query, matcher if query else None)
 
 
 def _query_kind(piece: Piece, item: int, query: str, matcher: TitleMatcher | None) -> tuple[d.EvidenceKind, str]:

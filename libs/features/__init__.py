@@ -7,6 +7,8 @@ from libs.features.store import (  # noqa: F401
     POP_FEATURE_NAMES,
     REPEAT_FEATURE_NAMES,
     FeatureStore,
+    POOL_MAX,
+    candidate_parts,
     candidate_pool,
     UserContext,
     copurchase_neighbours,

@@ -444,19 +444,34 @@ def stack(batches: Sequence[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
 
 
 # ---------------------------------------------------------------------------------------------- candidate pool
-def candidate_pool(store: FeatureStore, ctx: UserContext, n_popular: int = 100, recent_items: int = 10,
-                   max_history: int = 200) -> np.ndarray:
-    """Items worth ranking for a user when no retrieval stage supplies candidates (recommendations, offline
-    evaluation, training): the user's own past items (newest first, at most `max_history`), the co-purchase
-    neighbours of their `recent_items` newest distinct items, and the `n_popular` most popular items (28 days).
-    The rankers are trained on exactly this candidate distribution."""
+POOL_HISTORY, POOL_CO_PURCHASE, POOL_POPULAR = "history", "co_purchase", "popular"
+POOL_N_POPULAR, POOL_RECENT_ITEMS, POOL_MAX_HISTORY = 100, 10, 200
+POOL_MAX = POOL_MAX_HISTORY + POOL_RECENT_ITEMS * ITEM_NEIGHBOURS + POOL_N_POPULAR  # the largest pool there can be
+
+
+def candidate_parts(store: FeatureStore, ctx: UserContext, n_popular: int = POOL_N_POPULAR,
+                    recent_items: int = POOL_RECENT_ITEMS, max_history: int = POOL_MAX_HISTORY
+                    ) -> list[tuple[str, np.ndarray]]:
+    """The candidate pool's parts, each as (part name, item indices) in its own order (parts may overlap): the
+    user's own past items (newest first, at most `max_history`), the co-purchase neighbours of their
+    `recent_items` newest distinct items, and the `n_popular` most popular items (28 days)."""
     parts = []
     if len(ctx):
         rev = ctx.items[::-1]
         _, first = np.unique(rev, return_index=True)
         hist = rev[np.sort(first)][:max_history]
-        parts.append(hist)
+        parts.append((POOL_HISTORY, hist))
         nb = store.nbr_ids[hist[:recent_items]].ravel()
-        parts.append(nb[nb > 0] - 1)
-    parts.append(store.top_popular[:n_popular])
-    return pd.unique(np.concatenate(parts).astype(np.int64))
+        parts.append((POOL_CO_PURCHASE, pd.unique(nb[nb > 0] - 1)))
+    parts.append((POOL_POPULAR, store.top_popular[:n_popular]))
+    return parts
+
+
+def candidate_pool(store: FeatureStore, ctx: UserContext, n_popular: int = POOL_N_POPULAR,
+                   recent_items: int = POOL_RECENT_ITEMS, max_history: int = POOL_MAX_HISTORY) -> np.ndarray:
+    """Items worth ranking for a user when no query selects candidates: the union of `candidate_parts`, at most
+    POOL_MAX items. One definition for training (the rankers learn on exactly this distribution), offline
+    evaluation and the served Recommend (retrieval's user candidates), so the gateway ranks what `make eval`
+    measured."""
+    parts = candidate_parts(store, ctx, n_popular, recent_items, max_history)
+    return pd.unique(np.concatenate([items for _, items in parts]).astype(np.int64))

@@ -16,6 +16,7 @@ from libs.errors import (AlreadyExistsError, DeadlineError, FieldViolation, Inva
                          invalid)
 from libs.events import EventConflictError, EventStore, event_time_problem
 from libs.events.base import payload
+from libs.features import POOL_MAX
 from services.gateway.experiments import AttributionTokens, Variants
 
 log = logging.getLogger(__name__)
@@ -26,7 +27,8 @@ MAX_EVENTS_PER_CALL = 500
 MAX_EVENT_ID_CHARS = 64
 # Any text but control characters (NUL cannot be stored in PostgreSQL text; none belongs in an id).
 EVENT_ID_RE = re.compile(rf"[^\x00-\x1f\x7f]{{1,{MAX_EVENT_ID_CHARS}}}")
-CANDIDATES = 200
+CANDIDATES = 200  # Search: retrieval's query candidates ranked per request
+# Recommend asks for POOL_MAX: the rankers' whole candidate pool, the one `make eval` measures, uncut.
 RECENT_SHARE = 0.25  # of the request's budget, for reading the user's recorded events
 
 
@@ -102,7 +104,7 @@ class GatewayCore:
 
     async def recommend(self, user_id: str, page_size: int, explain: bool, budget: Budget) -> Page:
         recent, degraded = await self._recent(user_id, budget)
-        retrieved = await self.retrieval.user_candidates(user_id, recent, CANDIDATES, budget.share(0.35))
+        retrieved = await self.retrieval.user_candidates(user_id, recent, POOL_MAX, budget.share(0.35))
         retrieved.degradations = degraded + retrieved.degradations
         return await self._rank_and_explain(user_id, "", retrieved, recent, page_size, explain, budget)
 

@@ -10,7 +10,8 @@ import secrets
 import time
 from dataclasses import dataclass
 
-from libs.errors import invalid
+from libs.errors import InvalidArgumentError, invalid
+from libs.scoring import arm_of
 
 # Tokens are two unpadded base64url parts; b64decode would skip other characters, letting e.g. NUL bytes through
 # to the event store (PostgreSQL text cannot hold them) under a valid signature.
@@ -19,7 +20,8 @@ TOKEN_RE = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
 
 @dataclass(frozen=True)
 class Variants:
-    """Variant names with traffic shares, e.g. parsed from "fused:0.8,gnn_only:0.2"."""
+    """Variant names with traffic shares, e.g. parsed from "fused:0.8,gnn_only:0.1,fused+explore=0.3:0.1" (a
+    variant may carry a repeat-vs-explore setting, libs.scoring.arm_of)."""
 
     arms: tuple[tuple[str, float], ...]
 
@@ -29,6 +31,11 @@ class Variants:
         for part in filter(None, (p.strip() for p in spec.split(","))):
             name, _, share = part.partition(":")
             arms.append((name.strip(), float(share or 1)))
+        for name, _ in arms:
+            try:
+                arm_of(name)
+            except InvalidArgumentError as exc:
+                raise ValueError(f"variant {name!r} in {spec!r}: {exc.violations[0].description}") from None
         total = sum(s for _, s in arms)
         if not arms or total <= 0:
             raise ValueError(f"no variants with positive share in {spec!r}")

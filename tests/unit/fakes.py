@@ -99,4 +99,4 @@ async def encode(texts, timeout):  # noqa: ANN001
 
 
 FUSION = Fusion({GNN_RANKER: 0.5, TRANSFORMER_RANKER: 0.5}, {GNN_RANKER: 0.1, TRANSFORMER_RANKER: -0.2},
-                {GNN_RANKER: 0.8, TRANSFORMER_RANKER: 1.3})
+                {GNN_RANKER: 0.8, TRANSFORMER_RANKER: 1.3}, explore_span=4.0)

@@ -1,5 +1,7 @@
 """Present the evaluation: one text table (stdout), JSON + Markdown + two PNG charts under reports/ (NDCG@20 per
-model; overall vs new-item NDCG@20 per model), and the fused model vs best baseline bootstrap interval.
+model; overall vs new-item NDCG@20 per model with the served ranking's repeat-vs-explore curve), the fused model vs
+best baseline bootstrap interval, how often the served Recommend path returns what was evaluated, and the
+repeat-vs-explore table.
 
 The files hold no timings or timestamps, so the same data and code give byte-identical reports.
 """
@@ -84,6 +86,47 @@ def comparison_lines(results: dict) -> list[str]:
     ]
 
 
+def frontier_table(results: dict) -> tuple[list[str], list[list[str]]]:
+    metrics = list(results["explore_frontier"][0]["metrics"])
+    columns = ["variant", "explore", *metrics]
+    rows = [[r["variant"], f"{r['explore']:g}", *[_number(r["metrics"][m]) for m in metrics]]
+            for r in results["explore_frontier"]]
+    return columns, rows
+
+
+def frontier_lines(results: dict) -> list[str]:
+    """Where the served ranking's discovery reaches popularity's, and what that costs overall."""
+    rows = results.get("explore_frontier")
+    popularity = next((r for r in results["models"] if r["model"] == "popularity"), None)
+    if not rows or popularity is None:
+        return []
+    target = popularity["metrics"]["ndcg@20_new"]
+    baselines = [r for r in results["models"] if r.get("group") == "baseline"]
+    best = max(baselines, key=lambda r: r["metrics"]["ndcg@20"]) if baselines else None
+    reached = next((r for r in rows if r["metrics"]["ndcg@20_new"] >= target), None)
+    lines = [f"popularity's ndcg@20_new is {target:.4f}; at the trained balance (explore 0) the fused rankers score "
+             f"{rows[0]['metrics']['ndcg@20_new']:.4f} on new products and {rows[0]['metrics']['ndcg@20']:.4f} "
+             "overall."]
+    if reached is None:
+        lines.append("No setting in the table reaches popularity's new-product NDCG@20.")
+    else:
+        versus = (f", {reached['metrics']['ndcg@20'] / best['metrics']['ndcg@20']:.2f}x the best baseline "
+                  f"({best['model']})") if best else ""
+        lines.append(f"The first setting that reaches it, {reached['variant']}, scores {reached['metrics']['ndcg@20']:.4f}"
+                     f" overall{versus}.")
+    return lines
+
+
+def agreement_lines(results: dict) -> list[str]:
+    a = results.get("served_agreement")
+    if not a:
+        return []
+    return [f"The gateway's Recommend path in process ({a['served']}: retrieval's user candidates, ranking over the "
+            f"served ONNX files) returns the same top 20 as {a['model']} for {a['same_top20_order']:.1%} of the "
+            f"{a['users']} customers (same set: {a['same_top20_set']:.1%}); the rest differ by near-ties between the "
+            "ONNX and PyTorch scores."]
+
+
 def search_table(results: dict) -> tuple[list[str], list[list[str]]]:
     columns = ["searcher", "proxy_ndcg@10", "params"]
     rows = [[r["searcher"], f"{r['proxy_ndcg@10']:.4f}", _params(r["params"])]
@@ -138,6 +181,11 @@ def format_text(results: dict, timings: bool = True) -> str:
     parts = [*_header_lines(results), "", _text_table(columns, rows)]
     if "comparison" in results:
         parts += ["", *comparison_lines(results)]
+    if "served_agreement" in results:
+        parts += ["", *agreement_lines(results)]
+    if "explore_frontier" in results:
+        parts += ["", "Repeat vs explore (the fused variant's setting, test split):",
+                  _text_table(*frontier_table(results)), *frontier_lines(results)]
     if "search_proxy" in results:
         sp = results["search_proxy"]
         q = sp["queries"]
@@ -159,6 +207,14 @@ def format_markdown(results: dict) -> str:
     if "comparison" in results:
         parts += ["## Fused rankers vs the best baseline (paired bootstrap)", "",
                   *(f"- {line}" for line in comparison_lines(results)), ""]
+    if "served_agreement" in results:
+        parts += ["## Served = evaluated", "", *(f"- {line}" for line in agreement_lines(results)), ""]
+    if "explore_frontier" in results:
+        parts += ["## Repeat vs explore", "",
+                  "The fused variant's repeat-vs-explore setting (`fused+explore=x`: x times the fused score's spread "
+                  "added to products the customer never bought; 0 = the balance the rankers learned, served by "
+                  "default).", "", _markdown_table(*frontier_table(results)), "",
+                  *(f"- {line}" for line in frontier_lines(results)), ""]
     parts += ["![overall vs new-item NDCG@20](eval_overall_vs_new.png)", ""]
     if "search_proxy" in results:
         sp = results["search_proxy"]
@@ -229,10 +285,19 @@ def plot_overall_vs_new(results: dict, path: Path) -> None:
                         arrowprops={"arrowstyle": "-", "color": "#888888", "lw": 0.6})
         else:
             ax.annotate(label, (x, y), textcoords="offset points", xytext=(5, 4), fontsize=8)
+    frontier = results.get("explore_frontier") or []
+    if frontier:  # the served ranking's repeat-vs-explore trade-off, one point per setting
+        fx = [r["metrics"]["ndcg@20"] for r in frontier]
+        fy = [r["metrics"]["ndcg@20_new"] for r in frontier]
+        ax.plot(fx, fy, color="#55A868", marker=".", lw=1.2, label="fused+explore=x (0 .. 1)")
+        for r, x, y in zip(frontier, fx, fy):
+            if r["explore"] in (frontier[-1]["explore"], 0.1, 0.3):
+                ax.annotate(f"x={r['explore']:g}", (x, y), textcoords="offset points", xytext=(-30, 4), fontsize=7,
+                            color="#55A868")
     ax.scatter([], [], color="#4C72B0", marker="o", label="baseline")
     ax.scatter([], [], color="#DD8452", marker="s", label="model")
     ax.legend(loc="upper right", fontsize=8)
-    ys = [r["metrics"]["ndcg@20_new"] for r in results["models"]]
+    ys = [r["metrics"]["ndcg@20_new"] for r in results["models"]] + [r["metrics"]["ndcg@20_new"] for r in frontier]
     if ys and min(ys) > 0:
         ax.set_yscale("log")
         ax.set_ylim(min(ys) / 1.8, max(ys) * 1.4)  # room for the labels below the lowest points

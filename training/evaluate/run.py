@@ -13,20 +13,26 @@ import random
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
 from libs.catalog import Dataset
-from training.evaluate.metrics import evaluate_scores_per_user, ndcg_at_k
+from training.evaluate.metrics import evaluate_scores, evaluate_scores_per_user, ndcg_at_k, top_k
 from training.evaluate.registry import SEARCHERS, Entry, load_registry
 from training.evaluate.split import Split, SplitConfig, standard_splits
+from libs.scoring import EXPLORE
 from training.evaluate.stats import paired_bootstrap
 
 SEED = 42
 COMPARED_MODEL = "fused_rankers"  # the served ranking: compared with the best baseline
+SERVED_MODEL = "served_recommend"  # the gateway's Recommend path in process (training/evaluate/served.py)
+# Repeat-vs-explore settings of the fused variant ("fused+explore=x") whose trade-off the report shows.
+EXPLORE_LEVELS = (0.0, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0)
+FRONTIER_METRICS = ("ndcg@20", "ndcg@20_new", "recall@20_new", "ndcg@20_repeat", "already_bought@20", "coverage@20",
+                    "ild@20")
 TARGET_RATIO = 1.10  # issue target: the served ranking's NDCG@20 >= 1.10 x the best baseline's
 PROXY_LABEL = "PROXY: queries are salient title words of held-out purchases, not real shopper queries"
 
@@ -100,9 +106,10 @@ def evaluate_models(
     config: EvalConfig,
     log: Callable[[str], None],
     per_user: dict[str, np.ndarray] | None = None,
+    tops: dict[str, np.ndarray] | None = None,
 ) -> list[dict]:
     """One row per model; `per_user`, when given, receives each model's per-customer test NDCG@20 (for the
-    paired bootstrap; not written to the reports)."""
+    paired bootstrap; not written to the reports), `tops` each model's test top-20 lists."""
     registry = load_registry()
     embeddings = item_embeddings(test.n_items)
     names = list(config.models) if config.models else list(registry)
@@ -117,6 +124,8 @@ def evaluate_models(
         metrics, users = evaluate_scores_per_user(scores, test.truth, test.history, embeddings)
         if per_user is not None:
             per_user[name] = users["ndcg@20"].to_numpy()
+        if tops is not None:
+            tops[name] = top_k(scores)
         log(f"  {name} test ndcg@20={metrics['ndcg@20']:.4f} (fit+score {seconds:.1f}s)")
         rows.append(
             {
@@ -149,6 +158,36 @@ def compare_with_best_baseline(rows: list[dict], per_user: dict[str, np.ndarray]
         "target_ratio": TARGET_RATIO,
         "meets_target": bool(result["ratio"] >= TARGET_RATIO),
     }
+
+
+def served_agreement(tops: dict[str, np.ndarray], served: str = SERVED_MODEL, model: str = COMPARED_MODEL
+                     ) -> dict | None:
+    """How often the gateway's Recommend path (ONNX, retrieval's candidates) returns exactly the top 20 that the
+    evaluated model (PyTorch checkpoints, the same pool) ranks; None when either is missing."""
+    if served not in tops or model not in tops:
+        return None
+    same = np.all(tops[served] == tops[model], axis=1)
+    same_set = np.array([set(a) == set(b) for a, b in zip(tops[served], tops[model])])
+    return {"served": served, "model": model, "users": int(len(same)), "same_top20_order": round(float(same.mean()), 6),
+            "same_top20_set": round(float(same_set.mean()), 6)}
+
+
+def explore_frontier(test: Split, levels: Sequence[float] = EXPLORE_LEVELS) -> list[dict]:
+    """The fused rankers at each repeat-vs-explore setting (variant "fused+explore=x", libs.scoring.Arm) on the test
+    split, the rankers run once. Not tuned: the served default stays 0, the balance the rankers learned, which
+    validation NDCG@20 prefers; the rows show what discovery costs."""
+    from training.models.scorers import FusedScorer  # noqa: PLC0415
+
+    seed_everything()
+    scorer = FusedScorer()
+    scorer.fit(test.train)
+    embeddings = item_embeddings(test.n_items)
+    rows = []
+    for level, scores in scorer.scores_at(list(test.users), levels).items():
+        metrics = evaluate_scores(scores, test.truth, test.history, embeddings)
+        rows.append({"explore": level, "variant": f"fused{EXPLORE}{level:g}" if level else "fused",
+                     "metrics": {m: round(metrics[m], 6) for m in FRONTIER_METRICS}})
+    return rows
 
 
 def evaluate_search(validation: Split, test: Split, config: EvalConfig, log: Callable[[str], None]) -> dict:
@@ -202,10 +241,16 @@ def run(ds: Dataset, config: EvalConfig = EvalConfig(), log: Callable[[str], Non
         "splits": {"validation": validation.describe(), "test": test.describe()},
     }
     per_user: dict[str, np.ndarray] = {}
-    results["models"] = evaluate_models(validation, test, config, log, per_user)
+    tops: dict[str, np.ndarray] = {}
+    results["models"] = evaluate_models(validation, test, config, log, per_user, tops)
     comparison = compare_with_best_baseline(results["models"], per_user)
     if comparison is not None:
         results["comparison"] = comparison
+    agreement = served_agreement(tops)
+    if agreement is not None:
+        results["served_agreement"] = agreement
+    if config.models is None or COMPARED_MODEL in config.models:
+        results["explore_frontier"] = explore_frontier(test)
     if config.search_proxy:
         results["search_proxy"] = evaluate_search(validation, test, config, log)
     if config.fidelity:

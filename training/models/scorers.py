@@ -76,11 +76,13 @@ class RankerScorer:
 
 
 class FusedScorer:
-    """libs.fusion.Fusion over every registered ranker on the candidate pool, as fitted by training."""
+    """libs.fusion.Fusion over every registered ranker on the candidate pool, as fitted by training; `explore`: the
+    repeat-vs-explore setting of a variant (libs.scoring.Arm), its discovery term added as ranking adds it."""
 
-    def __init__(self, models_dir: Path | None = None) -> None:
+    def __init__(self, models_dir: Path | None = None, explore: float = 0.0) -> None:
         self.models_dir = Path(models_dir or default_models_dir())
         self.parts = {r.name: RankerScorer(r.name, self.models_dir) for r in rankers()}
+        self.explore = explore
 
     def fit(self, train: TrainData) -> None:
         for part in self.parts.values():
@@ -88,10 +90,21 @@ class FusedScorer:
         self.fusion = Fusion.load(self.models_dir / FUSION_FILE)
 
     def score(self, user_ids: Sequence[str]) -> np.ndarray:
+        return self.scores_at(user_ids, [self.explore])[self.explore]
+
+    def scores_at(self, user_ids: Sequence[str], levels: Sequence[float]) -> dict[float, np.ndarray]:
+        """The scores at each explore setting, the rankers run once."""
         scores = {n: p.score(user_ids) for n, p in self.parts.items()}
         first = next(iter(scores.values()))
         pool = first > -1.0e5  # every ranker scores the same pool; outside it, the shared popularity floor
-        return np.where(pool, self.fusion.combine(scores), first).astype(np.float32)
+        fused = np.where(pool, self.fusion.combine(scores), first)
+        store = next(iter(self.parts.values())).store
+        new = pool.copy()
+        for row, user in enumerate(user_ids):
+            ctx = store.users.get(str(user))
+            if ctx is not None:
+                new[row, ctx.items] = False
+        return {x: (fused + np.where(pool, self.fusion.discovery(x, new), 0.0)).astype(np.float32) for x in levels}
 
 
 for _r in rankers():

@@ -3,12 +3,13 @@
 Steps:
 1. encode every catalogue title with text_encoder (all-MiniLM-L6-v2, offline) -> artifacts/models/item_embeddings.npy;
    encode the training queries (one or two words of a title, see training.train.data) -> query_embeddings.npy.
-2. train transformer_ranker and gnn_ranker once (each a 2-seed ensemble served as one model), on purchases before
-   the validation cut-off (14 days before the
-   test window; examples = 14-day windows before it), score the validation window and fit the fusion weight on
-   validation NDCG@20 -> fusion.json. These checkpoints are what `make eval` scores on both splits (neither
-   window was ever a training label; features are rebuilt at each split's cut-off) and what is exported for
-   serving (the rankers read newer history, popularity and neighbours at request time, so no retraining).
+2. train transformer_ranker and gnn_ranker (each a 2-seed ensemble served as one model) on purchases before the
+   validation cut-off (14 days before the test window; examples = 14-day windows before it), score the validation
+   window and fit the fusion weights on validation NDCG@20 -> fusion.json.
+   Then refit both with the same settings on purchases before the test cut-off, as every baseline in `make eval`
+   is refitted. `make eval` scores the validation split with the first checkpoints and the test split with the
+   refitted ones (neither window was ever a training label; features are rebuilt at each split's cut-off). The
+   refitted ones are exported and served (they read newer history, popularity and neighbours at request time).
 3. export text_encoder, transformer_ranker, gnn_ranker to triton_models/<name>/1/model.onnx, each after an
    ONNX-vs-PyTorch parity check on real batches; then a TensorRT engine where TensorRT and a GPU exist.
 4. make that bundle 1 (training.bundles.adopt: artifacts/bundles/<id>/, CURRENT points at it); `make retrain`
@@ -31,7 +32,7 @@ import torch
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from libs.config import REPOSITORY, models_dir  # noqa: E402
-from libs.fusion import Fusion, fit_normalisation  # noqa: E402
+from libs.fusion import Fusion, fit_normalisation, spread  # noqa: E402
 from libs.model_io import FUSION_FILE  # noqa: E402
 from libs.rankers import get as ranker, names as ranker_names  # noqa: E402
 from training.models.rankers import SeedEnsemble  # noqa: E402
@@ -66,8 +67,9 @@ def weight_grid(models: list[str], step: float = FUSION_STEP) -> list[dict[str, 
 
 
 def fit_fusion(scores: dict[str, np.ndarray], pools: np.ndarray, truth) -> dict:
-    """Normalisation (each ranker's score mean and std over the validation candidates) and the weights that give
-    the best validation NDCG@20 (grid over the simplex; ties go to the most even weighting)."""
+    """Normalisation (each ranker's score mean and std over the validation candidates), the weights that give
+    the best validation NDCG@20 (grid over the simplex; ties go to the most even weighting) and the fused score's
+    spread over those candidates (explore_span, the unit of the repeat-vs-explore setting)."""
     from training.evaluate.metrics import ndcg_at_k  # noqa: PLC0415
 
     models = list(scores)
@@ -79,7 +81,8 @@ def fit_fusion(scores: dict[str, np.ndarray], pools: np.ndarray, truth) -> dict:
         fused = np.where(pools, fused, first)  # outside the pool: the popularity floor every ranker shares
         results.append((float(ndcg_at_k(fused, truth)), -float(np.ptp(list(weights.values()))), weights))
     best_ndcg, _, best = max(results, key=lambda r: r[:2])
-    return Fusion(best, centre, scale).as_dict() | {
+    span = spread(Fusion(best, centre, scale).combine(scores)[np.asarray(pools, bool)])
+    return Fusion(best, centre, scale, span).as_dict() | {
         "normalise": "fixed per ranker: (score - centre) / scale, fitted on the validation candidates (libs.fusion)",
         "fitted_on": "validation split, NDCG@20",
         "validation_ndcg20": best_ndcg,
@@ -111,36 +114,12 @@ def run(out_dir: Path, repository: Path, n_windows: int, epochs: int, progress: 
     report: dict = {"dataset": ds.version, "config": asdict(cfg), "n_windows": n_windows, "seeds": n_seeds,
                     "query_training": "queries are one or two words of a purchased item's title, embedded by "
                                       "text_encoder (synthetic; no real search logs)"}
-    split = validation
     t = time.perf_counter()
-    examples = build_examples(split.train.purchases, split.train.guest_sales, item_emb, split.cutoff, n_windows)
-    models: dict[str, torch.nn.Module] = {}
-    for name in ranker_names():
-        path = checkpoint_path(out_dir, name, split.cutoff)
-        if reuse and path.is_file():
-            model, blob = load_checkpoint(path, item_emb)
-            if blob.get("dataset") == ds.version and blob.get("n_windows") == n_windows and \
-                    len(blob["configs"]) == n_seeds:
-                models[name] = model
-                report.setdefault("training", {})[name] = blob["info"] | {"reused_checkpoint": str(path)}
-                continue
-        members, info = [], {"members": []}
-        for k in range(n_seeds):
-            member_cfg = replace(cfg, seed=cfg.seed + k)
-            member, member_info = train_ranker(name, examples, ds.n_items, item_emb, member_cfg,
-                                               queries=queries if ranker(name).reads_query else None,
-                                               progress=progress,
-                                               desc=f"{name} seed {member_cfg.seed} < {split.cutoff.date()}")
-            members.append(member)
-            info["members"].append(member_info | {"seed": member_cfg.seed})
-        model = SeedEnsemble(members).eval() if n_seeds > 1 else members[0]
-        save_checkpoint(checkpoint_path(out_dir, name, split.cutoff), model, name, split.cutoff, ds.version, info,
-                        n_windows)
-        models[name] = model
-        report.setdefault("training", {})[name] = info
+    models = train_at(validation, ds, item_emb, queries, cfg, n_windows, n_seeds, out_dir, reuse, progress, report)
     timings["train"] = time.perf_counter() - t
 
     t = time.perf_counter()
+    split = validation
     store = store_for(split.train.purchases, split.train.guest_sales, item_emb, split.cutoff)
     scores = {name: score_catalogue(name, m, store, split.users, progress=progress) for name, m in models.items()}
     pools = next(iter(scores.values())) > -1.0e5  # every ranker scores the same candidate pool
@@ -151,6 +130,14 @@ def run(out_dir: Path, repository: Path, n_windows: int, epochs: int, progress: 
     timings["fusion"] = time.perf_counter() - t
     print(f"validation NDCG@20: {fusion['validation_ndcg20_per_model']} fused {fusion['validation_ndcg20']:.4f}"
           f" (weights {fusion['weights']})", file=sys.stderr)
+
+    # Refit: the same recipe and settings on everything before the test cut-off, as the baselines are refitted.
+    # `make eval` scores the test split with these, and they are what is exported and served.
+    t = time.perf_counter()
+    refit_report: dict = {}
+    models = train_at(test, ds, item_emb, queries, cfg, n_windows, n_seeds, out_dir, reuse, progress, refit_report)
+    report["refit"] = refit_report | {"cutoff": str(test.cutoff)}
+    timings["refit"] = time.perf_counter() - t
 
     if not skip_export:
         from training.export.export_all import export_all  # noqa: PLC0415
@@ -167,6 +154,41 @@ def run(out_dir: Path, repository: Path, n_windows: int, epochs: int, progress: 
     report["timings_s"] = {k: round(v, 1) for k, v in timings.items()}
     (out_dir / "train_report.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
     return report
+
+
+def train_at(split, ds, item_emb: np.ndarray, queries: QueryBank, cfg: TrainConfig, n_windows: int, n_seeds: int,
+             out_dir: Path, reuse: bool, progress: bool, report: dict) -> dict[str, torch.nn.Module]:
+    """Every ranker trained on purchases before `split.cutoff` (examples = 14-day windows before it; each ranker a
+    seed ensemble of `n_seeds`), saved as checkpoints at that cut-off; with `reuse`, checkpoints already trained for
+    this dataset and settings are loaded instead."""
+    examples = None  # built only when a ranker is trained (a minute of feature stores)
+    models: dict[str, torch.nn.Module] = {}
+    for name in ranker_names():
+        path = checkpoint_path(out_dir, name, split.cutoff)
+        if reuse and path.is_file():
+            model, blob = load_checkpoint(path, item_emb)
+            if blob.get("dataset") == ds.version and blob.get("n_windows") == n_windows and \
+                    len(blob["configs"]) == n_seeds:
+                models[name] = model
+                report.setdefault("training", {})[name] = blob["info"] | {"reused_checkpoint": str(path)}
+                continue
+        if examples is None:
+            examples = build_examples(split.train.purchases, split.train.guest_sales, item_emb, split.cutoff,
+                                      n_windows)
+        members, info = [], {"members": []}
+        for k in range(n_seeds):
+            member_cfg = replace(cfg, seed=cfg.seed + k)
+            member, member_info = train_ranker(name, examples, ds.n_items, item_emb, member_cfg,
+                                               queries=queries if ranker(name).reads_query else None,
+                                               progress=progress,
+                                               desc=f"{name} seed {member_cfg.seed} < {split.cutoff.date()}")
+            members.append(member)
+            info["members"].append(member_info | {"seed": member_cfg.seed})
+        model = SeedEnsemble(members).eval() if n_seeds > 1 else members[0]
+        save_checkpoint(path, model, name, split.cutoff, ds.version, info, n_windows)
+        models[name] = model
+        report.setdefault("training", {})[name] = info
+    return models
 
 
 def missing_artifacts(out_dir: Path, repository: Path) -> list[str]:

@@ -196,3 +196,25 @@ async def test_search_orders_by_relevance_then_personal_score_and_explains_it():
     for item, ex in zip(served.items, out.explanations):
         assert ex.score == pytest.approx(item.score, abs=1e-6)
     assert out.explanations[0].sentence.startswith('Because its title has the words "tea", "pot" you searched for')
+
+
+@pytest.mark.parametrize("query", ["", "tea lantern"])
+async def test_discovery_term_is_explained_as_it_is_and_the_score_stays_the_served_one(query):
+    from libs.ranking import RankingCore  # noqa: PLC0415
+
+    rankers = fakes.FakeRankers()
+    variant = "fused+explore=0.3"
+    ranking = RankingCore(fakes.store(), fakes.TITLES, fakes.FUSION, rankers.infer, fakes.encode, _version)
+    served = await ranking.rank("1", query, fakes.PRODUCTS, 6, variant, 0.0, [], 1.0)
+    out = await _core(rankers).explain("1", query, [i.product_id for i in served.items], variant, [], 1.0)
+    bought = set(fakes.store().user_context("1").items.tolist())
+    for item, ex in zip(served.items, out.explanations):
+        assert ex.score == pytest.approx(item.score, abs=1e-6)
+        found = [e.contribution for e in ex.evidence if e.kind is d.EvidenceKind.DISCOVERY]
+        if fakes.store().item_index.get_loc(item.product_id) in bought:
+            assert not found
+        else:
+            assert found == [pytest.approx(0.3 * fakes.FUSION.explore_span)]
+        measured = sum(e.contribution for e in ex.evidence)
+        if len(ex.evidence) < page.MAX_EVIDENCE_SHOWN:
+            assert ex.score - ex.baseline == pytest.approx(measured + ex.interaction, abs=1e-6)

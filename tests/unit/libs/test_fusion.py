@@ -3,7 +3,7 @@ import json
 import numpy as np
 import pytest
 
-from libs.fusion import Fusion, fit_normalisation
+from libs.fusion import Fusion, fit_normalisation, never_bought, spread
 
 
 def test_combine_is_the_documented_linear_map():
@@ -47,10 +47,23 @@ def test_fit_normalisation_uses_valid_entries_only():
 
 
 def test_round_trip_and_stale_files_are_refused(tmp_path):
-    f = Fusion({"a": 1.0}, {"a": 0.5}, {"a": 2.0})
+    f = Fusion({"a": 1.0}, {"a": 0.5}, {"a": 2.0}, explore_span=3.5)
     path = tmp_path / "fusion.json"
     path.write_text(json.dumps(f.as_dict() | {"fitted_on": "x"}))
     assert Fusion.load(path) == f
-    path.write_text(json.dumps({"weights": {"a": 1.0}}))
-    with pytest.raises(ValueError, match="make models"):
-        Fusion.load(path)
+    for stale in ({"weights": {"a": 1.0}}, {"weights": {"a": 1.0}, "centre": {"a": 0.5}, "scale": {"a": 2.0}}):
+        path.write_text(json.dumps(stale))
+        with pytest.raises(ValueError, match="make models"):
+            Fusion.load(path)
+
+
+def test_discovery_term_is_the_setting_times_the_span_for_never_bought_products_only():
+    f = Fusion({"a": 1.0}, explore_span=4.0)
+    cand = np.array([3, 7, 9])
+    new = never_bought(np.array([7, 7, 2]), cand)
+    assert new.tolist() == [True, False, True]
+    assert f.discovery(0.25, new).tolist() == [1.0, 0.0, 1.0]
+    assert f.discovery(0.0, new).tolist() == [0.0, 0.0, 0.0]
+    assert spread(np.arange(101.0)) == pytest.approx(98.0)  # 1st to 99th percentile
+    assert spread(np.r_[np.zeros(500), np.ones(500), 1e6]) == pytest.approx(1.0)  # an outlier does not set it
+    assert spread(np.array([2.0, 2.0])) == 1.0

@@ -81,3 +81,27 @@ async def test_responses_name_the_bundle_the_versions_came_from():
     ranked = await core.rank("1", "", fakes.PRODUCTS, 3, "fused", 0.0, [], 1.0)
     assert {(v.name, v.version) for v in ranked.versions} == {
         (GNN_RANKER, "1"), (TRANSFORMER_RANKER, "1"), ("bundle", "b0002-20261201T120000Z")}
+
+
+async def test_explore_setting_of_a_variant_lifts_never_bought_products_by_a_fixed_term():
+    core = _core(fakes.FakeRankers())
+    base = await core.rank("1", "", fakes.PRODUCTS, 0, "fused", 0.0, [], 1.0)
+    lean = await core.rank("1", "", fakes.PRODUCTS, 0, "fused+explore=0.5", 0.0, [], 1.0)
+    bought = set(fakes.store().user_context("1").items.tolist())
+    fused = {i.product_id: i.score for i in base.items}
+    for item in lean.items:
+        new = fakes.store().item_index.get_loc(item.product_id) not in bought
+        bonus = 0.5 * fakes.FUSION.explore_span if new else 0.0
+        assert item.model_scores["discovery"] == pytest.approx(bonus)
+        assert item.score == pytest.approx(fused[item.product_id] + bonus)
+    first_new = lambda r: next(i for i, x in enumerate(r.items)  # noqa: E731
+                               if fakes.store().item_index.get_loc(x.product_id) not in bought)
+    assert first_new(lean) <= first_new(base)
+    assert "discovery" not in base.items[0].model_scores  # the trained balance carries no extra term
+
+
+@pytest.mark.parametrize("variant", ["fused+explore=1.5", "fused+explore=-0.1", "fused+explore=nan",
+                                     "fused+explore=", "bogus+explore=0.2"])
+async def test_bad_explore_settings_are_invalid_variants(variant):
+    with pytest.raises(InvalidArgumentError, match="variant"):
+        await _core(fakes.FakeRankers()).rank("1", "", ["A"], 0, variant, 0, [], 1.0)

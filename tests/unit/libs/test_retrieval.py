@@ -2,12 +2,13 @@ import asyncio
 import time
 
 import numpy as np
+import pandas as pd
 import pytest
 import scipy.sparse as sp
 
 from libs import domain as d
 from libs.errors import UnavailableError
-from libs.features import UserContext
+from libs.features import POOL_MAX, UserContext, candidate_pool
 from libs.retrieval import RetrievalCore, VectorIndex, analyse, rrf
 
 TITLES = ["WHITE METAL LANTERN", "RED HEART T-LIGHT HOLDER", "GARDEN LANTERN SET", "BLUE TEA CUP", "PINK TEA CUP"]
@@ -31,7 +32,15 @@ def _core(histories: dict[str, UserContext] | None = None, encoder_down: bool = 
     co = sp.csr_matrix(np.array([[0, 0, 0, 3, 0], [0, 0, 0, 0, 0], [0, 0, 0, 0, 0], [3, 0, 0, 0, 1],
                                  [0, 0, 0, 1, 0]], dtype=np.float32))
     empty = UserContext.empty(100.0)
-    return RetrievalCore(IDS, TITLES, _vectors(), np.array([1.0, 5.0, 0.0, 2.0, 4.0]), co,
+    popularity = np.array([1.0, 5.0, 0.0, 2.0, 4.0])
+
+    def parts(ctx: UserContext) -> list[tuple[str, np.ndarray]]:  # candidate_parts' shape, over the toy data
+        own = pd.unique(ctx.items[::-1])
+        neighbours = np.flatnonzero(np.asarray(co[own].sum(axis=0)).ravel()) if len(own) else np.zeros(0, int)
+        return ([("history", own), ("co_purchase", neighbours)] if len(own) else []) + \
+            [("popular", np.argsort(-popularity, kind="stable"))]
+
+    return RetrievalCore(IDS, TITLES, _vectors(), popularity, parts,
                          lambda user, recent: (histories or {}).get(user, empty), encode)
 
 
@@ -83,8 +92,10 @@ async def test_user_candidates_record_every_source():
     by_id = {c.product_id: {s.source for s in c.source_ranks} for c in cands}
     assert d.Source.REPEAT_PURCHASE in by_id["71053"] and d.Source.REPEAT_PURCHASE in by_id["22000"]
     assert d.Source.CO_PURCHASE in by_id["22001"]  # bought with the cup
-    assert d.Source.GRAPH_NEIGHBOUR in by_id["90001"]  # embedding neighbour of the lantern
     assert d.Source.POPULARITY in by_id["84406B"]
+    # Repeat purchases in decayed-frequency order: the lantern, bought twice, before the cup.
+    repeat = {c.product_id: r.rank for c in cands for r in c.source_ranks if r.source is d.Source.REPEAT_PURCHASE}
+    assert repeat == {"71053": 1, "22000": 2}
 
 
 async def test_unknown_user_gets_popularity():
@@ -106,6 +117,18 @@ async def test_over_store_reads_the_feature_stores_data():
 
     store = fakes.store()
     core = RetrievalCore.over_store(store, fakes.PRODUCTS, fakes.TITLES, fakes.encode)
-    assert core.copurchase is store.copurchase and np.array_equal(core.dense.vectors.shape, store.item_emb.shape)
+    assert np.array_equal(core.dense.vectors.shape, store.item_emb.shape)
     cands, _ = await core.user_candidates("1", [], 10)
     assert "A" in {c.product_id for c in cands}  # user 1's own past purchase, from the store's history
+
+
+async def test_user_candidates_are_the_rankers_candidate_pool_uncut():
+    """Recommend ranks exactly the pool the rankers were trained and `make eval` scored (libs.features)."""
+    from tests.unit import fakes
+
+    store = fakes.store()
+    core = RetrievalCore.over_store(store, fakes.PRODUCTS, fakes.TITLES, fakes.encode)
+    for user in ["1", "2", "never-seen"]:
+        cands, _ = await core.user_candidates(user, [], POOL_MAX)
+        pool = candidate_pool(store, store.user_context(user))
+        assert sorted(store.item_index.get_indexer([c.product_id for c in cands])) == sorted(pool.tolist())

@@ -54,3 +54,20 @@ def test_files_are_written_without_timings(tmp_path: Path) -> None:
     assert "| popularity | baseline |" in markdown and "PROXY" in markdown and "CC BY 4.0" in markdown
     assert "paired bootstrap" in markdown and "eval_overall_vs_new.png" in markdown
     assert markdown == format_markdown(fake_results())
+
+
+def test_repeat_vs_explore_and_served_agreement_are_reported(tmp_path: Path) -> None:
+    results = fake_results()
+    results["models"][0]["metrics"] = {**results["models"][0]["metrics"], "ndcg@20_new": 0.08}
+    frontier = [{"explore": x, "variant": f"fused+explore={x:g}" if x else "fused",
+                 "metrics": {"ndcg@20": 0.5 - x / 2, "ndcg@20_new": 0.02 + x / 5}} for x in (0.0, 0.1, 0.3, 1.0)]
+    results["explore_frontier"] = frontier
+    results["served_agreement"] = {"served": "served_recommend", "model": "mf", "users": 2, "same_top20_order": 0.5,
+                                   "same_top20_set": 1.0}
+    text = format_text(results)
+    # 0.3 is the first setting whose new-product NDCG (0.08) reaches popularity's; 0.35 overall = 1.40x popularity.
+    assert "fused+explore=0.3, scores 0.3500 overall, 1.40x the best baseline (popularity)" in text
+    assert "same top 20 as mf for 50.0% of the 2 customers (same set: 100.0%)" in text
+    paths = write_reports(results, tmp_path)
+    assert "## Repeat vs explore" in paths["markdown"].read_text()
+    assert paths["png_new"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

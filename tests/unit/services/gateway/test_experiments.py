@@ -23,6 +23,14 @@ def test_parse_rejects_empty():
         Variants.parse(" , ")
 
 
+def test_explore_arms_parse_and_typos_fail_at_start_up():
+    variants = Variants.parse("fused:0.9,fused+explore=0.3:0.1")
+    assert [name for name, _ in variants.arms] == ["fused", "fused+explore=0.3"]
+    for bad in ("fused:0.9,fussed:0.1", "fused+explore=3:1"):
+        with pytest.raises(ValueError, match="variant"):
+            Variants.parse(bad)
+
+
 KEY = b"k" * 32
 
 
