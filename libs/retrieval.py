@@ -91,8 +91,8 @@ class RetrievalCore:
     @classmethod
     def over_store(cls, store: FeatureStore, product_ids: Sequence[str], titles: Sequence[str], encode: EncodeQuery
                    ) -> "RetrievalCore":
-        """Retrieval over a feature store's data: its title embeddings, recent popularity, co-purchase counts and
-        user histories (with fresh events) - how the service, the offline evaluation and the load floor build it."""
+        """Retrieval over a feature store's data: its title embeddings, recent popularity, candidate pool and user
+        histories (with fresh events) - how the service, the offline evaluation and the load floor build it."""
         return cls(product_ids, titles, store.item_emb, store.pop[:, 1], lambda ctx: candidate_parts(store, ctx),
                    lambda user_id, recent: user_context(store, user_id, recent), encode)
 

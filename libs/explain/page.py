@@ -72,10 +72,10 @@ async def explain_page(store: FeatureStore, titles: Sequence[str], fusion: Fusio
                        term_emb: np.ndarray | Awaitable[np.ndarray | None] | None, timeout: float,
                        degradations: list[d.Degradation], matcher: TitleMatcher | None = None,
                        explore: float = 0.0) -> list[d.Explanation]:
-    """`explore`: the variant's repeat-vs-explore setting (libs.scoring.Arm). `term_emb`: the embeddings of the query with each term removed (libs.explain.term_drops), or an
-    awaitable of them: the rankers score every other scenario while the variants are encoded, and
-    only the query-reading rankers score the term scenarios after (for the others those rows equal the full row:
-    a mask a ranker does not read leaves its inputs unchanged)."""
+    """`explore`: the variant's repeat-vs-explore setting (libs.scoring.Arm). `term_emb`: the embeddings of the
+    query with each term removed (libs.explain.term_drops), or an awaitable of them: the rankers score every other
+    scenario while the variants are encoded, and only the query-reading rankers score the term scenarios after (for
+    the others those rows equal the full row: a mask a ranker does not read leaves its inputs unchanged)."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     # In wire form before masking (libs/rankers/wire.py): the scenarios copy ids, not title embeddings.

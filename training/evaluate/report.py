@@ -112,8 +112,8 @@ def frontier_lines(results: dict) -> list[str]:
     else:
         versus = (f", {reached['metrics']['ndcg@20'] / best['metrics']['ndcg@20']:.2f}x the best baseline "
                   f"({best['model']})") if best else ""
-        lines.append(f"The first setting that reaches it, {reached['variant']}, scores {reached['metrics']['ndcg@20']:.4f}"
-                     f" overall{versus}.")
+        lines.append(f"The first setting that reaches it, {reached['variant']}, scores "
+                     f"{reached['metrics']['ndcg@20']:.4f} overall{versus}.")
     return lines
 
 

@@ -104,7 +104,8 @@ class FusedScorer:
             ctx = store.users.get(str(user))
             if ctx is not None:
                 new[row, ctx.items] = False
-        return {x: (fused + np.where(pool, self.fusion.discovery(x, new), 0.0)).astype(np.float32) for x in levels}
+        return {x: (fused + np.where(pool, self.fusion.discovery(x, new), 0.0)).astype(np.float32)
+                for x in levels}
 
 
 for _r in rankers():
