@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 import sys
+import time
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -103,6 +104,34 @@ def adopt(root: Path, models_out: Path, info: Mapping | None = None) -> Bundle:
                                "validation": {"ndcg20_fused": fusion.get("validation_ndcg20"),
                                               "ndcg20_per_model": fusion.get("validation_ndcg20_per_model")}}
     return write_bundle(root, 1, side_files(models_out, checkpoints), info, parent=None)
+
+
+def rewind(root: Path, models_out: Path, not_after) -> Bundle:  # noqa: ANN001
+    """Replace the current bundle of `root` (a private copy, see private_copy) by one whose rankers are the newest
+    checkpoints trained at or before `not_after` (training.train keeps the validation cut-off's next to the refitted
+    ones), and make it current. For make loop-eval, whose frozen bundle must not have seen the weeks it replays. Its
+    Triton versions stay the current bundle's: the evaluation and the next retrain read the checkpoints, and during
+    the replay the stack only records events."""
+    from training.train.checkpoints import latest_checkpoint  # noqa: PLC0415
+    import pandas as pd  # noqa: PLC0415
+
+    current = load_bundle(root)
+    files = {rel: current.path / rel for rel in current.manifest["files"]}
+    cutoffs = []
+    for name in ranker_names():
+        path = latest_checkpoint(models_out, name, pd.Timestamp(not_after))
+        if path is None:
+            raise FileNotFoundError(f"no checkpoint of {name} trained before {not_after} in {models_out}/checkpoints")
+        files[f"checkpoints/{name}.pt"] = path
+        cutoffs.append(str(pd.Timestamp(path.stem[len(name) + 1:])))
+    kept = {k: v for k, v in current.manifest.items()
+            if k not in ("id", "number", "parent", "created_at", "models", "files")}
+    while bundle_id(current.number, dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")) == current.id:
+        time.sleep(0.05)  # same number: the id differs by its second only
+    bundle = write_bundle(root, current.number, files, kept | {"data_cutoff": min(cutoffs), "rewound_from": current.id},
+                          parent=current.parent)
+    shutil.rmtree(current.path)
+    return bundle
 
 
 def private_copy(src_root: Path, src_repository: Path, dest: Path) -> tuple[Path, Path]:

@@ -8,7 +8,9 @@ From the shared data the last 4 weeks are kept aside (windows as in training/eva
    (b) the retrained bundle N+1, same features and context,
    (c) the best baseline refitted on the same data (prepared data + the recorded events as purchases).
 Everything runs in a private copy (build/loop-eval/): the real bundles, event store and repository are untouched.
-Writes reports/loop.{json,md,png}. The frozen bundle must not have seen the 4 weeks (its data cut-off is checked).
+Writes reports/loop.{json,md,png}. The frozen bundle must not have seen the 4 weeks (its data cut-off is checked):
+the served bundle 1 is refitted up to the test cut-off, so the frozen one is its rankers as trained before the weeks
+aside (training.bundles.rewind: the validation cut-off's checkpoints, same settings and fusion).
 """
 from __future__ import annotations
 
@@ -27,7 +29,7 @@ import pandas as pd
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from libs.bundles import Bundle, load_bundle  # noqa: E402
-from libs.config import REPO_ROOT, REPORTS_DIR, REPOSITORY, artifacts_dir  # noqa: E402
+from libs.config import REPO_ROOT, REPORTS_DIR, REPOSITORY, artifacts_dir, models_dir  # noqa: E402
 from libs.domain import EventKind, UserEvent  # noqa: E402
 from libs.model_io import FUSION_FILE, ITEM_EMBEDDINGS_FILE  # noqa: E402
 from libs.rankers import names as ranker_names  # noqa: E402
@@ -179,7 +181,7 @@ def run(work: Path, out: Path, progress: bool, epochs: int, windows: int) -> dic
     from libs.catalog.store import load_dataset  # noqa: PLC0415
     from libs.events import open_event_store  # noqa: PLC0415
     from libs.fusion import FUSED  # noqa: PLC0415
-    from training.bundles import private_copy  # noqa: PLC0415
+    from training.bundles import private_copy, rewind  # noqa: PLC0415
     from training.evaluate.metrics import ndcg_at_k, per_user_metrics  # noqa: PLC0415
     from training.evaluate.split import SplitConfig, make_split, window_bounds  # noqa: PLC0415
     from training.retrain import RetrainConfig, extended_purchases, retrain  # noqa: PLC0415
@@ -188,16 +190,19 @@ def run(work: Path, out: Path, progress: bool, epochs: int, windows: int) -> dic
     t0 = time.perf_counter()
     src = artifacts_dir()
     ds = load_dataset(src)
-    frozen_src = load_bundle(src)
     last = max(ds.purchases["ts"].max(), ds.guest_sales["ts"].max())
     aside, score_start, end = window_bounds(last, SplitConfig())  # 4 weeks aside: 2 replayed, 2 scored
-    if pd.Timestamp(frozen_src.manifest["data_cutoff"]) > aside:
-        raise SystemExit(f"bundle {frozen_src.id} was trained on data up to {frozen_src.manifest['data_cutoff']}, "
-                         f"after {aside}: it saw the weeks set aside")
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     root, repository = private_copy(src, REPOSITORY, work)
     frozen = load_bundle(root)
+    if pd.Timestamp(frozen.manifest["data_cutoff"]) > aside:
+        # The served bundle is refitted up to the test cut-off, inside the weeks set aside: the frozen bundle is
+        # the rankers as trained before them (the validation cut-off's checkpoints, same settings and fusion).
+        frozen = rewind(root, models_dir(), aside)
+    if pd.Timestamp(frozen.manifest["data_cutoff"]) > aside:
+        raise SystemExit(f"bundle {frozen.id} was trained on data up to {frozen.manifest['data_cutoff']}, "
+                         f"after {aside}: it saw the weeks set aside")
     replayed = ds.purchases[(ds.purchases["ts"] >= aside) & (ds.purchases["ts"] < score_start)]
     db = record_through_gateway(root, repository, replayed, work, progress)
     store = open_event_store(None, db)

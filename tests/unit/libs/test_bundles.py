@@ -52,3 +52,26 @@ def test_the_next_number_is_past_every_bundle_and_every_triton_version_on_disk(t
     write_bundle(tmp_path, 1, _files(tmp_path, "one"), {}, parent=None)
     (repository / next(iter(specs())) / "3").mkdir(parents=True)  # a version left by a failed retrain
     assert next_number(tmp_path, repository) == 4
+
+
+def test_rewind_serves_the_checkpoints_trained_before_a_date_and_says_so(tmp_path):
+    """make loop-eval's frozen bundle: the refitted rankers swapped for the ones trained before the weeks aside."""
+    from libs.rankers import names  # noqa: PLC0415
+    from training.bundles import rewind  # noqa: PLC0415
+
+    models = tmp_path / "models"
+    (models / "checkpoints").mkdir(parents=True)
+    files = {"fusion.json": models / "fusion.json"}
+    (models / "fusion.json").write_text("{}")
+    for name in names():
+        for day in ("2011-10-28", "2011-11-11"):
+            (models / "checkpoints" / f"{name}-{day}.pt").write_bytes(day.encode())
+        files[f"checkpoints/{name}.pt"] = models / "checkpoints" / f"{name}-2011-11-11.pt"
+    served = write_bundle(tmp_path, 1, files, {"data_cutoff": "2011-11-11 00:00:00", "events": {"count": 0}}, None)
+    frozen = rewind(tmp_path, models, "2011-10-28")
+    assert load_bundle(tmp_path).id == frozen.id and frozen.number == 1 and frozen.id != served.id
+    assert frozen.manifest["data_cutoff"] == "2011-10-28 00:00:00" and frozen.manifest["rewound_from"] == served.id
+    assert all((frozen.path / "checkpoints" / f"{n}.pt").read_bytes() == b"2011-10-28" for n in names())
+    assert [b.id for b in list_bundles(tmp_path)] == [frozen.id]
+    with pytest.raises(FileNotFoundError):
+        rewind(tmp_path, models, "2011-01-01")
