@@ -66,7 +66,7 @@ class RankingCore:
             raise UnavailableError("ranking: no ranker answered: " + "; ".join(x.reason for x in degradations))
         per_model = {m: s[0] for m, s in scores.items()}  # one scenario
         fused = self.fusion.combine(per_model)
-        discovery = self.fusion.discovery(arm.explore, never_bought(ctx.items, cand_idx))
+        discovery = self.fusion.discovery(arm.explore, never_bought(ctx.items, cand_idx)) if arm.explore else 0.0
         # Search: what the shopper typed first (libs.relevance); the fused personal score orders within a grade.
         relevance = self.matcher.relevance(query, cand_idx) if query else np.zeros(len(cand_idx))
         served = fused + discovery + relevance

@@ -61,7 +61,8 @@ def grid_points(grid: dict[str, list[Any]]) -> list[dict[str, Any]]:
     return [dict(zip(keys, values)) for values in itertools.product(*(grid[k] for k in keys))]
 
 
-def _fit_scores(entry: Entry, params: dict[str, Any], split: Split) -> tuple[np.ndarray, float]:
+def _fit_scores(entry: Entry, params: dict[str, Any], split: Split) -> tuple[np.ndarray, float, Any]:
+    """(scores [users, items], seconds to fit and score, the fitted scorer)."""
     seed_everything()
     started = time.perf_counter()
     scorer = entry.factory(**params)
@@ -69,7 +70,7 @@ def _fit_scores(entry: Entry, params: dict[str, Any], split: Split) -> tuple[np.
     scores = np.asarray(scorer.score(list(split.users)))
     if scores.shape != (len(split.users), split.n_items):
         raise ValueError(f"{entry.name}: score() returned {scores.shape}, expected {(len(split.users), split.n_items)}")
-    return scores, time.perf_counter() - started
+    return scores, time.perf_counter() - started, scorer
 
 
 def tune(
@@ -81,7 +82,7 @@ def tune(
     # A bar only for grids long enough to watch (TIFU-KNN's 72 points).
     quiet = not progress or len(points) < 10
     for params in tqdm(points, desc=f"tuning {entry.name}", leave=False, file=sys.stderr, disable=quiet):
-        scores, _ = _fit_scores(entry, params, validation)
+        scores, _, _ = _fit_scores(entry, params, validation)
         trials.append({"params": params, "ndcg@20": round(ndcg_at_k(scores, validation.truth), 6)})
         log(f"  {entry.name} {params} validation ndcg@20={trials[-1]['ndcg@20']:.4f}")
     best = max(trials, key=lambda t: t["ndcg@20"])  # max() keeps the first of equals
@@ -107,9 +108,11 @@ def evaluate_models(
     log: Callable[[str], None],
     per_user: dict[str, np.ndarray] | None = None,
     tops: dict[str, np.ndarray] | None = None,
+    fitted: dict[str, Any] | None = None,
 ) -> list[dict]:
     """One row per model; `per_user`, when given, receives each model's per-customer test NDCG@20 (for the
-    paired bootstrap; not written to the reports), `tops` each model's test top-20 lists."""
+    paired bootstrap; not written to the reports), `tops` each model's test top-20 lists, `fitted` the scorer
+    fitted on the test split's train set of each model it names (keys set by the caller)."""
     registry = load_registry()
     embeddings = item_embeddings(test.n_items)
     names = list(config.models) if config.models else list(registry)
@@ -120,7 +123,9 @@ def evaluate_models(
     for name in tqdm(names, desc="models", disable=not config.progress, file=sys.stderr):
         entry = registry[name]
         params, trials = tune(entry, validation, log, config.progress) if entry.grid else ({}, [])
-        scores, seconds = _fit_scores(entry, params, test)
+        scores, seconds, scorer = _fit_scores(entry, params, test)
+        if fitted is not None and name in fitted:
+            fitted[name] = scorer
         metrics, users = evaluate_scores_per_user(scores, test.truth, test.history, embeddings)
         if per_user is not None:
             per_user[name] = users["ndcg@20"].to_numpy()
@@ -172,15 +177,11 @@ def served_agreement(tops: dict[str, np.ndarray], served: str = SERVED_MODEL, mo
             "same_top20_set": round(float(same_set.mean()), 6)}
 
 
-def explore_frontier(test: Split, levels: Sequence[float] = EXPLORE_LEVELS) -> list[dict]:
-    """The fused rankers at each repeat-vs-explore setting (variant "fused+explore=x", libs.scoring.Arm) on the test
-    split, the rankers run once. Not tuned: the served default stays 0, the balance the rankers learned, which
-    validation NDCG@20 prefers; the rows show what discovery costs."""
-    from training.models.scorers import FusedScorer  # noqa: PLC0415
-
-    seed_everything()
-    scorer = FusedScorer()
-    scorer.fit(test.train)
+def explore_frontier(scorer: Any, test: Split, levels: Sequence[float] = EXPLORE_LEVELS) -> list[dict]:
+    """The fused rankers (`scorer`: training.models.scorers.FusedScorer fitted on the test split's train set) at
+    each repeat-vs-explore setting (variant "fused+explore=x", libs.scoring.Arm) on the test split, the rankers run
+    once. Not tuned: the served default stays 0, the balance the rankers learned, which validation NDCG@20 prefers;
+    the rows show what discovery costs."""
     embeddings = item_embeddings(test.n_items)
     rows = []
     for level, scores in scorer.scores_at(list(test.users), levels).items():
@@ -242,15 +243,16 @@ def run(ds: Dataset, config: EvalConfig = EvalConfig(), log: Callable[[str], Non
     }
     per_user: dict[str, np.ndarray] = {}
     tops: dict[str, np.ndarray] = {}
-    results["models"] = evaluate_models(validation, test, config, log, per_user, tops)
+    fitted: dict[str, Any] = {COMPARED_MODEL: None}
+    results["models"] = evaluate_models(validation, test, config, log, per_user, tops, fitted)
     comparison = compare_with_best_baseline(results["models"], per_user)
     if comparison is not None:
         results["comparison"] = comparison
     agreement = served_agreement(tops)
     if agreement is not None:
         results["served_agreement"] = agreement
-    if config.models is None or COMPARED_MODEL in config.models:
-        results["explore_frontier"] = explore_frontier(test)
+    if fitted[COMPARED_MODEL] is not None:
+        results["explore_frontier"] = explore_frontier(fitted[COMPARED_MODEL], test)
     if config.search_proxy:
         results["search_proxy"] = evaluate_search(validation, test, config, log)
     if config.fidelity:

@@ -27,6 +27,7 @@ from libs.ranking import RankingCore
 from libs.retrieval import RetrievalCore
 from training.evaluate.registry import register, register_searcher
 from training.evaluate.split import TrainData
+from training.train.loop import popularity_floor
 
 CANDIDATES = 200  # what the gateway asks retrieval for (Search)
 DEADLINE_S = 60.0  # offline: no deadline pressure
@@ -75,10 +76,7 @@ class ServedRecommend(ServedSearch):
         self.variant = variant
 
     def score(self, user_ids: Sequence[str]) -> np.ndarray:
-        n = self.store.n_items
-        floor = np.empty(n, np.float32)
-        floor[self.store.top_popular] = -1.0e6 - np.arange(n, dtype=np.float32)
-        out = np.tile(floor, (len(user_ids), 1))
+        out = popularity_floor(self.store, len(user_ids))
         for row, user in enumerate(tqdm(user_ids, desc="served recommend", unit="user", leave=False,
                                         file=sys.stderr, disable=not sys.stderr.isatty())):
             order = asyncio.run(self.recommend(str(user)))

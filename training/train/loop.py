@@ -96,6 +96,14 @@ def train_ranker(name: str, examples: list[Example], n_items: int, item_emb: np.
     return model, {"loss_per_epoch": history, "examples": len(examples), "seconds": time.perf_counter() - started}
 
 
+def popularity_floor(store: FeatureStore, n_users: int) -> np.ndarray:
+    """[n_users, n_items] scores below any model score (< -1e5), in popularity order: what a pool-based scorer
+    gives the items outside each user's candidate pool (full-ranking protocol)."""
+    floor = np.empty(store.n_items, np.float32)
+    floor[store.top_popular] = -1.0e6 - np.arange(store.n_items, dtype=np.float32)
+    return np.tile(floor, (n_users, 1))
+
+
 @torch.no_grad()
 def score_catalogue(name: str, model: torch.nn.Module, store: FeatureStore, user_ids, chunk: int = 16,
                     progress: bool = False, context=None) -> np.ndarray:  # noqa: ANN001
@@ -105,10 +113,7 @@ def score_catalogue(name: str, model: torch.nn.Module, store: FeatureStore, user
     store's."""
     model.eval()
     spec = ranker(name).spec
-    n = store.n_items
-    floor = np.empty(n, np.float32)
-    floor[store.top_popular] = -1.0e6 - np.arange(n, dtype=np.float32)  # below any model score, popularity order
-    out = np.tile(floor, (len(user_ids), 1))
+    out = popularity_floor(store, len(user_ids))
     bar = tqdm(total=len(user_ids), desc=f"score {name}", unit="user", disable=not progress)
     for start in range(0, len(user_ids), chunk):
         rows, pools = [], []

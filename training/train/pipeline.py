@@ -119,12 +119,11 @@ def run(out_dir: Path, repository: Path, n_windows: int, epochs: int, progress: 
     timings["train"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    split = validation
-    store = store_for(split.train.purchases, split.train.guest_sales, item_emb, split.cutoff)
-    scores = {name: score_catalogue(name, m, store, split.users, progress=progress) for name, m in models.items()}
+    store = store_for(validation.train.purchases, validation.train.guest_sales, item_emb, validation.cutoff)
+    scores = {name: score_catalogue(name, m, store, validation.users, progress=progress) for name, m in models.items()}
     pools = next(iter(scores.values())) > -1.0e5  # every ranker scores the same candidate pool
-    fusion = fit_fusion(scores, pools, split.truth)
-    fusion["validation_ndcg20_per_model"] = {n: float(ndcg_at_k(s, split.truth)) for n, s in scores.items()}
+    fusion = fit_fusion(scores, pools, validation.truth)
+    fusion["validation_ndcg20_per_model"] = {n: float(ndcg_at_k(s, validation.truth)) for n, s in scores.items()}
     (out_dir / FUSION_FILE).write_text(json.dumps(fusion, indent=2) + "\n")
     report["fusion"] = fusion
     timings["fusion"] = time.perf_counter() - t
