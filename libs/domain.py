@@ -28,6 +28,7 @@ class EvidenceKind(enum.Enum):
     QUERY_MATCH = "QUERY_MATCH"
     QUERY_SIMILAR = "QUERY_SIMILAR"
     DISCOVERY = "DISCOVERY"
+    PURCHASE_FREQUENCY = "PURCHASE_FREQUENCY"
 
 
 class Stage(enum.Enum):

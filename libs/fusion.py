@@ -2,6 +2,14 @@
 explanation explains it.
 
     fused(c) = sum over the rankers m that answered of  weight[m] * (score_m(c) - centre[m]) / scale[m]
+               + weight[PRIOR] * (prior(c) - centre[PRIOR]) / scale[PRIOR]
+
+prior(c) is the purchase-frequency prior (libs.features.frequency: GP-TopFreq, the strongest simple baseline of
+`make eval`, as -log(1 + rank)). It is blended in because the rankers and the frequency order err differently: the
+blend is better than either on the validation and the test window alike (README, "Recommendation quality"). Its
+weight is fitted on validation NDCG@20 after the rankers' (0 = not blended; fusion files from before it have none).
+It is model-free and computed where the fused score is, so it works when a ranker is down; an explanation reports
+its term as it is (a PURCHASE_FREQUENCY piece).
 
 `centre` and `scale` are each ranker's score mean and standard deviation over the validation candidates, fitted once
 with the weights (artifacts/models/fusion.json). They do not depend on the request, so an item's fused score depends
@@ -31,6 +39,7 @@ import numpy as np
 
 FUSED = "fused"
 DISCOVERY = "discovery"  # model_scores key of the repeat-vs-explore term
+PRIOR = "purchase_frequency"  # fusion key (and model_scores key) of the purchase-frequency prior
 
 
 @dataclass(frozen=True)
@@ -41,15 +50,19 @@ class Fusion:
     explore_span: float = 0.0  # the fused score's spread on the validation candidates (see the module doc)
 
     def combine(self, scores: Mapping[str, np.ndarray]) -> np.ndarray:
-        """Fused scores (float64, same shape as each model's scores) over the weighted models present."""
+        """Fused scores (float64, same shape as each model's scores) over the weighted models present (the prior,
+        under PRIOR, among them)."""
         used = [m for m in self.weights if m in scores]
-        if not used:
+        if not [m for m in used if m != PRIOR]:
             raise ValueError("no scores for any fused model among " + (", ".join(scores) or "none"))
-        total = 0.0
-        for m in used:
-            s = np.asarray(scores[m], np.float64)
-            total = total + float(self.weights[m]) * (s - self.centre.get(m, 0.0)) / self.scale.get(m, 1.0)
-        return np.asarray(total)
+        return np.asarray(sum(self.term(m, scores[m]) for m in used))
+
+    def term(self, name: str, values: np.ndarray) -> np.ndarray:
+        """One component's share of the fused score (float64, as `values`); zeros when it has no weight."""
+        values = np.asarray(values, np.float64)
+        if name not in self.weights:
+            return np.zeros_like(values)
+        return float(self.weights[name]) * (values - self.centre.get(name, 0.0)) / self.scale.get(name, 1.0)
 
     def discovery(self, explore: float, never_bought: np.ndarray) -> np.ndarray:
         """The repeat-vs-explore term [C]: explore x explore_span where `never_bought` [C] is true, else 0."""

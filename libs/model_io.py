@@ -124,4 +124,4 @@ CAND_NBR_ATTENTION = "cand_nbr_attention"  # [B, C, Kc] float32 attention over t
 
 # Side files written by `python -m training.train` (relative to the artifacts models dir).
 ITEM_EMBEDDINGS_FILE = "item_embeddings.npy"  # [n_items, 384] float32, row = item_idx
-FUSION_FILE = "fusion.json"  # libs.fusion.Fusion: {"weights", "centre", "scale"} per ranker + how they were fitted
+FUSION_FILE = "fusion.json"  # libs.fusion.Fusion: {"weights", "centre", "scale"} per ranker and prior + how fitted

@@ -1,6 +1,7 @@
 """Ranking: assemble model inputs from the feature store, score with the rankers on Triton concurrently, fuse as
-trained, add the variant's repeat-vs-explore term (libs.fusion) and query relevance for Search (libs.relevance),
-diversify with MMR. Answers with what it has when a model is down; never past the deadline."""
+trained (with the purchase-frequency prior), add the variant's repeat-vs-explore term (libs.fusion) and query
+relevance for Search (libs.relevance), diversify with MMR. Answers with what it has when a model is down; never
+past the deadline."""
 from __future__ import annotations
 
 import asyncio
@@ -14,11 +15,20 @@ from libs import domain as d
 from libs.bundles import BUNDLE_MODEL
 from libs.errors import UnavailableError, invalid
 from libs.features import FeatureStore
-from libs.fusion import DISCOVERY, FUSED, Fusion, never_bought
+from libs.fusion import DISCOVERY, FUSED, PRIOR, Fusion, never_bought
 from libs.history import user_context
 from libs.rankers import get as ranker
 from libs.relevance import RELEVANCE, TitleMatcher
-from libs.scoring import EncodeQuery, Infer, Versions, arm_of, candidate_indices, encode_or_degrade, run_models
+from libs.scoring import (
+    EncodeQuery,
+    Infer,
+    Versions,
+    arm_of,
+    candidate_indices,
+    encode_or_degrade,
+    prior_scores,
+    run_models,
+)
 from libs.diversity import mmr_order
 
 log = logging.getLogger(__name__)
@@ -65,7 +75,8 @@ class RankingCore:
         if not scores:
             raise UnavailableError("ranking: no ranker answered: " + "; ".join(x.reason for x in degradations))
         per_model = {m: s[0] for m, s in scores.items()}  # one scenario
-        fused = self.fusion.combine(per_model)
+        prior = prior_scores(self.fusion, self.store, ctx, cand_idx)
+        fused = self.fusion.combine(per_model | prior)
         discovery = self.fusion.discovery(arm.explore, never_bought(ctx.items, cand_idx)) if arm.explore else 0.0
         # Search: what the shopper typed first (libs.relevance); the fused personal score orders within a grade.
         relevance = self.matcher.relevance(query, cand_idx) if query else np.zeros(len(cand_idx))
@@ -75,6 +86,8 @@ class RankingCore:
         items = []
         for i in order:
             parts = {**{m: float(s[i]) for m, s in per_model.items()}, FUSED: float(fused[i])}
+            if prior:
+                parts[PRIOR] = float(prior[PRIOR][i])
             if arm.explore:
                 parts[DISCOVERY] = float(discovery[i])
             if query:

@@ -11,7 +11,9 @@ import numpy as np
 
 from libs import domain as d
 from libs.errors import DeadlineError, FieldViolation, InvalidArgumentError, UnavailableError, invalid
-from libs.features import FeatureStore
+from libs.features import FeatureStore, UserContext
+from libs.features.frequency import frequency_prior
+from libs.fusion import PRIOR, Fusion
 from libs.model_io import SCORE
 from libs.rankers import get as ranker
 from libs.rankers import variants
@@ -55,6 +57,13 @@ def arm_of(variant: str) -> Arm:
 def models_of(variant: str) -> tuple[str, ...]:
     """The rankers whose fused score orders the results of a variant (experiment arm); "" = "fused"."""
     return arm_of(variant).models
+
+
+def prior_scores(fusion: Fusion, store: FeatureStore, ctx: UserContext, cand_idx: np.ndarray
+                 ) -> dict[str, np.ndarray]:
+    """{PRIOR: the candidates' purchase-frequency prior} when the fusion blends it in, else {}: what ranking and
+    explanation add to the rankers' scores before Fusion.combine."""
+    return {PRIOR: frequency_prior(store, ctx, cand_idx)} if fusion.weights.get(PRIOR) else {}
 
 
 def candidate_indices(store: FeatureStore, product_ids: Sequence[str], field: str = "product_ids") -> np.ndarray:

@@ -86,20 +86,23 @@ def record_through_gateway(root: Path, repository: Path, purchases: pd.DataFrame
 def bundle_scores(bundle: Bundle, store, users: np.ndarray, recent: dict[str, list[UserEvent]], progress: bool
                   ) -> dict[str, np.ndarray]:
     """Per ranker and fused: scores [users, items] as the bundle would serve them (events as fresh history)."""
-    from libs.fusion import FUSED, Fusion  # noqa: PLC0415
+    from libs.fusion import FUSED, PRIOR, Fusion  # noqa: PLC0415
     from libs.history import user_context  # noqa: PLC0415
     from training.train.checkpoints import load_checkpoint  # noqa: PLC0415
-    from training.train.loop import score_catalogue  # noqa: PLC0415
+    from training.train.loop import score_catalogue, score_prior  # noqa: PLC0415
 
     item_emb = np.load(bundle.path / ITEM_EMBEDDINGS_FILE)
     scores = {}
+
+    def context(user: str):  # noqa: ANN202
+        return user_context(store, user, recent.get(user, ()))
+
     for name in ranker_names():
         model, _ = load_checkpoint(bundle.path / "checkpoints" / f"{name}.pt", item_emb)
-        scores[name] = score_catalogue(name, model, store, users, progress=progress,
-                                       context=lambda u: user_context(store, u, recent.get(u, ())))
+        scores[name] = score_catalogue(name, model, store, users, progress=progress, context=context)
     first = next(iter(scores.values()))
     pools = first > -1.0e5  # outside the pool: the popularity floor every ranker shares (training.train.pipeline)
-    fused = Fusion.load(bundle.path / FUSION_FILE).combine(scores)
+    fused = Fusion.load(bundle.path / FUSION_FILE).combine(scores | {PRIOR: score_prior(store, users, context)})
     return scores | {FUSED: np.where(pools, fused, first)}
 
 

@@ -119,7 +119,15 @@ def retrain(root: Path, repository: Path, recorded: Sequence[Purchase], cfg: Ret
     from training.models.text_encoder import load_text_encoder  # noqa: PLC0415
     from training.train.checkpoints import load_checkpoint, save_checkpoint  # noqa: PLC0415
     from training.train.data import build_examples  # noqa: PLC0415
-    from training.train.loop import SEED, TrainConfig, score_catalogue, seed_everything, store_for  # noqa: PLC0415
+    from libs.fusion import PRIOR  # noqa: PLC0415
+    from training.train.loop import (  # noqa: PLC0415
+        SEED,
+        TrainConfig,
+        score_catalogue,
+        score_prior,
+        seed_everything,
+        store_for,
+    )
     from training.train.pipeline import encode_queries, fit_fusion  # noqa: PLC0415
 
     t0 = time.perf_counter()
@@ -152,6 +160,7 @@ def retrain(root: Path, repository: Path, recorded: Sequence[Purchase], cfg: Ret
             store = store_for(validation.train.purchases, guests, item_emb, val_cut)
             scores = {n: score_catalogue(n, m, store, validation.users, progress=progress) for n, m in models.items()}
             pools = next(iter(scores.values())) > -1.0e5
+            scores[PRIOR] = score_prior(store, validation.users)
             fusion = fit_fusion(scores, pools, validation.truth)
             fusion["validation_ndcg20_per_model"] = {n: float(ndcg_at_k(s, validation.truth))
                                                      for n, s in scores.items()}

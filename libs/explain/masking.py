@@ -12,7 +12,9 @@ Mask kinds (all work without retraining and without scatter ops in the models):
 - ("query_embedding", emb): the query replaced by another embedding, e.g. the query with one term removed;
 - ("all", [masks]): several masks applied together (the "none of the listed evidence" scenario);
 - ("discovery", None): the variant's repeat-vs-explore term, which no ranker reads (it is added after fusion and
-  measured analytically, libs.explain.page).
+  measured analytically, libs.explain.page);
+- ("frequency", None): the purchase-frequency prior's term of the fused score, which no ranker reads either
+  (measured analytically the same way).
 A mask that a ranker's inputs do not carry (e.g. "query" for gnn_ranker) leaves them unchanged.
 """
 from __future__ import annotations
@@ -25,7 +27,7 @@ import numpy as np
 
 from libs.model_io import POP_FEATS, QUERY_EMB, QUERY_MASK, REPEAT_FEATS
 
-KINDS = ("history_item", "repeat", "popularity", "query", "query_embedding", "all", "discovery")
+KINDS = ("history_item", "repeat", "popularity", "query", "query_embedding", "all", "discovery", "frequency")
 
 
 @dataclass(frozen=True)

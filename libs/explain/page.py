@@ -7,6 +7,9 @@ With the fused score of libs.fusion (a fixed linear map of the models' scores, s
 
 - `score` is exactly the score ranking served for the item: the fused score (same models, inputs and
   normalisation) plus the variant's discovery term plus, for Search, the query relevance of libs.relevance;
+- the purchase-frequency prior's term (libs.fusion, PRIOR) is additive and model-free: its contribution is its
+  value (a PURCHASE_FREQUENCY piece whose text says what it read: how often the user ordered the product, or its
+  rank in recent orders), positive or negative;
 - the variant's repeat-vs-explore term (libs.fusion.Fusion.discovery) is additive and model-free: its contribution
   is its value (a DISCOVERY piece, for never-bought products only);
 - query relevance is additive and model-free, so its contribution is its value (one QUERY_MATCH piece naming the
@@ -24,7 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -35,10 +38,11 @@ from libs.explain.evidence import Piece, none_of, pieces_for, term_pieces
 from libs.explain.masking import Mask, masked_scenarios
 from libs.explain.wording import MIN_CONTRIBUTION, confidence, sentence
 from libs.features import FeatureStore, UserContext
+from libs.features.frequency import frequency_text
 from libs.fusion import Fusion, never_bought
 from libs.rankers import get as ranker
 from libs.relevance import TitleMatcher
-from libs.scoring import Infer, run_models
+from libs.scoring import Infer, prior_scores, run_models
 from libs.text import query_terms
 
 MAX_EVIDENCE_SHOWN = 8
@@ -112,6 +116,11 @@ async def explain_page(store: FeatureStore, titles: Sequence[str], fusion: Fusio
     pieces = pieces + (terms if measured else [])
     # Model-free additive terms of the served score: measured analytically (their value), not masked.
     additive = []
+    texts: dict[int, list[str]] = {}  # piece index -> its text per candidate, where that differs by candidate
+    for name, values in prior_scores(fusion, store, ctx, cand_idx).items():
+        texts[len(pieces)] = frequency_text(store, ctx, cand_idx)
+        pieces.append(Piece(Mask("frequency"), d.EvidenceKind.PURCHASE_FREQUENCY))
+        additive.append(fusion.term(name, values))
     if explore:
         pieces.append(Piece(Mask("discovery"), d.EvidenceKind.DISCOVERY))
         additive.append(fusion.discovery(explore, never_bought(ctx.items, cand_idx)))
@@ -119,7 +128,7 @@ async def explain_page(store: FeatureStore, titles: Sequence[str], fusion: Fusio
         pieces.append(Piece(Mask("query"), d.EvidenceKind.QUERY_MATCH))
         additive.append(matcher.relevance(query, cand_idx))
     att = attribute(fusion, rows, additive)
-    return explain_items(store, titles, product_ids, cand_idx, pieces, att, query, matcher if query else None)
+    return explain_items(store, titles, product_ids, cand_idx, pieces, att, query, matcher if query else None, texts)
 
 
 def _query_kind(piece: Piece, item: int, query: str, matcher: TitleMatcher | None) -> tuple[d.EvidenceKind, str]:
@@ -135,7 +144,9 @@ def _query_kind(piece: Piece, item: int, query: str, matcher: TitleMatcher | Non
 
 def explain_items(store: FeatureStore, titles: Sequence[str], product_ids: Sequence[str], cand_idx: np.ndarray,
                   pieces: Sequence[Piece], att: Attribution, query: str = "",
-                  matcher: TitleMatcher | None = None) -> list[d.Explanation]:
+                  matcher: TitleMatcher | None = None, texts: Mapping[int, Sequence[str]] | None = None
+                  ) -> list[d.Explanation]:
+    """`texts`: piece index -> the piece's text for each candidate (pieces whose text depends on the candidate)."""
     # Per piece, once: the product it names (a pandas lookup per candidate and piece was a third of the cost).
     named = [(str(store.item_index[p.item]), titles[p.item]) if p.item >= 0 else ("", "") for p in pieces]
     out = []
@@ -147,6 +158,8 @@ def explain_items(store: FeatureStore, titles: Sequence[str], product_ids: Seque
             if abs(value) <= MIN_CONTRIBUTION:
                 continue
             kind, text = _query_kind(piece, int(item), query, matcher)
+            if texts and p in texts:
+                text = texts[p][c]
             if kind is d.EvidenceKind.PAST_PURCHASE and piece.item in neighbours:
                 kind = d.EvidenceKind.CO_PURCHASE_NEIGHBOUR
             evidence.append(d.Evidence(kind, value, *named[p], text))

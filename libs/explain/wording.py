@@ -23,6 +23,7 @@ def _phrase(ev: d.Evidence) -> str:
         d.EvidenceKind.QUERY_MATCH: f'its title has {_words(ev.text)} you searched for',
         d.EvidenceKind.QUERY_SIMILAR: f'it is similar to "{ev.text}"',
         d.EvidenceKind.DISCOVERY: "you have not bought it yet and this list leans towards new products",
+        d.EvidenceKind.PURCHASE_FREQUENCY: ev.text,
     }[ev.kind]
 
 

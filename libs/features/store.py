@@ -103,6 +103,14 @@ class FeatureStore:
             self._top = np.lexsort((np.arange(self.n_items), -self.pop[:, 2], -self.pop[:, 1]))
         return self._top
 
+    @property
+    def popularity_position(self) -> np.ndarray:
+        """[n_items] each item's 0-based position in `top_popular`."""
+        if getattr(self, "_position", None) is None:
+            self._position = np.empty(self.n_items, np.int64)
+            self._position[self.top_popular] = np.arange(self.n_items)
+        return self._position
+
     # ------------------------------------------------------------------------------------------ building
     @classmethod
     def build(

@@ -22,7 +22,7 @@ from libs.fusion import Fusion
 from libs.model_io import SCORE
 from libs.onnx_runner import OnnxModels
 from libs.rankers import get as ranker
-from libs.scoring import models_of
+from libs.scoring import models_of, prior_scores
 
 HISTORY_KINDS = (d.EvidenceKind.PAST_PURCHASE, d.EvidenceKind.CO_PURCHASE_NEIGHBOUR, d.EvidenceKind.RECENT_EVENT)
 
@@ -60,7 +60,8 @@ def deletion_test(store: FeatureStore, titles: list[str], fusion: Fusion, models
     used_users = 0
     for user in tqdm(users, desc="fidelity (deletion test)", unit="user"):
         ctx = store.user_context(user)
-        full = fusion.combine(_scores(models, {m: ranker(m).inputs(store, ctx, all_items) for m in fused_models}))[0]
+        full = fusion.combine(_scores(models, {m: ranker(m).inputs(store, ctx, all_items) for m in fused_models})
+                              | prior_scores(fusion, store, ctx, all_items))[0]  # the served order
         top = np.argsort(-full, kind="stable")[:per_user]
         base = {m: ranker(m).inputs(store, ctx, top) for m in fused_models}
         # Random pieces come from the same pool the explainer chooses from: what the models actually read.

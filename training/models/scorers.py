@@ -6,8 +6,8 @@
   or before `train.cutoff` (the pipeline trains once, before the validation window, so neither the validation nor
   the test row was trained on its own window); features (history, popularity, neighbours) are rebuilt from
   `train` at its cut-off. Without a checkpoint it trains the same way in-process.
-- fused_rankers: libs.fusion.Fusion as fitted on the validation split (artifacts/models/fusion.json) - the very
-  score ranking serves.
+- fused_rankers: libs.fusion.Fusion as fitted on the validation split (artifacts/models/fusion.json), the
+  purchase-frequency prior included - the very score ranking serves.
 """
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ import torch
 
 from libs.config import models_dir as default_models_dir
 from libs.features import FeatureStore
-from libs.fusion import Fusion
+from libs.fusion import PRIOR, Fusion
 from libs.model_io import FUSION_FILE, ITEM_EMBEDDINGS_FILE
 from libs.rankers import rankers
 from training.evaluate.registry import register
@@ -94,11 +94,13 @@ class FusedScorer:
 
     def scores_at(self, user_ids: Sequence[str], levels: Sequence[float]) -> dict[float, np.ndarray]:
         """The scores at each explore setting, the rankers run once."""
+        from training.train.loop import score_prior  # noqa: PLC0415
+
         scores = {n: p.score(user_ids) for n, p in self.parts.items()}
         first = next(iter(scores.values()))
         pool = first > -1.0e5  # every ranker scores the same pool; outside it, the shared popularity floor
-        fused = np.where(pool, self.fusion.combine(scores), first)
         store = next(iter(self.parts.values())).store
+        fused = np.where(pool, self.fusion.combine(scores | {PRIOR: score_prior(store, user_ids)}), first)
         new = pool.copy()
         for row, user in enumerate(user_ids):
             ctx = store.users.get(str(user))

@@ -11,6 +11,7 @@ import torch
 from tqdm import tqdm
 
 from libs.features import FeatureStore, candidate_pool, stack
+from libs.features.frequency import frequency_prior
 from libs.rankers import get as ranker
 from training.train.data import Example, QueryBank, make_batch
 
@@ -133,6 +134,14 @@ def score_catalogue(name: str, model: torch.nn.Module, store: FeatureStore, user
         bar.update(len(rows))
     bar.close()
     return out
+
+
+def score_prior(store: FeatureStore, user_ids, context=None) -> np.ndarray:  # noqa: ANN001
+    """[len(user_ids), n_items]: the purchase-frequency prior (libs.features.frequency) of every item for each user;
+    `context` as in score_catalogue."""
+    items = np.arange(store.n_items)
+    return np.stack([frequency_prior(store, context(str(u)) if context is not None else store.user_context(str(u)),
+                                     items) for u in user_ids]) if len(user_ids) else np.zeros((0, store.n_items))
 
 
 def store_for(train_purchases: pd.DataFrame, guest_sales: pd.DataFrame | None, item_emb: np.ndarray,

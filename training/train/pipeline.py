@@ -32,16 +32,25 @@ import torch
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from libs.config import REPOSITORY, models_dir  # noqa: E402
-from libs.fusion import Fusion, fit_normalisation, spread  # noqa: E402
+from libs.fusion import PRIOR, Fusion, fit_normalisation, spread  # noqa: E402
 from libs.model_io import FUSION_FILE  # noqa: E402
 from libs.rankers import get as ranker, names as ranker_names  # noqa: E402
 from training.models.rankers import SeedEnsemble  # noqa: E402
 from training.train.checkpoints import checkpoint_path, load_checkpoint, save_checkpoint  # noqa: E402
 from training.train.data import QueryBank, build_examples, query_variants  # noqa: E402
-from training.train.loop import SEED, TrainConfig, score_catalogue, seed_everything, store_for, train_ranker  # noqa: E402
+from training.train.loop import (  # noqa: E402
+    SEED,
+    TrainConfig,
+    score_catalogue,
+    score_prior,
+    seed_everything,
+    store_for,
+    train_ranker,
+)
 from training.train.titles import encode_titles  # noqa: E402
 
 FUSION_STEP = 0.05  # weight grid over the simplex (21 points for two rankers)
+PRIOR_GRID = tuple(round(0.025 * k, 3) for k in range(13))  # the prior's weight, fitted after the rankers'
 
 
 def encode_queries(titles: list[str], out_dir: Path, key: str, model, progress: bool) -> QueryBank:
@@ -67,26 +76,33 @@ def weight_grid(models: list[str], step: float = FUSION_STEP) -> list[dict[str, 
 
 
 def fit_fusion(scores: dict[str, np.ndarray], pools: np.ndarray, truth) -> dict:
-    """Normalisation (each ranker's score mean and std over the validation candidates), the weights that give
-    the best validation NDCG@20 (grid over the simplex; ties go to the most even weighting) and the fused score's
-    spread over those candidates (explore_span, the unit of the repeat-vs-explore setting)."""
+    """Normalisation (each component's score mean and std over the validation candidates), the rankers' weights
+    that give the best validation NDCG@20 (grid over the simplex; ties go to the most even weighting), then the
+    purchase-frequency prior's weight (`scores[PRIOR]`, when given; grid PRIOR_GRID, ties to the smaller), and the
+    fused score's spread over those candidates (explore_span, the unit of the repeat-vs-explore setting)."""
     from training.evaluate.metrics import ndcg_at_k  # noqa: PLC0415
 
-    models = list(scores)
+    models = [m for m in scores if m != PRIOR]
     centre, scale = fit_normalisation(scores, pools)
     first = scores[models[0]]
-    results = []
-    for weights in weight_grid(models):
+
+    def validation_ndcg(weights: dict[str, float]) -> float:
         fused = Fusion(weights, centre, scale).combine(scores)
-        fused = np.where(pools, fused, first)  # outside the pool: the popularity floor every ranker shares
-        results.append((float(ndcg_at_k(fused, truth)), -float(np.ptp(list(weights.values()))), weights))
+        return float(ndcg_at_k(np.where(pools, fused, first), truth))  # outside the pool: the shared floor
+
+    results = [(validation_ndcg(w), -float(np.ptp(list(w.values()))), w) for w in weight_grid(models)]
     best_ndcg, _, best = max(results, key=lambda r: r[:2])
+    prior_grid = []
+    if PRIOR in scores:
+        prior_grid = [(validation_ndcg(best | {PRIOR: w}), -w, best | {PRIOR: w}) for w in PRIOR_GRID]
+        best_ndcg, _, best = max(prior_grid, key=lambda r: r[:2])
     span = spread(Fusion(best, centre, scale).combine(scores)[np.asarray(pools, bool)])
     return Fusion(best, centre, scale, span).as_dict() | {
-        "normalise": "fixed per ranker: (score - centre) / scale, fitted on the validation candidates (libs.fusion)",
+        "normalise": "fixed per component: (score - centre) / scale, fitted on the validation candidates "
+                     "(libs.fusion)",
         "fitted_on": "validation split, NDCG@20",
         "validation_ndcg20": best_ndcg,
-        "grid": [{"weights": w, "ndcg20": v} for v, _, w in results],
+        "grid": [{"weights": w, "ndcg20": v} for v, _, w in results + prior_grid],
     }
 
 
@@ -122,6 +138,7 @@ def run(out_dir: Path, repository: Path, n_windows: int, epochs: int, progress: 
     store = store_for(validation.train.purchases, validation.train.guest_sales, item_emb, validation.cutoff)
     scores = {name: score_catalogue(name, m, store, validation.users, progress=progress) for name, m in models.items()}
     pools = next(iter(scores.values())) > -1.0e5  # every ranker scores the same candidate pool
+    scores[PRIOR] = score_prior(store, validation.users)
     fusion = fit_fusion(scores, pools, validation.truth)
     fusion["validation_ndcg20_per_model"] = {n: float(ndcg_at_k(s, validation.truth)) for n, s in scores.items()}
     (out_dir / FUSION_FILE).write_text(json.dumps(fusion, indent=2) + "\n")

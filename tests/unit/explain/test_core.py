@@ -218,3 +218,37 @@ async def test_discovery_term_is_explained_as_it_is_and_the_score_stays_the_serv
         measured = sum(e.contribution for e in ex.evidence)
         if len(ex.evidence) < page.MAX_EVIDENCE_SHOWN:
             assert ex.score - ex.baseline == pytest.approx(measured + ex.interaction, abs=1e-6)
+
+
+@pytest.mark.parametrize("query", ["", "tea lantern"])
+async def test_purchase_frequency_prior_is_served_and_explained_as_it_is(query):
+    from libs.features.frequency import frequency_prior, frequency_text  # noqa: PLC0415
+    from libs.fusion import PRIOR, Fusion  # noqa: PLC0415
+    from libs.ranking import RankingCore  # noqa: PLC0415
+
+    base = fakes.FUSION
+    fusion = Fusion(dict(base.weights) | {PRIOR: 0.2}, dict(base.centre) | {PRIOR: -2.0},
+                    dict(base.scale) | {PRIOR: 1.5}, base.explore_span)
+    rankers = fakes.FakeRankers()
+    store = fakes.store()
+    ranking = RankingCore(store, fakes.TITLES, fusion, rankers.infer, fakes.encode, _version)
+    served = await ranking.rank("1", query, fakes.PRODUCTS, 6, "fused", 0.0, [], 1.0)
+    without = await RankingCore(store, fakes.TITLES, base, rankers.infer, fakes.encode, _version).rank(
+        "1", query, fakes.PRODUCTS, len(fakes.PRODUCTS), "fused", 0.0, [], 1.0)
+    core = ExplanationCore(store, fakes.TITLES, fusion, rankers.infer, fakes.encode)
+    out = await core.explain("1", query, [i.product_id for i in served.items], "fused", [], 1.0)
+    ctx = store.user_context("1")
+    before = {i.product_id: i.score for i in without.items}
+    for item, ex in zip(served.items, out.explanations):
+        idx = np.array([store.item_index.get_loc(item.product_id)])
+        term = 0.2 * (frequency_prior(store, ctx, idx)[0] + 2.0) / 1.5
+        assert item.model_scores[PRIOR] == pytest.approx(frequency_prior(store, ctx, idx)[0])
+        assert item.score == pytest.approx(before[item.product_id] + term, abs=1e-6)  # the fused score's new term
+        assert ex.score == pytest.approx(item.score, abs=1e-6)
+        found = [e for e in ex.evidence if e.kind is d.EvidenceKind.PURCHASE_FREQUENCY]
+        if abs(term) > wording.MIN_CONTRIBUTION and len(ex.evidence) < page.MAX_EVIDENCE_SHOWN:
+            assert [e.contribution for e in found] == [pytest.approx(term, abs=1e-6)]
+            assert found[0].text == frequency_text(store, ctx, idx)[0]
+        if len(ex.evidence) < page.MAX_EVIDENCE_SHOWN:
+            measured = sum(e.contribution for e in ex.evidence)
+            assert ex.score - ex.baseline == pytest.approx(measured + ex.interaction, abs=1e-6)

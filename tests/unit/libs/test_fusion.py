@@ -67,3 +67,15 @@ def test_discovery_term_is_the_setting_times_the_span_for_never_bought_products_
     assert spread(np.arange(101.0)) == pytest.approx(98.0)  # 1st to 99th percentile
     assert spread(np.r_[np.zeros(500), np.ones(500), 1e6]) == pytest.approx(1.0)  # an outlier does not set it
     assert spread(np.array([2.0, 2.0])) == 1.0
+
+
+def test_the_prior_is_one_more_term_and_never_fuses_alone():
+    from libs.fusion import PRIOR  # noqa: PLC0415
+
+    f = Fusion({"a": 0.6, "b": 0.4, PRIOR: 0.1}, {"a": 1.0, "b": 0.0, PRIOR: -3.0}, {"a": 2.0, "b": 1.0, PRIOR: 2.0})
+    a, b, p = np.array([1.0, 3.0]), np.array([0.5, -1.0]), np.array([0.0, -2.0])
+    assert np.allclose(f.combine({"a": a, "b": b, PRIOR: p}), f.combine({"a": a, "b": b}) + 0.1 * (p + 3.0) / 2.0)
+    assert np.allclose(f.term(PRIOR, p), 0.1 * (p + 3.0) / 2.0)
+    assert np.array_equal(f.term("c", p), np.zeros(2))  # no weight: no term
+    with pytest.raises(ValueError):  # the prior is blended with rankers, not served in their place
+        f.combine({PRIOR: p})
