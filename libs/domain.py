@@ -14,6 +14,7 @@ class Source(enum.Enum):
     GRAPH_NEIGHBOUR = "GRAPH_NEIGHBOUR"
     CO_PURCHASE = "CO_PURCHASE"
     POPULARITY = "POPULARITY"
+    SIMILAR_CUSTOMERS = "SIMILAR_CUSTOMERS"
 
 
 class EvidenceKind(enum.Enum):

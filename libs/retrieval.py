@@ -11,7 +11,7 @@ import numpy as np
 
 from libs import domain as d
 from libs.features import FeatureStore, UserContext, candidate_parts
-from libs.features.store import POOL_CO_PURCHASE, POOL_HISTORY, POOL_POPULAR
+from libs.features.store import POOL_CO_PURCHASE, POOL_HISTORY, POOL_POPULAR, POOL_SIMILAR
 from libs.history import user_context
 from libs.relevance import STEMMER, analyse, analyse_many
 from libs.scoring import EncodeQuery, encode_or_degrade
@@ -133,7 +133,7 @@ class RetrievalCore:
     async def user_candidates(self, user_id: str, recent: Sequence[d.UserEvent], limit: int
                               ) -> tuple[list[d.Candidate], list[d.Degradation]]:
         """Exactly the rankers' candidate pool (what they were trained and evaluated on), each part a source:
-        own past items by decayed frequency, co-purchase neighbours, popular items. With `limit` >= POOL_MAX
+        own past items by decayed frequency, co-purchase neighbours, similar customers' products, popular items. With `limit` >= POOL_MAX
         (the gateway's ask) nothing is cut."""
         h = self.history(user_id, recent)
         lists: dict[d.Source, list[tuple[int, float]]] = {}
@@ -143,6 +143,8 @@ class RetrievalCore:
                 lists[d.Source.REPEAT_PURCHASE] = [(i, s) for i, s in self._repeat(h, len(h.items)) if i in keep]
             elif part == POOL_CO_PURCHASE:
                 lists[d.Source.CO_PURCHASE] = [(int(i), 1.0 / r) for r, i in enumerate(items, start=1)]
+            elif part == POOL_SIMILAR:
+                lists[d.Source.SIMILAR_CUSTOMERS] = [(int(i), 1.0 / r) for r, i in enumerate(items, start=1)]
             elif part == POOL_POPULAR:
                 lists[d.Source.POPULARITY] = [(int(i), float(self.popularity[i])) for i in items]
         return self._candidates(rrf(lists), limit), []

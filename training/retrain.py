@@ -120,14 +120,8 @@ def retrain(root: Path, repository: Path, recorded: Sequence[Purchase], cfg: Ret
     from training.train.checkpoints import load_checkpoint, save_checkpoint  # noqa: PLC0415
     from training.train.data import build_examples  # noqa: PLC0415
     from libs.fusion import PRIOR  # noqa: PLC0415
-    from training.train.loop import (  # noqa: PLC0415
-        SEED,
-        TrainConfig,
-        score_catalogue,
-        score_prior,
-        seed_everything,
-        store_for,
-    )
+    from training.train.loop import SEED, TrainConfig, seed_everything  # noqa: PLC0415
+    from training.train.loop import score_catalogue, score_prior, store_for  # noqa: PLC0415
     from training.train.pipeline import encode_queries, fit_fusion  # noqa: PLC0415
 
     t0 = time.perf_counter()

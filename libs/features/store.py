@@ -452,9 +452,9 @@ def stack(batches: Sequence[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
 
 
 # ---------------------------------------------------------------------------------------------- candidate pool
-POOL_HISTORY, POOL_CO_PURCHASE, POOL_POPULAR = "history", "co_purchase", "popular"
-POOL_N_POPULAR, POOL_RECENT_ITEMS, POOL_MAX_HISTORY = 100, 10, 200
-POOL_MAX = POOL_MAX_HISTORY + POOL_RECENT_ITEMS * ITEM_NEIGHBOURS + POOL_N_POPULAR  # the largest pool there can be
+POOL_HISTORY, POOL_CO_PURCHASE, POOL_SIMILAR, POOL_POPULAR = "history", "co_purchase", "similar_customers", "popular"
+POOL_N_POPULAR, POOL_RECENT_ITEMS, POOL_MAX_HISTORY, POOL_N_SIMILAR = 100, 10, 200, 100
+POOL_MAX = POOL_MAX_HISTORY + POOL_RECENT_ITEMS * ITEM_NEIGHBOURS + POOL_N_SIMILAR + POOL_N_POPULAR  # the largest pool
 
 
 def candidate_parts(store: FeatureStore, ctx: UserContext, n_popular: int = POOL_N_POPULAR,
@@ -462,7 +462,8 @@ def candidate_parts(store: FeatureStore, ctx: UserContext, n_popular: int = POOL
                     ) -> list[tuple[str, np.ndarray]]:
     """The candidate pool's parts, each as (part name, item indices) in its own order (parts may overlap): the
     user's own past items (newest first, at most `max_history`), the co-purchase neighbours of their
-    `recent_items` newest distinct items, and the `n_popular` most popular items (28 days)."""
+    `recent_items` newest distinct items, the POOL_N_SIMILAR products the most similar customers buy most
+    (similar_customers_score) that the user has not bought, and the `n_popular` most popular items (28 days)."""
     parts = []
     if len(ctx):
         rev = ctx.items[::-1]
@@ -471,6 +472,12 @@ def candidate_parts(store: FeatureStore, ctx: UserContext, n_popular: int = POOL
         parts.append((POOL_HISTORY, hist))
         nb = store.nbr_ids[hist[:recent_items]].ravel()
         parts.append((POOL_CO_PURCHASE, pd.unique(nb[nb > 0] - 1)))
+        # Products new to the user that their neighbours buy: ranking them learned (and measured) better than
+        # without them (validation NDCG@20, README "Recommendation quality").
+        similar = similar_customers_score(store, ctx).copy()
+        similar[ctx.items] = 0.0
+        top = np.argsort(-similar, kind="stable")[:POOL_N_SIMILAR]
+        parts.append((POOL_SIMILAR, top[similar[top] > 0]))
     parts.append((POOL_POPULAR, store.top_popular[:n_popular]))
     return parts
 

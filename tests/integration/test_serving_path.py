@@ -56,7 +56,9 @@ def test_ranking_returns_per_model_and_fused_scores(stack):
     ids = ["85123A", "71053", "84406B", "22423", "47566"]
     resp = stub.RankCandidates(rpb.RankCandidatesRequest(user_id="17850", product_ids=ids), timeout=10)
     assert sorted(r.product.product_id for r in resp.results) == sorted(ids) and not resp.degradations
-    assert all(set(r.model_scores) == {"gnn_ranker", "transformer_ranker", "fused"} for r in resp.results)
+    # Each ranker's score, the fused one and, when the fusion blends it in, the purchase-frequency prior.
+    assert all({"gnn_ranker", "transformer_ranker", "fused"} <= set(r.model_scores)
+               <= {"gnn_ranker", "transformer_ranker", "fused", "purchase_frequency"} for r in resp.results)
     with pytest.raises(grpc.RpcError) as info:
         stub.RankCandidates(rpb.RankCandidatesRequest(product_ids=["85123A", "NOPE"]), timeout=10)
     assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "product_ids[1]" in info.value.details()
@@ -88,6 +90,25 @@ def test_explore_variant_lifts_never_bought_products_and_explains_the_lift(stack
         with pytest.raises(grpc.RpcError) as info:
             ranking.RankCandidates(rpb.RankCandidatesRequest(product_ids=ids, variant=bad), timeout=10)
         assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "variant" in info.value.details()
+
+
+def test_purchase_frequency_prior_is_served_and_explained_as_it_is(stack):
+    """The prior's term of the fused score, end to end: what ranking adds is what the explanation reports, with
+    what it read (17850 ordered 85123A many times; it never ordered 22111)."""
+    ids = ["85123A", "22111"]
+    ranked = _stub(stack, "ranking", rgrpc.RankingServiceStub).RankCandidates(
+        rpb.RankCandidatesRequest(user_id="17850", product_ids=ids), timeout=10)
+    if "purchase_frequency" not in ranked.results[0].model_scores:
+        pytest.skip("the served fusion gives the purchase-frequency prior no weight (fusion.json)")
+    explained = _stub(stack, "explanation", xgrpc.ExplanationServiceStub).ExplainResults(
+        xpb.ExplainResultsRequest(user_id="17850", product_ids=[r.product.product_id for r in ranked.results]),
+        timeout=20)
+    texts = {}
+    for r, e in zip(ranked.results, explained.explanations):
+        assert e.score == pytest.approx(r.score, abs=1e-4)
+        texts[r.product.product_id] = [ev.text for ev in e.evidence if ev.type == cpb.EVIDENCE_TYPE_PURCHASE_FREQUENCY]
+    assert texts["85123A"] and texts["85123A"][0].startswith("you ordered it ")
+    assert all(t.startswith("it is number ") for t in texts["22111"])
 
 
 def test_explanation_names_measured_evidence(stack):

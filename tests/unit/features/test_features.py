@@ -82,3 +82,18 @@ def test_candidate_pool_has_history_neighbours_popular(store):
     assert set(store.top_popular[:5].tolist()) <= set(pool.tolist())
     assert len(pool) == len(set(pool.tolist()))
     assert len(candidate_pool(store, store.user_context(None), n_popular=5)) == 5
+
+
+def test_pool_adds_what_similar_customers_buy_that_the_user_never_bought(store):
+    from libs.features import candidate_parts, similar_customers_score  # noqa: PLC0415
+    from libs.features.store import POOL_N_SIMILAR, POOL_SIMILAR  # noqa: PLC0415
+
+    ctx = store.user_context("42")
+    parts = dict(candidate_parts(store, ctx))
+    similar = parts[POOL_SIMILAR]
+    score = similar_customers_score(store, ctx)
+    assert 0 < len(similar) <= POOL_N_SIMILAR
+    assert not set(similar.tolist()) & set(ctx.items.tolist())
+    assert (score[similar] > 0).all() and (np.diff(score[similar]) <= 0).all()  # strongest first
+    assert set(similar.tolist()) <= set(candidate_pool(store, ctx).tolist())
+    assert POOL_SIMILAR not in dict(candidate_parts(store, store.user_context(None)))  # nobody to be similar to

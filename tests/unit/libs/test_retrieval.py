@@ -37,8 +37,9 @@ def _core(histories: dict[str, UserContext] | None = None, encoder_down: bool = 
     def parts(ctx: UserContext) -> list[tuple[str, np.ndarray]]:  # candidate_parts' shape, over the toy data
         own = pd.unique(ctx.items[::-1])
         neighbours = np.flatnonzero(np.asarray(co[own].sum(axis=0)).ravel()) if len(own) else np.zeros(0, int)
-        return ([("history", own), ("co_purchase", neighbours)] if len(own) else []) + \
-            [("popular", np.argsort(-popularity, kind="stable"))]
+        similar = np.setdiff1d([2], own)  # what "similar customers" buy: the garden lantern set
+        return ([("history", own), ("co_purchase", neighbours), ("similar_customers", similar)] if len(own) else []) \
+            + [("popular", np.argsort(-popularity, kind="stable"))]
 
     return RetrievalCore(IDS, TITLES, _vectors(), popularity, parts,
                          lambda user, recent: (histories or {}).get(user, empty), encode)
@@ -93,6 +94,7 @@ async def test_user_candidates_record_every_source():
     assert d.Source.REPEAT_PURCHASE in by_id["71053"] and d.Source.REPEAT_PURCHASE in by_id["22000"]
     assert d.Source.CO_PURCHASE in by_id["22001"]  # bought with the cup
     assert d.Source.POPULARITY in by_id["84406B"]
+    assert d.Source.SIMILAR_CUSTOMERS in by_id["90001"]  # never bought, bought by similar customers
     # Repeat purchases in decayed-frequency order: the lantern, bought twice, before the cup.
     repeat = {c.product_id: r.rank for c in cands for r in c.source_ranks if r.source is d.Source.REPEAT_PURCHASE}
     assert repeat == {"71053": 1, "22000": 2}
