@@ -6,7 +6,7 @@ explanation explains it.
 
 prior(c) is the purchase-frequency prior (libs.features.frequency: GP-TopFreq, the strongest simple baseline of
 `make eval`, as -log(1 + rank)). It is blended in because the rankers and the frequency order err differently: the
-blend is better than either on the validation and the test window alike (README, "Recommendation quality"). Its
+blend is better than either on the validation and the test window alike (README, "Results"). Its
 weight is fitted on validation NDCG@20 after the rankers' (0 = not blended; fusion files from before it have none).
 It is model-free and computed where the fused score is, so it works when a ranker is down; an explanation reports
 its term as it is (a PURCHASE_FREQUENCY piece).

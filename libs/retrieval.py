@@ -133,8 +133,8 @@ class RetrievalCore:
     async def user_candidates(self, user_id: str, recent: Sequence[d.UserEvent], limit: int
                               ) -> tuple[list[d.Candidate], list[d.Degradation]]:
         """Exactly the rankers' candidate pool (what they were trained and evaluated on), each part a source:
-        own past items by decayed frequency, co-purchase neighbours, similar customers' products, popular items. With `limit` >= POOL_MAX
-        (the gateway's ask) nothing is cut."""
+        own past items by decayed frequency, co-purchase neighbours, similar customers' products, popular items.
+        With `limit` >= POOL_MAX (the gateway's ask) nothing is cut."""
         h = self.history(user_id, recent)
         lists: dict[d.Source, list[tuple[int, float]]] = {}
         for part, items in self.parts(h):
