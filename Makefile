@@ -50,7 +50,7 @@ models-if-absent: data
 	@if $(PY) -m training.train --check >/dev/null 2>&1; then echo "==> models present"; \
 	elif $(PY) -m training.bundles adopt >/dev/null 2>&1 && $(PY) -m training.train --check >/dev/null 2>&1; then \
 	  echo "==> models present (bundle 1 made from them)"; \
-	else echo "==> models absent: training (about 15 minutes on 2 cores)"; $(PY) -m training.train; fi
+	else echo "==> models absent: training (about 6 minutes on 2 cores)"; $(PY) -m training.train; fi
 
 eval: models-if-absent
 	$(PY) -m training.evaluate

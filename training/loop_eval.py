@@ -151,12 +151,20 @@ def plot(result: dict, path: Path) -> None:
     plt.close(fig)
 
 
+def loop_verdict(frozen: float, retrained: float, ci95: tuple[float, float]) -> str:
+    """What the comparison shows: better only when the paired interval of the difference is above 0."""
+    if retrained <= frozen:
+        return "(b) is NOT better than (a): retraining on the recorded events did not improve the ranking here"
+    if ci95[0] <= 0:  # ahead on average, but by no more than resampling the customers moves it
+        return ("(b) > (a) on average, but the interval includes 0: the retrained bundle is not shown to rank "
+                "better than the frozen one with the same events as context")
+    return "(b) > (a): the retrained bundle ranks better than the frozen one with the same events as context"
+
+
 def markdown(r: dict) -> str:
     a, b, c = r["a_frozen"], r["b_retrained"], r["c_best_baseline"]
     d = r["b_minus_a"]
-    verdict = ("(b) > (a): the retrained bundle ranks better than the frozen one with the same events as context"
-               if b["ndcg@20"] > a["ndcg@20"] else
-               "(b) is NOT better than (a): retraining on the recorded events did not improve the ranking here")
+    verdict = loop_verdict(a["ndcg@20"], b["ndcg@20"], d["ci95"])
     verdict += (f"; per-user difference {d['mean']:+.4f} NDCG@20, 95% paired bootstrap interval "
                 f"[{d['ci95'][0]:+.4f}, {d['ci95'][1]:+.4f}] ({d['resamples']} resamples); better for "
                 f"{d['users_better']} customers, worse for {d['users_worse']} of {d['users']}.")

@@ -94,16 +94,12 @@ def _fine_tune(name: str, model, examples, n_items: int, item_emb: np.ndarray, c
                desc: str):
     """Continue training each seed member of `model` (a SeedEnsemble or one module) on `examples`."""
     from training.models.rankers import SeedEnsemble  # noqa: PLC0415
-    from training.train.loop import train_ranker  # noqa: PLC0415
+    from training.train.loop import MemberJob, train_members  # noqa: PLC0415
 
     members = list(model.members) if isinstance(model, SeedEnsemble) else [model]
-    tuned, infos = [], []
-    for k, member in enumerate(members):
-        m, info = train_ranker(name, examples, n_items, item_emb, replace(cfg, seed=cfg.seed + k),
-                               queries=queries if ranker(name).reads_query else None, progress=progress,
-                               desc=f"{desc} {name} member {k}", init=member)
-        tuned.append(m)
-        infos.append(info)
+    jobs = [MemberJob(name, replace(cfg, seed=cfg.seed + k), f"{desc} {name} member {k}", init=member)
+            for k, member in enumerate(members)]
+    tuned, infos = map(list, zip(*train_members(jobs, examples, n_items, item_emb, queries, progress)))
     return (SeedEnsemble(tuned).eval() if len(tuned) > 1 else tuned[0]), infos
 
 

@@ -3,7 +3,8 @@
 Steps:
 1. encode every catalogue title with text_encoder (all-MiniLM-L6-v2, offline) -> artifacts/models/item_embeddings.npy;
    encode the training queries (one or two words of a title, see training.train.data) -> query_embeddings.npy.
-2. train transformer_ranker and gnn_ranker (each a 2-seed ensemble served as one model) on purchases before the
+2. train transformer_ranker and gnn_ranker (each a 2-seed ensemble served as one model; the members train in parallel
+   worker processes, one thread each, so the same data gives the same weights) on purchases before the
    validation cut-off (14 days before the test window; examples = 14-day windows before it), score the validation
    window and fit the fusion weights on validation NDCG@20 -> fusion.json.
    Then refit both with the same settings on purchases before the test cut-off, as every baseline in `make eval`
@@ -40,12 +41,13 @@ from training.train.checkpoints import checkpoint_path, load_checkpoint, save_ch
 from training.train.data import QueryBank, build_examples, query_variants  # noqa: E402
 from training.train.loop import (  # noqa: E402
     SEED,
+    MemberJob,
     TrainConfig,
     score_catalogue,
     score_prior,
     seed_everything,
     store_for,
-    train_ranker,
+    train_members,
 )
 from training.train.titles import encode_titles  # noqa: E402
 
@@ -179,6 +181,7 @@ def train_at(split, ds, item_emb: np.ndarray, queries: QueryBank, cfg: TrainConf
     this dataset and settings are loaded instead."""
     examples = None  # built only when a ranker is trained (a minute of feature stores)
     models: dict[str, torch.nn.Module] = {}
+    pending = []  # (ranker, checkpoint, member jobs) to train: all members of all rankers train together
     for name in ranker_names():
         path = checkpoint_path(out_dir, name, split.cutoff)
         if reuse and path.is_file():
@@ -191,20 +194,22 @@ def train_at(split, ds, item_emb: np.ndarray, queries: QueryBank, cfg: TrainConf
         if examples is None:
             examples = build_examples(split.train.purchases, split.train.guest_sales, item_emb, split.cutoff,
                                       n_windows)
+        jobs = [MemberJob(name, replace(cfg, seed=cfg.seed + k), f"{name} seed {cfg.seed + k} < {split.cutoff.date()}")
+                for k in range(n_seeds)]
+        pending.append((name, path, jobs))
+    trained = iter(train_members([j for _, _, jobs in pending for j in jobs], examples or [], ds.n_items, item_emb,
+                                 queries, progress))
+    for name, path, jobs in pending:
         members, info = [], {"members": []}
-        for k in range(n_seeds):
-            member_cfg = replace(cfg, seed=cfg.seed + k)
-            member, member_info = train_ranker(name, examples, ds.n_items, item_emb, member_cfg,
-                                               queries=queries if ranker(name).reads_query else None,
-                                               progress=progress,
-                                               desc=f"{name} seed {member_cfg.seed} < {split.cutoff.date()}")
+        for job in jobs:
+            member, member_info = next(trained)
             members.append(member)
-            info["members"].append(member_info | {"seed": member_cfg.seed})
+            info["members"].append(member_info | {"seed": job.cfg.seed})
         model = SeedEnsemble(members).eval() if n_seeds > 1 else members[0]
         save_checkpoint(path, model, name, split.cutoff, ds.version, info, n_windows)
         models[name] = model
         report.setdefault("training", {})[name] = info
-    return models
+    return {name: models[name] for name in ranker_names()}
 
 
 def missing_artifacts(out_dir: Path, repository: Path) -> list[str]:

@@ -1,3 +1,5 @@
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -112,6 +114,31 @@ def test_training_smoke_and_catalogue_scores(name):
     assert scores.shape == (2, synthetic.N_ITEMS) and np.isfinite(scores).all()
     assert scores[0, 3] > -1e5  # in the pool (own past item)
     assert (scores[1] > -1e5).sum() > 0  # cold user: popular items ranked by the model
+
+
+def test_members_trained_in_parallel_workers_equal_one_after_the_other():
+    """Training is reproducible: the same seeds give the same weights, in worker processes or in-process, and a
+    warm start continues from its `init`."""
+    from training.train.loop import MemberJob, train_members
+
+    p = synthetic.purchases(n_users=40)
+    emb = synthetic.item_embeddings()
+    examples = build_examples(p, None, emb, synthetic.NOW, n_windows=3)
+    cfg = TrainConfig(epochs=1, dim=16, batch_size=8)
+    warm = train_ranker("gnn_ranker", examples, synthetic.N_ITEMS, emb, cfg, progress=False)[0]
+    jobs = [MemberJob("transformer_ranker", cfg, "t0"), MemberJob("gnn_ranker", cfg, "g0"),
+            MemberJob("gnn_ranker", replace(cfg, seed=1), "g1"), MemberJob("gnn_ranker", cfg, "warm", init=warm)]
+    parallel = train_members(jobs, examples, synthetic.N_ITEMS, emb, progress=False, workers=2)
+    before = {k: v.clone() for k, v in warm.state_dict().items()}
+    serial = train_members(jobs, examples, synthetic.N_ITEMS, emb, progress=False, workers=1)
+    for (a, info_a), (b, info_b) in zip(parallel, serial):
+        assert a.state_dict().keys() == b.state_dict().keys()
+        assert all(torch.equal(a.state_dict()[k], b.state_dict()[k]) for k in a.state_dict())
+        assert info_a["loss_per_epoch"] == info_b["loss_per_epoch"]
+    g0, g1, tuned = (m.state_dict() for m, _ in parallel[1:])
+    assert not all(torch.equal(g0[k], g1[k]) for k in g0)  # another seed, other weights
+    assert not all(torch.equal(g0[k], tuned[k]) for k in g0)  # the warm start did not start from scratch
+    assert any(not torch.equal(before[k], tuned[k]) for k in before)
 
 
 @pytest.mark.parametrize("name", ["transformer_ranker", "gnn_ranker"])
