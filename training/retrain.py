@@ -33,7 +33,7 @@ from libs.bundles import Bundle, load_bundle  # noqa: E402
 from libs.config import REPOSITORY, artifacts_dir  # noqa: E402
 from libs.events.base import Purchase  # noqa: E402
 from libs.model_io import FUSION_FILE, ITEM_EMBEDDINGS_FILE  # noqa: E402
-from libs.rankers import get as ranker, names as ranker_names  # noqa: E402
+from libs.rankers import names as ranker_names  # noqa: E402
 
 WINDOW_DAYS = 14
 

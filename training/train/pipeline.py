@@ -35,7 +35,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 from libs.config import REPOSITORY, models_dir  # noqa: E402
 from libs.fusion import PRIOR, Fusion, fit_normalisation, spread  # noqa: E402
 from libs.model_io import FUSION_FILE  # noqa: E402
-from libs.rankers import get as ranker, names as ranker_names  # noqa: E402
+from libs.rankers import names as ranker_names  # noqa: E402
 from training.models.rankers import SeedEnsemble  # noqa: E402
 from training.train.checkpoints import checkpoint_path, load_checkpoint, save_checkpoint  # noqa: E402
 from training.train.data import QueryBank, build_examples, query_variants  # noqa: E402
