@@ -40,7 +40,7 @@ WINDOW_DAYS = 14
 
 @dataclass(frozen=True)
 class RetrainConfig:
-    epochs: int = 1  # per stage, from the warm start
+    epochs: int = 2  # per stage, from the warm start (1 was not shown to help: make loop-eval, README)
     windows: int = 4  # 14-day example windows per stage
     lr: float = 5e-4  # below training's 2e-3: continue, do not forget
     data_end: str | None = None  # cut the prepared data here (exclusive); None = all of it
