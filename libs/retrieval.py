@@ -18,6 +18,7 @@ from libs.scoring import EncodeQuery, encode_or_degrade
 
 RRF_K = 60  # the constant of Cormack et al. (2009); insensitive in practice
 PER_SOURCE = 200
+RANKED_PARTS = {POOL_CO_PURCHASE: d.Source.CO_PURCHASE, POOL_SIMILAR: d.Source.SIMILAR_CUSTOMERS}  # pool part -> source
 # Share of the caller's remaining time the query encoder may use: past it the answer is lexical-only (flagged),
 # which leaves the gateway time to rank, instead of the whole request running out waiting on a slow encoder.
 ENCODER_SHARE = 0.5
@@ -141,10 +142,8 @@ class RetrievalCore:
             if part == POOL_HISTORY:
                 keep = set(items.tolist())
                 lists[d.Source.REPEAT_PURCHASE] = [(i, s) for i, s in self._repeat(h, len(h.items)) if i in keep]
-            elif part == POOL_CO_PURCHASE:
-                lists[d.Source.CO_PURCHASE] = [(int(i), 1.0 / r) for r, i in enumerate(items, start=1)]
-            elif part == POOL_SIMILAR:
-                lists[d.Source.SIMILAR_CUSTOMERS] = [(int(i), 1.0 / r) for r, i in enumerate(items, start=1)]
+            elif part in RANKED_PARTS:  # in the part's own order
+                lists[RANKED_PARTS[part]] = [(int(i), 1.0 / r) for r, i in enumerate(items, start=1)]
             elif part == POOL_POPULAR:
                 lists[d.Source.POPULARITY] = [(int(i), float(self.popularity[i])) for i in items]
         return self._candidates(rrf(lists), limit), []

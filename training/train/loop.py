@@ -143,9 +143,11 @@ def train_members(jobs: list[MemberJob], examples: list[Example], n_items: int, 
 def _train_job(index: int):  # noqa: ANN202 - a module, or (in a worker) its weights as arrays
     s = _SHARED
     job = s["jobs"][index]
+    # `init` stays as it was in the caller either way: a worker trains its forked copy, in-process trains a copy.
+    init = copy.deepcopy(job.init) if job.init is not None and not s["parallel"] else job.init
     model, info = train_ranker(job.name, s["examples"], s["n_items"], s["item_emb"], job.cfg,
                                queries=s["queries"] if ranker(job.name).reads_query else None,
-                               progress=s["progress"], desc=job.desc, init=job.init,
+                               progress=s["progress"], desc=job.desc, init=init,
                                position=index if s["parallel"] else None)
     if not s["parallel"]:
         return model, info
