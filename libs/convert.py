@@ -7,6 +7,10 @@ not know (a peer built from newer protos may send one), read as None ("unspecifi
 - anywhere else the rest of the message is kept where it means something without the value (a Degradation
   keeps its reason and model, an Evidence its product and contribution; None goes back out as UNSPECIFIED) and
   dropped where it does not (a candidate source, a source rank, a recent event of unknown type).
+
+Well-known types read from a request (Timestamp, and any added later) are converted here only, each by one
+function that names the field's path in the INVALID_ARGUMENT it raises: a servicer never calls their methods itself
+(tests/unit/libs/test_convert.py checks), since those raise ValueError on values a client can send.
 """
 from __future__ import annotations
 
@@ -14,13 +18,18 @@ import enum
 from collections.abc import Mapping
 from typing import TypeVar
 
+from google.protobuf.timestamp_pb2 import Timestamp
 from shop.common.v1 import common_pb2 as pb
+from shop.gateway.v1 import gateway_service_pb2 as gpb
 from shop.retrieval.v1 import retrieval_service_pb2 as rpb
 
 from libs import domain as d
-from libs.errors import invalid
+from libs.errors import InvalidArgumentError, invalid
 
 E = TypeVar("E", bound=enum.Enum)
+# google.protobuf.Timestamp's documented range: 0001-01-01T00:00:00Z .. 9999-12-31T23:59:59.999999999Z.
+MIN_TIMESTAMP_S = -62_135_596_800
+MAX_TIMESTAMP_S = 253_402_300_799
 
 
 def _enum_map(domain_cls: type[E], proto_enum, prefix: str) -> dict[E, int]:  # noqa: ANN001 - EnumTypeWrapper
@@ -103,15 +112,41 @@ def user_event_to_pb(e: d.UserEvent) -> pb.UserEvent:
     return msg
 
 
+def timestamp_from_pb(ts: Timestamp, field: str) -> float:
+    """Seconds since the epoch. A Timestamp outside its documented range (years 1..9999, nanos 0..999,999,999),
+    which any client can put on the wire, is INVALID_ARGUMENT naming `field`."""
+    if not MIN_TIMESTAMP_S <= ts.seconds <= MAX_TIMESTAMP_S or not 0 <= ts.nanos <= 999_999_999:
+        raise invalid(field, "must be a valid Timestamp (years 1..9999, nanos 0..999999999)")
+    return ts.seconds + ts.nanos / 1e9
+
+
 def user_event_from_pb(e: pb.UserEvent, field: str = "event") -> d.UserEvent | None:
     kind = enum_from_pb(d.EventKind, e.type)
     if kind is None:
         return None
-    try:
-        ts = e.event_time.ToNanoseconds() / 1e9
-    except ValueError as exc:  # outside Timestamp's range (years 1..9999) or nanos outside 0..999,999,999
-        raise invalid(f"{field}.event_time", "must be a valid Timestamp (years 1..9999, nanos 0..999999999)") from exc
-    return d.UserEvent(e.product_id, kind, ts, max(e.quantity, 1))
+    return d.UserEvent(e.product_id, kind, timestamp_from_pb(e.event_time, f"{field}.event_time"), max(e.quantity, 1))
+
+
+def event_from_pb(e: gpb.Event, field: str, now: float) -> tuple[str, str, str, d.UserEvent | None]:
+    """(event_id, user_id, attribution_token, event or None when its type is unknown) of a RecordEvents event; no
+    event_time = `now` (time of receipt); quantity 0 = 1. Values are judged by the gateway core, not here."""
+    kind = enum_from_pb(d.EventKind, e.type)
+    ts = timestamp_from_pb(e.event_time, f"{field}.event_time") if e.HasField("event_time") else now
+    event = d.UserEvent(e.product_id, kind, ts, e.quantity if e.quantity != 0 else 1) if kind else None
+    return e.event_id, e.user_id, e.attribution_token, event
+
+
+def events_from_pb(msgs, now: float, field: str = "events") -> list[tuple[str, str, str, d.UserEvent | None]]:  # noqa: ANN001 - repeated Event
+    """Every event of a RecordEvents call, or one INVALID_ARGUMENT naming every event that cannot be read."""
+    out, violations = [], []
+    for i, m in enumerate(msgs):
+        try:
+            out.append(event_from_pb(m, f"{field}[{i}]", now))
+        except InvalidArgumentError as exc:
+            violations += exc.violations
+    if violations:
+        raise InvalidArgumentError(violations)
+    return out
 
 
 def user_events_from_pb(msgs, field: str = "recent_events") -> list[d.UserEvent]:  # noqa: ANN001 - repeated UserEvent

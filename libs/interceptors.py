@@ -15,6 +15,7 @@ from prometheus_client import Counter, Histogram
 
 from libs import errors, tracing
 from libs.logs import fields
+from libs.wire_paths import non_utf8_field
 
 log = logging.getLogger(__name__)
 
@@ -108,6 +109,9 @@ def _parse(handler: grpc.RpcMethodHandler, raw: bytes) -> object:
     try:
         return handler.request_deserializer(raw)
     except DecodeError as exc:
+        desc = getattr(getattr(handler.request_deserializer, "__self__", None), "DESCRIPTOR", None)
+        if desc is not None and (path := non_utf8_field(desc, raw)):
+            raise errors.invalid(path, "must be UTF-8 text") from exc
         raise errors.invalid("request", "is not a valid message of this method (string fields must be UTF-8, "
                                         "nesting at most 100 deep)") from exc
 
