@@ -102,16 +102,17 @@ async def fuzz_stack(stack: Stack, n: int) -> tuple[list[Figure], dict]:
 
 
 def _unnamed(exc: grpc.aio.AioRpcError, method, req: Hostile) -> list[str]:  # noqa: ANN001 - MethodDescriptor
-    """The fields an INVALID_ARGUMENT names that are not fields of the request (all of them when it names none):
-    `request` counts as named only for bytes that cannot be parsed as a whole."""
+    """The fields an INVALID_ARGUMENT names that are not fields of the request (`<none>` when it names none).
+    `request` counts as named only for bytes that cannot be parsed as a whole; the last violation of a long list,
+    with no field, only says how many were left out (libs/interceptors.py)."""
     raw = dict(exc.trailing_metadata() or ()).get("grpc-status-details-bin", b"")
     fields = []
     for detail in status_pb2.Status.FromString(raw).details if raw else []:
         bad = error_details_pb2.BadRequest()
         if detail.Unpack(bad):
-            fields += [v.field for v in bad.field_violations]
-    ok = [f for f in fields if names_a_field(method.input_type, f) or (f == "request" and req.malformed)]
-    return [f for f in fields if f not in ok] if ok or not fields else fields or ["<none>"]
+            fields += [v.field for v in bad.field_violations if v.field or "left out" not in v.description]
+    wrong = [f for f in fields if not (names_a_field(method.input_type, f) or (f == "request" and req.malformed))]
+    return wrong if fields else ["<none>"]
 
 
 async def fuzz(addr: str, n: int, service=GATEWAY, concurrency: int = 8, seed: int = 12,  # noqa: ANN001
