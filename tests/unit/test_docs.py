@@ -207,6 +207,20 @@ def test_every_relative_link_resolves() -> None:
     assert not broken, "broken links:\n" + "\n".join(broken)
 
 
+REPO_DIRS = (*CODE_DIRS, "tests", "protos", "triton_models", "reports", "docs")
+
+
+def test_repository_paths_named_in_docs_exist() -> None:
+    """A module or file the docs name in backticks (e.g. `libs/fusion.py`) exists: renames reach the docs."""
+    missing = []
+    for doc in _doc_files():
+        for name in re.findall(r"`([^`\s]+)`", doc.read_text(encoding="utf-8")):
+            if (name.split("/")[0] in REPO_DIRS and "/" in name and not re.search(r"[<*{]", name)
+                    and not name.startswith("libs/gen") and not (ROOT / name.rstrip("/")).exists()):
+                missing.append(f"{doc.relative_to(ROOT)}: {name}")
+    assert not missing, "paths the docs name that do not exist:\n" + "\n".join(missing)
+
+
 def test_docs_exist_and_readme_is_short() -> None:
     for name in ("architecture", "api", "operations", "results", "reliability", "experiments"):
         assert (ROOT / "docs" / f"{name}.md").is_file(), f"docs/{name}.md is missing"
