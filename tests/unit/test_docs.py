@@ -1,8 +1,8 @@
 """The README and docs/ stay true to the repository: the configuration table lists exactly the SHOP_* variables the
 code reads, the command table every Makefile target, every relative link resolves, and the README stays short.
 
-Static checks only (no imports of the code, no network), so they run in milliseconds and hold whether settings are
-read through pydantic settings classes (libs/config.py) or by name (os.environ).
+Static checks only (the code is parsed, not imported; no network), so they take well under a second and hold whether
+settings are read through pydantic settings classes (libs/config.py) or by name (os.environ).
 """
 from __future__ import annotations
 
@@ -52,14 +52,21 @@ class _SettingsClass:
         self.prefix: str | None = None
         self.fields: list[tuple[str, list[str], set[str]]] = []
         for stmt in node.body:
-            if isinstance(stmt, ast.Assign) and any(getattr(t, "id", "") == "model_config" for t in stmt.targets):
-                for kw in getattr(stmt.value, "keywords", []):
-                    if kw.arg == "env_prefix":
-                        self.prefix = _const_str(kw.value)
+            targets = stmt.targets if isinstance(stmt, ast.Assign) else [getattr(stmt, "target", None)]
+            if any(getattr(t, "id", "") == "model_config" for t in targets):
+                self.prefix = _env_prefix(stmt.value)  # type: ignore[attr-defined]
             elif isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name):
-                if stmt.target.id == "model_config" or "ClassVar" in _names_in(stmt.annotation):
-                    continue
-                self.fields.append((stmt.target.id, _aliases(stmt.value), _names_in(stmt.annotation)))
+                if "ClassVar" not in _names_in(stmt.annotation):
+                    self.fields.append((stmt.target.id, _aliases(stmt.value), _names_in(stmt.annotation)))
+
+
+def _env_prefix(config: ast.AST | None) -> str | None:
+    """env_prefix of `SettingsConfigDict(env_prefix=...)` or of a dict literal; None when it sets none."""
+    if isinstance(config, ast.Call):
+        return next((_const_str(kw.value) for kw in config.keywords if kw.arg == "env_prefix"), None)
+    if isinstance(config, ast.Dict):
+        return next((_const_str(v) for k, v in zip(config.keys, config.values) if _const_str(k) == "env_prefix"), None)
+    return None
 
 
 def _aliases(value: ast.AST | None) -> list[str]:
@@ -132,13 +139,18 @@ class Events(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="SHOP_EVENTS_")
     pool_max: int = 8
 
+class Tracing(BaseSettings):
+    model_config: ClassVar[SettingsConfigDict] = {"env_prefix": "SHOP_TRACING_"}
+    dir: str = "build/traces"
+
 class NotSettings:
     value: int = 1
 
 threads = os.environ.get("SHOP_ORT_THREADS", "1")
 """
-    assert env_vars_read([source]) == {"SHOP_MAX_IN_FLIGHT", "SHOP_GATEWAY_ADDR", "SHOP_OTHER_ADDR", "SHOP_OLD_ADDR",
-                                       "SHOP_EVENTS_DSN", "SHOP_EVENTS_POOL_MAX", "SHOP_ORT_THREADS"}
+    assert env_vars_read([source]) == {
+        "SHOP_MAX_IN_FLIGHT", "SHOP_GATEWAY_ADDR", "SHOP_OTHER_ADDR", "SHOP_OLD_ADDR", "SHOP_EVENTS_DSN",
+        "SHOP_EVENTS_POOL_MAX", "SHOP_TRACING_DIR", "SHOP_ORT_THREADS"}
 
 
 def _section(text: str, heading: str) -> str:
