@@ -4,6 +4,7 @@ code reads, the command table every Makefile target, every relative link resolve
 Static checks only (the code is parsed, not imported; no network), so they take well under a second and hold whether
 settings are read through pydantic settings classes (libs/config.py) or by name (os.environ).
 """
+
 from __future__ import annotations
 
 import ast
@@ -38,26 +39,32 @@ def _call_name(node: ast.AST | None) -> str:
 
 
 def _names_in(node: ast.AST) -> set[str]:
-    return {n.id for n in ast.walk(node) if isinstance(n, ast.Name)} | {
-        n.attr for n in ast.walk(node) if isinstance(n, ast.Attribute)} | {
-        v for n in ast.walk(node) if (v := _const_str(n))}  # string annotations
+    return (
+        {n.id for n in ast.walk(node) if isinstance(n, ast.Name)}
+        | {n.attr for n in ast.walk(node) if isinstance(n, ast.Attribute)}
+        | {v for n in ast.walk(node) if (v := _const_str(n))}
+    )  # string annotations
 
 
 class _SettingsClass:
     """What a class body says about the environment: its bases, env_prefix and (field, aliases, annotation)."""
 
     def __init__(self, node: ast.ClassDef) -> None:
-        self.bases = {b.id if isinstance(b, ast.Name) else b.attr for b in node.bases
-                      if isinstance(b, (ast.Name, ast.Attribute))}
+        self.bases = {
+            b.id if isinstance(b, ast.Name) else b.attr for b in node.bases if isinstance(b, (ast.Name, ast.Attribute))
+        }
         self.prefix: str | None = None
         self.fields: list[tuple[str, list[str], set[str]]] = []
         for stmt in node.body:
             targets = stmt.targets if isinstance(stmt, ast.Assign) else [getattr(stmt, "target", None)]
             if any(getattr(t, "id", "") == "model_config" for t in targets):
                 self.prefix = _env_prefix(stmt.value)  # type: ignore[attr-defined]
-            elif isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name):
-                if "ClassVar" not in _names_in(stmt.annotation):
-                    self.fields.append((stmt.target.id, _aliases(stmt.value), _names_in(stmt.annotation)))
+            elif (
+                isinstance(stmt, ast.AnnAssign)
+                and isinstance(stmt.target, ast.Name)
+                and "ClassVar" not in _names_in(stmt.annotation)
+            ):
+                self.fields.append((stmt.target.id, _aliases(stmt.value), _names_in(stmt.annotation)))
 
 
 def _env_prefix(config: ast.AST | None) -> str | None:
@@ -65,7 +72,8 @@ def _env_prefix(config: ast.AST | None) -> str | None:
     if isinstance(config, ast.Call):
         return next((_const_str(kw.value) for kw in config.keywords if kw.arg == "env_prefix"), None)
     if isinstance(config, ast.Dict):
-        return next((_const_str(v) for k, v in zip(config.keys, config.values) if _const_str(k) == "env_prefix"), None)
+        pairs = zip(config.keys, config.values, strict=True)
+        return next((_const_str(v) for k, v in pairs if _const_str(k) == "env_prefix"), None)
     return None
 
 
@@ -149,8 +157,15 @@ class NotSettings:
 threads = os.environ.get("SHOP_ORT_THREADS", "1")
 """
     assert env_vars_read([source]) == {
-        "SHOP_MAX_IN_FLIGHT", "SHOP_GATEWAY_ADDR", "SHOP_OTHER_ADDR", "SHOP_OLD_ADDR", "SHOP_EVENTS_DSN",
-        "SHOP_EVENTS_POOL_MAX", "SHOP_TRACING_DIR", "SHOP_ORT_THREADS"}
+        "SHOP_MAX_IN_FLIGHT",
+        "SHOP_GATEWAY_ADDR",
+        "SHOP_OTHER_ADDR",
+        "SHOP_OLD_ADDR",
+        "SHOP_EVENTS_DSN",
+        "SHOP_EVENTS_POOL_MAX",
+        "SHOP_TRACING_DIR",
+        "SHOP_ORT_THREADS",
+    }
 
 
 def _section(text: str, heading: str) -> str:
@@ -166,8 +181,11 @@ def _first_cells(section: str) -> list[str]:
 
 
 def test_configuration_table_lists_exactly_the_variables_the_code_reads() -> None:
-    documented = {name for cell in _first_cells(_section(README.read_text(encoding="utf-8"), "Configuration"))
-                  for name in ENV_NAME.findall(cell)}
+    documented = {
+        name
+        for cell in _first_cells(_section(README.read_text(encoding="utf-8"), "Configuration"))
+        for name in ENV_NAME.findall(cell)
+    }
     read = env_vars_read(p.read_text(encoding="utf-8") for p in _python_files())
     assert len(read) > 20, f"the scan found too few variables to be right: {sorted(read)}"
     assert not read - documented, f"read by the code, not in README's configuration table: {sorted(read - documented)}"
@@ -176,8 +194,11 @@ def test_configuration_table_lists_exactly_the_variables_the_code_reads() -> Non
 
 def test_command_table_lists_every_makefile_target() -> None:
     targets = set(re.findall(r"^([a-z][a-z0-9-]*):(?!=)", (ROOT / "Makefile").read_text(encoding="utf-8"), re.M))
-    listed = {m for cell in _first_cells(_section(README.read_text(encoding="utf-8"), "Commands"))
-              for m in re.findall(r"make ([a-z][a-z0-9-]*)", cell)}
+    listed = {
+        m
+        for cell in _first_cells(_section(README.read_text(encoding="utf-8"), "Commands"))
+        for m in re.findall(r"make ([a-z][a-z0-9-]*)", cell)
+    }
     assert {"run", "test"} <= targets
     assert not targets - listed, f"Makefile targets missing from README's command table: {sorted(targets - listed)}"
     assert not listed - targets, f"README's command table names targets the Makefile lacks: {sorted(listed - targets)}"
@@ -195,7 +216,8 @@ LINK = re.compile(r"!?\[[^\]\n]*\]\(([^)\s]+)(?:\s+\"[^\"]*\")?\)")
 def _slug(heading: str) -> str:
     """GitHub's anchor of a heading: lower case, punctuation dropped, spaces to hyphens."""
     return re.sub(r"[^\w\- ]", "", INLINE_CODE.sub(lambda m: m.group(0)[1:-1], heading).strip().lower()).replace(
-        " ", "-")
+        " ", "-"
+    )
 
 
 def _anchors(path: Path) -> set[str]:
@@ -227,8 +249,13 @@ def test_repository_paths_named_in_docs_exist() -> None:
     missing = []
     for doc in _doc_files():
         for name in re.findall(r"`([^`\s]+)`", doc.read_text(encoding="utf-8")):
-            if (name.split("/")[0] in REPO_DIRS and "/" in name and not re.search(r"[<*{]", name)
-                    and not name.startswith("libs/gen") and not (ROOT / name.rstrip("/")).exists()):
+            if (
+                name.split("/")[0] in REPO_DIRS
+                and "/" in name
+                and not re.search(r"[<*{]", name)
+                and not name.startswith("libs/gen")
+                and not (ROOT / name.rstrip("/")).exists()
+            ):
                 missing.append(f"{doc.relative_to(ROOT)}: {name}")
     assert not missing, "paths the docs name that do not exist:\n" + "\n".join(missing)
 
@@ -245,7 +272,10 @@ def test_nothing_points_at_the_design_outside_the_repository() -> None:
     outside = "ARCHITECTURE" + ".md"  # spelt in two parts so that this file does not match itself
     texts = [*_doc_files(), ROOT / "Makefile", *ROOT.glob("*/README.md")]
     for folder in (*CODE_DIRS, "tests"):
-        texts += [p for p in (ROOT / folder).rglob("*") if p.suffix in (".py", ".md", ".yaml", ".sh", ".txt")
-                  and GENERATED not in p.parents]
+        texts += [
+            p
+            for p in (ROOT / folder).rglob("*")
+            if p.suffix in (".py", ".md", ".yaml", ".sh", ".txt") and GENERATED not in p.parents
+        ]
     citing = sorted(str(p.relative_to(ROOT)) for p in texts if outside in p.read_text(encoding="utf-8"))
     assert not citing, f"these cite {outside}, which is outside the repository: {citing}"
