@@ -3,7 +3,7 @@
 On GPU-less machines the server binary comes from the PyPI package nvidia-pytriton, which ships
 tritonserver 2.51 with the Python backend. The Python backend needs its stub next to
 libtriton_python.so, so we assemble a backend directory of our own under build/ (see
-ARCHITECTURE.md, "Running Triton without a GPU").
+docs/architecture.md, "Running Triton without a GPU").
 """
 from __future__ import annotations
 
