@@ -11,7 +11,7 @@ Phases, each with its targets (printed with the figure measured; exit 1 when one
   health SERVING afterwards; every user touched still gets OK. Then a tenth as many straight at each inner
   service's methods, same targets.
 - triton: kill -9 Triton under a closed loop of Search/Recommend with explanations; the supervisor restarts it.
-  Every answer OK or OK-flagged-degraded; the recovery timeline from the kill (relaunch, server ready, models
+  Every answer OK or OK-flagged-degraded; the recovery timeline from the kill (relaunch, server live, models
   loaded, readiness back, first clean answer), first clean answer <= 5 s after the kill; ranking and explanation
   readiness went NOT_SERVING and back (<= 2 s after the models loaded); no process of the killed Triton's group
   left.
@@ -254,8 +254,8 @@ async def health_of(addr: str) -> bool:
 
 @dataclass
 class Timeline:
-    """Readiness of each service over time (polled every 0.1 s), plus Triton's: `triton_server` (the server answers
-    ready) and `triton` (it serves the current bundle's models)."""
+    """Readiness of each service over time (polled every 0.1 s), plus Triton's: `triton_server` (the server answers,
+    live) and `triton` (it serves the current bundle's models)."""
 
     stack: Stack
     names: Sequence[str]
@@ -273,13 +273,13 @@ class Timeline:
                     # Ready = serving the current bundle's models (explicit model control: a relaunched server is
                     # up before the supervisor has loaded them, and nothing can be answered until then).
                     versions = load_bundle(artifacts_dir()).versions
-                    ready = await asyncio.gather(triton.is_server_ready(client_timeout=0.5), *(
+                    ready = await asyncio.gather(triton.is_server_live(client_timeout=0.5), *(
                         triton.is_model_ready(m, v, client_timeout=0.5) for m, v in versions.items()))
-                    server_ready, triton_ready = bool(ready[0]), all(bool(r) for r in ready)
+                    server_live, triton_ready = bool(ready[0]), all(bool(r) for r in ready)
                 except Exception:  # noqa: BLE001 - down or restarting
-                    server_ready = triton_ready = False
+                    server_live = triton_ready = False
                 now = time.monotonic()
-                for name, state in [*zip(self.names, states), ("triton_server", server_ready),
+                for name, state in [*zip(self.names, states), ("triton_server", server_live),
                                     ("triton", triton_ready)]:
                     seen = self.events.setdefault(name, [])
                     if not seen or seen[-1][1] != state:
@@ -329,7 +329,7 @@ def _not_ok(samples: Sequence[Sample]) -> Counter:
 
 async def triton_kill(stack: Stack, warmup_s: float = 5.0, timeout_s: float = 180.0) -> tuple[list[Figure], dict]:
     """kill -9 Triton under load; the recovery timeline is measured from the kill, where users feel it: relaunch,
-    server ready, the bundle's models loaded, ranking/explanation readiness back, first clean answer."""
+    server live, the bundle's models loaded, ranking/explanation readiness back, first clean answer."""
     loop = Loop(stack.addresses["gateway"])
     timeline = Timeline(stack, ["ranking", "explanation", "retrieval", "gateway"])
     done = asyncio.Event()
@@ -362,7 +362,7 @@ async def triton_kill(stack: Stack, warmup_s: float = 5.0, timeout_s: float = 18
 
     relaunched = stack.started_at.get("triton")
     steps = {"relaunched": since_kill(relaunched if relaunched and relaunched > killed_at else None),
-             "server ready": since_kill(timeline.back("triton_server", after)),
+             "server live": since_kill(timeline.back("triton_server", after)),
              "models loaded": since_kill(timeline.back("triton", after)),
              **{f"{name} ready": since_kill(timeline.went_down_and_up(name, killed_at)[1])
                 for name in ("ranking", "explanation")},
