@@ -58,5 +58,7 @@ class GatewayServicer(pb_grpc.GatewayServiceServicer):
             quantity = e.quantity if e.quantity != 0 else 1
             event = d.UserEvent(e.product_id, kind, ts, quantity) if kind else None
             events.append((e.event_id, e.user_id, e.attribution_token, event))
-        accepted, duplicates = await self.core.record_events(events)
-        return pb.RecordEventsResponse(accepted_count=accepted, duplicate_count=duplicates)
+        recorded = await self.core.record_events(events)
+        return pb.RecordEventsResponse(accepted_count=recorded.accepted, duplicate_count=recorded.duplicates,
+                                       unjoined_count=recorded.unjoined_count,
+                                       unjoined_product_ids=recorded.unjoined_product_ids)
