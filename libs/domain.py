@@ -39,6 +39,7 @@ class Stage(enum.Enum):
     RANKING = "RANKING"
     EXPLANATION = "EXPLANATION"
     TEXT_ENCODER = "TEXT_ENCODER"
+    CATALOG = "CATALOG"
 
 
 @dataclass(frozen=True)

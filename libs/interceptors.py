@@ -14,6 +14,7 @@ from google.rpc import code_pb2, error_details_pb2, status_pb2
 from prometheus_client import Counter, Histogram
 
 from libs import errors, tracing
+from libs.decoding import non_utf8_fields
 from libs.logs import fields
 
 log = logging.getLogger(__name__)
@@ -109,6 +110,9 @@ def _parse(handler: grpc.RpcMethodHandler, raw: bytes) -> object:
     try:
         return handler.request_deserializer(raw)
     except DecodeError as exc:
+        message_cls = getattr(handler.request_deserializer, "__self__", None)  # the bound Message.FromString
+        if fields := (non_utf8_fields(message_cls, raw) if isinstance(message_cls, type) else []):
+            raise errors.InvalidArgumentError([errors.FieldViolation(f, "must be UTF-8") for f in fields]) from exc
         raise errors.invalid("request", "is not a valid message of this method (string fields must be UTF-8, "
                                         "nesting at most 100 deep)") from exc
 

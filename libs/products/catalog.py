@@ -11,7 +11,7 @@ from collections.abc import Sequence
 import pandas as pd
 
 from libs import validation
-from libs.errors import FieldViolation, InvalidArgumentError, NotFoundError, invalid
+from libs.errors import FieldViolation, InvalidArgumentError, NotFoundError, UnavailableError, invalid
 from libs.products.model import (
     Availability,
     DeleteResult,
@@ -23,6 +23,7 @@ from libs.products.model import (
     check_upsert,
 )
 from libs.products.store import ProductStore
+from libs.products.view import CatalogView
 
 DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 1000
@@ -52,12 +53,25 @@ def _decode_token(token: str) -> str:
 
 
 class Catalog:
-    def __init__(self, store: ProductStore) -> None:
+    """`view`: this replica's CatalogView, refreshed after each write so this replica serves the change when the
+    caller gets the answer (the others follow within their poll interval)."""
+
+    def __init__(self, store: ProductStore, view: CatalogView | None = None) -> None:
         self.store = store
+        self.view = view
+
+    async def _refresh_view(self) -> None:
+        if self.view is not None:
+            try:
+                await self.view.refresh()
+            except UnavailableError:
+                pass  # the write is stored; the view catches up on its next poll
 
     async def upsert(self, products: Sequence[ProductContent]) -> UpsertResult:
         valid = check_upsert(products)
-        return await asyncio.to_thread(self.store.upsert, valid, time.time())
+        result = await asyncio.to_thread(self.store.upsert, valid, time.time())
+        await self._refresh_view()
+        return result
 
     async def get(self, product_id: str) -> Product:
         if why := validation.product_id_problem(product_id):
@@ -78,6 +92,7 @@ class Catalog:
     async def delete(self, product_ids: Sequence[str]) -> DeleteResult:
         ids = check_delete(product_ids)
         result = await asyncio.to_thread(self.store.delete, ids, time.time())
+        await self._refresh_view()
         if result.unknown:
             first = {p: i for i, p in reversed(list(enumerate(product_ids)))}
             raise InvalidArgumentError([FieldViolation(f"product_ids[{first[p]}]", "is not a product of the catalogue")

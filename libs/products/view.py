@@ -26,8 +26,8 @@ class CatalogView:
         self.products: dict[str, Product] = {}
         self.cursor = 0  # change_seq of the last change applied
         self.stale = True  # nothing read yet, or the last poll failed
-        self.refreshed_at = 0.0  # time.monotonic() of the last successful poll
         self._outage_logged = False
+        self._refreshing = asyncio.Lock()  # one refresh at a time: two could apply their reads out of order
 
     def get(self, product_id: str) -> Product | None:
         return self.products.get(product_id)
@@ -47,7 +47,6 @@ class CatalogView:
         if changes:
             self.cursor = changes[-1].change_seq
         self.stale = False
-        self.refreshed_at = time.monotonic()
 
     def catch_up(self) -> int:
         """`refresh` for callers without an event loop (before serving); blocking."""
@@ -57,13 +56,14 @@ class CatalogView:
 
     async def refresh(self) -> int:
         """Apply every change after the cursor; returns how many. UnavailableError leaves the view as it was."""
-        try:
-            changes = await asyncio.to_thread(self._read_changes)
-        except UnavailableError:
-            self.stale = True
-            raise
-        self._apply(changes)  # on the event loop: readers never see half a batch
-        return len(changes)
+        async with self._refreshing:
+            try:
+                changes = await asyncio.to_thread(self._read_changes)
+            except UnavailableError:
+                self.stale = True
+                raise
+            self._apply(changes)  # on the event loop: readers never see half a batch
+            return len(changes)
 
     async def follow(self, interval_s: float = 0.5) -> None:
         """Refresh every `interval_s` until cancelled; database trouble is logged once per outage, not raised."""

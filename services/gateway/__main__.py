@@ -86,7 +86,7 @@ async def main() -> None:
                        AttributionTokens(settings.token_key.get_secret_value().encode()) if settings.token_key
                        else AttributionTokens.ephemeral())
     servicer = GatewayServicer(core, settings.default_deadline_s)
-    catalog = CatalogServicer(Catalog(products))
+    catalog = CatalogServicer(Catalog(products, view))
 
     def register(server: object) -> None:
         gpb_grpc.add_GatewayServiceServicer_to_server(servicer, server)

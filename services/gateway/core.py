@@ -54,6 +54,8 @@ class Ranking(Protocol):
 class CatalogReader(Protocol):
     """This replica's view of the catalogue (libs.products.view.CatalogView)."""
 
+    stale: bool  # its last refresh failed (or none has run yet)
+
     def get(self, product_id: str) -> Product | None: ...
     async def unknown(self, product_ids: Sequence[str]) -> list[str]: ...
 
@@ -144,6 +146,9 @@ class GatewayCore:
                                 recent: list[d.UserEvent], page_size: int, explain: bool, budget: Budget) -> Page:
         variant = self.variants.assign(user_id)
         degradations = list(retrieved.degradations)
+        if self.catalog.stale:
+            degradations.append(d.Degradation(d.Stage.CATALOG, "catalogue not refreshed: availability and prices "
+                                                               "as last read"))
         versions: list[d.ModelVersion] = []
         candidates = [c for c in retrieved.items if self._servable(c.product_id)]
         if not candidates:

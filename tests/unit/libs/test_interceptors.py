@@ -168,4 +168,4 @@ async def test_unparseable_requests_are_invalid_argument_not_unknown():
     assert info.value.code() is grpc.StatusCode.INVALID_ARGUMENT
     status = status_pb2.Status.FromString(dict(info.value.trailing_metadata())["grpc-status-details-bin"])
     bad = error_details_pb2.BadRequest()
-    assert status.details[0].Unpack(bad) and bad.field_violations[0].field == "request"
+    assert status.details[0].Unpack(bad) and [v.field for v in bad.field_violations] == ["query"]

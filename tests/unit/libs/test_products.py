@@ -185,9 +185,11 @@ async def test_view_follows_changes_of_another_replica(open_store):
 
 async def test_catalog_pages_tokens_and_errors(tmp_path):
     store = SqliteProductStore(tmp_path / "c.sqlite3")
-    catalog = Catalog(store)
+    view = CatalogView(store)
+    catalog = Catalog(store, view)
     try:
         await catalog.upsert([_p(f"P{i}") for i in range(5)])
+        assert view.get("P4") is not None  # this replica serves a write when it acknowledges it
         first, token = await catalog.list(3, "")
         second, last = await catalog.list(3, token)
         assert [p.product_id for p in first + second] == [f"P{i}" for i in range(5)] and last == ""

@@ -67,6 +67,7 @@ class FakeCatalog:
     """The catalogue view: P0..P29 in stock at 1.50 GBP, with `sold_out` OUT_OF_STOCK."""
 
     def __init__(self, sold_out: set[str] = frozenset()) -> None:
+        self.stale = False
         self.products = {
             f"P{i}": Product(ProductContent(f"P{i}", f"TITLE {i}", d.Money("GBP", 1, 500_000_000),
                                             d.Availability.OUT_OF_STOCK if f"P{i}" in sold_out
@@ -181,6 +182,11 @@ async def test_sold_out_products_are_not_served_and_results_carry_price_and_avai
         assert [i.product_id for i in page.items] == ["P28", "P26", "P25", "P24", "P23"]
         assert all(i.price == d.Money("GBP", 1, 500_000_000) and i.availability is d.Availability.IN_STOCK
                    for i in page.items)
+    # With the catalogue's database down, the last read view still filters, flagged.
+    core.catalog.stale = True
+    page = await core.search("lantern", "17850", 5, False, _budget())
+    assert [i.product_id for i in page.items][:2] == ["P28", "P26"]
+    assert [x.stage for x in page.degradations] == [d.Stage.CATALOG]
     # A product the catalogue has no row for is served as before, without price or availability.
     unknown = _core(store, catalog=FakeCatalog(), retrieval=FakeRetrieval(found=40))
     page = await unknown.search("lantern", "", 3, False, _budget())
