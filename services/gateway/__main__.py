@@ -24,7 +24,7 @@ from libs.products.view import CatalogView
 from libs.readiness import Dependencies, grpc_health_check
 from libs.server import Registration, serve
 from services.gateway.clients import ExplanationClient, RankingClient, RetrievalClient
-from services.gateway.catalog_servicer import CatalogServicer
+from services.gateway.catalog_servicer import WRITE_METHODS, CatalogServicer
 from services.gateway.core import GatewayCore
 from services.gateway.experiments import AttributionTokens, Variants
 from services.gateway.servicer import GatewayServicer
@@ -59,9 +59,6 @@ class GatewaySettings(ServiceSettings):
 
 def _full_name(module: object, service: str) -> str:
     return module.DESCRIPTOR.services_by_name[service].full_name
-
-
-CATALOG_WRITES = frozenset(f"/{_full_name(cpb, 'CatalogService')}/{m}" for m in ("UpsertProducts", "DeleteProducts"))
 
 
 async def main() -> None:
@@ -102,7 +99,7 @@ async def main() -> None:
 
     await serve("gateway", settings, addrs.gateway,
                 Registration(register, [_full_name(gpb, "GatewayService"), _full_name(cpb, "CatalogService")],
-                             privileged=CATALOG_WRITES), on_stop=close,
+                             privileged=WRITE_METHODS), on_stop=close,
                 # Retrieval is needed for any answer; ranking and explanation only make it better (degradations).
                 ready=Dependencies({name: grpc_health_check(ch) for name, ch in
                                     zip(("retrieval", "ranking", "explanation"), channels)}, required=["retrieval"]))

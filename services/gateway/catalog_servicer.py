@@ -10,6 +10,10 @@ from libs.products.catalog import Catalog
 from libs.products.model import MAX_PER_CALL
 from libs.validation import at_most
 
+# What needs the catalogue write token (SHOP_CATALOG_WRITE_TOKEN; libs.server.Registration.privileged).
+WRITE_METHODS = frozenset(f"/{pb.DESCRIPTOR.services_by_name['CatalogService'].full_name}/{m}"
+                          for m in ("UpsertProducts", "DeleteProducts"))
+
 
 class CatalogServicer(pb_grpc.CatalogServiceServicer):
     def __init__(self, catalog: Catalog) -> None:
