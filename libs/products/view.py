@@ -29,6 +29,10 @@ class CatalogView:
         self._outage_logged = False
         self._refreshing = asyncio.Lock()  # one refresh at a time: two could apply their reads out of order
 
+    async def is_fresh(self) -> bool:
+        """A readiness check (libs.readiness): its last poll of the store succeeded."""
+        return not self.stale
+
     def get(self, product_id: str) -> Product | None:
         return self.products.get(product_id)
 

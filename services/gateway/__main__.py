@@ -101,8 +101,11 @@ async def main() -> None:
                 Registration(register, [_full_name(gpb, "GatewayService"), _full_name(cpb, "CatalogService")],
                              privileged=WRITE_METHODS), on_stop=close,
                 # Retrieval is needed for any answer; ranking and explanation only make it better (degradations).
-                ready=Dependencies({name: grpc_health_check(ch) for name, ch in
-                                    zip(("retrieval", "ranking", "explanation"), channels)}, required=["retrieval"]))
+                # The catalogue must have been read once (no sold-out product served by a fresh replica); a later
+                # outage of its database is flagged on the answers instead.
+                ready=Dependencies({**{name: grpc_health_check(ch) for name, ch in
+                                       zip(("retrieval", "ranking", "explanation"), channels)},
+                                    "catalogue": view.is_fresh}, required=["retrieval"]))
 
 
 if __name__ == "__main__":
