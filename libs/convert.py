@@ -18,13 +18,16 @@ import enum
 from collections.abc import Mapping
 from typing import TypeVar
 
-from google.protobuf.timestamp_pb2 import Timestamp
+from google.protobuf import timestamp_pb2
+from google.type import money_pb2
+from shop.catalog.v1 import catalog_service_pb2 as catpb
 from shop.common.v1 import common_pb2 as pb
 from shop.gateway.v1 import gateway_service_pb2 as gpb
 from shop.retrieval.v1 import retrieval_service_pb2 as rpb
 
 from libs import domain as d
 from libs.errors import InvalidArgumentError, invalid
+from libs.products.model import Product, ProductContent
 
 E = TypeVar("E", bound=enum.Enum)
 # google.protobuf.Timestamp's documented range: 0001-01-01T00:00:00Z .. 9999-12-31T23:59:59.999999999Z.
@@ -40,8 +43,10 @@ _SOURCE = _enum_map(d.Source, pb.CandidateSource, "CANDIDATE_SOURCE")
 _EVIDENCE = _enum_map(d.EvidenceKind, pb.EvidenceType, "EVIDENCE_TYPE")
 _STAGE = _enum_map(d.Stage, pb.Stage, "STAGE")
 _EVENT = _enum_map(d.EventKind, pb.EventType, "EVENT_TYPE")
+_AVAILABILITY = _enum_map(d.Availability, pb.Availability, "AVAILABILITY")
 _BACK = {cls: {v: k for k, v in mapping.items()} for cls, mapping in
-         ((d.Source, _SOURCE), (d.EvidenceKind, _EVIDENCE), (d.Stage, _STAGE), (d.EventKind, _EVENT))}
+         ((d.Source, _SOURCE), (d.EvidenceKind, _EVIDENCE), (d.Stage, _STAGE), (d.EventKind, _EVENT),
+          (d.Availability, _AVAILABILITY))}
 
 
 def enum_from_pb(domain_cls: type[E], value: int) -> E | None:
@@ -93,9 +98,12 @@ def explanation_from_pb(e: pb.Explanation) -> d.Explanation:
 
 def scored_to_pb(x: d.ScoredItem) -> pb.ScoredProduct:
     msg = pb.ScoredProduct(product=pb.ProductRef(product_id=x.product_id, title=x.title), score=x.score,
-                           model_scores=x.model_scores, sources=[_SOURCE[s] for s in x.sources])
+                           model_scores=x.model_scores, sources=[_SOURCE[s] for s in x.sources],
+                           availability=_enum_to_pb(_AVAILABILITY, x.availability))
     if x.explanation is not None:
         msg.explanation.CopyFrom(explanation_to_pb(x.explanation))
+    if x.price is not None:
+        msg.price.CopyFrom(money_to_pb(x.price))
     return msg
 
 
@@ -103,7 +111,38 @@ def scored_from_pb(x: pb.ScoredProduct) -> d.ScoredItem:
     sources = [enum_from_pb(d.Source, s) for s in x.sources]
     return d.ScoredItem(product_id=x.product.product_id, title=x.product.title, score=x.score,
                         model_scores=dict(x.model_scores), sources=[s for s in sources if s is not None],
-                        explanation=explanation_from_pb(x.explanation) if x.HasField("explanation") else None)
+                        explanation=explanation_from_pb(x.explanation) if x.HasField("explanation") else None,
+                        price=money_from_pb(x.price) if x.HasField("price") else None,
+                        availability=enum_from_pb(d.Availability, x.availability))
+
+
+def money_to_pb(m: d.Money) -> money_pb2.Money:
+    return money_pb2.Money(currency_code=m.currency_code, units=m.units, nanos=m.nanos)
+
+
+def money_from_pb(m: money_pb2.Money) -> d.Money:
+    """As sent: whether it is a valid price is the catalogue's rule (libs.products.model), not conversion's."""
+    return d.Money(m.currency_code, m.units, m.nanos)
+
+
+def timestamp_to_pb(epoch_s: float) -> timestamp_pb2.Timestamp:
+    msg = timestamp_pb2.Timestamp()
+    msg.FromMicroseconds(round(epoch_s * 1e6))
+    return msg
+
+
+def product_from_pb(p: catpb.Product) -> ProductContent:
+    """What a caller writes (output-only fields ignored); validated by libs.products.model.check_upsert."""
+    return ProductContent(p.product_id, p.title, money_from_pb(p.price) if p.HasField("price") else None,
+                          enum_from_pb(d.Availability, p.availability), p.description, tuple(p.categories))
+
+
+def product_to_pb(p: Product) -> catpb.Product:
+    c = p.content
+    return catpb.Product(product_id=c.product_id, title=c.title, description=c.description,
+                         price=money_to_pb(c.price), availability=_enum_to_pb(_AVAILABILITY, c.availability),
+                         categories=c.categories, create_time=timestamp_to_pb(p.create_time),
+                         update_time=timestamp_to_pb(p.update_time), change_seq=p.change_seq)
 
 
 def user_event_to_pb(e: d.UserEvent) -> pb.UserEvent:
@@ -112,7 +151,7 @@ def user_event_to_pb(e: d.UserEvent) -> pb.UserEvent:
     return msg
 
 
-def timestamp_from_pb(ts: Timestamp, field: str) -> float:
+def timestamp_from_pb(ts: timestamp_pb2.Timestamp, field: str) -> float:
     """Seconds since the epoch. A Timestamp outside its documented range (years 1..9999, nanos 0..999,999,999),
     which any client can put on the wire, is INVALID_ARGUMENT naming `field`."""
     if not MIN_TIMESTAMP_S <= ts.seconds <= MAX_TIMESTAMP_S or not 0 <= ts.nanos <= 999_999_999:

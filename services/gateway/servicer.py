@@ -49,5 +49,7 @@ class GatewayServicer(pb_grpc.GatewayServiceServicer):
 
     async def RecordEvents(self, request: pb.RecordEventsRequest, context: grpc.aio.ServicerContext
                            ) -> pb.RecordEventsResponse:
-        accepted, duplicates = await self.core.record_events(convert.events_from_pb(request.events, time.time()))
-        return pb.RecordEventsResponse(accepted_count=accepted, duplicate_count=duplicates)
+        recorded = await self.core.record_events(convert.events_from_pb(request.events, time.time()))
+        return pb.RecordEventsResponse(accepted_count=recorded.accepted, duplicate_count=recorded.duplicates,
+                                       unjoined_count=recorded.unjoined_count,
+                                       unjoined_product_ids=recorded.unjoined_product_ids)
