@@ -23,8 +23,6 @@ def test_other_damage_names_nothing():
 def test_an_overwritten_occurrence_of_a_singular_string_is_named_too():
     from shop.gateway.v1 import gateway_service_pb2 as gpb
 
-    from libs.decoding import non_utf8_fields
-
     # query twice: protobuf keeps the last ("ok") but refuses the message for the first, which is not UTF-8
     raw = b"\x0a\x02\xff\xfe" + b"\x0a\x02ok"
     assert non_utf8_fields(gpb.SearchRequest, raw) == ["query"]
