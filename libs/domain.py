@@ -30,6 +30,7 @@ class EvidenceKind(enum.Enum):
     QUERY_SIMILAR = "QUERY_SIMILAR"
     DISCOVERY = "DISCOVERY"
     PURCHASE_FREQUENCY = "PURCHASE_FREQUENCY"
+    SIMILAR_CUSTOMERS = "SIMILAR_CUSTOMERS"
 
 
 class Stage(enum.Enum):
@@ -71,6 +72,11 @@ class Evidence:
     product_id: str = ""
     title: str = ""
     text: str = ""
+    # The fact the piece measured (common.proto Evidence says what per kind): a count over the last `window_days`
+    # days (0 = all the history) and the user's last order of the product counted, in seconds (0 = none).
+    count: int = 0
+    window_days: int = 0
+    last_time: float = 0.0
 
 
 @dataclass
@@ -128,3 +134,4 @@ class RecordedEvent:
     event: UserEvent
     attribution_token: str = ""
     variant: str = ""
+
