@@ -135,3 +135,17 @@ class RecordedEvent:
     attribution_token: str = ""
     variant: str = ""
 
+
+@dataclass(frozen=True)
+class ServedResponse:
+    """What one Search or Recommend response served, kept so its results can be explained on demand with exactly
+    the scores it served: the same user, query, variant, bundle and recorded events."""
+
+    response_id: str  # the attribution token's id
+    created: float  # seconds since the epoch (UTC)
+    user_id: str
+    query: str
+    variant: str
+    bundle_id: str
+    results: tuple[tuple[str, str, float], ...]  # (product_id, title, served score), in ranked order
+    recent: tuple[UserEvent, ...]  # the user's recorded events the response read

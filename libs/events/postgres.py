@@ -10,7 +10,7 @@ from contextlib import contextmanager
 import psycopg
 from psycopg_pool import ConnectionPool
 
-from libs.domain import EventKind, RecordedEvent, UserEvent
+from libs.domain import EventKind, RecordedEvent, ServedResponse, UserEvent
 from libs.errors import UnavailableError
 from libs.events import migrations
 from libs.events.base import (
@@ -21,6 +21,8 @@ from libs.events.base import (
     EventStore,
     Purchase,
     conflicts,
+    response_body,
+    response_from_body,
 )
 
 log = logging.getLogger(__name__)
@@ -124,3 +126,20 @@ class PostgresEventStore(EventStore):
     def prune(self, older_than: float) -> int:
         with self._transaction() as conn:
             return conn.execute("DELETE FROM events WHERE ts_us < %s", (to_us(older_than),)).rowcount
+
+    def keep_response(self, response: ServedResponse) -> None:
+        with self._transaction() as conn:
+            conn.execute("SET LOCAL synchronous_commit = off")  # EventStore.keep_response: no flush on Search
+            conn.execute("INSERT INTO responses (response_id, created_us, body) VALUES (%s, %s, %s) "
+                         "ON CONFLICT (response_id) DO NOTHING",
+                         (response.response_id, to_us(response.created), response_body(response)))
+
+    def served_response(self, response_id: str) -> ServedResponse | None:
+        with self._transaction() as conn:
+            row = conn.execute("SELECT created_us, body FROM responses WHERE response_id = %s",
+                               (response_id,)).fetchone()
+        return response_from_body(response_id, row[0] / 1e6, row[1]) if row else None
+
+    def prune_responses(self, older_than: float) -> int:
+        with self._transaction() as conn:
+            return conn.execute("DELETE FROM responses WHERE created_us < %s", (to_us(older_than),)).rowcount

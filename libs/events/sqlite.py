@@ -8,7 +8,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-from libs.domain import EventKind, RecordedEvent, UserEvent
+from libs.domain import EventKind, RecordedEvent, ServedResponse, UserEvent
 from libs.errors import UnavailableError
 from libs.events import migrations
 from libs.events.base import (
@@ -19,6 +19,8 @@ from libs.events.base import (
     EventStore,
     Purchase,
     conflicts,
+    response_body,
+    response_from_body,
 )
 
 log = logging.getLogger(__name__)
@@ -124,6 +126,25 @@ class SqliteEventStore(EventStore):
     def prune(self, older_than: float) -> int:
         with self._transaction() as conn:
             return conn.execute("DELETE FROM events WHERE ts < ?", (older_than,)).rowcount
+
+    def keep_response(self, response: ServedResponse) -> None:
+        with self._session() as conn:
+            # Durable at the next checkpoint rather than at commit (EventStore.keep_response); WAL stays consistent.
+            conn.execute("PRAGMA synchronous=NORMAL")
+            try:
+                conn.execute("INSERT OR IGNORE INTO responses VALUES (?,?,?)",
+                             (response.response_id, response.created, response_body(response)))
+            finally:
+                conn.execute("PRAGMA synchronous=FULL")
+
+    def served_response(self, response_id: str) -> ServedResponse | None:
+        with self._session() as conn:
+            row = conn.execute("SELECT created, body FROM responses WHERE response_id=?", (response_id,)).fetchone()
+        return response_from_body(response_id, *row) if row else None
+
+    def prune_responses(self, older_than: float) -> int:
+        with self._transaction() as conn:
+            return conn.execute("DELETE FROM responses WHERE created < ?", (older_than,)).rowcount
 
 
 def _statements(sql: str) -> Iterator[str]:

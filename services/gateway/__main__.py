@@ -15,7 +15,7 @@ from libs.catalog.store import load_dataset
 from libs.channels import open_channel
 from libs.config import ServiceSettings
 from libs.events import open_event_store
-from libs.events.retention import prune_periodically
+from libs.events.retention import expire_responses, prune_periodically
 from libs.readiness import Dependencies, grpc_health_check
 from libs.server import Registration, serve
 from services.gateway.clients import ExplanationClient, RankingClient, RetrievalClient
@@ -44,6 +44,8 @@ class GatewaySettings(ServiceSettings):
     # HMAC key of attribution tokens (>= 16 bytes). Unset = a random key of this process: tokens then stop
     # verifying after a restart and across replicas, so production mounts one from a Secret.
     token_key: SecretStr | None = Field(None, validation_alias="SHOP_TOKEN_KEY")
+    # How long a Search/Recommend response can be explained on demand (ExplainResult), seconds.
+    response_ttl_s: float = Field(3600.0, gt=0, validation_alias="SHOP_RESPONSE_TTL_S")
 
 
 def _full_name(module: object, service: str) -> str:
@@ -58,7 +60,8 @@ async def main() -> None:
     dsn = settings.events_dsn.get_secret_value() if settings.events_dsn else None
     events = open_event_store(dsn, settings.events_db or settings.artifacts_dir / "events"
                               / "events.sqlite3", settings.events_pool_max, settings.events_timeout_s)
-    retention = asyncio.create_task(prune_periodically(events, settings.events_retention_days))
+    retention = [asyncio.create_task(prune_periodically(events, settings.events_retention_days)),
+                 asyncio.create_task(expire_responses(events, settings.response_ttl_s))]
     channels = [
         open_channel(addrs.retrieval, [_full_name(qpb, "RetrievalService")], sec),
         open_channel(addrs.ranking, [_full_name(rpb, "RankingService")], sec),
@@ -67,11 +70,12 @@ async def main() -> None:
     core = GatewayCore(RetrievalClient(channels[0]), RankingClient(channels[1], settings.diversity),
                        ExplanationClient(channels[2]), events, Variants.parse(settings.variants), known.__contains__,
                        AttributionTokens(settings.token_key.get_secret_value().encode()) if settings.token_key
-                       else AttributionTokens.ephemeral())
+                       else AttributionTokens.ephemeral(), settings.response_ttl_s)
     servicer = GatewayServicer(core, settings.default_deadline_s)
 
     async def close() -> None:
-        retention.cancel()
+        for task in retention:
+            task.cancel()
         for ch in channels:
             await ch.close()
         events.close()

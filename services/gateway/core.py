@@ -18,6 +18,7 @@ from libs.events import EventConflictError, EventStore, event_time_problem
 from libs.events.base import payload
 from libs.features import POOL_MAX
 from services.gateway.experiments import AttributionTokens, Variants
+from services.gateway.on_demand import DEFAULT_TTL_S, ExplainedResults, OnDemand
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +53,8 @@ class Ranking(Protocol):
 
 class Explainer(Protocol):
     async def explain(self, user_id: str, query: str, product_ids: Sequence[str], variant: str,
-                      recent: Sequence[d.UserEvent], timeout: float) -> StageResult: ...
+                      recent: Sequence[d.UserEvent], timeout: float, bundle_id: str = "",
+                      all_evidence: bool = False) -> StageResult: ...
 
 
 @dataclass
@@ -83,7 +85,7 @@ class Budget:
 class GatewayCore:
     def __init__(self, retrieval: Retrieval, ranking: Ranking, explainer: Explainer, events: EventStore,
                  variants: Variants, known_product: Callable[[str], bool],
-                 tokens: AttributionTokens | None = None) -> None:
+                 tokens: AttributionTokens | None = None, response_ttl_s: float = DEFAULT_TTL_S) -> None:
         self.retrieval = retrieval
         self.ranking = ranking
         self.explainer = explainer
@@ -91,6 +93,7 @@ class GatewayCore:
         self.variants = variants
         self.known_product = known_product
         self.tokens = tokens or AttributionTokens.ephemeral()
+        self.on_demand = OnDemand(explainer, events, self.tokens.response_id, response_ttl_s)
 
     async def search(self, query: str, user_id: str, page_size: int, explain: bool, budget: Budget) -> Page:
         # Retrieval does not need the user's fresh events, so read them concurrently.
@@ -146,6 +149,10 @@ class GatewayCore:
             items = [d.ScoredItem(c.product_id, c.title, c.retrieval_score, {"retrieval": c.retrieval_score},
                                   sorted({s.source for s in c.source_ranks}, key=lambda s: s.value))
                      for c in candidates[:page_size]]
+        token = self.tokens.issue(variant)
+        # A ranked page is kept (while it is being explained), so that its results can be explained on demand.
+        kept = asyncio.create_task(self.on_demand.keep(token, user_id, query, variant, versions, items, recent,
+                                                       budget.remaining())) if versions else None
         if explain and items:
             try:
                 explained = await self.explainer.explain(user_id, query, [i.product_id for i in items], variant,
@@ -156,7 +163,13 @@ class GatewayCore:
             except (UnavailableError, DeadlineError) as exc:
                 log.warning("explanation degraded: %s", exc)
                 degradations.append(d.Degradation(d.Stage.EXPLANATION, str(exc)))
-        return Page(items, self.tokens.issue(variant), degradations, versions, variant)
+        if kept is not None:
+            degradations += await kept
+        return Page(items, token, degradations, versions, variant)
+
+    async def explain_result(self, token: str, product_ids: Sequence[str], budget: Budget) -> ExplainedResults:
+        """Results of a served response, explained with exactly the scores it served (services.gateway.on_demand)."""
+        return await self.on_demand.explain(token, product_ids, budget.share(0.95))
 
     async def record_events(self, events: Sequence[tuple[str, str, str, d.UserEvent | None]]) -> tuple[int, int]:
         """events: (event_id, user_id, attribution_token, event or None when its type is unknown).

@@ -255,3 +255,22 @@ async def test_purchase_frequency_prior_is_served_and_explained_as_it_is(query):
             measured = sum(e.contribution for e in ex.evidence)
             assert ex.score - ex.baseline == pytest.approx(measured + ex.interaction, abs=1e-6)
 
+
+async def test_another_bundle_is_a_failed_precondition_and_the_held_one_is_named():
+    from libs.errors import FailedPreconditionError  # noqa: PLC0415
+
+    async def version(model):  # noqa: ANN001, ANN202
+        return "7"
+
+    core = ExplanationCore(fakes.store(), fakes.TITLES, fakes.FUSION, fakes.FakeRankers().infer, fakes.encode,
+                           version, "b0007")
+    with pytest.raises(FailedPreconditionError) as info:
+        await core.explain("1", "", ["A"], "fused", [], 1.0, bundle_id="b0006")
+    assert info.value.reason == "BUNDLE_NOT_LOADED" and info.value.extra == {"bundle_id": "b0006", "loaded": "b0007"}
+    out = await core.explain("1", "", ["A"], "fused", [], 1.0, bundle_id="b0007", all_evidence=True)
+    assert set(out.versions) == {d.ModelVersion(GNN_RANKER, "7"), d.ModelVersion(TRANSFORMER_RANKER, "7"),
+                                 d.ModelVersion("bundle", "b0007")}
+    ex = out.explanations[0]
+    assert ex.score - ex.baseline == pytest.approx(sum(e.contribution for e in ex.evidence) + ex.interaction, abs=1e-9)
+    shown = (await core.explain("1", "", ["A"], "fused", [], 1.0)).explanations[0]
+    assert shown.sentence == ex.sentence and len(ex.evidence) >= len(shown.evidence)
