@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import scipy.sparse as sp
 
 from libs import domain as d
 from libs.explain.masking import Mask
@@ -113,16 +114,30 @@ def similar_buyers(store: FeatureStore, ctx: UserContext, cand_idx: np.ndarray) 
     if store.neighbours is None or not len(ctx):
         return [Fact() for _ in cand_idx]
     rows = store.neighbours.nearest(ctx.items, ctx.ts, ctx.now, ctx.user)
-    ids = store.neighbours.user_ids
-    since = store.now - RECENT_DAYS * DAY
-    ever = np.zeros(store.n_items, np.int64)
-    lately = np.zeros(store.n_items, np.int64)
-    for r in rows.tolist():
-        other = store.users[ids[r]]
-        ever[np.unique(other.items)] += 1
-        lately[np.unique(other.items[other.ts >= since])] += 1
-    return [Fact() if c < 0 else Fact(count=int(lately[c]), window_days=RECENT_DAYS) if lately[c]
-            else Fact(count=int(ever[c])) for c in cand_idx.tolist()]
+    cols = np.clip(cand_idx, 0, None)
+    ever = np.asarray((store.neighbours.by_user[rows][:, cols] != 0).sum(axis=0)).ravel()
+    lately = np.asarray(_recent_buyers(store)[rows][:, cols].sum(axis=0)).ravel()
+    return [Fact() if c < 0 else Fact(count=int(n), window_days=RECENT_DAYS) if n else Fact(count=int(e))
+            for c, n, e in zip(cand_idx.tolist(), lately.tolist(), ever.tolist())]
+
+
+def _recent_buyers(store: FeatureStore) -> sp.csr_matrix:
+    """[customers in the neighbours' row order, items] 1 where the customer bought the item in the last RECENT_DAYS
+    days before the store's now; built once per store (a loop over every customer, ~0.1 s)."""
+    cached = getattr(store, "_recent_buyers", None)
+    if cached is None:
+        since = store.now - RECENT_DAYS * DAY
+        rows, cols = [], []
+        for r, user in enumerate(store.neighbours.user_ids):
+            ctx = store.users[user]
+            items = np.unique(ctx.items[ctx.ts >= since])
+            rows.append(np.full(len(items), r, np.int64))
+            cols.append(items)
+        data = np.concatenate(rows) if rows else np.zeros(0, np.int64)
+        cached = sp.csr_matrix((np.ones(len(data), np.int64), (data, np.concatenate(cols) if cols else data)),
+                               shape=store.neighbours.by_user.shape)
+        store._recent_buyers = cached
+    return cached
 
 
 def facts_for(store: FeatureStore, ctx: UserContext, pieces: Sequence[Piece], cand_idx: np.ndarray
