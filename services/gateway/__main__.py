@@ -5,6 +5,8 @@ import asyncio
 from pathlib import Path
 
 from pydantic import Field, SecretStr
+from shop.catalog.v1 import catalog_service_pb2 as cpb
+from shop.catalog.v1 import catalog_service_pb2_grpc as cpb_grpc
 from shop.explanation.v1 import explanation_service_pb2 as xpb
 from shop.gateway.v1 import gateway_service_pb2 as gpb
 from shop.gateway.v1 import gateway_service_pb2_grpc as gpb_grpc
@@ -16,11 +18,16 @@ from libs.channels import open_channel
 from libs.config import ServiceSettings
 from libs.events import open_event_store
 from libs.events.retention import expire_responses, prune_periodically
+from libs.products.catalog import Catalog, dataset_products
+from libs.products.store import open_product_store
+from libs.products.view import CatalogView
 from libs.readiness import Dependencies, grpc_health_check
 from libs.server import Registration, serve
 from services.gateway.clients import ExplanationClient, RankingClient, RetrievalClient
+from services.gateway.catalog_servicer import WRITE_METHODS, CatalogServicer
 from services.gateway.core import GatewayCore
 from services.gateway.experiments import AttributionTokens, Variants
+from services.gateway.on_demand import RESPONSE_TTL_S
 from services.gateway.servicer import GatewayServicer
 
 
@@ -35,6 +42,11 @@ class GatewaySettings(ServiceSettings):
     events_timeout_s: float = Field(2.0, gt=0, validation_alias="SHOP_EVENTS_TIMEOUT_S")
     # Events older than this many days (by event time) are deleted at start-up and daily; 0 = keep forever.
     events_retention_days: float = Field(400, ge=0, validation_alias="SHOP_EVENTS_RETENTION_DAYS")
+    # PostgreSQL of the catalogue (products), when it is not SHOP_EVENTS_DSN's database. Unset = SHOP_EVENTS_DSN's,
+    # or with that unset too, the SQLite events file (its own tables).
+    catalog_dsn: SecretStr | None = Field(None, validation_alias="SHOP_CATALOG_DSN")
+    # How often each replica reads the catalogue's new changes, seconds: the bound on how stale its view is.
+    catalog_poll_s: float = Field(0.5, gt=0, validation_alias="SHOP_CATALOG_POLL_S")
     # Ranking variants and traffic shares, e.g. "fused:0.9,gnn_only:0.1".
     variants: str = Field("fused:1", validation_alias="SHOP_VARIANTS")
     # Deadline used when the caller sets none, seconds.
@@ -44,8 +56,6 @@ class GatewaySettings(ServiceSettings):
     # HMAC key of attribution tokens (>= 16 bytes). Unset = a random key of this process: tokens then stop
     # verifying after a restart and across replicas, so production mounts one from a Secret.
     token_key: SecretStr | None = Field(None, validation_alias="SHOP_TOKEN_KEY")
-    # How long a Search/Recommend response can be explained on demand (ExplainResult), seconds.
-    response_ttl_s: float = Field(3600.0, gt=0, validation_alias="SHOP_RESPONSE_TTL_S")
 
 
 def _full_name(module: object, service: str) -> str:
@@ -56,36 +66,48 @@ async def main() -> None:
     settings = GatewaySettings()
     addrs, sec = settings.addresses, settings.security
     dataset = load_dataset(settings.artifacts_dir)
-    known = set(dataset.items["product_id"])
     dsn = settings.events_dsn.get_secret_value() if settings.events_dsn else None
-    events = open_event_store(dsn, settings.events_db or settings.artifacts_dir / "events"
-                              / "events.sqlite3", settings.events_pool_max, settings.events_timeout_s)
+    sqlite_path = settings.events_db or settings.artifacts_dir / "events" / "events.sqlite3"
+    events = open_event_store(dsn, sqlite_path, settings.events_pool_max, settings.events_timeout_s)
+    products = open_product_store(settings.catalog_dsn.get_secret_value() if settings.catalog_dsn else dsn,
+                                  sqlite_path, timeout_s=settings.events_timeout_s)
+    view = CatalogView(products)
+    following = asyncio.create_task(view.seed_and_follow(dataset_products(dataset.items), settings.catalog_poll_s))
     retention = [asyncio.create_task(prune_periodically(events, settings.events_retention_days)),
-                 asyncio.create_task(expire_responses(events, settings.response_ttl_s))]
+                 asyncio.create_task(expire_responses(events, RESPONSE_TTL_S))]
     channels = [
         open_channel(addrs.retrieval, [_full_name(qpb, "RetrievalService")], sec),
         open_channel(addrs.ranking, [_full_name(rpb, "RankingService")], sec),
         open_channel(addrs.explanation, [_full_name(xpb, "ExplanationService")], sec),
     ]
     core = GatewayCore(RetrievalClient(channels[0]), RankingClient(channels[1], settings.diversity),
-                       ExplanationClient(channels[2]), events, Variants.parse(settings.variants), known.__contains__,
+                       ExplanationClient(channels[2]), events, Variants.parse(settings.variants), view,
                        AttributionTokens(settings.token_key.get_secret_value().encode()) if settings.token_key
-                       else AttributionTokens.ephemeral(), settings.response_ttl_s)
+                       else AttributionTokens.ephemeral(), RESPONSE_TTL_S)
     servicer = GatewayServicer(core, settings.default_deadline_s)
+    catalog = CatalogServicer(Catalog(products, view))
+
+    def register(server: object) -> None:
+        gpb_grpc.add_GatewayServiceServicer_to_server(servicer, server)
+        cpb_grpc.add_CatalogServiceServicer_to_server(catalog, server)
 
     async def close() -> None:
-        for task in retention:
+        for task in (*retention, following):
             task.cancel()
         for ch in channels:
             await ch.close()
         events.close()
+        products.close()
 
     await serve("gateway", settings, addrs.gateway,
-                Registration(lambda s: gpb_grpc.add_GatewayServiceServicer_to_server(servicer, s),
-                             [_full_name(gpb, "GatewayService")]), on_stop=close,
+                Registration(register, [_full_name(gpb, "GatewayService"), _full_name(cpb, "CatalogService")],
+                             privileged=WRITE_METHODS), on_stop=close,
                 # Retrieval is needed for any answer; ranking and explanation only make it better (degradations).
-                ready=Dependencies({name: grpc_health_check(ch) for name, ch in
-                                    zip(("retrieval", "ranking", "explanation"), channels)}, required=["retrieval"]))
+                # The catalogue must have been read once (no sold-out product served by a fresh replica); a later
+                # outage of its database is flagged on the answers instead.
+                ready=Dependencies({**{name: grpc_health_check(ch) for name, ch in
+                                       zip(("retrieval", "ranking", "explanation"), channels)},
+                                    "catalogue": view.is_fresh}, required=["retrieval"]))
 
 
 if __name__ == "__main__":

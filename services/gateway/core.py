@@ -6,7 +6,7 @@ import asyncio
 import logging
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -17,8 +17,9 @@ from libs.errors import (AlreadyExistsError, DeadlineError, FieldViolation, Inva
 from libs.events import EventConflictError, EventStore, event_time_problem
 from libs.events.base import payload
 from libs.features import POOL_MAX
+from libs.products.model import Product
 from services.gateway.experiments import AttributionTokens, Variants
-from services.gateway.on_demand import DEFAULT_TTL_S, ExplainedResults, OnDemand
+from services.gateway.on_demand import RESPONSE_TTL_S, ExplainedResults, OnDemand
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +52,15 @@ class Ranking(Protocol):
                    variant: str, recent: Sequence[d.UserEvent], timeout: float) -> StageResult: ...
 
 
+class CatalogReader(Protocol):
+    """This replica's view of the catalogue (libs.products.view.CatalogView)."""
+
+    stale: bool  # its last refresh failed (or none has run yet)
+
+    def get(self, product_id: str) -> Product | None: ...
+    async def unknown(self, product_ids: Sequence[str]) -> list[str]: ...
+
+
 class Explainer(Protocol):
     async def explain(self, user_id: str, query: str, product_ids: Sequence[str], variant: str,
                       recent: Sequence[d.UserEvent], timeout: float, bundle_id: str = "",
@@ -64,6 +74,14 @@ class Page:
     degradations: list[d.Degradation]
     versions: list[d.ModelVersion]
     variant: str
+
+
+@dataclass
+class Recorded:
+    accepted: int
+    duplicates: int
+    unjoined_count: int  # events whose product the catalogue does not know yet (stored all the same)
+    unjoined_product_ids: list[str]
 
 
 @dataclass
@@ -84,14 +102,14 @@ class Budget:
 
 class GatewayCore:
     def __init__(self, retrieval: Retrieval, ranking: Ranking, explainer: Explainer, events: EventStore,
-                 variants: Variants, known_product: Callable[[str], bool],
-                 tokens: AttributionTokens | None = None, response_ttl_s: float = DEFAULT_TTL_S) -> None:
+                 variants: Variants, catalog: CatalogReader, tokens: AttributionTokens | None = None,
+                 response_ttl_s: float = RESPONSE_TTL_S) -> None:
         self.retrieval = retrieval
         self.ranking = ranking
         self.explainer = explainer
         self.events = events
         self.variants = variants
-        self.known_product = known_product
+        self.catalog = catalog
         self.tokens = tokens or AttributionTokens.ephemeral()
         self.on_demand = OnDemand(explainer, events, self.tokens.response_id, response_ttl_s)
 
@@ -132,8 +150,11 @@ class GatewayCore:
                                 recent: list[d.UserEvent], page_size: int, explain: bool, budget: Budget) -> Page:
         variant = self.variants.assign(user_id)
         degradations = list(retrieved.degradations)
+        if self.catalog.stale:
+            degradations.append(d.Degradation(d.Stage.CATALOG, "catalogue not refreshed: availability and prices "
+                                                               "as last read"))
         versions: list[d.ModelVersion] = []
-        candidates: list[d.Candidate] = retrieved.items
+        candidates = [c for c in retrieved.items if self._servable(c.product_id)]
         if not candidates:
             # Nothing matched (or only the lexical half ran): an empty page is the answer, not a ranking error.
             return Page([], self.tokens.issue(variant), degradations, versions, variant)
@@ -165,17 +186,33 @@ class GatewayCore:
                 degradations.append(d.Degradation(d.Stage.EXPLANATION, str(exc)))
         if kept is not None:
             degradations += await kept
-        return Page(items, token, degradations, versions, variant)
+        return Page(self._priced(items), token, degradations, versions, variant)
 
     async def explain_result(self, token: str, product_ids: Sequence[str], budget: Budget) -> ExplainedResults:
         """Results of a served response, explained with exactly the scores it served (services.gateway.on_demand)."""
-        return await self.on_demand.explain(token, product_ids, budget.share(0.95))
+        out = await self.on_demand.explain(token, product_ids, budget.share(0.95))
+        out.items = self._priced(out.items)
+        return out
 
-    async def record_events(self, events: Sequence[tuple[str, str, str, d.UserEvent | None]]) -> tuple[int, int]:
+    def _priced(self, items: list[d.ScoredItem]) -> list[d.ScoredItem]:
+        """With the catalogue's price and availability as this replica reads them now."""
+        for item in items:
+            if (product := self.catalog.get(item.product_id)) is not None:
+                item.price, item.availability = product.content.price, product.content.availability
+        return items
+
+    def _servable(self, product_id: str) -> bool:
+        """Sold-out and discontinued products are not served; ones the catalogue lacks are (the bundle knows them)."""
+        product = self.catalog.get(product_id)
+        return product is None or product.servable
+
+    async def record_events(self, events: Sequence[tuple[str, str, str, d.UserEvent | None]]) -> Recorded:
         """events: (event_id, user_id, attribution_token, event or None when its type is unknown).
 
         All or nothing: any bad field is INVALID_ARGUMENT, an event_id stored before with another payload is
-        ALREADY_EXISTS, a database in trouble is UNAVAILABLE; in each case nothing of the call is stored.
+        ALREADY_EXISTS, a database in trouble is UNAVAILABLE; in each case nothing of the call is stored. An event
+        whose product the catalogue does not know yet is stored and reported as unjoined: it joins its product
+        when the catalogue gets it (readers of the events look products up when they read).
         """
         if not events:
             raise invalid("events", "must contain at least one event")
@@ -191,8 +228,8 @@ class GatewayCore:
                                                  "none of them control characters"))
             if event is None:
                 violations.append(FieldViolation(f"{at}.type", "must be a known EventType other than UNSPECIFIED"))
-            elif not self.known_product(event.product_id):
-                violations.append(FieldViolation(f"{at}.product_id", "is not a product of the catalogue"))
+            elif why := validation.product_id_problem(event.product_id):
+                violations.append(FieldViolation(f"{at}.product_id", why))
             elif event.quantity < 1:
                 violations.append(FieldViolation(f"{at}.quantity", "must not be negative"))
             elif problem := event_time_problem(event.ts, now):
@@ -220,5 +257,9 @@ class GatewayCore:
                 FieldViolation(f"events[{records[event_id][0]}].event_id",
                                f"{event_id!r} was stored before with a different payload")
                 for event_id in exc.event_ids]) from exc
+        products = [e.product_id for _, _, _, e in events if e is not None]
+        unjoined = await self.catalog.unknown(products)
+        missing = set(unjoined)
         # Repeats of an id inside one call are duplicates too.
-        return accepted, duplicates + len(events) - len(records)
+        return Recorded(accepted, duplicates + len(events) - len(records), sum(p in missing for p in products),
+                        unjoined)

@@ -26,7 +26,7 @@ from libs.explain.wording import confidence
 log = logging.getLogger(__name__)
 
 MAX_PRODUCTS = 20
-DEFAULT_TTL_S = 3600.0
+RESPONSE_TTL_S = 3600.0  # how long a response can be explained on demand: while its page is likely still open
 # Keeping a response's record waits at most this long (a share of what is left of the request's budget, at most
 # KEEP_MAX_S): a local insert takes about a millisecond; longer means the database is in trouble.
 KEEP_SHARE = 0.9
@@ -52,7 +52,7 @@ class ExplainedResults:
 
 class OnDemand:
     def __init__(self, explainer: Explainer, events: EventStore, response_id: Callable[[str, str], str],
-                 ttl_s: float = DEFAULT_TTL_S) -> None:
+                 ttl_s: float = RESPONSE_TTL_S) -> None:
         """`response_id(token, field)`: the id a verified attribution token carries (INVALID_ARGUMENT otherwise)."""
         self.explainer = explainer
         self.events = events

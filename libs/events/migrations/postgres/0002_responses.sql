@@ -1,5 +1,5 @@
 -- What a Search/Recommend response served (libs.domain.ServedResponse as JSON), for on-demand explanations;
--- kept SHOP_RESPONSE_TTL_S seconds (pruned with the events).
+-- kept an hour (services.gateway.on_demand.RESPONSE_TTL_S).
 CREATE TABLE responses (
     response_id TEXT PRIMARY KEY,
     created_us BIGINT NOT NULL,  -- whole microseconds since the epoch (UTC)

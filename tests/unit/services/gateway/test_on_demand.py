@@ -10,7 +10,7 @@ from libs.events import SqliteEventStore
 from services.gateway.core import Budget, GatewayCore, StageResult
 from services.gateway.experiments import AttributionTokens, Variants
 from services.gateway.on_demand import RESPONSE_NOT_KEPT, RESULT_CHANGED
-from tests.unit.services.gateway.test_core import FakeRetrieval
+from tests.unit.services.gateway.test_core import FakeCatalog, FakeRetrieval
 
 BUNDLE = "b0001-20261206T000000Z"
 
@@ -46,8 +46,8 @@ def store(tmp_path):
 
 
 def _core(store, explainer, ttl_s=3600.0, variants="fused+explore=0.2:1"):
-    return GatewayCore(FakeRetrieval(), Ranking(), explainer, store, Variants.parse(variants),
-                       lambda pid: pid.startswith("P"), AttributionTokens(b"k" * 32), ttl_s)
+    return GatewayCore(FakeRetrieval(), Ranking(), explainer, store, Variants.parse(variants), FakeCatalog(),
+                       AttributionTokens(b"k" * 32), ttl_s)
 
 
 def _budget() -> Budget:
@@ -67,6 +67,7 @@ async def test_a_served_result_is_explained_with_what_its_response_read(store):
                                     all_evidence=True)]
     served = {i.product_id: i.score for i in page.items}
     assert [(i.product_id, i.score) for i in out.items] == [("P17", served["P17"]), ("P2", served["P2"])]
+    assert out.items[0].price == d.Money("GBP", 1, 500_000_000)  # the catalogue's, as on the page
     assert [i.explanation.score for i in out.items] == [served["P17"], served["P2"]]
     assert out.variant == "fused+explore=0.2" and d.ModelVersion("bundle", BUNDLE) in out.versions
     # confidence against the served page, as the page's own explanations would have it
