@@ -24,7 +24,8 @@ async def main() -> None:
     servicer = ExplanationServicer(None, settings.triton_timeout_s)  # core: installed by the bundle switch below
 
     def build(state: ServingState, pinned: PinnedTriton) -> ExplanationCore:
-        return ExplanationCore(state.store, state.dataset.items["title"], state.fusion, pinned.infer, encoder(pinned))
+        return ExplanationCore(state.store, state.dataset.items["title"], state.fusion, pinned.infer, encoder(pinned),
+                               pinned.version, state.bundle.id)
 
     switch = BundleSwitch(settings.artifacts_dir, triton, (*ranker_names(), TEXT_ENCODER), build,
                           lambda core: setattr(servicer, "core", core))
