@@ -89,10 +89,11 @@ def page(browser) -> Iterator[object]:
     context.close()
 
 
-def _shot(page, name: str, tmp_path: Path) -> None:
+def _shot(page, name: str, tmp_path: Path, element=None) -> None:  # noqa: ANN001 - Playwright's Page / Locator
     folder = Path(os.environ.get("SHOP_SCREENSHOTS_DIR", tmp_path))
     folder.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(folder / f"console_{name}.png"), full_page=True)
+    path = str(folder / f"console_{name}.png")
+    element.screenshot(path=path) if element is not None else page.screenshot(path=path, full_page=True)
 
 
 def test_search_shows_cards_with_matched_words_price_and_an_explained_why(console, page, tmp_path):
@@ -115,7 +116,7 @@ def test_search_shows_cards_with_matched_words_price_and_an_explained_why(consol
     assert score == pytest.approx(shown, abs=1e-4)  # ... to the score the card shows
     assert panel.get_by_test_id("sentence").inner_text().strip()
     assert panel.locator("table").first.locator("tbody tr").count() == bars.count()  # the text alternative
-    _shot(page, "why", tmp_path)
+    _shot(page, "why", tmp_path, cards.first)
 
 
 def test_recommend_opens_and_closes_why_by_keyboard_alone(console, page):
