@@ -574,6 +574,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     args = parse_args(argv)
     logging.basicConfig(level="INFO", format="%(asctime)s %(name)s %(message)s")
+    logging.getLogger("grpc_reflection").setLevel(logging.WARNING)  # one line per descriptor file otherwise
     phases = [p for p in args.phases.split(",") if p]
     with tempfile.TemporaryDirectory() as tmp:
         stack = Stack(env={"SHOP_EVENTS_DB": str(Path(tmp) / "events.sqlite3")}, log_dir=REPO_ROOT / "build" / "chaos")
