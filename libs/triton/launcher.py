@@ -46,7 +46,8 @@ def prepare_backend_dir(dest: Path) -> Path:
     src = _pytriton_dir()
     py_dir = dest / "python"
     py_dir.mkdir(parents=True, exist_ok=True)
-    stub = src / "python_backend_stubs" / f"{sys.version_info.major}.{sys.version_info.minor}" / "triton_python_backend_stub"
+    version = f"{sys.version_info.major}.{sys.version_info.minor}"
+    stub = src / "python_backend_stubs" / version / "triton_python_backend_stub"
     for f in [*(src / "backends" / "python").glob("*.so"), *(src / "backends" / "python").glob("*.py"), stub]:
         target = py_dir / f.name
         if not target.exists() or target.stat().st_size != f.stat().st_size:

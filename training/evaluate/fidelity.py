@@ -1,9 +1,9 @@
 """Explanation fidelity: a deletion test against the served models (ONNX files, run in-process).
 
-For held-out users (customers who buy in the test window), explain their top recommendations with the same
-entry point the explanation service runs (libs.explain.explain_page), then remove (mask) together the k past purchases the explanation names as
-most important, and separately k past purchases drawn at random from what the models read. A faithful
-explanation names evidence whose removal drops the score more: we report the ratio of mean score drops
+For held-out users (customers who buy in the test window), explain their top recommendations with the same entry
+point the explanation service runs (libs.explain.explain_page), then remove (mask) together the k past purchases the
+explanation names as most important, and separately k past purchases drawn at random from what the models read. A
+faithful explanation names evidence whose removal drops the score more: we report the ratio of mean score drops
 (named / random) and the share of explained items where the named evidence's drop beats the random one.
 Targets (issue 6): ratio >= 2 and share >= 80 %.
 """

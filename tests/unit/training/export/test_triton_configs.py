@@ -2,6 +2,7 @@ from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2 as mc
 
 from libs.rankers import specs
+from training.export.onnx_export import MODEL_PY
 from training.export.triton_configs import DEFAULT_REPOSITORY, cpu_config, expected_files, gpu_config, stale
 
 
@@ -31,7 +32,7 @@ def test_gpu_and_cpu_configs():
 def test_version_folders_hold_the_python_backend_stub():
     for spec in specs().values():
         model_py = DEFAULT_REPOSITORY / spec.name / "1" / "model.py"
-        assert model_py.read_text().strip() == "from libs.triton.ort_model import TritonPythonModel  # noqa: F401"
+        assert model_py.read_text() == MODEL_PY
 
 
 def test_every_config_rejects_requests_whose_timeout_ran_out_in_the_queue():
