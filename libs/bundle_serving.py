@@ -109,7 +109,7 @@ class BundleSwitch:
                     if await self.switch(wanted):
                         await health_servicer.set(bundle_health_name(self.bundle_id), SERVING)
                         await health_servicer.set(bundle_health_name(old), NOT_SERVING)
-                except Exception:  # noqa: BLE001 - a bad bundle must not stop the watcher: keep serving the old one
+                except Exception:
                     log.exception("cannot switch to bundle %s; still serving %s", wanted, old)
                     failed = wanted  # not again (bundles are written whole): the rollout times out and reverts
             await asyncio.sleep(self.interval_s)

@@ -23,7 +23,7 @@ from libs.errors import invalid
 E = TypeVar("E", bound=enum.Enum)
 
 
-def _enum_map(domain_cls: type[E], proto_enum, prefix: str) -> dict[E, int]:  # noqa: ANN001 - EnumTypeWrapper
+def _enum_map(domain_cls: type[E], proto_enum, prefix: str) -> dict[E, int]:
     return {m: proto_enum.Value(f"{prefix}_{m.value}") for m in domain_cls}
 
 
@@ -114,7 +114,7 @@ def user_event_from_pb(e: pb.UserEvent, field: str = "event") -> d.UserEvent | N
     return d.UserEvent(e.product_id, kind, ts, max(e.quantity, 1))
 
 
-def user_events_from_pb(msgs, field: str = "recent_events") -> list[d.UserEvent]:  # noqa: ANN001 - repeated UserEvent
+def user_events_from_pb(msgs, field: str = "recent_events") -> list[d.UserEvent]:
     """Events of known types; events of unknown types (from a newer gateway) are skipped, not fatal."""
     return [e for e in (user_event_from_pb(m, f"{field}[{i}]") for i, m in enumerate(msgs)) if e is not None]
 

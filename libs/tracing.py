@@ -30,9 +30,9 @@ def configure(service: str, mode: str | None = None) -> None:
         raise ValueError(f"SHOP_TRACING={mode!r}: one of {', '.join(repr(m) for m in MODES)}")
     if not mode:
         return
-    from opentelemetry.sdk.resources import Resource  # noqa: PLC0415 - only when tracing is on
-    from opentelemetry.sdk.trace import TracerProvider  # noqa: PLC0415
-    from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter  # noqa: PLC0415
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
 
     provider = TracerProvider(resource=Resource.create({"service.name": f"shop-{service}"}))
     if mode == "console":
@@ -43,7 +43,7 @@ def configure(service: str, mode: str | None = None) -> None:
         out = open(folder / f"{service}.jsonl", "a", encoding="utf-8")  # noqa: SIM115 - open for the process' life
         exporter = ConsoleSpanExporter(out=out, formatter=lambda s: s.to_json(indent=None) + "\n")
     else:
-        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter  # noqa: PLC0415
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
 
         exporter = OTLPSpanExporter()
     provider.add_span_processor(BatchSpanProcessor(exporter))
@@ -58,7 +58,7 @@ def tracer() -> trace.Tracer:
     return trace.get_tracer(TRACER)
 
 
-def span(name: str, kind: SpanKind, **kwargs):  # noqa: ANN003, ANN201 - a context manager yielding the span
+def span(name: str, kind: SpanKind, **kwargs):
     """The current span for `name`: a new child span, or a non-recording one for untraced methods."""
     if name.startswith(UNTRACED):
         return nullcontext(trace.INVALID_SPAN)
@@ -80,7 +80,7 @@ class _MetadataGetter:
         return list(carrier)
 
 
-def extract(metadata: Iterable[tuple[str, str | bytes]] | None):  # noqa: ANN201 - an otel Context
+def extract(metadata: Iterable[tuple[str, str | bytes]] | None):
     """The caller's trace context from incoming gRPC metadata."""
     carrier = {k: v for k, v in (metadata or ()) if isinstance(v, str)}
     return propagate.extract(carrier, getter=_MetadataGetter())

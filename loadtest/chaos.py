@@ -87,7 +87,7 @@ INNER = {"retrieval": rpb.DESCRIPTOR.services_by_name["RetrievalService"],
          "explanation": xpb.DESCRIPTOR.services_by_name["ExplanationService"]}
 
 
-async def fuzz(addr: str, n: int, service=GATEWAY, concurrency: int = 8, seed: int = 12,  # noqa: ANN001
+async def fuzz(addr: str, n: int, service=GATEWAY, concurrency: int = 8, seed: int = 12,
                skip: frozenset[str] = PENDING_FIELDS) -> tuple[list[Figure], dict]:
     """`n` hostile requests over every method of `service` (a ServiceDescriptor) at `addr`; for the gateway, then
     a Recommend for each well-formed user id the requests touched."""
@@ -164,7 +164,7 @@ class Loop:
                           from_server="grpc-status-details-bin" in trailers)
 
     def calls(self, channel: grpc.aio.Channel) -> dict:
-        def response(rpc: str):  # noqa: ANN202
+        def response(rpc: str):
             return message_factory.GetMessageClass(GATEWAY.methods_by_name[rpc].output_type).FromString
 
         return {rpc: channel.unary_unary(f"/{GATEWAY.full_name}/{rpc}", response_deserializer=response(rpc),
@@ -219,7 +219,7 @@ class Timeline:
     events: dict[str, list[tuple[float, bool]]] = field(default_factory=dict)
 
     async def run(self, stop: asyncio.Event) -> None:
-        import tritonclient.grpc.aio as tc  # noqa: PLC0415
+        import tritonclient.grpc.aio as tc
 
         triton = tc.InferenceServerClient(self.stack.triton.grpc_url, channel_args=[
             ("grpc.initial_reconnect_backoff_ms", 100), ("grpc.max_reconnect_backoff_ms", 200)])
@@ -258,7 +258,7 @@ def _supervised(stack: Stack) -> threading.Event:
     return stop
 
 
-async def _wait(predicate, timeout_s: float) -> bool:  # noqa: ANN001
+async def _wait(predicate, timeout_s: float) -> bool:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if predicate():
@@ -510,8 +510,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    import platform  # noqa: PLC0415
-    import sys  # noqa: PLC0415
+    import platform
+    import sys
 
     args = parse_args(argv)
     logging.basicConfig(level="INFO", format="%(asctime)s %(name)s %(message)s")

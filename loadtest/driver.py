@@ -75,7 +75,7 @@ def mix(by_rpc: dict[str, Sequence[object]], weights: dict[str, int]) -> list[tu
 
 # ---------------------------------------------------------------------------------------------- targets
 def gateway_call(channel: grpc.aio.Channel, timeout_s: float) -> Call:
-    from shop.gateway.v1 import gateway_service_pb2_grpc as gpb_grpc  # noqa: PLC0415 - generated stubs
+    from shop.gateway.v1 import gateway_service_pb2_grpc as gpb_grpc
 
     stub = gpb_grpc.GatewayServiceStub(channel)
     methods = {"Search": stub.Search, "Recommend": stub.Recommend}
@@ -105,8 +105,8 @@ def echo_call(channel: grpc.aio.Channel, timeout_s: float) -> Call:
 
 def request_messages() -> list[tuple[str, object]]:
     """The payload mix as gateway request messages (parsed once, before any timing)."""
-    from google.protobuf import json_format  # noqa: PLC0415
-    from shop.gateway.v1 import gateway_service_pb2 as gpb  # noqa: PLC0415
+    from google.protobuf import json_format
+    from shop.gateway.v1 import gateway_service_pb2 as gpb
 
     types = {"Search": gpb.SearchRequest, "Recommend": gpb.RecommendRequest}
     by_rpc = {rpc: [json_format.ParseDict(p, types[rpc]()) for p in payloads.load(rpc)] for rpc in payloads.RPCS}
@@ -115,7 +115,7 @@ def request_messages() -> list[tuple[str, object]]:
 
 # ---------------------------------------------------------------------------------------------- processes
 def is_serving(addr: str, timeout_s: float = 1.0) -> bool:
-    from grpc_health.v1 import health_pb2, health_pb2_grpc  # noqa: PLC0415
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
 
     try:
         with grpc.insecure_channel(addr) as ch:
@@ -176,7 +176,7 @@ async def measure(gateway_addr: str, echo_addr: str, args: argparse.Namespace) -
 
 async def measure_floor(items: list[tuple[str, object]], args: argparse.Namespace) -> list[stats.Row]:
     """The same mix through the same core logic in this process, no gRPC hop, ONNX Runtime instead of Triton."""
-    from loadtest.floor import InProcessShop  # noqa: PLC0415 - loads the dataset and the ONNX sessions
+    from loadtest.floor import InProcessShop
 
     print("in-process floor (same cores, same ONNX files, no gRPC) ...", flush=True)
     shop = InProcessShop(deadline_s=args.timeout)
@@ -276,8 +276,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if is_serving(args.gateway):
             gateway_addr, stack_desc = args.gateway, f"already running at {args.gateway}"
         else:
-            from libs.rankers import specs  # noqa: PLC0415
-            from tools.stack import Stack  # noqa: PLC0415 - heavy; only when we start it
+            from libs.rankers import specs
+            from tools.stack import Stack
 
             missing = [m for m in specs() if not (REPOSITORY / m / "1" / "model.onnx").is_file()]
             if missing:

@@ -87,7 +87,7 @@ class _Explainer:
         return StageResult(out.explanations, out.degradations)
 
 
-def cached(encode, size: int = 65536):  # noqa: ANN001, ANN201 - libs.scoring.EncodeQuery in and out
+def cached(encode, size: int = 65536):
     """The floor's stand-in for Triton's response cache on the text encoder (same key: the texts of one call), so
     the gateway and the floor are compared with the same caching."""
     memo: OrderedDict[tuple[str, ...], np.ndarray] = OrderedDict()

@@ -109,10 +109,10 @@ def markdown(arms: Sequence[Arm], diffs: Sequence[Difference], source: str) -> s
 
 
 def plot(arms: Sequence[Arm], path: Path) -> None:
-    import matplotlib  # noqa: PLC0415
+    import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt  # noqa: PLC0415
+    import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 4))
     width = 0.8 / max(len(arms), 1)
@@ -131,7 +131,7 @@ def plot(arms: Sequence[Arm], path: Path) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from libs.events import open_configured_store  # noqa: PLC0415
+    from libs.events import open_configured_store
 
     parser = argparse.ArgumentParser(prog="python -m tools.ab_report", description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=REPORTS_DIR, help="where ab.md, ab.json, ab.png go")

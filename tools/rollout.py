@@ -69,7 +69,7 @@ def wait_switched(services: Sequence[str], bundle_id: str, timeout_s: float) -> 
 def rollout(triton_url: str, services: Sequence[str], to: str | None = None, rollback: bool = False,
             config_name: str = "cpu", timeout_s: float = 120.0, root: Path | None = None,
             repository: Path = REPOSITORY, poll: bool = False, settle_s: float = 0.0,
-            log=print) -> str:  # noqa: ANN001
+            log=print) -> str:
     """Serve bundle `to` (default: the newest; `rollback`: the parent); returns its id.
 
     `poll`: Triton polls `repository` (Kubernetes), so versions are pinned in its config files. `settle_s`: extra

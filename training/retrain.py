@@ -29,11 +29,11 @@ import pandas as pd
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from libs.bundles import Bundle, load_bundle  # noqa: E402
-from libs.config import REPOSITORY, artifacts_dir  # noqa: E402
-from libs.events.base import Purchase  # noqa: E402
-from libs.model_io import FUSION_FILE, ITEM_EMBEDDINGS_FILE  # noqa: E402
-from libs.rankers import names as ranker_names  # noqa: E402
+from libs.bundles import Bundle, load_bundle
+from libs.config import REPOSITORY, artifacts_dir
+from libs.events.base import Purchase
+from libs.model_io import FUSION_FILE, ITEM_EMBEDDINGS_FILE
+from libs.rankers import names as ranker_names
 
 WINDOW_DAYS = 14
 
@@ -93,8 +93,8 @@ def _iso(epoch: float | None) -> str | None:
 def _fine_tune(name: str, model, examples, n_items: int, item_emb: np.ndarray, cfg, queries, progress: bool,
                desc: str):
     """Continue training each seed member of `model` (a SeedEnsemble or one module) on `examples`."""
-    from training.models.rankers import SeedEnsemble  # noqa: PLC0415
-    from training.train.loop import MemberJob, train_members  # noqa: PLC0415
+    from training.models.rankers import SeedEnsemble
+    from training.train.loop import MemberJob, train_members
 
     members = list(model.members) if isinstance(model, SeedEnsemble) else [model]
     jobs = [MemberJob(name, replace(cfg, seed=cfg.seed + k), f"{desc} {name} member {k}", init=member)
@@ -105,20 +105,20 @@ def _fine_tune(name: str, model, examples, n_items: int, item_emb: np.ndarray, c
 
 def retrain(root: Path, repository: Path, recorded: Sequence[Purchase], cfg: RetrainConfig, progress: bool = True,
             events_source: str = "") -> Bundle:
-    import torch  # noqa: PLC0415
+    import torch
 
-    from libs.catalog.store import load_dataset  # noqa: PLC0415
-    from training.bundles import next_number, side_files, write_bundle  # noqa: PLC0415
-    from training.evaluate.metrics import ndcg_at_k  # noqa: PLC0415
-    from training.evaluate.split import make_split  # noqa: PLC0415
-    from training.export.export_all import export_all  # noqa: PLC0415
-    from training.models.text_encoder import load_text_encoder  # noqa: PLC0415
-    from training.train.checkpoints import load_checkpoint, save_checkpoint  # noqa: PLC0415
-    from training.train.data import build_examples  # noqa: PLC0415
-    from libs.fusion import PRIOR  # noqa: PLC0415
-    from training.train.loop import SEED, TrainConfig, seed_everything  # noqa: PLC0415
-    from training.train.loop import score_catalogue, score_prior, store_for  # noqa: PLC0415
-    from training.train.pipeline import encode_queries, fit_fusion  # noqa: PLC0415
+    from libs.catalog.store import load_dataset
+    from training.bundles import next_number, side_files, write_bundle
+    from training.evaluate.metrics import ndcg_at_k
+    from training.evaluate.split import make_split
+    from training.export.export_all import export_all
+    from training.models.text_encoder import load_text_encoder
+    from training.train.checkpoints import load_checkpoint, save_checkpoint
+    from training.train.data import build_examples
+    from libs.fusion import PRIOR
+    from training.train.loop import SEED, TrainConfig, seed_everything
+    from training.train.loop import score_catalogue, score_prior, store_for
+    from training.train.pipeline import encode_queries, fit_fusion
 
     t0 = time.perf_counter()
     torch.set_num_threads(2)
@@ -183,7 +183,7 @@ def retrain(root: Path, repository: Path, recorded: Sequence[Purchase], cfg: Ret
 
 
 def main(argv: list[str] | None = None) -> int:
-    from libs.events import open_configured_store  # noqa: PLC0415
+    from libs.events import open_configured_store
 
     parser = argparse.ArgumentParser(prog="python -m training.retrain", description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=RetrainConfig.epochs, help="epochs per stage")

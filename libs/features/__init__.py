@@ -1,7 +1,7 @@
 """Feature assembly shared by training, evaluation and the services (pure numpy): the `FeatureStore` of purchases,
 popularity and co-purchase neighbours at a reference time, user contexts with fresh events, and the feature
 primitives each ranker's input builder (libs/rankers/) assembles into its tensors."""
-from libs.features.store import (  # noqa: F401
+from libs.features.store import (
     EDGE_FEATURE_NAMES,
     HIST_FEATURE_NAMES,
     POP_FEATURE_NAMES,

@@ -93,10 +93,10 @@ def gnn_inputs(
     }
 
 
-def new_module(config: Mapping[str, Any], item_emb: np.ndarray | None = None):  # noqa: ANN201
-    import torch  # noqa: PLC0415  (training and export only)
+def new_module(config: Mapping[str, Any], item_emb: np.ndarray | None = None):
+    import torch
 
-    from training.models.rankers import GnnRanker  # noqa: PLC0415
+    from training.models.rankers import GnnRanker
 
     return GnnRanker(item_text=None if item_emb is None else torch.from_numpy(np.asarray(item_emb)), **config)
 

@@ -87,7 +87,7 @@ def get(name: str) -> Ranker:
 def specs() -> dict[str, ModelSpec]:
     """Every served model's spec (what Triton and the exported files read): the text encoder and each ranker's
     served form."""
-    from libs.model_io import TEXT_ENCODER_SPEC  # noqa: PLC0415
+    from libs.model_io import TEXT_ENCODER_SPEC
 
     return {TEXT_ENCODER_SPEC.name: TEXT_ENCODER_SPEC} | {r.name: r.served_spec for r in rankers()}
 

@@ -91,8 +91,8 @@ def transformer_inputs(
     }
 
 
-def new_module(config: Mapping[str, Any], item_emb: np.ndarray | None = None):  # noqa: ANN201
-    from training.models.rankers import TransformerRanker  # noqa: PLC0415  (torch: training and export only)
+def new_module(config: Mapping[str, Any], item_emb: np.ndarray | None = None):
+    from training.models.rankers import TransformerRanker
 
     return TransformerRanker(**config)
 

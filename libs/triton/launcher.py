@@ -127,7 +127,7 @@ class TritonServer:
             self.wait_ready(timeout_s)
             self.load_bundle(timeout_s)
             log.warning("tritonserver relaunched and serving the current bundle")
-        except Exception:  # noqa: BLE001 - the supervisor sees the process; readiness stays NOT_SERVING
+        except Exception:
             log.exception("tritonserver relaunched but could not load the current bundle")
 
     def launch(self) -> subprocess.Popen:
@@ -166,9 +166,9 @@ class TritonServer:
         raise TimeoutError(f"tritonserver not ready after {timeout_s:.0f}s; see {self.log_path}")
 
     def load_bundle(self, timeout_s: float) -> None:
-        from libs.bundles import load_bundle  # noqa: PLC0415
-        from libs.config import artifacts_dir  # noqa: PLC0415
-        from libs.triton.repository import load_versions  # noqa: PLC0415
+        from libs.bundles import load_bundle
+        from libs.config import artifacts_dir
+        from libs.triton.repository import load_versions
 
         versions = self.versions or load_bundle(artifacts_dir()).versions
         load_versions(self.grpc_url, {m: [v] for m, v in versions.items()}, self.model_repository, self.config_name,

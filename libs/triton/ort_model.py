@@ -34,7 +34,7 @@ def _groups(arrays: list[dict[str, np.ndarray]], wanted: list[tuple[str, ...]]) 
     return list(groups.values())
 
 
-def _requested(request, names: list[str]) -> tuple[str, ...]:  # noqa: ANN001 - a pb_utils.InferenceRequest
+def _requested(request, names: list[str]) -> tuple[str, ...]:
     """The outputs the caller asked for, in model order: ranking and explanation read only `score`, so the
     attention maps ([B, C, L] per scenario) are neither copied to Triton nor sent. All when it asked for none."""
     try:

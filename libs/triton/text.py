@@ -16,7 +16,7 @@ async def encode_texts(client: TritonClient, texts: Sequence[str], timeout_s: fl
     return out[TE_EMBEDDING]
 
 
-def encoder(client: TritonClient):  # noqa: ANN201 - libs.scoring.EncodeQuery
+def encoder(client: TritonClient):
     """An `EncodeQuery` (texts, timeout) -> embeddings bound to `client`. Loads the tokenizer now, at start-up,
     rather than on the first request (importing transformers takes seconds)."""
     load_tokenizer()

@@ -44,7 +44,7 @@ OTHER = "22423"
 class RecentEventsRetrieval(qpb_grpc.RetrievalServiceServicer):
     """User candidates: the recent events' products (newest first), then OTHER."""
 
-    def RetrieveUserCandidates(self, request, context):  # noqa: N802 - gRPC method name
+    def RetrieveUserCandidates(self, request, context):
         products = list(dict.fromkeys(e.product_id for e in reversed(request.recent_events)))
         products += [p for p in (OTHER,) if p not in products]
         return qpb.RetrieveUserCandidatesResponse(candidates=[

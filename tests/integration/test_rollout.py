@@ -145,5 +145,5 @@ async def test_rollout_then_rollback_under_load_fail_nothing_and_move_the_versio
 def _bundle_present():
     try:
         load_bundle(artifacts_dir())
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         pytest.skip(f"no current bundle to roll out from: {exc}")

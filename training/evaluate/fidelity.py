@@ -45,7 +45,7 @@ def _scores(models: OnnxModels, inputs: dict[str, dict[str, np.ndarray]]) -> dic
     return {m: models.run(m, ranker(m).to_wire(x), [SCORE])[SCORE] for m, x in inputs.items()}
 
 
-def _masked(inputs: dict[str, dict[str, np.ndarray]], items) -> dict[str, dict[str, np.ndarray]]:  # noqa: ANN001
+def _masked(inputs: dict[str, dict[str, np.ndarray]], items) -> dict[str, dict[str, np.ndarray]]:
     mask = Mask("all", tuple(Mask("history_item", int(i)) for i in items))
     return {m: mask_one(x, mask, ranker(m).history_slots) for m, x in inputs.items()}
 
@@ -99,9 +99,9 @@ def deletion_test(store: FeatureStore, titles: list[str], fusion: Fusion, models
 FIDELITY_USERS = 300
 
 
-def evaluate_fidelity(test, artifacts_dir, repository, users: int = FIDELITY_USERS, seed: int = 0) -> dict:  # noqa: ANN001
+def evaluate_fidelity(test, artifacts_dir, repository, users: int = FIDELITY_USERS, seed: int = 0) -> dict:
     """The deletion test on `users` held-out customers of the test split (seeded sample), served ONNX models."""
-    from libs.model_io import FUSION_FILE, ITEM_EMBEDDINGS_FILE  # noqa: PLC0415
+    from libs.model_io import FUSION_FILE, ITEM_EMBEDDINGS_FILE
 
     models_dir = artifacts_dir / "models"
     item_emb = np.load(models_dir / ITEM_EMBEDDINGS_FILE)

@@ -14,11 +14,11 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")  # no display: CI and servers
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
-import math  # noqa: E402
+import math
 
-from training.evaluate.metrics import ALL_METRICS  # noqa: E402
+from training.evaluate.metrics import ALL_METRICS
 
 # Table order: each overall figure next to its new-item (discovery) version, then list figures, then repeats.
 TABLE_METRICS = ("ndcg@20", "ndcg@20_new", "recall@20", "recall@20_new", "hit_rate@10", "mrr", "coverage@20",

@@ -91,8 +91,8 @@ def tune(
 
 def item_embeddings(n_items: int) -> np.ndarray | None:
     """The catalogue's title embeddings written by the training pipeline (for ild@20), or None if absent."""
-    from libs.catalog import default_artifacts_root  # noqa: PLC0415
-    from libs.model_io import ITEM_EMBEDDINGS_FILE  # noqa: PLC0415
+    from libs.catalog import default_artifacts_root
+    from libs.model_io import ITEM_EMBEDDINGS_FILE
 
     path = default_artifacts_root() / "models" / ITEM_EMBEDDINGS_FILE
     if not path.is_file():
@@ -256,8 +256,8 @@ def run(ds: Dataset, config: EvalConfig = EvalConfig(), log: Callable[[str], Non
     if config.search_proxy:
         results["search_proxy"] = evaluate_search(validation, test, config, log)
     if config.fidelity:
-        from libs.catalog import default_artifacts_root  # noqa: PLC0415
-        from training.evaluate.fidelity import evaluate_fidelity  # noqa: PLC0415
+        from libs.catalog import default_artifacts_root
+        from training.evaluate.fidelity import evaluate_fidelity
 
         results["fidelity"] = evaluate_fidelity(test, default_artifacts_root(), REPO_ROOT / "triton_models")
     return results

@@ -271,8 +271,8 @@ class WireForm(nn.Module):
 
 def wire_form(module: nn.Module, name: str, item_emb: np.ndarray) -> nn.Module:
     """`module` (already in its serving form) behind the wire format of ranker `name`."""
-    from libs.rankers import get  # noqa: PLC0415
-    from libs.rankers.wire import title_table  # noqa: PLC0415
+    from libs.rankers import get
+    from libs.rankers.wire import title_table
 
     r = get(name)
     if not r.gathered:

@@ -33,7 +33,7 @@ class SentenceEncoder(nn.Module):
 
 def load_text_encoder() -> SentenceEncoder:
     """The pretrained encoder in eval mode, eager attention (exports to plain MatMul/Softmax)."""
-    from transformers import AutoModel  # noqa: PLC0415
+    from transformers import AutoModel
 
     backbone = AutoModel.from_pretrained(str(model_path()), local_files_only=True, attn_implementation="eager")
     return SentenceEncoder(backbone).eval()

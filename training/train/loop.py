@@ -140,7 +140,7 @@ def train_members(jobs: list[MemberJob], examples: list[Example], n_items: int, 
     return trained
 
 
-def _train_job(index: int):  # noqa: ANN202 - a module, or (in a worker) its weights as arrays
+def _train_job(index: int):
     s = _SHARED
     job = s["jobs"][index]
     # `init` stays as it was in the caller either way: a worker trains its forked copy, in-process trains a copy.
@@ -164,7 +164,7 @@ def popularity_floor(store: FeatureStore, n_users: int) -> np.ndarray:
 
 @torch.no_grad()
 def score_catalogue(name: str, model: torch.nn.Module, store: FeatureStore, user_ids, chunk: int = 16,
-                    progress: bool = False, context=None) -> np.ndarray:  # noqa: ANN001
+                    progress: bool = False, context=None) -> np.ndarray:
     """[len(user_ids), n_items]: the ranker's scores on each user's candidate pool (libs.features.candidate_pool);
     items outside the pool rank below every pool item, by popularity (full-ranking protocol, two-stage model).
     `context(user_id)`: the user's history as served (e.g. with recorded events, libs.history); default: the
@@ -193,7 +193,7 @@ def score_catalogue(name: str, model: torch.nn.Module, store: FeatureStore, user
     return out
 
 
-def score_prior(store: FeatureStore, user_ids, context=None) -> np.ndarray:  # noqa: ANN001
+def score_prior(store: FeatureStore, user_ids, context=None) -> np.ndarray:
     """[len(user_ids), n_items]: the purchase-frequency prior (libs.features.frequency) of every item for each user;
     `context` as in score_catalogue."""
     items = np.arange(store.n_items)

@@ -147,7 +147,7 @@ def test_migrations_apply_once_even_when_replicas_start_together(open_store):
                 except UnavailableError:
                     time.sleep(0.05 * (attempt + 1))
             s.recent("1")
-        except BaseException as exc:  # noqa: BLE001 - reported by the assert below
+        except BaseException as exc:
             errors.append(exc)
 
     threads = [threading.Thread(target=first_call, args=(s,)) for s in stores]

@@ -23,7 +23,7 @@ def spans(monkeypatch):
     return exporter
 
 
-async def _server(name: str, handlers) -> tuple[grpc.aio.Server, str]:  # noqa: ANN001
+async def _server(name: str, handlers) -> tuple[grpc.aio.Server, str]:
     server = grpc.aio.server(interceptors=[ObservabilityInterceptor(name)])
     handlers(server)
     port = server.add_insecure_port("127.0.0.1:0")
@@ -31,19 +31,19 @@ async def _server(name: str, handlers) -> tuple[grpc.aio.Server, str]:  # noqa: 
     return server, f"127.0.0.1:{port}"
 
 
-def _echo_service(name: str, fn):  # noqa: ANN001, ANN202
+def _echo_service(name: str, fn):
     return lambda s: s.add_generic_rpc_handlers([grpc.method_handlers_generic_handler(
         name, {"Call": grpc.unary_unary_rpc_method_handler(fn)})])
 
 
 async def test_one_trace_across_two_hops(spans):
-    async def echo(request: bytes, context) -> bytes:  # noqa: ANN001
+    async def echo(request: bytes, context) -> bytes:
         return request
 
     b, b_addr = await _server("b", _echo_service("test.B", echo))
     b_channel = open_channel(b_addr, ["test.B"])
 
-    async def call_b(request: bytes, context) -> bytes:  # noqa: ANN001
+    async def call_b(request: bytes, context) -> bytes:
         return await b_channel.unary_unary("/test.B/Call")(request, timeout=5)
 
     a, a_addr = await _server("a", _echo_service("test.A", call_b))
@@ -89,9 +89,9 @@ def test_health_checks_are_not_traced(spans):
 def test_file_mode_writes_one_json_span_per_line(tmp_path):
     """SHOP_TRACING=file (what `make load` uses for its per-stage table) in a process of its own: the tracer
     provider is process-global and must not leak into the other tests."""
-    import os  # noqa: PLC0415
-    import subprocess  # noqa: PLC0415
-    import sys  # noqa: PLC0415
+    import os
+    import subprocess
+    import sys
 
     code = ("from libs import tracing\n"
             "tracing.configure('ranking', mode='file')\n"

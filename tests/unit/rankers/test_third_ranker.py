@@ -97,12 +97,12 @@ async def test_ranking_and_explanation_serve_the_new_ranker(tiny):
     modules = {m: wire_form(serving_form((Tiny(synthetic.N_ITEMS) if m == NAME else _torch(m)).eval()), m,
                             store.item_emb) for m in names()}
 
-    async def infer(model, inputs, outputs, timeout):  # noqa: ANN001
+    async def infer(model, inputs, outputs, timeout):
         with torch.no_grad():
             out = modules[model](*[torch.from_numpy(inputs[n]) for n in specs()[model].input_names])
         return {SCORE: out[0].numpy()}
 
-    async def version(model):  # noqa: ANN001
+    async def version(model):
         return "1"
 
     fusion = Fusion({m: 1.0 / len(modules) for m in modules})
@@ -125,7 +125,7 @@ async def test_ranking_and_explanation_serve_the_new_ranker(tiny):
 
 
 def _torch(name: str) -> nn.Module:
-    from libs.rankers import get  # noqa: PLC0415
+    from libs.rankers import get
 
     torch.manual_seed(1)
     return get(name).new_module({"n_items": synthetic.N_ITEMS, "dim": 8, "dropout": 0.0},
