@@ -12,11 +12,12 @@ current trace id is added to every JSON log line (libs.logs), so logs and traces
 from __future__ import annotations
 
 import os
-from contextlib import nullcontext
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from collections.abc import Iterable, Sequence
+from typing import Any
 
-from opentelemetry import propagate, trace
+from opentelemetry import context, propagate, trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 TRACER = "shop"
@@ -58,7 +59,7 @@ def tracer() -> trace.Tracer:
     return trace.get_tracer(TRACER)
 
 
-def span(name: str, kind: SpanKind, **kwargs):
+def span(name: str, kind: SpanKind, **kwargs: Any) -> AbstractContextManager[trace.Span]:
     """The current span for `name`: a new child span, or a non-recording one for untraced methods."""
     if name.startswith(UNTRACED):
         return nullcontext(trace.INVALID_SPAN)
@@ -80,7 +81,7 @@ class _MetadataGetter:
         return list(carrier)
 
 
-def extract(metadata: Iterable[tuple[str, str | bytes]] | None):
+def extract(metadata: Iterable[tuple[str, str | bytes]] | None) -> context.Context:
     """The caller's trace context from incoming gRPC metadata."""
     carrier = {k: v for k, v in (metadata or ()) if isinstance(v, str)}
     return propagate.extract(carrier, getter=_MetadataGetter())

@@ -22,6 +22,7 @@ from libs.config import REPOSITORY, artifacts_dir
 from libs.errors import DeadlineError, InvalidArgumentError, UnavailableError
 from libs.events.sqlite import SqliteEventStore
 from libs.onnx_runner import OnnxModels
+from libs.scoring import EncodeQuery
 from libs.serving import load_serving_state
 from libs.triton.text import encoder
 from libs.explain.core import ExplanationCore
@@ -87,7 +88,7 @@ class _Explainer:
         return StageResult(out.explanations, out.degradations)
 
 
-def cached(encode, size: int = 65536):
+def cached(encode: EncodeQuery, size: int = 65536) -> EncodeQuery:
     """The floor's stand-in for Triton's response cache on the text encoder (same key: the texts of one call), so
     the gateway and the floor are compared with the same caching."""
     memo: OrderedDict[tuple[str, ...], np.ndarray] = OrderedDict()

@@ -142,7 +142,7 @@ class TritonServer:
         # Python-backend models run in this virtualenv; keep ORT/BLAS from oversubscribing 2 cores.
         env.setdefault("OMP_NUM_THREADS", "1")
         env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
-        out = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
+        out = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115 - owned by the child
         log.info("starting tritonserver grpc=%s repository=%s", self.grpc_url, self.model_repository)
         self.process = subprocess.Popen(self.command(backend_dir), env=env, stdout=out, stderr=subprocess.STDOUT,
                                         start_new_session=True)

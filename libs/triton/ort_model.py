@@ -34,7 +34,7 @@ def _groups(arrays: list[dict[str, np.ndarray]], wanted: list[tuple[str, ...]]) 
     return list(groups.values())
 
 
-def _requested(request, names: list[str]) -> tuple[str, ...]:
+def _requested(request, names: list[str]) -> tuple[str, ...]:  # request: a pb_utils.InferenceRequest
     """The outputs the caller asked for, in model order: ranking and explanation read only `score`, so the
     attention maps ([B, C, L] per scenario) are neither copied to Triton nor sent. All when it asked for none."""
     try:

@@ -39,7 +39,7 @@ class TensorRTUnavailable(RuntimeError):
 def tensorrt_status() -> tuple[bool, str]:
     """(available, reason). Never raises."""
     try:
-        import tensorrt  # noqa: F401
+        import tensorrt  # noqa: F401 - importing is the check
     except Exception as exc:  # noqa: BLE001 - ImportError or a broken install
         return False, f"tensorrt Python package not importable ({type(exc).__name__}: {exc})"
     try:
@@ -47,7 +47,7 @@ def tensorrt_status() -> tuple[bool, str]:
 
         if not torch.cuda.is_available():
             return False, "no CUDA GPU visible to torch"
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:  # noqa: BLE001 - a CUDA runtime in trouble, not only a missing one
         return False, f"torch.cuda unavailable ({exc})"
     return True, "tensorrt and a CUDA GPU are present"
 
