@@ -100,7 +100,7 @@ def bench_rankers(emb: np.ndarray, workdir: Path) -> dict[str, dict]:
     import torch
 
     from training.export.onnx_export import export_onnx
-    from training.models.rankers import serving_form
+    from training.models.rankers import new_module, serving_form
 
     torch.manual_seed(SEED)
     torch.set_num_threads(1)
@@ -109,7 +109,7 @@ def bench_rankers(emb: np.ndarray, workdir: Path) -> dict[str, dict]:
     out = {}
     for name in ranker_names():
         r = ranker(name)
-        module = r.new_module({"n_items": n_items, "dim": 64, "dropout": 0.1}, emb).eval()
+        module = new_module(name, {"n_items": n_items, "dim": 64, "dropout": 0.1}, emb).eval()
         x = ranker_inputs(name, n_items, rng)
         args = [torch.from_numpy(x[k]) for k in r.spec.input_names]
         with torch.no_grad():

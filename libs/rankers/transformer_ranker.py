@@ -2,9 +2,6 @@
 candidate (and the query), repeat-purchase and popularity features (PyTorch module: training.models.rankers)."""
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
 import numpy as np
 
 from libs.features.store import (
@@ -91,14 +88,8 @@ def transformer_inputs(
     }
 
 
-def new_module(config: Mapping[str, Any], item_emb: np.ndarray | None = None):
-    from training.models.rankers import TransformerRanker
-
-    return TransformerRanker(**config)
-
-
 RANKER = register(Ranker(
-    spec=SPEC, inputs=transformer_inputs, new_module=new_module, history_slots=((HIST_IDS, HIST_MASK),),
+    spec=SPEC, inputs=transformer_inputs, module="training.models.rankers:TransformerRanker", history_slots=((HIST_IDS, HIST_MASK),),
     gathered=((HIST_EMB, HIST_IDS), (CAND_EMB, CAND_IDS)),
     reads_query=True,
     description="SASRec-like transformer + target attention + repeat/popularity features (candidate pool)"))

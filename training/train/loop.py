@@ -17,6 +17,7 @@ from tqdm import tqdm
 from libs.features import FeatureStore, candidate_pool, stack
 from libs.features.frequency import frequency_prior
 from libs.rankers import get as ranker
+from training.models.rankers import new_module
 from training.train.data import Example, QueryBank, make_batch
 
 SEED = 0
@@ -58,7 +59,7 @@ def listwise_loss(scores: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
 
 
 def new_model(name: str, n_items: int, item_emb: np.ndarray, cfg: TrainConfig) -> torch.nn.Module:
-    return ranker(name).new_module({"n_items": n_items, "dim": cfg.dim, "dropout": cfg.dropout}, item_emb)
+    return new_module(name, {"n_items": n_items, "dim": cfg.dim, "dropout": cfg.dropout}, item_emb)
 
 
 def train_ranker(name: str, examples: list[Example], n_items: int, item_emb: np.ndarray, cfg: TrainConfig,

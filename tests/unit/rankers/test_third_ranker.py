@@ -18,7 +18,7 @@ from libs.ranking import RankingCore
 from tests.unit.features import synthetic
 from training.export.onnx_export import export_model
 from training.export.triton_configs import cpu_config, gpu_config
-from training.models.rankers import serving_form, wire_form
+from training.models.rankers import new_module, serving_form, wire_form
 from training.train.data import build_examples
 from training.train.loop import TrainConfig, score_catalogue, train_ranker
 from training.train.pipeline import fit_fusion, weight_grid
@@ -29,6 +29,10 @@ IDS, MASK = "tiny_hist_ids", "tiny_hist_mask"
 
 class Tiny(nn.Module):
     """score = <candidate title, mean of the history's learned item vectors> + w . popularity."""
+
+    @classmethod
+    def from_config(cls, config: dict, item_emb: np.ndarray | None = None) -> Tiny:
+        return cls(**config)
 
     def __init__(self, n_items: int, dim: int = 8, dropout: float = 0.0) -> None:
         super().__init__()
@@ -51,7 +55,7 @@ def tiny_inputs(store, ctx, cand_idx, query_emb=None, new_cand_emb=None):
 SPEC = ModelSpec(NAME, inputs=(Tensor(IDS, "int64", (MAX_HISTORY,)), Tensor(MASK, "float32", (MAX_HISTORY,)),
                                Tensor(CAND_EMB, "float32", (-1, TEXT_DIM)), Tensor(POP_FEATS, "float32", (-1, POP_FEATURES))),
                  outputs=(Tensor(SCORE, "float32", (-1,)),), max_batch_size=64)
-TINY = Ranker(spec=SPEC, inputs=tiny_inputs, new_module=lambda config, item_emb: Tiny(**config),
+TINY = Ranker(spec=SPEC, inputs=tiny_inputs, module=f"{__name__}:Tiny",
               history_slots=((IDS, MASK),), description="test-only ranker")
 
 
@@ -125,8 +129,6 @@ async def test_ranking_and_explanation_serve_the_new_ranker(tiny):
 
 
 def _torch(name: str) -> nn.Module:
-    from libs.rankers import get
-
     torch.manual_seed(1)
-    return get(name).new_module({"n_items": synthetic.N_ITEMS, "dim": 8, "dropout": 0.0},
+    return new_module(name, {"n_items": synthetic.N_ITEMS, "dim": 8, "dropout": 0.0},
                                 synthetic.item_embeddings()).eval()
