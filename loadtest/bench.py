@@ -10,7 +10,7 @@
 
 Inputs are real when libs.features and the prepared data are available (real customers' histories, candidate
 pools and popularity; query embedding = a catalogue title embedding, the text encoder's own space), else random
-tensors of the right shapes/dtypes; the report says which. Starts the stack (tools.stack.Stack) unless both
+tensors of the right shapes/dtypes; the report says which. Starts the stack (libs.stack.Stack) unless both
 --triton and --gateway are given, and stops it. Writes reports/bench.md and reports/bench.json.
 """
 from __future__ import annotations
@@ -369,7 +369,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.triton and args.gateway:
             triton_url, gateway, desc = args.triton, args.gateway, f"given, {args.triton}"
         else:
-            from tools.stack import Stack
+            from libs.stack import Stack
 
             print("starting the stack (Triton + 4 services; logs in build/logs/) ...", flush=True)
             stack = Stack().start()

@@ -3,7 +3,7 @@
     python -m loadtest.driver [--levels 1,4,16] [--duration 15] [--gateway 127.0.0.1:50051]
 
 Uses the gateway at --gateway (default $SHOP_GATEWAY_ADDR or 127.0.0.1:50051) when it answers health checks, else
-starts the whole stack (tools.stack.Stack: Triton + 4 services) and stops it afterwards. Starts
+starts the whole stack (libs.stack.Stack: Triton + 4 services) and stops it afterwards. Starts
 loadtest/echo_server.py as a separate process for the machine's gRPC ceiling. Each level is a closed loop: exactly
 `concurrency` requests in flight, for a bounded time and at most --max-requests requests. Payloads are the ghz data
 files (real WANDS queries and customer ids, loadtest/payloads.py) mixed 3 Search : 1 Recommend. Writes
@@ -31,7 +31,8 @@ from loadtest import payloads, stats, traces
 from loadtest.stats import STAGES
 from loadtest.echo_server import METHOD as ECHO_METHOD
 
-from tools.stack import stop_process
+from libs.readiness import is_serving
+from libs.stack import stop_process
 
 ROOT = REPO_ROOT
 REPORTS = REPORTS_DIR
@@ -114,17 +115,6 @@ def request_messages() -> list[tuple[str, object]]:
 
 
 # ---------------------------------------------------------------------------------------------- processes
-def is_serving(addr: str, timeout_s: float = 1.0) -> bool:
-    from grpc_health.v1 import health_pb2, health_pb2_grpc
-
-    try:
-        with grpc.insecure_channel(addr) as ch:
-            reply = health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(), timeout=timeout_s)
-    except grpc.RpcError:
-        return False
-    return reply.status == health_pb2.HealthCheckResponse.SERVING
-
-
 def start_echo(timeout_s: float = 30.0) -> tuple[subprocess.Popen, str]:
     proc = subprocess.Popen([sys.executable, "-m", "loadtest.echo_server", "--port", "0"], cwd=ROOT,
                             stdout=subprocess.PIPE, text=True, start_new_session=True)
@@ -277,7 +267,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             gateway_addr, stack_desc = args.gateway, f"already running at {args.gateway}"
         else:
             from libs.rankers import specs
-            from tools.stack import Stack
+            from libs.stack import Stack
 
             missing = [m for m in specs() if not (REPOSITORY / m / "1" / "model.onnx").is_file()]
             if missing:
@@ -289,7 +279,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             trace_dir = REPO_ROOT / "build" / "traces" / datetime.now(UTC).strftime("load-%Y%m%dT%H%M%S")
             stack = Stack(env=traces.tracing_env(trace_dir)).start()
             gateway_addr = stack.addresses["gateway"]
-            stack_desc = "started by the driver (tools.stack.Stack, Triton CPU configs)"
+            stack_desc = "started by the driver (libs.stack.Stack, Triton CPU configs)"
         echo_proc, echo_addr = start_echo()
         print(f"gateway {gateway_addr}, echo {echo_addr}; levels {args.levels}, {args.duration:g} s each", flush=True)
         rows = asyncio.run(measure(gateway_addr, echo_addr, args))

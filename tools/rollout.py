@@ -22,11 +22,9 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-import grpc
-from grpc_health.v1 import health_pb2, health_pb2_grpc
-
 from libs.bundle_serving import bundle_health_name
 from libs.bundles import Bundle, BundleError, list_bundles, load_bundle, set_current
+from libs.readiness import is_serving
 from libs.config import REPOSITORY, Addresses, ServiceSettings, artifacts_dir
 from libs.triton.repository import load_versions, served_versions
 from tools.stack import RUNNING
@@ -45,22 +43,12 @@ def pick_target(current: Bundle, bundles: Sequence[Bundle], to: str | None, roll
     return newest.id
 
 
-def bundle_served(addr: str, bundle_id: str) -> bool:
-    with grpc.insecure_channel(addr) as channel:
-        try:
-            reply = health_pb2_grpc.HealthStub(channel).Check(
-                health_pb2.HealthCheckRequest(service=bundle_health_name(bundle_id)), timeout=1.0)
-        except grpc.RpcError:
-            return False
-    return reply.status == health_pb2.HealthCheckResponse.SERVING
-
-
 def wait_switched(services: Sequence[str], bundle_id: str, timeout_s: float) -> list[str]:
     """The services that still do not serve `bundle_id` after `timeout_s` (empty = all switched)."""
     deadline = time.monotonic() + timeout_s
     pending = list(services)
     while pending and time.monotonic() < deadline:
-        pending = [a for a in pending if not bundle_served(a, bundle_id)]
+        pending = [a for a in pending if not is_serving(a, bundle_health_name(bundle_id))]
         if pending:
             time.sleep(0.2)
     return pending

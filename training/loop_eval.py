@@ -67,7 +67,7 @@ def record_through_gateway(root: Path, repository: Path, purchases: pd.DataFrame
                            ) -> Path:
     """Start Triton + the services on the private copy, replay, stop. Returns the SQLite event store's path."""
     from libs.triton.launcher import TritonServer
-    from tools.stack import Stack
+    from libs.stack import Stack
 
     db = work / "events.sqlite3"
     with TritonServer(model_repository=repository, versions=load_bundle(root).versions,

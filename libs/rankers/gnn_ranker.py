@@ -91,6 +91,7 @@ def gnn_inputs(
 
 
 RANKER = register(Ranker(
-    spec=SPEC, inputs=gnn_inputs, module="training.models.rankers:GnnRanker", history_slots=((USER_NBR_IDS, USER_NBR_MASK),),
+    spec=SPEC, inputs=gnn_inputs, module="training.models.rankers:GnnRanker",
+    history_slots=((USER_NBR_IDS, USER_NBR_MASK),),
     gathered=((USER_NBR_EMB, USER_NBR_IDS), (CAND_EMB, CAND_IDS)),
     description="inductive PinSage-style GNN (co-purchase + user neighbours) + repeat/popularity features"))

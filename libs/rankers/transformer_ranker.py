@@ -89,7 +89,8 @@ def transformer_inputs(
 
 
 RANKER = register(Ranker(
-    spec=SPEC, inputs=transformer_inputs, module="training.models.rankers:TransformerRanker", history_slots=((HIST_IDS, HIST_MASK),),
+    spec=SPEC, inputs=transformer_inputs, module="training.models.rankers:TransformerRanker",
+    history_slots=((HIST_IDS, HIST_MASK),),
     gathered=((HIST_EMB, HIST_IDS), (CAND_EMB, CAND_IDS)),
     reads_query=True,
     description="SASRec-like transformer + target attention + repeat/popularity features (candidate pool)"))

@@ -34,7 +34,7 @@ from libs.config import REPO_ROOT
 from libs.triton.launcher import free_port
 from tests.unit.catalog.conftest import ROWS, write_csv
 from libs.readiness import LIVENESS
-from tools.stack import stop_process, wait_healthy
+from libs.stack import stop_process, wait_healthy
 
 USER = "13047"
 BOUGHT = "71053"  # in the tiny catalogue, never bought by USER in the data

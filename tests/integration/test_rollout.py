@@ -24,7 +24,7 @@ from libs.rankers import specs
 from libs.triton.launcher import TritonServer
 from libs.triton.repository import load_versions, served_versions
 from tools.rollout import rollout
-from tools.stack import SERVICES, Stack
+from libs.stack import SERVICES, Stack
 from training.bundles import link_model_version, private_copy, write_bundle
 
 CONCURRENCY = 4
