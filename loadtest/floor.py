@@ -26,8 +26,8 @@ from libs.scoring import EncodeQuery
 from libs.serving import load_serving_state
 from libs.triton.text import encoder
 from libs.explain.core import ExplanationCore
-from services.gateway.core import Budget, GatewayCore, StageResult
-from services.gateway.experiments import Variants
+from libs.gateway import Budget, GatewayCore, StageResult
+from libs.experiments import Variants
 from libs.ranking import RankingCore
 from libs.retrieval import RetrievalCore
 

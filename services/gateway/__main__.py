@@ -19,8 +19,8 @@ from libs.events.retention import prune_periodically
 from libs.readiness import Dependencies, grpc_health_check
 from libs.server import Registration, serve
 from services.gateway.clients import ExplanationClient, RankingClient, RetrievalClient
-from services.gateway.core import GatewayCore
-from services.gateway.experiments import AttributionTokens, Variants
+from libs.gateway import GatewayCore
+from libs.experiments import AttributionTokens, Variants
 from services.gateway.servicer import GatewayServicer
 
 

@@ -5,8 +5,8 @@ from shop.retrieval.v1 import retrieval_service_pb2 as rpb
 
 from libs.errors import InvalidArgumentError
 from libs.events.sqlite import SqliteEventStore
-from services.gateway.core import GatewayCore
-from services.gateway.experiments import Variants
+from libs.gateway import GatewayCore
+from libs.experiments import Variants
 from services.gateway.servicer import GatewayServicer
 from services.retrieval.servicer import RetrievalServicer
 

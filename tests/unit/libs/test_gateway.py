@@ -7,8 +7,8 @@ import pytest
 from libs import domain as d
 from libs.errors import AlreadyExistsError, DeadlineError, InvalidArgumentError, UnavailableError
 from libs.events import SqliteEventStore
-from services.gateway.core import Budget, GatewayCore, StageResult
-from services.gateway.experiments import Variants
+from libs.gateway import Budget, GatewayCore, StageResult
+from libs.experiments import Variants
 
 
 def _cands(n: int, unmatched: int = 0) -> list[d.Candidate]:

@@ -17,7 +17,7 @@ from libs.errors import (AlreadyExistsError, DeadlineError, FieldViolation, Inva
 from libs.events import EventConflictError, EventStore, event_time_problem
 from libs.events.base import payload
 from libs.features import POOL_MAX
-from services.gateway.experiments import AttributionTokens, Variants
+from libs.experiments import AttributionTokens, Variants
 
 log = logging.getLogger(__name__)
 
