@@ -1,10 +1,18 @@
 """Feature assembly shared by training, evaluation and the services (pure numpy): the `FeatureStore` of purchases,
 popularity and co-purchase neighbours at a reference time, user contexts with fresh events, and the feature
 primitives each ranker's input builder (libs/rankers/) assembles into its tensors."""
+from libs.features.popularity import (
+    POP_FEATURE_NAMES,
+    Pop,
+    pop_features_of,
+    popularity_features,
+    popularity_order,
+    season_features,
+    similar_customers_score,
+)
 from libs.features.store import (
     EDGE_FEATURE_NAMES,
     HIST_FEATURE_NAMES,
-    POP_FEATURE_NAMES,
     REPEAT_FEATURE_NAMES,
     FeatureStore,
     POOL_MAX,
@@ -14,14 +22,10 @@ from libs.features.store import (
     copurchase_neighbours,
     cycle_features,
     item_repurchase_cycle,
-    season_features,
-    similar_customers_score,
     group_users,
     cand_ids,
     history_features,
-    pop_features_of,
     query_inputs,
-    popularity_features,
     repeat_features,
     stack,
     to_seconds,

@@ -22,33 +22,33 @@ import scipy.sparse as sp
 
 from libs.catalog.prepare import copurchase_matrix
 from libs.features.neighbours import CustomerNeighbours
+from libs.features.popularity import (
+    DAY,
+    Pop,
+    item_repeat_rate,
+    popularity_features,
+    popularity_order,
+    season_features,
+    similar_customers_score,
+)
 from libs.model_io import (
     EDGE_FEATURES,
     HIST_FEATURES,
     ITEM_NEIGHBOURS,
     MAX_HISTORY,
-    POP_FEATURES,
     REPEAT_FEATURES,
     TEXT_DIM,
     USER_NEIGHBOURS,
 )
 
-DAY = 86400.0
 HIST_FEATURE_NAMES = ("log_age_days", "log_newer_baskets", "in_last_basket", "log_item_count_in_history")
 REPEAT_FEATURE_NAMES = ("bought_before", "log_count", "recency_14d", "recency_90d", "log_decayed_count_30d",
                         "in_last_basket", "log_age_over_user_gap",
                         # repurchase cycle: time since the last purchase of the candidate over its usual interval
                         "log_age_over_item_cycle", "due_by_item_cycle", "log_age_over_own_cycle", "due_by_own_cycle")
-POP_FEATURE_NAMES = ("log_orders_7d", "log_orders_28d", "log_orders_all", "item_repeat_rate",
-                     # season: orders in the same calendar window one year earlier (0 where the data lacks it)
-                     "log_orders_year_ago_28d", "log_orders_year_ago_next_28d",
-                     # per (customer, candidate): popularity among the customer's most similar customers
-                     "log_similar_customers_score")
-YEAR_DAYS = 365
-SEASON_WINDOWS = ((-14, 14, 6.0), (0, 28, 6.0))  # days around now - 365 d, scale (as the 28-day column)
 EDGE_FEATURE_NAMES = ("log_count", "recency_30d", "recency_180d", "share_of_user_purchases")
 assert len(HIST_FEATURE_NAMES) == HIST_FEATURES and len(REPEAT_FEATURE_NAMES) == REPEAT_FEATURES
-assert len(POP_FEATURE_NAMES) == POP_FEATURES and len(EDGE_FEATURE_NAMES) == EDGE_FEATURES
+assert len(EDGE_FEATURE_NAMES) == EDGE_FEATURES
 
 
 def to_seconds(ts: pd.Series | pd.DatetimeIndex | np.ndarray | pd.Timestamp) -> np.ndarray | float:
@@ -100,7 +100,7 @@ class FeatureStore:
     def top_popular(self) -> np.ndarray:
         """Item indices by popularity (28 days, then all time), most popular first."""
         if getattr(self, "_top", None) is None:
-            self._top = np.lexsort((np.arange(self.n_items), -self.pop[:, 2], -self.pop[:, 1]))
+            self._top = popularity_order(self.pop[:, Pop.LOG_ORDERS_28D], self.pop[:, Pop.LOG_ORDERS_ALL])
         return self._top
 
     @property
@@ -129,12 +129,12 @@ class FeatureStore:
         p = p[to_seconds(p["ts"]) < now_s]
         sales = p if guest_sales is None or guest_sales.empty else pd.concat([p, guest_sales[cols]])
         sales = sales[to_seconds(sales["ts"]) < now_s]
-        pop = popularity_features(sales["item_idx"].to_numpy(), to_seconds(sales["ts"]),
-                                  sales["invoice_no"].to_numpy(), now_s, n_items)
-        pop[:, 3] = item_repeat_rate(p["user_id"].to_numpy(), p["item_idx"].to_numpy(), n_items)
         sales_ts = to_seconds(sales["ts"])
+        pop = popularity_features(sales["item_idx"].to_numpy(), sales_ts, now_s, n_items)
+        pop[:, Pop.ITEM_REPEAT_RATE] = item_repeat_rate(p["user_id"].to_numpy(), p["item_idx"].to_numpy(), n_items)
         data_start = float(np.min(sales_ts)) if len(sales_ts) else now_s
-        pop[:, 4:6] = season_features(sales["item_idx"].to_numpy(), sales_ts, now_s, n_items, data_start)
+        pop[:, [Pop.LOG_ORDERS_YEAR_AGO_28D, Pop.LOG_ORDERS_YEAR_AGO_NEXT_28D]] = season_features(
+            sales["item_idx"].to_numpy(), sales_ts, now_s, n_items, data_start)
         cycle = item_repurchase_cycle(p["user_id"].to_numpy(), p["item_idx"].to_numpy(), to_seconds(p["ts"]),
                                       n_items)
         copurchase = copurchase_matrix(sales, n_items)
@@ -216,49 +216,6 @@ def group_users(purchases: pd.DataFrame, now_s: float) -> dict[str, UserContext]
     for a, b in zip(bounds[:-1], bounds[1:]):
         change = np.r_[0, np.cumsum(inv[a + 1:b] != inv[a:b - 1])]
         out[users[a]] = UserContext(items[a:b], ts[a:b], change.astype(np.int64), now_s, users[a])
-    return out
-
-
-def popularity_features(items: np.ndarray, ts: np.ndarray, invoices: np.ndarray, now_s: float, n_items: int
-                        ) -> np.ndarray:
-    """[n_items, POP_FEATURES]: log1p(orders in the last 7 / 28 days, all time) scaled to about [0, 1]; the
-    other columns (item repeat rate, season) are filled by FeatureStore.build."""
-    out = np.zeros((n_items, POP_FEATURES), np.float32)
-    for j, (days, scale) in enumerate(((7, 5.0), (28, 6.0), (None, 8.0))):
-        keep = np.ones(len(items), bool) if days is None else ts >= now_s - days * DAY
-        out[:, j] = np.log1p(np.bincount(items[keep], minlength=n_items)[:n_items]) / scale
-    return out
-
-
-def item_repeat_rate(users: np.ndarray, items: np.ndarray, n_items: int) -> np.ndarray:
-    """Per item: share of its customers who bought it on two or more invoices, smoothed ((r + 1) / (n + 4))."""
-    if len(items) == 0:
-        return np.full(n_items, 0.25, np.float32)
-    pairs = pd.DataFrame({"u": users, "i": items}).groupby(["i", "u"]).size()
-    buyers = pairs.groupby(level=0).size()
-    repeaters = (pairs >= 2).groupby(level=0).sum()
-    out = np.full(n_items, 0.25, np.float32)
-    idx = buyers.index.to_numpy()
-    out[idx] = ((repeaters.to_numpy() + 1.0) / (buyers.to_numpy() + 4.0)).astype(np.float32)
-    return out
-
-
-def season_features(items: np.ndarray, ts: np.ndarray, now_s: float, n_items: int, data_start_s: float
-                    ) -> np.ndarray:
-    """[n_items, 2] year-over-year season: log1p(orders in [now - 365 d + a, now - 365 d + b)) / scale for each
-    (a, b, scale) of SEASON_WINDOWS (the 4 weeks around this date last year; the 4 weeks after it). Only sales
-    before `now` count (every window ends at least 337 days before it). A window that starts before the data does
-    (the day of `data_start_s`) is 0 = "no season signal": a partly covered window would understate it."""
-    out = np.zeros((n_items, len(SEASON_WINDOWS)), np.float32)
-    items, ts = np.asarray(items, np.int64), np.asarray(ts, np.float64)
-    first_day = np.floor(data_start_s / DAY) * DAY
-    anchor = now_s - YEAR_DAYS * DAY
-    for j, (a, b, scale) in enumerate(SEASON_WINDOWS):
-        lo, hi = anchor + a * DAY, min(anchor + b * DAY, now_s)
-        if lo < first_day:
-            continue
-        keep = (ts >= lo) & (ts < hi)
-        out[:, j] = np.log1p(np.bincount(items[keep], minlength=n_items)[:n_items]) / scale
     return out
 
 
@@ -414,36 +371,6 @@ def query_inputs(query_emb: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
 def cand_ids(cand_idx: np.ndarray) -> np.ndarray:
     cand_idx = np.asarray(cand_idx, np.int64)
     return np.where(cand_idx >= 0, cand_idx + 1, 0)[None]
-
-
-SIMILAR_SCALE = (200.0, 3.0)  # log1p(200 x score) / 3: about 0.3 at the median positive, 1 at the 99th percentile
-
-
-def similar_customers_score(store: FeatureStore, ctx: UserContext) -> np.ndarray:
-    """[n_items] float32 log1p(200 x mean of the k most similar customers' vectors) / 3 (libs.features.neighbours),
-    for the context as given (fresh events included); cached on a stored context (training reuses them)."""
-    if store.neighbours is None or len(ctx) == 0:
-        return np.zeros(store.n_items, np.float32)
-    cached = getattr(ctx, "_similar", None)
-    if cached is not None and cached[0] == id(store) and cached[1] == (len(ctx), ctx.now):
-        return cached[2]
-    raw = store.neighbours.scores(ctx.items, ctx.ts, ctx.now, ctx.user)
-    out = (np.log1p(SIMILAR_SCALE[0] * raw) / SIMILAR_SCALE[1]).astype(np.float32)
-    ctx._similar = (id(store), (len(ctx), ctx.now), out)
-    return out
-
-
-def pop_features_of(store: FeatureStore, cand_idx: np.ndarray, ctx: UserContext | None = None) -> np.ndarray:
-    """[C, POP_FEATURES]: the candidates' rows of store.pop, plus (with `ctx`) the similar-customers column; all
-    zero for products unknown to the store."""
-    cand_idx = np.asarray(cand_idx, np.int64)
-    known = cand_idx >= 0
-    c = np.clip(cand_idx, 0, None)
-    out = np.where(known[:, None], store.pop[c], 0.0).astype(np.float32)
-    if ctx is not None:
-        col = POP_FEATURE_NAMES.index("log_similar_customers_score")
-        out[:, col] = np.where(known, similar_customers_score(store, ctx)[np.clip(c, 0, store.n_items - 1)], 0.0)
-    return out
 
 
 def stack(batches: Sequence[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from libs.features.store import FeatureStore, UserContext, cand_ids, pop_features_of, repeat_features, user_neighbours
+from libs.features import FeatureStore, UserContext, cand_ids, pop_features_of, repeat_features, user_neighbours
 from libs.model_io import (
     CAND_EMB,
     CAND_IDS,

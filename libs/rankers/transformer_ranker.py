@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from libs.features.store import (
+from libs.features import (
     FeatureStore,
     UserContext,
     cand_ids,
