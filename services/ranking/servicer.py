@@ -7,9 +7,8 @@ from shop.ranking.v1 import ranking_service_pb2_grpc as pb_grpc
 
 from libs import convert, validation
 from libs.errors import invalid
+from libs.model_io import MAX_CANDIDATES
 from libs.ranking import RankingCore
-
-MAX_CANDIDATES = 1000
 
 
 class RankingServicer(pb_grpc.RankingServiceServicer):

@@ -4,6 +4,7 @@ from __future__ import annotations
 import copy
 import math
 import multiprocessing
+import random
 import os
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -41,8 +42,10 @@ class TrainConfig:
 
 
 def seed_everything(seed: int) -> np.random.Generator:
-    torch.manual_seed(seed)
+    """Seed Python's, numpy's and torch's global generators; a fresh numpy Generator from the same seed."""
+    random.seed(seed)
     np.random.seed(seed)
+    torch.manual_seed(seed)
     return np.random.default_rng(seed)
 
 
