@@ -14,7 +14,7 @@ from grpc_reflection.v1alpha import reflection
 from prometheus_client import start_http_server
 
 from libs import logs, readiness, tracing
-from libs.config import ServiceSettings
+from libs.config import ServiceSettings, TracingSettings
 from libs.interceptors import (
     HEALTH_PREFIX,
     OPEN_PREFIXES,
@@ -90,7 +90,7 @@ async def serve(name: str, settings: ServiceSettings, listen_addr: str, registra
     reports it under its own health names; readiness stays with `ready`).
     """
     logs.configure(settings.log_level, name, settings.log_key.get_secret_value().encode() if settings.log_key else None)
-    tracing.configure(name)
+    tracing.configure(name, TracingSettings())
     server, health_servicer, port = await build_server(name, settings, listen_addr, registration)
     probes = health_server(health_servicer, settings.health_addr)[0] if settings.health_addr else None
     if settings.metrics_port >= 0:

@@ -11,24 +11,21 @@ current trace id is added to every JSON log line (libs.logs), so logs and traces
 """
 from __future__ import annotations
 
-import os
 from contextlib import AbstractContextManager, nullcontext
-from pathlib import Path
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 from opentelemetry import context, propagate, trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
+from libs.config import TracingSettings
+
 TRACER = "shop"
-MODES = ("", "console", "otlp", "file")
 
 
-def configure(service: str, mode: str | None = None) -> None:
-    """Install a tracer provider for `service` when tracing is on (`mode` or $SHOP_TRACING)."""
-    mode = (mode if mode is not None else os.environ.get("SHOP_TRACING", "")).strip().lower()
-    if mode not in MODES:
-        raise ValueError(f"SHOP_TRACING={mode!r}: one of {', '.join(repr(m) for m in MODES)}")
+def configure(service: str, settings: TracingSettings) -> None:
+    """Install a tracer provider for `service` when tracing is on (settings.mode, SHOP_TRACING)."""
+    mode = settings.mode
     if not mode:
         return
     from opentelemetry.sdk.resources import Resource
@@ -39,7 +36,7 @@ def configure(service: str, mode: str | None = None) -> None:
     if mode == "console":
         exporter = ConsoleSpanExporter()
     elif mode == "file":
-        folder = Path(os.environ.get("SHOP_TRACING_DIR", "build/traces"))
+        folder = settings.dir
         folder.mkdir(parents=True, exist_ok=True)
         out = open(folder / f"{service}.jsonl", "a", encoding="utf-8")  # noqa: SIM115 - open for the process' life
         exporter = ConsoleSpanExporter(out=out, formatter=lambda s: s.to_json(indent=None) + "\n")

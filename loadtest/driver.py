@@ -26,7 +26,7 @@ from pathlib import Path
 
 import grpc
 
-from libs.config import REPO_ROOT, REPORTS_DIR, REPOSITORY
+from libs.config import REPO_ROOT, REPORTS_DIR, REPOSITORY, Addresses
 from loadtest import payloads, stats, traces
 from loadtest.stats import STAGES
 from loadtest.echo_server import METHOD as ECHO_METHOD
@@ -247,7 +247,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--warmup", type=float, default=3.0)
     parser.add_argument("--timeout", type=float, default=5.0, help="per-request deadline, seconds")
     parser.add_argument("--max-requests", type=int, default=200_000, help="hard cap per level")
-    parser.add_argument("--gateway", default=os.environ.get("SHOP_GATEWAY_ADDR", "127.0.0.1:50051"))
+    parser.add_argument("--gateway", default=Addresses().gateway)
     parser.add_argument("--out", type=Path, default=REPORTS)
     parser.add_argument("--no-floor", dest="floor", action="store_false",
                         help="skip the in-process floor (same mix, same cores, no gRPC, ONNX Runtime)")

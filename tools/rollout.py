@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from collections.abc import Sequence
@@ -99,17 +98,17 @@ def running_stack() -> dict[str, str]:
 def main(argv: Sequence[str] | None = None) -> int:
     settings, addrs = ServiceSettings(), Addresses()
     stack = running_stack()  # `make run` picks free ports for Triton and the inner services
-    if stack and "SHOP_TRITON_URL" not in os.environ:
-        settings.triton_url = stack["triton"]
+    if stack and "url" not in settings.triton.model_fields_set:
+        settings.triton.url = stack["triton"]
         addrs = Addresses(**{n: stack[n] for n in ("retrieval", "ranking", "explanation")})
     parser = argparse.ArgumentParser(prog="python -m tools.rollout", description=__doc__.splitlines()[0])
     target = parser.add_mutually_exclusive_group()
     target.add_argument("--to", help="bundle id (default: the newest bundle)")
     target.add_argument("--rollback", action="store_true", help="to the current bundle's parent")
-    parser.add_argument("--triton", default=settings.triton_url, help="Triton gRPC (SHOP_TRITON_URL)")
+    parser.add_argument("--triton", default=settings.triton.url, help="Triton gRPC (SHOP_TRITON_URL)")
     parser.add_argument("--services", default=",".join([addrs.retrieval, addrs.ranking, addrs.explanation]),
                         help="inner services that must report the new bundle before the old one is unloaded")
-    parser.add_argument("--config-name", default=os.environ.get("SHOP_TRITON_CONFIG_NAME", "cpu"),
+    parser.add_argument("--config-name", default=settings.triton.config_name,
                         help="the config Triton reads: configs/<name>.pbtxt; '' = config.pbtxt (GPU)")
     parser.add_argument("--timeout-s", type=float, default=120.0)
     parser.add_argument("--repository", type=Path, default=REPOSITORY, help="Triton model repository")

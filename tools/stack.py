@@ -8,12 +8,11 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import signal
 import sys
 import threading
 
-from libs.config import REPO_ROOT
+from libs.config import REPO_ROOT, Addresses
 from libs.stack import SERVICES, Stack
 
 RUNNING = REPO_ROOT / "build" / "stack.json"  # addresses of the stack `make run` serves, while it runs
@@ -21,7 +20,7 @@ RUNNING = REPO_ROOT / "build" / "stack.json"  # addresses of the stack `make run
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--gateway", default=os.environ.get("SHOP_GATEWAY_ADDR", "127.0.0.1:50051"))
+    parser.add_argument("--gateway", default=Addresses().gateway)
     args = parser.parse_args()
     logging.basicConfig(level="INFO", format="%(asctime)s %(name)s %(message)s")
     stop = threading.Event()

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import sys
 import time
@@ -25,8 +24,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from libs.bundles import Bundle, load_bundle
 from libs.config import REPO_ROOT, REPORTS_DIR, REPOSITORY, artifacts_dir, models_dir
@@ -190,7 +187,7 @@ def markdown(r: dict) -> str:
 
 def run(work: Path, out: Path, progress: bool, epochs: int, windows: int) -> dict:
     from libs.catalog.store import load_dataset
-    from libs.events import open_event_store
+    from libs.events import SqliteEventStore
     from libs.fusion import FUSED
     from training.bundles import private_copy, rewind
     from training.evaluate.metrics import ndcg_at_k, per_user_metrics
@@ -216,7 +213,7 @@ def run(work: Path, out: Path, progress: bool, epochs: int, windows: int) -> dic
                          f"after {aside}: it saw the weeks set aside")
     replayed = ds.purchases[(ds.purchases["ts"] >= aside) & (ds.purchases["ts"] < score_start)]
     db = record_through_gateway(root, repository, replayed, work, progress)
-    store = open_event_store(None, db)
+    store = SqliteEventStore(db)
     try:
         recorded = store.read_purchases()
     finally:

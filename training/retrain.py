@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import tempfile
 import time
@@ -26,8 +25,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from libs.bundles import Bundle, load_bundle
 from libs.config import REPOSITORY, artifacts_dir
@@ -183,7 +180,8 @@ def retrain(root: Path, repository: Path, recorded: Sequence[Purchase], cfg: Ret
 
 
 def main(argv: list[str] | None = None) -> int:
-    from libs.events import open_configured_store
+    from libs.config import EventStoreSettings
+    from libs.events import describe, open_event_store
 
     parser = argparse.ArgumentParser(prog="python -m training.retrain", description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=RetrainConfig.epochs, help="epochs per stage")
@@ -194,7 +192,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
     root = artifacts_dir()
-    store, source = open_configured_store(root)
+    settings = EventStoreSettings()
+    store, source = open_event_store(settings, root), describe(settings, root)
     try:
         recorded = store.read_purchases()
     finally:

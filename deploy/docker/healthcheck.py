@@ -6,14 +6,14 @@ The images put /app (libs/) on PYTHONPATH.
 """
 from __future__ import annotations
 
-import os
 import sys
 
+from libs.config import Addresses, ServiceSettings
 from libs.readiness import is_serving
 
 
 def main(argv: list[str]) -> int:
-    addr = argv[1] if len(argv) > 1 else os.environ.get("SHOP_HEALTH_ADDR", "127.0.0.1:50051")
+    addr = argv[1] if len(argv) > 1 else ServiceSettings().health_addr or Addresses().gateway
     if is_serving(addr, timeout_s=2.0):
         return 0
     print(f"unhealthy: {addr} does not report SERVING", file=sys.stderr)

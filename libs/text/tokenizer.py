@@ -14,6 +14,8 @@ import numpy as np
 
 from libs.model_io import TE_ATTENTION_MASK, TE_INPUT_IDS, TEXT_MAX_TOKENS
 
+# The one place that sets them: every transformers import (here and training.models.text_encoder, which imports
+# this module) happens after, and the weights are a local package, so nothing may reach the hub.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 

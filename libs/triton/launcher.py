@@ -21,7 +21,7 @@ from pathlib import Path
 
 import tritonclient.grpc as grpcclient
 
-from libs.config import REPO_ROOT, REPOSITORY
+from libs.config import REPO_ROOT, REPOSITORY, TritonSettings
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +78,7 @@ class TritonServer:
     exit_timeout_s: int = 5
     log_path: Path | None = None
     extra_args: list[str] = field(default_factory=list)
-    cache_bytes: int = field(default_factory=lambda: int(os.environ.get("SHOP_TRITON_CACHE_BYTES", 32 << 20)))
+    cache_bytes: int = field(default_factory=lambda: TritonSettings().cache_bytes)
     versions: dict[str, str] | None = None
     process: subprocess.Popen | None = None
 

@@ -9,12 +9,13 @@ their other dimensions agree, so one ORT call serves them all.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
 import triton_python_backend_utils as pb_utils  # provided by the Python backend stub
+
+from libs.config import OrtSettings
 
 
 def _session(path: Path, threads: int) -> ort.InferenceSession:
@@ -62,7 +63,7 @@ class TritonPythonModel:
         config = json.loads(args["model_config"])
         version_dir = Path(args["model_repository"]) / args["model_version"]
         params = {k: v["string_value"] for k, v in config.get("parameters", {}).items()}
-        threads = int(params.get("intra_op_num_threads", os.environ.get("SHOP_ORT_THREADS", "1")))
+        threads = int(params.get("intra_op_num_threads", OrtSettings().threads))
         self.session = _session(version_dir / params.get("onnx_file", "model.onnx"), threads)
         self.input_names = [i["name"] for i in config["input"]]
         self.output_names = [o["name"] for o in config["output"]]

@@ -20,8 +20,8 @@ from services.explanation.servicer import ExplanationServicer
 
 async def main() -> None:
     settings = ServiceSettings()
-    triton = TritonClient(settings.triton_url, settings.triton_timeout_s)
-    servicer = ExplanationServicer(None, settings.triton_timeout_s)  # core: installed by the bundle switch below
+    triton = TritonClient(settings.triton.url, settings.triton.timeout_s)
+    servicer = ExplanationServicer(None, settings.triton.timeout_s)  # core: installed by the bundle switch below
 
     def build(state: ServingState, pinned: PinnedTriton) -> ExplanationCore:
         return ExplanationCore(state.store, state.dataset.items["title"], state.fusion, pinned.infer, encoder(pinned))

@@ -18,8 +18,8 @@ from services.retrieval.servicer import RetrievalServicer
 
 async def main() -> None:
     settings = ServiceSettings()
-    triton = TritonClient(settings.triton_url, settings.triton_timeout_s)
-    servicer = RetrievalServicer(None, settings.triton_timeout_s)  # core: installed by the bundle switch below
+    triton = TritonClient(settings.triton.url, settings.triton.timeout_s)
+    servicer = RetrievalServicer(None, settings.triton.timeout_s)  # core: installed by the bundle switch below
 
     def build(state: ServingState, pinned: PinnedTriton) -> RetrievalCore:
         items = state.dataset.items

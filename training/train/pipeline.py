@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
-import os
 import sys
 import time
 from dataclasses import asdict, replace
@@ -29,8 +28,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from libs.config import REPOSITORY, models_dir
 from libs.fusion import PRIOR, Fusion, fit_normalisation, spread

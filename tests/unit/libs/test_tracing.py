@@ -12,6 +12,7 @@ from opentelemetry.trace import SpanKind
 
 from libs import logs, tracing
 from libs.channels import open_channel
+from libs.config import TracingSettings
 from libs.interceptors import ObservabilityInterceptor
 
 @pytest.fixture
@@ -66,11 +67,14 @@ async def test_one_trace_across_two_hops(spans):
     assert served_b.attributes["rpc.grpc.status_code"] == "OK"
 
 
-def test_off_by_default_and_trace_id_in_logs(spans, capsys):
-    tracing.configure("x", mode="")  # nothing installed: the API's non-recording spans
+def test_off_by_default_and_trace_id_in_logs(spans, capsys, monkeypatch):
+    tracing.configure("x", TracingSettings(mode=""))  # nothing installed: the API's non-recording spans
     assert tracing.current_trace_id() == ""
+    monkeypatch.setenv("SHOP_TRACING", "zipkin")
     with pytest.raises(ValueError, match="SHOP_TRACING"):
-        tracing.configure("x", mode="zipkin")
+        TracingSettings()
+    monkeypatch.setenv("SHOP_TRACING", " File ")
+    assert TracingSettings().mode == "file"
     record = logging.LogRecord("t", logging.INFO, __file__, 1, "hello", None, None)
     with tracing.tracer().start_as_current_span("work") as span:
         line = json.loads(logs.JsonFormatter("svc").format(record))
@@ -94,7 +98,7 @@ def test_file_mode_writes_one_json_span_per_line(tmp_path):
     import sys
 
     code = ("from libs import tracing\n"
-            "tracing.configure('ranking', mode='file')\n"
+            "tracing.configure('ranking', tracing.TracingSettings(mode='file'))\n"
             "with tracing.span('/R/Rank', tracing.SERVER):\n"
             "    pass\n")
     env = {**os.environ, "SHOP_TRACING_DIR": str(tmp_path)}
