@@ -11,7 +11,7 @@ import numpy as np
 
 from libs import domain as d
 from libs.features import FeatureStore, Pop, UserContext, candidate_parts
-from libs.features.store import POOL_CO_PURCHASE, POOL_HISTORY, POOL_POPULAR, POOL_SIMILAR
+from libs.features import POOL_CO_PURCHASE, POOL_HISTORY, POOL_POPULAR, POOL_SIMILAR
 from libs.history import user_context
 from libs.relevance import STEMMER, analyse, analyse_many
 from libs.scoring import EncodeQuery, encode_or_degrade

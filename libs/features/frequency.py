@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from libs.features.store import FeatureStore, UserContext
+from libs.features.store import FeatureStore
+from libs.features.user import UserContext
 
 
 def order_counts(ctx: UserContext) -> tuple[np.ndarray, np.ndarray]:

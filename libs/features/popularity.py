@@ -14,7 +14,8 @@ import pandas as pd
 from libs.model_io import POP_FEATURES
 
 if TYPE_CHECKING:
-    from libs.features.store import FeatureStore, UserContext
+    from libs.features.store import FeatureStore
+    from libs.features.user import UserContext
 
 DAY = 86400.0
 YEAR_DAYS = 365
