@@ -21,13 +21,12 @@ from services.explanation.servicer import ExplanationServicer
 async def main() -> None:
     settings = ServiceSettings()
     triton = TritonClient(settings.triton.url, settings.triton.timeout_s)
-    servicer = ExplanationServicer(None, settings.triton.timeout_s)  # core: installed by the bundle switch below
 
     def build(state: ServingState, pinned: PinnedTriton) -> ExplanationCore:
         return ExplanationCore(state.store, state.dataset.items["title"], state.fusion, pinned.infer, encoder(pinned))
 
-    switch = BundleSwitch(settings.artifacts_dir, triton, (*ranker_names(), TEXT_ENCODER), build,
-                          lambda core: setattr(servicer, "core", core))
+    switch = BundleSwitch(settings.artifacts_dir, triton, (*ranker_names(), TEXT_ENCODER), build)
+    servicer = ExplanationServicer(switch.current, settings.triton.timeout_s)
     await serve("explanation", settings, settings.addresses.explanation,
                 Registration(lambda s: pb_grpc.add_ExplanationServiceServicer_to_server(servicer, s),
                              [pb.DESCRIPTOR.services_by_name["ExplanationService"].full_name]),

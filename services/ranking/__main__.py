@@ -21,14 +21,13 @@ from services.ranking.servicer import RankingServicer
 async def main() -> None:
     settings = ServiceSettings()
     triton = TritonClient(settings.triton.url, settings.triton.timeout_s)
-    servicer = RankingServicer(None, settings.triton.timeout_s)  # core: installed by the bundle switch below
 
     def build(state: ServingState, pinned: PinnedTriton) -> RankingCore:
         return RankingCore(state.store, state.dataset.items["title"], state.fusion, pinned.infer, encoder(pinned),
                            pinned.version, bundle_id=state.bundle.id)
 
-    switch = BundleSwitch(settings.artifacts_dir, triton, (*ranker_names(), TEXT_ENCODER), build,
-                          lambda core: setattr(servicer, "core", core))
+    switch = BundleSwitch(settings.artifacts_dir, triton, (*ranker_names(), TEXT_ENCODER), build)
+    servicer = RankingServicer(switch.current, settings.triton.timeout_s)
     await serve("ranking", settings, settings.addresses.ranking,
                 Registration(lambda s: pb_grpc.add_RankingServiceServicer_to_server(servicer, s),
                              [pb.DESCRIPTOR.services_by_name["RankingService"].full_name]),

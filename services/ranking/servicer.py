@@ -1,6 +1,8 @@
 """RankingService servicer: proto -> validated values -> core -> proto."""
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import grpc
 from shop.ranking.v1 import ranking_service_pb2 as pb
 from shop.ranking.v1 import ranking_service_pb2_grpc as pb_grpc
@@ -12,8 +14,8 @@ from libs.ranking import RankingCore
 
 
 class RankingServicer(pb_grpc.RankingServiceServicer):
-    def __init__(self, core: RankingCore, default_timeout_s: float) -> None:
-        self.core = core
+    def __init__(self, core: Callable[[], RankingCore], default_timeout_s: float) -> None:
+        self.core = core  # the current core (libs.bundle_serving.BundleSwitch.current), read once per call
         self.default_timeout_s = default_timeout_s
 
     async def RankCandidates(self, request: pb.RankCandidatesRequest, context: grpc.aio.ServicerContext
@@ -26,7 +28,7 @@ class RankingServicer(pb_grpc.RankingServiceServicer):
         size = validation.page_size(request.page_size, 0, len(request.product_ids))
         remaining = context.time_remaining()
         timeout = self.default_timeout_s if remaining is None else max(remaining - 0.01, 0.001)
-        ranked = await self.core.rank(user_id, query, list(request.product_ids), size, request.variant,
+        ranked = await self.core().rank(user_id, query, list(request.product_ids), size, request.variant,
                                       request.diversity, convert.user_events_from_pb(request.recent_events), timeout)
         return pb.RankCandidatesResponse(results=[convert.scored_to_pb(x) for x in ranked.items],
                                          degradations=[convert.degradation_to_pb(x) for x in ranked.degradations],

@@ -19,14 +19,13 @@ from services.retrieval.servicer import RetrievalServicer
 async def main() -> None:
     settings = ServiceSettings()
     triton = TritonClient(settings.triton.url, settings.triton.timeout_s)
-    servicer = RetrievalServicer(None, settings.triton.timeout_s)  # core: installed by the bundle switch below
 
     def build(state: ServingState, pinned: PinnedTriton) -> RetrievalCore:
         items = state.dataset.items
         return RetrievalCore.over_store(state.store, items["product_id"], items["title"], encoder(pinned))
 
-    switch = BundleSwitch(settings.artifacts_dir, triton, (TEXT_ENCODER,), build,
-                          lambda core: setattr(servicer, "core", core))
+    switch = BundleSwitch(settings.artifacts_dir, triton, (TEXT_ENCODER,), build)
+    servicer = RetrievalServicer(switch.current, settings.triton.timeout_s)
     await serve("retrieval", settings, settings.addresses.retrieval,
                 Registration(lambda s: pb_grpc.add_RetrievalServiceServicer_to_server(servicer, s),
                              [pb.DESCRIPTOR.services_by_name["RetrievalService"].full_name]),
