@@ -23,7 +23,7 @@ from libs.errors import DeadlineError, InvalidArgumentError, UnavailableError
 from libs.events.sqlite import SqliteEventStore
 from libs.onnx_runner import OnnxModels
 from libs.scoring import EncodeQuery
-from libs.serving import load_serving_state
+from libs.serving_state import load_serving_state
 from libs.triton.text import encoder
 from libs.explain.core import ExplanationCore
 from libs.gateway import Budget, GatewayCore, StageResult

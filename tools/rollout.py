@@ -4,7 +4,7 @@
     python -m tools.rollout --to <bundle id>
     python -m tools.rollout --rollback      # to the current bundle's parent
 
-Protocol (libs/bundles.py, libs/bundle_serving.py):
+Protocol (libs/bundles.py, libs/bundle_switch.py):
 1. Triton loads the target's versions next to the current ones (explicit model control) and reports them READY.
 2. CURRENT is pointed at the target (os.replace). Each service sees it, loads the target's side files, checks that
    Triton serves the target's versions, and swaps its state in one assignment; its health name `bundle/<id>` turns
@@ -21,7 +21,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from libs.bundle_serving import bundle_health_name
+from libs.bundle_switch import bundle_health_name
 from libs.bundles import Bundle, BundleError, list_bundles, load_bundle, set_current
 from libs.readiness import is_serving
 from libs.config import REPOSITORY, Addresses, ServiceSettings, artifacts_dir

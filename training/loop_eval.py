@@ -87,7 +87,7 @@ def bundle_scores(bundle: Bundle, store, users: np.ndarray, recent: dict[str, li
     from libs.fusion import FUSED, PRIOR, Fusion
     from libs.history import user_context
     from training.train.checkpoints import load_checkpoint
-    from training.train.loop import score_catalogue, score_prior
+    from training.train.trainer import score_catalogue, score_prior
 
     item_emb = np.load(bundle.path / ITEM_EMBEDDINGS_FILE)
     scores = {}
@@ -193,7 +193,7 @@ def run(work: Path, out: Path, progress: bool, epochs: int, windows: int) -> dic
     from training.evaluate.metrics import ndcg_at_k, per_user_metrics
     from training.evaluate.split import SplitConfig, make_split, window_bounds
     from training.retrain import RetrainConfig, extended_purchases, retrain
-    from training.train.loop import store_for
+    from training.train.trainer import store_for
 
     t0 = time.perf_counter()
     src = artifacts_dir()

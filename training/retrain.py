@@ -91,7 +91,7 @@ def _fine_tune(name: str, model, examples, n_items: int, item_emb: np.ndarray, c
                desc: str):
     """Continue training each seed member of `model` (a SeedEnsemble or one module) on `examples`."""
     from training.models.rankers import SeedEnsemble
-    from training.train.loop import MemberJob, train_members
+    from training.train.trainer import MemberJob, train_members
 
     members = list(model.members) if isinstance(model, SeedEnsemble) else [model]
     jobs = [MemberJob(name, replace(cfg, seed=cfg.seed + k), f"{desc} {name} member {k}", init=member)
@@ -113,8 +113,8 @@ def retrain(root: Path, repository: Path, recorded: Sequence[Purchase], cfg: Ret
     from training.train.checkpoints import load_checkpoint, save_checkpoint
     from training.train.data import build_examples
     from libs.fusion import PRIOR
-    from training.train.loop import SEED, TrainConfig, seed_everything
-    from training.train.loop import score_catalogue, score_prior, store_for
+    from training.train.trainer import SEED, TrainConfig, seed_everything
+    from training.train.trainer import score_catalogue, score_prior, store_for
     from training.train.pipeline import encode_queries, fit_fusion
 
     t0 = time.perf_counter()

@@ -13,7 +13,7 @@ from libs.explain.core import ExplanationCore
 
 class ExplanationServicer(pb_grpc.ExplanationServiceServicer):
     def __init__(self, core: Callable[[], ExplanationCore], default_timeout_s: float) -> None:
-        self.core = core  # the current core (libs.bundle_serving.BundleSwitch.current), read once per call
+        self.core = core  # the current core (libs.bundle_switch.BundleSwitch.current), read once per call
         self.default_timeout_s = default_timeout_s
 
     async def ExplainResults(self, request: pb.ExplainResultsRequest, context: grpc.aio.ServicerContext

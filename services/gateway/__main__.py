@@ -16,7 +16,7 @@ from libs.config import EventStoreSettings, ExperimentSettings, ServiceSettings
 from libs.events import open_event_store
 from libs.events.retention import prune_periodically
 from libs.readiness import Dependencies, grpc_health_check
-from libs.server import Registration, serve
+from libs.grpc_server import Registration, serve
 from services.gateway.clients import ExplanationClient, RankingClient, RetrievalClient
 from libs.gateway import GatewayCore
 from libs.experiments import AttributionTokens, Variants

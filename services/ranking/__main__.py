@@ -6,12 +6,12 @@ import asyncio
 from shop.ranking.v1 import ranking_service_pb2 as pb
 from shop.ranking.v1 import ranking_service_pb2_grpc as pb_grpc
 
-from libs.bundle_serving import BundleSwitch, PinnedTriton
+from libs.bundle_switch import BundleSwitch, PinnedTriton
 from libs.config import ServiceSettings
 from libs.model_io import TEXT_ENCODER
 from libs.rankers import names as ranker_names
-from libs.server import Registration, serve
-from libs.serving import ServingState
+from libs.grpc_server import Registration, serve
+from libs.serving_state import ServingState
 from libs.triton.client import TritonClient
 from libs.triton.text import encoder
 from libs.ranking import RankingCore

@@ -15,7 +15,7 @@ from libs.ranking import RankingCore
 
 class RankingServicer(pb_grpc.RankingServiceServicer):
     def __init__(self, core: Callable[[], RankingCore], default_timeout_s: float) -> None:
-        self.core = core  # the current core (libs.bundle_serving.BundleSwitch.current), read once per call
+        self.core = core  # the current core (libs.bundle_switch.BundleSwitch.current), read once per call
         self.default_timeout_s = default_timeout_s
 
     async def RankCandidates(self, request: pb.RankCandidatesRequest, context: grpc.aio.ServicerContext

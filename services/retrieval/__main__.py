@@ -5,11 +5,11 @@ import asyncio
 from shop.retrieval.v1 import retrieval_service_pb2 as pb
 from shop.retrieval.v1 import retrieval_service_pb2_grpc as pb_grpc
 
-from libs.bundle_serving import BundleSwitch, PinnedTriton
+from libs.bundle_switch import BundleSwitch, PinnedTriton
 from libs.config import ServiceSettings
 from libs.model_io import TEXT_ENCODER
-from libs.server import Registration, serve
-from libs.serving import ServingState
+from libs.grpc_server import Registration, serve
+from libs.serving_state import ServingState
 from libs.triton.client import TritonClient
 from libs.triton.text import encoder
 from libs.retrieval import RetrievalCore

@@ -22,7 +22,7 @@ def _page_size(request: pb.RetrieveQueryCandidatesRequest | pb.RetrieveUserCandi
 
 class RetrievalServicer(pb_grpc.RetrievalServiceServicer):
     def __init__(self, core: Callable[[], RetrievalCore], default_timeout_s: float) -> None:
-        self.core = core  # the current core (libs.bundle_serving.BundleSwitch.current), read once per call
+        self.core = core  # the current core (libs.bundle_switch.BundleSwitch.current), read once per call
         self.default_timeout_s = default_timeout_s
 
     async def RetrieveQueryCandidates(self, request: pb.RetrieveQueryCandidatesRequest,

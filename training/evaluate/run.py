@@ -23,7 +23,7 @@ from training.evaluate.registry import SEARCHERS, Entry, load_registry
 from training.evaluate.split import Split, SplitConfig, standard_splits
 from libs.scoring import EXPLORE
 from training.evaluate.stats import paired_bootstrap
-from training.train.loop import seed_everything
+from training.train.trainer import seed_everything
 
 SEED = 42
 COMPARED_MODEL = "fused_rankers"  # the served ranking: compared with the best baseline

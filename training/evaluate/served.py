@@ -28,7 +28,7 @@ from libs.retrieval import RetrievalCore
 from libs.gateway import CANDIDATES
 from training.evaluate.registry import register, register_searcher
 from training.evaluate.split import TrainData
-from training.train.loop import popularity_floor
+from training.train.trainer import popularity_floor
 
 DEADLINE_S = 60.0  # offline: no deadline pressure
 

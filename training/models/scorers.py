@@ -53,7 +53,7 @@ class RankerScorer:
 
     def fit(self, train: TrainData) -> None:
         from training.train.checkpoints import latest_checkpoint, load_checkpoint
-        from training.train.loop import TrainConfig, train_ranker
+        from training.train.trainer import TrainConfig, train_ranker
 
         torch.set_num_threads(self.threads)
         self.item_emb = _item_embeddings(train, self.models_dir)
@@ -70,7 +70,7 @@ class RankerScorer:
             self.meta = {"info": info, "trained_in_fit": True}
 
     def score(self, user_ids: Sequence[str]) -> np.ndarray:
-        from training.train.loop import score_catalogue
+        from training.train.trainer import score_catalogue
 
         return score_catalogue(self.name, self.model, self.store, list(user_ids))
 
@@ -94,7 +94,7 @@ class FusedScorer:
 
     def scores_at(self, user_ids: Sequence[str], levels: Sequence[float]) -> dict[float, np.ndarray]:
         """The scores at each explore setting, the rankers run once."""
-        from training.train.loop import score_prior
+        from training.train.trainer import score_prior
 
         scores = {n: p.score(user_ids) for n, p in self.parts.items()}
         first = next(iter(scores.values()))

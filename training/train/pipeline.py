@@ -36,7 +36,7 @@ from libs.rankers import names as ranker_names
 from training.models.rankers import SeedEnsemble
 from training.train.checkpoints import checkpoint_path, load_checkpoint, save_checkpoint
 from training.train.data import QueryBank, build_examples, query_variants
-from training.train.loop import (
+from training.train.trainer import (
     SEED,
     MemberJob,
     TrainConfig,

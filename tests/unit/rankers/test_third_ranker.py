@@ -20,7 +20,7 @@ from training.export.onnx_export import export_model
 from training.export.triton_configs import cpu_config, gpu_config
 from training.models.rankers import new_module, serving_form, wire_form
 from training.train.data import build_examples
-from training.train.loop import TrainConfig, score_catalogue, train_ranker
+from training.train.trainer import TrainConfig, score_catalogue, train_ranker
 from training.train.pipeline import fit_fusion, weight_grid
 
 NAME = "tiny_ranker"

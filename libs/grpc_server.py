@@ -86,7 +86,7 @@ async def serve(name: str, settings: ServiceSettings, listen_addr: str, registra
     """Run until SIGTERM/SIGINT, then drain in-flight RPCs for `shutdown_grace_s`.
 
     `ready`: what the service needs to answer (libs.readiness); health follows it. None = ready once listening.
-    `background(health, service names)` runs while serving (libs.bundle_serving follows the current bundle and
+    `background(health, service names)` runs while serving (libs.bundle_switch follows the current bundle and
     reports it under its own health names; readiness stays with `ready`).
     """
     logs.configure(settings.log_level, name, settings.log_key.get_secret_value().encode() if settings.log_key else None)

@@ -21,7 +21,7 @@ import numpy as np
 from grpc_health.v1 import health, health_pb2
 
 from libs.bundles import current_id, load_bundle
-from libs.serving import ServingState, load_serving_state
+from libs.serving_state import ServingState, load_serving_state
 from libs.triton.client import TritonClient
 
 log = logging.getLogger(__name__)

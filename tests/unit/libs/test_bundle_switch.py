@@ -6,7 +6,7 @@ from types import SimpleNamespace
 import pytest
 from grpc_health.v1 import health_pb2
 
-from libs.bundle_serving import BundleSwitch, PinnedTriton, bundle_health_name
+from libs.bundle_switch import BundleSwitch, PinnedTriton, bundle_health_name
 from libs.bundles import set_current
 from training.bundles import write_bundle
 
