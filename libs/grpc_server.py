@@ -75,6 +75,13 @@ def health_server(health_servicer: health.aio.HealthServicer, addr: str) -> tupl
     return server, port
 
 
+def call_timeout(context: grpc.aio.ServicerContext, default_s: float) -> float:
+    """Seconds a call may still spend: the caller's deadline less 10 ms kept for the answer (at least 1 ms), or
+    `default_s` when the caller set none."""
+    remaining = context.time_remaining()
+    return default_s if remaining is None else max(remaining - 0.01, 0.001)
+
+
 async def _always_ready() -> bool:
     return True
 

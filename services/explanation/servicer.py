@@ -8,6 +8,7 @@ from shop.explanation.v1 import explanation_service_pb2 as pb
 from shop.explanation.v1 import explanation_service_pb2_grpc as pb_grpc
 
 from libs import convert, validation
+from libs.grpc_server import call_timeout
 from libs.explain.core import ExplanationCore
 
 
@@ -21,8 +22,7 @@ class ExplanationServicer(pb_grpc.ExplanationServiceServicer):
         user_id = validation.user_id(request.user_id)
         query = validation.query(request.query, required=False)
         validation.at_most(request.recent_events, validation.MAX_RECENT_EVENTS, "recent_events")
-        remaining = context.time_remaining()
-        timeout = self.default_timeout_s if remaining is None else max(remaining - 0.01, 0.001)
+        timeout = call_timeout(context, self.default_timeout_s)
         out = await self.core().explain(user_id, query, list(request.product_ids), request.variant,
                                       convert.user_events_from_pb(request.recent_events), timeout)
         return pb.ExplainResultsResponse(explanations=[convert.explanation_to_pb(e) for e in out.explanations],

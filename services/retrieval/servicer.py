@@ -8,6 +8,7 @@ from shop.retrieval.v1 import retrieval_service_pb2 as pb
 from shop.retrieval.v1 import retrieval_service_pb2_grpc as pb_grpc
 
 from libs import convert, validation
+from libs.grpc_server import call_timeout
 from libs.retrieval import RetrievalCore
 
 DEFAULT_PAGE_SIZE = 200
@@ -29,8 +30,7 @@ class RetrievalServicer(pb_grpc.RetrievalServiceServicer):
                                       context: grpc.aio.ServicerContext) -> pb.RetrieveQueryCandidatesResponse:
         query = validation.query(request.query)
         user_id = validation.user_id(request.user_id)
-        remaining = context.time_remaining()
-        timeout = self.default_timeout_s if remaining is None else max(remaining - 0.01, 0.001)
+        timeout = call_timeout(context, self.default_timeout_s)
         items, degradations = await self.core().query_candidates(query, user_id, _page_size(request), timeout)
         return pb.RetrieveQueryCandidatesResponse(candidates=[convert.candidate_to_pb(c) for c in items],
                                                   degradations=[convert.degradation_to_pb(x) for x in degradations])
