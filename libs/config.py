@@ -40,6 +40,9 @@ class SecuritySettings(BaseSettings):
     tls_client_key: Path | None = None
     # Bearer token required on incoming calls (health, and reflection unless open_reflection is off, stay open).
     auth_token: str | None = None
+    # Bearer token of the privileged methods (CatalogService writes; SHOP_CATALOG_WRITE_TOKEN); it also grants what
+    # auth_token grants. With auth_token set and this unset, those methods are denied to every caller.
+    catalog_write_token: str | None = None
     # Reflection without the token (convenient on loopback); production turns it off (overlays/prod).
     open_reflection: bool = True
 

@@ -7,6 +7,10 @@ not know (a peer built from newer protos may send one), read as None ("unspecifi
 - anywhere else the rest of the message is kept where it means something without the value (a Degradation
   keeps its reason and model, an Evidence its product and contribution; None goes back out as UNSPECIFIED) and
   dropped where it does not (a candidate source, a source rank, a recent event of unknown type).
+
+Well-known types read from a request (Timestamp, and any added later) are converted here only, each by one
+function that names the field's path in the INVALID_ARGUMENT it raises: a servicer never calls their methods itself
+(tests/unit/libs/test_convert.py checks), since those raise ValueError on values a client can send.
 """
 from __future__ import annotations
 
@@ -14,13 +18,21 @@ import enum
 from collections.abc import Mapping
 from typing import TypeVar
 
+from google.protobuf import timestamp_pb2
+from google.type import money_pb2
+from shop.catalog.v1 import catalog_service_pb2 as catpb
 from shop.common.v1 import common_pb2 as pb
+from shop.gateway.v1 import gateway_service_pb2 as gpb
 from shop.retrieval.v1 import retrieval_service_pb2 as rpb
 
 from libs import domain as d
-from libs.errors import invalid
+from libs.errors import InvalidArgumentError, invalid
+from libs.products.model import Product, ProductContent
 
 E = TypeVar("E", bound=enum.Enum)
+# google.protobuf.Timestamp's documented range: 0001-01-01T00:00:00Z .. 9999-12-31T23:59:59.999999999Z.
+MIN_TIMESTAMP_S = -62_135_596_800
+MAX_TIMESTAMP_S = 253_402_300_799
 
 
 def _enum_map(domain_cls: type[E], proto_enum, prefix: str) -> dict[E, int]:
@@ -31,8 +43,10 @@ _SOURCE = _enum_map(d.Source, pb.CandidateSource, "CANDIDATE_SOURCE")
 _EVIDENCE = _enum_map(d.EvidenceKind, pb.EvidenceType, "EVIDENCE_TYPE")
 _STAGE = _enum_map(d.Stage, pb.Stage, "STAGE")
 _EVENT = _enum_map(d.EventKind, pb.EventType, "EVENT_TYPE")
+_AVAILABILITY = _enum_map(d.Availability, pb.Availability, "AVAILABILITY")
 _BACK = {cls: {v: k for k, v in mapping.items()} for cls, mapping in
-         ((d.Source, _SOURCE), (d.EvidenceKind, _EVIDENCE), (d.Stage, _STAGE), (d.EventKind, _EVENT))}
+         ((d.Source, _SOURCE), (d.EvidenceKind, _EVIDENCE), (d.Stage, _STAGE), (d.EventKind, _EVENT),
+          (d.Availability, _AVAILABILITY))}
 
 
 def enum_from_pb(domain_cls: type[E], value: int) -> E | None:
@@ -84,9 +98,12 @@ def explanation_from_pb(e: pb.Explanation) -> d.Explanation:
 
 def scored_to_pb(x: d.ScoredItem) -> pb.ScoredProduct:
     msg = pb.ScoredProduct(product=pb.ProductRef(product_id=x.product_id, title=x.title), score=x.score,
-                           model_scores=x.model_scores, sources=[_SOURCE[s] for s in x.sources])
+                           model_scores=x.model_scores, sources=[_SOURCE[s] for s in x.sources],
+                           availability=_enum_to_pb(_AVAILABILITY, x.availability))
     if x.explanation is not None:
         msg.explanation.CopyFrom(explanation_to_pb(x.explanation))
+    if x.price is not None:
+        msg.price.CopyFrom(money_to_pb(x.price))
     return msg
 
 
@@ -94,7 +111,38 @@ def scored_from_pb(x: pb.ScoredProduct) -> d.ScoredItem:
     sources = [enum_from_pb(d.Source, s) for s in x.sources]
     return d.ScoredItem(product_id=x.product.product_id, title=x.product.title, score=x.score,
                         model_scores=dict(x.model_scores), sources=[s for s in sources if s is not None],
-                        explanation=explanation_from_pb(x.explanation) if x.HasField("explanation") else None)
+                        explanation=explanation_from_pb(x.explanation) if x.HasField("explanation") else None,
+                        price=money_from_pb(x.price) if x.HasField("price") else None,
+                        availability=enum_from_pb(d.Availability, x.availability))
+
+
+def money_to_pb(m: d.Money) -> money_pb2.Money:
+    return money_pb2.Money(currency_code=m.currency_code, units=m.units, nanos=m.nanos)
+
+
+def money_from_pb(m: money_pb2.Money) -> d.Money:
+    """As sent: whether it is a valid price is the catalogue's rule (libs.products.model), not conversion's."""
+    return d.Money(m.currency_code, m.units, m.nanos)
+
+
+def timestamp_to_pb(epoch_s: float) -> timestamp_pb2.Timestamp:
+    msg = timestamp_pb2.Timestamp()
+    msg.FromMicroseconds(round(epoch_s * 1e6))
+    return msg
+
+
+def product_from_pb(p: catpb.Product) -> ProductContent:
+    """What a caller writes (output-only fields ignored); validated by libs.products.model.check_upsert."""
+    return ProductContent(p.product_id, p.title, money_from_pb(p.price) if p.HasField("price") else None,
+                          enum_from_pb(d.Availability, p.availability), p.description, tuple(p.categories))
+
+
+def product_to_pb(p: Product) -> catpb.Product:
+    c = p.content
+    return catpb.Product(product_id=c.product_id, title=c.title, description=c.description,
+                         price=money_to_pb(c.price), availability=_enum_to_pb(_AVAILABILITY, c.availability),
+                         categories=c.categories, create_time=timestamp_to_pb(p.create_time),
+                         update_time=timestamp_to_pb(p.update_time), change_seq=p.change_seq)
 
 
 def user_event_to_pb(e: d.UserEvent) -> pb.UserEvent:
@@ -103,15 +151,41 @@ def user_event_to_pb(e: d.UserEvent) -> pb.UserEvent:
     return msg
 
 
+def timestamp_from_pb(ts: timestamp_pb2.Timestamp, field: str) -> float:
+    """Seconds since the epoch. A Timestamp outside its documented range (years 1..9999, nanos 0..999,999,999),
+    which any client can put on the wire, is INVALID_ARGUMENT naming `field`."""
+    if not MIN_TIMESTAMP_S <= ts.seconds <= MAX_TIMESTAMP_S or not 0 <= ts.nanos <= 999_999_999:
+        raise invalid(field, "must be a valid Timestamp (years 1..9999, nanos 0..999999999)")
+    return ts.seconds + ts.nanos / 1e9
+
+
 def user_event_from_pb(e: pb.UserEvent, field: str = "event") -> d.UserEvent | None:
     kind = enum_from_pb(d.EventKind, e.type)
     if kind is None:
         return None
-    try:
-        ts = e.event_time.ToNanoseconds() / 1e9
-    except ValueError as exc:  # outside Timestamp's range (years 1..9999) or nanos outside 0..999,999,999
-        raise invalid(f"{field}.event_time", "must be a valid Timestamp (years 1..9999, nanos 0..999999999)") from exc
-    return d.UserEvent(e.product_id, kind, ts, max(e.quantity, 1))
+    return d.UserEvent(e.product_id, kind, timestamp_from_pb(e.event_time, f"{field}.event_time"), max(e.quantity, 1))
+
+
+def event_from_pb(e: gpb.Event, field: str, now: float) -> tuple[str, str, str, d.UserEvent | None]:
+    """(event_id, user_id, attribution_token, event or None when its type is unknown) of a RecordEvents event; no
+    event_time = `now` (time of receipt); quantity 0 = 1. Values are judged by the gateway core, not here."""
+    kind = enum_from_pb(d.EventKind, e.type)
+    ts = timestamp_from_pb(e.event_time, f"{field}.event_time") if e.HasField("event_time") else now
+    event = d.UserEvent(e.product_id, kind, ts, e.quantity if e.quantity != 0 else 1) if kind else None
+    return e.event_id, e.user_id, e.attribution_token, event
+
+
+def events_from_pb(msgs, now: float, field: str = "events") -> list[tuple[str, str, str, d.UserEvent | None]]:  # noqa: ANN001 - repeated Event
+    """Every event of a RecordEvents call, or one INVALID_ARGUMENT naming every event that cannot be read."""
+    out, violations = [], []
+    for i, m in enumerate(msgs):
+        try:
+            out.append(event_from_pb(m, f"{field}[{i}]", now))
+        except InvalidArgumentError as exc:
+            violations += exc.violations
+    if violations:
+        raise InvalidArgumentError(violations)
+    return out
 
 
 def user_events_from_pb(msgs, field: str = "recent_events") -> list[d.UserEvent]:

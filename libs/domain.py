@@ -39,6 +39,7 @@ class Stage(enum.Enum):
     RANKING = "RANKING"
     EXPLANATION = "EXPLANATION"
     TEXT_ENCODER = "TEXT_ENCODER"
+    CATALOG = "CATALOG"
 
 
 @dataclass(frozen=True)
@@ -84,6 +85,32 @@ class Explanation:
     interaction: float = 0.0  # score - baseline - sum of all measured contributions (pieces are not additive)
 
 
+class Availability(enum.Enum):
+    """Mirrors shop.common.v1.Availability."""
+
+    IN_STOCK = "IN_STOCK"
+    OUT_OF_STOCK = "OUT_OF_STOCK"
+    DISCONTINUED = "DISCONTINUED"
+
+
+@dataclass(frozen=True)
+class Money:
+    """google.type.Money: exact integers, never a float, so a stored price reads back as sent."""
+
+    currency_code: str
+    units: int
+    nanos: int = 0
+
+    @classmethod
+    def from_decimal(cls, amount: float, currency_code: str = "GBP") -> Money:
+        """Rounded to whole nanos (the prepared dataset's prices, in GBP, have two decimals: nothing is lost)."""
+        total = round(amount * 1e9)
+        return cls(currency_code, total // 1_000_000_000, total % 1_000_000_000)
+
+    def as_decimal(self) -> float:
+        return self.units + self.nanos / 1e9
+
+
 @dataclass
 class ScoredItem:
     product_id: str
@@ -92,6 +119,8 @@ class ScoredItem:
     model_scores: dict[str, float] = field(default_factory=dict)
     sources: list[Source] = field(default_factory=list)
     explanation: Explanation | None = None
+    price: Money | None = None  # from the catalogue; None when it has no row for the product
+    availability: Availability | None = None
 
 
 @dataclass(frozen=True)

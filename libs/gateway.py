@@ -6,7 +6,7 @@ import asyncio
 import logging
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -17,6 +17,7 @@ from libs.errors import (AlreadyExistsError, DeadlineError, FieldViolation, Inva
 from libs.events import EventConflictError, EventStore, event_time_problem
 from libs.events.base import payload
 from libs.features import POOL_MAX
+from libs.products.model import Product
 from libs.experiments import AttributionTokens, Variants
 
 log = logging.getLogger(__name__)
@@ -50,6 +51,15 @@ class Ranking(Protocol):
                    variant: str, recent: Sequence[d.UserEvent], timeout: float) -> StageResult: ...
 
 
+class CatalogReader(Protocol):
+    """This replica's view of the catalogue (libs.products.view.CatalogView)."""
+
+    stale: bool  # its last refresh failed (or none has run yet)
+
+    def get(self, product_id: str) -> Product | None: ...
+    async def unknown(self, product_ids: Sequence[str]) -> list[str]: ...
+
+
 class Explainer(Protocol):
     async def explain(self, user_id: str, query: str, product_ids: Sequence[str], variant: str,
                       recent: Sequence[d.UserEvent], timeout: float) -> StageResult: ...
@@ -62,6 +72,14 @@ class Page:
     degradations: list[d.Degradation]
     versions: list[d.ModelVersion]
     variant: str
+
+
+@dataclass
+class Recorded:
+    accepted: int
+    duplicates: int
+    unjoined_count: int  # events whose product the catalogue does not know yet (stored all the same)
+    unjoined_product_ids: list[str]
 
 
 @dataclass
@@ -82,14 +100,13 @@ class Budget:
 
 class GatewayCore:
     def __init__(self, retrieval: Retrieval, ranking: Ranking, explainer: Explainer, events: EventStore,
-                 variants: Variants, known_product: Callable[[str], bool],
-                 tokens: AttributionTokens | None = None) -> None:
+                 variants: Variants, catalog: CatalogReader, tokens: AttributionTokens | None = None) -> None:
         self.retrieval = retrieval
         self.ranking = ranking
         self.explainer = explainer
         self.events = events
         self.variants = variants
-        self.known_product = known_product
+        self.catalog = catalog
         self.tokens = tokens or AttributionTokens.ephemeral()
 
     async def search(self, query: str, user_id: str, page_size: int, explain: bool, budget: Budget) -> Page:
@@ -129,8 +146,11 @@ class GatewayCore:
                                 recent: list[d.UserEvent], page_size: int, explain: bool, budget: Budget) -> Page:
         variant = self.variants.assign(user_id)
         degradations = list(retrieved.degradations)
+        if self.catalog.stale:
+            degradations.append(d.Degradation(d.Stage.CATALOG, "catalogue not refreshed: availability and prices "
+                                                               "as last read"))
         versions: list[d.ModelVersion] = []
-        candidates: list[d.Candidate] = retrieved.items
+        candidates = [c for c in retrieved.items if self._servable(c.product_id)]
         if not candidates:
             # Nothing matched (or only the lexical half ran): an empty page is the answer, not a ranking error.
             return Page([], self.tokens.issue(variant), degradations, versions, variant)
@@ -156,13 +176,23 @@ class GatewayCore:
             except (UnavailableError, DeadlineError) as exc:
                 log.warning("explanation degraded: %s", exc)
                 degradations.append(d.Degradation(d.Stage.EXPLANATION, str(exc)))
+        for item in items:
+            if (product := self.catalog.get(item.product_id)) is not None:
+                item.price, item.availability = product.content.price, product.content.availability
         return Page(items, self.tokens.issue(variant), degradations, versions, variant)
 
-    async def record_events(self, events: Sequence[tuple[str, str, str, d.UserEvent | None]]) -> tuple[int, int]:
+    def _servable(self, product_id: str) -> bool:
+        """Sold-out and discontinued products are not served; ones the catalogue lacks are (the bundle knows them)."""
+        product = self.catalog.get(product_id)
+        return product is None or product.servable
+
+    async def record_events(self, events: Sequence[tuple[str, str, str, d.UserEvent | None]]) -> Recorded:
         """events: (event_id, user_id, attribution_token, event or None when its type is unknown).
 
         All or nothing: any bad field is INVALID_ARGUMENT, an event_id stored before with another payload is
-        ALREADY_EXISTS, a database in trouble is UNAVAILABLE; in each case nothing of the call is stored.
+        ALREADY_EXISTS, a database in trouble is UNAVAILABLE; in each case nothing of the call is stored. An event
+        whose product the catalogue does not know yet is stored and reported as unjoined: it joins its product
+        when the catalogue gets it (readers of the events look products up when they read).
         """
         if not events:
             raise invalid("events", "must contain at least one event")
@@ -178,8 +208,8 @@ class GatewayCore:
                                                  "none of them control characters"))
             if event is None:
                 violations.append(FieldViolation(f"{at}.type", "must be a known EventType other than UNSPECIFIED"))
-            elif not self.known_product(event.product_id):
-                violations.append(FieldViolation(f"{at}.product_id", "is not a product of the catalogue"))
+            elif why := validation.product_id_problem(event.product_id):
+                violations.append(FieldViolation(f"{at}.product_id", why))
             elif event.quantity < 1:
                 violations.append(FieldViolation(f"{at}.quantity", "must not be negative"))
             elif problem := event_time_problem(event.ts, now):
@@ -207,5 +237,9 @@ class GatewayCore:
                 FieldViolation(f"events[{records[event_id][0]}].event_id",
                                f"{event_id!r} was stored before with a different payload")
                 for event_id in exc.event_ids]) from exc
+        products = [e.product_id for _, _, _, e in events if e is not None]
+        unjoined = await self.catalog.unknown(products)
+        missing = set(unjoined)
         # Repeats of an id inside one call are duplicates too.
-        return accepted, duplicates + len(events) - len(records)
+        return Recorded(accepted, duplicates + len(events) - len(records), sum(p in missing for p in products),
+                        unjoined)

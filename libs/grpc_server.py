@@ -33,14 +33,18 @@ class Registration:
 
     register: Callable[[grpc.aio.Server], None]
     service_names: Sequence[str]
+    # Full method names that need the write token (SecuritySettings.catalog_write_token), e.g. catalogue writes.
+    privileged: frozenset[str] = frozenset()
 
 
 async def build_server(name: str, settings: ServiceSettings, listen_addr: str, registration: Registration
                        ) -> tuple[grpc.aio.Server, health.aio.HealthServicer, int]:
     interceptors: list[grpc.aio.ServerInterceptor] = []
-    if settings.security.auth_token:
-        open_prefixes = OPEN_PREFIXES if settings.security.open_reflection else (HEALTH_PREFIX,)
-        interceptors.append(BearerAuthInterceptor(settings.security.auth_token, open_prefixes))
+    sec = settings.security
+    if sec.auth_token or sec.catalog_write_token:
+        open_prefixes = OPEN_PREFIXES if sec.open_reflection else (HEALTH_PREFIX,)
+        interceptors.append(BearerAuthInterceptor(sec.auth_token, open_prefixes, sec.catalog_write_token,
+                                                  registration.privileged))
     interceptors.append(ObservabilityInterceptor(name))
     interceptors.append(AdmissionInterceptor(settings.max_in_flight))  # inside: rejections are counted and logged
     server = grpc.aio.server(interceptors=interceptors, options=[

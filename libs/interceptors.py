@@ -14,6 +14,7 @@ from google.rpc import code_pb2, error_details_pb2, status_pb2
 from prometheus_client import Counter, Histogram
 
 from libs import errors, tracing
+from libs.decoding import non_utf8_fields
 from libs.logs import fields
 
 log = logging.getLogger(__name__)
@@ -38,6 +39,7 @@ REASON_ALREADY_EXISTS = "EVENT_ID_CONFLICT"
 REASON_UNAVAILABLE = "DEPENDENCY_UNAVAILABLE"
 REASON_DEADLINE = "DEADLINE_EXCEEDED"
 REASON_UNAUTHENTICATED = "UNAUTHENTICATED"
+REASON_PERMISSION_DENIED = "PERMISSION_DENIED"
 REASON_INTERNAL = "INTERNAL"
 REASON_OVERLOADED = "OVERLOADED"
 
@@ -108,6 +110,9 @@ def _parse(handler: grpc.RpcMethodHandler, raw: bytes) -> object:
     try:
         return handler.request_deserializer(raw)
     except DecodeError as exc:
+        message_cls = getattr(handler.request_deserializer, "__self__", None)  # the bound Message.FromString
+        if fields := (non_utf8_fields(message_cls, raw) if isinstance(message_cls, type) else []):
+            raise errors.InvalidArgumentError([errors.FieldViolation(f, "must be UTF-8") for f in fields]) from exc
         raise errors.invalid("request", "is not a valid message of this method (string fields must be UTF-8, "
                                         "nesting at most 100 deep)") from exc
 
@@ -165,23 +170,43 @@ class ObservabilityInterceptor(grpc.aio.ServerInterceptor):
 
 
 class BearerAuthInterceptor(grpc.aio.ServerInterceptor):
-    """Rejects calls without `authorization: Bearer <token>` (constant-time compare)."""
+    """Rejects calls without `authorization: Bearer <token>` (constant-time compares).
 
-    def __init__(self, token: str, open_prefixes: tuple[str, ...] = OPEN_PREFIXES) -> None:
-        self.expected = f"Bearer {token}".encode()
+    `privileged` methods (full names, e.g. "/shop.catalog.v1.CatalogService/UpsertProducts") need `write_token`: the
+    read token there is PERMISSION_DENIED, and with no write token configured they are denied to everyone (a
+    deployment that turned auth on never leaves writes open by omission). Every other method accepts either token;
+    `token` None leaves them open (only writes guarded).
+    """
+
+    def __init__(self, token: str | None, open_prefixes: tuple[str, ...] = OPEN_PREFIXES,
+                 write_token: str | None = None, privileged: frozenset[str] = frozenset()) -> None:
+        self.expected = f"Bearer {token}".encode() if token else None
+        self.expected_write = f"Bearer {write_token}".encode() if write_token else None
         self.open_prefixes = open_prefixes
+        self.privileged = privileged
         self.denial = _status(grpc.StatusCode.UNAUTHENTICATED, "missing or invalid bearer token",
                               REASON_UNAUTHENTICATED, {})
+        self.forbidden = _status(grpc.StatusCode.PERMISSION_DENIED, "this method needs the catalogue write token",
+                                 REASON_PERMISSION_DENIED, {})
+
+    def _verdict(self, method: str, supplied: bytes) -> tuple | None:
+        """None to let the call through, else the status to abort it with."""
+        is_write = self.expected_write is not None and hmac.compare_digest(supplied, self.expected_write)
+        is_read = self.expected is not None and hmac.compare_digest(supplied, self.expected)
+        if method in self.privileged:
+            return None if is_write else self.forbidden if is_read else self.denial
+        return None if self.expected is None or is_read or is_write else self.denial
 
     async def intercept_service(self, continuation: Callable[..., Awaitable], details: grpc.HandlerCallDetails):
         if details.method.startswith(self.open_prefixes):
             return await continuation(details)
-        supplied = dict(details.invocation_metadata or ()).get("authorization", "")
-        if hmac.compare_digest(str(supplied).encode(), self.expected):
+        supplied = str(dict(details.invocation_metadata or ()).get("authorization", "")).encode()
+        verdict = self._verdict(details.method, supplied)
+        if verdict is None:
             return await continuation(details)
 
         async def deny(request: object, context: grpc.aio.ServicerContext) -> None:
-            await context.abort(*self.denial)
+            await context.abort(*verdict)
 
         return grpc.unary_unary_rpc_method_handler(deny)
 

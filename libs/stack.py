@@ -65,7 +65,9 @@ def kill_group(proc: subprocess.Popen) -> None:
 
 @dataclass
 class Backoff:
-    """Restart delays 1, 2, 4 ... 30 s; a process that stayed up `stable_s` starts again from 1 s."""
+    """Restart delays 0, 1, 2, 4 ... 30 s; a process that stayed up `stable_s` starts again from 0 s. The first
+    restart is immediate (as Kubernetes does): every second a crashed Triton stays down is a second of degraded
+    answers; only a crash loop is slowed down."""
 
     initial_s: float = 1.0
     maximum_s: float = 30.0
@@ -74,7 +76,7 @@ class Backoff:
 
     def next_delay(self, uptime_s: float) -> float:
         self.failures = 1 if uptime_s >= self.stable_s else self.failures + 1
-        return min(self.initial_s * 2 ** (self.failures - 1), self.maximum_s)
+        return 0.0 if self.failures == 1 else min(self.initial_s * 2 ** (self.failures - 2), self.maximum_s)
 
 
 @dataclass

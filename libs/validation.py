@@ -7,6 +7,9 @@ from collections.abc import Sized
 from libs.errors import invalid
 
 USER_ID_RE = re.compile(r"^[0-9]{1,16}$")
+# A StockCode: printable, no whitespace (the dataset's look like "85123A"; a shop's own may be longer).
+MAX_PRODUCT_ID_CHARS = 32
+PRODUCT_ID_RE = re.compile(rf"[^\s\x00-\x1f\x7f]{{1,{MAX_PRODUCT_ID_CHARS}}}")
 MAX_QUERY_CHARS = 512
 # Inner RPCs carry one user's recent events from the gateway: at most 200 (libs/events.py reads no more), as
 # the protos say.
@@ -23,6 +26,13 @@ def user_id(value: str, field: str = "user_id", required: bool = False) -> str:
     if not USER_ID_RE.match(value):
         raise invalid(field, "must be 1..16 digits (the CustomerID without '.0', e.g. '17850')")
     return value
+
+
+def product_id_problem(value: str) -> str | None:
+    """Why `value` cannot be a product id, or None when it can."""
+    if not PRODUCT_ID_RE.fullmatch(value):
+        return f"must be 1..{MAX_PRODUCT_ID_CHARS} characters without whitespace or control characters"
+    return None
 
 
 def query(value: str, field: str = "query", required: bool = True) -> str:

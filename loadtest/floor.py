@@ -22,6 +22,9 @@ from libs.config import REPOSITORY, artifacts_dir
 from libs.errors import DeadlineError, InvalidArgumentError, UnavailableError
 from libs.events.sqlite import SqliteEventStore
 from libs.onnx_runner import OnnxModels
+from libs.products.catalog import dataset_products
+from libs.products.store import SqliteProductStore
+from libs.products.view import CatalogView
 from libs.scoring import EncodeQuery
 from libs.serving_state import load_serving_state
 from libs.triton.text import encoder
@@ -126,11 +129,14 @@ class InProcessShop:
         ranking = RankingCore(state.store, titles, state.fusion, models.infer, encode, version)
         explanation = ExplanationCore(state.store, titles, state.fusion, models.infer, encode)
         self._events_dir = tempfile.TemporaryDirectory(prefix="floor-events-")
-        known = set(state.dataset.items["product_id"])
+        db = Path(self._events_dir.name) / "events.sqlite3"
+        products = SqliteProductStore(db)
+        products.seed(dataset_products(state.dataset.items), time.time())
+        catalog = CatalogView(products)
+        catalog.catch_up()
         self.core = GatewayCore(_Retrieval(retrieval, self.times), _Ranking(ranking, self.times),
-                                _Explainer(explanation, self.times),
-                                SqliteEventStore(Path(self._events_dir.name) / "events.sqlite3"),
-                                Variants.parse("fused:1"), known.__contains__)
+                                _Explainer(explanation, self.times), SqliteEventStore(db), Variants.parse("fused:1"),
+                                catalog)
         self.deadline_s = deadline_s
 
     async def call(self, rpc: str, request: object) -> tuple[str, bool]:

@@ -100,6 +100,8 @@ def policy_problems(docs: list[dict], overlay: str) -> list[str]:
 PROD_LITERALS = {"SHOP_TLS_CERT", "SHOP_TLS_KEY", "SHOP_TLS_CLIENT_CA", "SHOP_TLS_CA", "SHOP_TLS_CLIENT_CERT",
                  "SHOP_TLS_CLIENT_KEY"}
 PROD_SECRETS = {"SHOP_AUTH_TOKEN", "SHOP_LOG_KEY"}
+# The gateway's own: the attribution tokens' key, and the catalogue write token (without it writes are closed).
+GATEWAY_SECRETS = {"SHOP_TOKEN_KEY", "SHOP_CATALOG_WRITE_TOKEN"}
 
 
 def _prod_problems(deployments: dict[str, dict], policies: dict[str, dict]) -> list[str]:
@@ -107,7 +109,7 @@ def _prod_problems(deployments: dict[str, dict], policies: dict[str, dict]) -> l
     for name in SERVICES:
         env = {e["name"]: e for c in _containers(deployments.get(name, {"spec": {"template": {"spec": {}}}}))
                for e in c.get("env", [])}
-        secrets = PROD_SECRETS | ({"SHOP_TOKEN_KEY"} if name == "gateway" else set())
+        secrets = PROD_SECRETS | (GATEWAY_SECRETS if name == "gateway" else set())
         problems += [f"prod: {name} lacks {k}" for k in sorted(PROD_LITERALS - set(env))]
         problems += [f"prod: {name} must read {k} from a Secret (secretKeyRef), not a literal"
                      for k in sorted(secrets) if "secretKeyRef" not in env.get(k, {}).get("valueFrom", {})]

@@ -11,8 +11,6 @@ from libs.domain import EventKind, RecordedEvent, UserEvent
 # no event can sit "in the future" of a user's history for longer than a day.
 MIN_EVENT_TS = 0.0
 MAX_FUTURE_S = 86_400.0
-# The UNAVAILABLE hint callers get when the database is down, locked or full.
-RETRY_AFTER_S = 1.0
 
 DEFAULT_KINDS = (EventKind.PURCHASE, EventKind.ADD_TO_CART)
 Purchase = tuple[str, str, float, int, str]  # (user_id, product_id, ts, quantity, variant)

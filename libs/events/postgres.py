@@ -1,35 +1,19 @@
 """PostgreSQL backend: shared by every gateway replica (psycopg 3 with a connection pool)."""
 from __future__ import annotations
 
-import logging
-import math
-import threading
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 
-import psycopg
-from psycopg_pool import ConnectionPool
-
+from libs.database.postgres import PostgresDatabase
 from libs.domain import EventKind, RecordedEvent, UserEvent
-from libs.errors import UnavailableError
 from libs.events import migrations
 from libs.events.base import (
     DEFAULT_KINDS,
-    RETRY_AFTER_S,
     Attributed,
     EventConflictError,
     EventStore,
     Purchase,
     conflicts,
 )
-
-log = logging.getLogger(__name__)
-
-# pg_advisory_xact_lock key serialising migrations across replicas (any constant unique to this schema).
-MIGRATION_LOCK = 0x73686F70  # "shop" in ASCII
-# Connection trouble, server shutdown, deadlock/serialisation failures, disk full (class 53), pool timeouts,
-# and a read-only server (a standby after failover): all transient from the caller's point of view.
-TRANSIENT = (psycopg.OperationalError, psycopg.errors.ReadOnlySqlTransaction)
 
 INSERT = """
 INSERT INTO events (event_id, user_id, product_id, kind, ts_us, quantity, attribution_token, variant)
@@ -44,48 +28,9 @@ def to_us(ts: float) -> int:
     return round(ts * 1e6)
 
 
-class PostgresEventStore(EventStore):
+class PostgresEventStore(PostgresDatabase, EventStore):
     def __init__(self, dsn: str, pool_max: int = 8, timeout_s: float = 2.0) -> None:
-        self._pool = ConnectionPool(
-            dsn, min_size=1, max_size=pool_max, timeout=timeout_s, open=True, name="events",
-            # A connection broken by a server restart is noticed on checkout, not by a caller's query.
-            check=ConnectionPool.check_connection,
-            kwargs={"connect_timeout": max(1, math.ceil(timeout_s)), "application_name": "shop-gateway",
-                    # synchronous_commit=on whatever the server default: OK means flushed to the WAL on disk.
-                    "options": f"-c synchronous_commit=on -c statement_timeout={int(timeout_s * 1000)}"})
-        self._migrate_lock = threading.Lock()
-        self._migrated = False
-
-    def close(self) -> None:
-        self._pool.close()
-
-    @contextmanager
-    def _transaction(self) -> Iterator[psycopg.Connection]:
-        """A pooled connection in a transaction (committed on exit), schema migrated; trouble -> Unavailable."""
-        try:
-            if not self._migrated:
-                self._migrate()
-            with self._pool.connection() as conn, conn.transaction():
-                yield conn
-        except TRANSIENT as exc:
-            log.warning("event store unavailable: %s", type(exc).__name__)
-            raise UnavailableError("event store unavailable", RETRY_AFTER_S) from exc
-
-    def _migrate(self) -> None:
-        with self._migrate_lock, self._pool.connection() as conn, conn.transaction():
-            if self._migrated:
-                return
-            # Held to the end of the transaction: a replica starting at the same time waits, then sees the rows.
-            conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
-            conn.execute("SET LOCAL statement_timeout = 0")  # a migration may take longer than a request
-            conn.execute(f"CREATE TABLE IF NOT EXISTS {migrations.TABLE} (version INTEGER PRIMARY KEY, "
-                         "name TEXT NOT NULL, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())")
-            applied = {v for (v,) in conn.execute(f"SELECT version FROM {migrations.TABLE}")}
-            for m in migrations.pending(migrations.load("postgres"), applied):
-                conn.execute(m.sql)  # several statements are allowed in one execute without parameters
-                conn.execute(f"INSERT INTO {migrations.TABLE} (version, name) VALUES (%s, %s)", (m.version, m.name))
-                log.info("event store: applied migration %04d_%s", m.version, m.name)
-        self._migrated = True
+        super().__init__(dsn, migrations.SCHEMA, pool_max, timeout_s)
 
     def append(self, events: Sequence[RecordedEvent]) -> tuple[int, int]:
         columns = list(zip(*[(e.event_id, e.user_id, e.event.product_id, e.event.kind.value, to_us(e.event.ts),

@@ -1,19 +1,14 @@
 """SQLite backend, the embedded default: WAL, fsync'd on every commit, one file per process (or host)."""
 from __future__ import annotations
 
-import logging
-import sqlite3
-import threading
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
 
+from libs.database.sqlite import SqliteDatabase
 from libs.domain import EventKind, RecordedEvent, UserEvent
-from libs.errors import UnavailableError
 from libs.events import migrations
 from libs.events.base import (
     DEFAULT_KINDS,
-    RETRY_AFTER_S,
     Attributed,
     EventConflictError,
     EventStore,
@@ -21,69 +16,10 @@ from libs.events.base import (
     conflicts,
 )
 
-log = logging.getLogger(__name__)
 
-
-class SqliteEventStore(EventStore):
+class SqliteEventStore(SqliteDatabase, EventStore):
     def __init__(self, path: Path, timeout_s: float = 2.0) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        # timeout: how long a write waits for another process's lock before "database is locked".
-        self._conn = sqlite3.connect(str(path), timeout=timeout_s, check_same_thread=False, isolation_level=None)
-        self._lock = threading.Lock()
-        self._migrated = False
-
-    def close(self) -> None:
-        with self._lock:
-            self._conn.close()
-
-    @contextmanager
-    def _session(self) -> Iterator[sqlite3.Connection]:
-        """The connection, migrated, under the lock; locked/full/read-only/corrupt files -> UnavailableError."""
-        with self._lock:
-            try:
-                if not self._migrated:
-                    self._migrate()
-                yield self._conn
-            except sqlite3.DatabaseError as exc:  # OperationalError (locked, full, read-only) and corrupt files
-                if isinstance(exc, (sqlite3.ProgrammingError, sqlite3.IntegrityError)):
-                    raise  # a bug here, not the database's state
-                log.warning("event store unavailable: %s", exc)
-                raise UnavailableError(f"event store unavailable: {exc}", RETRY_AFTER_S) from exc
-
-    @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        with self._session() as conn:
-            # IMMEDIATE takes the write lock up front, so concurrent processes serialise instead of failing.
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield conn
-                conn.execute("COMMIT")
-            except BaseException:
-                if conn.in_transaction:  # a failed COMMIT (disk full) leaves it open
-                    conn.execute("ROLLBACK")
-                raise
-
-    def _migrate(self) -> None:
-        conn = self._conn
-        conn.execute("PRAGMA journal_mode=WAL")
-        # FULL: the WAL is fsync'd at every commit, so an OK answer means the event survives a crash.
-        conn.execute("PRAGMA synchronous=FULL")
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            conn.execute(f"CREATE TABLE IF NOT EXISTS {migrations.TABLE} (version INTEGER PRIMARY KEY, "
-                         "name TEXT NOT NULL, applied_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP)")
-            applied = {v for (v,) in conn.execute(f"SELECT version FROM {migrations.TABLE}")}
-            for m in migrations.pending(migrations.load("sqlite"), applied):
-                for statement in _statements(m.sql):
-                    conn.execute(statement)
-                conn.execute(f"INSERT INTO {migrations.TABLE} (version, name) VALUES (?, ?)", (m.version, m.name))
-                log.info("event store: applied migration %04d_%s", m.version, m.name)
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
-        self._migrated = True
+        super().__init__(path, migrations.SCHEMA, timeout_s)
 
     def append(self, events: Sequence[RecordedEvent]) -> tuple[int, int]:
         rows = [(e.event_id, e.user_id, e.event.product_id, e.event.kind.value, e.event.ts, e.event.quantity,
@@ -125,14 +61,3 @@ class SqliteEventStore(EventStore):
         with self._transaction() as conn:
             return conn.execute("DELETE FROM events WHERE ts < ?", (older_than,)).rowcount
 
-
-def _statements(sql: str) -> Iterator[str]:
-    """Split a migration into statements (sqlite3 runs one per execute; executescript would commit)."""
-    buffer = ""
-    for line in sql.splitlines(keepends=True):
-        buffer += line
-        if sqlite3.complete_statement(buffer):
-            yield buffer
-            buffer = ""
-    if buffer.strip():
-        raise ValueError(f"unterminated statement in migration: {buffer.strip()[:80]!r}")

@@ -9,6 +9,7 @@ import tritonclient.grpc.aio as tc
 from tritonclient.utils import InferenceServerException, np_to_triton_dtype
 
 from libs import tracing
+from libs.channels import service_config
 from libs.errors import DeadlineError, UnavailableError
 
 log = logging.getLogger(__name__)
@@ -20,6 +21,10 @@ CHANNEL_ARGS = [
     # (14.6 s seen). Capped at 1 s, a restarted Triton is found within a second of listening.
     ("grpc.initial_reconnect_backoff_ms", 250),
     ("grpc.max_reconnect_backoff_ms", 1000),
+    # Every replica a name resolves to (Kubernetes: the headless triton Service) gets calls, and a call refused by
+    # one that is going away is retried on another: inference is a pure function, so a retry is always safe.
+    ("grpc.enable_retries", 1),
+    ("grpc.service_config", service_config(["inference.GRPCInferenceService"])),
 ]
 
 

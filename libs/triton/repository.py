@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
@@ -52,14 +53,16 @@ def load_versions(url: str, versions: Mapping[str, Iterable[str | int]], reposit
                   config_name: str = "cpu", timeout_s: float = 300.0, poll: bool = False) -> None:
     """Make Triton serve exactly `versions[model]` of each model; returns once every one of them is READY.
     `poll`: Triton polls the repository, so write the configs there instead of sending load requests."""
+    if poll:
+        for model, wanted in versions.items():
+            write_pinned_config(repository, model, wanted, config_name)
+    else:
+        # All at once: Triton loads models on a thread pool, so after a restart the models (each starting its
+        # backend processes and warming up) come back in the time of the slowest, not of all together.
+        with ThreadPoolExecutor(max(len(versions), 1)) as pool:
+            list(pool.map(lambda item: _load(url, *item, repository, config_name, timeout_s), versions.items()))
     client = grpcclient.InferenceServerClient(url)
     try:
-        for model, wanted in versions.items():
-            if poll:
-                write_pinned_config(repository, model, wanted, config_name)
-            else:
-                config = pinned_config(repository, model, wanted, config_name)
-                client.load_model(model, config=json_format.MessageToJson(config), client_timeout=timeout_s)
         deadline = time.monotonic() + timeout_s
         pending = {(m, str(v)) for m, vs in versions.items() for v in vs}
         while pending:
@@ -68,6 +71,16 @@ def load_versions(url: str, versions: Mapping[str, Iterable[str | int]], reposit
                 raise TimeoutError(f"Triton did not make {sorted(pending)} ready in {timeout_s:.0f}s")
             if pending:
                 time.sleep(0.2)
+    finally:
+        client.close()
+
+
+def _load(url: str, model: str, wanted: Iterable[str | int], repository: Path, config_name: str,
+          timeout_s: float) -> None:
+    client = grpcclient.InferenceServerClient(url)  # one per thread: a client is not shared between threads
+    try:
+        config = pinned_config(repository, model, wanted, config_name)
+        client.load_model(model, config=json_format.MessageToJson(config), client_timeout=timeout_s)
     finally:
         client.close()
 

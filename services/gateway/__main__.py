@@ -4,6 +4,8 @@ from __future__ import annotations
 import asyncio
 
 from pydantic import Field, SecretStr
+from shop.catalog.v1 import catalog_service_pb2 as cpb
+from shop.catalog.v1 import catalog_service_pb2_grpc as cpb_grpc
 from shop.explanation.v1 import explanation_service_pb2 as xpb
 from shop.gateway.v1 import gateway_service_pb2 as gpb
 from shop.gateway.v1 import gateway_service_pb2_grpc as gpb_grpc
@@ -15,9 +17,13 @@ from libs.channels import open_channel
 from libs.config import EventStoreSettings, ExperimentSettings, ServiceSettings
 from libs.events import open_event_store
 from libs.events.retention import prune_periodically
+from libs.products.catalog import Catalog, dataset_products
+from libs.products.store import open_product_store
+from libs.products.view import CatalogView
 from libs.readiness import Dependencies, grpc_health_check
 from libs.grpc_server import Registration, serve
 from services.gateway.clients import ExplanationClient, RankingClient, RetrievalClient
+from services.gateway.catalog_servicer import WRITE_METHODS, CatalogServicer
 from libs.gateway import GatewayCore
 from libs.experiments import AttributionTokens, Variants
 from services.gateway.servicer import GatewayServicer
@@ -26,6 +32,11 @@ from services.gateway.servicer import GatewayServicer
 class GatewaySettings(ServiceSettings):
     events: EventStoreSettings = Field(default_factory=EventStoreSettings)
     experiment: ExperimentSettings = Field(default_factory=ExperimentSettings)
+    # PostgreSQL of the catalogue (products), when it is not SHOP_EVENTS_DSN's database. Unset = SHOP_EVENTS_DSN's,
+    # or with that unset too, the SQLite events file (its own tables).
+    catalog_dsn: SecretStr | None = Field(None, validation_alias="SHOP_CATALOG_DSN")
+    # How often each replica reads the catalogue's new changes, seconds: the bound on how stale its view is.
+    catalog_poll_s: float = Field(0.5, gt=0, validation_alias="SHOP_CATALOG_POLL_S")
     # Deadline used when the caller sets none, seconds.
     default_deadline_s: float = Field(2.0, validation_alias="SHOP_DEFAULT_DEADLINE_S")
     # MMR diversity weight passed to ranking (0 = off).
@@ -43,8 +54,12 @@ async def main() -> None:
     settings = GatewaySettings()
     addrs, sec = settings.addresses, settings.security
     dataset = load_dataset(settings.artifacts_dir)
-    known = set(dataset.items["product_id"])
     events = open_event_store(settings.events, settings.artifacts_dir)
+    catalog_dsn = settings.catalog_dsn or settings.events.dsn
+    products = open_product_store(catalog_dsn.get_secret_value() if catalog_dsn else None,
+                                  settings.events.sqlite_path(settings.artifacts_dir), timeout_s=settings.events.timeout_s)
+    view = CatalogView(products)
+    following = asyncio.create_task(view.seed_and_follow(dataset_products(dataset.items), settings.catalog_poll_s))
     retention = asyncio.create_task(prune_periodically(events, settings.events.retention_days))
     channels = [
         open_channel(addrs.retrieval, [_full_name(qpb, "RetrievalService")], sec),
@@ -52,23 +67,33 @@ async def main() -> None:
         open_channel(addrs.explanation, [_full_name(xpb, "ExplanationService")], sec),
     ]
     core = GatewayCore(RetrievalClient(channels[0]), RankingClient(channels[1], settings.diversity),
-                       ExplanationClient(channels[2]), events, Variants.parse(settings.experiment.variants), known.__contains__,
+                       ExplanationClient(channels[2]), events, Variants.parse(settings.experiment.variants), view,
                        AttributionTokens(settings.token_key.get_secret_value().encode()) if settings.token_key
                        else AttributionTokens.ephemeral())
     servicer = GatewayServicer(core, settings.default_deadline_s)
+    catalog = CatalogServicer(Catalog(products, view))
+
+    def register(server: object) -> None:
+        gpb_grpc.add_GatewayServiceServicer_to_server(servicer, server)
+        cpb_grpc.add_CatalogServiceServicer_to_server(catalog, server)
 
     async def close() -> None:
         retention.cancel()
+        following.cancel()
         for ch in channels:
             await ch.close()
         events.close()
+        products.close()
 
     await serve("gateway", settings, addrs.gateway,
-                Registration(lambda s: gpb_grpc.add_GatewayServiceServicer_to_server(servicer, s),
-                             [_full_name(gpb, "GatewayService")]), on_stop=close,
+                Registration(register, [_full_name(gpb, "GatewayService"), _full_name(cpb, "CatalogService")],
+                             privileged=WRITE_METHODS), on_stop=close,
                 # Retrieval is needed for any answer; ranking and explanation only make it better (degradations).
-                ready=Dependencies({name: grpc_health_check(ch) for name, ch in
-                                    zip(("retrieval", "ranking", "explanation"), channels)}, required=["retrieval"]))
+                # The catalogue must have been read once (no sold-out product served by a fresh replica); a later
+                # outage of its database is flagged on the answers instead.
+                ready=Dependencies({**{name: grpc_health_check(ch) for name, ch in
+                                       zip(("retrieval", "ranking", "explanation"), channels)},
+                                    "catalogue": view.is_fresh}, required=["retrieval"]))
 
 
 if __name__ == "__main__":

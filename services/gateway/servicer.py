@@ -8,7 +8,6 @@ from shop.gateway.v1 import gateway_service_pb2 as pb
 from shop.gateway.v1 import gateway_service_pb2_grpc as pb_grpc
 
 from libs import convert, validation
-from libs import domain as d
 from libs.gateway import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, Budget, GatewayCore, Page
 
 
@@ -50,13 +49,7 @@ class GatewayServicer(pb_grpc.GatewayServiceServicer):
 
     async def RecordEvents(self, request: pb.RecordEventsRequest, context: grpc.aio.ServicerContext
                            ) -> pb.RecordEventsResponse:
-        now = time.time()
-        events = []
-        for e in request.events:
-            kind = convert.enum_from_pb(d.EventKind, e.type)
-            ts = e.event_time.ToNanoseconds() / 1e9 if e.HasField("event_time") else now
-            quantity = e.quantity if e.quantity != 0 else 1
-            event = d.UserEvent(e.product_id, kind, ts, quantity) if kind else None
-            events.append((e.event_id, e.user_id, e.attribution_token, event))
-        accepted, duplicates = await self.core.record_events(events)
-        return pb.RecordEventsResponse(accepted_count=accepted, duplicate_count=duplicates)
+        recorded = await self.core.record_events(convert.events_from_pb(request.events, time.time()))
+        return pb.RecordEventsResponse(accepted_count=recorded.accepted, duplicate_count=recorded.duplicates,
+                                       unjoined_count=recorded.unjoined_count,
+                                       unjoined_product_ids=recorded.unjoined_product_ids)

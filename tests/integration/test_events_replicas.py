@@ -1,4 +1,4 @@
-"""Two real gateway processes sharing one PostgreSQL event store (a fresh database of a real server).
+"""Two real gateway processes sharing one PostgreSQL event store and catalogue (a fresh database of a real server).
 
 No Triton: retrieval is a stand-in gRPC server in this process whose user candidates are the products in the
 recent events the gateway sends it (so a recorded purchase shows up in the answer), and ranking is down, so
@@ -22,6 +22,9 @@ import psycopg
 import pytest
 from google.protobuf import timestamp_pb2
 from google.rpc import error_details_pb2
+from google.type import money_pb2
+from shop.catalog.v1 import catalog_service_pb2 as catpb
+from shop.catalog.v1 import catalog_service_pb2_grpc as catpb_grpc
 from grpc_status import rpc_status
 from shop.common.v1 import common_pb2 as cpb
 from shop.gateway.v1 import gateway_service_pb2 as gpb
@@ -193,3 +196,42 @@ def test_unreachable_database_is_unavailable_with_retry_info_and_recommend_degra
             assert cpb.STAGE_RETRIEVAL in [x.stage for x in page.degradations]
     finally:
         stop_process(proc)
+
+
+def _sell(product: str, availability: int) -> catpb.UpsertProductsRequest:
+    return catpb.UpsertProductsRequest(products=[catpb.Product(
+        product_id=product, title=f"PRODUCT {product}", availability=availability,
+        price=money_pb2.Money(currency_code="GBP", units=1, nanos=250_000_000))])
+
+
+def _recommended(stub: gpb_grpc.GatewayServiceStub) -> list[str]:
+    return [r.product.product_id for r in stub.Recommend(gpb.RecommendRequest(user_id=USER, page_size=5),
+                                                         timeout=10).results]
+
+
+def test_catalogue_change_on_one_replica_reaches_the_other_within_two_seconds(replicas):
+    (_, addr1), (_, addr2) = replicas
+    with grpc.insecure_channel(addr1) as ch1, grpc.insecure_channel(addr2) as ch2:
+        catalog, two = catpb_grpc.CatalogServiceStub(ch1), gpb_grpc.GatewayServiceStub(ch2)
+        assert _recommended(two) == [OTHER]
+        for availability, expected in ((cpb.AVAILABILITY_OUT_OF_STOCK, []), (cpb.AVAILABILITY_IN_STOCK, [OTHER])):
+            catalog.UpsertProducts(_sell(OTHER, availability), timeout=10)
+            start = time.monotonic()
+            while _recommended(two) != expected:
+                assert time.monotonic() - start < 2.0, "the other replica still serves the old availability"
+                time.sleep(0.02)
+        served = two.Recommend(gpb.RecommendRequest(user_id=USER, page_size=5), timeout=10).results[0]
+        assert (served.price.units, served.price.nanos, served.availability) == (1, 250_000_000,
+                                                                                 cpb.AVAILABILITY_IN_STOCK)
+
+
+def test_event_for_a_product_newer_than_the_catalogue_is_unjoined_then_joins(replicas):
+    (_, addr1), (_, addr2) = replicas
+    with grpc.insecure_channel(addr1) as ch1, grpc.insecure_channel(addr2) as ch2:
+        one, two = gpb_grpc.GatewayServiceStub(ch1), gpb_grpc.GatewayServiceStub(ch2)
+        recorded = one.RecordEvents(gpb.RecordEventsRequest(events=[_event("new1", product="NEW-1")]), timeout=10)
+        assert (recorded.accepted_count, list(recorded.unjoined_product_ids)) == (1, ["NEW-1"])
+        catpb_grpc.CatalogServiceStub(ch1).UpsertProducts(_sell("NEW-1", cpb.AVAILABILITY_IN_STOCK), timeout=10)
+        # The other replica asks the shared store about products its view has not seen yet.
+        again = two.RecordEvents(gpb.RecordEventsRequest(events=[_event("new2", product="NEW-1")]), timeout=10)
+        assert (again.accepted_count, again.unjoined_count) == (1, 0)

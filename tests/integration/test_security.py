@@ -141,3 +141,41 @@ async def test_prod_configured_service_refuses_plaintext_tokenless_and_reflectio
         with pytest.raises(grpc.aio.AioRpcError) as info:
             await channel.unary_unary(PING)(b"x", metadata=(("authorization", "Bearer s3cret"),), timeout=5)
         assert info.value.code() == grpc.StatusCode.UNIMPLEMENTED
+
+
+async def test_catalogue_writes_need_the_write_token_and_reads_take_either(tmp_path):
+    from google.type import money_pb2
+    from shop.catalog.v1 import catalog_service_pb2 as cpb
+    from shop.catalog.v1 import catalog_service_pb2_grpc as cpb_grpc
+
+    from libs.products.catalog import Catalog
+    from libs.products.store import SqliteProductStore
+    from services.gateway.catalog_servicer import WRITE_METHODS, CatalogServicer
+
+    store = SqliteProductStore(tmp_path / "catalog.sqlite3")
+    servicer = CatalogServicer(Catalog(store))
+    settings = ServiceSettings(security=SecuritySettings(auth_token="read", catalog_write_token="write"))
+    server, _, port = await build_server("gateway", settings, "127.0.0.1:0", Registration(
+        lambda s: cpb_grpc.add_CatalogServiceServicer_to_server(servicer, s), ["shop.catalog.v1.CatalogService"],
+        privileged=WRITE_METHODS))
+    await server.start()
+    upsert = cpb.UpsertProductsRequest(products=[cpb.Product(
+        product_id="N1", title="NEW", availability=1, price=money_pb2.Money(currency_code="GBP", units=1))])
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            stub = cpb_grpc.CatalogServiceStub(channel)
+            refusals = (("read", grpc.StatusCode.PERMISSION_DENIED), ("wrong", grpc.StatusCode.UNAUTHENTICATED))
+            for token, code in refusals:
+                with pytest.raises(grpc.aio.AioRpcError) as info:
+                    await stub.UpsertProducts(upsert, metadata=(("authorization", f"Bearer {token}"),), timeout=5)
+                assert info.value.code() is code
+            assert store.get("N1") is None  # nothing of a refused write is stored
+            done = await stub.UpsertProducts(upsert, metadata=(("authorization", "Bearer write"),), timeout=5)
+            assert done.created_count == 1
+            for token in ("read", "write"):
+                got = await stub.GetProduct(cpb.GetProductRequest(product_id="N1"),
+                                            metadata=(("authorization", f"Bearer {token}"),), timeout=5)
+                assert got.product.title == "NEW"
+    finally:
+        await server.stop(0)
+        store.close()

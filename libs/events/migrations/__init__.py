@@ -1,41 +1,17 @@
-"""Versioned schema migrations: one folder of `NNNN_name.sql` files per backend, applied in order.
-
-Each backend records applied versions in `event_schema_migrations` and applies the pending ones in one
-transaction under a lock (PostgreSQL advisory lock, SQLite `BEGIN IMMEDIATE`), so replicas starting together
-apply each version once. Files are never edited once released: a change is a new file.
-"""
+"""The event store's migrations (see libs.database.migrations): `sqlite/` and `postgres/` here."""
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass
 from pathlib import Path
+
+from libs.database.migrations import Migration, Schema, load_folder, pending
+
+__all__ = ["SCHEMA", "TABLE", "Migration", "load", "pending"]
 
 HERE = Path(__file__).resolve().parent
 TABLE = "event_schema_migrations"
-_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
-
-
-@dataclass(frozen=True)
-class Migration:
-    version: int
-    name: str
-    sql: str
+SCHEMA = Schema(HERE, TABLE, "event store")
 
 
 def load(backend: str, folder: Path | None = None) -> list[Migration]:
-    """The backend's migrations in version order; versions must run 1, 2, 3... without gaps."""
-    folder = folder or HERE / backend
-    found = []
-    for path in sorted(folder.glob("*.sql")):
-        match = _NAME.match(path.name)
-        if not match:
-            raise ValueError(f"{path}: migration files are named NNNN_name.sql")
-        found.append(Migration(int(match[1]), match[2], path.read_text()))
-    versions = [m.version for m in found]
-    if versions != list(range(1, len(found) + 1)):
-        raise ValueError(f"{folder}: versions must be 1..{len(found)} without gaps or repeats, got {versions}")
-    return found
-
-
-def pending(migrations: list[Migration], applied: set[int]) -> list[Migration]:
-    return [m for m in migrations if m.version not in applied]
+    """The backend's migrations in version order (`folder` overrides where they are read from)."""
+    return load_folder(folder) if folder else SCHEMA.load(backend)

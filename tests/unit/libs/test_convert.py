@@ -77,3 +77,48 @@ def test_out_of_range_event_times_are_invalid_argument_naming_the_element():
         with pytest.raises(InvalidArgumentError) as info:
             user_events_from_pb([good, bad])
         assert [v.field for v in info.value.violations] == ["recent_events[1].event_time"]
+
+
+@pytest.mark.parametrize(("seconds", "nanos"), [
+    (2**62, 0), (-(2**62), 0), (253_402_300_800, 0), (-62_135_596_801, 0), (0, -1), (0, 10**9), (0, -(2**31))])
+def test_record_events_timestamps_outside_the_range_name_every_bad_event(seconds: int, nanos: int):
+    from shop.common.v1 import common_pb2
+    from shop.gateway.v1 import gateway_service_pb2 as gpb
+
+    from libs.errors import InvalidArgumentError
+
+    good = gpb.Event(event_id="a", type=common_pb2.EVENT_TYPE_PURCHASE, user_id="17850", product_id="85123A")
+    bad = gpb.Event()
+    bad.CopyFrom(good)
+    bad.event_time.seconds, bad.event_time.nanos = seconds, nanos
+    with pytest.raises(InvalidArgumentError) as info:
+        convert.events_from_pb([good, bad, good, bad], now=1e9)
+    assert [v.field for v in info.value.violations] == ["events[1].event_time", "events[3].event_time"]
+
+
+def test_record_events_defaults_time_of_receipt_and_quantity_one():
+    from shop.common.v1 import common_pb2
+    from shop.gateway.v1 import gateway_service_pb2 as gpb
+
+    edge = gpb.Event(event_id="b", type=common_pb2.EVENT_TYPE_CLICK, user_id="1", product_id="X")
+    edge.event_time.seconds, edge.event_time.nanos = 253_402_300_799, 999_999_999  # the last valid instant
+    plain = gpb.Event(event_id="a", type=common_pb2.EVENT_TYPE_PURCHASE, user_id="17850", product_id="85123A",
+                      attribution_token="t")
+    unknown = gpb.Event(event_id="c", type=NEWER, user_id="1", product_id="X")
+    out = convert.events_from_pb([plain, edge, unknown], now=123.0)
+    assert out[0] == ("a", "17850", "t", d.UserEvent("85123A", d.EventKind.PURCHASE, 123.0, 1))
+    assert out[1][3].ts == pytest.approx(253_402_300_800.0)
+    assert out[2] == ("c", "1", "", None)  # the core names the unknown type
+
+
+def test_no_servicer_converts_a_well_known_type_itself():
+    """Timestamp/Duration methods raise ValueError on values a client can send: libs/convert.py is their one home."""
+    import re
+    from pathlib import Path
+
+    methods = re.compile(r"\.(To|From)(Nanoseconds|Microseconds|Milliseconds|Seconds|Datetime|Timedelta|"
+                         r"JsonString)\(")
+    root = Path(__file__).resolve().parents[3]
+    offenders = [f"{p.relative_to(root)}:{n}" for p in sorted((root / "services").rglob("*.py"))
+                 for n, line in enumerate(p.read_text().splitlines(), 1) if methods.search(line)]
+    assert offenders == []

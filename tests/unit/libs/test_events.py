@@ -4,7 +4,7 @@ import asyncio
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import psycopg
 import pytest
@@ -16,6 +16,7 @@ from libs.events import EventConflictError, EventStore, SqliteEventStore, descri
 from libs.events import migrations
 from libs.events.postgres import PostgresEventStore
 from libs.events.retention import prune_periodically
+from tests import backends
 
 
 def _event(event_id: str, user: str = "17850", product: str = "85123A", ts: float = 100.0,
@@ -24,25 +25,9 @@ def _event(event_id: str, user: str = "17850", product: str = "85123A", ts: floa
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
-def open_store(request, tmp_path) -> Callable[[], EventStore]:
+def open_store(request, tmp_path) -> Iterator[Callable[[], EventStore]]:
     """Opens a new store instance on one shared database per call: each call is another process/replica."""
-    if request.param == "sqlite":
-        def opener() -> EventStore:
-            return SqliteEventStore(tmp_path / "e.sqlite3")
-    else:
-        dsn = request.getfixturevalue("pg_dsn")
-
-        def opener() -> EventStore:
-            return PostgresEventStore(dsn, pool_max=4)
-    opened: list[EventStore] = []
-
-    def tracked() -> EventStore:
-        opened.append(opener())
-        return opened[-1]
-
-    yield tracked
-    for s in opened:
-        s.close()
+    yield from backends.opener(request, tmp_path, SqliteEventStore, lambda dsn: PostgresEventStore(dsn, pool_max=4))
 
 
 @pytest.fixture

@@ -7,7 +7,8 @@ import pytest
 from libs import domain as d
 from libs.errors import AlreadyExistsError, DeadlineError, InvalidArgumentError, UnavailableError
 from libs.events import SqliteEventStore
-from libs.gateway import Budget, GatewayCore, StageResult
+from libs.products.model import Product, ProductContent
+from libs.gateway import Budget, GatewayCore, Recorded, StageResult
 from libs.experiments import Variants
 
 
@@ -62,9 +63,30 @@ def store(tmp_path):
     s.close()
 
 
-def _core(store, retrieval=None, ranking=None, explainer=None, variants="fused:1"):
+class FakeCatalog:
+    """The catalogue view: P0..P29 in stock at 1.50 GBP, with `sold_out` OUT_OF_STOCK."""
+
+    def __init__(self, sold_out: set[str] = frozenset()) -> None:
+        self.stale = False
+        self.products = {
+            f"P{i}": Product(ProductContent(f"P{i}", f"TITLE {i}", d.Money("GBP", 1, 500_000_000),
+                                            d.Availability.OUT_OF_STOCK if f"P{i}" in sold_out
+                                            else d.Availability.IN_STOCK), 0.0, 0.0, i + 1) for i in range(30)}
+
+    def get(self, product_id):
+        return self.products.get(product_id)
+
+    async def unknown(self, product_ids):
+        return [p for p in dict.fromkeys(product_ids) if p not in self.products]
+
+
+def _core(store, retrieval=None, ranking=None, explainer=None, variants="fused:1", catalog=None):
     return GatewayCore(retrieval or FakeRetrieval(), ranking or FakeRanking(), explainer or FakeExplainer(), store,
-                       Variants.parse(variants), lambda pid: pid.startswith("P"))
+                       Variants.parse(variants), catalog or FakeCatalog())
+
+
+def _counts(recorded: Recorded) -> tuple[int, int]:
+    return recorded.accepted, recorded.duplicates
 
 
 def _budget(seconds: float = 1.0) -> Budget:
@@ -130,11 +152,46 @@ async def test_recorded_purchase_reaches_the_next_recommend(store):
     core = _core(store, retrieval=retrieval)
     token = core.tokens.issue("fused")
     event = d.UserEvent("P7", d.EventKind.PURCHASE, 123.0, 2)
-    assert await core.record_events([("e1", "17850", token, event)]) == (1, 0)
-    assert await core.record_events([("e1", "17850", token, event), ("e1", "17850", token, event)]) == (0, 2)
+    assert _counts(await core.record_events([("e1", "17850", token, event)])) == (1, 0)
+    assert _counts(await core.record_events([("e1", "17850", token, event), ("e1", "17850", token, event)])) == (0, 2)
     await core.recommend("17850", 5, False, _budget())
     assert retrieval.seen_recent == [event]
     assert store.read_purchases() == [("17850", "P7", 123.0, 2, "fused")]
+
+
+async def test_event_for_a_product_the_catalogue_lacks_is_stored_and_reported_unjoined(store):
+    catalog = FakeCatalog()
+    core = _core(store, catalog=catalog)
+    buy_new = d.UserEvent("NEW1", d.EventKind.PURCHASE, 100.0, 1)
+    buy_known = d.UserEvent("P1", d.EventKind.PURCHASE, 101.0, 1)
+    recorded = await core.record_events([("e1", "17850", "", buy_new), ("e2", "17850", "", buy_known),
+                                         ("e3", "17850", "", buy_new)])
+    assert recorded == Recorded(3, 0, 2, ["NEW1"])
+    assert sorted(p for _, p, *_ in store.read_purchases()) == ["NEW1", "NEW1", "P1"]
+    catalog.products["NEW1"] = Product(ProductContent("NEW1", "NEW", d.Money("GBP", 2), d.Availability.IN_STOCK),
+                                       0.0, 0.0, 99)
+    assert await core.record_events([("e1", "17850", "", buy_new)]) == Recorded(0, 1, 0, [])
+
+
+async def test_sold_out_products_are_not_served_and_results_carry_price_and_availability(store):
+    sold_out = {"P29", "P27", "P3"}
+    core = _core(store, catalog=FakeCatalog(sold_out))
+    for page in (await core.search("lantern", "17850", 5, False, _budget()),
+                 await core.recommend("17850", 5, False, _budget())):
+        # Filtered before ranking: the page is still full.
+        assert [i.product_id for i in page.items] == ["P28", "P26", "P25", "P24", "P23"]
+        assert all(i.price == d.Money("GBP", 1, 500_000_000) and i.availability is d.Availability.IN_STOCK
+                   for i in page.items)
+    # With the catalogue's database down, the last read view still filters, flagged.
+    core.catalog.stale = True
+    page = await core.search("lantern", "17850", 5, False, _budget())
+    assert [i.product_id for i in page.items][:2] == ["P28", "P26"]
+    assert [x.stage for x in page.degradations] == [d.Stage.CATALOG]
+    # A product the catalogue has no row for is served as before, without price or availability.
+    unknown = _core(store, catalog=FakeCatalog(), retrieval=FakeRetrieval(found=40))
+    page = await unknown.search("lantern", "", 3, False, _budget())
+    assert [(i.product_id, i.price, i.availability) for i in page.items] == [
+        ("P39", None, None), ("P38", None, None), ("P37", None, None)]
 
 
 async def test_record_events_names_every_bad_field_and_stores_nothing(store):
@@ -144,7 +201,7 @@ async def test_record_events_names_every_bad_field_and_stores_nothing(store):
             ("", "17850", "", good),
             ("e2", "17850.0", "", good),
             ("e3", "17850", "", None),
-            ("e4", "17850", "", d.UserEvent("UNKNOWN", d.EventKind.CLICK, 1.0, 1)),
+            ("e4", "17850", "", d.UserEvent("NO SPACES", d.EventKind.CLICK, 1.0, 1)),
             ("e5", "17850", "not-a-token", good),
             ("e6", "17850", "", d.UserEvent("P1", d.EventKind.PURCHASE, 1.0, -3)),
         ])
@@ -170,8 +227,8 @@ async def test_event_times_outside_the_readable_range_are_rejected_and_recommend
         with pytest.raises(InvalidArgumentError) as info:
             await core.record_events([("e1", "17850", "", d.UserEvent("P1", d.EventKind.PURCHASE, ts, 1))])
         assert [v.field for v in info.value.violations] == ["events[0].event_time"]
-    assert await core.record_events([("e1", "17850", "", d.UserEvent("P1", d.EventKind.PURCHASE,
-                                                                     time.time() + 3600, 1))]) == (1, 0)
+    assert _counts(await core.record_events([("e1", "17850", "", d.UserEvent("P1", d.EventKind.PURCHASE,
+                                                                             time.time() + 3600, 1))])) == (1, 0)
     page = await core.recommend("17850", 5, False, _budget())
     assert len(page.items) == 5 and page.degradations == []
 
@@ -189,7 +246,7 @@ async def test_event_id_reused_with_another_payload_is_reported_and_nothing_stor
     assert [r.field for r in conflict.value.resources] == ["events[1].event_id"]
     assert store.read_purchases() == []
     # The same event again (a retry) is a duplicate, not a conflict.
-    assert await core.record_events([("e1", "17850", "", click)]) == (0, 1)
+    assert _counts(await core.record_events([("e1", "17850", "", click)])) == (0, 1)
 
 
 async def test_ids_and_tokens_are_bounded_and_free_of_control_characters(store):
@@ -199,7 +256,7 @@ async def test_ids_and_tokens_are_bounded_and_free_of_control_characters(store):
                                           ("e" * 65, "17850", "", click)])
     assert [v.field for v in info.value.violations] == [
         "events[0].attribution_token", "events[1].event_id", "events[2].event_id"]
-    assert await _core(store).record_events([("ü" * 64, "17850", "", click)]) == (1, 0)
+    assert _counts(await _core(store).record_events([("ü" * 64, "17850", "", click)])) == (1, 0)
 
 
 class DownStore:

@@ -95,6 +95,39 @@ async def test_missing_token_is_unauthenticated_with_error_info():
     assert _error_info(trailers).reason == "UNAUTHENTICATED"
 
 
+WRITE = "/shop.catalog.v1.CatalogService/UpsertProducts"
+READ = "/shop.catalog.v1.CatalogService/GetProduct"
+
+
+@pytest.mark.parametrize(("read_token", "write_token", "method", "supplied", "expected"), [
+    ("r", "w", WRITE, "Bearer w", None),
+    ("r", "w", WRITE, "Bearer r", grpc.StatusCode.PERMISSION_DENIED),
+    ("r", "w", WRITE, "", grpc.StatusCode.UNAUTHENTICATED),
+    ("r", "w", READ, "Bearer w", None),  # the write token grants reads too
+    ("r", "w", READ, "Bearer r", None),
+    ("r", "w", READ, "Bearer x", grpc.StatusCode.UNAUTHENTICATED),
+    ("r", None, WRITE, "Bearer r", grpc.StatusCode.PERMISSION_DENIED),  # auth on, no write token: writes closed
+    (None, "w", READ, "", None),  # only writes guarded
+    (None, "w", WRITE, "", grpc.StatusCode.UNAUTHENTICATED),
+])
+async def test_privileged_methods_need_the_write_token(read_token, write_token, method, supplied, expected):
+    reached = []
+
+    async def continuation(details):
+        reached.append(details.method)
+        return "handler"
+
+    details = type("D", (), {"method": method, "invocation_metadata": (("authorization", supplied),)})()
+    interceptor = BearerAuthInterceptor(read_token, write_token=write_token, privileged=frozenset({WRITE}))
+    handler = await interceptor.intercept_service(continuation, details)
+    if expected is None:
+        assert handler == "handler" and reached == [method]
+        return
+    context = _AbortingContext()
+    await handler.unary_unary(object(), context)
+    assert context.aborted[0] is expected and reached == []
+
+
 def test_bad_request_is_capped_and_counts_what_it_left_out():
     exc = errors.InvalidArgumentError([errors.FieldViolation(f"events[{i}].event_id", "x" * 10_000)
                                        for i in range(500)])
@@ -128,11 +161,16 @@ async def test_unparseable_requests_are_invalid_argument_not_unknown():
             call = channel.unary_unary("/shop.gateway.v1.GatewayService/Search",
                                        response_deserializer=gpb.SearchResponse.FromString)
             assert (await call(gpb.SearchRequest(query="ok").SerializeToString(), timeout=5)).variant == "ok"
-            with pytest.raises(grpc.aio.AioRpcError) as info:
-                await call(b"\x0a\x02\xff\xfe", timeout=5)  # field 1 (query), 2 bytes, not UTF-8
+            named = []
+            # field 1 (query), 2 bytes, not UTF-8; then a group nested past protobuf's depth limit
+            for payload in (b"\x0a\x02\xff\xfe", b"\x0a\x02ok" + b"\x7b" * 200 + b"\x7c" * 200):
+                with pytest.raises(grpc.aio.AioRpcError) as info:
+                    await call(payload, timeout=5)
+                assert info.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+                status = status_pb2.Status.FromString(dict(info.value.trailing_metadata())["grpc-status-details-bin"])
+                bad = error_details_pb2.BadRequest()
+                assert status.details[0].Unpack(bad)
+                named.append(bad.field_violations[0].field)
     finally:
         await server.stop(None)
-    assert info.value.code() is grpc.StatusCode.INVALID_ARGUMENT
-    status = status_pb2.Status.FromString(dict(info.value.trailing_metadata())["grpc-status-details-bin"])
-    bad = error_details_pb2.BadRequest()
-    assert status.details[0].Unpack(bad) and bad.field_violations[0].field == "request"
+    assert named == ["query", "request"]

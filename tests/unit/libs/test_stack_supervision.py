@@ -24,26 +24,29 @@ def _alive(pid: int) -> bool:
 
 def test_backoff_doubles_to_a_cap_and_resets_after_a_stable_run():
     b = Backoff(initial_s=1, maximum_s=8, stable_s=60)
-    assert [b.next_delay(0) for _ in range(5)] == [1, 2, 4, 8, 8]
-    assert b.next_delay(120) == 1
+    assert [b.next_delay(0) for _ in range(6)] == [0, 1, 2, 4, 8, 8]
+    assert b.next_delay(120) == 0
 
 
-def test_a_crashed_child_is_restarted_after_its_backoff_and_stop_ends_it(tmp_path, monkeypatch):
+def test_a_crashed_child_is_restarted_at_once_then_after_its_backoff_and_stop_ends_it(tmp_path, monkeypatch):
     stack = Stack(log_dir=tmp_path)
     stack.processes["retrieval"] = _spawn("raise SystemExit(3)")
     stack.processes["retrieval"].wait()
     started = []
+    scripts = iter(["raise SystemExit(4)", "import time; time.sleep(60)"])
 
     def start_service(name, env=None):
         started.append(name)
-        stack.processes[name] = _spawn("import time; time.sleep(60)")
+        stack.processes[name] = _spawn(next(scripts))
         return stack.processes[name]
 
     monkeypatch.setattr(stack, "start_service", start_service)
+    assert stack.supervise_once() == ["retrieval"]  # the first crash: restarted at once
+    stack.processes["retrieval"].wait()  # ... and it crashes again at once
     assert stack.supervise_once() == []  # scheduled, not yet due
-    assert stack.restarts == [("retrieval", 3, 1.0)]
+    assert stack.restarts == [("retrieval", 3, 0.0), ("retrieval", 4, 1.0)]
     stack.pending["retrieval"] = time.monotonic()
-    assert stack.supervise_once() == ["retrieval"] and started == ["retrieval"]
+    assert stack.supervise_once() == ["retrieval"] and started == ["retrieval", "retrieval"]
     proc = stack.processes["retrieval"]
     stack.stop()
     assert proc.poll() is not None and stack.processes == {}

@@ -15,7 +15,7 @@ NEWER = 99  # an enum value added by a peer built from newer protos
 
 async def test_newer_or_unspecified_event_type_is_invalid_argument_naming_the_field(tmp_path):
     store = SqliteEventStore(tmp_path / "events.sqlite3")
-    core = GatewayCore(None, None, None, store, Variants.parse("fused:1"), lambda pid: True)
+    core = GatewayCore(None, None, None, store, Variants.parse("fused:1"), None)
     request = gpb.RecordEventsRequest(events=[gpb.Event(event_id="e1", type=NEWER, user_id="1", product_id="A"),
                                               gpb.Event(event_id="e2", user_id="1", product_id="A")])
     try:
