@@ -13,7 +13,7 @@ export TOKENIZERS_PARALLELISM := false
 export OMP_WAIT_POLICY := PASSIVE
 PYTEST_ARGS ?=
 
-.PHONY: venv buf protos data models models-if-absent eval run test test-unit test-integration bazel bazel-test \
+.PHONY: venv buf protos data models models-if-absent eval run lint test test-unit test-integration bazel bazel-test \
         k8s-validate load bench bench-scale chaos clean retrain rollout rollback ab-report loop-eval console browser
 
 venv: $(VENV)/.stamp
@@ -50,7 +50,7 @@ models-if-absent: data
 	@if $(PY) -m training.train --check >/dev/null 2>&1; then echo "==> models present"; \
 	elif $(PY) -m training.bundles adopt >/dev/null 2>&1 && $(PY) -m training.train --check >/dev/null 2>&1; then \
 	  echo "==> models present (bundle 1 made from them)"; \
-	else echo "==> models absent: training (about 6 minutes on 2 cores)"; $(PY) -m training.train; fi
+	else echo "==> models absent: training (about 5 minutes on 2 cores)"; $(PY) -m training.train; fi
 
 eval: models-if-absent
 	$(PY) -m training.evaluate
@@ -58,7 +58,12 @@ eval: models-if-absent
 run: models-if-absent
 	$(PY) -m tools.stack
 
-test: buf models-if-absent browser
+# ruff (pinned in requirements.txt, configured in pyproject.toml): lint rules and the one code format.
+lint: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+test: lint buf models-if-absent browser
 	$(PY) -m pytest tests $(PYTEST_ARGS)
 
 # The console (services/console) beside `make run`: http://127.0.0.1:8080/ against the gateway make run serves.
@@ -74,6 +79,10 @@ browser:
 
 test-unit: protos
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
+
+# Starts Triton and the services on 127.0.0.1 (tests/integration).
+test-integration: models-if-absent
+	$(PY) -m pytest tests/integration $(PYTEST_ARGS)
 
 # The learning loop (README, "State and the learning loop"): recorded purchases -> bundle N+1 -> served.
 RETRAIN_ARGS ?=

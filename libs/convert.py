@@ -35,7 +35,7 @@ MIN_TIMESTAMP_S = -62_135_596_800
 MAX_TIMESTAMP_S = 253_402_300_799
 
 
-def _enum_map(domain_cls: type[E], proto_enum, prefix: str) -> dict[E, int]:  # noqa: ANN001 - EnumTypeWrapper
+def _enum_map(domain_cls: type[E], proto_enum, prefix: str) -> dict[E, int]:
     return {m: proto_enum.Value(f"{prefix}_{m.value}") for m in domain_cls}
 
 
@@ -196,7 +196,7 @@ def events_from_pb(msgs, now: float, field: str = "events") -> list[tuple[str, s
     return out
 
 
-def user_events_from_pb(msgs, field: str = "recent_events") -> list[d.UserEvent]:  # noqa: ANN001 - repeated UserEvent
+def user_events_from_pb(msgs, field: str = "recent_events") -> list[d.UserEvent]:
     """Events of known types; events of unknown types (from a newer gateway) are skipped, not fatal."""
     return [e for e in (user_event_from_pb(m, f"{field}[{i}]") for i, m in enumerate(msgs)) if e is not None]
 

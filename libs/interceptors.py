@@ -155,7 +155,7 @@ class ObservabilityInterceptor(grpc.aio.ServerInterceptor):
                 except grpc.aio.AbortError:
                     code = context.code() or grpc.StatusCode.UNKNOWN
                     raise
-                except Exception:  # noqa: BLE001 - mask internals from callers, keep them in the log
+                except Exception:
                     log.exception("unhandled error", extra=fields(method=method))
                     code, message, trailers = to_status(RuntimeError(), self.service)
                     await context.abort(code, message, trailing_metadata=trailers)

@@ -11,7 +11,7 @@
 
 Inputs are real when libs.features and the prepared data are available (real customers' histories, candidate
 pools and popularity; query embedding = a catalogue title embedding, the text encoder's own space), else random
-tensors of the right shapes/dtypes; the report says which. Starts the stack (tools.stack.Stack) unless both
+tensors of the right shapes/dtypes; the report says which. Starts the stack (libs.stack.Stack) unless both
 --triton and --gateway are given, and stops it. Writes reports/bench.md and reports/bench.json.
 """
 from __future__ import annotations
@@ -72,12 +72,12 @@ class RealInputs:
     """Ranker inputs for real customers through libs.features (the same assembly the services use)."""
 
     def __init__(self, users: list[str]) -> None:
-        import pandas as pd  # noqa: PLC0415
+        import pandas as pd
 
-        from libs.catalog.store import load_dataset  # noqa: PLC0415
-        from libs.config import ServiceSettings  # noqa: PLC0415
-        from libs.features import FeatureStore  # noqa: PLC0415
-        from libs.model_io import ITEM_EMBEDDINGS_FILE  # noqa: PLC0415
+        from libs.catalog.store import load_dataset
+        from libs.config import ServiceSettings
+        from libs.features import FeatureStore
+        from libs.model_io import ITEM_EMBEDDINGS_FILE
 
         artifacts = ServiceSettings().artifacts_dir
         ds = load_dataset(artifacts)
@@ -87,7 +87,7 @@ class RealInputs:
         self.users = [u for u in users if u in self.store.users] or list(self.store.users)[:64]
 
     def one(self, model: str, i: int, candidates: int) -> dict[str, np.ndarray]:
-        from libs import features as f  # noqa: PLC0415
+        from libs import features as f
 
         ctx = self.store.user_context(self.users[i % len(self.users)])
         pool = f.candidate_pool(self.store, ctx)
@@ -99,7 +99,7 @@ class RealInputs:
         return r.inputs(self.store, ctx, cand, query if r.reads_query else None)
 
     def batch(self, model: str, batch: int, candidates: int) -> dict[str, np.ndarray]:
-        from libs.features import stack  # noqa: PLC0415
+        from libs.features import stack
 
         # What the served model reads (ids where it holds the title table), as ranking and explanation send it.
         return ranker(model).to_wire(stack([self.one(model, i, candidates) for i in range(batch)]))
@@ -173,7 +173,7 @@ async def bench_batches(triton, ort, make_inputs, budget_s: float, batches: tupl
 
 async def triton_counts(url: str, model: str) -> tuple[int, int]:
     """(inference_count, execution_count) from Triton's statistics: their ratio = average batch formed."""
-    import tritonclient.grpc.aio as tc  # noqa: PLC0415 - TritonClient does not expose statistics
+    import tritonclient.grpc.aio as tc
 
     client = tc.InferenceServerClient(url)
     try:
@@ -213,11 +213,11 @@ ON_DEMAND = (1, 5)  # results asked of ExplainResult ("Why this?" on one result,
 async def bench_explanations(gateway: str, n: int) -> list[dict]:
     """Serial gateway calls on the same queries/users: Search without and with explanations of its page of 20, and
     ExplainResult on 1 and on 5 results of the unexplained response, alternating so drift hits all alike."""
-    import grpc  # noqa: PLC0415
-    from shop.gateway.v1 import gateway_service_pb2 as gpb  # noqa: PLC0415
-    from shop.gateway.v1 import gateway_service_pb2_grpc as gpb_grpc  # noqa: PLC0415
+    import grpc
+    from shop.gateway.v1 import gateway_service_pb2 as gpb
+    from shop.gateway.v1 import gateway_service_pb2_grpc as gpb_grpc
 
-    from loadtest import payloads  # noqa: PLC0415
+    from loadtest import payloads
 
     reqs = [p for p in payloads.load("Search") if "userId" in p][:n]  # personalised: evidence to explain
     modes = ["Search explain=false", "Search explain=true", *(f"ExplainResult, {k} of its results" for k in ON_DEMAND)]
@@ -307,10 +307,10 @@ def missing_models() -> list[str]:
 
 
 async def run(args: argparse.Namespace, triton_url: str, gateway: str | None) -> tuple[dict, list, list, list]:
-    from libs.onnx_runner import OnnxModels  # noqa: PLC0415
-    from libs.triton.client import TritonClient  # noqa: PLC0415
+    from libs.onnx_runner import OnnxModels
+    from libs.triton.client import TritonClient
 
-    from loadtest import payloads  # noqa: PLC0415
+    from loadtest import payloads
 
     try:
         real = RealInputs([p["userId"] for p in payloads.load("Recommend")])
@@ -380,7 +380,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.triton and args.gateway:
             triton_url, gateway, desc = args.triton, args.gateway, f"given, {args.triton}"
         else:
-            from tools.stack import Stack  # noqa: PLC0415
+            from libs.stack import Stack
 
             print("starting the stack (Triton + 4 services; logs in build/logs/) ...", flush=True)
             stack = Stack().start()

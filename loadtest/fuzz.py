@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 
-# gRPC's default (and this project's, libs/server.py) largest request a server accepts.
+# gRPC's default (and this project's, libs/grpc_server.py) largest request a server accepts.
 MAX_MESSAGE = 4 * 1024 * 1024
 MAX_REPEATED = 5_000
 VALID_USERS = ("17850", "13047", "12583", "14688", "15311", "999999")  # known customers and one unknown

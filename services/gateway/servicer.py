@@ -8,7 +8,7 @@ from shop.gateway.v1 import gateway_service_pb2 as pb
 from shop.gateway.v1 import gateway_service_pb2_grpc as pb_grpc
 
 from libs import convert, validation
-from services.gateway.core import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, Budget, GatewayCore, Page
+from libs.gateway import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, Budget, GatewayCore, Page
 
 
 def _budget(context: grpc.aio.ServicerContext, default_s: float) -> Budget:

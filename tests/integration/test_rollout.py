@@ -25,7 +25,7 @@ from libs.triton.launcher import TritonServer
 from libs.triton.repository import load_versions, served_versions
 from tests.integration.test_explain_result import check_explains_the_served_scores, error_info
 from tools.rollout import rollout
-from tools.stack import SERVICES, Stack
+from libs.stack import SERVICES, Stack
 from training.bundles import link_model_version, private_copy, write_bundle
 
 CONCURRENCY = 4
@@ -159,5 +159,5 @@ async def test_rollout_then_rollback_under_load_fail_nothing_and_move_the_versio
 def _bundle_present():
     try:
         load_bundle(artifacts_dir())
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         pytest.skip(f"no current bundle to roll out from: {exc}")

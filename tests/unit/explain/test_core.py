@@ -40,14 +40,14 @@ async def test_term_variants_not_encoded_or_not_scored_leave_the_terms_out_and_t
     term call only: no term evidence, the baseline keeps the query, and score - baseline still adds up."""
     calls = []
 
-    async def encode_query_only(texts, timeout):  # noqa: ANN001
+    async def encode_query_only(texts, timeout):
         calls.append(list(texts))
         if len(calls) > 1:
             raise UnavailableError("text_encoder: UNAVAILABLE")
         return await fakes.encode(texts, timeout)
 
     class TermCallFails(fakes.FakeRankers):
-        async def infer(self, model, inputs, outputs, timeout):  # noqa: ANN001
+        async def infer(self, model, inputs, outputs, timeout):
             if model == TRANSFORMER_RANKER and self.calls.get(model):  # its second call: the term scenarios
                 raise UnavailableError("transformer_ranker: UNAVAILABLE")
             return await super().infer(model, inputs, outputs, timeout)
@@ -122,7 +122,7 @@ def test_sentence_keeps_a_helpful_recent_purchase():
 async def test_explained_score_is_the_served_score_and_contributions_are_exact_drops():
     """The score an explanation explains is the fused score ranking served (ranking saw all six candidates, the
     explanation only the page); each contribution is the fused drop when that one piece is masked."""
-    from libs.ranking import RankingCore  # noqa: PLC0415
+    from libs.ranking import RankingCore
 
     rankers = fakes.FakeRankers()
     ranking = RankingCore(fakes.store(), fakes.TITLES, fakes.FUSION, rankers.infer, fakes.encode, _version)
@@ -132,9 +132,9 @@ async def test_explained_score_is_the_served_score_and_contributions_are_exact_d
     for item, ex in zip(served.items, out.explanations):
         assert ex.score == pytest.approx(item.score, abs=1e-9)
     # Re-derive one contribution by hand: mask the repeat signal alone and re-fuse.
-    from libs.explain import Mask, masked_scenarios  # noqa: PLC0415
-    from libs.history import user_context  # noqa: PLC0415
-    from libs.rankers import get as ranker  # noqa: PLC0415
+    from libs.explain import Mask, masked_scenarios
+    from libs.history import user_context
+    from libs.rankers import get as ranker
 
     store = fakes.store()
     ctx = user_context(store, "1", [])
@@ -184,7 +184,7 @@ async def test_query_evidence_says_matches_only_for_words_the_title_contains():
 
 
 async def test_search_orders_by_relevance_then_personal_score_and_explains_it():
-    from libs.ranking import RankingCore  # noqa: PLC0415
+    from libs.ranking import RankingCore
 
     rankers = fakes.FakeRankers()
     ranking = RankingCore(fakes.store(), fakes.TITLES, fakes.FUSION, rankers.infer, fakes.encode, _version)
@@ -202,7 +202,7 @@ async def test_search_orders_by_relevance_then_personal_score_and_explains_it():
 
 @pytest.mark.parametrize("query", ["", "tea lantern"])
 async def test_discovery_term_is_explained_as_it_is_and_the_score_stays_the_served_one(query):
-    from libs.ranking import RankingCore  # noqa: PLC0415
+    from libs.ranking import RankingCore
 
     rankers = fakes.FakeRankers()
     variant = "fused+explore=0.3"
@@ -224,9 +224,9 @@ async def test_discovery_term_is_explained_as_it_is_and_the_score_stays_the_serv
 
 @pytest.mark.parametrize("query", ["", "tea lantern"])
 async def test_purchase_frequency_prior_is_served_and_explained_as_it_is(query):
-    from libs.features.frequency import frequency_prior, frequency_text  # noqa: PLC0415
-    from libs.fusion import PRIOR, Fusion  # noqa: PLC0415
-    from libs.ranking import RankingCore  # noqa: PLC0415
+    from libs.features.frequency import frequency_prior, frequency_text
+    from libs.fusion import PRIOR, Fusion
+    from libs.ranking import RankingCore
 
     base = fakes.FUSION
     fusion = Fusion(dict(base.weights) | {PRIOR: 0.2}, dict(base.centre) | {PRIOR: -2.0},

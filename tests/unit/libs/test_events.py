@@ -11,7 +11,8 @@ import pytest
 
 from libs.domain import EventKind, RecordedEvent, ServedResponse, UserEvent
 from libs.errors import UnavailableError
-from libs.events import EventConflictError, EventStore, SqliteEventStore, open_configured_store, open_event_store
+from libs.config import EventStoreSettings
+from libs.events import EventConflictError, EventStore, SqliteEventStore, describe, open_event_store
 from libs.events import migrations
 from libs.events.postgres import PostgresEventStore
 from libs.events.retention import expire_responses, prune_periodically
@@ -132,7 +133,7 @@ def test_migrations_apply_once_even_when_replicas_start_together(open_store):
                 except UnavailableError:
                     time.sleep(0.05 * (attempt + 1))
             s.recent("1")
-        except BaseException as exc:  # noqa: BLE001 - reported by the assert below
+        except BaseException as exc:
             errors.append(exc)
 
     threads = [threading.Thread(target=first_call, args=(s,)) for s in stores]
@@ -212,8 +213,8 @@ def test_sqlite_file_from_before_migrations_is_adopted_and_unreadable_times_drop
 
 
 def test_open_event_store_picks_the_backend_from_the_dsn(tmp_path, pg_dsn):
-    sqlite_store = open_event_store(None, tmp_path / "e.sqlite3")
-    pg_store = open_event_store(pg_dsn, tmp_path / "unused.sqlite3")
+    sqlite_store = open_event_store(EventStoreSettings(db=tmp_path / "e.sqlite3"), tmp_path)
+    pg_store = open_event_store(EventStoreSettings(dsn=pg_dsn, db=tmp_path / "unused.sqlite3"), tmp_path)
     assert isinstance(sqlite_store, SqliteEventStore) and isinstance(pg_store, PostgresEventStore)
     assert not (tmp_path / "unused.sqlite3").exists()
     sqlite_store.close()
@@ -249,14 +250,16 @@ def test_offline_readers_open_the_store_the_gateway_writes(tmp_path, pg_dsn, mon
     """Retraining and the A/B readout read what the gateway wrote: SHOP_EVENTS_DSN first, else the SQLite file."""
     monkeypatch.delenv("SHOP_EVENTS_DSN", raising=False)
     monkeypatch.delenv("SHOP_EVENTS_DB", raising=False)
-    store, where = open_configured_store(tmp_path)
+    settings = EventStoreSettings()
+    store, where = open_event_store(settings, tmp_path), describe(settings, tmp_path)
     assert isinstance(store, SqliteEventStore) and where == f"sqlite {tmp_path / 'events' / 'events.sqlite3'}"
     store.close()
-    writer = open_event_store(pg_dsn, tmp_path / "unused.sqlite3")
+    writer = open_event_store(EventStoreSettings(dsn=pg_dsn), tmp_path)
     writer.append([_event("a", ts=1.0)])
     writer.close()
     monkeypatch.setenv("SHOP_EVENTS_DSN", pg_dsn)
-    store, where = open_configured_store(tmp_path)
+    settings = EventStoreSettings()
+    store, where = open_event_store(settings, tmp_path), describe(settings, tmp_path)
     assert where == "postgresql" and pg_dsn.split("@")[0] not in where  # no credentials in what gets printed
     assert store.read_purchases() == [("17850", "85123A", 1.0, 1, "fused")]
     store.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 import copy
 import math
 import multiprocessing
+import random
 import os
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -17,6 +18,7 @@ from tqdm import tqdm
 from libs.features import FeatureStore, candidate_pool, stack
 from libs.features.frequency import frequency_prior
 from libs.rankers import get as ranker
+from training.models.rankers import new_module
 from training.train.data import Example, QueryBank, make_batch
 
 SEED = 0
@@ -40,8 +42,10 @@ class TrainConfig:
 
 
 def seed_everything(seed: int) -> np.random.Generator:
-    torch.manual_seed(seed)
+    """Seed Python's, numpy's and torch's global generators; a fresh numpy Generator from the same seed."""
+    random.seed(seed)
     np.random.seed(seed)
+    torch.manual_seed(seed)
     return np.random.default_rng(seed)
 
 
@@ -58,7 +62,7 @@ def listwise_loss(scores: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
 
 
 def new_model(name: str, n_items: int, item_emb: np.ndarray, cfg: TrainConfig) -> torch.nn.Module:
-    return ranker(name).new_module({"n_items": n_items, "dim": cfg.dim, "dropout": cfg.dropout}, item_emb)
+    return new_module(name, {"n_items": n_items, "dim": cfg.dim, "dropout": cfg.dropout}, item_emb)
 
 
 def train_ranker(name: str, examples: list[Example], n_items: int, item_emb: np.ndarray, cfg: TrainConfig,
@@ -140,7 +144,7 @@ def train_members(jobs: list[MemberJob], examples: list[Example], n_items: int, 
     return trained
 
 
-def _train_job(index: int):  # noqa: ANN202 - a module, or (in a worker) its weights as arrays
+def _train_job(index: int):
     s = _SHARED
     job = s["jobs"][index]
     # `init` stays as it was in the caller either way: a worker trains its forked copy, in-process trains a copy.
@@ -164,7 +168,7 @@ def popularity_floor(store: FeatureStore, n_users: int) -> np.ndarray:
 
 @torch.no_grad()
 def score_catalogue(name: str, model: torch.nn.Module, store: FeatureStore, user_ids, chunk: int = 16,
-                    progress: bool = False, context=None) -> np.ndarray:  # noqa: ANN001
+                    progress: bool = False, context=None) -> np.ndarray:
     """[len(user_ids), n_items]: the ranker's scores on each user's candidate pool (libs.features.candidate_pool);
     items outside the pool rank below every pool item, by popularity (full-ranking protocol, two-stage model).
     `context(user_id)`: the user's history as served (e.g. with recorded events, libs.history); default: the
@@ -193,7 +197,7 @@ def score_catalogue(name: str, model: torch.nn.Module, store: FeatureStore, user
     return out
 
 
-def score_prior(store: FeatureStore, user_ids, context=None) -> np.ndarray:  # noqa: ANN001
+def score_prior(store: FeatureStore, user_ids, context=None) -> np.ndarray:
     """[len(user_ids), n_items]: the purchase-frequency prior (libs.features.frequency) of every item for each user;
     `context` as in score_catalogue."""
     items = np.arange(store.n_items)

@@ -14,7 +14,7 @@ from grpc_reflection.v1alpha import reflection
 from prometheus_client import start_http_server
 
 from libs import logs, readiness, tracing
-from libs.config import ServiceSettings
+from libs.config import ServiceSettings, TracingSettings
 from libs.interceptors import (
     HEALTH_PREFIX,
     OPEN_PREFIXES,
@@ -79,6 +79,13 @@ def health_server(health_servicer: health.aio.HealthServicer, addr: str) -> tupl
     return server, port
 
 
+def call_timeout(context: grpc.aio.ServicerContext, default_s: float) -> float:
+    """Seconds a call may still spend: the caller's deadline less 10 ms kept for the answer (at least 1 ms), or
+    `default_s` when the caller set none."""
+    remaining = context.time_remaining()
+    return default_s if remaining is None else max(remaining - 0.01, 0.001)
+
+
 async def _always_ready() -> bool:
     return True
 
@@ -90,11 +97,11 @@ async def serve(name: str, settings: ServiceSettings, listen_addr: str, registra
     """Run until SIGTERM/SIGINT, then drain in-flight RPCs for `shutdown_grace_s`.
 
     `ready`: what the service needs to answer (libs.readiness); health follows it. None = ready once listening.
-    `background(health, service names)` runs while serving (libs.bundle_serving follows the current bundle and
+    `background(health, service names)` runs while serving (libs.bundle_switch follows the current bundle and
     reports it under its own health names; readiness stays with `ready`).
     """
     logs.configure(settings.log_level, name, settings.log_key.get_secret_value().encode() if settings.log_key else None)
-    tracing.configure(name)
+    tracing.configure(name, TracingSettings())
     server, health_servicer, port = await build_server(name, settings, listen_addr, registration)
     probes = health_server(health_servicer, settings.health_addr)[0] if settings.health_addr else None
     if settings.metrics_port >= 0:

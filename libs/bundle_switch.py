@@ -2,8 +2,9 @@
 
 - Triton calls are pinned to the bundle's model versions (`PinnedTriton`), so side files and weights never mix.
 - Every `interval_s` the watcher reads CURRENT. On a new id it loads that bundle's state (off the event loop),
-  waits until Triton serves the bundle's versions, builds a new core and swaps it in with one assignment: a request
-  runs on the core it started with, the next one on the new core.
+  waits until Triton serves the bundle's versions, builds a new core and swaps it in with one assignment. A servicer
+  takes `BundleSwitch.current` in its constructor and calls it once per request: a request runs on the core it
+  started with, the next one on the new core.
 - Health: `ready()` is the service's readiness check (libs.readiness turns it into the services' health names):
   false while Triton does not serve the held bundle's versions; the name `bundle/<id>` is SERVING for the bundle
   held, so `tools.rollout` can see every service has switched.
@@ -20,7 +21,7 @@ import numpy as np
 from grpc_health.v1 import health, health_pb2
 
 from libs.bundles import current_id, load_bundle
-from libs.serving import ServingState, load_serving_state
+from libs.serving_state import ServingState, load_serving_state
 from libs.triton.client import TritonClient
 
 log = logging.getLogger(__name__)
@@ -51,25 +52,27 @@ class PinnedTriton:
         return all(await asyncio.gather(*(self.client.is_model_ready(m, self.versions[m]) for m in models)))
 
 
-# (state, pinned client) -> the service's core; core -> None: install it (e.g. servicer.core = core).
+# (state, pinned client) -> the service's core.
 Build = Callable[[ServingState, PinnedTriton], Any]
-Install = Callable[[Any], None]
 
 
 class BundleSwitch:
     def __init__(self, artifacts_dir: Path, client: TritonClient, models: Sequence[str], build: Build,
-                 install: Install, interval_s: float = 1.0,
+                 interval_s: float = 1.0,
                  load: Callable[..., ServingState] = load_serving_state) -> None:
         self.artifacts_dir = Path(artifacts_dir)
         self.client = client
         self.models = tuple(models)
         self.build = build
-        self.install = install
         self.interval_s = interval_s
         self.load = load
         self.state = load(self.artifacts_dir, load_bundle(self.artifacts_dir))
         self.pinned = PinnedTriton(client, self.state.bundle.versions)
-        install(build(self.state, self.pinned))
+        self.core = build(self.state, self.pinned)
+
+    def current(self) -> Any:
+        """The core of the bundle held now."""
+        return self.core
 
     @property
     def bundle_id(self) -> str:
@@ -82,7 +85,7 @@ class BundleSwitch:
         if not await pinned.serves(self.models):
             return False
         state = await asyncio.to_thread(self.load, self.artifacts_dir, bundle, self.state)
-        self.install(self.build(state, pinned))
+        self.core = self.build(state, pinned)
         self.state, self.pinned = state, pinned
         log.info("switched to bundle %s", bundle_id)
         return True
@@ -109,7 +112,7 @@ class BundleSwitch:
                     if await self.switch(wanted):
                         await health_servicer.set(bundle_health_name(self.bundle_id), SERVING)
                         await health_servicer.set(bundle_health_name(old), NOT_SERVING)
-                except Exception:  # noqa: BLE001 - a bad bundle must not stop the watcher: keep serving the old one
+                except Exception:
                     log.exception("cannot switch to bundle %s; still serving %s", wanted, old)
                     failed = wanted  # not again (bundles are written whole): the rollout times out and reverts
             await asyncio.sleep(self.interval_s)

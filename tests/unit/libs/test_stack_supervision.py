@@ -1,11 +1,11 @@
-"""tools.stack supervision with tiny stand-in processes (no services, no Triton)."""
+"""libs.stack supervision with tiny stand-in processes (no services, no Triton)."""
 import os
 import signal
 import subprocess
 import sys
 import time
 
-from tools.stack import Backoff, Stack, kill_group
+from libs.stack import Backoff, Stack, kill_group
 
 
 def _spawn(code: str) -> subprocess.Popen:

@@ -8,8 +8,8 @@ from libs import domain as d
 from libs.errors import AlreadyExistsError, DeadlineError, InvalidArgumentError, UnavailableError
 from libs.events import SqliteEventStore
 from libs.products.model import Product, ProductContent
-from services.gateway.core import Budget, GatewayCore, Recorded, StageResult
-from services.gateway.experiments import Variants
+from libs.gateway import Budget, GatewayCore, Recorded, StageResult
+from libs.experiments import Variants
 
 
 def _cands(n: int, unmatched: int = 0) -> list[d.Candidate]:

@@ -40,7 +40,7 @@ SCORE_TOLERANCE = 1e-6
 class Explainer(Protocol):
     async def explain(self, user_id: str, query: str, product_ids: Sequence[str], variant: str,
                       recent: Sequence[d.UserEvent], timeout: float, bundle_id: str = "",
-                      all_evidence: bool = False): ...  # -> services.gateway.core.StageResult
+                      all_evidence: bool = False): ...  # -> libs.gateway.StageResult
 
 
 @dataclass

@@ -4,7 +4,7 @@ from collections import Counter
 import pytest
 
 from libs.errors import InvalidArgumentError
-from services.gateway.experiments import AttributionTokens, Variants
+from libs.experiments import AttributionTokens, Variants
 
 
 def test_assignment_is_stable_and_follows_shares():

@@ -18,8 +18,8 @@ from libs.events import EventConflictError, EventStore, event_time_problem
 from libs.events.base import payload
 from libs.features import POOL_MAX
 from libs.products.model import Product
-from services.gateway.experiments import AttributionTokens, Variants
-from services.gateway.on_demand import RESPONSE_TTL_S, ExplainedResults, OnDemand
+from libs.experiments import AttributionTokens, Variants
+from libs.on_demand import RESPONSE_TTL_S, ExplainedResults, OnDemand
 
 log = logging.getLogger(__name__)
 
@@ -189,7 +189,7 @@ class GatewayCore:
         return Page(self._priced(items), token, degradations, versions, variant)
 
     async def explain_result(self, token: str, product_ids: Sequence[str], budget: Budget) -> ExplainedResults:
-        """Results of a served response, explained with exactly the scores it served (services.gateway.on_demand)."""
+        """Results of a served response, explained with exactly the scores it served (libs.on_demand)."""
         out = await self.on_demand.explain(token, product_ids, budget.share(0.95))
         out.items = self._priced(out.items)
         return out

@@ -6,7 +6,7 @@ from types import SimpleNamespace
 import pytest
 from grpc_health.v1 import health_pb2
 
-from libs.bundle_serving import BundleSwitch, PinnedTriton, bundle_health_name
+from libs.bundle_switch import BundleSwitch, PinnedTriton, bundle_health_name
 from libs.bundles import set_current
 from training.bundles import write_bundle
 
@@ -66,22 +66,21 @@ async def test_the_service_switches_only_once_triton_serves_the_new_versions_and
     one = _bundle(tmp_path, 1)
     two = _bundle(tmp_path, 2, one.id)
     client = FakeTriton({("gnn_ranker", "1")})
-    installed = []
     switch = BundleSwitch(tmp_path, client, ("gnn_ranker",),
                           lambda state, pinned: (state.bundle.id, pinned.versions["gnn_ranker"]),
-                          installed.append, interval_s=0.01, load=_load)
-    assert installed == [(one.id, "1")]
+                          interval_s=0.01, load=_load)
+    assert switch.current() == (one.id, "1")
     health = FakeHealth()
     task = asyncio.create_task(switch.run(health))
     try:
         set_current(tmp_path, two.id)
         await _until(lambda: health.status.get(bundle_health_name(one.id)) is not None)
         await asyncio.sleep(0.1)  # several watch cycles
-        assert switch.bundle_id == one.id and len(installed) == 1  # Triton has not loaded version 2 yet
+        assert switch.bundle_id == one.id and switch.current() == (one.id, "1")  # Triton lacks version 2 yet
         assert await switch.ready()
         client.ready.add(("gnn_ranker", "2"))
         await _until(lambda: health.status.get(bundle_health_name(one.id)) == NOT_SERVING)
-        assert installed[-1] == (two.id, "2")
+        assert switch.current() == (two.id, "2")
         assert health.status[bundle_health_name(two.id)] == SERVING
         assert health.status[bundle_health_name(one.id)] == NOT_SERVING
         client.ready.clear()  # Triton lost the bundle's version: not ready, never mismatched side files
@@ -105,7 +104,7 @@ async def test_a_bundle_that_fails_to_load_leaves_the_service_on_the_old_one(tmp
             raise ValueError("corrupt fusion.json")
         return _load(artifacts_dir, bundle, previous)
 
-    switch = BundleSwitch(tmp_path, client, ("gnn_ranker",), lambda state, pinned: state.bundle.id, lambda core: None,
+    switch = BundleSwitch(tmp_path, client, ("gnn_ranker",), lambda state, pinned: state.bundle.id,
                           interval_s=0.01, load=load)
     health = FakeHealth()
     set_current(tmp_path, two.id)
@@ -125,7 +124,7 @@ async def test_a_service_that_answers_without_triton_stays_ready_only_while_trit
     one = _bundle(tmp_path, 1)
     client = FakeTriton({("text_encoder", "1")})
     switch = BundleSwitch(tmp_path, client, ("text_encoder",), lambda state, pinned: state.bundle.id,
-                          lambda core: None, interval_s=0.01, load=_load)
+                          interval_s=0.01, load=_load)
     assert one.id == switch.bundle_id and await switch.ready_unless_triton_down()
     client.ready.clear()  # Triton up, but serving other versions: not ready (never mix bundles)
     assert not await switch.ready_unless_triton_down()

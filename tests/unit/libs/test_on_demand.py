@@ -7,10 +7,10 @@ import pytest
 from libs import domain as d
 from libs.errors import FailedPreconditionError, InvalidArgumentError, UnavailableError
 from libs.events import SqliteEventStore
-from services.gateway.core import Budget, GatewayCore, StageResult
-from services.gateway.experiments import AttributionTokens, Variants
-from services.gateway.on_demand import RESPONSE_NOT_KEPT, RESULT_CHANGED
-from tests.unit.services.gateway.test_core import FakeCatalog, FakeRetrieval
+from libs.gateway import Budget, GatewayCore, StageResult
+from libs.experiments import AttributionTokens, Variants
+from libs.on_demand import RESPONSE_NOT_KEPT, RESULT_CHANGED
+from tests.unit.libs.test_gateway import FakeCatalog, FakeRetrieval
 
 BUNDLE = "b0001-20261206T000000Z"
 
