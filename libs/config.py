@@ -83,3 +83,31 @@ class ServiceSettings(BaseSettings):
     # Plaintext listener serving only grpc.health.v1, for probes that cannot speak TLS (kubelet); unset = none.
     health_addr: str | None = None
     security: SecuritySettings = Field(default_factory=SecuritySettings)
+
+
+class StoreSettings(ServiceSettings):
+    """Where the shared state lives (the events and the catalogue): every service that reads it subclasses this."""
+
+    # PostgreSQL event store shared by every replica (postgresql://user@host:5432/db). Unset = SQLite below.
+    events_dsn: SecretStr | None = Field(None, validation_alias="SHOP_EVENTS_DSN")  # may hold a password
+    # SQLite event store (WAL), used when SHOP_EVENTS_DSN is unset. Default under the artifacts dir.
+    events_db: Path | None = Field(None, validation_alias="SHOP_EVENTS_DB")
+    # Per-call limit for the event store (pool wait, connect, statement; SQLite lock wait), seconds.
+    events_timeout_s: float = Field(2.0, gt=0, validation_alias="SHOP_EVENTS_TIMEOUT_S")
+    # PostgreSQL of the catalogue (products), when it is not SHOP_EVENTS_DSN's database. Unset = SHOP_EVENTS_DSN's,
+    # or with that unset too, the SQLite events file (its own tables).
+    catalog_dsn: SecretStr | None = Field(None, validation_alias="SHOP_CATALOG_DSN")
+    # How often each replica reads the catalogue's new changes, seconds: the bound on how stale its view is.
+    catalog_poll_s: float = Field(0.5, gt=0, validation_alias="SHOP_CATALOG_POLL_S")
+
+    @property
+    def events_dsn_value(self) -> str | None:
+        return self.events_dsn.get_secret_value() if self.events_dsn else None
+
+    @property
+    def catalog_dsn_value(self) -> str | None:
+        return self.catalog_dsn.get_secret_value() if self.catalog_dsn else self.events_dsn_value
+
+    @property
+    def sqlite_path(self) -> Path:
+        return self.events_db or self.artifacts_dir / "events" / "events.sqlite3"

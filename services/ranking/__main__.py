@@ -1,38 +1,59 @@
-"""Run the ranking service: `python -m services.ranking` (SHOP_RANKING_ADDR, default 127.0.0.1:50053)."""
+"""Run the ranking service: `python -m services.ranking` (SHOP_RANKING_ADDR, default 127.0.0.1:50053).
+
+Products newer than the bundle are scored from their titles, read from the catalogue (the store the gateway writes:
+SHOP_CATALOG_DSN, else SHOP_EVENTS_DSN, else the SQLite events file), followed every SHOP_CATALOG_POLL_S."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 
+from grpc_health.v1 import health
 from shop.ranking.v1 import ranking_service_pb2 as pb
 from shop.ranking.v1 import ranking_service_pb2_grpc as pb_grpc
 
 from libs.bundle_serving import BundleSwitch, PinnedTriton
-from libs.config import ServiceSettings
+from libs.config import StoreSettings
 from libs.model_io import TEXT_ENCODER
+from libs.products.store import open_product_store
+from libs.products.view import CatalogView
 from libs.rankers import names as ranker_names
+from libs.ranking import RankingCore
 from libs.server import Registration, serve
 from libs.serving import ServingState
 from libs.triton.client import TritonClient
 from libs.triton.text import encoder
-from libs.ranking import RankingCore
 from services.ranking.servicer import RankingServicer
 
 
 async def main() -> None:
-    settings = ServiceSettings()
+    settings = StoreSettings()
     triton = TritonClient(settings.triton_url, settings.triton_timeout_s)
     servicer = RankingServicer(None, settings.triton_timeout_s)  # core: installed by the bundle switch below
+    products = open_product_store(settings.catalog_dsn_value, settings.sqlite_path, timeout_s=settings.events_timeout_s)
+    view = CatalogView(products)
 
     def build(state: ServingState, pinned: PinnedTriton) -> RankingCore:
         return RankingCore(state.store, state.dataset.items["title"], state.fusion, pinned.infer, encoder(pinned),
-                           pinned.version, bundle_id=state.bundle.id)
+                           pinned.version, bundle_id=state.bundle.id, new_titles=view.titles)
 
     switch = BundleSwitch(settings.artifacts_dir, triton, (*ranker_names(), TEXT_ENCODER), build,
                           lambda core: setattr(servicer, "core", core))
+
+    async def background(health_servicer: health.aio.HealthServicer, names: Sequence[str]) -> None:
+        following = asyncio.create_task(view.follow(settings.catalog_poll_s))
+        try:
+            await switch.run(health_servicer, names)
+        finally:
+            following.cancel()
+
+    async def close() -> None:
+        await triton.close()
+        products.close()
+
     await serve("ranking", settings, settings.addresses.ranking,
                 Registration(lambda s: pb_grpc.add_RankingServiceServicer_to_server(servicer, s),
                              [pb.DESCRIPTOR.services_by_name["RankingService"].full_name]),
-                on_stop=triton.close, ready=switch.ready, background=switch.run)
+                on_stop=close, ready=switch.ready, background=background)
 
 
 if __name__ == "__main__":

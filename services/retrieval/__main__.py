@@ -1,36 +1,64 @@
-"""Run the retrieval service: `python -m services.retrieval` (SHOP_RETRIEVAL_ADDR, default 127.0.0.1:50052)."""
+"""Run the retrieval service: `python -m services.retrieval` (SHOP_RETRIEVAL_ADDR, default 127.0.0.1:50052).
+
+Its indexes follow the catalogue (the store the gateway writes: SHOP_CATALOG_DSN, else SHOP_EVENTS_DSN, else the
+SQLite events file), polled every SHOP_CATALOG_POLL_S; the gateway seeds it."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
+
+from grpc_health.v1 import health
 from shop.retrieval.v1 import retrieval_service_pb2 as pb
 from shop.retrieval.v1 import retrieval_service_pb2_grpc as pb_grpc
 
 from libs.bundle_serving import BundleSwitch, PinnedTriton
-from libs.config import ServiceSettings
+from libs.config import StoreSettings
+from libs.index.products import IndexFollower
 from libs.model_io import TEXT_ENCODER
+from libs.products.store import open_product_store
+from libs.products.view import CatalogView
+from libs.retrieval import RetrievalCore
 from libs.server import Registration, serve
 from libs.serving import ServingState
 from libs.triton.client import TritonClient
 from libs.triton.text import encoder
-from libs.retrieval import RetrievalCore
 from services.retrieval.servicer import RetrievalServicer
 
 
 async def main() -> None:
-    settings = ServiceSettings()
+    settings = StoreSettings()
     triton = TritonClient(settings.triton_url, settings.triton_timeout_s)
     servicer = RetrievalServicer(None, settings.triton_timeout_s)  # core: installed by the bundle switch below
+    products = open_product_store(settings.catalog_dsn_value, settings.sqlite_path, timeout_s=settings.events_timeout_s)
+    view = CatalogView(products)
+    follower = IndexFollower(view, settings.triton_timeout_s)
 
     def build(state: ServingState, pinned: PinnedTriton) -> RetrievalCore:
         items = state.dataset.items
         return RetrievalCore.over_store(state.store, items["product_id"], items["title"], encoder(pinned))
 
-    switch = BundleSwitch(settings.artifacts_dir, triton, (TEXT_ENCODER,), build,
-                          lambda core: setattr(servicer, "core", core))
+    def install(core: RetrievalCore) -> None:
+        servicer.core = core
+        follower.attach(core.indexes, core.encode)
+
+    switch = BundleSwitch(settings.artifacts_dir, triton, (TEXT_ENCODER,), build, install)
+
+    async def background(health_servicer: health.aio.HealthServicer, names: Sequence[str]) -> None:
+        following = [asyncio.create_task(view.follow(settings.catalog_poll_s)), asyncio.create_task(follower.run())]
+        try:
+            await switch.run(health_servicer, names)
+        finally:
+            for task in following:
+                task.cancel()
+
+    async def close() -> None:
+        await triton.close()
+        products.close()
+
     await serve("retrieval", settings, settings.addresses.retrieval,
                 Registration(lambda s: pb_grpc.add_RetrievalServiceServicer_to_server(servicer, s),
                              [pb.DESCRIPTOR.services_by_name["RetrievalService"].full_name]),
-                on_stop=triton.close, ready=switch.ready_unless_triton_down, background=switch.run)
+                on_stop=close, ready=switch.ready_unless_triton_down, background=background)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ import scipy.sparse as sp
 from libs import domain as d
 from libs.errors import UnavailableError
 from libs.features import POOL_MAX, UserContext, candidate_pool
-from libs.retrieval import RetrievalCore, VectorIndex, analyse, rrf
+from libs.retrieval import RetrievalCore, analyse, rrf
 
 TITLES = ["WHITE METAL LANTERN", "RED HEART T-LIGHT HOLDER", "GARDEN LANTERN SET", "BLUE TEA CUP", "PINK TEA CUP"]
 IDS = ["71053", "84406B", "90001", "22000", "22001"]
@@ -55,12 +55,6 @@ def test_rrf_sums_reciprocal_ranks_and_breaks_ties_by_index():
 
 def test_analyse_stems_and_drops_stop_words():
     assert analyse("The Lanterns of the garden") == ["lantern", "garden"]
-
-
-def test_vector_index_finds_neighbours_and_excludes():
-    index = VectorIndex(_vectors())
-    assert [i for i, _ in index.search(_vectors()[0], 2)] == [0, 2]
-    assert [i for i, _ in index.search(_vectors()[0], 1, exclude={0})] == [2]
 
 
 async def test_query_candidates_fuse_lexical_and_dense_with_matched_terms():
@@ -119,7 +113,7 @@ async def test_over_store_reads_the_feature_stores_data():
 
     store = fakes.store()
     core = RetrievalCore.over_store(store, fakes.PRODUCTS, fakes.TITLES, fakes.encode)
-    assert np.array_equal(core.dense.vectors.shape, store.item_emb.shape)
+    assert len(core.indexes.dense) == len(core.indexes.lexical) == len(store.item_emb)
     cands, _ = await core.user_candidates("1", [], 10)
     assert "A" in {c.product_id for c in cands}  # user 1's own past purchase, from the store's history
 
