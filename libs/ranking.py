@@ -18,7 +18,7 @@ from libs.features import FeatureStore
 from libs.fusion import DISCOVERY, FUSED, PRIOR, Fusion, never_bought
 from libs.history import user_context
 from libs.rankers import get as ranker
-from libs.relevance import RELEVANCE, TitleMatcher, analyse, match
+from libs.relevance import RELEVANCE, TitleMatcher
 from libs.scoring import (
     EncodeQuery,
     Infer,
@@ -84,9 +84,7 @@ class RankingCore:
         fused = self.fusion.combine(per_model | prior)
         discovery = self.fusion.discovery(arm.explore, never_bought(ctx.items, cand_idx)) if arm.explore else 0.0
         # Search: what the shopper typed first (libs.relevance); the fused personal score orders within a grade.
-        relevance = self.matcher.relevance(query, cand_idx) if query else np.zeros(len(cand_idx))
-        for i in np.flatnonzero(cand_idx < 0) if query else ():
-            relevance[i] = match(analyse(query), analyse(cands.titles[i])).relevance
+        relevance = self.matcher.relevance(query, cand_idx, cands.titles) if query else np.zeros(len(cand_idx))
         served = fused + discovery + relevance
         k = page_size or len(cand_idx)
         order = mmr_order(served, self.store.candidate_embeddings(cand_idx, cands.new_emb), diversity, k)

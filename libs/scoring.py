@@ -68,14 +68,6 @@ def prior_scores(fusion: Fusion, store: FeatureStore, ctx: UserContext, cand_idx
     return {PRIOR: frequency_prior(store, ctx, cand_idx)} if fusion.weights.get(PRIOR) else {}
 
 
-def candidate_indices(store: FeatureStore, product_ids: Sequence[str], field: str = "product_ids") -> np.ndarray:
-    idx = store.item_index.get_indexer(list(product_ids))
-    bad = [FieldViolation(f"{field}[{i}]", "is not a product of the catalogue") for i in np.flatnonzero(idx < 0)[:10]]
-    if bad:
-        raise InvalidArgumentError(bad)
-    return idx.astype(np.int64)
-
-
 @dataclass(frozen=True)
 class Candidates:
     """Candidates resolved against the bundle: item index, or -1 for a catalogue product newer than the bundle,

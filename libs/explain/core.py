@@ -15,7 +15,7 @@ from libs.fusion import Fusion
 from libs.history import fresh_purchases, user_context
 from libs.rankers import get as ranker
 from libs.relevance import TitleMatcher
-from libs.scoring import EncodeQuery, Infer, arm_of, candidate_indices, encode_or_degrade
+from libs.scoring import EncodeQuery, Infer, NewTitles, arm_of, encode_or_degrade, resolve_candidates
 
 MAX_ITEMS = 100
 
@@ -28,13 +28,14 @@ class Explained:
 
 class ExplanationCore:
     def __init__(self, store: FeatureStore, titles: Sequence[str], fusion: Fusion, infer: Infer,
-                 encode: EncodeQuery | None) -> None:
+                 encode: EncodeQuery | None, new_titles: NewTitles | None = None) -> None:
         self.store = store
         self.titles = list(titles)
         self.matcher = TitleMatcher(self.titles)
         self.fusion = fusion
         self.infer = infer
         self.encode = encode
+        self.new_titles = new_titles  # products newer than the bundle, from the catalogue; None = refused
 
     async def explain(self, user_id: str, query: str, product_ids: Sequence[str], variant: str,
                       recent: Sequence[d.UserEvent], timeout: float) -> Explained:
@@ -42,9 +43,13 @@ class ExplanationCore:
         models = arm.models
         if not 1 <= len(product_ids) <= MAX_ITEMS:
             raise invalid("product_ids", f"must contain 1..{MAX_ITEMS} products")
-        cand_idx = candidate_indices(self.store, product_ids)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
+        # Without an encoder (offline callers) products newer than the bundle are refused by name.
+        cands = await resolve_candidates(self.store, self.titles, product_ids,
+                                         self.new_titles if self.encode is not None else None, self.encode,
+                                         timeout * 0.3)
+        cand_idx = cands.idx
         degradations: list[d.Degradation] = []
         ctx = user_context(self.store, user_id, recent)
         fresh = {int(self.store.item_index.get_loc(p)) for p, _ in fresh_purchases(self.store, recent)}
@@ -61,5 +66,5 @@ class ExplanationCore:
         explanations = await explain_page(self.store, self.titles, self.fusion, self.infer, models, ctx, fresh,
                                           cand_idx, product_ids, query, query_emb, term_emb,
                                           max(deadline - loop.time(), 0.001), degradations, self.matcher,
-                                          arm.explore)
+                                          arm.explore, cands.titles, cands.new_emb)
         return Explained(explanations, degradations)

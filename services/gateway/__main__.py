@@ -18,7 +18,7 @@ from libs.config import StoreSettings
 from libs.events import open_event_store
 from libs.events.retention import prune_periodically
 from libs.products.catalog import Catalog, dataset_products
-from libs.products.store import open_product_store
+from libs.products.store import open_catalog_store
 from libs.products.view import CatalogView
 from libs.readiness import Dependencies, grpc_health_check
 from libs.server import Registration, serve
@@ -55,7 +55,7 @@ async def main() -> None:
     dataset = load_dataset(settings.artifacts_dir)
     events = open_event_store(settings.events_dsn_value, settings.sqlite_path, settings.events_pool_max,
                               settings.events_timeout_s)
-    products = open_product_store(settings.catalog_dsn_value, settings.sqlite_path, timeout_s=settings.events_timeout_s)
+    products = open_catalog_store(settings)
     view = CatalogView(products)
     following = asyncio.create_task(view.seed_and_follow(dataset_products(dataset.items), settings.catalog_poll_s))
     retention = asyncio.create_task(prune_periodically(events, settings.events_retention_days))

@@ -5,16 +5,13 @@ SHOP_CATALOG_DSN, else SHOP_EVENTS_DSN, else the SQLite events file), followed e
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
-
-from grpc_health.v1 import health
 from shop.ranking.v1 import ranking_service_pb2 as pb
 from shop.ranking.v1 import ranking_service_pb2_grpc as pb_grpc
 
 from libs.bundle_serving import BundleSwitch, PinnedTriton
 from libs.config import StoreSettings
 from libs.model_io import TEXT_ENCODER
-from libs.products.store import open_product_store
+from libs.products.store import open_catalog_store
 from libs.products.view import CatalogView
 from libs.rankers import names as ranker_names
 from libs.ranking import RankingCore
@@ -29,7 +26,7 @@ async def main() -> None:
     settings = StoreSettings()
     triton = TritonClient(settings.triton_url, settings.triton_timeout_s)
     servicer = RankingServicer(None, settings.triton_timeout_s)  # core: installed by the bundle switch below
-    products = open_product_store(settings.catalog_dsn_value, settings.sqlite_path, timeout_s=settings.events_timeout_s)
+    products = open_catalog_store(settings)
     view = CatalogView(products)
 
     def build(state: ServingState, pinned: PinnedTriton) -> RankingCore:
@@ -38,22 +35,17 @@ async def main() -> None:
 
     switch = BundleSwitch(settings.artifacts_dir, triton, (*ranker_names(), TEXT_ENCODER), build,
                           lambda core: setattr(servicer, "core", core))
-
-    async def background(health_servicer: health.aio.HealthServicer, names: Sequence[str]) -> None:
-        following = asyncio.create_task(view.follow(settings.catalog_poll_s))
-        try:
-            await switch.run(health_servicer, names)
-        finally:
-            following.cancel()
+    following = asyncio.create_task(view.follow(settings.catalog_poll_s))
 
     async def close() -> None:
+        following.cancel()
         await triton.close()
         products.close()
 
     await serve("ranking", settings, settings.addresses.ranking,
                 Registration(lambda s: pb_grpc.add_RankingServiceServicer_to_server(servicer, s),
                              [pb.DESCRIPTOR.services_by_name["RankingService"].full_name]),
-                on_stop=close, ready=switch.ready, background=background)
+                on_stop=close, ready=switch.ready, background=switch.run)
 
 
 if __name__ == "__main__":

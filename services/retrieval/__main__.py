@@ -5,9 +5,6 @@ SQLite events file), polled every SHOP_CATALOG_POLL_S; the gateway seeds it."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
-
-from grpc_health.v1 import health
 from shop.retrieval.v1 import retrieval_service_pb2 as pb
 from shop.retrieval.v1 import retrieval_service_pb2_grpc as pb_grpc
 
@@ -15,7 +12,7 @@ from libs.bundle_serving import BundleSwitch, PinnedTriton
 from libs.config import StoreSettings
 from libs.index.products import IndexFollower
 from libs.model_io import TEXT_ENCODER
-from libs.products.store import open_product_store
+from libs.products.store import open_catalog_store
 from libs.products.view import CatalogView
 from libs.retrieval import RetrievalCore
 from libs.server import Registration, serve
@@ -29,7 +26,7 @@ async def main() -> None:
     settings = StoreSettings()
     triton = TritonClient(settings.triton_url, settings.triton_timeout_s)
     servicer = RetrievalServicer(None, settings.triton_timeout_s)  # core: installed by the bundle switch below
-    products = open_product_store(settings.catalog_dsn_value, settings.sqlite_path, timeout_s=settings.events_timeout_s)
+    products = open_catalog_store(settings)
     view = CatalogView(products)
     follower = IndexFollower(view, settings.triton_timeout_s)
 
@@ -42,23 +39,18 @@ async def main() -> None:
         follower.attach(core.indexes, core.encode)
 
     switch = BundleSwitch(settings.artifacts_dir, triton, (TEXT_ENCODER,), build, install)
-
-    async def background(health_servicer: health.aio.HealthServicer, names: Sequence[str]) -> None:
-        following = [asyncio.create_task(view.follow(settings.catalog_poll_s)), asyncio.create_task(follower.run())]
-        try:
-            await switch.run(health_servicer, names)
-        finally:
-            for task in following:
-                task.cancel()
+    following = [asyncio.create_task(view.follow(settings.catalog_poll_s)), asyncio.create_task(follower.run())]
 
     async def close() -> None:
+        for task in following:
+            task.cancel()
         await triton.close()
         products.close()
 
     await serve("retrieval", settings, settings.addresses.retrieval,
                 Registration(lambda s: pb_grpc.add_RetrievalServiceServicer_to_server(servicer, s),
                              [pb.DESCRIPTOR.services_by_name["RetrievalService"].full_name]),
-                on_stop=close, ready=switch.ready_unless_triton_down, background=background)
+                on_stop=close, ready=switch.ready_unless_triton_down, background=switch.run)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """New products searchable within seconds: upsert through the real gateway's CatalogService, then find them through
 the real retrieval (tantivy + usearch following the catalogue, titles embedded by Triton's text encoder) and the
-real ranking (scores products newer than the bundle from their title embedding), over loopback gRPC."""
+real ranking and explanation (products newer than the bundle scored from their title embedding), over loopback
+gRPC."""
 from __future__ import annotations
 
 import time
@@ -54,7 +55,7 @@ def test_new_product_is_found_by_search_within_two_seconds(gateway, catalog, ret
     _upsert(catalog, pid, title)
 
     def search() -> gpb.SearchResponse:
-        return gateway.Search(gpb.SearchRequest(query=f"{word} lantern", page_size=10), timeout=10)
+        return gateway.Search(gpb.SearchRequest(query=f"{word} lantern", page_size=10, explain=True), timeout=10)
 
     _wait_for(lambda: pid in [r.product.product_id for r in search().results], "Search finding it")
     page = search()
@@ -62,7 +63,11 @@ def test_new_product_is_found_by_search_within_two_seconds(gateway, catalog, ret
     assert page.results[0].product.product_id == pid  # the only title with every word the shopper typed
     assert found.product.title == title and found.availability == cpb.AVAILABILITY_IN_STOCK
     assert found.price.units == 3 and found.model_scores["relevance"] > 0
-    assert not [x for x in page.degradations if x.stage in (cpb.STAGE_RANKING, cpb.STAGE_RETRIEVAL)]
+    assert not [x for x in page.degradations if x.stage in (cpb.STAGE_RANKING, cpb.STAGE_RETRIEVAL,
+                                                             cpb.STAGE_EXPLANATION)]
+    # Explained like any product: its query match names the words its title holds.
+    assert found.explanation.sentence and found.explanation.score == pytest.approx(found.score, abs=1e-3)
+    assert any(e.type == cpb.EVIDENCE_TYPE_QUERY_MATCH and word in e.text for e in found.explanation.evidence)
     # Both halves of retrieval hold it: its invented word (lexical) and its meaning (dense, by its whole title).
     cands = retrieval.RetrieveQueryCandidates(qpb.RetrieveQueryCandidatesRequest(query=title, page_size=200),
                                               timeout=10).candidates
