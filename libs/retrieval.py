@@ -18,6 +18,7 @@ from libs.scoring import EncodeQuery, encode_or_degrade
 
 RRF_K = 60  # the constant of Cormack et al. (2009); insensitive in practice
 PER_SOURCE = 200
+NEW_SEEDS, NEW_PER_USER = 5, 20  # Recommend: products newer than the bundle like the user's latest 5 purchases
 RANKED_PARTS = {POOL_CO_PURCHASE: d.Source.CO_PURCHASE, POOL_SIMILAR: d.Source.SIMILAR_CUSTOMERS}  # pool part -> source
 # Share of the caller's remaining time the query encoder may use: past it the answer is lexical-only (flagged),
 # which leaves the gateway time to rank, instead of the whole request running out waiting on a slow encoder.
@@ -42,6 +43,7 @@ class RetrievalCore:
                  half_life_days: float = 60.0) -> None:
         self.n_items = len(product_ids)  # the bundle's; popularity and histories index these
         self.indexes = ProductIndexes(product_ids, titles, item_vectors)
+        self.item_vectors = np.asarray(item_vectors, np.float32)
         self.popularity = np.asarray(popularity, np.float64)
         self.parts = parts  # the user's candidate pool in parts (libs.features.candidate_parts)
         self.history = history
@@ -90,11 +92,17 @@ class RetrievalCore:
         order = np.flatnonzero(scores)[np.argsort(-scores[np.flatnonzero(scores)], kind="stable")]
         return [(int(i), float(scores[i])) for i in order[:limit]]
 
+    def _newer_like_recent(self, h: UserContext) -> list[tuple[int, float]]:
+        """Products newer than the bundle (which its pool cannot know) nearest the user's latest purchases."""
+        latest = list(dict.fromkeys(h.items[::-1].tolist()))[:NEW_SEEDS]
+        return self.indexes.newer_like(self.item_vectors[latest].mean(axis=0), NEW_PER_USER)
+
     async def user_candidates(self, user_id: str, recent: Sequence[d.UserEvent], limit: int
                               ) -> tuple[list[d.Candidate], list[d.Degradation]]:
         """Exactly the rankers' candidate pool (what they were trained and evaluated on), each part a source:
-        own past items by decayed frequency, co-purchase neighbours, similar customers' products, popular items.
-        With `limit` >= POOL_MAX (the gateway's ask) nothing is cut."""
+        own past items by decayed frequency, co-purchase neighbours, similar customers' products, popular items;
+        plus up to NEW_PER_USER products newer than the bundle (dense). With `limit` >= POOL_MAX (the gateway's ask)
+        nothing of the pool is cut unless it is full, when those may displace its weakest."""
         h = self.history(user_id, recent)
         lists: dict[d.Source, list[tuple[int, float]]] = {}
         for part, items in self.parts(h):
@@ -105,4 +113,6 @@ class RetrievalCore:
                 lists[RANKED_PARTS[part]] = [(int(i), 1.0 / r) for r, i in enumerate(items, start=1)]
             elif part == POOL_POPULAR:
                 lists[d.Source.POPULARITY] = [(int(i), float(self.popularity[i])) for i in items]
+        if len(h.items) and (newer := self._newer_like_recent(h)):
+            lists[d.Source.DENSE] = newer
         return self._candidates(rrf(lists), limit), []

@@ -15,7 +15,7 @@ import numpy as np
 
 from libs.errors import DeadlineError, UnavailableError
 from libs.index import TextIndex, VectorIndex
-from libs.index.dense import UsearchIndex
+from libs.index.dense import UsearchIndex, normalised
 from libs.index.lexical import TantivyIndex
 from libs.products.model import SERVABLE, Product
 from libs.products.view import CatalogView
@@ -37,6 +37,8 @@ class ProductIndexes:
         terms = analyse_many(self.titles)
         self.terms = [frozenset(t) for t in terms]
         self.live = set(range(len(self.product_ids)))  # keys in both indexes
+        self.n_bundle = len(self.product_ids)
+        self.newer: dict[int, np.ndarray] = {}  # live products newer than the bundle: their normalised vectors
         self.lexical = lexical if lexical is not None else TantivyIndex()
         self.dense = dense if dense is not None else UsearchIndex(np.shape(vectors)[1])
         keys = list(range(len(self.product_ids)))
@@ -48,6 +50,15 @@ class ProductIndexes:
 
     def search_dense(self, vector: np.ndarray, k: int) -> list[tuple[int, float]]:
         return self.dense.search(vector, k)
+
+    def newer_like(self, vector: np.ndarray, k: int) -> list[tuple[int, float]]:
+        """The products newer than the bundle nearest `vector`, by exact cosine (few between retrains)."""
+        if not self.newer or k <= 0:
+            return []
+        keys = np.fromiter(self.newer, np.int64, len(self.newer))
+        scores = np.stack(list(self.newer.values())) @ normalised(vector)[0]
+        order = np.argsort(-scores, kind="stable")[:k]
+        return [(int(keys[i]), float(scores[i])) for i in order]
 
     def _key(self, product_id: str, title: str) -> int:
         key = self.key_of.get(product_id)
@@ -77,6 +88,8 @@ class ProductIndexes:
             self.lexical.remove(gone)
             self.dense.remove(gone)
             self.live.difference_update(gone)
+            for key in gone:
+                self.newer.pop(key, None)
         for start in range(0, len(embed), EMBED_BATCH):
             part = embed[start:start + EMBED_BATCH]
             vectors = await asyncio.wait_for(encode([t for _, t in part], timeout_s), timeout_s)
@@ -84,6 +97,7 @@ class ProductIndexes:
             self.lexical.upsert(keys, [sorted(self.terms[k]) for k in keys])
             self.dense.upsert(keys, vectors)
             self.live.update(keys)
+            self.newer.update((k, v) for k, v in zip(keys, normalised(vectors)) if k >= self.n_bundle)
 
 
 class IndexFollower:

@@ -89,3 +89,21 @@ def test_retitled_and_sold_out_products_follow_the_catalogue(gateway, catalog):
     _wait_for(lambda: pid in ids(new) and pid not in ids(old), "the new title replacing the old")
     _upsert(catalog, pid, f"{new.upper()} TEA CUP", cpb.AVAILABILITY_OUT_OF_STOCK)
     _wait_for(lambda: pid not in ids(new), "leaving search when sold out")
+
+
+def test_new_product_joins_the_recommend_pool_of_customers_who_bought_like_it(catalog, retrieval, gateway):
+    """Customer 17850's latest purchase, retitled with an invented word, as a new product: among their Recommend
+    candidates (dense neighbours of their latest purchases), and Recommend still ranks without degradation."""
+    pool = retrieval.RetrieveUserCandidates(qpb.RetrieveUserCandidatesRequest(user_id="17850", page_size=1000),
+                                            timeout=10).candidates
+    bought = next(c for c in pool if any(r.source == cpb.CANDIDATE_SOURCE_REPEAT_PURCHASE for r in c.source_ranks))
+    pid = f"N-{uuid.uuid4().hex[:8]}"
+    _upsert(catalog, pid, f"{bought.product.title} ZQ{uuid.uuid4().hex[:4].upper()}")
+
+    def candidates() -> list[str]:
+        return [c.product.product_id for c in retrieval.RetrieveUserCandidates(
+            qpb.RetrieveUserCandidatesRequest(user_id="17850", page_size=1000), timeout=10).candidates]
+
+    _wait_for(lambda: pid in candidates(), "the new product among the customer's candidates")
+    page = gateway.Recommend(gpb.RecommendRequest(user_id="17850", page_size=20), timeout=10)
+    assert page.results and not [x for x in page.degradations if x.stage == cpb.STAGE_RANKING]

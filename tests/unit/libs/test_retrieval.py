@@ -128,3 +128,20 @@ async def test_user_candidates_are_the_rankers_candidate_pool_uncut():
         cands, _ = await core.user_candidates(user, [], POOL_MAX)
         pool = candidate_pool(store, store.user_context(user))
         assert sorted(store.item_index.get_indexer([c.product_id for c in cands])) == sorted(pool.tolist())
+
+
+async def test_recommend_adds_products_newer_than_the_bundle_like_the_users_latest_purchases():
+    from libs.domain import Availability, Money  # noqa: PLC0415
+    from libs.products.model import Product, ProductContent  # noqa: PLC0415
+
+    core = _core({"1": UserContext(np.array([3]), np.array([0.0]), np.array([0]), 1.0)})  # bought the blue cup
+
+    def new(pid: str, title: str) -> Product:
+        return Product(ProductContent(pid, title, Money("GBP", 1, 0), Availability.IN_STOCK), 0.0, 0.0, 1)
+
+    await core.indexes.apply([new("N1", "GREEN TEA CUP"), new("N2", "PAPER LANTERN")], core.encode, 1.0)
+    cands, _ = await core.user_candidates("1", [], POOL_MAX)
+    dense = {c.product_id: r.rank for c in cands for r in c.source_ranks if r.source is d.Source.DENSE}
+    assert dense == {"N1": 1, "N2": 2}  # the cup-like one first (the toy encoder: cups vs lanterns)
+    anonymous, _ = await core.user_candidates("999", [], POOL_MAX)
+    assert not {"N1", "N2"} & {c.product_id for c in anonymous}  # no purchases: nothing to be like
