@@ -11,8 +11,9 @@ vectors); ids span the whole enlarged catalogue. Per size it measures:
   exported serving form, with weights of the served architecture initialised at random for the larger catalogue
   (timing does not depend on the weights), and the training form in PyTorch (catalogue tables recomputed per call,
   what the serving form removes);
-- retrieval: FAISS HNSW (the served index: M=32, efConstruction 200, efSearch 128) p50 latency and recall@10 against exact search, and
-  BM25 (bm25s) p50 latency, on real WANDS queries encoded by the served text encoder;
+- retrieval: usearch HNSW (the served index, libs.index.dense: connectivity 32, expansion 200 on add, 128 on search)
+  p50 latency and recall@10 against exact search (FAISS flat), and BM25 (tantivy, libs.index.lexical) p50 latency,
+  on real WANDS queries encoded by the served text encoder;
 - index and model sizes and this process's RSS.
 Targets (issue 13): ranker per-call time at x100 <= 1.2 x its time at x1; retrieval p50 at x100 <= 3 x x1 with
 recall@10 >= 0.95.
@@ -37,7 +38,7 @@ from libs.rankers import names as ranker_names
 
 CANDIDATES = 200
 SEED = 0
-EF_SWEEP = (128, 64, 256, 512)  # HNSW efSearch; 128 (first) is what retrieval serves
+EF_SWEEP = (128, 64, 256, 512)  # HNSW expansion on search; 128 (first) is what retrieval serves
 
 
 def synthetic_catalogue(titles: list[str], emb: np.ndarray, factor: int, seed: int = SEED
