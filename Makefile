@@ -14,7 +14,7 @@ export OMP_WAIT_POLICY := PASSIVE
 PYTEST_ARGS ?=
 
 .PHONY: venv buf protos data models models-if-absent eval run test test-unit test-integration bazel bazel-test \
-        k8s-validate load bench bench-scale bench-catalog chaos clean retrain rollout rollback ab-report loop-eval
+        k8s-validate load bench bench-scale bench-catalog chaos clean retrain rollout rollback ab-report loop-eval console browser
 
 venv: $(VENV)/.stamp
 $(VENV)/.stamp: requirements.txt
@@ -58,8 +58,19 @@ eval: models-if-absent
 run: models-if-absent
 	$(PY) -m tools.stack
 
-test: buf models-if-absent
+test: buf models-if-absent browser
 	$(PY) -m pytest tests $(PYTEST_ARGS)
+
+# The console (services/console) beside `make run`: http://127.0.0.1:8080/ against the gateway make run serves.
+console: protos
+	$(PY) -m services.console
+
+# Debian's Chromium for the console's browser tests (Playwright drives it; its own browser download cannot work
+# offline). Installed when missing and we are root; otherwise those tests skip and say why.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && { echo "==> installing Debian's chromium"; \
+	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; } || \
+	  echo "==> no chromium (not root, or apt-get failed): the browser tests will skip"; }
 
 test-unit: protos
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)

@@ -56,6 +56,17 @@ class Addresses(BaseSettings):
     explanation: str = Field("127.0.0.1:50054", validation_alias="SHOP_EXPLANATION_ADDR")
 
 
+class ConsoleSettings(BaseSettings):
+    """The console web page (services/console): where it listens and the A/B readout it draws. It reaches the
+    gateway at SHOP_GATEWAY_ADDR and asks browsers for SHOP_AUTH_TOKEN (SecuritySettings) as the gateway asks
+    callers."""
+
+    model_config = SettingsConfigDict(env_prefix="SHOP_CONSOLE_", extra="ignore")
+
+    addr: str = "127.0.0.1:8080"
+    ab_report: Path = REPORTS_DIR / "ab.json"
+
+
 class ServiceSettings(BaseSettings):
     """Settings common to every service. Service-specific settings subclass this."""
 

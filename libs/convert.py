@@ -76,8 +76,18 @@ def version_from_pb(v: pb.ModelVersion) -> d.ModelVersion:
 
 def _evidence_to_pb(ev: d.Evidence) -> pb.Evidence:
     product = pb.ProductRef(product_id=ev.product_id, title=ev.title) if ev.product_id else None
-    return pb.Evidence(type=_enum_to_pb(_EVIDENCE, ev.kind), product=product, text=ev.text,
-                       contribution=ev.contribution)
+    msg = pb.Evidence(type=_enum_to_pb(_EVIDENCE, ev.kind), product=product, text=ev.text,
+                      contribution=ev.contribution, count=ev.count, window_days=ev.window_days)
+    if ev.last_time:
+        msg.last_time.FromMicroseconds(round(ev.last_time * 1e6))
+    return msg
+
+
+def _evidence_from_pb(ev: pb.Evidence) -> d.Evidence:
+    return d.Evidence(kind=enum_from_pb(d.EvidenceKind, ev.type), contribution=ev.contribution,
+                      product_id=ev.product.product_id, title=ev.product.title, text=ev.text, count=ev.count,
+                      window_days=ev.window_days,
+                      last_time=ev.last_time.seconds + ev.last_time.nanos / 1e9 if ev.HasField("last_time") else 0.0)
 
 
 def explanation_to_pb(e: d.Explanation) -> pb.Explanation:
@@ -89,9 +99,7 @@ def explanation_to_pb(e: d.Explanation) -> pb.Explanation:
 
 def explanation_from_pb(e: pb.Explanation) -> d.Explanation:
     return d.Explanation(
-        evidence=[d.Evidence(kind=enum_from_pb(d.EvidenceKind, ev.type), contribution=ev.contribution,
-                             product_id=ev.product.product_id, title=ev.product.title, text=ev.text)
-                  for ev in e.evidence],
+        evidence=[_evidence_from_pb(ev) for ev in e.evidence],
         sentence=e.sentence, confidence=e.confidence, method=e.method, score=e.score, baseline=e.baseline,
         interaction=e.interaction)
 

@@ -2,6 +2,7 @@
 popularity and co-purchase neighbours at a reference time, user contexts with fresh events, and the feature
 primitives each ranker's input builder (libs/rankers/) assembles into its tensors."""
 from libs.features.store import (  # noqa: F401
+    DAY,
     EDGE_FEATURE_NAMES,
     HIST_FEATURE_NAMES,
     POP_FEATURE_NAMES,
@@ -21,6 +22,7 @@ from libs.features.store import (  # noqa: F401
     history_features,
     pop_features_of,
     query_inputs,
+    orders_in_window,
     popularity_features,
     repeat_features,
     stack,

@@ -44,6 +44,8 @@ POP_FEATURE_NAMES = ("log_orders_7d", "log_orders_28d", "log_orders_all", "item_
                      "log_orders_year_ago_28d", "log_orders_year_ago_next_28d",
                      # per (customer, candidate): popularity among the customer's most similar customers
                      "log_similar_customers_score")
+# (days, scale) of the log_orders_* columns: log1p(orders in the last `days` days, None = all time) / scale.
+ORDER_WINDOWS = ((7, 5.0), (28, 6.0), (None, 8.0))
 YEAR_DAYS = 365
 SEASON_WINDOWS = ((-14, 14, 6.0), (0, 28, 6.0))  # days around now - 365 d, scale (as the 28-day column)
 EDGE_FEATURE_NAMES = ("log_count", "recency_30d", "recency_180d", "share_of_user_purchases")
@@ -224,10 +226,17 @@ def popularity_features(items: np.ndarray, ts: np.ndarray, invoices: np.ndarray,
     """[n_items, POP_FEATURES]: log1p(orders in the last 7 / 28 days, all time) scaled to about [0, 1]; the
     other columns (item repeat rate, season) are filled by FeatureStore.build."""
     out = np.zeros((n_items, POP_FEATURES), np.float32)
-    for j, (days, scale) in enumerate(((7, 5.0), (28, 6.0), (None, 8.0))):
+    for j, (days, scale) in enumerate(ORDER_WINDOWS):
         keep = np.ones(len(items), bool) if days is None else ts >= now_s - days * DAY
         out[:, j] = np.log1p(np.bincount(items[keep], minlength=n_items)[:n_items]) / scale
     return out
+
+
+def orders_in_window(pop: np.ndarray, days: int | None) -> np.ndarray:
+    """[...] int64 orders in the last `days` days (None: all time) read back from popularity feature rows [..., F]:
+    the count the models read, exact (log1p of counts far below float32's 2^24)."""
+    j, (_, scale) = next((j, w) for j, w in enumerate(ORDER_WINDOWS) if w[0] == days)
+    return np.rint(np.expm1(pop[..., j].astype(np.float64) * scale)).astype(np.int64)
 
 
 def item_repeat_rate(users: np.ndarray, items: np.ndarray, n_items: int) -> np.ndarray:

@@ -80,6 +80,10 @@ class TritonServer:
     cache_bytes: int = field(default_factory=lambda: int(os.environ.get("SHOP_TRITON_CACHE_BYTES", 32 << 20)))
     versions: dict[str, str] | None = None
     process: subprocess.Popen | None = None
+    # time.monotonic() of the last launch, of the server answering ready after it, of the bundle loaded after it
+    launched_at: float | None = None
+    ready_at: float | None = None
+    loaded_at: float | None = None
 
     @property
     def grpc_url(self) -> str:
@@ -149,6 +153,7 @@ class TritonServer:
         log.info("starting tritonserver grpc=%s repository=%s", self.grpc_url, self.model_repository)
         self.process = subprocess.Popen(self.command(backend_dir), env=env, stdout=out, stderr=subprocess.STDOUT,
                                         start_new_session=True)
+        self.launched_at, self.ready_at, self.loaded_at = time.monotonic(), None, None
         return self.process
 
     def wait_ready(self, timeout_s: float) -> None:
@@ -163,6 +168,7 @@ class TritonServer:
                     raise RuntimeError(f"tritonserver exited with code {self.process.returncode}; see {self.log_path}")
                 try:
                     if client.is_server_ready():
+                        self.ready_at = time.monotonic()
                         return
                 except Exception:  # noqa: BLE001 - not listening yet
                     pass
@@ -179,6 +185,7 @@ class TritonServer:
         versions = self.versions or load_bundle(artifacts_dir()).versions
         load_versions(self.grpc_url, {m: [v] for m, v in versions.items()}, self.model_repository, self.config_name,
                       timeout_s)
+        self.loaded_at = time.monotonic()
 
     def stop(self) -> None:
         """SIGTERM the server's process group, SIGKILL if it overstays its exit timeout; then SIGKILL whatever is

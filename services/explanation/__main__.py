@@ -32,7 +32,7 @@ async def main() -> None:
 
     def build(state: ServingState, pinned: PinnedTriton) -> ExplanationCore:
         return ExplanationCore(state.store, state.dataset.items["title"], state.fusion, pinned.infer, encoder(pinned),
-                               new_titles=view.titles)
+                               pinned.version, state.bundle.id, new_titles=view.titles)
 
     switch = BundleSwitch(settings.artifacts_dir, triton, (*ranker_names(), TEXT_ENCODER), build,
                           lambda core: setattr(servicer, "core", core))

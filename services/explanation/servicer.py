@@ -22,6 +22,8 @@ class ExplanationServicer(pb_grpc.ExplanationServiceServicer):
         remaining = context.time_remaining()
         timeout = self.default_timeout_s if remaining is None else max(remaining - 0.01, 0.001)
         out = await self.core.explain(user_id, query, list(request.product_ids), request.variant,
-                                      convert.user_events_from_pb(request.recent_events), timeout)
+                                      convert.user_events_from_pb(request.recent_events), timeout,
+                                      request.bundle_id, request.all_evidence)
         return pb.ExplainResultsResponse(explanations=[convert.explanation_to_pb(e) for e in out.explanations],
-                                         degradations=[convert.degradation_to_pb(x) for x in out.degradations])
+                                         degradations=[convert.degradation_to_pb(x) for x in out.degradations],
+                                         model_versions=[convert.version_to_pb(v) for v in out.versions])

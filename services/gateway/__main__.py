@@ -16,7 +16,7 @@ from libs.catalog.store import load_dataset
 from libs.channels import open_channel
 from libs.config import StoreSettings
 from libs.events import open_event_store
-from libs.events.retention import prune_periodically
+from libs.events.retention import expire_responses, prune_periodically
 from libs.products.catalog import Catalog, dataset_products
 from libs.products.store import open_catalog_store
 from libs.products.view import CatalogView
@@ -26,6 +26,7 @@ from services.gateway.clients import ExplanationClient, RankingClient, Retrieval
 from services.gateway.catalog_servicer import WRITE_METHODS, CatalogServicer
 from services.gateway.core import GatewayCore
 from services.gateway.experiments import AttributionTokens, Variants
+from services.gateway.on_demand import RESPONSE_TTL_S
 from services.gateway.servicer import GatewayServicer
 
 
@@ -58,7 +59,8 @@ async def main() -> None:
     products = open_catalog_store(settings)
     view = CatalogView(products)
     following = asyncio.create_task(view.seed_and_follow(dataset_products(dataset.items), settings.catalog_poll_s))
-    retention = asyncio.create_task(prune_periodically(events, settings.events_retention_days))
+    retention = [asyncio.create_task(prune_periodically(events, settings.events_retention_days)),
+                 asyncio.create_task(expire_responses(events, RESPONSE_TTL_S))]
     channels = [
         open_channel(addrs.retrieval, [_full_name(qpb, "RetrievalService")], sec),
         open_channel(addrs.ranking, [_full_name(rpb, "RankingService")], sec),
@@ -67,7 +69,7 @@ async def main() -> None:
     core = GatewayCore(RetrievalClient(channels[0]), RankingClient(channels[1], settings.diversity),
                        ExplanationClient(channels[2]), events, Variants.parse(settings.variants), view,
                        AttributionTokens(settings.token_key.get_secret_value().encode()) if settings.token_key
-                       else AttributionTokens.ephemeral())
+                       else AttributionTokens.ephemeral(), RESPONSE_TTL_S)
     servicer = GatewayServicer(core, settings.default_deadline_s)
     catalog = CatalogServicer(Catalog(products, view))
 
@@ -76,8 +78,8 @@ async def main() -> None:
         cpb_grpc.add_CatalogServiceServicer_to_server(catalog, server)
 
     async def close() -> None:
-        retention.cancel()
-        following.cancel()
+        for task in (*retention, following):
+            task.cancel()
         for ch in channels:
             await ch.close()
         events.close()

@@ -19,6 +19,7 @@ from libs.events.base import payload
 from libs.features import POOL_MAX
 from libs.products.model import Product
 from services.gateway.experiments import AttributionTokens, Variants
+from services.gateway.on_demand import RESPONSE_TTL_S, ExplainedResults, OnDemand
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +63,8 @@ class CatalogReader(Protocol):
 
 class Explainer(Protocol):
     async def explain(self, user_id: str, query: str, product_ids: Sequence[str], variant: str,
-                      recent: Sequence[d.UserEvent], timeout: float) -> StageResult: ...
+                      recent: Sequence[d.UserEvent], timeout: float, bundle_id: str = "",
+                      all_evidence: bool = False) -> StageResult: ...
 
 
 @dataclass
@@ -100,7 +102,8 @@ class Budget:
 
 class GatewayCore:
     def __init__(self, retrieval: Retrieval, ranking: Ranking, explainer: Explainer, events: EventStore,
-                 variants: Variants, catalog: CatalogReader, tokens: AttributionTokens | None = None) -> None:
+                 variants: Variants, catalog: CatalogReader, tokens: AttributionTokens | None = None,
+                 response_ttl_s: float = RESPONSE_TTL_S) -> None:
         self.retrieval = retrieval
         self.ranking = ranking
         self.explainer = explainer
@@ -108,6 +111,7 @@ class GatewayCore:
         self.variants = variants
         self.catalog = catalog
         self.tokens = tokens or AttributionTokens.ephemeral()
+        self.on_demand = OnDemand(explainer, events, self.tokens.response_id, response_ttl_s)
 
     async def search(self, query: str, user_id: str, page_size: int, explain: bool, budget: Budget) -> Page:
         # Retrieval does not need the user's fresh events, so read them concurrently.
@@ -166,6 +170,10 @@ class GatewayCore:
             items = [d.ScoredItem(c.product_id, c.title, c.retrieval_score, {"retrieval": c.retrieval_score},
                                   sorted({s.source for s in c.source_ranks}, key=lambda s: s.value))
                      for c in candidates[:page_size]]
+        token = self.tokens.issue(variant)
+        # A ranked page is kept (while it is being explained), so that its results can be explained on demand.
+        kept = asyncio.create_task(self.on_demand.keep(token, user_id, query, variant, versions, items, recent,
+                                                       budget.remaining())) if versions else None
         if explain and items:
             try:
                 explained = await self.explainer.explain(user_id, query, [i.product_id for i in items], variant,
@@ -176,10 +184,22 @@ class GatewayCore:
             except (UnavailableError, DeadlineError) as exc:
                 log.warning("explanation degraded: %s", exc)
                 degradations.append(d.Degradation(d.Stage.EXPLANATION, str(exc)))
+        if kept is not None:
+            degradations += await kept
+        return Page(self._priced(items), token, degradations, versions, variant)
+
+    async def explain_result(self, token: str, product_ids: Sequence[str], budget: Budget) -> ExplainedResults:
+        """Results of a served response, explained with exactly the scores it served (services.gateway.on_demand)."""
+        out = await self.on_demand.explain(token, product_ids, budget.share(0.95))
+        out.items = self._priced(out.items)
+        return out
+
+    def _priced(self, items: list[d.ScoredItem]) -> list[d.ScoredItem]:
+        """With the catalogue's price and availability as this replica reads them now."""
         for item in items:
             if (product := self.catalog.get(item.product_id)) is not None:
                 item.price, item.availability = product.content.price, product.content.availability
-        return Page(items, self.tokens.issue(variant), degradations, versions, variant)
+        return items
 
     def _servable(self, product_id: str) -> bool:
         """Sold-out and discontinued products are not served; ones the catalogue lacks are (the bundle knows them)."""

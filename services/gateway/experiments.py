@@ -85,8 +85,16 @@ class AttributionTokens:
 
     def variant_of(self, token: str, field: str) -> str:
         """The variant a token was issued for; "" for an empty token; INVALID_ARGUMENT unless issued with our key."""
+        return str(self._verified(token, field)["v"]) if token else ""
+
+    def response_id(self, token: str, field: str) -> str:
+        """The id of the response a token was issued with (the key of what it served, libs.domain.ServedResponse);
+        INVALID_ARGUMENT for an empty token or one not issued with our key."""
         if not token:
-            return ""
+            raise invalid(field, "is required: the attribution_token of a Search or Recommend response")
+        return str(self._verified(token, field)["r"])
+
+    def _verified(self, token: str, field: str) -> dict:
         if len(token) > self.MAX_CHARS:
             raise invalid(field, f"must be at most {self.MAX_CHARS} characters (got {len(token)})")
         if not TOKEN_RE.fullmatch(token):
@@ -98,7 +106,7 @@ class AttributionTokens:
             payload = b""
         if not payload or not hmac.compare_digest(signature.encode(), self._sign(payload).encode()):
             raise invalid(field, "is not an attribution_token issued by this service")
-        return str(json.loads(payload)["v"])
+        return json.loads(payload)
 
 
 def _b64(raw: bytes) -> str:

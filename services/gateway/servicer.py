@@ -47,6 +47,14 @@ class GatewayServicer(pb_grpc.GatewayServiceServicer):
         page = await self.core.recommend(user_id, size, request.explain, _budget(context, self.default_deadline_s))
         return pb.RecommendResponse(**_page_fields(page))
 
+    async def ExplainResult(self, request: pb.ExplainResultRequest, context: grpc.aio.ServicerContext
+                            ) -> pb.ExplainResultResponse:
+        out = await self.core.explain_result(request.attribution_token, list(request.product_ids),
+                                             _budget(context, self.default_deadline_s))
+        return pb.ExplainResultResponse(results=[convert.scored_to_pb(x) for x in out.items],
+                                        model_versions=[convert.version_to_pb(v) for v in out.versions],
+                                        variant=out.variant)
+
     async def RecordEvents(self, request: pb.RecordEventsRequest, context: grpc.aio.ServicerContext
                            ) -> pb.RecordEventsResponse:
         recorded = await self.core.record_events(convert.events_from_pb(request.events, time.time()))

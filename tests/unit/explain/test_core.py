@@ -18,8 +18,8 @@ async def test_one_batched_call_per_ranker_with_every_masked_scenario():
     rankers = fakes.FakeRankers()
     out = await _core(rankers).explain("1", "", ["A", "B"], "fused", [], 1.0)
     assert rankers.calls == {GNN_RANKER: 1, TRANSFORMER_RANKER: 1}
-    # full + 2 history items (A, C) + repeat + popularity + none of them (without / with the query)
-    assert rankers.batch_sizes == [7, 7]
+    # full + 2 history items (A, C) + repeat + popularity + similar customers + none of them (without / with the query)
+    assert rankers.batch_sizes == [8, 8]
     assert len(out.explanations) == 2 and out.degradations == []
 
 
@@ -29,7 +29,7 @@ async def test_query_term_scenarios_go_only_to_the_rankers_that_read_the_query()
     rankers = fakes.FakeRankers()
     out = await _core(rankers).explain("1", "lantern", ["A", "B"], "fused", [], 1.0)
     assert rankers.calls == {GNN_RANKER: 1, TRANSFORMER_RANKER: 2}
-    assert sorted(rankers.batch_sizes) == [1, 7, 7]  # 1 query term
+    assert sorted(rankers.batch_sizes) == [1, 8, 8]  # 1 query term
     assert len(out.explanations) == 2 and out.degradations == []
     assert any(e.kind in (d.EvidenceKind.QUERY_TERM, d.EvidenceKind.QUERY_SIMILAR)
                for ex in out.explanations for e in ex.evidence)
@@ -73,9 +73,9 @@ async def test_contributions_are_score_drops_and_the_sentence_uses_only_positive
     assert ex.evidence == sorted(ex.evidence, key=lambda e: -e.contribution)
     top = ex.evidence[0]
     assert top.contribution > 0
-    assert ex.sentence.startswith("Because ") and wording._phrase(top) in ex.sentence
-    negatives = [e for e in ex.evidence if e.contribution < 0]
-    assert all(wording._phrase(e) not in ex.sentence for e in negatives)
+    found = wording.reasons(ex.evidence)
+    assert ex.sentence.startswith("Because ") and wording.phrase(found[0]) in ex.sentence
+    assert all(r.strength > 0 for r in found)
     assert 0.0 < ex.confidence < 1.0 and ex.method == "counterfactual-masking"
 
 
@@ -94,8 +94,8 @@ async def test_recorded_purchase_is_recent_event_evidence():
 
 
 def test_sentence_without_positive_evidence_claims_nothing():
-    text = wording.sentence([d.Evidence(d.EvidenceKind.POPULARITY, -0.2)])
-    assert "popular" not in text and "bought" not in text
+    text = wording.sentence([d.Evidence(d.EvidenceKind.POPULARITY, -0.2, count=40, window_days=28)])
+    assert "ordered" not in text and "40" not in text
 
 
 async def test_down_and_bad_inputs():
@@ -109,9 +109,11 @@ async def test_down_and_bad_inputs():
 
 
 def test_sentence_keeps_a_helpful_recent_purchase():
-    pieces = [d.Evidence(d.EvidenceKind.REPEAT_PURCHASE, 0.9), d.Evidence(d.EvidenceKind.POPULARITY, 0.5),
+    pieces = [d.Evidence(d.EvidenceKind.REPEAT_PURCHASE, 0.9, count=3, last_time=1.32e9),
+              d.Evidence(d.EvidenceKind.POPULARITY, 0.5, count=40, window_days=28),
               d.Evidence(d.EvidenceKind.RECENT_EVENT, 0.1, "F", "DOOR MAT")]
-    assert wording.sentence(pieces) == "Because you have bought it before and you just bought DOOR MAT."
+    assert wording.sentence(pieces) == \
+        "Because you ordered it 3 times, last on 30 Oct 2011, and you just bought DOOR MAT."
     many = [d.Evidence(d.EvidenceKind.PAST_PURCHASE, 1.0 - i / 100, str(i), f"T{i}") for i in range(12)]
     shown = page._shown(many + [d.Evidence(d.EvidenceKind.RECENT_EVENT, 0.01, "F", "DOOR MAT")])
     assert len(shown) == page.MAX_EVIDENCE_SHOWN and shown[-1].kind is d.EvidenceKind.RECENT_EVENT
@@ -195,7 +197,7 @@ async def test_search_orders_by_relevance_then_personal_score_and_explains_it():
     out = await _core(rankers).explain("2", "tea pot", ids, "fused", [], 1.0)
     for item, ex in zip(served.items, out.explanations):
         assert ex.score == pytest.approx(item.score, abs=1e-6)
-    assert out.explanations[0].sentence.startswith('Because its title has the words "tea", "pot" you searched for')
+    assert out.explanations[0].sentence.startswith('Because its title has "tea" and "pot" from your search')
 
 
 @pytest.mark.parametrize("query", ["", "tea lantern"])
@@ -263,14 +265,35 @@ async def test_products_newer_than_the_bundle_are_explained_with_the_score_ranki
         return {p: "PAPER LANTERN" for p in ids if p == "NEW-1"}
 
     rankers = fakes.FakeRankers()
-    page = ["NEW-1", fakes.PRODUCTS[2]]
+    ids = ["NEW-1", fakes.PRODUCTS[2]]
     ranking = RankingCore(fakes.store(), fakes.TITLES, fakes.FUSION, rankers.infer, fakes.encode, _version,
                           new_titles=new_titles)
-    served = await ranking.rank("1", "tea lantern", page, 0, "fused", 0.0, [], 1.0)
-    core = ExplanationCore(fakes.store(), fakes.TITLES, fakes.FUSION, rankers.infer, fakes.encode, new_titles)
-    out = await core.explain("1", "tea lantern", page, "fused", [], 1.0)
+    served = await ranking.rank("1", "tea lantern", ids, 0, "fused", 0.0, [], 1.0)
+    core = ExplanationCore(fakes.store(), fakes.TITLES, fakes.FUSION, rankers.infer, fakes.encode,
+                           new_titles=new_titles)
+    out = await core.explain("1", "tea lantern", ids, "fused", [], 1.0)
     scores = {i.product_id: i.score for i in served.items}
-    for pid, ex in zip(page, out.explanations):
+    for pid, ex in zip(ids, out.explanations):
         assert ex.score == pytest.approx(scores[pid], abs=1e-9)
     matched = [e.text for e in out.explanations[0].evidence if e.kind is d.EvidenceKind.QUERY_MATCH]
     assert matched == ["lantern"]
+
+
+async def test_another_bundle_is_a_failed_precondition_and_the_held_one_is_named():
+    from libs.errors import FailedPreconditionError  # noqa: PLC0415
+
+    async def version(model):  # noqa: ANN001, ANN202
+        return "7"
+
+    core = ExplanationCore(fakes.store(), fakes.TITLES, fakes.FUSION, fakes.FakeRankers().infer, fakes.encode,
+                           version, "b0007")
+    with pytest.raises(FailedPreconditionError) as info:
+        await core.explain("1", "", ["A"], "fused", [], 1.0, bundle_id="b0006")
+    assert info.value.reason == "BUNDLE_NOT_LOADED" and info.value.extra == {"bundle_id": "b0006", "loaded": "b0007"}
+    out = await core.explain("1", "", ["A"], "fused", [], 1.0, bundle_id="b0007", all_evidence=True)
+    assert set(out.versions) == {d.ModelVersion(GNN_RANKER, "7"), d.ModelVersion(TRANSFORMER_RANKER, "7"),
+                                 d.ModelVersion("bundle", "b0007")}
+    ex = out.explanations[0]
+    assert ex.score - ex.baseline == pytest.approx(sum(e.contribution for e in ex.evidence) + ex.interaction, abs=1e-9)
+    shown = (await core.explain("1", "", ["A"], "fused", [], 1.0)).explanations[0]
+    assert shown.sentence == ex.sentence and len(ex.evidence) >= len(shown.evidence)

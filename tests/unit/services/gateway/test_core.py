@@ -49,7 +49,7 @@ class FakeExplainer:
     def __init__(self, delay: float = 0.0) -> None:
         self.delay = delay
 
-    async def explain(self, user_id, query, product_ids, variant, recent, timeout):
+    async def explain(self, user_id, query, product_ids, variant, recent, timeout, bundle_id="", all_evidence=False):
         if self.delay > timeout:
             await asyncio.sleep(timeout)
             raise DeadlineError("explanation: deadline exceeded")
@@ -265,7 +265,7 @@ class DownStore:
     def recent(self, user_id, limit=200, kinds=()):
         raise UnavailableError("event store unavailable", 1.0)
 
-    append = recent
+    append = keep_response = recent
 
 
 async def test_event_store_outage_fails_record_events_but_only_degrades_search_and_recommend():
@@ -277,8 +277,8 @@ async def test_event_store_outage_fails_record_events_but_only_degrades_search_a
     for page in (await core.recommend("17850", 5, True, _budget()),
                  await core.search("lantern", "17850", 5, True, _budget())):
         assert len(page.items) == 5 and all(i.explanation for i in page.items)
-        assert [(x.stage, x.reason.startswith("no fresh events")) for x in page.degradations] == [
-            (d.Stage.RETRIEVAL, True)]
+        assert [(x.stage, x.reason.split(":")[0]) for x in page.degradations] == [
+            (d.Stage.RETRIEVAL, "no fresh events"), (d.Stage.EXPLANATION, "not kept for on-demand explanations")]
     assert retrieval.seen_recent == []
 
 
@@ -289,10 +289,14 @@ class SlowStore:
         time.sleep(1.2)
         return []
 
+    keep_response = recent
+
 
 async def test_slow_event_store_costs_only_a_slice_of_the_budget():
     start = time.monotonic()
     page = await _core(SlowStore()).recommend("17850", 5, True, _budget(1.0))
     assert time.monotonic() - start < 0.9
     assert len(page.items) == 5 and all(i.explanation for i in page.items)
-    assert [x.reason for x in page.degradations] == ["no fresh events: the event store did not answer in time"]
+    assert [x.reason for x in page.degradations] == ["no fresh events: the event store did not answer in time",
+                                                     "not kept for on-demand explanations: the event store did not "
+                                                     "answer in time"]
