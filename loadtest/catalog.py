@@ -1,9 +1,9 @@
-"""`make bench-catalog`: how fresh is a living catalogue? A benchmark (reports/catalog.{md,json}), not a test.
+"""How fresh is a living catalogue? A benchmark (reports/catalog.{md,json}), not a test.
 
-    python -m loadtest.catalog [--ingest 2000] [--fresh 100] [--incremental 10000]
+    python -m loadtest.catalog [--ingest 2000] [--fresh 100] [--incremental 10000] [--pg-url URL]
 
 Two full replicas (gateway, retrieval, ranking, explanation each) share one real PostgreSQL catalogue (a throwaway
-database on SHOP_BENCH_PG_URL, default the server on 127.0.0.1:5432) and one Triton, over loopback gRPC. Measured
+database on the server at --pg-url, default 127.0.0.1:5432) and one Triton, over loopback gRPC. Measured
 from where a client stands:
 
 - freshness: UpsertProducts of one product on replica 1 (acknowledged) until replica 2's Search for its title words
@@ -53,7 +53,7 @@ from loadtest.scale import synthetic_catalogue
 from loadtest.stats import percentiles_ms
 from tools.stack import SERVICES, Stack
 
-PG_URL = os.environ.get("SHOP_BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+PG_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 QUERIES = ("lantern", "tea cup", "lunch bag", "christmas decoration", "heart holder", "cake stand", "doormat",
            "wall clock", "jam jar", "party bunting")
 PER_CALL = 100
@@ -61,14 +61,14 @@ POLL_S = 0.01
 
 
 @contextmanager
-def throwaway_database() -> Iterator[str]:
+def throwaway_database(admin_url: str) -> Iterator[str]:
     name = f"bench_catalog_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(PG_URL, autocommit=True) as conn:
+    with psycopg.connect(admin_url, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     try:
-        yield PG_URL.rsplit("/", 1)[0] + "/" + name
+        yield admin_url.rsplit("/", 1)[0] + "/" + name
     finally:
-        with psycopg.connect(PG_URL, autocommit=True) as conn:
+        with psycopg.connect(admin_url, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
 
 
@@ -170,7 +170,7 @@ def rss_mb(pid: int) -> float:
 
 def run(args: argparse.Namespace) -> dict:
     report: dict = {"recall": incremental_recall(args.incremental)}
-    with throwaway_database() as dsn, tempfile.TemporaryDirectory() as logs, \
+    with throwaway_database(args.pg_url) as dsn, tempfile.TemporaryDirectory() as logs, \
             two_replicas(dsn, Path(logs)) as (first, second), \
             grpc.insecure_channel(first.addresses["gateway"]) as c1, \
             grpc.insecure_channel(second.addresses["gateway"]) as c2, \
@@ -215,7 +215,7 @@ def run(args: argparse.Namespace) -> dict:
 
 def markdown(r: dict) -> str:
     f, i, s, rec = r["freshness_ms"], r["ingest"], r["search_p50_ms"], r["recall"]
-    md = ["# Catalogue freshness benchmark (`make bench-catalog`)", "",
+    md = ["# Catalogue freshness benchmark (`python -m loadtest.catalog`)", "",
           f"Run {r['finished']}, {r['machine']}. Two replicas, one PostgreSQL catalogue, one Triton (CPU), loopback "
           "gRPC; everything on this one machine.", "",
           "| measure | value |", "|---|---:|",
@@ -244,6 +244,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fresh", type=int, default=100)
     parser.add_argument("--searches", type=int, default=200)
     parser.add_argument("--incremental", type=int, default=10000)
+    parser.add_argument("--pg-url", default=PG_URL, help="PostgreSQL server to create the throwaway database on")
     parser.add_argument("--reports", type=Path, default=REPORTS_DIR)
     args = parser.parse_args(argv)
     report = run(args)
