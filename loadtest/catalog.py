@@ -20,9 +20,6 @@ Targets (issue 23): freshness p99 <= 2 s; Search p50 during ingest <= 1.3 x idle
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import tempfile
 import threading
 import time
@@ -50,7 +47,7 @@ from libs.index.dense import UsearchIndex, normalised
 from libs.index.products import EMBED_BATCH
 from libs.model_io import ITEM_EMBEDDINGS_FILE
 from loadtest.scale import synthetic_catalogue
-from loadtest.stats import percentiles_ms
+from loadtest.stats import machine, percentiles_ms, write_report
 from tools.stack import SERVICES, Stack
 
 PG_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -208,7 +205,7 @@ def run(args: argparse.Namespace) -> dict:
                                               "ok": rec["incremental_recall@10"] >= 0.98 * rec["fresh_recall@10"]},
         },
         "finished": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "machine": f"{os.cpu_count()} cores, {platform.platform()}, Python {platform.python_version()}",
+        "machine": machine(),
     }
     return report
 
@@ -248,10 +245,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reports", type=Path, default=REPORTS_DIR)
     args = parser.parse_args(argv)
     report = run(args)
-    args.reports.mkdir(parents=True, exist_ok=True)
-    (args.reports / "catalog.json").write_text(json.dumps(report, indent=2) + "\n")
-    (args.reports / "catalog.md").write_text(markdown(report))
-    print(markdown(report))
+    write_report(args.reports, "catalog", report, markdown(report))
     return 0
 
 

@@ -35,6 +35,7 @@ from libs.config import REPORTS_DIR
 from libs.model_io import CAND_NBR_IDS, CAND_NBR_MASK, CAND_NBR_WEIGHT, ITEM_EMBEDDINGS_FILE
 from libs.rankers import get as ranker
 from libs.rankers import names as ranker_names
+from loadtest.stats import machine, write_report
 
 CANDIDATES = 200
 SEED = 0
@@ -245,9 +246,6 @@ def markdown(report: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    import os  # noqa: PLC0415
-    import platform  # noqa: PLC0415
-
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--factors", default="1,10,100", type=lambda s: [int(x) for x in s.split(",") if x])
     parser.add_argument("--queries", type=int, default=200)
@@ -255,11 +253,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     report = run(args.factors, args.queries)
     report["finished"] = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    report["machine"] = f"{os.cpu_count()} cores, {platform.platform()}, Python {platform.python_version()}"
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "scale.json").write_text(json.dumps(report, indent=1) + "\n")
-    (args.out / "scale.md").write_text(markdown(report))
-    print(markdown(report))
+    report["machine"] = machine()
+    write_report(args.out, "scale", report, markdown(report))
     return 0
 
 
