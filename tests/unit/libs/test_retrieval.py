@@ -74,8 +74,9 @@ async def test_encoder_outage_degrades_to_lexical_only():
 
 
 async def test_slow_encoder_degrades_to_lexical_within_the_callers_time():
+    core = _core(encoder_delay_s=5.0)
     start = time.monotonic()
-    cands, degradations = await _core(encoder_delay_s=5.0).query_candidates("tea cup", "", 10, 0.2)
+    cands, degradations = await core.query_candidates("tea cup", "", 10, 0.2)
     assert time.monotonic() - start < 0.2
     assert [x.stage for x in degradations] == [d.Stage.TEXT_ENCODER]
     assert {c.product_id for c in cands} == {"22000", "22001"}
