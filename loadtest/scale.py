@@ -11,7 +11,7 @@ vectors); ids span the whole enlarged catalogue. Per size it measures:
   exported serving form, with weights of the served architecture initialised at random for the larger catalogue
   (timing does not depend on the weights), and the training form in PyTorch (catalogue tables recomputed per call,
   what the serving form removes);
-- retrieval: usearch HNSW (the served index, libs.index.dense: connectivity 32, expansion 200 on add, 128 on search)
+- retrieval: usearch HNSW (the served index, libs.index.dense: connectivity 32, expansion 200 on add, 256 on search)
   p50 latency and recall@10 against exact search (FAISS flat), and BM25 (tantivy, libs.index.lexical) p50 latency,
   on real WANDS queries encoded by the served text encoder;
 - index and model sizes and this process's RSS.
@@ -39,7 +39,7 @@ from loadtest.stats import machine, write_report
 
 CANDIDATES = 200
 SEED = 0
-EF_SWEEP = (128, 64, 256, 512)  # HNSW expansion on search; 128 (first) is what retrieval serves
+EF_SWEEP = (256, 64, 128, 512)  # HNSW expansion on search; 256 (first) is what retrieval serves
 
 
 def synthetic_catalogue(titles: list[str], emb: np.ndarray, factor: int, seed: int = SEED
