@@ -14,7 +14,7 @@ export OMP_WAIT_POLICY := PASSIVE
 PYTEST_ARGS ?=
 
 .PHONY: venv buf protos data models models-if-absent eval run lint test test-unit test-integration bazel bazel-test \
-        k8s-validate load bench bench-scale chaos clean retrain rollout rollback ab-report loop-eval console browser
+        k8s-validate load bench bench-scale chaos clean retrain rollout rollback ab-report loop-eval console browser bench-catalog
 
 venv: $(VENV)/.stamp
 $(VENV)/.stamp: requirements.txt
@@ -132,6 +132,11 @@ bench: models-if-absent
 
 bench-scale: models-if-absent
 	$(PY) -m loadtest.scale $(SCALE_ARGS)
+
+# Catalogue freshness on two replicas sharing a throwaway PostgreSQL database (reports/catalog.*).
+CATALOG_ARGS ?=
+bench-catalog: models-if-absent
+	$(PY) -m loadtest.catalog $(CATALOG_ARGS)
 
 clean:
 	rm -rf build libs/gen bazel-*

@@ -163,3 +163,23 @@ class ServiceSettings(BaseSettings):
     health_addr: str | None = None
     security: SecuritySettings = Field(default_factory=SecuritySettings)
     triton: TritonSettings = Field(default_factory=TritonSettings)
+
+
+class StoreSettings(ServiceSettings):
+    """Where the shared state lives (the events and the catalogue): every service that reads it subclasses this."""
+
+    events: EventStoreSettings = Field(default_factory=EventStoreSettings)
+    # PostgreSQL of the catalogue (products), when it is not SHOP_EVENTS_DSN's database. Unset = SHOP_EVENTS_DSN's,
+    # or with that unset too, the SQLite events file (its own tables).
+    catalog_dsn: SecretStr | None = Field(None, validation_alias="SHOP_CATALOG_DSN")
+    # How often each replica reads the catalogue's new changes, seconds: the bound on how stale its view is.
+    catalog_poll_s: float = Field(0.5, gt=0, validation_alias="SHOP_CATALOG_POLL_S")
+
+    @property
+    def catalog_dsn_value(self) -> str | None:
+        dsn = self.catalog_dsn or self.events.dsn
+        return dsn.get_secret_value() if dsn else None
+
+    @property
+    def sqlite_path(self) -> Path:
+        return self.events.sqlite_path(self.artifacts_dir)

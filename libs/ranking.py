@@ -23,10 +23,11 @@ from libs.scoring import (
     EncodeQuery,
     Infer,
     Versions,
+    NewTitles,
     arm_of,
-    candidate_indices,
     encode_or_degrade,
     prior_scores,
+    resolve_candidates,
     run_models,
 )
 from libs.diversity import mmr_order
@@ -42,7 +43,8 @@ class Ranked:
 
 class RankingCore:
     def __init__(self, store: FeatureStore, titles: Sequence[str], fusion: Fusion, infer: Infer,
-                 encode: EncodeQuery, versions: Versions, bundle_id: str = "") -> None:
+                 encode: EncodeQuery, versions: Versions, bundle_id: str = "", new_titles: NewTitles | None = None
+                 ) -> None:
         self.store = store
         self.titles = list(titles)
         self.matcher = TitleMatcher(self.titles)
@@ -51,6 +53,7 @@ class RankingCore:
         self.encode = encode
         self.versions = versions
         self.bundle_id = bundle_id  # named in every response's model_versions (libs/bundles.py)
+        self.new_titles = new_titles  # products newer than the bundle, from the catalogue; None = refused
 
     async def rank(self, user_id: str, query: str, product_ids: Sequence[str], page_size: int, variant: str,
                    diversity: float, recent: Sequence[d.UserEvent], timeout: float) -> Ranked:
@@ -60,17 +63,19 @@ class RankingCore:
             raise invalid("diversity", "must be in [0, 1]")
         if not product_ids:
             raise invalid("product_ids", "must contain at least one product")
-        cand_idx = candidate_indices(self.store, product_ids)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
+        cands = await resolve_candidates(self.store, self.titles, product_ids, self.new_titles, self.encode,
+                                         timeout * 0.4)
+        cand_idx = cands.idx
         degradations: list[d.Degradation] = []
         ctx = user_context(self.store, user_id, recent)
         query_emb = None
         if query and any(ranker(m).reads_query for m in models):
             emb = await encode_or_degrade(self.encode, [query], timeout * 0.4, degradations)
             query_emb = None if emb is None else emb[0]
-        inputs = {m: ranker(m).inputs(self.store, ctx, cand_idx, query_emb if ranker(m).reads_query else None)
-                  for m in models}
+        inputs = {m: ranker(m).inputs(self.store, ctx, cand_idx, query_emb if ranker(m).reads_query else None,
+                                      cands.new_emb) for m in models}
         scores = await run_models(self.infer, inputs, max(deadline - loop.time(), 0.001), degradations)
         if not scores:
             raise UnavailableError("ranking: no ranker answered: " + "; ".join(x.reason for x in degradations))
@@ -79,10 +84,10 @@ class RankingCore:
         fused = self.fusion.combine(per_model | prior)
         discovery = self.fusion.discovery(arm.explore, never_bought(ctx.items, cand_idx)) if arm.explore else 0.0
         # Search: what the shopper typed first (libs.relevance); the fused personal score orders within a grade.
-        relevance = self.matcher.relevance(query, cand_idx) if query else np.zeros(len(cand_idx))
+        relevance = self.matcher.relevance(query, cand_idx, cands.titles) if query else np.zeros(len(cand_idx))
         served = fused + discovery + relevance
         k = page_size or len(cand_idx)
-        order = mmr_order(served, self.store.item_emb[cand_idx], diversity, k)
+        order = mmr_order(served, self.store.candidate_embeddings(cand_idx, cands.new_emb), diversity, k)
         items = []
         for i in order:
             parts = {**{m: float(s[i]) for m, s in per_model.items()}, FUSED: float(fused[i])}
@@ -92,7 +97,7 @@ class RankingCore:
                 parts[DISCOVERY] = float(discovery[i])
             if query:
                 parts[RELEVANCE] = float(relevance[i])
-            items.append(d.ScoredItem(product_ids[i], self.titles[cand_idx[i]], float(served[i]), parts))
+            items.append(d.ScoredItem(product_ids[i], cands.titles[i], float(served[i]), parts))
         versions = [d.ModelVersion(m, await self.versions(m)) for m in scores]
         if self.bundle_id:
             versions.append(d.ModelVersion(BUNDLE_MODEL, self.bundle_id))

@@ -84,14 +84,18 @@ class TitleMatcher:
         self.title_terms = analyse_many(titles)
         self.term_sets = [set(t) for t in self.title_terms]
 
-    def matches(self, query: str, items: Sequence[int]) -> list[Match]:
+    def matches(self, query: str, items: Sequence[int], titles: Sequence[str] = ()) -> list[Match]:
+        """`titles`: the items' titles, read for those (item < 0) newer than this catalogue; without, no match."""
         terms = analyse(query)
-        return [match(terms, self.title_terms[i]) if i >= 0 else NO_MATCH for i in items]
+        return [match(terms, self.title_terms[i] if i >= 0 else analyse(titles[c])) if i >= 0 or titles else NO_MATCH
+                for c, i in enumerate(items)]
 
-    def relevance(self, query: str, items: Sequence[int]) -> np.ndarray:
-        return np.array([m.relevance for m in self.matches(query, items)], np.float64)
+    def relevance(self, query: str, items: Sequence[int], titles: Sequence[str] = ()) -> np.ndarray:
+        return np.array([m.relevance for m in self.matches(query, items, titles)], np.float64)
 
-    def contains(self, item: int, term: str) -> bool:
-        """Whether a title contains a (raw) query term, analysed as the index analyses it."""
+    def contains(self, item: int, term: str, title: str = "") -> bool:
+        """Whether a title contains a (raw) query term, analysed as the index analyses it. `title`: the item's,
+        read when it is newer than this catalogue (item < 0)."""
         analysed = analyse(term)
-        return bool(analysed) and all(t in self.term_sets[item] for t in analysed)
+        present = self.term_sets[item] if item >= 0 else set(analyse(title))
+        return bool(analysed) and all(t in present for t in analysed)

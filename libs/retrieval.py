@@ -1,23 +1,24 @@
-"""Candidate generation. Query: BM25 (bm25s) + dense ANN (FAISS HNSW over title embeddings), fused by
-reciprocal rank fusion. User: the rankers' candidate pool (libs.features.candidate_parts: own past items,
-co-purchase neighbours of recent ones, recent popularity), ordered by reciprocal rank fusion of its parts."""
+"""Candidate generation. Query: BM25 (tantivy) + dense ANN (usearch HNSW over title embeddings), both following
+the living catalogue (libs.index.products), fused by reciprocal rank fusion. User: the rankers' candidate pool
+(libs.features.candidate_parts: own past items, co-purchase neighbours of recent ones, recent popularity), ordered by
+reciprocal rank fusion of its parts."""
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-import bm25s
-import faiss
 import numpy as np
 
 from libs import domain as d
 from libs.features import FeatureStore, Pop, UserContext, candidate_parts
 from libs.features import POOL_CO_PURCHASE, POOL_HISTORY, POOL_POPULAR, POOL_SIMILAR
 from libs.history import user_context
-from libs.relevance import STEMMER, analyse, analyse_many
+from libs.index.products import ProductIndexes
+from libs.relevance import analyse
 from libs.scoring import EncodeQuery, encode_or_degrade
 
 RRF_K = 60  # the constant of Cormack et al. (2009); insensitive in practice
 PER_SOURCE = 200
+NEW_SEEDS, NEW_PER_USER = 5, 20  # Recommend: products newer than the bundle like the user's latest 5 purchases
 RANKED_PARTS = {POOL_CO_PURCHASE: d.Source.CO_PURCHASE, POOL_SIMILAR: d.Source.SIMILAR_CUSTOMERS}  # pool part -> source
 # Share of the caller's remaining time the query encoder may use: past it the answer is lexical-only (flagged),
 # which leaves the gateway time to rank, instead of the whole request running out waiting on a slow encoder.
@@ -35,54 +36,14 @@ def rrf(lists: dict[d.Source, list[tuple[int, float]]], k: int = RRF_K) -> list[
     return [(i, fused[i], ranks[i]) for i in order]
 
 
-class LexicalIndex:
-    def __init__(self, titles: Sequence[str]) -> None:
-        self.retriever = bm25s.BM25()
-        self.retriever.index(bm25s.tokenize(list(titles), stopwords="en", stemmer=STEMMER, show_progress=False),
-                             show_progress=False)
-        self.title_terms = [set(t) for t in analyse_many(titles)]  # one tokenizer pass, as the index
-        self.n = len(titles)
-
-    def search(self, query: str, k: int) -> list[tuple[int, float]]:
-        tokens = bm25s.tokenize([query], stopwords="en", stemmer=STEMMER, show_progress=False)
-        if not tokens.vocab:
-            return []
-        docs, scores = self.retriever.retrieve(tokens, k=min(k, self.n), show_progress=False, n_threads=1)
-        return [(int(i), float(s)) for i, s in zip(docs[0], scores[0]) if s > 0]
-
-
-class VectorIndex:
-    """HNSW over L2-normalised vectors: inner product = cosine.
-
-    efConstruction 200 (faiss default 40) and efSearch 128: catalogues hold many near-identical variants (colours,
-    sizes), where a graph built with the defaults misses exact neighbours (`make bench-scale`: recall@10 0.88 -> 0.99
-    on a x10 catalogue) for ~0.1 ms more per query and a slower build at start-up."""
-
-    def __init__(self, vectors: np.ndarray, m: int = 32, ef_search: int = 128, ef_construction: int = 200) -> None:
-        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-        faiss.normalize_L2(vectors)
-        self.vectors = vectors
-        self.index = faiss.IndexHNSWFlat(vectors.shape[1], m, faiss.METRIC_INNER_PRODUCT)
-        self.index.hnsw.efConstruction = ef_construction
-        self.index.hnsw.efSearch = ef_search
-        self.index.add(vectors)
-
-    def search(self, query: np.ndarray, k: int, exclude: set[int] = frozenset()) -> list[tuple[int, float]]:
-        q = np.ascontiguousarray(query.reshape(1, -1), dtype=np.float32)
-        faiss.normalize_L2(q)
-        scores, ids = self.index.search(q, min(k + len(exclude), self.index.ntotal))
-        return [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0 and int(i) not in exclude][:k]
-
-
 class RetrievalCore:
     def __init__(self, product_ids: Sequence[str], titles: Sequence[str], item_vectors: np.ndarray,
                  popularity: np.ndarray, parts: Callable[[UserContext], list[tuple[str, np.ndarray]]],
                  history: Callable[[str, Sequence[d.UserEvent]], UserContext], encode: EncodeQuery,
                  half_life_days: float = 60.0) -> None:
-        self.product_ids = list(product_ids)
-        self.titles = list(titles)
-        self.lexical = LexicalIndex(titles)
-        self.dense = VectorIndex(item_vectors)
+        self.n_items = len(product_ids)  # the bundle's; popularity and histories index these
+        self.indexes = ProductIndexes(product_ids, titles, item_vectors)
+        self.item_vectors = np.asarray(item_vectors, np.float32)
         self.popularity = np.asarray(popularity, np.float64)
         self.parts = parts  # the user's candidate pool in parts (libs.features.candidate_parts)
         self.history = history
@@ -100,26 +61,26 @@ class RetrievalCore:
 
     def _candidates(self, fused: list[tuple[int, float, list[d.SourceRank]]], limit: int,
                     terms: Sequence[str] = ()) -> list[d.Candidate]:
-        out = []
+        out, ix = [], self.indexes
         for item, score, ranks in fused[:limit]:
-            matched = [t for t in terms if t in self.lexical.title_terms[item]]
-            out.append(d.Candidate(self.product_ids[item], self.titles[item], score, ranks, matched))
+            matched = [t for t in terms if t in ix.terms[item]]
+            out.append(d.Candidate(ix.product_ids[item], ix.titles[item], score, ranks, matched))
         return out
 
     async def query_candidates(self, query: str, user_id: str, limit: int, timeout: float,
                                recent: Sequence[d.UserEvent] = ()) -> tuple[list[d.Candidate], list[d.Degradation]]:
         """`timeout`: the caller's remaining time; a slow or dead encoder gives lexical-only candidates, flagged."""
         degradations: list[d.Degradation] = []
-        lists: dict[d.Source, list[tuple[int, float]]] = {d.Source.LEXICAL: self.lexical.search(query, PER_SOURCE)}
+        lists = {d.Source.LEXICAL: self.indexes.search_lexical(query, PER_SOURCE)}
         emb = await encode_or_degrade(self.encode, [query], timeout * ENCODER_SHARE, degradations)
         if emb is not None:
-            lists[d.Source.DENSE] = self.dense.search(emb[0], PER_SOURCE)
+            lists[d.Source.DENSE] = self.indexes.search_dense(emb[0], PER_SOURCE)
         terms = analyse(query)
         if user_id:
             # Personal signal for search: the user's own past purchases that match a query term.
             bought = self._repeat(self.history(user_id, recent))
             lists[d.Source.REPEAT_PURCHASE] = [(i, s) for i, s in bought
-                                               if self.lexical.title_terms[i].intersection(terms)]
+                                               if self.indexes.terms[i].intersection(terms)]
         return self._candidates(rrf(lists), limit, terms), degradations
 
     def _repeat(self, h: UserContext, limit: int = PER_SOURCE) -> list[tuple[int, float]]:
@@ -128,15 +89,21 @@ class RetrievalCore:
             return []
         age = h.now - h.ts
         weights = np.power(0.5, age / self.half_life_s)
-        scores = np.bincount(h.items, weights=weights, minlength=len(self.product_ids))
+        scores = np.bincount(h.items, weights=weights, minlength=self.n_items)
         order = np.flatnonzero(scores)[np.argsort(-scores[np.flatnonzero(scores)], kind="stable")]
         return [(int(i), float(scores[i])) for i in order[:limit]]
+
+    def _newer_like_recent(self, h: UserContext) -> list[tuple[int, float]]:
+        """Products newer than the bundle (which its pool cannot know) nearest the user's latest purchases."""
+        latest = list(dict.fromkeys(h.items[::-1].tolist()))[:NEW_SEEDS]
+        return self.indexes.newer_like(self.item_vectors[latest].mean(axis=0), NEW_PER_USER)
 
     async def user_candidates(self, user_id: str, recent: Sequence[d.UserEvent], limit: int
                               ) -> tuple[list[d.Candidate], list[d.Degradation]]:
         """Exactly the rankers' candidate pool (what they were trained and evaluated on), each part a source:
-        own past items by decayed frequency, co-purchase neighbours, similar customers' products, popular items.
-        With `limit` >= POOL_MAX (the gateway's ask) nothing is cut."""
+        own past items by decayed frequency, co-purchase neighbours, similar customers' products, popular items;
+        plus up to NEW_PER_USER products newer than the bundle (dense). With `limit` >= POOL_MAX (the gateway's ask)
+        nothing of the pool is cut unless it is full, when those may displace its weakest."""
         h = self.history(user_id, recent)
         lists: dict[d.Source, list[tuple[int, float]]] = {}
         for part, items in self.parts(h):
@@ -147,4 +114,6 @@ class RetrievalCore:
                 lists[RANKED_PARTS[part]] = [(int(i), 1.0 / r) for r, i in enumerate(items, start=1)]
             elif part == POOL_POPULAR:
                 lists[d.Source.POPULARITY] = [(int(i), float(self.popularity[i])) for i in items]
+        if len(h.items) and (newer := self._newer_like_recent(h)):
+            lists[d.Source.DENSE] = newer
         return self._candidates(rrf(lists), limit), []

@@ -19,6 +19,8 @@ from libs.rankers import get as ranker
 from libs.rankers import variants
 
 Infer = Callable[[str, Mapping[str, np.ndarray], Sequence[str], float], Awaitable[dict[str, np.ndarray]]]
+# product_id -> the titles of those products newer than the bundle that the catalogue has (libs.products.view).
+NewTitles = Callable[[Sequence[str]], Awaitable[dict[str, str]]]
 EncodeQuery = Callable[[Sequence[str], float], Awaitable[np.ndarray]]
 Versions = Callable[[str], Awaitable[str]]
 
@@ -66,12 +68,39 @@ def prior_scores(fusion: Fusion, store: FeatureStore, ctx: UserContext, cand_idx
     return {PRIOR: frequency_prior(store, ctx, cand_idx)} if fusion.weights.get(PRIOR) else {}
 
 
-def candidate_indices(store: FeatureStore, product_ids: Sequence[str], field: str = "product_ids") -> np.ndarray:
-    idx = store.item_index.get_indexer(list(product_ids))
-    bad = [FieldViolation(f"{field}[{i}]", "is not a product of the catalogue") for i in np.flatnonzero(idx < 0)[:10]]
+@dataclass(frozen=True)
+class Candidates:
+    """Candidates resolved against the bundle: item index, or -1 for a catalogue product newer than the bundle,
+    which the rankers score from its title embedding (`new_emb`, rows of the others zero)."""
+
+    idx: np.ndarray
+    titles: list[str]
+    new_emb: np.ndarray | None = None
+
+
+async def resolve_candidates(store: FeatureStore, titles: Sequence[str], product_ids: Sequence[str],
+                             new_titles: NewTitles | None, encode: EncodeQuery, timeout: float,
+                             field: str = "product_ids") -> Candidates:
+    """INVALID_ARGUMENT names ids neither the bundle nor the catalogue knows. New products' titles are embedded by
+    `encode` (UnavailableError/DeadlineError when it cannot)."""
+    idx = store.item_index.get_indexer(list(product_ids)).astype(np.int64)
+    unknown = [product_ids[i] for i in np.flatnonzero(idx < 0)]
+    found = await new_titles(unknown) if unknown and new_titles is not None else {}
+    bad = [FieldViolation(f"{field}[{i}]", "is not a product of the catalogue")
+           for i in np.flatnonzero(idx < 0) if product_ids[i] not in found][:10]
     if bad:
         raise InvalidArgumentError(bad)
-    return idx.astype(np.int64)
+    names = [titles[i] if i >= 0 else found[p] for i, p in zip(idx, product_ids)]
+    if not unknown:
+        return Candidates(idx, names)
+    new = np.flatnonzero(idx < 0)
+    try:
+        emb = await asyncio.wait_for(encode([names[i] for i in new], timeout), timeout)
+    except asyncio.TimeoutError as exc:
+        raise DeadlineError("text_encoder: new products' titles not embedded in time") from exc
+    new_emb = np.zeros((len(idx), np.shape(emb)[1]), np.float32)
+    new_emb[new] = emb
+    return Candidates(idx, names, new_emb)
 
 
 async def encode_or_degrade(encode: EncodeQuery, texts: Sequence[str], timeout: float,

@@ -50,7 +50,7 @@ from libs.config import REPO_ROOT, REPORTS_DIR, artifacts_dir
 from loadtest.driver import request_messages
 from loadtest.fuzz import Hostile, hostile_request, names_a_field
 from loadtest.stats import percentiles_ms
-from tools.stack import Stack
+from libs.stack import Stack
 
 GATEWAY = gpb.DESCRIPTOR.services_by_name["GatewayService"]
 SERVING = health_pb2.HealthCheckResponse.SERVING

@@ -11,8 +11,9 @@ vectors); ids span the whole enlarged catalogue. Per size it measures:
   exported serving form, with weights of the served architecture initialised at random for the larger catalogue
   (timing does not depend on the weights), and the training form in PyTorch (catalogue tables recomputed per call,
   what the serving form removes);
-- retrieval: FAISS HNSW (the served index: M=32, efConstruction 200, efSearch 128) p50 latency and recall@10
-  against exact search, and BM25 (bm25s) p50 latency, on real WANDS queries encoded by the served text encoder;
+- retrieval: usearch HNSW (the served index, libs.index.dense: connectivity 32, expansion 200 on add, 256 on search)
+  p50 latency and recall@10 against exact search (FAISS flat), and BM25 (tantivy, libs.index.lexical) p50 latency,
+  on real WANDS queries encoded by the served text encoder;
 - index and model sizes and this process's RSS.
 Targets (issue 13): ranker per-call time at x100 <= 1.2 x its time at x1; retrieval p50 at x100 <= 3 x x1 with
 recall@10 >= 0.95.
@@ -34,10 +35,11 @@ from libs.config import REPORTS_DIR
 from libs.model_io import CAND_NBR_IDS, CAND_NBR_MASK, CAND_NBR_WEIGHT, ITEM_EMBEDDINGS_FILE
 from libs.rankers import get as ranker
 from libs.rankers import names as ranker_names
+from loadtest.stats import machine, write_report
 
 CANDIDATES = 200
 SEED = 0
-EF_SWEEP = (128, 64, 256, 512)  # HNSW efSearch; 128 (first) is what retrieval serves
+EF_SWEEP = (256, 64, 128, 512)  # HNSW expansion on search; 256 (first) is what retrieval serves
 
 
 def synthetic_catalogue(titles: list[str], emb: np.ndarray, factor: int, seed: int = SEED
@@ -127,19 +129,23 @@ def bench_rankers(emb: np.ndarray, workdir: Path) -> dict[str, dict]:
 def bench_retrieval(titles: list[str], emb: np.ndarray, queries: list[str], query_emb: np.ndarray) -> dict:
     import faiss
 
-    from libs.retrieval import LexicalIndex, VectorIndex
+    from libs.index.dense import UsearchIndex, normalised
+    from libs.index.lexical import TantivyIndex
+    from libs.relevance import analyse, analyse_many
 
     faiss.omp_set_num_threads(1)
+    vectors = normalised(emb)
     t = time.perf_counter()
-    dense = VectorIndex(emb)
+    dense = UsearchIndex(emb.shape[1])
+    dense.upsert(list(range(len(vectors))), vectors)
     build_s = time.perf_counter() - t
-    exact = faiss.IndexFlatIP(emb.shape[1])
-    exact.add(dense.vectors)
-    q = (query_emb / np.linalg.norm(query_emb, axis=1, keepdims=True)).astype(np.float32)
+    exact = faiss.IndexFlatIP(emb.shape[1])  # the ground truth: exact inner product
+    exact.add(vectors)
+    q = normalised(query_emb)
     _, want = exact.search(q, 10)
     sweep = {}
     for ef in EF_SWEEP:  # the served setting first; the others show what more recall costs
-        dense.index.hnsw.efSearch = ef
+        dense.index.expansion_search = ef
         recalls, lat = [], []
         for row, v in enumerate(q):
             t = time.perf_counter()
@@ -148,16 +154,17 @@ def bench_retrieval(titles: list[str], emb: np.ndarray, queries: list[str], quer
             recalls.append(len(set(got) & set(want[row].tolist())) / 10)
         sweep[ef] = {"p50_ms": float(np.median(lat)) * 1000, "recall@10": float(np.mean(recalls))}
     t = time.perf_counter()
-    lexical = LexicalIndex(titles)
+    lexical = TantivyIndex()
+    lexical.upsert(list(range(len(titles))), analyse_many(titles))
     bm25_build_s = time.perf_counter() - t
     bm25_lat = []
     for text in queries:
         t = time.perf_counter()
-        lexical.search(text, 200)
+        lexical.search(analyse(text), 200)
         bm25_lat.append(time.perf_counter() - t)
     served = sweep[EF_SWEEP[0]]
     return {"dense_p50_ms": served["p50_ms"], "dense_recall@10": served["recall@10"], "ef_sweep": sweep,
-            "dense_build_s": build_s, "dense_index_mb": (dense.vectors.nbytes + dense.index.ntotal * 32 * 2 * 4) / 2**20,
+            "dense_build_s": build_s, "dense_index_mb": dense.index.memory_usage / 2**20,
             "bm25_p50_ms": float(np.median(bm25_lat)) * 1000, "bm25_build_s": bm25_build_s}
 
 
@@ -239,9 +246,6 @@ def markdown(report: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    import os
-    import platform
-
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--factors", default="1,10,100", type=lambda s: [int(x) for x in s.split(",") if x])
     parser.add_argument("--queries", type=int, default=200)
@@ -249,11 +253,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     report = run(args.factors, args.queries)
     report["finished"] = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    report["machine"] = f"{os.cpu_count()} cores, {platform.platform()}, Python {platform.python_version()}"
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "scale.json").write_text(json.dumps(report, indent=1) + "\n")
-    (args.out / "scale.md").write_text(markdown(report))
-    print(markdown(report))
+    report["machine"] = machine()
+    write_report(args.out, "scale", report, markdown(report))
     return 0
 
 

@@ -5,6 +5,9 @@ and whether the answer was degraded. `summarise` turns the samples of one (targe
 """
 from __future__ import annotations
 
+import json
+import os
+import platform
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -41,6 +44,19 @@ class Row:
 
     def as_dict(self) -> dict:
         return asdict(self)
+
+
+def machine() -> str:
+    """What a report names as the machine it ran on."""
+    return f"{os.cpu_count()} cores, {platform.platform()}, Python {platform.python_version()}"
+
+
+def write_report(out: Path, name: str, report: dict, md: str) -> None:
+    """reports/<name>.json and .md, and the table on stdout."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{name}.json").write_text(json.dumps(report, indent=1) + "\n")
+    (out / f"{name}.md").write_text(md)
+    print(md)
 
 
 def percentiles_ms(latencies_s: Sequence[float], qs: Iterable[float] = (50, 95, 99)) -> list[float]:

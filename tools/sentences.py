@@ -24,7 +24,7 @@ from shop.gateway.v1 import gateway_service_pb2_grpc
 
 from libs.catalog.store import default_data_dir, load_dataset
 from loadtest.payloads import read_queries
-from tools.stack import Stack
+from libs.stack import Stack
 
 PAGE_SIZE = 20
 SEED = 25

@@ -16,7 +16,7 @@ from libs.fusion import Fusion
 from libs.history import fresh_purchases, user_context
 from libs.rankers import get as ranker
 from libs.relevance import TitleMatcher
-from libs.scoring import EncodeQuery, Infer, Versions, arm_of, candidate_indices, encode_or_degrade
+from libs.scoring import EncodeQuery, Infer, NewTitles, Versions, arm_of, encode_or_degrade, resolve_candidates
 
 MAX_ITEMS = 100
 BUNDLE_NOT_LOADED = "BUNDLE_NOT_LOADED"  # ErrorInfo reason: asked to explain with a bundle this service does not hold
@@ -31,7 +31,8 @@ class Explained:
 
 class ExplanationCore:
     def __init__(self, store: FeatureStore, titles: Sequence[str], fusion: Fusion, infer: Infer,
-                 encode: EncodeQuery | None, versions: Versions | None = None, bundle_id: str = "") -> None:
+                 encode: EncodeQuery | None, versions: Versions | None = None, bundle_id: str = "",
+                 new_titles: NewTitles | None = None) -> None:
         self.store = store
         self.versions = versions
         self.bundle_id = bundle_id  # the bundle whose models and side files this core holds (libs/bundles.py)
@@ -40,6 +41,7 @@ class ExplanationCore:
         self.fusion = fusion
         self.infer = infer
         self.encode = encode
+        self.new_titles = new_titles  # products newer than the bundle, from the catalogue; None = refused
 
     async def explain(self, user_id: str, query: str, product_ids: Sequence[str], variant: str,
                       recent: Sequence[d.UserEvent], timeout: float, bundle_id: str = "",
@@ -53,9 +55,13 @@ class ExplanationCore:
         models = arm.models
         if not 1 <= len(product_ids) <= MAX_ITEMS:
             raise invalid("product_ids", f"must contain 1..{MAX_ITEMS} products")
-        cand_idx = candidate_indices(self.store, product_ids)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
+        # Without an encoder (offline callers) products newer than the bundle are refused by name.
+        cands = await resolve_candidates(self.store, self.titles, product_ids,
+                                         self.new_titles if self.encode is not None else None, self.encode,
+                                         timeout * 0.3)
+        cand_idx = cands.idx
         degradations: list[d.Degradation] = []
         ctx = user_context(self.store, user_id, recent)
         fresh = {int(self.store.item_index.get_loc(p)) for p, _ in fresh_purchases(self.store, recent)}
@@ -72,7 +78,7 @@ class ExplanationCore:
         explanations = await explain_page(self.store, self.titles, self.fusion, self.infer, models, ctx, fresh,
                                           cand_idx, product_ids, query, query_emb, term_emb,
                                           max(deadline - loop.time(), 0.001), degradations, self.matcher,
-                                          arm.explore, all_evidence)
+                                          arm.explore, all_evidence, cands.titles, cands.new_emb)
         answered = {x.model for x in degradations}
         versions = [d.ModelVersion(m, await self.versions(m)) for m in models if m not in answered] \
             if self.versions else []

@@ -75,16 +75,19 @@ async def explain_page(store: FeatureStore, titles: Sequence[str], fusion: Fusio
                        product_ids: Sequence[str], query: str, query_emb: np.ndarray | None,
                        term_emb: np.ndarray | Awaitable[np.ndarray | None] | None, timeout: float,
                        degradations: list[d.Degradation], matcher: TitleMatcher | None = None,
-                       explore: float = 0.0, all_evidence: bool = False) -> list[d.Explanation]:
-    """`explore`: the variant's repeat-vs-explore setting (libs.scoring.Arm). `term_emb`: the embeddings of the
+                       explore: float = 0.0, all_evidence: bool = False, cand_titles: Sequence[str] = (),
+                       new_cand_emb: np.ndarray | None = None) -> list[d.Explanation]:
+    """`explore`: the variant's repeat-vs-explore setting (libs.scoring.Arm). Candidates newer than the bundle
+    (cand_idx -1, libs.scoring.Candidates) are scored from `new_cand_emb` and matched by `cand_titles`. `term_emb`: the
+    embeddings of the
     query with each term removed (libs.explain.term_drops), or an awaitable of them: the rankers score every other
     scenario while the variants are encoded, and only the query-reading rankers score the term scenarios after (for
     the others those rows equal the full row: a mask a ranker does not read leaves its inputs unchanged)."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     # In wire form before masking (libs/rankers/wire.py): the scenarios copy ids, not title embeddings.
-    base = {m: ranker(m).to_wire(ranker(m).inputs(store, ctx, cand_idx, query_emb if ranker(m).reads_query else None))
-            for m in models}
+    base = {m: ranker(m).to_wire(ranker(m).inputs(store, ctx, cand_idx, query_emb if ranker(m).reads_query else None,
+                                                  new_cand_emb)) for m in models}
     pieces = pieces_for(ctx, base, fresh_items)
     # Two "none of the evidence" rows: without and with the query; which one is the baseline depends on whether
     # the query's terms end up measured.
@@ -124,19 +127,20 @@ async def explain_page(store: FeatureStore, titles: Sequence[str], fusion: Fusio
         additive.append(fusion.discovery(explore, never_bought(ctx.items, cand_idx)))
     if query and matcher:
         pieces.append(Piece(Mask("query"), d.EvidenceKind.QUERY_MATCH))
-        additive.append(matcher.relevance(query, cand_idx))
+        additive.append(matcher.relevance(query, cand_idx, cand_titles))
     att = attribute(fusion, rows, additive)
     return explain_items(store, titles, product_ids, cand_idx, pieces, att, query, matcher if query else None,
-                         facts_for(store, ctx, pieces, cand_idx), all_evidence)
+                         facts_for(store, ctx, pieces, cand_idx), all_evidence, cand_titles)
 
 
-def _query_kind(piece: Piece, item: int, query: str, matcher: TitleMatcher | None) -> tuple[d.EvidenceKind, str]:
-    """Query evidence says "matches" only for words the title contains."""
-    if matcher is None or item < 0:
+def _query_kind(piece: Piece, item: int, query: str, matcher: TitleMatcher | None, title: str = ""
+                ) -> tuple[d.EvidenceKind, str]:
+    """Query evidence says "matches" only for words the title contains (`title`: read for items < 0)."""
+    if matcher is None or (item < 0 and not title):
         return piece.kind, piece.text
     if piece.kind is d.EvidenceKind.QUERY_MATCH:
-        return piece.kind, " ".join(t for t in query_terms(query) if matcher.contains(item, t))
-    if piece.kind is d.EvidenceKind.QUERY_TERM and not matcher.contains(item, piece.text):
+        return piece.kind, " ".join(t for t in query_terms(query) if matcher.contains(item, t, title))
+    if piece.kind is d.EvidenceKind.QUERY_TERM and not matcher.contains(item, piece.text, title):
         return d.EvidenceKind.QUERY_SIMILAR, piece.text
     return piece.kind, piece.text
 
@@ -144,9 +148,10 @@ def _query_kind(piece: Piece, item: int, query: str, matcher: TitleMatcher | Non
 def explain_items(store: FeatureStore, titles: Sequence[str], product_ids: Sequence[str], cand_idx: np.ndarray,
                   pieces: Sequence[Piece], att: Attribution, query: str = "",
                   matcher: TitleMatcher | None = None, facts: Mapping[int, Sequence[Fact]] | None = None,
-                  all_evidence: bool = False) -> list[d.Explanation]:
+                  all_evidence: bool = False, cand_titles: Sequence[str] = ()) -> list[d.Explanation]:
     """`facts`: piece index -> what the piece read about each candidate (libs.explain.evidence.facts_for);
-    `all_evidence`: list every measured piece, not only the strongest (the sentence is the same either way)."""
+    `all_evidence`: list every measured piece, not only the strongest (the sentence is the same either way);
+    `cand_titles`: the candidates' titles, read for those newer than the bundle (item < 0)."""
     # Per piece, once: the product it names (a pandas lookup per candidate and piece was a third of the cost).
     named = [(str(store.item_index[p.item]), titles[p.item]) if p.item >= 0 else ("", "") for p in pieces]
     out = []
@@ -157,7 +162,7 @@ def explain_items(store: FeatureStore, titles: Sequence[str], product_ids: Seque
             value = float(att.contributions[p, c])
             if value == 0.0 or (abs(value) <= MIN_CONTRIBUTION and not all_evidence):
                 continue
-            kind, text = _query_kind(piece, int(item), query, matcher)
+            kind, text = _query_kind(piece, int(item), query, matcher, cand_titles[c] if item < 0 else "")
             fact = facts[p][c] if facts and p in facts else Fact()
             if kind is d.EvidenceKind.PAST_PURCHASE and piece.item in neighbours:
                 kind = d.EvidenceKind.CO_PURCHASE_NEIGHBOUR

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
 
+from libs.config import StoreSettings
 from libs.database.sqlite import SqliteDatabase
 from libs.products.migrations import SCHEMA
 from libs.products.model import Availability, DeleteResult, Money, Product, ProductContent, UpsertResult
@@ -207,6 +208,11 @@ class SqliteProductStore(SqliteDatabase, SqlProductStore):
 
     def _read(self) -> AbstractContextManager:
         return self._session()
+
+
+def open_catalog_store(settings: StoreSettings) -> ProductStore:
+    """The catalogue every service of a deployment shares (SHOP_CATALOG_DSN, else SHOP_EVENTS_DSN, else SQLite)."""
+    return open_product_store(settings.catalog_dsn_value, settings.sqlite_path, timeout_s=settings.events.timeout_s)
 
 
 def open_product_store(dsn: str | None, sqlite_path: Path, pool_max: int = 4, timeout_s: float = 2.0) -> ProductStore:

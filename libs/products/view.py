@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from libs.errors import UnavailableError
 from libs.products.model import Product, ProductContent
@@ -28,6 +28,8 @@ class CatalogView:
         self.stale = True  # nothing read yet, or the last poll failed
         self._outage_logged = False
         self._refreshing = asyncio.Lock()  # one refresh at a time: two could apply their reads out of order
+        # Called with each batch of changes as it is applied (on the event loop), e.g. to update search indexes.
+        self.listeners: list[Callable[[Sequence[Product]], None]] = []
 
     async def is_fresh(self) -> bool:
         """A readiness check (libs.readiness): its last poll of the store succeeded."""
@@ -50,6 +52,8 @@ class CatalogView:
             self.products[p.product_id] = p
         if changes:
             self.cursor = changes[-1].change_seq
+            for listener in self.listeners:
+                listener(changes)
         self.stale = False
 
     def catch_up(self) -> int:
@@ -93,6 +97,16 @@ class CatalogView:
         except UnavailableError:
             return missing
         return [p for p in missing if p not in found]
+
+    async def titles(self, product_ids: Sequence[str]) -> dict[str, str]:
+        """The titles of those of `product_ids` the catalogue has; reads the store's new changes first when this
+        view lacks any (another replica may have just written them). A libs.scoring.NewTitles."""
+        if any(p not in self.products for p in product_ids):
+            try:
+                await self.refresh()
+            except UnavailableError:
+                pass  # the view's answer
+        return {p: self.products[p].content.title for p in product_ids if p in self.products}
 
     async def seed_and_follow(self, seed: Sequence[ProductContent], interval_s: float = 0.5) -> None:
         """Store the `seed` products the store has no row for (the prepared dataset on a first start; a no-op

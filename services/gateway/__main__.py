@@ -14,11 +14,11 @@ from shop.retrieval.v1 import retrieval_service_pb2 as qpb
 
 from libs.catalog.store import load_dataset
 from libs.channels import open_channel
-from libs.config import EventStoreSettings, ExperimentSettings, ServiceSettings
+from libs.config import ExperimentSettings, StoreSettings
 from libs.events import open_event_store
 from libs.events.retention import expire_responses, prune_periodically
 from libs.products.catalog import Catalog, dataset_products
-from libs.products.store import open_product_store
+from libs.products.store import open_catalog_store
 from libs.products.view import CatalogView
 from libs.readiness import Dependencies, grpc_health_check
 from libs.grpc_server import Registration, serve
@@ -30,14 +30,8 @@ from libs.on_demand import RESPONSE_TTL_S
 from services.gateway.servicer import GatewayServicer
 
 
-class GatewaySettings(ServiceSettings):
-    events: EventStoreSettings = Field(default_factory=EventStoreSettings)
+class GatewaySettings(StoreSettings):
     experiment: ExperimentSettings = Field(default_factory=ExperimentSettings)
-    # PostgreSQL of the catalogue (products), when it is not SHOP_EVENTS_DSN's database. Unset = SHOP_EVENTS_DSN's,
-    # or with that unset too, the SQLite events file (its own tables).
-    catalog_dsn: SecretStr | None = Field(None, validation_alias="SHOP_CATALOG_DSN")
-    # How often each replica reads the catalogue's new changes, seconds: the bound on how stale its view is.
-    catalog_poll_s: float = Field(0.5, gt=0, validation_alias="SHOP_CATALOG_POLL_S")
     # Deadline used when the caller sets none, seconds.
     default_deadline_s: float = Field(2.0, validation_alias="SHOP_DEFAULT_DEADLINE_S")
     # MMR diversity weight passed to ranking (0 = off).
@@ -56,9 +50,7 @@ async def main() -> None:
     addrs, sec = settings.addresses, settings.security
     dataset = load_dataset(settings.artifacts_dir)
     events = open_event_store(settings.events, settings.artifacts_dir)
-    catalog_dsn = settings.catalog_dsn or settings.events.dsn
-    products = open_product_store(catalog_dsn.get_secret_value() if catalog_dsn else None,
-                                  settings.events.sqlite_path(settings.artifacts_dir), timeout_s=settings.events.timeout_s)
+    products = open_catalog_store(settings)
     view = CatalogView(products)
     following = asyncio.create_task(view.seed_and_follow(dataset_products(dataset.items), settings.catalog_poll_s))
     retention = [asyncio.create_task(prune_periodically(events, settings.events.retention_days)),

@@ -256,6 +256,29 @@ async def test_purchase_frequency_prior_is_served_and_explained_as_it_is(query):
             assert ex.score - ex.baseline == pytest.approx(measured + ex.interaction, abs=1e-6)
 
 
+async def test_products_newer_than_the_bundle_are_explained_with_the_score_ranking_served():
+    """A product the catalogue has but the bundle does not: explained from its title (embedding and query match),
+    with the same score ranking served it; the query match names only words its title holds."""
+    from libs.ranking import RankingCore  # noqa: PLC0415
+
+    async def new_titles(ids):
+        return {p: "PAPER LANTERN" for p in ids if p == "NEW-1"}
+
+    rankers = fakes.FakeRankers()
+    ids = ["NEW-1", fakes.PRODUCTS[2]]
+    ranking = RankingCore(fakes.store(), fakes.TITLES, fakes.FUSION, rankers.infer, fakes.encode, _version,
+                          new_titles=new_titles)
+    served = await ranking.rank("1", "tea lantern", ids, 0, "fused", 0.0, [], 1.0)
+    core = ExplanationCore(fakes.store(), fakes.TITLES, fakes.FUSION, rankers.infer, fakes.encode,
+                           new_titles=new_titles)
+    out = await core.explain("1", "tea lantern", ids, "fused", [], 1.0)
+    scores = {i.product_id: i.score for i in served.items}
+    for pid, ex in zip(ids, out.explanations):
+        assert ex.score == pytest.approx(scores[pid], abs=1e-9)
+    matched = [e.text for e in out.explanations[0].evidence if e.kind is d.EvidenceKind.QUERY_MATCH]
+    assert matched == ["lantern"]
+
+
 async def test_another_bundle_is_a_failed_precondition_and_the_held_one_is_named():
     from libs.errors import FailedPreconditionError  # noqa: PLC0415
 

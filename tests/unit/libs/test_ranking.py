@@ -6,6 +6,7 @@ from libs.errors import InvalidArgumentError, UnavailableError
 from libs.rankers.gnn_ranker import NAME as GNN_RANKER
 from libs.rankers.transformer_ranker import NAME as TRANSFORMER_RANKER
 from libs.ranking import RankingCore
+from libs.relevance import RELEVANCE
 from libs.diversity import mmr_order
 from tests.unit import fakes
 
@@ -105,3 +106,21 @@ async def test_explore_setting_of_a_variant_lifts_never_bought_products_by_a_fix
 async def test_bad_explore_settings_are_invalid_variants(variant):
     with pytest.raises(InvalidArgumentError, match="variant"):
         await _core(fakes.FakeRankers()).rank("1", "", ["A"], 0, variant, 0, [], 1.0)
+
+
+async def test_products_newer_than_the_bundle_are_ranked_from_their_catalogue_titles():
+    """A product the catalogue has but the bundle does not: scored from its title embedding (new_cand_emb), its
+    title graded against the query; ids neither knows are still refused by name."""
+    async def new_titles(ids):
+        return {p: "NEW " + fakes.TITLES[0] for p in ids if p == "NEW-1"}
+
+    core = RankingCore(fakes.store(), fakes.TITLES, fakes.FUSION, fakes.FakeRankers().infer, fakes.encode, _versions,
+                       new_titles=new_titles)
+    word = fakes.TITLES[0].split()[-1]
+    ranked = await core.rank("1", word, [fakes.PRODUCTS[1], "NEW-1"], 0, "fused", 0.0, [], 1.0)
+    new = next(i for i in ranked.items if i.product_id == "NEW-1")
+    assert new.title == "NEW " + fakes.TITLES[0]
+    assert new.model_scores[RELEVANCE] > 0
+    with pytest.raises(InvalidArgumentError) as info:
+        await core.rank("1", "", [fakes.PRODUCTS[1], "GONE"], 0, "fused", 0.0, [], 1.0)
+    assert [v.field for v in info.value.violations] == ["product_ids[1]"]

@@ -9,7 +9,7 @@ import scipy.sparse as sp
 from libs import domain as d
 from libs.errors import UnavailableError
 from libs.features import POOL_MAX, UserContext, candidate_pool
-from libs.retrieval import RetrievalCore, VectorIndex, analyse, rrf
+from libs.retrieval import RetrievalCore, analyse, rrf
 
 TITLES = ["WHITE METAL LANTERN", "RED HEART T-LIGHT HOLDER", "GARDEN LANTERN SET", "BLUE TEA CUP", "PINK TEA CUP"]
 IDS = ["71053", "84406B", "90001", "22000", "22001"]
@@ -57,12 +57,6 @@ def test_analyse_stems_and_drops_stop_words():
     assert analyse("The Lanterns of the garden") == ["lantern", "garden"]
 
 
-def test_vector_index_finds_neighbours_and_excludes():
-    index = VectorIndex(_vectors())
-    assert [i for i, _ in index.search(_vectors()[0], 2)] == [0, 2]
-    assert [i for i, _ in index.search(_vectors()[0], 1, exclude={0})] == [2]
-
-
 async def test_query_candidates_fuse_lexical_and_dense_with_matched_terms():
     cands, degradations = await _core().query_candidates("lanterns", "", 10, 1.0)
     assert degradations == []
@@ -80,8 +74,9 @@ async def test_encoder_outage_degrades_to_lexical_only():
 
 
 async def test_slow_encoder_degrades_to_lexical_within_the_callers_time():
+    core = _core(encoder_delay_s=5.0)
     start = time.monotonic()
-    cands, degradations = await _core(encoder_delay_s=5.0).query_candidates("tea cup", "", 10, 0.2)
+    cands, degradations = await core.query_candidates("tea cup", "", 10, 0.2)
     assert time.monotonic() - start < 0.2
     assert [x.stage for x in degradations] == [d.Stage.TEXT_ENCODER]
     assert {c.product_id for c in cands} == {"22000", "22001"}
@@ -119,7 +114,7 @@ async def test_over_store_reads_the_feature_stores_data():
 
     store = fakes.store()
     core = RetrievalCore.over_store(store, fakes.PRODUCTS, fakes.TITLES, fakes.encode)
-    assert np.array_equal(core.dense.vectors.shape, store.item_emb.shape)
+    assert len(core.indexes.dense) == len(core.indexes.lexical) == len(store.item_emb)
     cands, _ = await core.user_candidates("1", [], 10)
     assert "A" in {c.product_id for c in cands}  # user 1's own past purchase, from the store's history
 
@@ -134,3 +129,20 @@ async def test_user_candidates_are_the_rankers_candidate_pool_uncut():
         cands, _ = await core.user_candidates(user, [], POOL_MAX)
         pool = candidate_pool(store, store.user_context(user))
         assert sorted(store.item_index.get_indexer([c.product_id for c in cands])) == sorted(pool.tolist())
+
+
+async def test_recommend_adds_products_newer_than_the_bundle_like_the_users_latest_purchases():
+    from libs.domain import Availability, Money  # noqa: PLC0415
+    from libs.products.model import Product, ProductContent  # noqa: PLC0415
+
+    core = _core({"1": UserContext(np.array([3]), np.array([0.0]), np.array([0]), 1.0)})  # bought the blue cup
+
+    def new(pid: str, title: str) -> Product:
+        return Product(ProductContent(pid, title, Money("GBP", 1, 0), Availability.IN_STOCK), 0.0, 0.0, 1)
+
+    await core.indexes.apply([new("N1", "GREEN TEA CUP"), new("N2", "PAPER LANTERN")], core.encode, 1.0)
+    cands, _ = await core.user_candidates("1", [], POOL_MAX)
+    dense = {c.product_id: r.rank for c in cands for r in c.source_ranks if r.source is d.Source.DENSE}
+    assert dense == {"N1": 1, "N2": 2}  # the cup-like one first (the toy encoder: cups vs lanterns)
+    anonymous, _ = await core.user_candidates("999", [], POOL_MAX)
+    assert not {"N1", "N2"} & {c.product_id for c in anonymous}  # no purchases: nothing to be like

@@ -1,0 +1,133 @@
+"""The incremental indexes (tantivy, usearch) and ProductIndexes applying catalogue changes. Real engines; the
+text encoder is a function of the title (its Triton form is exercised by the integration tests)."""
+from __future__ import annotations
+
+import asyncio
+import zlib
+
+import numpy as np
+import pytest
+
+from libs.domain import Availability, Money
+from libs.errors import UnavailableError
+from libs.index.dense import UsearchIndex
+from libs.index.lexical import TantivyIndex
+from libs.index.products import IndexFollower, ProductIndexes
+from libs.products.model import Product, ProductContent
+from libs.relevance import analyse
+
+DIM = 8
+
+
+def _vector(title: str) -> np.ndarray:
+    """Titles sharing their first word point the same way."""
+    rng = np.random.default_rng(zlib.crc32(title.split()[0].encode()))
+    return rng.normal(size=DIM).astype(np.float32)
+
+
+async def _encode(texts, timeout):
+    return np.stack([_vector(t) for t in texts])
+
+
+def _product(pid: str, title: str, availability: Availability = Availability.IN_STOCK, seq: int = 1) -> Product:
+    return Product(ProductContent(pid, title, Money("GBP", 1, 0), availability), 0.0, 0.0, seq)
+
+
+def _indexes() -> ProductIndexes:
+    titles = ["WHITE METAL LANTERN", "BLUE TEA CUP", "PINK TEA CUP"]
+    return ProductIndexes(["1", "2", "3"], titles, np.stack([_vector(t) for t in titles]))
+
+
+def test_tantivy_scores_bm25_replaces_and_removes_by_key():
+    index = TantivyIndex()
+    index.upsert([0, 1, 2], [analyse("tea cup"), analyse("tea pot"), analyse("lantern")])
+    hits = index.search(analyse("tea cups"), 10)
+    assert [k for k, _ in hits] == [0, 1] and hits[0][1] > hits[1][1] > 0
+    index.upsert([1], [analyse("lantern cup")])  # replaces key 1's terms
+    assert {k for k, _ in index.search(["pot"], 10)} == set()
+    assert {k for k, _ in index.search(["lantern"], 10)} == {1, 2}
+    index.remove([2])
+    assert [k for k, _ in index.search(["lantern"], 10)] == [1]
+    assert len(index) == 2
+    assert index.search([], 10) == [] and index.search(["nothing"], 10) == []
+
+
+def test_usearch_finds_neighbours_replaces_and_removes_by_key():
+    index = UsearchIndex(DIM)
+    vectors = np.eye(DIM, dtype=np.float32)[:3]
+    index.upsert([10, 11, 12], vectors * 3)  # normalised on the way in: cosine
+    found = index.search(vectors[1], 2)
+    assert found[0][0] == 11 and found[0][1] == pytest.approx(1.0, abs=1e-5)
+    index.upsert([11], vectors[2:3])
+    assert {k for k, _ in index.search(vectors[2], 2)} == {11, 12}
+    index.remove([12, 99])  # unknown keys are ignored
+    assert len(index) == 2 and [k for k, _ in index.search(vectors[2], 5)][0] == 11
+
+
+async def test_new_product_is_found_by_title_words_and_by_meaning():
+    ix = _indexes()
+    await ix.apply([_product("9", "GREEN TEA CUP SET")], _encode, 1.0)
+    key = ix.key_of["9"]
+    assert key == 3 and ix.titles[key] == "GREEN TEA CUP SET"
+    assert key in {k for k, _ in ix.search_lexical("green", 10)}
+    assert ix.search_dense(_vector("GREEN"), 1)[0][0] == key
+
+
+async def test_sold_out_products_leave_both_indexes_and_come_back():
+    ix = _indexes()
+    await ix.apply([_product("2", "BLUE TEA CUP", Availability.OUT_OF_STOCK)], _encode, 1.0)
+    assert 1 not in {k for k, _ in ix.search_lexical("blue", 10)}
+    assert 1 not in {k for k, _ in ix.search_dense(_vector("BLUE"), 3)}
+    await ix.apply([_product("2", "BLUE TEA CUP", seq=2)], _encode, 1.0)
+    assert [k for k, _ in ix.search_lexical("blue", 10)] == [1]
+
+
+async def test_retitled_product_is_found_by_its_new_title_only():
+    ix = _indexes()
+    await ix.apply([_product("1", "PAPER LANTERN"), _product("1", "ZINC LANTERN", seq=2)], _encode, 1.0)
+    assert ix.titles[0] == "ZINC LANTERN" and ix.terms[0] == frozenset({"zinc", "lantern"})
+    assert [k for k, _ in ix.search_lexical("zinc", 10)] == [0]
+    assert ix.search_lexical("white", 10) == []
+
+
+async def test_price_change_needs_no_embedding():
+    async def down(texts, timeout):
+        raise UnavailableError("text_encoder: UNAVAILABLE")
+
+    ix = _indexes()
+    await ix.apply([_product("1", "WHITE METAL LANTERN")], down, 1.0)  # same title: nothing to embed
+    with pytest.raises(UnavailableError):
+        await ix.apply([_product("9", "NEW LANTERN")], down, 1.0)
+    assert "9" not in ix.key_of  # nothing half-applied
+
+
+class _View:
+    def __init__(self, products):
+        self.products = {p.product_id: p for p in products}
+        self.listeners = []
+
+
+async def test_follower_catches_up_on_attach_and_retries_while_the_encoder_is_down():
+    view = _View([_product("9", "GREEN TEA CUP SET")])
+    follower = IndexFollower(view, 1.0)
+    calls = []
+
+    async def flaky(texts, timeout):
+        calls.append(list(texts))
+        if len(calls) == 1:
+            raise UnavailableError("text_encoder: UNAVAILABLE")
+        return await _encode(texts, timeout)
+
+    ix = _indexes()
+    follower.attach(ix, flaky)  # a new bundle's indexes: the whole catalogue is queued
+    task = asyncio.create_task(follower.run())
+    try:
+        view.listeners[0]([_product("10", "RED LANTERN", seq=2)])  # what the view calls as it reads changes
+        for _ in range(40):
+            await asyncio.sleep(0.1)
+            if "10" in ix.key_of and "9" in ix.key_of:
+                break
+        assert {k for k, _ in ix.search_lexical("green", 5)} == {ix.key_of["9"]}
+        assert len(calls) >= 2  # retried after the failure
+    finally:
+        task.cancel()
