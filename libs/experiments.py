@@ -1,4 +1,5 @@
 """Experiment arms: stable assignment of users to ranking variants, and attribution tokens."""
+
 from __future__ import annotations
 
 import base64
@@ -76,11 +77,12 @@ class AttributionTokens:
         return cls(secrets.token_bytes(32))
 
     def _sign(self, payload: bytes) -> str:
-        return _b64(hmac.new(self._key, payload, hashlib.sha256).digest()[:self._SIG_BYTES])
+        return _b64(hmac.new(self._key, payload, hashlib.sha256).digest()[: self._SIG_BYTES])
 
     def issue(self, variant: str) -> str:
-        payload = json.dumps({"r": secrets.token_hex(8), "v": variant, "t": int(time.time())},
-                             separators=(",", ":")).encode()
+        payload = json.dumps(
+            {"r": secrets.token_hex(8), "v": variant, "t": int(time.time())}, separators=(",", ":")
+        ).encode()
         return f"{_b64(payload)}.{self._sign(payload)}"
 
     def variant_of(self, token: str, field: str) -> str:

@@ -2,6 +2,7 @@
 trained (with the purchase-frequency prior), add the variant's repeat-vs-explore term (libs.fusion) and query
 relevance for Search (libs.relevance), diversify with MMR. Answers with what it has when a model is down; never
 past the deadline."""
+
 from __future__ import annotations
 
 import asyncio
@@ -34,6 +35,7 @@ from libs.diversity import mmr_order
 
 log = logging.getLogger(__name__)
 
+
 @dataclass
 class Ranked:
     items: list[d.ScoredItem]
@@ -42,9 +44,17 @@ class Ranked:
 
 
 class RankingCore:
-    def __init__(self, store: FeatureStore, titles: Sequence[str], fusion: Fusion, infer: Infer,
-                 encode: EncodeQuery, versions: Versions, bundle_id: str = "", new_titles: NewTitles | None = None
-                 ) -> None:
+    def __init__(
+        self,
+        store: FeatureStore,
+        titles: Sequence[str],
+        fusion: Fusion,
+        infer: Infer,
+        encode: EncodeQuery,
+        versions: Versions,
+        bundle_id: str = "",
+        new_titles: NewTitles | None = None,
+    ) -> None:
         self.store = store
         self.titles = list(titles)
         self.matcher = TitleMatcher(self.titles)
@@ -55,8 +65,17 @@ class RankingCore:
         self.bundle_id = bundle_id  # named in every response's model_versions (libs/bundles.py)
         self.new_titles = new_titles  # products newer than the bundle, from the catalogue; None = refused
 
-    async def rank(self, user_id: str, query: str, product_ids: Sequence[str], page_size: int, variant: str,
-                   diversity: float, recent: Sequence[d.UserEvent], timeout: float) -> Ranked:
+    async def rank(
+        self,
+        user_id: str,
+        query: str,
+        product_ids: Sequence[str],
+        page_size: int,
+        variant: str,
+        diversity: float,
+        recent: Sequence[d.UserEvent],
+        timeout: float,
+    ) -> Ranked:
         arm = arm_of(variant)
         models = arm.models
         if not 0.0 <= diversity <= 1.0:
@@ -65,8 +84,9 @@ class RankingCore:
             raise invalid("product_ids", "must contain at least one product")
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
-        cands = await resolve_candidates(self.store, self.titles, product_ids, self.new_titles, self.encode,
-                                         timeout * 0.4)
+        cands = await resolve_candidates(
+            self.store, self.titles, product_ids, self.new_titles, self.encode, timeout * 0.4
+        )
         cand_idx = cands.idx
         degradations: list[d.Degradation] = []
         ctx = user_context(self.store, user_id, recent)
@@ -74,8 +94,10 @@ class RankingCore:
         if query and any(ranker(m).reads_query for m in models):
             emb = await encode_or_degrade(self.encode, [query], timeout * 0.4, degradations)
             query_emb = None if emb is None else emb[0]
-        inputs = {m: ranker(m).inputs(self.store, ctx, cand_idx, query_emb if ranker(m).reads_query else None,
-                                      cands.new_emb) for m in models}
+        inputs = {
+            m: ranker(m).inputs(self.store, ctx, cand_idx, query_emb if ranker(m).reads_query else None, cands.new_emb)
+            for m in models
+        }
         scores = await run_models(self.infer, inputs, max(deadline - loop.time(), 0.001), degradations)
         if not scores:
             raise UnavailableError("ranking: no ranker answered: " + "; ".join(x.reason for x in degradations))

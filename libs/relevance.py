@@ -13,6 +13,7 @@ and the rankers' (personal) score orders products within each grade: personalisa
 fills in where relevant products run out. WEIGHT is larger than the spread of fused scores (standardised units),
 which keeps the grades apart; being additive, its part of the served score is exactly measurable evidence.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -65,7 +66,7 @@ NO_MATCH = Match((), 0.0, False, False)
 
 def _has_phrase(query: Sequence[str], title: Sequence[str]) -> bool:
     n = len(query)
-    return n >= 2 and any(list(title[i:i + n]) == list(query) for i in range(len(title) - n + 1))
+    return n >= 2 and any(list(title[i : i + n]) == list(query) for i in range(len(title) - n + 1))
 
 
 def match(query_terms: Sequence[str], title_terms: Sequence[str]) -> Match:
@@ -87,8 +88,10 @@ class TitleMatcher:
     def matches(self, query: str, items: Sequence[int], titles: Sequence[str] = ()) -> list[Match]:
         """`titles`: the items' titles, read for those (item < 0) newer than this catalogue; without, no match."""
         terms = analyse(query)
-        return [match(terms, self.title_terms[i] if i >= 0 else analyse(titles[c])) if i >= 0 or titles else NO_MATCH
-                for c, i in enumerate(items)]
+        return [
+            match(terms, self.title_terms[i] if i >= 0 else analyse(titles[c])) if i >= 0 or titles else NO_MATCH
+            for c, i in enumerate(items)
+        ]
 
     def relevance(self, query: str, items: Sequence[int], titles: Sequence[str] = ()) -> np.ndarray:
         return np.array([m.relevance for m in self.matches(query, items, titles)], np.float64)

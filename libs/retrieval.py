@@ -2,6 +2,7 @@
 the living catalogue (libs.index.products), fused by reciprocal rank fusion. User: the rankers' candidate pool
 (libs.features.candidate_parts: own past items, co-purchase neighbours of recent ones, recent popularity), ordered by
 reciprocal rank fusion of its parts."""
+
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
@@ -24,6 +25,7 @@ RANKED_PARTS = {POOL_CO_PURCHASE: d.Source.CO_PURCHASE, POOL_SIMILAR: d.Source.S
 # which leaves the gateway time to rank, instead of the whole request running out waiting on a slow encoder.
 ENCODER_SHARE = 0.5
 
+
 def rrf(lists: dict[d.Source, list[tuple[int, float]]], k: int = RRF_K) -> list[tuple[int, float, list[d.SourceRank]]]:
     """Reciprocal rank fusion of ranked (item, score) lists; ties broken by item index for determinism."""
     fused: dict[int, float] = {}
@@ -37,10 +39,17 @@ def rrf(lists: dict[d.Source, list[tuple[int, float]]], k: int = RRF_K) -> list[
 
 
 class RetrievalCore:
-    def __init__(self, product_ids: Sequence[str], titles: Sequence[str], item_vectors: np.ndarray,
-                 popularity: np.ndarray, parts: Callable[[UserContext], list[tuple[str, np.ndarray]]],
-                 history: Callable[[str, Sequence[d.UserEvent]], UserContext], encode: EncodeQuery,
-                 half_life_days: float = 60.0) -> None:
+    def __init__(
+        self,
+        product_ids: Sequence[str],
+        titles: Sequence[str],
+        item_vectors: np.ndarray,
+        popularity: np.ndarray,
+        parts: Callable[[UserContext], list[tuple[str, np.ndarray]]],
+        history: Callable[[str, Sequence[d.UserEvent]], UserContext],
+        encode: EncodeQuery,
+        half_life_days: float = 60.0,
+    ) -> None:
         self.n_items = len(product_ids)  # the bundle's; popularity and histories index these
         self.indexes = ProductIndexes(product_ids, titles, item_vectors)
         self.item_vectors = np.asarray(item_vectors, np.float32)
@@ -51,24 +60,33 @@ class RetrievalCore:
         self.half_life_s = half_life_days * 86400.0
 
     @classmethod
-    def over_store(cls, store: FeatureStore, product_ids: Sequence[str], titles: Sequence[str], encode: EncodeQuery
-                   ) -> "RetrievalCore":
+    def over_store(
+        cls, store: FeatureStore, product_ids: Sequence[str], titles: Sequence[str], encode: EncodeQuery
+    ) -> "RetrievalCore":
         """Retrieval over a feature store's data: its title embeddings, recent popularity, candidate pool and user
         histories (with fresh events) - how the service, the offline evaluation and the load floor build it."""
-        return cls(product_ids, titles, store.item_emb, store.pop[:, Pop.LOG_ORDERS_28D],
-                   lambda ctx: candidate_parts(store, ctx),
-                   lambda user_id, recent: user_context(store, user_id, recent), encode)
+        return cls(
+            product_ids,
+            titles,
+            store.item_emb,
+            store.pop[:, Pop.LOG_ORDERS_28D],
+            lambda ctx: candidate_parts(store, ctx),
+            lambda user_id, recent: user_context(store, user_id, recent),
+            encode,
+        )
 
-    def _candidates(self, fused: list[tuple[int, float, list[d.SourceRank]]], limit: int,
-                    terms: Sequence[str] = ()) -> list[d.Candidate]:
+    def _candidates(
+        self, fused: list[tuple[int, float, list[d.SourceRank]]], limit: int, terms: Sequence[str] = ()
+    ) -> list[d.Candidate]:
         out, ix = [], self.indexes
         for item, score, ranks in fused[:limit]:
             matched = [t for t in terms if t in ix.terms[item]]
             out.append(d.Candidate(ix.product_ids[item], ix.titles[item], score, ranks, matched))
         return out
 
-    async def query_candidates(self, query: str, user_id: str, limit: int, timeout: float,
-                               recent: Sequence[d.UserEvent] = ()) -> tuple[list[d.Candidate], list[d.Degradation]]:
+    async def query_candidates(
+        self, query: str, user_id: str, limit: int, timeout: float, recent: Sequence[d.UserEvent] = ()
+    ) -> tuple[list[d.Candidate], list[d.Degradation]]:
         """`timeout`: the caller's remaining time; a slow or dead encoder gives lexical-only candidates, flagged."""
         degradations: list[d.Degradation] = []
         lists = {d.Source.LEXICAL: self.indexes.search_lexical(query, PER_SOURCE)}
@@ -79,8 +97,7 @@ class RetrievalCore:
         if user_id:
             # Personal signal for search: the user's own past purchases that match a query term.
             bought = self._repeat(self.history(user_id, recent))
-            lists[d.Source.REPEAT_PURCHASE] = [(i, s) for i, s in bought
-                                               if self.indexes.terms[i].intersection(terms)]
+            lists[d.Source.REPEAT_PURCHASE] = [(i, s) for i, s in bought if self.indexes.terms[i].intersection(terms)]
         return self._candidates(rrf(lists), limit, terms), degradations
 
     def _repeat(self, h: UserContext, limit: int = PER_SOURCE) -> list[tuple[int, float]]:
@@ -98,8 +115,9 @@ class RetrievalCore:
         latest = list(dict.fromkeys(h.items[::-1].tolist()))[:NEW_SEEDS]
         return self.indexes.newer_like(self.item_vectors[latest].mean(axis=0), NEW_PER_USER)
 
-    async def user_candidates(self, user_id: str, recent: Sequence[d.UserEvent], limit: int
-                              ) -> tuple[list[d.Candidate], list[d.Degradation]]:
+    async def user_candidates(
+        self, user_id: str, recent: Sequence[d.UserEvent], limit: int
+    ) -> tuple[list[d.Candidate], list[d.Degradation]]:
         """Exactly the rankers' candidate pool (what they were trained and evaluated on), each part a source:
         own past items by decayed frequency, co-purchase neighbours, similar customers' products, popular items;
         plus up to NEW_PER_USER products newer than the bundle (dense). With `limit` >= POOL_MAX (the gateway's ask)

@@ -2,6 +2,7 @@
 (libs.index.lexical: tantivy BM25; libs.index.dense: usearch HNSW). Keys are non-negative ints the caller assigns;
 upserting a key replaces its entry, so a search engine cluster (OpenSearch, Vespa) can stand behind the same
 interfaces."""
+
 from __future__ import annotations
 
 from collections.abc import Sequence

@@ -1,4 +1,5 @@
 """Nearest neighbours with updates: usearch's HNSW, which (unlike FAISS's) removes and replaces entries by key."""
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -20,10 +21,17 @@ class UsearchIndex:
     sizes), where small settings miss exact neighbours (`make bench-scale`, recall@10 vs exact at x10: 0.978 with
     128 on search, 0.998 with 256, for ~0.2 ms more per query)."""
 
-    def __init__(self, ndim: int, connectivity: int = 32, expansion_add: int = 200, expansion_search: int = 256
-                 ) -> None:
-        self.index = Index(ndim=ndim, metric="ip", dtype="f32", connectivity=connectivity,
-                           expansion_add=expansion_add, expansion_search=expansion_search)
+    def __init__(
+        self, ndim: int, connectivity: int = 32, expansion_add: int = 200, expansion_search: int = 256
+    ) -> None:
+        self.index = Index(
+            ndim=ndim,
+            metric="ip",
+            dtype="f32",
+            connectivity=connectivity,
+            expansion_add=expansion_add,
+            expansion_search=expansion_search,
+        )
 
     def upsert(self, keys: Sequence[int], vectors: np.ndarray) -> None:
         if len(keys) == 0:

@@ -4,6 +4,7 @@ Documents are the already analysed terms joined by spaces and split again by tan
 index holds exactly the terms of libs.relevance.analyse - the analysis that ranking, explanation and the evaluation
 share. Queries are built as term queries (no query syntax), so nothing a shopper types can be a parse error.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -53,8 +54,9 @@ class TantivyIndex:
         terms = list(dict.fromkeys(terms))
         if not terms or k <= 0:
             return []
-        query = tantivy.Query.boolean_query([(tantivy.Occur.Should, tantivy.Query.term_query(self.schema, TERMS, t))
-                                             for t in terms])
+        query = tantivy.Query.boolean_query(
+            [(tantivy.Occur.Should, tantivy.Query.term_query(self.schema, TERMS, t)) for t in terms]
+        )
         searcher = self.searcher  # one snapshot for the hits and their keys
         hits = searcher.search(query, k).hits
         keys = searcher.fast_field_values(KEY, [address for _, address in hits])

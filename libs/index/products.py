@@ -5,6 +5,7 @@ line up with them); products newer than the bundle get the next keys as they arr
 indexes under their current title; new or retitled ones are embedded by the text encoder (Triton) in batches; sold
 out and discontinued ones are removed, and come back (re-embedded) when in stock again.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -29,8 +30,14 @@ RETRY_S = 1.0  # wait before retrying changes whose titles could not be embedded
 
 
 class ProductIndexes:
-    def __init__(self, product_ids: Sequence[str], titles: Sequence[str], vectors: np.ndarray,
-                 lexical: TextIndex | None = None, dense: VectorIndex | None = None) -> None:
+    def __init__(
+        self,
+        product_ids: Sequence[str],
+        titles: Sequence[str],
+        vectors: np.ndarray,
+        lexical: TextIndex | None = None,
+        dense: VectorIndex | None = None,
+    ) -> None:
         self.product_ids = list(product_ids)
         self.titles = list(titles)
         self.key_of = {p: k for k, p in enumerate(self.product_ids)}
@@ -91,7 +98,7 @@ class ProductIndexes:
             for key in gone:
                 self.newer.pop(key, None)
         for start in range(0, len(embed), EMBED_BATCH):
-            part = embed[start:start + EMBED_BATCH]
+            part = embed[start : start + EMBED_BATCH]
             vectors = await asyncio.wait_for(encode([t for _, t in part], timeout_s), timeout_s)
             keys = [self._key(pid, title) for pid, title in part]
             self.lexical.upsert(keys, [sorted(self.terms[k]) for k in keys])

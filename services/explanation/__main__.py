@@ -2,6 +2,7 @@
 
 Products newer than the bundle are explained from their titles, read from the catalogue (the store the gateway
 writes: SHOP_CATALOG_DSN, else SHOP_EVENTS_DSN, else the SQLite events file), followed every SHOP_CATALOG_POLL_S."""
+
 from __future__ import annotations
 
 import asyncio
@@ -30,8 +31,16 @@ async def main() -> None:
     view = CatalogView(products)
 
     def build(state: ServingState, pinned: PinnedTriton) -> ExplanationCore:
-        return ExplanationCore(state.store, state.dataset.items["title"], state.fusion, pinned.infer, encoder(pinned),
-                               pinned.version, state.bundle.id, new_titles=view.titles)
+        return ExplanationCore(
+            state.store,
+            state.dataset.items["title"],
+            state.fusion,
+            pinned.infer,
+            encoder(pinned),
+            pinned.version,
+            state.bundle.id,
+            new_titles=view.titles,
+        )
 
     switch = BundleSwitch(settings.artifacts_dir, triton, (*ranker_names(), TEXT_ENCODER), build)
     servicer = ExplanationServicer(switch.current, settings.triton.timeout_s)
@@ -42,10 +51,18 @@ async def main() -> None:
         await triton.close()
         products.close()
 
-    await serve("explanation", settings, settings.addresses.explanation,
-                Registration(lambda s: pb_grpc.add_ExplanationServiceServicer_to_server(servicer, s),
-                             [pb.DESCRIPTOR.services_by_name["ExplanationService"].full_name]),
-                on_stop=close, ready=switch.ready, background=switch.run)
+    await serve(
+        "explanation",
+        settings,
+        settings.addresses.explanation,
+        Registration(
+            lambda s: pb_grpc.add_ExplanationServiceServicer_to_server(servicer, s),
+            [pb.DESCRIPTOR.services_by_name["ExplanationService"].full_name],
+        ),
+        on_stop=close,
+        ready=switch.ready,
+        background=switch.run,
+    )
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 Products newer than the bundle are scored from their catalogue titles (the store the gateway writes), polled every
 SHOP_CATALOG_POLL_S."""
+
 from __future__ import annotations
 
 import asyncio
@@ -30,8 +31,16 @@ async def main() -> None:
     view = CatalogView(products)
 
     def build(state: ServingState, pinned: PinnedTriton) -> RankingCore:
-        return RankingCore(state.store, state.dataset.items["title"], state.fusion, pinned.infer, encoder(pinned),
-                           pinned.version, bundle_id=state.bundle.id, new_titles=view.titles)
+        return RankingCore(
+            state.store,
+            state.dataset.items["title"],
+            state.fusion,
+            pinned.infer,
+            encoder(pinned),
+            pinned.version,
+            bundle_id=state.bundle.id,
+            new_titles=view.titles,
+        )
 
     switch = BundleSwitch(settings.artifacts_dir, triton, (*ranker_names(), TEXT_ENCODER), build)
     servicer = RankingServicer(switch.current, settings.triton.timeout_s)
@@ -42,10 +51,18 @@ async def main() -> None:
         await triton.close()
         products.close()
 
-    await serve("ranking", settings, settings.addresses.ranking,
-                Registration(lambda s: pb_grpc.add_RankingServiceServicer_to_server(servicer, s),
-                             [pb.DESCRIPTOR.services_by_name["RankingService"].full_name]),
-                on_stop=close, ready=switch.ready, background=switch.run)
+    await serve(
+        "ranking",
+        settings,
+        settings.addresses.ranking,
+        Registration(
+            lambda s: pb_grpc.add_RankingServiceServicer_to_server(servicer, s),
+            [pb.DESCRIPTOR.services_by_name["RankingService"].full_name],
+        ),
+        on_stop=close,
+        ready=switch.ready,
+        background=switch.run,
+    )
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 Its indexes follow the catalogue (the store the gateway writes: SHOP_CATALOG_DSN, else SHOP_EVENTS_DSN, else the
 SQLite events file), polled every SHOP_CATALOG_POLL_S; the gateway seeds it."""
+
 from __future__ import annotations
 
 import asyncio
@@ -46,10 +47,18 @@ async def main() -> None:
         await triton.close()
         products.close()
 
-    await serve("retrieval", settings, settings.addresses.retrieval,
-                Registration(lambda s: pb_grpc.add_RetrievalServiceServicer_to_server(servicer, s),
-                             [pb.DESCRIPTOR.services_by_name["RetrievalService"].full_name]),
-                on_stop=close, ready=switch.ready_unless_triton_down, background=switch.run)
+    await serve(
+        "retrieval",
+        settings,
+        settings.addresses.retrieval,
+        Registration(
+            lambda s: pb_grpc.add_RetrievalServiceServicer_to_server(servicer, s),
+            [pb.DESCRIPTOR.services_by_name["RetrievalService"].full_name],
+        ),
+        on_stop=close,
+        ready=switch.ready_unless_triton_down,
+        background=switch.run,
+    )
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 the real retrieval (tantivy + usearch following the catalogue, titles embedded by Triton's text encoder) and the
 real ranking and explanation (products newer than the bundle scored from their title embedding), over loopback
 gRPC."""
+
 from __future__ import annotations
 
 import time
@@ -36,9 +37,19 @@ def retrieval(stack: Stack) -> Iterator[qpb_grpc.RetrievalServiceStub]:
 
 
 def _upsert(catalog, pid: str, title: str, availability: int = cpb.AVAILABILITY_IN_STOCK) -> None:
-    catalog.UpsertProducts(pb.UpsertProductsRequest(products=[pb.Product(
-        product_id=pid, title=title, price=money_pb2.Money(currency_code="GBP", units=3), availability=availability)]),
-        timeout=10)
+    catalog.UpsertProducts(
+        pb.UpsertProductsRequest(
+            products=[
+                pb.Product(
+                    product_id=pid,
+                    title=title,
+                    price=money_pb2.Money(currency_code="GBP", units=3),
+                    availability=availability,
+                )
+            ]
+        ),
+        timeout=10,
+    )
 
 
 def _wait_for(found, what: str) -> float:
@@ -63,14 +74,16 @@ def test_new_product_is_found_by_search_within_two_seconds(gateway, catalog, ret
     assert page.results[0].product.product_id == pid  # the only title with every word the shopper typed
     assert found.product.title == title and found.availability == cpb.AVAILABILITY_IN_STOCK
     assert found.price.units == 3 and found.model_scores["relevance"] > 0
-    assert not [x for x in page.degradations if x.stage in (cpb.STAGE_RANKING, cpb.STAGE_RETRIEVAL,
-                                                             cpb.STAGE_EXPLANATION)]
+    assert not [
+        x for x in page.degradations if x.stage in (cpb.STAGE_RANKING, cpb.STAGE_RETRIEVAL, cpb.STAGE_EXPLANATION)
+    ]
     # Explained like any product: its query match names the words its title holds.
     assert found.explanation.sentence and found.explanation.score == pytest.approx(found.score, abs=1e-3)
     assert any(e.type == cpb.EVIDENCE_TYPE_QUERY_MATCH and word in e.text for e in found.explanation.evidence)
     # Both halves of retrieval hold it: its invented word (lexical) and its meaning (dense, by its whole title).
-    cands = retrieval.RetrieveQueryCandidates(qpb.RetrieveQueryCandidatesRequest(query=title, page_size=200),
-                                              timeout=10).candidates
+    cands = retrieval.RetrieveQueryCandidates(
+        qpb.RetrieveQueryCandidatesRequest(query=title, page_size=200), timeout=10
+    ).candidates
     sources = next({r.source for r in c.source_ranks} for c in cands if c.product.product_id == pid)
     assert {cpb.CANDIDATE_SOURCE_LEXICAL, cpb.CANDIDATE_SOURCE_DENSE} <= sources
 
@@ -80,15 +93,19 @@ def test_retitled_and_sold_out_products_follow_the_catalogue(gateway, catalog, r
     pid = f"N-{uuid.uuid4().hex[:8]}"
 
     def ids(word: str) -> list[str]:
-        return [r.product.product_id for r in
-                gateway.Search(gpb.SearchRequest(query=word, page_size=10), timeout=10).results]
+        return [
+            r.product.product_id
+            for r in gateway.Search(gpb.SearchRequest(query=word, page_size=10), timeout=10).results
+        ]
 
     def by_words(word: str) -> set[str]:
         """What the lexical index finds for the word (dense neighbours of an invented word are any products)."""
-        cands = retrieval.RetrieveQueryCandidates(qpb.RetrieveQueryCandidatesRequest(query=word, page_size=200),
-                                                  timeout=10).candidates
-        return {c.product.product_id for c in cands
-                if any(r.source == cpb.CANDIDATE_SOURCE_LEXICAL for r in c.source_ranks)}
+        cands = retrieval.RetrieveQueryCandidates(
+            qpb.RetrieveQueryCandidatesRequest(query=word, page_size=200), timeout=10
+        ).candidates
+        return {
+            c.product.product_id for c in cands if any(r.source == cpb.CANDIDATE_SOURCE_LEXICAL for r in c.source_ranks)
+        }
 
     _upsert(catalog, pid, f"{old.upper()} TEA CUP")
     _wait_for(lambda: pid in ids(old), "the first title")
@@ -101,15 +118,20 @@ def test_retitled_and_sold_out_products_follow_the_catalogue(gateway, catalog, r
 def test_new_product_joins_the_recommend_pool_of_customers_who_bought_like_it(catalog, retrieval, gateway):
     """Customer 17850's latest purchase, retitled with an invented word, as a new product: among their Recommend
     candidates (dense neighbours of their latest purchases), and Recommend still ranks without degradation."""
-    pool = retrieval.RetrieveUserCandidates(qpb.RetrieveUserCandidatesRequest(user_id="17850", page_size=1000),
-                                            timeout=10).candidates
+    pool = retrieval.RetrieveUserCandidates(
+        qpb.RetrieveUserCandidatesRequest(user_id="17850", page_size=1000), timeout=10
+    ).candidates
     bought = next(c for c in pool if any(r.source == cpb.CANDIDATE_SOURCE_REPEAT_PURCHASE for r in c.source_ranks))
     pid = f"N-{uuid.uuid4().hex[:8]}"
     _upsert(catalog, pid, f"{bought.product.title} ZQ{uuid.uuid4().hex[:4].upper()}")
 
     def candidates() -> list[str]:
-        return [c.product.product_id for c in retrieval.RetrieveUserCandidates(
-            qpb.RetrieveUserCandidatesRequest(user_id="17850", page_size=1000), timeout=10).candidates]
+        return [
+            c.product.product_id
+            for c in retrieval.RetrieveUserCandidates(
+                qpb.RetrieveUserCandidatesRequest(user_id="17850", page_size=1000), timeout=10
+            ).candidates
+        ]
 
     _wait_for(lambda: pid in candidates(), "the new product among the customer's candidates")
     page = gateway.Recommend(gpb.RecommendRequest(user_id="17850", page_size=20), timeout=10)

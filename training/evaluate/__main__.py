@@ -1,7 +1,8 @@
 """python -m training.evaluate: the offline evaluation table (see training/README.md).
 
-    python -m training.evaluate [--models popularity,itemknn] [--no-search] [--reports DIR] [--verbose]
+python -m training.evaluate [--models popularity,itemknn] [--no-search] [--reports DIR] [--verbose]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -23,8 +24,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--models", default="", help="comma-separated registry names (default: all)")
     parser.add_argument("--no-search", action="store_true", help="skip the personalised-search proxy")
     parser.add_argument("--no-fidelity", action="store_true", help="skip the explanation deletion test")
-    parser.add_argument("--no-search-relevance", action="store_true",
-                        help="skip the search relevance evaluation (reports/search.*)")
+    parser.add_argument(
+        "--no-search-relevance", action="store_true", help="skip the search relevance evaluation (reports/search.*)"
+    )
     parser.add_argument("--window-days", type=int, default=SplitConfig.window_days)
     parser.add_argument("--end", default=None, help="exclusive end of the test window (default: end of data)")
     parser.add_argument("--data-dir", type=Path, default=None, help="raw data (SHOP_DATA_DIR)")

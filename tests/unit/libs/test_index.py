@@ -1,5 +1,6 @@
 """The incremental indexes (tantivy, usearch) and ProductIndexes applying catalogue changes. Real engines; the
 text encoder is a function of the title (its Triton form is exercised by the integration tests)."""
+
 from __future__ import annotations
 
 import asyncio

@@ -1,4 +1,5 @@
 """The A/B readout: events joined on their response's token, rates with intervals, differences from control."""
+
 import math
 
 import pytest
