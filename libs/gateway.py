@@ -8,7 +8,7 @@ import logging
 import re
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Protocol
 
 from libs import domain as d
@@ -27,6 +27,7 @@ from libs.features import POOL_MAX
 from libs.products.model import Product
 from libs.experiments import AttributionTokens, Variants
 from libs.on_demand import RESPONSE_TTL_S, ExplainedResults, OnDemand
+from libs.stages import Explainer, Ranking, Retrieval, StageResult
 
 log = logging.getLogger(__name__)
 
@@ -41,33 +42,6 @@ CANDIDATES = 200  # Search: retrieval's query candidates ranked per request
 RECENT_SHARE = 0.25  # of the request's budget, for reading the user's recorded events
 
 
-@dataclass
-class StageResult:
-    items: list
-    degradations: list[d.Degradation] = field(default_factory=list)
-    versions: list[d.ModelVersion] = field(default_factory=list)
-
-
-class Retrieval(Protocol):
-    async def query_candidates(self, query: str, user_id: str, limit: int, timeout: float) -> StageResult: ...
-    async def user_candidates(
-        self, user_id: str, recent: Sequence[d.UserEvent], limit: int, timeout: float
-    ) -> StageResult: ...
-
-
-class Ranking(Protocol):
-    async def rank(
-        self,
-        user_id: str,
-        query: str,
-        candidates: Sequence[d.Candidate],
-        page_size: int,
-        variant: str,
-        recent: Sequence[d.UserEvent],
-        timeout: float,
-    ) -> StageResult: ...
-
-
 class CatalogReader(Protocol):
     """This replica's view of the catalogue (libs.products.view.CatalogView)."""
 
@@ -75,20 +49,6 @@ class CatalogReader(Protocol):
 
     def get(self, product_id: str) -> Product | None: ...
     async def unknown(self, product_ids: Sequence[str]) -> list[str]: ...
-
-
-class Explainer(Protocol):
-    async def explain(
-        self,
-        user_id: str,
-        query: str,
-        product_ids: Sequence[str],
-        variant: str,
-        recent: Sequence[d.UserEvent],
-        timeout: float,
-        bundle_id: str = "",
-        all_evidence: bool = False,
-    ) -> StageResult: ...
 
 
 @dataclass

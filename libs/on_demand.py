@@ -15,7 +15,6 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
 
 from libs import domain as d
 from libs.bundles import BUNDLE_MODEL
@@ -29,6 +28,7 @@ from libs.errors import (
 )
 from libs.events import EventStore
 from libs.explain.wording import confidence
+from libs.stages import Explainer
 
 log = logging.getLogger(__name__)
 
@@ -42,20 +42,6 @@ RESPONSE_NOT_KEPT = "RESPONSE_NOT_KEPT"
 RESULT_CHANGED = "RESULT_CHANGED"
 # Served and explained scores are float32 on the wire; the same computation gives the same float32.
 SCORE_TOLERANCE = 1e-6
-
-
-class Explainer(Protocol):
-    async def explain(
-        self,
-        user_id: str,
-        query: str,
-        product_ids: Sequence[str],
-        variant: str,
-        recent: Sequence[d.UserEvent],
-        timeout: float,
-        bundle_id: str = "",
-        all_evidence: bool = False,
-    ): ...  # -> libs.gateway.StageResult
 
 
 @dataclass

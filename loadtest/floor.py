@@ -30,7 +30,8 @@ from libs.scoring import EncodeQuery
 from libs.serving_state import load_serving_state
 from libs.triton.text import encoder
 from libs.explain.core import ExplanationCore
-from libs.gateway import Budget, GatewayCore, StageResult
+from libs.gateway import Budget, GatewayCore
+from libs.stages import StageResult
 from libs.experiments import Variants
 from libs.ranking import RankingCore
 from libs.retrieval import RetrievalCore

@@ -16,7 +16,7 @@ from shop.retrieval.v1 import retrieval_service_pb2_grpc as qgrpc
 from libs import convert
 from libs import domain as d
 from libs.errors import DeadlineError, FailedPreconditionError, UnavailableError
-from libs.gateway import StageResult
+from libs.stages import StageResult
 
 
 def _domain_error(exc: grpc.aio.AioRpcError, stage: str) -> Exception:

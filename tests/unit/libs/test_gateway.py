@@ -9,7 +9,8 @@ from libs import domain as d
 from libs.errors import AlreadyExistsError, DeadlineError, InvalidArgumentError, UnavailableError
 from libs.events import SqliteEventStore
 from libs.products.model import Product, ProductContent
-from libs.gateway import Budget, GatewayCore, Recorded, StageResult
+from libs.gateway import Budget, GatewayCore, Recorded
+from libs.stages import StageResult
 from libs.experiments import Variants
 
 

@@ -8,7 +8,8 @@ import pytest
 from libs import domain as d
 from libs.errors import FailedPreconditionError, InvalidArgumentError, UnavailableError
 from libs.events import SqliteEventStore
-from libs.gateway import Budget, GatewayCore, StageResult
+from libs.gateway import Budget, GatewayCore
+from libs.stages import StageResult
 from libs.experiments import AttributionTokens, Variants
 from libs.on_demand import RESPONSE_NOT_KEPT, RESULT_CHANGED
 from tests.unit.libs.test_gateway import FakeCatalog, FakeRetrieval
