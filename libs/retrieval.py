@@ -1,6 +1,7 @@
 """Candidate generation. Query: BM25 (bm25s) + dense ANN (FAISS HNSW over title embeddings), fused by
 reciprocal rank fusion. User: the rankers' candidate pool (libs.features.candidate_parts: own past items,
-co-purchase neighbours of recent ones, recent popularity), ordered by reciprocal rank fusion of its parts."""
+co-purchase neighbours of recent ones, recent popularity), ordered by reciprocal rank fusion of its parts, or a
+shelf's own candidates (libs.shelves)."""
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
@@ -8,8 +9,10 @@ from collections.abc import Callable, Sequence
 import bm25s
 import faiss
 import numpy as np
+import scipy.sparse as sp
 
 from libs import domain as d
+from libs import shelves
 from libs.features import FeatureStore, UserContext, candidate_parts
 from libs.features.store import POOL_CO_PURCHASE, POOL_HISTORY, POOL_POPULAR, POOL_SIMILAR
 from libs.history import user_context
@@ -78,7 +81,7 @@ class RetrievalCore:
     def __init__(self, product_ids: Sequence[str], titles: Sequence[str], item_vectors: np.ndarray,
                  popularity: np.ndarray, parts: Callable[[UserContext], list[tuple[str, np.ndarray]]],
                  history: Callable[[str, Sequence[d.UserEvent]], UserContext], encode: EncodeQuery,
-                 half_life_days: float = 60.0) -> None:
+                 copurchase: sp.csr_matrix, half_life_days: float = 60.0) -> None:
         self.product_ids = list(product_ids)
         self.titles = list(titles)
         self.lexical = LexicalIndex(titles)
@@ -88,6 +91,8 @@ class RetrievalCore:
         self.history = history
         self.encode = encode
         self.half_life_s = half_life_days * 86400.0
+        self.copurchase = copurchase  # invoices shared by each pair of products (frequently bought together)
+        self.item_index = {p: i for i, p in enumerate(self.product_ids)}
 
     @classmethod
     def over_store(cls, store: FeatureStore, product_ids: Sequence[str], titles: Sequence[str], encode: EncodeQuery
@@ -95,7 +100,7 @@ class RetrievalCore:
         """Retrieval over a feature store's data: its title embeddings, recent popularity, candidate pool and user
         histories (with fresh events) - how the service, the offline evaluation and the load floor build it."""
         return cls(product_ids, titles, store.item_emb, store.pop[:, 1], lambda ctx: candidate_parts(store, ctx),
-                   lambda user_id, recent: user_context(store, user_id, recent), encode)
+                   lambda user_id, recent: user_context(store, user_id, recent), encode, store.copurchase)
 
     def _candidates(self, fused: list[tuple[int, float, list[d.SourceRank]]], limit: int,
                     terms: Sequence[str] = ()) -> list[d.Candidate]:
@@ -131,14 +136,29 @@ class RetrievalCore:
         order = np.flatnonzero(scores)[np.argsort(-scores[np.flatnonzero(scores)], kind="stable")]
         return [(int(i), float(scores[i])) for i in order[:limit]]
 
-    async def user_candidates(self, user_id: str, recent: Sequence[d.UserEvent], limit: int
+    async def user_candidates(self, user_id: str, recent: Sequence[d.UserEvent], limit: int,
+                              shelf: d.Shelf = d.Shelf.FOR_YOU, context: Sequence[str] = ()
                               ) -> tuple[list[d.Candidate], list[d.Degradation]]:
-        """Exactly the rankers' candidate pool (what they were trained and evaluated on), each part a source:
-        own past items by decayed frequency, co-purchase neighbours, similar customers' products, popular items.
-        With `limit` >= POOL_MAX (the gateway's ask) nothing is cut."""
+        """FOR_YOU: exactly the rankers' candidate pool (what they were trained and evaluated on), each part a
+        source: own past items by decayed frequency, co-purchase neighbours, similar customers' products, popular
+        items; with `limit` >= POOL_MAX (the gateway's ask) nothing is cut. Other shelves: their own candidates
+        (libs.shelves); `context` = the context product ids (unknown ones contribute nothing)."""
+        if shelf == d.Shelf.FREQUENTLY_BOUGHT_TOGETHER:
+            together = shelves.frequently_bought_together(self.copurchase, shelves.context_items(self.item_index,
+                                                                                                  context), limit)
+            return self._candidates(rrf({d.Source.CO_PURCHASE: together}), limit), []
+        if shelf == d.Shelf.SIMILAR_ITEMS:
+            items = shelves.context_items(self.item_index, context)[:1]
+            similar = self.dense.search(self.dense.vectors[items[0]], limit, exclude=set(items)) if items else []
+            return self._candidates(rrf({d.Source.DENSE: similar}), limit), []
         h = self.history(user_id, recent)
+        if shelf == d.Shelf.BUY_AGAIN:
+            return self._candidates(rrf({d.Source.REPEAT_PURCHASE: self._repeat(h, len(h.items))}), limit), []
+        parts = self.parts(h)
+        if shelf == d.Shelf.DISCOVER:
+            parts = shelves.discover_parts(parts, h.items)
         lists: dict[d.Source, list[tuple[int, float]]] = {}
-        for part, items in self.parts(h):
+        for part, items in parts:
             if part == POOL_HISTORY:
                 keep = set(items.tolist())
                 lists[d.Source.REPEAT_PURCHASE] = [(i, s) for i, s in self._repeat(h, len(h.items)) if i in keep]

@@ -39,12 +39,12 @@ class RetrievalClient:
             raise _domain_error(exc, "retrieval") from exc
         return StageResult([convert.candidate_from_pb(c) for c in resp.candidates], [convert.degradation_from_pb(x) for x in resp.degradations])
 
-    async def user_candidates(self, user_id: str, recent: Sequence[d.UserEvent], limit: int,
-                              timeout: float) -> StageResult:
+    async def user_candidates(self, user_id: str, recent: Sequence[d.UserEvent], limit: int, timeout: float,
+                              shelf: d.Shelf = d.Shelf.FOR_YOU, context: Sequence[str] = ()) -> StageResult:
         try:
             resp = await self.stub.RetrieveUserCandidates(qpb.RetrieveUserCandidatesRequest(
-                user_id=user_id, page_size=limit, recent_events=[convert.user_event_to_pb(e) for e in recent]),
-                timeout=timeout)
+                user_id=user_id, page_size=limit, recent_events=[convert.user_event_to_pb(e) for e in recent],
+                shelf=convert.shelf_to_pb(shelf), context_product_ids=list(context)), timeout=timeout)
         except grpc.aio.AioRpcError as exc:
             raise _domain_error(exc, "retrieval") from exc
         return StageResult([convert.candidate_from_pb(c) for c in resp.candidates], [convert.degradation_from_pb(x) for x in resp.degradations])

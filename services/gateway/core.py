@@ -42,8 +42,8 @@ class StageResult:
 
 class Retrieval(Protocol):
     async def query_candidates(self, query: str, user_id: str, limit: int, timeout: float) -> StageResult: ...
-    async def user_candidates(self, user_id: str, recent: Sequence[d.UserEvent], limit: int,
-                              timeout: float) -> StageResult: ...
+    async def user_candidates(self, user_id: str, recent: Sequence[d.UserEvent], limit: int, timeout: float,
+                              shelf: d.Shelf = d.Shelf.FOR_YOU, context: Sequence[str] = ()) -> StageResult: ...
 
 
 class Ranking(Protocol):
@@ -119,11 +119,14 @@ class GatewayCore:
         retrieved.degradations = degraded + retrieved.degradations
         return await self._rank_and_explain(user_id, query, retrieved, recent, page_size, explain, budget)
 
-    async def recommend(self, user_id: str, page_size: int, explain: bool, budget: Budget) -> Page:
+    async def recommend(self, user_id: str, page_size: int, explain: bool, budget: Budget,
+                        shelf: d.Shelf = d.Shelf.FOR_YOU, context: Sequence[str] = ()) -> Page:
+        """`shelf` picks the candidates (libs.shelves); `context`: its context product ids, already validated."""
         recent, degraded = await self._recent(user_id, budget)
-        retrieved = await self.retrieval.user_candidates(user_id, recent, POOL_MAX, budget.share(0.35))
+        retrieved = await self.retrieval.user_candidates(user_id, recent, POOL_MAX, budget.share(0.35), shelf,
+                                                         context)
         retrieved.degradations = degraded + retrieved.degradations
-        return await self._rank_and_explain(user_id, "", retrieved, recent, page_size, explain, budget)
+        return await self._rank_and_explain(user_id, "", retrieved, recent, page_size, explain, budget, shelf)
 
     async def _recent(self, user_id: str, budget: Budget) -> tuple[list[d.UserEvent], list[d.Degradation]]:
         """The user's recorded events; with the store down or slow, none, flagged (the dataset history still
@@ -143,7 +146,9 @@ class GatewayCore:
             return [], [d.Degradation(d.Stage.RETRIEVAL, "no fresh events: the event store did not answer in time")]
 
     async def _rank_and_explain(self, user_id: str, query: str, retrieved: StageResult,
-                                recent: list[d.UserEvent], page_size: int, explain: bool, budget: Budget) -> Page:
+                                recent: list[d.UserEvent], page_size: int, explain: bool, budget: Budget,
+                                shelf: d.Shelf | None = None) -> Page:
+        """`shelf`: the Recommend shelf (None for Search), carried in the attribution token."""
         variant = self.variants.assign(user_id)
         degradations = list(retrieved.degradations)
         if self.catalog.stale:
@@ -153,7 +158,7 @@ class GatewayCore:
         candidates = [c for c in retrieved.items if self._servable(c.product_id)]
         if not candidates:
             # Nothing matched (or only the lexical half ran): an empty page is the answer, not a ranking error.
-            return Page([], self.tokens.issue(variant), degradations, versions, variant)
+            return Page([], self.tokens.issue(variant, shelf), degradations, versions, variant)
         try:
             ranked = await self.ranking.rank(user_id, query, candidates, page_size, variant, recent,
                                              budget.share(0.6 if explain else 0.95))
@@ -179,7 +184,7 @@ class GatewayCore:
         for item in items:
             if (product := self.catalog.get(item.product_id)) is not None:
                 item.price, item.availability = product.content.price, product.content.availability
-        return Page(items, self.tokens.issue(variant), degradations, versions, variant)
+        return Page(items, self.tokens.issue(variant, shelf), degradations, versions, variant)
 
     def _servable(self, product_id: str) -> bool:
         """Sold-out and discontinued products are not served; ones the catalogue lacks are (the bundle knows them)."""
