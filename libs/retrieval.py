@@ -144,18 +144,20 @@ class RetrievalCore:
         items; with `limit` >= POOL_MAX (the gateway's ask) nothing is cut. Other shelves: their own candidates
         (libs.shelves); `context` = the context product ids (unknown ones contribute nothing)."""
         if shelf == d.Shelf.FREQUENTLY_BOUGHT_TOGETHER:
+            limit = min(limit, shelves.FBT_CANDIDATES)
             together = shelves.frequently_bought_together(self.copurchase, shelves.context_items(self.item_index,
                                                                                                   context), limit)
             return self._candidates(rrf({d.Source.CO_PURCHASE: together}), limit), []
         if shelf == d.Shelf.SIMILAR_ITEMS:
+            limit = min(limit, shelves.SIMILAR_CANDIDATES)
             items = shelves.context_items(self.item_index, context)[:1]
             similar = self.dense.search(self.dense.vectors[items[0]], limit, exclude=set(items)) if items else []
             return self._candidates(rrf({d.Source.DENSE: similar}), limit), []
         h = self.history(user_id, recent)
-        if shelf == d.Shelf.BUY_AGAIN:
-            return self._candidates(rrf({d.Source.REPEAT_PURCHASE: self._repeat(h, len(h.items))}), limit), []
         parts = self.parts(h)
-        if shelf == d.Shelf.DISCOVER:
+        if shelf == d.Shelf.BUY_AGAIN:
+            parts = shelves.buy_again_parts(parts)
+        elif shelf == d.Shelf.DISCOVER:
             parts = shelves.discover_parts(parts, h.items)
         lists: dict[d.Source, list[tuple[int, float]]] = {}
         for part, items in parts:

@@ -2,11 +2,12 @@
 attributed like the mixed list (issue 24).
 
 - FOR_YOU: the rankers' whole candidate pool (libs.features.candidate_parts), repeat and new products mixed.
-- BUY_AGAIN: only the customer's own past products.
+- BUY_AGAIN: only the customer's own past products (the pool's history part: the newest POOL_MAX_HISTORY).
 - DISCOVER: the pool minus every product the customer bought.
-- FREQUENTLY_BOUGHT_TOGETHER: products bought in the same invoices as the context products (the co-purchase counts
-  the features use), by summed count; the context products themselves never.
-- SIMILAR_ITEMS: the nearest titles to the one context product by embedding (retrieval's ANN), never itself.
+- FREQUENTLY_BOUGHT_TOGETHER: the FBT_CANDIDATES products bought in the most invoices together with the context
+  products (the co-purchase counts the features use, summed); the context products themselves never.
+- SIMILAR_ITEMS: the SIMILAR_CANDIDATES nearest titles to the one context product by embedding (retrieval's ANN),
+  never itself.
 
 Pure logic: validation of a request's shelf fields and the candidate lists over item indices.
 """
@@ -23,6 +24,11 @@ from libs.errors import FieldViolation, InvalidArgumentError
 from libs.features.store import POOL_HISTORY
 
 MAX_CONTEXT_PRODUCTS = 50
+# Candidates the rankers order on the context shelves. Further down either list a product stops being a complement
+# (a substitute): a heart T-light holder's 30 nearest titles are T-light holders, its 200th are not. The
+# frequently-bought-together count is chosen on validation NDCG@10 (`make eval`, training/evaluate/shelves.py).
+FBT_CANDIDATES = 50
+SIMILAR_CANDIDATES = 30
 # Shelves about the customer need one; the context shelves personalise with one when given.
 PERSONAL = frozenset({d.Shelf.FOR_YOU, d.Shelf.BUY_AGAIN, d.Shelf.DISCOVER})
 CONTEXT_BOUNDS = {d.Shelf.FREQUENTLY_BOUGHT_TOGETHER: (1, MAX_CONTEXT_PRODUCTS), d.Shelf.SIMILAR_ITEMS: (1, 1)}
@@ -60,6 +66,11 @@ def check_request(shelf: d.Shelf, user_id: str, context_product_ids: Sequence[st
 def context_items(index: Mapping[str, int], product_ids: Sequence[str]) -> list[int]:
     """Item indices of the context products the models know, in order; unknown ones contribute nothing."""
     return [index[p] for p in dict.fromkeys(product_ids) if p in index]
+
+
+def buy_again_parts(parts: Sequence[tuple[str, np.ndarray]]) -> list[tuple[str, np.ndarray]]:
+    """The pool's parts (candidate_parts) reduced to its history part."""
+    return [(name, items) for name, items in parts if name == POOL_HISTORY]
 
 
 def discover_parts(parts: Sequence[tuple[str, np.ndarray]], bought: np.ndarray) -> list[tuple[str, np.ndarray]]:

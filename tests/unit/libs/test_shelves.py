@@ -4,7 +4,7 @@ import scipy.sparse as sp
 
 from libs import domain as d
 from libs.errors import InvalidArgumentError
-from libs.shelves import (MAX_CONTEXT_PRODUCTS, check_request, context_items, discover_parts,
+from libs.shelves import (MAX_CONTEXT_PRODUCTS, buy_again_parts, check_request, context_items, discover_parts,
                           frequently_bought_together)
 
 FBT, SIMILAR = d.Shelf.FREQUENTLY_BOUGHT_TOGETHER, d.Shelf.SIMILAR_ITEMS
@@ -51,6 +51,7 @@ def test_discover_parts_drop_the_history_and_everything_bought():
     out = discover_parts(parts, np.array([1, 3, 1]))
     assert [name for name, _ in out] == ["co_purchase", "popular"]
     assert [items.tolist() for _, items in out] == [[4, 5], [6, 4]]
+    assert [(name, items.tolist()) for name, items in buy_again_parts(parts)] == [("history", [3, 1])]
 
 
 def test_frequently_bought_together_sums_counts_over_the_context_and_excludes_it():
