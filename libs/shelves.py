@@ -27,7 +27,7 @@ MAX_CONTEXT_PRODUCTS = 50
 # Candidates the rankers order on the context shelves. Further down either list a product stops being a complement
 # (a substitute): a heart T-light holder's 30 nearest titles are T-light holders, its 200th are not. The
 # frequently-bought-together count is chosen on validation NDCG@10 (`make eval`, training/evaluate/shelves.py).
-FBT_CANDIDATES = 50
+FBT_CANDIDATES = 100
 SIMILAR_CANDIDATES = 30
 # Shelves about the customer need one; the context shelves personalise with one when given.
 PERSONAL = frozenset({d.Shelf.FOR_YOU, d.Shelf.BUY_AGAIN, d.Shelf.DISCOVER})

@@ -334,7 +334,7 @@ def fbt_shelf(ds: Dataset, validation: Split, test: Split, fused: dict[str, Any]
 
     models = [("cooccurrence", "invoices shared with the context product, then popularity", {},
                lambda p: lambda train: _count_ranker(train, None)),
-              ("lift", "shared invoices / (orders of the product + beta), then popularity", {"beta": [0, 10, 100]},
+              ("lift", "shared invoices / (orders of the product + beta), then popularity", {"beta": [1, 10, 100]},
                lambda p: lambda train: _count_ranker(train, float(p["beta"]))),
               ("popularity", "orders in the last 28 days", {}, lambda p: lambda train: _popularity_ranker(train)),
               (SERVED, "the shelf as served: its top-n co-purchases ordered by the fused rankers",
