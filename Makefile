@@ -13,8 +13,8 @@ export TOKENIZERS_PARALLELISM := false
 export OMP_WAIT_POLICY := PASSIVE
 PYTEST_ARGS ?=
 
-.PHONY: venv buf protos data models models-if-absent eval run test test-unit test-integration bazel bazel-test \
-        k8s-validate load bench bench-scale chaos clean retrain rollout rollback ab-report loop-eval
+.PHONY: venv buf protos data models models-if-absent eval run lint test test-unit test-integration bazel bazel-test \
+        k8s-validate load bench bench-scale chaos clean retrain rollout rollback ab-report loop-eval console browser
 
 venv: $(VENV)/.stamp
 $(VENV)/.stamp: requirements.txt
@@ -50,7 +50,7 @@ models-if-absent: data
 	@if $(PY) -m training.train --check >/dev/null 2>&1; then echo "==> models present"; \
 	elif $(PY) -m training.bundles adopt >/dev/null 2>&1 && $(PY) -m training.train --check >/dev/null 2>&1; then \
 	  echo "==> models present (bundle 1 made from them)"; \
-	else echo "==> models absent: training (about 6 minutes on 2 cores)"; $(PY) -m training.train; fi
+	else echo "==> models absent: training (about 5 minutes on 2 cores)"; $(PY) -m training.train; fi
 
 eval: models-if-absent
 	$(PY) -m training.evaluate
@@ -58,11 +58,31 @@ eval: models-if-absent
 run: models-if-absent
 	$(PY) -m tools.stack
 
-test: buf models-if-absent
+# ruff (pinned in requirements.txt, configured in pyproject.toml): lint rules and the one code format.
+lint: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+test: lint buf models-if-absent browser
 	$(PY) -m pytest tests $(PYTEST_ARGS)
+
+# The console (services/console) beside `make run`: http://127.0.0.1:8080/ against the gateway make run serves.
+console: protos
+	$(PY) -m services.console
+
+# Debian's Chromium for the console's browser tests (Playwright drives it; its own browser download cannot work
+# offline). Installed when missing and we are root; otherwise those tests skip and say why.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && { echo "==> installing Debian's chromium"; \
+	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; } || \
+	  echo "==> no chromium (not root, or apt-get failed): the browser tests will skip"; }
 
 test-unit: protos
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
+
+# Starts Triton and the services on 127.0.0.1 (tests/integration).
+test-integration: models-if-absent
+	$(PY) -m pytest tests/integration $(PYTEST_ARGS)
 
 # The learning loop (README, "State and the learning loop"): recorded purchases -> bundle N+1 -> served.
 RETRAIN_ARGS ?=

@@ -44,7 +44,7 @@ CHANNEL_OPTIONS = [
 ]
 
 
-def _with_metadata(details, metadata):  # noqa: ANN001, ANN202
+def _with_metadata(details, metadata):
     return details._replace(metadata=metadata) if hasattr(details, "_replace") else \
         grpc.aio.ClientCallDetails(details.method, details.timeout, metadata, details.credentials,
                                    details.wait_for_ready)
@@ -54,7 +54,7 @@ class _BearerToken(grpc.aio.UnaryUnaryClientInterceptor):
     def __init__(self, token: str) -> None:
         self.metadata = ("authorization", f"Bearer {token}")
 
-    async def intercept_unary_unary(self, continuation, client_call_details, request):  # noqa: ANN001
+    async def intercept_unary_unary(self, continuation, client_call_details, request):
         metadata = list(client_call_details.metadata or []) + [self.metadata]
         return await continuation(_with_metadata(client_call_details, metadata), request)
 
@@ -62,7 +62,7 @@ class _BearerToken(grpc.aio.UnaryUnaryClientInterceptor):
 class _TraceContext(grpc.aio.UnaryUnaryClientInterceptor):
     """A client span per call, its W3C trace context sent in the metadata (the callee continues the trace)."""
 
-    async def intercept_unary_unary(self, continuation, client_call_details, request):  # noqa: ANN001
+    async def intercept_unary_unary(self, continuation, client_call_details, request):
         method = client_call_details.method
         method = method.decode() if isinstance(method, bytes) else method
         with tracing.span(method, tracing.CLIENT, attributes={"rpc.system": "grpc"}) as span:

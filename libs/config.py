@@ -4,7 +4,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -56,6 +58,87 @@ class Addresses(BaseSettings):
     explanation: str = Field("127.0.0.1:50054", validation_alias="SHOP_EXPLANATION_ADDR")
 
 
+class TritonSettings(BaseSettings):
+    """Reaching Triton, and what the local tritonserver is started with (SHOP_TRITON_*)."""
+
+    model_config = SettingsConfigDict(env_prefix="SHOP_TRITON_", extra="ignore")
+
+    # Triton gRPC endpoint.
+    url: str = "127.0.0.1:8001"
+    # Per-call timeout for Triton inference, seconds.
+    timeout_s: float = Field(2.0, gt=0)
+    # The config Triton reads: configs/<name>.pbtxt ("cpu", "onnx"); "" = config.pbtxt (GPU, TensorRT).
+    config_name: str = "cpu"
+    # Response cache of a tritonserver started locally (libs.triton.launcher), bytes.
+    cache_bytes: int = Field(32 << 20, ge=0)
+
+
+class OrtSettings(BaseSettings):
+    """ONNX Runtime inside Triton's Python backend (libs/triton/ort_model.py)."""
+
+    model_config = SettingsConfigDict(env_prefix="SHOP_ORT_", extra="ignore")
+
+    # Intra-op threads per model instance where the model config sets no intra_op_num_threads parameter.
+    threads: int = Field(1, ge=1)
+
+
+class TracingSettings(BaseSettings):
+    """OpenTelemetry tracing (libs/tracing.py): off unless SHOP_TRACING names an exporter."""
+
+    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True)
+
+    # "" = off; "console" (JSON on stderr), "otlp" (OTEL_EXPORTER_OTLP_ENDPOINT), "file" (below).
+    mode: Literal["", "console", "otlp", "file"] = Field("", validation_alias="SHOP_TRACING")
+    # SHOP_TRACING=file appends spans here, <service>.jsonl (what `make load` summarises).
+    dir: Path = Field(Path("build/traces"), validation_alias="SHOP_TRACING_DIR")
+
+    @field_validator("mode", mode="before")
+    @classmethod
+    def _normalised(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
+
+
+class EventStoreSettings(BaseSettings):
+    """The event store the gateway writes and offline readers (retrain, A/B readout) read (SHOP_EVENTS_*)."""
+
+    model_config = SettingsConfigDict(env_prefix="SHOP_EVENTS_", extra="ignore")
+
+    # PostgreSQL event store shared by every replica (postgresql://user@host:5432/db). Unset = SQLite below.
+    dsn: SecretStr | None = None  # may hold a password
+    # SQLite event store (WAL), used when SHOP_EVENTS_DSN is unset. Default: events/events.sqlite3 under the
+    # artifacts dir.
+    db: Path | None = None
+    # PostgreSQL connections per replica.
+    pool_max: int = Field(8, ge=1)
+    # Per-call limit for the event store (pool wait, connect, statement; SQLite lock wait), seconds.
+    timeout_s: float = Field(2.0, gt=0)
+    # Events older than this many days (by event time) are deleted at start-up and daily; 0 = keep forever.
+    retention_days: float = Field(400, ge=0)
+
+    def sqlite_path(self, artifacts_dir: Path) -> Path:
+        return self.db or Path(artifacts_dir) / "events" / "events.sqlite3"
+
+
+class ExperimentSettings(BaseSettings):
+    """The A/B test the gateway runs and tools.ab_report reads out."""
+
+    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True)
+
+    # Ranking variants and traffic shares, e.g. "fused:0.9,gnn_only:0.1" (libs.experiments.Variants).
+    variants: str = Field("fused:1", validation_alias="SHOP_VARIANTS")
+
+
+class ConsoleSettings(BaseSettings):
+    """The console web page (services/console): where it listens and the A/B readout it draws. It reaches the
+    gateway at SHOP_GATEWAY_ADDR and asks browsers for SHOP_AUTH_TOKEN (SecuritySettings) as the gateway asks
+    callers."""
+
+    model_config = SettingsConfigDict(env_prefix="SHOP_CONSOLE_", extra="ignore")
+
+    addr: str = "127.0.0.1:8080"
+    ab_report: Path = REPORTS_DIR / "ab.json"
+
+
 class ServiceSettings(BaseSettings):
     """Settings common to every service. Service-specific settings subclass this."""
 
@@ -68,12 +151,8 @@ class ServiceSettings(BaseSettings):
     metrics_port: int = -1
     # Interface for the metrics endpoint: loopback by default; 0.0.0.0 in a pod so Prometheus can scrape it.
     metrics_host: str = "127.0.0.1"
-    # Triton gRPC endpoint.
-    triton_url: str = "127.0.0.1:8001"
     # RPCs one process handles at once (health and reflection exempt); more get RESOURCE_EXHAUSTED at once.
     max_in_flight: int = Field(16, ge=1)
-    # Per-call timeout for Triton inference, seconds.
-    triton_timeout_s: float = 2.0
     # Where prepared data and trained models live.
     artifacts_dir: Path = Field(default_factory=artifacts_dir)
     # Log level name.
@@ -83,3 +162,4 @@ class ServiceSettings(BaseSettings):
     # Plaintext listener serving only grpc.health.v1, for probes that cannot speak TLS (kubelet); unset = none.
     health_addr: str | None = None
     security: SecuritySettings = Field(default_factory=SecuritySettings)
+    triton: TritonSettings = Field(default_factory=TritonSettings)

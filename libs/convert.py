@@ -35,7 +35,7 @@ MIN_TIMESTAMP_S = -62_135_596_800
 MAX_TIMESTAMP_S = 253_402_300_799
 
 
-def _enum_map(domain_cls: type[E], proto_enum, prefix: str) -> dict[E, int]:  # noqa: ANN001 - EnumTypeWrapper
+def _enum_map(domain_cls: type[E], proto_enum, prefix: str) -> dict[E, int]:
     return {m: proto_enum.Value(f"{prefix}_{m.value}") for m in domain_cls}
 
 
@@ -91,8 +91,18 @@ def version_from_pb(v: pb.ModelVersion) -> d.ModelVersion:
 
 def _evidence_to_pb(ev: d.Evidence) -> pb.Evidence:
     product = pb.ProductRef(product_id=ev.product_id, title=ev.title) if ev.product_id else None
-    return pb.Evidence(type=_enum_to_pb(_EVIDENCE, ev.kind), product=product, text=ev.text,
-                       contribution=ev.contribution)
+    msg = pb.Evidence(type=_enum_to_pb(_EVIDENCE, ev.kind), product=product, text=ev.text,
+                      contribution=ev.contribution, count=ev.count, window_days=ev.window_days)
+    if ev.last_time:
+        msg.last_time.FromMicroseconds(round(ev.last_time * 1e6))
+    return msg
+
+
+def _evidence_from_pb(ev: pb.Evidence) -> d.Evidence:
+    return d.Evidence(kind=enum_from_pb(d.EvidenceKind, ev.type), contribution=ev.contribution,
+                      product_id=ev.product.product_id, title=ev.product.title, text=ev.text, count=ev.count,
+                      window_days=ev.window_days,
+                      last_time=ev.last_time.seconds + ev.last_time.nanos / 1e9 if ev.HasField("last_time") else 0.0)
 
 
 def explanation_to_pb(e: d.Explanation) -> pb.Explanation:
@@ -104,9 +114,7 @@ def explanation_to_pb(e: d.Explanation) -> pb.Explanation:
 
 def explanation_from_pb(e: pb.Explanation) -> d.Explanation:
     return d.Explanation(
-        evidence=[d.Evidence(kind=enum_from_pb(d.EvidenceKind, ev.type), contribution=ev.contribution,
-                             product_id=ev.product.product_id, title=ev.product.title, text=ev.text)
-                  for ev in e.evidence],
+        evidence=[_evidence_from_pb(ev) for ev in e.evidence],
         sentence=e.sentence, confidence=e.confidence, method=e.method, score=e.score, baseline=e.baseline,
         interaction=e.interaction)
 
@@ -203,7 +211,7 @@ def events_from_pb(msgs, now: float, field: str = "events") -> list[tuple[str, s
     return out
 
 
-def user_events_from_pb(msgs, field: str = "recent_events") -> list[d.UserEvent]:  # noqa: ANN001 - repeated UserEvent
+def user_events_from_pb(msgs, field: str = "recent_events") -> list[d.UserEvent]:
     """Events of known types; events of unknown types (from a newer gateway) are skipped, not fatal."""
     return [e for e in (user_event_from_pb(m, f"{field}[{i}]") for i, m in enumerate(msgs)) if e is not None]
 

@@ -35,6 +35,10 @@ def _strings_to_bytes(messages: object) -> None:
             # A map's key cannot be bytes: a non-UTF-8 key stays unnamed (the caller sees `request`).
             if f.type == FieldDescriptor.TYPE_STRING and not (m.options.map_entry and f.name == "key"):
                 f.type = FieldDescriptor.TYPE_BYTES
+                if f.label != FieldDescriptor.LABEL_REPEATED and not (m.options.map_entry or f.HasField("oneof_index")):
+                    # Every occurrence of a singular string is checked, not only the last one that parsing keeps
+                    # (protobuf checks each). Members of a oneof stay singular: a repeated field cannot be one.
+                    f.label = FieldDescriptor.LABEL_REPEATED
         _strings_to_bytes(m.nested_type)
 
 
@@ -68,6 +72,10 @@ def _walk(msg: Message, original: Descriptor, prefix: str) -> Iterator[str]:
                     yield f"{at}[{key!r}]"
                 elif value_field.message_type is not None:
                     yield from _walk(item, value_field.message_type, f"{at}[{key!r}].")
+            continue
+        if of.type == FieldDescriptor.TYPE_STRING and not of.is_repeated and field.is_repeated:  # see _strings_to_bytes
+            if any(_bad(item) for item in value):
+                yield at
             continue
         items = list(value) if of.is_repeated else [value]
         for i, item in enumerate(items):

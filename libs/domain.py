@@ -40,6 +40,7 @@ class EvidenceKind(enum.Enum):
     QUERY_SIMILAR = "QUERY_SIMILAR"
     DISCOVERY = "DISCOVERY"
     PURCHASE_FREQUENCY = "PURCHASE_FREQUENCY"
+    SIMILAR_CUSTOMERS = "SIMILAR_CUSTOMERS"
 
 
 class Stage(enum.Enum):
@@ -82,6 +83,11 @@ class Evidence:
     product_id: str = ""
     title: str = ""
     text: str = ""
+    # The fact the piece measured (common.proto Evidence says what per kind): a count over the last `window_days`
+    # days (0 = all the history) and the user's last order of the product counted, in seconds (0 = none).
+    count: int = 0
+    window_days: int = 0
+    last_time: float = 0.0
 
 
 @dataclass
@@ -167,3 +173,18 @@ class RecordedEvent:
     event: UserEvent
     attribution_token: str = ""
     variant: str = ""
+
+
+@dataclass(frozen=True)
+class ServedResponse:
+    """What one Search or Recommend response served, kept so its results can be explained on demand with exactly
+    the scores it served: the same user, query, variant, bundle and recorded events."""
+
+    response_id: str  # the attribution token's id
+    created: float  # seconds since the epoch (UTC)
+    user_id: str
+    query: str
+    variant: str
+    bundle_id: str
+    results: tuple[tuple[str, str, float], ...]  # (product_id, title, served score), in ranked order
+    recent: tuple[UserEvent, ...]  # the user's recorded events the response read

@@ -41,6 +41,19 @@ class NotFoundError(DomainError):
 
 
 @dataclass
+class FailedPreconditionError(DomainError):
+    """The system is not in the state the call needs, and retrying will not change that (e.g. the model bundle a
+    response was served with is no longer loaded): FAILED_PRECONDITION with an ErrorInfo carrying `reason`."""
+
+    message: str
+    reason: str
+    extra: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        super().__init__(self.message)
+
+
+@dataclass
 class UnavailableError(DomainError):
     """A dependency is down: UNAVAILABLE with a google.rpc.RetryInfo hint; `extra` goes into ErrorInfo.metadata."""
 

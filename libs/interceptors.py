@@ -88,6 +88,9 @@ def to_status(exc: BaseException, service: str = "") -> tuple[grpc.StatusCode, s
         return _status(grpc.StatusCode.ALREADY_EXISTS, str(exc), REASON_ALREADY_EXISTS, meta, *infos)
     if isinstance(exc, errors.NotFoundError):
         return _status(grpc.StatusCode.NOT_FOUND, str(exc), REASON_NOT_FOUND, meta)
+    if isinstance(exc, errors.FailedPreconditionError):
+        meta |= {k: str(v) for k, v in exc.extra.items()}
+        return _status(grpc.StatusCode.FAILED_PRECONDITION, str(exc), exc.reason, meta)
     if isinstance(exc, errors.UnavailableError):
         retry = error_details_pb2.RetryInfo(retry_delay=duration_pb2.Duration(
             seconds=int(exc.retry_after_s), nanos=int((exc.retry_after_s % 1) * 1e9)))
@@ -152,7 +155,7 @@ class ObservabilityInterceptor(grpc.aio.ServerInterceptor):
                 except grpc.aio.AbortError:
                     code = context.code() or grpc.StatusCode.UNKNOWN
                     raise
-                except Exception:  # noqa: BLE001 - mask internals from callers, keep them in the log
+                except Exception:
                     log.exception("unhandled error", extra=fields(method=method))
                     code, message, trailers = to_status(RuntimeError(), self.service)
                     await context.abort(code, message, trailing_metadata=trailers)

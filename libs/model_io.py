@@ -96,8 +96,11 @@ CAND_EMB = "cand_emb"  # [B, C, 384] float32 title embeddings of the candidates
 # Served models hold the catalogue's title table and gather embeddings by id (libs/rankers/wire.py); only the
 # embeddings of candidates they cannot look up (id 0: products newer than the model) travel, in this tensor:
 NEW_CAND_EMB = "new_cand_emb"  # [B, C, 384] rows of id-0 candidates (others 0), or [B, 1, 384] zeros: none new
-REPEAT_FEATS = "repeat_feats"  # [B, C, 11] float32 user x candidate re-purchase features (incl. cycle); all-zero = never bought
-POP_FEATS = "pop_feats"  # [B, C, 7] float32 candidate popularity (recent, season, similar customers) / repeat-propensity features; all-zero = masked
+# [B, C, 11] float32 user x candidate re-purchase features (incl. cycle); all-zero = never bought
+REPEAT_FEATS = "repeat_feats"
+# [B, C, 7] float32 candidate popularity (recent, season, similar customers) / repeat-propensity features;
+# all-zero = masked
+POP_FEATS = "pop_feats"
 QUERY_EMB = "query_emb"  # [B, 384] float32 text_encoder embedding of the query (zeros when absent)
 QUERY_MASK = "query_mask"  # [B, 1] float32 1 = query present, 0 = no query / masked
 SCORE = "score"  # [B, C] float32 ranking score (logit; higher = better)

@@ -2,7 +2,7 @@
 
 Health service names (grpc.health.v1):
 - "" and each served service's full name: readiness. NOT_SERVING until the first check passes, and again whenever
-  a dependency the service needs is down; Kubernetes readiness probes and tools/stack.py read it.
+  a dependency the service needs is down; Kubernetes readiness probes and libs/stack.py read it.
 - "liveness": SERVING while the process runs its event loop (liveness and startup probes): a dependency outage
   must take a pod out of rotation, not get it restarted.
 """
@@ -26,6 +26,20 @@ CHECK_TIMEOUT_S = 1.0
 DOWN_AFTER = 2
 
 Check = Callable[[], Awaitable[bool]]
+
+
+def is_serving(target: str | grpc.Channel, service: str = "", timeout_s: float = CHECK_TIMEOUT_S) -> bool:
+    """One blocking grpc.health.v1 Check: does the server at `target` (a plaintext address, or an open channel)
+    report SERVING for `service` ("" = readiness)? Unreachable or slow = False."""
+    if isinstance(target, str):
+        with grpc.insecure_channel(target) as channel:
+            return is_serving(channel, service, timeout_s)
+    try:
+        reply = health_pb2_grpc.HealthStub(target).Check(health_pb2.HealthCheckRequest(service=service),
+                                                        timeout=timeout_s)
+    except grpc.RpcError:
+        return False
+    return reply.status == health_pb2.HealthCheckResponse.SERVING
 
 
 def grpc_health_check(channel: grpc.aio.Channel, service: str = "") -> Check:

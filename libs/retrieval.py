@@ -13,8 +13,8 @@ import scipy.sparse as sp
 
 from libs import domain as d
 from libs import shelves
-from libs.features import FeatureStore, UserContext, candidate_parts
-from libs.features.store import POOL_CO_PURCHASE, POOL_HISTORY, POOL_POPULAR, POOL_SIMILAR
+from libs.features import FeatureStore, Pop, UserContext, candidate_parts
+from libs.features import POOL_CO_PURCHASE, POOL_HISTORY, POOL_POPULAR, POOL_SIMILAR
 from libs.history import user_context
 from libs.relevance import STEMMER, analyse, analyse_many
 from libs.scoring import EncodeQuery, encode_or_degrade
@@ -99,7 +99,8 @@ class RetrievalCore:
                    ) -> "RetrievalCore":
         """Retrieval over a feature store's data: its title embeddings, recent popularity, candidate pool and user
         histories (with fresh events) - how the service, the offline evaluation and the load floor build it."""
-        return cls(product_ids, titles, store.item_emb, store.pop[:, 1], lambda ctx: candidate_parts(store, ctx),
+        return cls(product_ids, titles, store.item_emb, store.pop[:, Pop.LOG_ORDERS_28D],
+                   lambda ctx: candidate_parts(store, ctx),
                    lambda user_id, recent: user_context(store, user_id, recent), encode, store.copurchase)
 
     def _candidates(self, fused: list[tuple[int, float, list[d.SourceRank]]], limit: int,

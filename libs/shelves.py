@@ -21,7 +21,7 @@ import scipy.sparse as sp
 from libs import domain as d
 from libs import validation
 from libs.errors import FieldViolation, InvalidArgumentError
-from libs.features.store import POOL_HISTORY
+from libs.features import POOL_HISTORY
 
 MAX_CONTEXT_PRODUCTS = 50
 # Candidates the rankers order on the context shelves. Further down either list a product stops being a complement

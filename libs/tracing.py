@@ -11,39 +11,37 @@ current trace id is added to every JSON log line (libs.logs), so logs and traces
 """
 from __future__ import annotations
 
-import os
-from contextlib import nullcontext
-from pathlib import Path
+from contextlib import AbstractContextManager, nullcontext
 from collections.abc import Iterable, Sequence
+from typing import Any
 
-from opentelemetry import propagate, trace
+from opentelemetry import context, propagate, trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
+from libs.config import TracingSettings
+
 TRACER = "shop"
-MODES = ("", "console", "otlp", "file")
 
 
-def configure(service: str, mode: str | None = None) -> None:
-    """Install a tracer provider for `service` when tracing is on (`mode` or $SHOP_TRACING)."""
-    mode = (mode if mode is not None else os.environ.get("SHOP_TRACING", "")).strip().lower()
-    if mode not in MODES:
-        raise ValueError(f"SHOP_TRACING={mode!r}: one of {', '.join(repr(m) for m in MODES)}")
+def configure(service: str, settings: TracingSettings) -> None:
+    """Install a tracer provider for `service` when tracing is on (settings.mode, SHOP_TRACING)."""
+    mode = settings.mode
     if not mode:
         return
-    from opentelemetry.sdk.resources import Resource  # noqa: PLC0415 - only when tracing is on
-    from opentelemetry.sdk.trace import TracerProvider  # noqa: PLC0415
-    from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter  # noqa: PLC0415
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
 
     provider = TracerProvider(resource=Resource.create({"service.name": f"shop-{service}"}))
     if mode == "console":
         exporter = ConsoleSpanExporter()
     elif mode == "file":
-        folder = Path(os.environ.get("SHOP_TRACING_DIR", "build/traces"))
+        folder = settings.dir
         folder.mkdir(parents=True, exist_ok=True)
         out = open(folder / f"{service}.jsonl", "a", encoding="utf-8")  # noqa: SIM115 - open for the process' life
         exporter = ConsoleSpanExporter(out=out, formatter=lambda s: s.to_json(indent=None) + "\n")
     else:
-        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter  # noqa: PLC0415
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
 
         exporter = OTLPSpanExporter()
     provider.add_span_processor(BatchSpanProcessor(exporter))
@@ -58,7 +56,7 @@ def tracer() -> trace.Tracer:
     return trace.get_tracer(TRACER)
 
 
-def span(name: str, kind: SpanKind, **kwargs):  # noqa: ANN003, ANN201 - a context manager yielding the span
+def span(name: str, kind: SpanKind, **kwargs: Any) -> AbstractContextManager[trace.Span]:
     """The current span for `name`: a new child span, or a non-recording one for untraced methods."""
     if name.startswith(UNTRACED):
         return nullcontext(trace.INVALID_SPAN)
@@ -80,7 +78,7 @@ class _MetadataGetter:
         return list(carrier)
 
 
-def extract(metadata: Iterable[tuple[str, str | bytes]] | None):  # noqa: ANN201 - an otel Context
+def extract(metadata: Iterable[tuple[str, str | bytes]] | None) -> context.Context:
     """The caller's trace context from incoming gRPC metadata."""
     carrier = {k: v for k, v in (metadata or ()) if isinstance(v, str)}
     return propagate.extract(carrier, getter=_MetadataGetter())

@@ -11,7 +11,7 @@ Phases, each with its targets (printed with the figure measured; exit 1 when one
   health SERVING afterwards; every user touched still gets OK. Then a tenth as many straight at each inner
   service's methods, same targets.
 - triton: kill -9 Triton under a closed loop of Search/Recommend with explanations; the supervisor restarts it.
-  Every answer OK or OK-flagged-degraded; the recovery timeline from the kill (relaunch, server live, models
+  Every answer OK or OK-flagged-degraded; the recovery timeline from the kill (relaunch, server ready, models
   loaded, readiness back, first clean answer), first clean answer <= 5 s after the kill; ranking and explanation
   readiness went NOT_SERVING and back (<= 2 s after the models loaded); no process of the killed Triton's group
   left.
@@ -254,8 +254,8 @@ async def health_of(addr: str) -> bool:
 
 @dataclass
 class Timeline:
-    """Readiness of each service over time (polled every 0.1 s), plus Triton's: `triton_server` (the server answers,
-    live) and `triton` (it serves the current bundle's models)."""
+    """Readiness of each service over time (polled every 0.1 s), plus Triton's (`triton`: it serves the current
+    bundle's models)."""
 
     stack: Stack
     names: Sequence[str]
@@ -273,14 +273,13 @@ class Timeline:
                     # Ready = serving the current bundle's models (explicit model control: a relaunched server is
                     # up before the supervisor has loaded them, and nothing can be answered until then).
                     versions = load_bundle(artifacts_dir()).versions
-                    ready = await asyncio.gather(triton.is_server_live(client_timeout=0.5), *(
+                    ready = await asyncio.gather(triton.is_server_ready(client_timeout=0.5), *(
                         triton.is_model_ready(m, v, client_timeout=0.5) for m, v in versions.items()))
-                    server_live, triton_ready = bool(ready[0]), all(bool(r) for r in ready)
+                    triton_ready = all(bool(r) for r in ready)
                 except Exception:  # noqa: BLE001 - down or restarting
-                    server_live = triton_ready = False
+                    triton_ready = False
                 now = time.monotonic()
-                for name, state in [*zip(self.names, states), ("triton_server", server_live),
-                                    ("triton", triton_ready)]:
+                for name, state in [*zip(self.names, states), ("triton", triton_ready)]:
                     seen = self.events.setdefault(name, [])
                     if not seen or seen[-1][1] != state:
                         seen.append((now, state))
@@ -296,8 +295,8 @@ class Timeline:
         return down is not None, up
 
     def back(self, name: str, after: float) -> float | None:
-        """When `name` was next seen ready after `after`."""
-        return next((t for t, s in self.events.get(name, []) if s and t > after), None)
+        """When `name` was first seen ready again after going down after `after`."""
+        return self.went_down_and_up(name, after)[1]
 
 
 def _supervised(stack: Stack) -> threading.Event:
@@ -329,7 +328,7 @@ def _not_ok(samples: Sequence[Sample]) -> Counter:
 
 async def triton_kill(stack: Stack, warmup_s: float = 5.0, timeout_s: float = 180.0) -> tuple[list[Figure], dict]:
     """kill -9 Triton under load; the recovery timeline is measured from the kill, where users feel it: relaunch,
-    server live, the bundle's models loaded, ranking/explanation readiness back, first clean answer."""
+    server ready, the bundle's models loaded, ranking/explanation readiness back, first clean answer."""
     loop = Loop(stack.addresses["gateway"])
     timeline = Timeline(stack, ["ranking", "explanation", "retrieval", "gateway"])
     done = asyncio.Event()
@@ -338,14 +337,13 @@ async def triton_kill(stack: Stack, warmup_s: float = 5.0, timeout_s: float = 18
     victim = stack.triton.process
     killed_at = time.monotonic()
     os.kill(victim.pid, signal.SIGKILL)
-    after = killed_at + 0.3  # the poller's view of the old server can lag the kill by one poll
 
     def clean() -> float | None:
         """End of the first answer that started after the kill and was OK and not degraded."""
         return min((x.end for x in loop.samples if x.code == "OK" and not x.degraded and x.start > killed_at),
                    default=None)
 
-    back = await _wait(lambda: timeline.back("triton", after) is not None, timeout_s)
+    back = await _wait(lambda: timeline.back("triton", killed_at) is not None, timeout_s)
     if back:
         await _wait(lambda: clean() is not None, 30)
         await asyncio.sleep(3)  # readiness settles
@@ -360,14 +358,16 @@ async def triton_kill(stack: Stack, warmup_s: float = 5.0, timeout_s: float = 18
     def since_kill(t: float | None) -> float | None:
         return None if t is None else round(t - killed_at, 2)
 
-    relaunched = stack.started_at.get("triton")
-    steps = {"relaunched": since_kill(relaunched if relaunched and relaunched > killed_at else None),
-             "server live": since_kill(timeline.back("triton_server", after)),
-             "models loaded": since_kill(timeline.back("triton", after)),
+    def launcher(t: float | None) -> float | None:  # the supervisor's own clock of the relaunched server
+        return since_kill(t if t is not None and t > killed_at else None)
+
+    server = stack.triton
+    steps = {"relaunched": launcher(server.launched_at), "server ready": launcher(server.ready_at),
+             "models loaded": launcher(server.loaded_at),
              **{f"{name} ready": since_kill(timeline.went_down_and_up(name, killed_at)[1])
                 for name in ("ranking", "explanation")},
              "first clean answer": since_kill(clean())}
-    loaded_at = timeline.back("triton", after)
+    loaded_at = timeline.back("triton", killed_at)
     figures = [
         Figure("triton kill: answers neither OK nor OK-degraded", f"{sum(bad.values())} {dict(bad)}", "0",
                not bad),
@@ -574,6 +574,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     args = parse_args(argv)
     logging.basicConfig(level="INFO", format="%(asctime)s %(name)s %(message)s")
+    logging.getLogger("grpc_reflection").setLevel(logging.WARNING)  # one line per descriptor file otherwise
     phases = [p for p in args.phases.split(",") if p]
     with tempfile.TemporaryDirectory() as tmp:
         stack = Stack(env={"SHOP_EVENTS_DB": str(Path(tmp) / "events.sqlite3")}, log_dir=REPO_ROOT / "build" / "chaos")

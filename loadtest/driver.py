@@ -3,7 +3,7 @@
     python -m loadtest.driver [--levels 1,4,16] [--duration 15] [--gateway 127.0.0.1:50051]
 
 Uses the gateway at --gateway (default $SHOP_GATEWAY_ADDR or 127.0.0.1:50051) when it answers health checks, else
-starts the whole stack (tools.stack.Stack: Triton + 4 services) and stops it afterwards. Starts
+starts the whole stack (libs.stack.Stack: Triton + 4 services) and stops it afterwards. Starts
 loadtest/echo_server.py as a separate process for the machine's gRPC ceiling. Each level is a closed loop: exactly
 `concurrency` requests in flight, for a bounded time and at most --max-requests requests. Payloads are the ghz data
 files (real WANDS queries and customer ids, loadtest/payloads.py) mixed 3 Search : 1 Recommend. Writes
@@ -26,12 +26,13 @@ from pathlib import Path
 
 import grpc
 
-from libs.config import REPO_ROOT, REPORTS_DIR, REPOSITORY
+from libs.config import REPO_ROOT, REPORTS_DIR, REPOSITORY, Addresses
 from loadtest import payloads, stats, traces
 from loadtest.stats import STAGES
 from loadtest.echo_server import METHOD as ECHO_METHOD
 
-from tools.stack import stop_process
+from libs.readiness import is_serving
+from libs.stack import stop_process
 
 ROOT = REPO_ROOT
 REPORTS = REPORTS_DIR
@@ -75,7 +76,7 @@ def mix(by_rpc: dict[str, Sequence[object]], weights: dict[str, int]) -> list[tu
 
 # ---------------------------------------------------------------------------------------------- targets
 def gateway_call(channel: grpc.aio.Channel, timeout_s: float) -> Call:
-    from shop.gateway.v1 import gateway_service_pb2_grpc as gpb_grpc  # noqa: PLC0415 - generated stubs
+    from shop.gateway.v1 import gateway_service_pb2_grpc as gpb_grpc
 
     stub = gpb_grpc.GatewayServiceStub(channel)
     methods = {"Search": stub.Search, "Recommend": stub.Recommend}
@@ -105,8 +106,8 @@ def echo_call(channel: grpc.aio.Channel, timeout_s: float) -> Call:
 
 def request_messages() -> list[tuple[str, object]]:
     """The payload mix as gateway request messages (parsed once, before any timing)."""
-    from google.protobuf import json_format  # noqa: PLC0415
-    from shop.gateway.v1 import gateway_service_pb2 as gpb  # noqa: PLC0415
+    from google.protobuf import json_format
+    from shop.gateway.v1 import gateway_service_pb2 as gpb
 
     types = {"Search": gpb.SearchRequest, "Recommend": gpb.RecommendRequest}
     by_rpc = {rpc: [json_format.ParseDict(p, types[rpc]()) for p in payloads.load(rpc)] for rpc in payloads.RPCS}
@@ -114,17 +115,6 @@ def request_messages() -> list[tuple[str, object]]:
 
 
 # ---------------------------------------------------------------------------------------------- processes
-def is_serving(addr: str, timeout_s: float = 1.0) -> bool:
-    from grpc_health.v1 import health_pb2, health_pb2_grpc  # noqa: PLC0415
-
-    try:
-        with grpc.insecure_channel(addr) as ch:
-            reply = health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(), timeout=timeout_s)
-    except grpc.RpcError:
-        return False
-    return reply.status == health_pb2.HealthCheckResponse.SERVING
-
-
 def start_echo(timeout_s: float = 30.0) -> tuple[subprocess.Popen, str]:
     proc = subprocess.Popen([sys.executable, "-m", "loadtest.echo_server", "--port", "0"], cwd=ROOT,
                             stdout=subprocess.PIPE, text=True, start_new_session=True)
@@ -176,7 +166,7 @@ async def measure(gateway_addr: str, echo_addr: str, args: argparse.Namespace) -
 
 async def measure_floor(items: list[tuple[str, object]], args: argparse.Namespace) -> list[stats.Row]:
     """The same mix through the same core logic in this process, no gRPC hop, ONNX Runtime instead of Triton."""
-    from loadtest.floor import InProcessShop  # noqa: PLC0415 - loads the dataset and the ONNX sessions
+    from loadtest.floor import InProcessShop
 
     print("in-process floor (same cores, same ONNX files, no gRPC) ...", flush=True)
     shop = InProcessShop(deadline_s=args.timeout)
@@ -257,7 +247,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--warmup", type=float, default=3.0)
     parser.add_argument("--timeout", type=float, default=5.0, help="per-request deadline, seconds")
     parser.add_argument("--max-requests", type=int, default=200_000, help="hard cap per level")
-    parser.add_argument("--gateway", default=os.environ.get("SHOP_GATEWAY_ADDR", "127.0.0.1:50051"))
+    parser.add_argument("--gateway", default=Addresses().gateway)
     parser.add_argument("--out", type=Path, default=REPORTS)
     parser.add_argument("--no-floor", dest="floor", action="store_false",
                         help="skip the in-process floor (same mix, same cores, no gRPC, ONNX Runtime)")
@@ -276,8 +266,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if is_serving(args.gateway):
             gateway_addr, stack_desc = args.gateway, f"already running at {args.gateway}"
         else:
-            from libs.rankers import specs  # noqa: PLC0415
-            from tools.stack import Stack  # noqa: PLC0415 - heavy; only when we start it
+            from libs.rankers import specs
+            from libs.stack import Stack
 
             missing = [m for m in specs() if not (REPOSITORY / m / "1" / "model.onnx").is_file()]
             if missing:
@@ -289,7 +279,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             trace_dir = REPO_ROOT / "build" / "traces" / datetime.now(UTC).strftime("load-%Y%m%dT%H%M%S")
             stack = Stack(env=traces.tracing_env(trace_dir)).start()
             gateway_addr = stack.addresses["gateway"]
-            stack_desc = "started by the driver (tools.stack.Stack, Triton CPU configs)"
+            stack_desc = "started by the driver (libs.stack.Stack, Triton CPU configs)"
         echo_proc, echo_addr = start_echo()
         print(f"gateway {gateway_addr}, echo {echo_addr}; levels {args.levels}, {args.duration:g} s each", flush=True)
         rows = asyncio.run(measure(gateway_addr, echo_addr, args))

@@ -25,11 +25,12 @@ from libs.onnx_runner import OnnxModels
 from libs.products.catalog import dataset_products
 from libs.products.store import SqliteProductStore
 from libs.products.view import CatalogView
-from libs.serving import load_serving_state
+from libs.scoring import EncodeQuery
+from libs.serving_state import load_serving_state
 from libs.triton.text import encoder
 from libs.explain.core import ExplanationCore
-from services.gateway.core import Budget, GatewayCore, StageResult
-from services.gateway.experiments import Variants
+from libs.gateway import Budget, GatewayCore, StageResult
+from libs.experiments import Variants
 from libs.ranking import RankingCore
 from libs.retrieval import RetrievalCore
 
@@ -90,7 +91,7 @@ class _Explainer:
         return StageResult(out.explanations, out.degradations)
 
 
-def cached(encode, size: int = 65536):  # noqa: ANN001, ANN201 - libs.scoring.EncodeQuery in and out
+def cached(encode: EncodeQuery, size: int = 65536) -> EncodeQuery:
     """The floor's stand-in for Triton's response cache on the text encoder (same key: the texts of one call), so
     the gateway and the floor are compared with the same caching."""
     memo: OrderedDict[tuple[str, ...], np.ndarray] = OrderedDict()

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 
-# gRPC's default (and this project's, libs/server.py) largest request a server accepts.
+# gRPC's default (and this project's, libs/grpc_server.py) largest request a server accepts.
 MAX_MESSAGE = 4 * 1024 * 1024
 MAX_REPEATED = 5_000
 VALID_USERS = ("17850", "13047", "12583", "14688", "15311", "999999")  # known customers and one unknown
@@ -182,7 +182,7 @@ def _well_known(desc: Descriptor, rng: random.Random, path: str, out: Hostile) -
     elif name == "google.protobuf.Duration":
         seconds, nanos, bad = _seconds_nanos(rng, -DURATION_MAX, DURATION_MAX, same_sign=True)
     elif name == "google.type.Money":
-        currency = rng.choice([b"GBP", b"EUR", b"", b"gbp", b"GBPX", b"\xff\xfe", b"12"])
+        currency = rng.choice([b"GBP", b"EUR", b"", b"gbp", b"GBPX", b"12"] + [b"\xff\xfe"] * out.raw_strings)
         units = rng.choice([0, 1, 3, -1, 2**63 - 1, -(2**63), 10**15])
         nanos = rng.choice([0, 500_000_000, 999_999_999, 10**9, -1, -(10**9), 2**31 - 1])
         if currency != b"GBP" or units < 0 or nanos < 0 or nanos > 999_999_999 or units > 10**9:

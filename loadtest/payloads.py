@@ -38,7 +38,7 @@ GHZ_HOST = "gateway:50051"  # the gateway Service, from a pod in the same namesp
 
 def read_queries(path: Path) -> list[str]:
     """WANDS queries (TAB-separated query_id, query, query_class), de-duplicated, file order."""
-    import pandas as pd  # noqa: PLC0415 - only the generator needs pandas
+    import pandas as pd
 
     df = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
     seen: dict[str, None] = {}
@@ -113,7 +113,7 @@ def write_json(path: Path, obj: object) -> None:
 
 
 def main() -> int:
-    from libs.catalog.store import default_data_dir, load_dataset  # noqa: PLC0415 - needs prepared data
+    from libs.catalog.store import default_data_dir, load_dataset
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--queries", type=Path, default=default_data_dir() / "wands_queries" / "query.csv")

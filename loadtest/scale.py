@@ -11,8 +11,8 @@ vectors); ids span the whole enlarged catalogue. Per size it measures:
   exported serving form, with weights of the served architecture initialised at random for the larger catalogue
   (timing does not depend on the weights), and the training form in PyTorch (catalogue tables recomputed per call,
   what the serving form removes);
-- retrieval: FAISS HNSW (the served index: M=32, efConstruction 200, efSearch 128) p50 latency and recall@10 against exact search, and
-  BM25 (bm25s) p50 latency, on real WANDS queries encoded by the served text encoder;
+- retrieval: FAISS HNSW (the served index: M=32, efConstruction 200, efSearch 128) p50 latency and recall@10
+  against exact search, and BM25 (bm25s) p50 latency, on real WANDS queries encoded by the served text encoder;
 - index and model sizes and this process's RSS.
 Targets (issue 13): ranker per-call time at x100 <= 1.2 x its time at x1; retrieval p50 at x100 <= 3 x x1 with
 recall@10 >= 0.95.
@@ -84,7 +84,7 @@ def ranker_inputs(name: str, n_items: int, rng: np.random.Generator) -> dict[str
     return out
 
 
-def time_calls(fn, n: int = 30) -> float:  # noqa: ANN001
+def time_calls(fn, n: int = 30) -> float:
     for _ in range(3):
         fn()
     lat = []
@@ -96,11 +96,11 @@ def time_calls(fn, n: int = 30) -> float:  # noqa: ANN001
 
 
 def bench_rankers(emb: np.ndarray, workdir: Path) -> dict[str, dict]:
-    import onnxruntime as ort  # noqa: PLC0415
-    import torch  # noqa: PLC0415
+    import onnxruntime as ort
+    import torch
 
-    from training.export.onnx_export import export_onnx  # noqa: PLC0415
-    from training.models.rankers import serving_form  # noqa: PLC0415
+    from training.export.onnx_export import export_onnx
+    from training.models.rankers import new_module, serving_form
 
     torch.manual_seed(SEED)
     torch.set_num_threads(1)
@@ -109,7 +109,7 @@ def bench_rankers(emb: np.ndarray, workdir: Path) -> dict[str, dict]:
     out = {}
     for name in ranker_names():
         r = ranker(name)
-        module = r.new_module({"n_items": n_items, "dim": 64, "dropout": 0.1}, emb).eval()
+        module = new_module(name, {"n_items": n_items, "dim": 64, "dropout": 0.1}, emb).eval()
         x = ranker_inputs(name, n_items, rng)
         args = [torch.from_numpy(x[k]) for k in r.spec.input_names]
         with torch.no_grad():
@@ -125,9 +125,9 @@ def bench_rankers(emb: np.ndarray, workdir: Path) -> dict[str, dict]:
 
 
 def bench_retrieval(titles: list[str], emb: np.ndarray, queries: list[str], query_emb: np.ndarray) -> dict:
-    import faiss  # noqa: PLC0415
+    import faiss
 
-    from libs.retrieval import LexicalIndex, VectorIndex  # noqa: PLC0415
+    from libs.retrieval import LexicalIndex, VectorIndex
 
     faiss.omp_set_num_threads(1)
     t = time.perf_counter()
@@ -166,13 +166,13 @@ def rss_mb() -> float:
 
 
 def run(factors: list[int], n_queries: int) -> dict:
-    from libs.catalog.store import load_dataset  # noqa: PLC0415
-    from libs.config import REPOSITORY, models_dir  # noqa: PLC0415
-    from libs.onnx_runner import OnnxModels  # noqa: PLC0415
-    from libs.triton.text import encoder  # noqa: PLC0415
-    from loadtest import payloads  # noqa: PLC0415
+    from libs.catalog.store import load_dataset
+    from libs.config import REPOSITORY, models_dir
+    from libs.onnx_runner import OnnxModels
+    from libs.triton.text import encoder
+    from loadtest import payloads
 
-    import asyncio  # noqa: PLC0415
+    import asyncio
 
     ds = load_dataset()
     titles, emb = ds.items["title"].tolist(), np.load(models_dir() / ITEM_EMBEDDINGS_FILE)
@@ -239,8 +239,8 @@ def markdown(report: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    import os  # noqa: PLC0415
-    import platform  # noqa: PLC0415
+    import os
+    import platform
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--factors", default="1,10,100", type=lambda s: [int(x) for x in s.split(",") if x])

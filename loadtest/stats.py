@@ -98,10 +98,10 @@ def markdown_table(rows: Sequence[Row]) -> str:
 
 def plot(rows: Sequence[Row], path: Path, title: str = "gateway load vs bare gRPC ceiling") -> Path:
     """Throughput (log scale, gateway vs echo) and gateway latency percentiles against concurrency."""
-    import matplotlib  # noqa: PLC0415 - only when a chart is wanted
+    import matplotlib
 
     matplotlib.use("Agg")  # headless: no display on servers and CI
-    import matplotlib.pyplot as plt  # noqa: PLC0415
+    import matplotlib.pyplot as plt
 
     mix = [r for r in rows if r.rpc == "mix"]
     fig, (ax_rps, ax_lat) = plt.subplots(1, 2, figsize=(11, 4.2))

@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import sys
 from collections import defaultdict
 from collections.abc import Sequence
@@ -21,10 +20,10 @@ from pathlib import Path
 
 from scipy.stats import binomtest
 
-from libs.config import REPORTS_DIR, artifacts_dir
+from libs.config import REPORTS_DIR, EventStoreSettings, ExperimentSettings, artifacts_dir
 from libs.domain import EventKind
 from libs.events.base import Attributed
-from services.gateway.experiments import shelf_of_stored
+from libs.experiments import Variants, shelf_of_stored
 
 STAGES = (EventKind.IMPRESSION, EventKind.CLICK, EventKind.ADD_TO_CART, EventKind.PURCHASE)
 RATES = STAGES[1:]  # shares of responses; every response with an event is a trial
@@ -120,10 +119,10 @@ def markdown(arms: Sequence[Arm], diffs: Sequence[Difference], source: str) -> s
 
 
 def plot(arms: Sequence[Arm], path: Path) -> None:
-    import matplotlib  # noqa: PLC0415
+    import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt  # noqa: PLC0415
+    import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 4))
     width = 0.8 / max(len(arms), 1)
@@ -142,17 +141,18 @@ def plot(arms: Sequence[Arm], path: Path) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from libs.events import open_configured_store  # noqa: PLC0415
+    from libs.events import describe, open_event_store
 
     parser = argparse.ArgumentParser(prog="python -m tools.ab_report", description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=REPORTS_DIR, help="where ab.md, ab.json, ab.png go")
     args = parser.parse_args(argv)
-    store, source = open_configured_store(artifacts_dir())
+    settings, root = EventStoreSettings(), artifacts_dir()
+    store, source = open_event_store(settings, root), describe(settings, root)
     try:
         events = store.read_attributed()
     finally:
         store.close()
-    order = [part.split(":")[0].strip() for part in os.environ.get("SHOP_VARIANTS", "fused:1").split(",")]
+    order = [name for name, _ in Variants.parse(ExperimentSettings().variants).arms]
     arms, diffs = readout(events, order)
     text = markdown(arms, diffs, source)
     shelves = {shelf: readout(group, order) for shelf, group in by_shelf(events).items()}

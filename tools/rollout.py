@@ -4,7 +4,7 @@
     python -m tools.rollout --to <bundle id>
     python -m tools.rollout --rollback      # to the current bundle's parent
 
-Protocol (libs/bundles.py, libs/bundle_serving.py):
+Protocol (libs/bundles.py, libs/bundle_switch.py):
 1. Triton loads the target's versions next to the current ones (explicit model control) and reports them READY.
 2. CURRENT is pointed at the target (os.replace). Each service sees it, loads the target's side files, checks that
    Triton serves the target's versions, and swaps its state in one assignment; its health name `bundle/<id>` turns
@@ -16,17 +16,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
-import grpc
-from grpc_health.v1 import health_pb2, health_pb2_grpc
-
-from libs.bundle_serving import bundle_health_name
+from libs.bundle_switch import bundle_health_name
 from libs.bundles import Bundle, BundleError, list_bundles, load_bundle, set_current
+from libs.readiness import is_serving
 from libs.config import REPOSITORY, Addresses, ServiceSettings, artifacts_dir
 from libs.triton.repository import load_versions, served_versions
 from tools.stack import RUNNING
@@ -45,22 +42,12 @@ def pick_target(current: Bundle, bundles: Sequence[Bundle], to: str | None, roll
     return newest.id
 
 
-def bundle_served(addr: str, bundle_id: str) -> bool:
-    with grpc.insecure_channel(addr) as channel:
-        try:
-            reply = health_pb2_grpc.HealthStub(channel).Check(
-                health_pb2.HealthCheckRequest(service=bundle_health_name(bundle_id)), timeout=1.0)
-        except grpc.RpcError:
-            return False
-    return reply.status == health_pb2.HealthCheckResponse.SERVING
-
-
 def wait_switched(services: Sequence[str], bundle_id: str, timeout_s: float) -> list[str]:
     """The services that still do not serve `bundle_id` after `timeout_s` (empty = all switched)."""
     deadline = time.monotonic() + timeout_s
     pending = list(services)
     while pending and time.monotonic() < deadline:
-        pending = [a for a in pending if not bundle_served(a, bundle_id)]
+        pending = [a for a in pending if not is_serving(a, bundle_health_name(bundle_id))]
         if pending:
             time.sleep(0.2)
     return pending
@@ -69,7 +56,7 @@ def wait_switched(services: Sequence[str], bundle_id: str, timeout_s: float) -> 
 def rollout(triton_url: str, services: Sequence[str], to: str | None = None, rollback: bool = False,
             config_name: str = "cpu", timeout_s: float = 120.0, root: Path | None = None,
             repository: Path = REPOSITORY, poll: bool = False, settle_s: float = 0.0,
-            log=print) -> str:  # noqa: ANN001
+            log=print) -> str:
     """Serve bundle `to` (default: the newest; `rollback`: the parent); returns its id.
 
     `poll`: Triton polls `repository` (Kubernetes), so versions are pinned in its config files. `settle_s`: extra
@@ -111,17 +98,17 @@ def running_stack() -> dict[str, str]:
 def main(argv: Sequence[str] | None = None) -> int:
     settings, addrs = ServiceSettings(), Addresses()
     stack = running_stack()  # `make run` picks free ports for Triton and the inner services
-    if stack and "SHOP_TRITON_URL" not in os.environ:
-        settings.triton_url = stack["triton"]
+    if stack and "url" not in settings.triton.model_fields_set:
+        settings.triton.url = stack["triton"]
         addrs = Addresses(**{n: stack[n] for n in ("retrieval", "ranking", "explanation")})
     parser = argparse.ArgumentParser(prog="python -m tools.rollout", description=__doc__.splitlines()[0])
     target = parser.add_mutually_exclusive_group()
     target.add_argument("--to", help="bundle id (default: the newest bundle)")
     target.add_argument("--rollback", action="store_true", help="to the current bundle's parent")
-    parser.add_argument("--triton", default=settings.triton_url, help="Triton gRPC (SHOP_TRITON_URL)")
+    parser.add_argument("--triton", default=settings.triton.url, help="Triton gRPC (SHOP_TRITON_URL)")
     parser.add_argument("--services", default=",".join([addrs.retrieval, addrs.ranking, addrs.explanation]),
                         help="inner services that must report the new bundle before the old one is unloaded")
-    parser.add_argument("--config-name", default=os.environ.get("SHOP_TRITON_CONFIG_NAME", "cpu"),
+    parser.add_argument("--config-name", default=settings.triton.config_name,
                         help="the config Triton reads: configs/<name>.pbtxt; '' = config.pbtxt (GPU)")
     parser.add_argument("--timeout-s", type=float, default=120.0)
     parser.add_argument("--repository", type=Path, default=REPOSITORY, help="Triton model repository")

@@ -85,8 +85,8 @@ def side_files(models_out: Path, checkpoints: Mapping[str, Path]) -> dict[str, P
 
 def adopt(root: Path, models_out: Path, info: Mapping | None = None) -> Bundle:
     """Bundle 1 = Triton version 1 + artifacts/models (what training.train exports). Replaces an older bundle 1."""
-    from training.train.checkpoints import latest_checkpoint  # noqa: PLC0415
-    import pandas as pd  # noqa: PLC0415
+    from training.train.checkpoints import latest_checkpoint
+    import pandas as pd
 
     checkpoints = {}
     for name in ranker_names():
@@ -106,14 +106,14 @@ def adopt(root: Path, models_out: Path, info: Mapping | None = None) -> Bundle:
     return write_bundle(root, 1, side_files(models_out, checkpoints), info, parent=None)
 
 
-def rewind(root: Path, models_out: Path, not_after) -> Bundle:  # noqa: ANN001
+def rewind(root: Path, models_out: Path, not_after) -> Bundle:
     """Replace the current bundle of `root` (a private copy, see private_copy) by one whose rankers are the newest
     checkpoints trained at or before `not_after` (training.train keeps the validation cut-off's next to the refitted
     ones), and make it current. For make loop-eval, whose frozen bundle must not have seen the weeks it replays. Its
     Triton versions stay the current bundle's: the evaluation and the next retrain read the checkpoints, and during
     the replay the stack only records events."""
-    from training.train.checkpoints import latest_checkpoint  # noqa: PLC0415
-    import pandas as pd  # noqa: PLC0415
+    from training.train.checkpoints import latest_checkpoint
+    import pandas as pd
 
     current = load_bundle(root)
     files = {rel: current.path / rel for rel in current.manifest["files"]}

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import sys
 import time
@@ -26,13 +25,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-
-from libs.bundles import Bundle, load_bundle  # noqa: E402
-from libs.config import REPO_ROOT, REPORTS_DIR, REPOSITORY, artifacts_dir, models_dir  # noqa: E402
-from libs.domain import EventKind, UserEvent  # noqa: E402
-from libs.model_io import FUSION_FILE, ITEM_EMBEDDINGS_FILE  # noqa: E402
-from libs.rankers import names as ranker_names  # noqa: E402
+from libs.bundles import Bundle, load_bundle
+from libs.config import REPO_ROOT, REPORTS_DIR, REPOSITORY, artifacts_dir, models_dir
+from libs.domain import EventKind, UserEvent
+from libs.model_io import FUSION_FILE, ITEM_EMBEDDINGS_FILE
+from libs.rankers import names as ranker_names
+from training.evaluate.stats import paired_bootstrap
 
 BATCH = 500  # RecordEvents' limit per call
 SLOW_BASELINES = {"lightgcn": "minutes to fit on 2 cores; 0.214 vs personal_freq 0.324 in make eval"}
@@ -40,12 +38,12 @@ SLOW_BASELINES = {"lightgcn": "minutes to fit on 2 cores; 0.214 vs personal_freq
 
 def replay(gateway: str, purchases: pd.DataFrame, progress: bool) -> int:
     """Send `purchases` (dataset rows) as PURCHASE events with their own times; returns how many were accepted."""
-    import grpc  # noqa: PLC0415
-    from google.protobuf.timestamp_pb2 import Timestamp  # noqa: PLC0415
-    from shop.common.v1 import common_pb2 as cpb  # noqa: PLC0415
-    from shop.gateway.v1 import gateway_service_pb2 as pb  # noqa: PLC0415
-    from shop.gateway.v1 import gateway_service_pb2_grpc as pb_grpc  # noqa: PLC0415
-    from tqdm import tqdm  # noqa: PLC0415
+    import grpc
+    from google.protobuf.timestamp_pb2 import Timestamp
+    from shop.common.v1 import common_pb2 as cpb
+    from shop.gateway.v1 import gateway_service_pb2 as pb
+    from shop.gateway.v1 import gateway_service_pb2_grpc as pb_grpc
+    from tqdm import tqdm
 
     rows = purchases.sort_values("ts", kind="stable")
     accepted = 0
@@ -66,8 +64,8 @@ def replay(gateway: str, purchases: pd.DataFrame, progress: bool) -> int:
 def record_through_gateway(root: Path, repository: Path, purchases: pd.DataFrame, work: Path, progress: bool
                            ) -> Path:
     """Start Triton + the services on the private copy, replay, stop. Returns the SQLite event store's path."""
-    from libs.triton.launcher import TritonServer  # noqa: PLC0415
-    from tools.stack import Stack  # noqa: PLC0415
+    from libs.triton.launcher import TritonServer
+    from libs.stack import Stack
 
     db = work / "events.sqlite3"
     with TritonServer(model_repository=repository, versions=load_bundle(root).versions,
@@ -86,15 +84,15 @@ def record_through_gateway(root: Path, repository: Path, purchases: pd.DataFrame
 def bundle_scores(bundle: Bundle, store, users: np.ndarray, recent: dict[str, list[UserEvent]], progress: bool
                   ) -> dict[str, np.ndarray]:
     """Per ranker and fused: scores [users, items] as the bundle would serve them (events as fresh history)."""
-    from libs.fusion import FUSED, PRIOR, Fusion  # noqa: PLC0415
-    from libs.history import user_context  # noqa: PLC0415
-    from training.train.checkpoints import load_checkpoint  # noqa: PLC0415
-    from training.train.loop import score_catalogue, score_prior  # noqa: PLC0415
+    from libs.fusion import FUSED, PRIOR, Fusion
+    from libs.history import user_context
+    from training.train.checkpoints import load_checkpoint
+    from training.train.trainer import score_catalogue, score_prior
 
     item_emb = np.load(bundle.path / ITEM_EMBEDDINGS_FILE)
     scores = {}
 
-    def context(user: str):  # noqa: ANN202
+    def context(user: str):
         return user_context(store, user, recent.get(user, ()))
 
     for name in ranker_names():
@@ -107,17 +105,16 @@ def bundle_scores(bundle: Bundle, store, users: np.ndarray, recent: dict[str, li
 
 
 def paired_difference(a: np.ndarray, b: np.ndarray, resamples: int = 2000, seed: int = 0) -> dict:
-    """Mean of b - a over users, with a 95% paired bootstrap interval (users resampled with replacement)."""
+    """Mean of b - a over users, with a 95% paired bootstrap interval (training.evaluate.stats)."""
     d = np.asarray(b, np.float64) - np.asarray(a, np.float64)
-    rng = np.random.default_rng(seed)
-    means = d[rng.integers(0, len(d), (resamples, len(d)))].mean(axis=1)
-    low, high = np.percentile(means, [2.5, 97.5])
-    return {"mean": float(d.mean()), "ci95": [float(low), float(high)], "users_better": int((d > 0).sum()),
-            "users_worse": int((d < 0).sum()), "users": len(d), "resamples": resamples}
+    ci = paired_bootstrap(b, a, n_resamples=resamples, confidence=0.95, seed=seed)
+    return {"mean": float(d.mean()), "ci95": [ci["difference_ci_low"], ci["difference_ci_high"]],
+            "users_better": int((d > 0).sum()), "users_worse": int((d < 0).sum()), "users": ci["users"],
+            "resamples": resamples}
 
 
 def baseline_scores(train, users: np.ndarray) -> dict[str, np.ndarray]:
-    from training.evaluate.registry import load_registry  # noqa: PLC0415
+    from training.evaluate.registry import load_registry
 
     out = {}
     for name, entry in load_registry().items():
@@ -130,10 +127,10 @@ def baseline_scores(train, users: np.ndarray) -> dict[str, np.ndarray]:
 
 
 def plot(result: dict, path: Path) -> None:
-    import matplotlib  # noqa: PLC0415
+    import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt  # noqa: PLC0415
+    import matplotlib.pyplot as plt
 
     labels = ["(a) frozen bundle\n+ events as context", "(b) retrained bundle", f"(c) best baseline\n"
               f"{result['c_best_baseline']['name']}"]
@@ -189,14 +186,14 @@ def markdown(r: dict) -> str:
 
 
 def run(work: Path, out: Path, progress: bool, epochs: int, windows: int) -> dict:
-    from libs.catalog.store import load_dataset  # noqa: PLC0415
-    from libs.events import open_event_store  # noqa: PLC0415
-    from libs.fusion import FUSED  # noqa: PLC0415
-    from training.bundles import private_copy, rewind  # noqa: PLC0415
-    from training.evaluate.metrics import ndcg_at_k, per_user_metrics  # noqa: PLC0415
-    from training.evaluate.split import SplitConfig, make_split, window_bounds  # noqa: PLC0415
-    from training.retrain import RetrainConfig, extended_purchases, retrain  # noqa: PLC0415
-    from training.train.loop import store_for  # noqa: PLC0415
+    from libs.catalog.store import load_dataset
+    from libs.events import SqliteEventStore
+    from libs.fusion import FUSED
+    from training.bundles import private_copy, rewind
+    from training.evaluate.metrics import ndcg_at_k, per_user_metrics
+    from training.evaluate.split import SplitConfig, make_split, window_bounds
+    from training.retrain import RetrainConfig, extended_purchases, retrain
+    from training.train.trainer import store_for
 
     t0 = time.perf_counter()
     src = artifacts_dir()
@@ -216,7 +213,7 @@ def run(work: Path, out: Path, progress: bool, epochs: int, windows: int) -> dic
                          f"after {aside}: it saw the weeks set aside")
     replayed = ds.purchases[(ds.purchases["ts"] >= aside) & (ds.purchases["ts"] < score_start)]
     db = record_through_gateway(root, repository, replayed, work, progress)
-    store = open_event_store(None, db)
+    store = SqliteEventStore(db)
     try:
         recorded = store.read_purchases()
     finally:
@@ -265,7 +262,7 @@ def run(work: Path, out: Path, progress: bool, epochs: int, windows: int) -> dic
 
 
 def main(argv: list[str] | None = None) -> int:
-    from training.retrain import RetrainConfig  # noqa: PLC0415
+    from training.retrain import RetrainConfig
 
     parser = argparse.ArgumentParser(prog="python -m training.loop_eval", description=__doc__.splitlines()[0])
     parser.add_argument("--work", type=Path, default=REPO_ROOT / "build" / "loop-eval")

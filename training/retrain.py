@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import tempfile
 import time
@@ -27,13 +26,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-
-from libs.bundles import Bundle, load_bundle  # noqa: E402
-from libs.config import REPOSITORY, artifacts_dir  # noqa: E402
-from libs.events.base import Purchase  # noqa: E402
-from libs.model_io import FUSION_FILE, ITEM_EMBEDDINGS_FILE  # noqa: E402
-from libs.rankers import names as ranker_names  # noqa: E402
+from libs.bundles import Bundle, load_bundle
+from libs.config import REPOSITORY, artifacts_dir
+from libs.events.base import Purchase
+from libs.model_io import FUSION_FILE, ITEM_EMBEDDINGS_FILE
+from libs.rankers import names as ranker_names
 
 WINDOW_DAYS = 14
 
@@ -93,8 +90,8 @@ def _iso(epoch: float | None) -> str | None:
 def _fine_tune(name: str, model, examples, n_items: int, item_emb: np.ndarray, cfg, queries, progress: bool,
                desc: str):
     """Continue training each seed member of `model` (a SeedEnsemble or one module) on `examples`."""
-    from training.models.rankers import SeedEnsemble  # noqa: PLC0415
-    from training.train.loop import MemberJob, train_members  # noqa: PLC0415
+    from training.models.rankers import SeedEnsemble
+    from training.train.trainer import MemberJob, train_members
 
     members = list(model.members) if isinstance(model, SeedEnsemble) else [model]
     jobs = [MemberJob(name, replace(cfg, seed=cfg.seed + k), f"{desc} {name} member {k}", init=member)
@@ -105,20 +102,20 @@ def _fine_tune(name: str, model, examples, n_items: int, item_emb: np.ndarray, c
 
 def retrain(root: Path, repository: Path, recorded: Sequence[Purchase], cfg: RetrainConfig, progress: bool = True,
             events_source: str = "") -> Bundle:
-    import torch  # noqa: PLC0415
+    import torch
 
-    from libs.catalog.store import load_dataset  # noqa: PLC0415
-    from training.bundles import next_number, side_files, write_bundle  # noqa: PLC0415
-    from training.evaluate.metrics import ndcg_at_k  # noqa: PLC0415
-    from training.evaluate.split import make_split  # noqa: PLC0415
-    from training.export.export_all import export_all  # noqa: PLC0415
-    from training.models.text_encoder import load_text_encoder  # noqa: PLC0415
-    from training.train.checkpoints import load_checkpoint, save_checkpoint  # noqa: PLC0415
-    from training.train.data import build_examples  # noqa: PLC0415
-    from libs.fusion import PRIOR  # noqa: PLC0415
-    from training.train.loop import SEED, TrainConfig, seed_everything  # noqa: PLC0415
-    from training.train.loop import score_catalogue, score_prior, store_for  # noqa: PLC0415
-    from training.train.pipeline import encode_queries, fit_fusion  # noqa: PLC0415
+    from libs.catalog.store import load_dataset
+    from training.bundles import next_number, side_files, write_bundle
+    from training.evaluate.metrics import ndcg_at_k
+    from training.evaluate.split import make_split
+    from training.export.export_all import export_all
+    from training.models.text_encoder import load_text_encoder
+    from training.train.checkpoints import load_checkpoint, save_checkpoint
+    from training.train.data import build_examples
+    from libs.fusion import PRIOR
+    from training.train.trainer import SEED, TrainConfig, seed_everything
+    from training.train.trainer import score_catalogue, score_prior, store_for
+    from training.train.pipeline import encode_queries, fit_fusion
 
     t0 = time.perf_counter()
     torch.set_num_threads(2)
@@ -183,7 +180,8 @@ def retrain(root: Path, repository: Path, recorded: Sequence[Purchase], cfg: Ret
 
 
 def main(argv: list[str] | None = None) -> int:
-    from libs.events import open_configured_store  # noqa: PLC0415
+    from libs.config import EventStoreSettings
+    from libs.events import describe, open_event_store
 
     parser = argparse.ArgumentParser(prog="python -m training.retrain", description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=RetrainConfig.epochs, help="epochs per stage")
@@ -194,7 +192,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
     root = artifacts_dir()
-    store, source = open_configured_store(root)
+    settings = EventStoreSettings()
+    store, source = open_event_store(settings, root), describe(settings, root)
     try:
         recorded = store.read_purchases()
     finally:

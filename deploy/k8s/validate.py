@@ -91,8 +91,14 @@ def policy_problems(docs: list[dict], overlay: str) -> list[str]:
             problems.append(f"Deployment/{name}: no PodDisruptionBudget")
     problems += _network_problems(by_kind.get("NetworkPolicy", {}))
     problems += _triton_problems(deployments.get("triton"), overlay)
+    if "console" not in deployments or "console" not in by_kind.get("Service", {}):
+        problems.append("console: no Deployment and Service")
     if overlay == "prod":
         problems += _prod_problems(deployments, by_kind.get("NetworkPolicy", {}))
+        console_env = {e["name"]: e for c in _containers(deployments.get("console", {"spec": {"template": {
+            "spec": {}}}})) for e in c.get("env", [])}
+        if "secretKeyRef" not in console_env.get("SHOP_AUTH_TOKEN", {}).get("valueFrom", {}):
+            problems.append("prod: console must ask for the bearer token (SHOP_AUTH_TOKEN from a Secret)")
     return problems
 
 

@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 import abc
+import json
 from collections.abc import Sequence
 
-from libs.domain import EventKind, RecordedEvent, UserEvent
+from libs.domain import EventKind, RecordedEvent, ServedResponse, UserEvent
 
 # Event times a store accepts: from the epoch to a day past the receiver's clock (client clock skew). Anything
 # in that range converts back to a protobuf Timestamp, so nothing accepted can later fail to read back, and
@@ -72,6 +73,19 @@ class EventStore(abc.ABC):
         """Delete events whose event time is before `older_than` (epoch seconds); returns how many."""
 
     @abc.abstractmethod
+    def keep_response(self, response: ServedResponse) -> None:
+        """Store what a response served (a re-sent id keeps the first). Not fsync'd at commit: a record lost in a
+        crash only makes that response's on-demand explanation FAILED_PRECONDITION, and Search pays no flush."""
+
+    @abc.abstractmethod
+    def served_response(self, response_id: str) -> ServedResponse | None:
+        """The kept response, or None."""
+
+    @abc.abstractmethod
+    def prune_responses(self, older_than: float) -> int:
+        """Delete kept responses created before `older_than` (epoch seconds); returns how many."""
+
+    @abc.abstractmethod
     def close(self) -> None:
         """Release connections; the store is unusable afterwards."""
 
@@ -79,3 +93,18 @@ class EventStore(abc.ABC):
 def conflicts(sent: Sequence[RecordedEvent], stored: dict[str, tuple]) -> list[str]:
     """Ids of `sent` events whose stored payload (by id) differs from the sent one."""
     return [e.event_id for e in sent if e.event_id in stored and stored[e.event_id] != payload(e)]
+
+
+def response_body(r: ServedResponse) -> str:
+    """The stored form of a kept response (its id and time are columns of their own)."""
+    return json.dumps({"u": r.user_id, "q": r.query, "v": r.variant, "b": r.bundle_id,
+                       "r": [list(x) for x in r.results],
+                       "e": [[e.product_id, e.kind.value, e.ts, e.quantity] for e in r.recent]},
+                      separators=(",", ":"), ensure_ascii=False)
+
+
+def response_from_body(response_id: str, created: float, body: str) -> ServedResponse:
+    x = json.loads(body)
+    return ServedResponse(response_id, created, x["u"], x["q"], x["v"], x["b"],
+                          tuple((str(p), str(t), float(s)) for p, t, s in x["r"]),
+                          tuple(UserEvent(p, EventKind(k), float(ts), int(q)) for p, k, ts, q in x["e"]))

@@ -4,7 +4,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from libs.database.postgres import PostgresDatabase
-from libs.domain import EventKind, RecordedEvent, UserEvent
+from libs.domain import EventKind, RecordedEvent, ServedResponse, UserEvent
 from libs.events import migrations
 from libs.events.base import (
     DEFAULT_KINDS,
@@ -13,6 +13,8 @@ from libs.events.base import (
     EventStore,
     Purchase,
     conflicts,
+    response_body,
+    response_from_body,
 )
 
 INSERT = """
@@ -69,3 +71,20 @@ class PostgresEventStore(PostgresDatabase, EventStore):
     def prune(self, older_than: float) -> int:
         with self._transaction() as conn:
             return conn.execute("DELETE FROM events WHERE ts_us < %s", (to_us(older_than),)).rowcount
+
+    def keep_response(self, response: ServedResponse) -> None:
+        with self._transaction() as conn:
+            conn.execute("SET LOCAL synchronous_commit = off")  # EventStore.keep_response: no flush on Search
+            conn.execute("INSERT INTO responses (response_id, created_us, body) VALUES (%s, %s, %s) "
+                         "ON CONFLICT (response_id) DO NOTHING",
+                         (response.response_id, to_us(response.created), response_body(response)))
+
+    def served_response(self, response_id: str) -> ServedResponse | None:
+        with self._transaction() as conn:
+            row = conn.execute("SELECT created_us, body FROM responses WHERE response_id = %s",
+                               (response_id,)).fetchone()
+        return response_from_body(response_id, row[0] / 1e6, row[1]) if row else None
+
+    def prune_responses(self, older_than: float) -> int:
+        with self._transaction() as conn:
+            return conn.execute("DELETE FROM responses WHERE created_us < %s", (to_us(older_than),)).rowcount

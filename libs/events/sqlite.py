@@ -5,7 +5,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from libs.database.sqlite import SqliteDatabase
-from libs.domain import EventKind, RecordedEvent, UserEvent
+from libs.domain import EventKind, RecordedEvent, ServedResponse, UserEvent
 from libs.events import migrations
 from libs.events.base import (
     DEFAULT_KINDS,
@@ -14,6 +14,8 @@ from libs.events.base import (
     EventStore,
     Purchase,
     conflicts,
+    response_body,
+    response_from_body,
 )
 
 
@@ -60,4 +62,23 @@ class SqliteEventStore(SqliteDatabase, EventStore):
     def prune(self, older_than: float) -> int:
         with self._transaction() as conn:
             return conn.execute("DELETE FROM events WHERE ts < ?", (older_than,)).rowcount
+
+    def keep_response(self, response: ServedResponse) -> None:
+        with self._session() as conn:
+            # Durable at the next checkpoint rather than at commit (EventStore.keep_response); WAL stays consistent.
+            conn.execute("PRAGMA synchronous=NORMAL")
+            try:
+                conn.execute("INSERT OR IGNORE INTO responses VALUES (?,?,?)",
+                             (response.response_id, response.created, response_body(response)))
+            finally:
+                conn.execute("PRAGMA synchronous=FULL")
+
+    def served_response(self, response_id: str) -> ServedResponse | None:
+        with self._session() as conn:
+            row = conn.execute("SELECT created, body FROM responses WHERE response_id=?", (response_id,)).fetchone()
+        return response_from_body(response_id, *row) if row else None
+
+    def prune_responses(self, older_than: float) -> int:
+        with self._transaction() as conn:
+            return conn.execute("DELETE FROM responses WHERE created < ?", (older_than,)).rowcount
 

@@ -8,28 +8,33 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from libs import domain as d
-from libs.errors import invalid
+from libs.bundles import BUNDLE_MODEL
+from libs.errors import FailedPreconditionError, invalid
 from libs.explain import explain_page, term_drops
 from libs.features import FeatureStore
 from libs.fusion import Fusion
 from libs.history import fresh_purchases, user_context
 from libs.rankers import get as ranker
 from libs.relevance import TitleMatcher
-from libs.scoring import EncodeQuery, Infer, arm_of, candidate_indices, encode_or_degrade
+from libs.scoring import EncodeQuery, Infer, Versions, arm_of, candidate_indices, encode_or_degrade
 
 MAX_ITEMS = 100
+BUNDLE_NOT_LOADED = "BUNDLE_NOT_LOADED"  # ErrorInfo reason: asked to explain with a bundle this service does not hold
 
 
 @dataclass
 class Explained:
     explanations: list[d.Explanation]
     degradations: list[d.Degradation]
+    versions: list[d.ModelVersion]
 
 
 class ExplanationCore:
     def __init__(self, store: FeatureStore, titles: Sequence[str], fusion: Fusion, infer: Infer,
-                 encode: EncodeQuery | None) -> None:
+                 encode: EncodeQuery | None, versions: Versions | None = None, bundle_id: str = "") -> None:
         self.store = store
+        self.versions = versions
+        self.bundle_id = bundle_id  # the bundle whose models and side files this core holds (libs/bundles.py)
         self.titles = list(titles)
         self.matcher = TitleMatcher(self.titles)
         self.fusion = fusion
@@ -37,7 +42,13 @@ class ExplanationCore:
         self.encode = encode
 
     async def explain(self, user_id: str, query: str, product_ids: Sequence[str], variant: str,
-                      recent: Sequence[d.UserEvent], timeout: float) -> Explained:
+                      recent: Sequence[d.UserEvent], timeout: float, bundle_id: str = "",
+                      all_evidence: bool = False) -> Explained:
+        """`bundle_id`: the bundle that must explain ("" = the one held); `all_evidence`: every measured piece,
+        not only the strongest."""
+        if bundle_id and bundle_id != self.bundle_id:
+            raise FailedPreconditionError(f"bundle {bundle_id} is no longer loaded (serving {self.bundle_id})",
+                                          BUNDLE_NOT_LOADED, {"bundle_id": bundle_id, "loaded": self.bundle_id})
         arm = arm_of(variant)
         models = arm.models
         if not 1 <= len(product_ids) <= MAX_ITEMS:
@@ -61,5 +72,10 @@ class ExplanationCore:
         explanations = await explain_page(self.store, self.titles, self.fusion, self.infer, models, ctx, fresh,
                                           cand_idx, product_ids, query, query_emb, term_emb,
                                           max(deadline - loop.time(), 0.001), degradations, self.matcher,
-                                          arm.explore)
-        return Explained(explanations, degradations)
+                                          arm.explore, all_evidence)
+        answered = {x.model for x in degradations}
+        versions = [d.ModelVersion(m, await self.versions(m)) for m in models if m not in answered] \
+            if self.versions else []
+        if self.bundle_id:
+            versions.append(d.ModelVersion(BUNDLE_MODEL, self.bundle_id))
+        return Explained(explanations, degradations, versions)

@@ -1,14 +1,17 @@
-"""The pieces of evidence an explanation measures: what the rankers read about this user and query."""
+"""The pieces of evidence an explanation measures (what the rankers read about this user and query), and the facts
+each piece read, for the sentence to name: counts and dates from the same data the models read."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import scipy.sparse as sp
 
 from libs import domain as d
 from libs.explain.masking import Mask
-from libs.features import UserContext
+from libs.features import DAY, FeatureStore, UserContext, orders_in_window
+from libs.features.frequency import frequency_text, order_counts
 from libs.model_io import MAX_SCENARIOS
 from libs.rankers import get as ranker
 from libs.text import drop_term, query_terms
@@ -16,7 +19,9 @@ from libs.text import drop_term, query_terms
 MAX_QUERY_TERMS = 8
 # One batch holds the full context, every piece and the "none of the listed evidence" scenario.
 MAX_PIECES = MAX_SCENARIOS - 2
-MAX_HISTORY_EVIDENCE = MAX_PIECES - 2 - MAX_QUERY_TERMS  # leave room for repeat, popularity and the query terms
+# Leave room for repeat, popularity, similar customers and the query terms.
+MAX_HISTORY_EVIDENCE = MAX_PIECES - 3 - MAX_QUERY_TERMS
+RECENT_DAYS = 28  # "lately": the window of the popularity feature the rankers read (log_orders_28d)
 
 
 @dataclass(frozen=True)
@@ -49,11 +54,14 @@ def history_pieces(ctx: UserContext, inputs: Mapping[str, Mapping[str, np.ndarra
 
 def pieces_for(ctx: UserContext, inputs: Mapping[str, Mapping[str, np.ndarray]], fresh_items: set[int]
                ) -> list[Piece]:
-    """The user-side pieces: each past purchase the rankers read, the repeat-purchase and popularity signals."""
+    """The user-side pieces: each past purchase the rankers read, the repeat-purchase signal, popularity with all
+    shoppers and (apart) with the user's most similar customers."""
     pieces = history_pieces(ctx, inputs, fresh_items)
     if len(ctx):
         pieces.append(Piece(Mask("repeat"), d.EvidenceKind.REPEAT_PURCHASE))
     pieces.append(Piece(Mask("popularity"), d.EvidenceKind.POPULARITY))
+    if len(ctx):  # an empty history has no similar customers: the column is 0
+        pieces.append(Piece(Mask("similar_customers"), d.EvidenceKind.SIMILAR_CUSTOMERS))
     return pieces[:MAX_PIECES - MAX_QUERY_TERMS]
 
 
@@ -71,3 +79,84 @@ def none_of(pieces: Sequence[Piece]) -> Mask:
 def term_drops(query: str) -> list[str]:
     """The query with each of its terms removed, in term order (one text_encoder call)."""
     return [drop_term(query, i) for i in range(min(len(query_terms(query)), MAX_QUERY_TERMS))]
+
+
+@dataclass(frozen=True)
+class Fact:
+    """What a piece read about one candidate, for people (common.proto Evidence: text, count, window_days,
+    last_time)."""
+
+    text: str = ""
+    count: int = 0
+    window_days: int = 0
+    last_time: float = 0.0
+
+
+def own_orders(ctx: UserContext) -> dict[int, Fact]:
+    """item -> the user's orders of it (distinct baskets) and the time of the last one."""
+    items, counts = order_counts(ctx)
+    last = dict(zip(ctx.items.tolist(), ctx.ts.tolist()))  # oldest first: the last one wins
+    return {i: Fact(count=n, last_time=last[i]) for i, n in zip(items.tolist(), counts.tolist())}
+
+
+def shop_orders(store: FeatureStore, cand_idx: np.ndarray) -> list[Fact]:
+    """Per candidate: its orders by all shoppers in the last RECENT_DAYS days, or all time when there were none."""
+    rows = store.pop[np.clip(cand_idx, 0, None)]
+    recent, ever = orders_in_window(rows, RECENT_DAYS), orders_in_window(rows, None)
+    return [Fact() if c < 0 else Fact(count=int(r), window_days=RECENT_DAYS) if r else Fact(count=int(e))
+            for c, r, e in zip(np.asarray(cand_idx).tolist(), recent.tolist(), ever.tolist())]
+
+
+def similar_buyers(store: FeatureStore, ctx: UserContext, cand_idx: np.ndarray) -> list[Fact]:
+    """Per candidate: how many of the user's most similar customers (libs.features.neighbours, the customers the
+    similar-customers feature averages) bought it in the last RECENT_DAYS days, or ever when none did lately."""
+    cand_idx = np.asarray(cand_idx, np.int64)
+    if store.neighbours is None or not len(ctx):
+        return [Fact() for _ in cand_idx]
+    rows = store.neighbours.nearest(ctx.items, ctx.ts, ctx.now, ctx.user)
+    cols = np.clip(cand_idx, 0, None)
+    ever = np.asarray((store.neighbours.by_user[rows][:, cols] != 0).sum(axis=0)).ravel()
+    lately = np.asarray(_recent_buyers(store)[rows][:, cols].sum(axis=0)).ravel()
+    return [Fact() if c < 0 else Fact(count=int(n), window_days=RECENT_DAYS) if n else Fact(count=int(e))
+            for c, n, e in zip(cand_idx.tolist(), lately.tolist(), ever.tolist())]
+
+
+def _recent_buyers(store: FeatureStore) -> sp.csr_matrix:
+    """[customers in the neighbours' row order, items] 1 where the customer bought the item in the last RECENT_DAYS
+    days before the store's now; built once per store (a loop over every customer, ~0.1 s)."""
+    cached = getattr(store, "_recent_buyers", None)
+    if cached is None:
+        since = store.now - RECENT_DAYS * DAY
+        rows, cols = [], []
+        for r, user in enumerate(store.neighbours.user_ids):
+            ctx = store.users[user]
+            items = np.unique(ctx.items[ctx.ts >= since])
+            rows.append(np.full(len(items), r, np.int64))
+            cols.append(items)
+        data = np.concatenate(rows) if rows else np.zeros(0, np.int64)
+        cached = sp.csr_matrix((np.ones(len(data), np.int64), (data, np.concatenate(cols) if cols else data)),
+                               shape=store.neighbours.by_user.shape)
+        store._recent_buyers = cached
+    return cached
+
+
+def facts_for(store: FeatureStore, ctx: UserContext, pieces: Sequence[Piece], cand_idx: np.ndarray
+              ) -> dict[int, list[Fact]]:
+    """piece index -> its facts per candidate, for the pieces that read a fact."""
+    cand = np.asarray(cand_idx, np.int64).tolist()
+    own = own_orders(ctx)
+    out: dict[int, list[Fact]] = {}
+    for p, piece in enumerate(pieces):
+        if piece.item >= 0:
+            out[p] = [own.get(piece.item, Fact())] * len(cand)
+        elif piece.kind is d.EvidenceKind.REPEAT_PURCHASE:
+            out[p] = [own.get(c, Fact()) for c in cand]
+        elif piece.kind is d.EvidenceKind.POPULARITY:
+            out[p] = shop_orders(store, cand_idx)
+        elif piece.kind is d.EvidenceKind.SIMILAR_CUSTOMERS:
+            out[p] = similar_buyers(store, ctx, cand_idx)
+        elif piece.kind is d.EvidenceKind.PURCHASE_FREQUENCY:
+            shop = shop_orders(store, cand_idx)
+            out[p] = [Fact(text, own[c].count, 0, own[c].last_time) if c in own else Fact(text, s.count, s.window_days)
+                      for c, text, s in zip(cand, frequency_text(store, ctx, cand_idx), shop)]
+    return out

@@ -7,7 +7,9 @@ effect of that evidence on candidate c is `score[0, c] - score[i, c]`.
 Mask kinds (all work without retraining and without scatter ops in the models):
 - ("history_item", item_idx): every history slot holding that product (the ranker's `history_slots`) gets mask 0;
 - ("repeat", None): the repeat-purchase features of every candidate set to zero (= never bought);
-- ("popularity", None): the popularity features set to zero;
+- ("popularity", None): the shop-wide popularity features set to zero (orders, repeat rate, season);
+- ("similar_customers", None): the per-customer popularity column (how much the user's most similar customers buy
+  the candidate) set to zero;
 - ("query", None): query_mask = 0 (rankers that read the query);
 - ("query_embedding", emb): the query replaced by another embedding, e.g. the query with one term removed;
 - ("all", [masks]): several masks applied together (the "none of the listed evidence" scenario);
@@ -25,9 +27,13 @@ from typing import Any
 
 import numpy as np
 
+from libs.features import POP_FEATURE_NAMES
 from libs.model_io import POP_FEATS, QUERY_EMB, QUERY_MASK, REPEAT_FEATS
 
-KINDS = ("history_item", "repeat", "popularity", "query", "query_embedding", "all", "discovery", "frequency")
+KINDS = ("history_item", "repeat", "popularity", "similar_customers", "query", "query_embedding", "all", "discovery",
+         "frequency")
+SIMILAR_COLUMN = POP_FEATURE_NAMES.index("log_similar_customers_score")
+SHOP_WIDE_COLUMNS = [i for i in range(len(POP_FEATURE_NAMES)) if i != SIMILAR_COLUMN]
 
 
 @dataclass(frozen=True)
@@ -48,7 +54,9 @@ def _apply(out: dict[str, np.ndarray], mask: Mask, history_slots: Sequence[tuple
     elif kind == "repeat" and REPEAT_FEATS in out:
         out[REPEAT_FEATS][:] = 0.0
     elif kind == "popularity" and POP_FEATS in out:
-        out[POP_FEATS][:] = 0.0
+        out[POP_FEATS][..., SHOP_WIDE_COLUMNS] = 0.0
+    elif kind == "similar_customers" and POP_FEATS in out:
+        out[POP_FEATS][..., SIMILAR_COLUMN] = 0.0
     elif kind == "query" and QUERY_MASK in out:
         out[QUERY_MASK][:] = 0.0
     elif kind == "query_embedding" and QUERY_EMB in out:

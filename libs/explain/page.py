@@ -20,8 +20,9 @@ With the fused score of libs.fusion (a fixed linear map of the models' scores, s
   the pieces' effects add up exactly only when the rankers are additive in them; the remainder is the interaction
   between pieces, reported as is (`Explanation.interaction`) rather than spread over the pieces.
 
-No gradients: it works unchanged on TensorRT engines. The sentence names only evidence whose measured
-contribution is positive.
+No gradients: it works unchanged on TensorRT engines. Each piece also carries the fact it read about the item
+(libs.explain.evidence.facts_for: orders, dates, counts), and the sentence (libs.explain.wording) names the claims
+whose measured contributions helped most, with those facts.
 """
 from __future__ import annotations
 
@@ -34,11 +35,10 @@ import numpy as np
 
 from libs import domain as d
 from libs.errors import UnavailableError
-from libs.explain.evidence import Piece, none_of, pieces_for, term_pieces
+from libs.explain.evidence import Fact, Piece, facts_for, none_of, pieces_for, term_pieces
 from libs.explain.masking import Mask, masked_scenarios
 from libs.explain.wording import MIN_CONTRIBUTION, confidence, sentence
 from libs.features import FeatureStore, UserContext
-from libs.features.frequency import frequency_text
 from libs.fusion import Fusion, never_bought
 from libs.rankers import get as ranker
 from libs.relevance import TitleMatcher
@@ -75,7 +75,7 @@ async def explain_page(store: FeatureStore, titles: Sequence[str], fusion: Fusio
                        product_ids: Sequence[str], query: str, query_emb: np.ndarray | None,
                        term_emb: np.ndarray | Awaitable[np.ndarray | None] | None, timeout: float,
                        degradations: list[d.Degradation], matcher: TitleMatcher | None = None,
-                       explore: float = 0.0) -> list[d.Explanation]:
+                       explore: float = 0.0, all_evidence: bool = False) -> list[d.Explanation]:
     """`explore`: the variant's repeat-vs-explore setting (libs.scoring.Arm). `term_emb`: the embeddings of the
     query with each term removed (libs.explain.term_drops), or an awaitable of them: the rankers score every other
     scenario while the variants are encoded, and only the query-reading rankers score the term scenarios after (for
@@ -116,9 +116,7 @@ async def explain_page(store: FeatureStore, titles: Sequence[str], fusion: Fusio
     pieces = pieces + (terms if measured else [])
     # Model-free additive terms of the served score: measured analytically (their value), not masked.
     additive = []
-    texts: dict[int, list[str]] = {}  # piece index -> its text per candidate, where that differs by candidate
     for name, values in prior_scores(fusion, store, ctx, cand_idx).items():
-        texts[len(pieces)] = frequency_text(store, ctx, cand_idx)
         pieces.append(Piece(Mask("frequency"), d.EvidenceKind.PURCHASE_FREQUENCY))
         additive.append(fusion.term(name, values))
     if explore:
@@ -128,7 +126,8 @@ async def explain_page(store: FeatureStore, titles: Sequence[str], fusion: Fusio
         pieces.append(Piece(Mask("query"), d.EvidenceKind.QUERY_MATCH))
         additive.append(matcher.relevance(query, cand_idx))
     att = attribute(fusion, rows, additive)
-    return explain_items(store, titles, product_ids, cand_idx, pieces, att, query, matcher if query else None, texts)
+    return explain_items(store, titles, product_ids, cand_idx, pieces, att, query, matcher if query else None,
+                         facts_for(store, ctx, pieces, cand_idx), all_evidence)
 
 
 def _query_kind(piece: Piece, item: int, query: str, matcher: TitleMatcher | None) -> tuple[d.EvidenceKind, str]:
@@ -144,9 +143,10 @@ def _query_kind(piece: Piece, item: int, query: str, matcher: TitleMatcher | Non
 
 def explain_items(store: FeatureStore, titles: Sequence[str], product_ids: Sequence[str], cand_idx: np.ndarray,
                   pieces: Sequence[Piece], att: Attribution, query: str = "",
-                  matcher: TitleMatcher | None = None, texts: Mapping[int, Sequence[str]] | None = None
-                  ) -> list[d.Explanation]:
-    """`texts`: piece index -> the piece's text for each candidate (pieces whose text depends on the candidate)."""
+                  matcher: TitleMatcher | None = None, facts: Mapping[int, Sequence[Fact]] | None = None,
+                  all_evidence: bool = False) -> list[d.Explanation]:
+    """`facts`: piece index -> what the piece read about each candidate (libs.explain.evidence.facts_for);
+    `all_evidence`: list every measured piece, not only the strongest (the sentence is the same either way)."""
     # Per piece, once: the product it names (a pandas lookup per candidate and piece was a third of the cost).
     named = [(str(store.item_index[p.item]), titles[p.item]) if p.item >= 0 else ("", "") for p in pieces]
     out = []
@@ -155,20 +155,21 @@ def explain_items(store: FeatureStore, titles: Sequence[str], product_ids: Seque
         evidence = []
         for p, piece in enumerate(pieces):
             value = float(att.contributions[p, c])
-            if abs(value) <= MIN_CONTRIBUTION:
+            if value == 0.0 or (abs(value) <= MIN_CONTRIBUTION and not all_evidence):
                 continue
             kind, text = _query_kind(piece, int(item), query, matcher)
-            if texts and p in texts:
-                text = texts[p][c]
+            fact = facts[p][c] if facts and p in facts else Fact()
             if kind is d.EvidenceKind.PAST_PURCHASE and piece.item in neighbours:
                 kind = d.EvidenceKind.CO_PURCHASE_NEIGHBOUR
-            evidence.append(d.Evidence(kind, value, *named[p], text))
+            evidence.append(d.Evidence(kind, value, *named[p], fact.text or text, fact.count, fact.window_days,
+                                       fact.last_time))
         evidence.sort(key=lambda e: -e.contribution)
-        shown = _shown(evidence)
+        shown = _shown([e for e in evidence if abs(e.contribution) > MIN_CONTRIBUTION])
         score, baseline = float(att.score[c]), float(att.baseline[c])
         total = float(att.contributions[:, c].sum())
-        out.append(d.Explanation(shown, sentence(shown), confidence(score, att.score), METHOD, score=score,
-                                 baseline=baseline, interaction=score - baseline - total))
+        out.append(d.Explanation(evidence if all_evidence else shown, sentence(shown, product_ids[c]),
+                                 confidence(score, att.score), METHOD, score=score, baseline=baseline,
+                                 interaction=score - baseline - total))
     return out
 
 

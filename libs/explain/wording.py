@@ -1,48 +1,145 @@
-"""What an explanation says: a sentence built only from evidence with a measured positive contribution, and a
-confidence read from the fused score."""
+"""What an explanation says: a sentence naming the (at most two) strongest measured reasons with the facts their
+evidence read, and a confidence read from the fused score.
+
+Evidence pieces that make the same claim are one reason, so a sentence never says a thing twice: the repeat-purchase
+signal and the purchase-frequency prior of a product the user bought ("you ordered it 4 times"), shop-wide
+popularity and the frequency prior of a product the user never bought ("ordered 57 times in the last 28 days"),
+and every query piece (the words the title has, or those it is only close to). Each past product is a reason of its
+own. A reason's strength is the sum of its pieces' measured contributions; only reasons that helped are named.
+Every number, date, product title and quoted word in a sentence is a fact of that item's evidence.
+"""
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
 from libs import domain as d
 
 MIN_CONTRIBUTION = 1e-4
+MAX_REASONS = 2
+MAX_CLOSE_WORDS = 2
+K = d.EvidenceKind
+QUERY_KINDS = (K.QUERY_MATCH, K.QUERY_TERM, K.QUERY_SIMILAR)
+PRODUCT_KINDS = (K.PAST_PURCHASE, K.RECENT_EVENT, K.CO_PURCHASE_NEIGHBOUR)
+COUNT_CLAIMS = ("shop", K.SIMILAR_CUSTOMERS.value)  # claims that are a count, nothing without it
 
 
-def _phrase(ev: d.Evidence) -> str:
-    return {
-        d.EvidenceKind.PAST_PURCHASE: f"you bought {ev.title}",
-        d.EvidenceKind.RECENT_EVENT: f"you just bought {ev.title}",
-        d.EvidenceKind.CO_PURCHASE_NEIGHBOUR: f"it is often bought with {ev.title}, which you bought",
-        d.EvidenceKind.REPEAT_PURCHASE: "you have bought it before",
-        d.EvidenceKind.POPULARITY: "it is popular (lately, at this time of year or with customers like you)",
-        d.EvidenceKind.QUERY_TERM: f'it matches "{ev.text}"',
-        d.EvidenceKind.QUERY_MATCH: f'its title has {_words(ev.text)} you searched for',
-        d.EvidenceKind.QUERY_SIMILAR: f'it is similar to "{ev.text}"',
-        d.EvidenceKind.DISCOVERY: "you have not bought it yet and this list leans towards new products",
-        d.EvidenceKind.PURCHASE_FREQUENCY: ev.text,
-    }[ev.kind]
+@dataclass(frozen=True)
+class Reason:
+    claim: str  # what is claimed: one sentence names each claim once
+    strength: float  # sum of the measured contributions of the pieces that make the claim
+    evidence: tuple[d.Evidence, ...]
 
 
-def _words(text: str) -> str:
-    words = text.split()
-    return f'"{words[0]}"' if len(words) == 1 else "the words " + ", ".join(f'"{w}"' for w in words)
+def claim_of(ev: d.Evidence, product_id: str = "") -> str:
+    """`product_id`: the item explained; its own past orders read through the history say what repeat does."""
+    if ev.kind in PRODUCT_KINDS:
+        return "own" if ev.product_id == product_id else f"product:{ev.product_id}"
+    if ev.kind in QUERY_KINDS:
+        return "query"
+    if ev.kind is K.PURCHASE_FREQUENCY:  # the prior read the user's own orders, or else the shop's
+        return "own" if ev.last_time else "shop"
+    return {K.REPEAT_PURCHASE: "own", K.POPULARITY: "shop"}.get(ev.kind, ev.kind.value)
 
 
-def sentence(evidence: Sequence[d.Evidence]) -> str:
-    """Names at most two positive pieces: the strongest, and a just-recorded purchase when it helped (shoppers
-    expect their newest action to count); claims nothing the contributions do not show."""
-    positive = [e for e in evidence if e.contribution > MIN_CONTRIBUTION]
-    if not positive:
+def reasons(evidence: Sequence[d.Evidence], product_id: str = "") -> list[Reason]:
+    """The claims the evidence makes that helped, strongest first. A count claim whose count is 0 is not made: the
+    contribution then came from a feature with no fact to name (an unsold product's smoothed repeat rate, say)."""
+    groups: dict[str, list[d.Evidence]] = {}
+    for ev in evidence:
+        if ev.kind is not None:
+            groups.setdefault(claim_of(ev, product_id), []).append(ev)
+    out = [Reason(claim, sum(e.contribution for e in evs), tuple(evs)) for claim, evs in groups.items()
+           if claim not in COUNT_CLAIMS or any(e.count for e in evs)]
+    return sorted((r for r in out if r.strength > MIN_CONTRIBUTION), key=lambda r: -r.strength)
+
+
+def sentence(evidence: Sequence[d.Evidence], product_id: str = "") -> str:
+    """The strongest two reasons, keeping a just-recorded purchase that helped (shoppers expect their newest action
+    to count); claims nothing the contributions do not show. `product_id`: the item explained."""
+    found = reasons(evidence, product_id)
+    if not found:
         return "No single signal stood out: it ranked well on the whole of your profile."
-    top = positive[:2]
-    recent = next((e for e in positive if e.kind is d.EvidenceKind.RECENT_EVENT), None)
+    top = found[:MAX_REASONS]
+    recent = next((r for r in found if any(e.kind is K.RECENT_EVENT for e in r.evidence)), None)
     if recent is not None and recent not in top:
         top = [top[0], recent]
-    return "Because " + " and ".join(_phrase(e) for e in top) + "."
+    # The comma keeps the reasons apart from the "and" and commas inside them (lists of words, dates).
+    return "Because " + ", and ".join(phrase(r) for r in top) + "."
+
+
+def phrase(reason: Reason) -> str:
+    """The reason in words, with the facts of its strongest piece that read them."""
+    evs = sorted(reason.evidence, key=lambda e: -e.contribution)
+    first = evs[0]
+    if reason.claim == "query":
+        return _query(evs)
+    if reason.claim == "own":
+        fact = next((e for e in evs if e.count), first)
+        return "you ordered it " + _times_and_when(fact)
+    if reason.claim == "shop":
+        fact = next(e for e in evs if e.count)
+        if not fact.window_days:
+            return f"it has been ordered {_times(fact.count)} in all"
+        return f"it was ordered {_times(fact.count)} in the last {fact.window_days} days"
+    if first.kind is K.RECENT_EVENT:
+        return f"you just bought {first.title}"
+    if first.kind is K.CO_PURCHASE_NEIGHBOUR:
+        return f"shoppers often buy it with {first.title}, which you ordered " + _times_and_when(first)
+    if first.kind is K.PAST_PURCHASE:
+        return f"you ordered {first.title} " + _times_and_when(first)
+    if first.kind is K.SIMILAR_CUSTOMERS:
+        who = "customer who buys" if first.count == 1 else "customers who buy"
+        if not first.window_days:
+            return f"{first.count} {who} what you buy ordered it"
+        return f"{first.count} {who} what you buy ordered it in the last {first.window_days} days"
+    if first.kind is K.DISCOVERY:
+        return "it is new to you, which this list favours"
+    return first.text
+
+
+def _query(evs: Sequence[d.Evidence]) -> str:
+    """Each typed word once: those the title has (relevance and the rankers' query path alike), else the (at most
+    MAX_CLOSE_WORDS) words whose meaning helped most while the title lacks them."""
+    has: list[str] = []
+    for e in evs:
+        for w in e.text.split() if e.kind is K.QUERY_MATCH else [e.text] if e.kind is K.QUERY_TERM else []:
+            if w not in has:
+                has.append(w)
+    if has:
+        return f"its title has {_words(has)} from your search"
+    close = [e.text for e in evs if e.kind is K.QUERY_SIMILAR and e.contribution > 0]
+    return f"it is close in meaning to {_words(list(dict.fromkeys(close))[:MAX_CLOSE_WORDS])} from your search"
+
+
+def _words(words: Sequence[str]) -> str:
+    quoted = [f'"{w}"' for w in words]
+    return quoted[0] if len(quoted) == 1 else ", ".join(quoted[:-1]) + " and " + quoted[-1]
+
+
+def _times(n: int) -> str:
+    return {1: "once", 2: "twice"}.get(n, f"{n} times")
+
+
+def _times_and_when(ev: d.Evidence) -> str:
+    if not ev.count:
+        return "before"
+    when = date(ev.last_time)
+    if ev.count == 1:
+        return f"once, on {when}" if when else "once"
+    return f"{_times(ev.count)}, last on {when}" if when else _times(ev.count)
+
+
+def date(seconds: float) -> str:
+    """A day in words, e.g. "2 Nov 2011" (UTC); "" for none."""
+    if not seconds:
+        return ""
+    t = time.gmtime(seconds)
+    return f"{t.tm_mday} {time.strftime('%b %Y', t)}"
 
 
 def confidence(score: float, page_scores: np.ndarray) -> float:

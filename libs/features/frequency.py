@@ -2,7 +2,8 @@
 a score the fusion blends with the rankers (libs.fusion).
 
 The customer's GP-TopFreq order over the whole catalogue: the products they bought, most orders first (ties by
-popularity), then every other product by popularity (28-day orders, then all-time: FeatureStore.top_popular).
+popularity), then every other product by popularity (serving: 28-day orders, then all-time, FeatureStore.top_popular;
+the offline GP-TopFreq baseline passes the paper's 30-day order to the same `frequency_rank`).
 A product's prior is -log(1 + its 0-based rank in that order): its decay is that of the rank discount of
 NDCG. It depends only on the customer's history (fresh purchases included) and the store's popularity, never on
 the other candidates of a request, so ranking and explanation compute the same value for a product.
@@ -11,7 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from libs.features.store import FeatureStore, UserContext
+from libs.features.store import FeatureStore
+from libs.features.user import UserContext
 
 
 def order_counts(ctx: UserContext) -> tuple[np.ndarray, np.ndarray]:
@@ -22,16 +24,16 @@ def order_counts(ctx: UserContext) -> tuple[np.ndarray, np.ndarray]:
     return np.unique(pairs[0], return_counts=True)
 
 
-def frequency_rank(store: FeatureStore, ctx: UserContext, cand_idx: np.ndarray) -> np.ndarray:
-    """[C] each candidate's 0-based rank in the customer's GP-TopFreq order (products unknown to the store, index
-    < 0, rank last)."""
+def frequency_rank(position: np.ndarray, ctx: UserContext, cand_idx: np.ndarray) -> np.ndarray:
+    """[C] each candidate's 0-based rank in the customer's GP-TopFreq order, given each item's 0-based `position`
+    in the popularity order ([n_items]; products unknown to the store, index < 0, rank last)."""
     cand_idx = np.asarray(cand_idx, np.int64)
-    position = store.popularity_position  # [n_items] rank by popularity
+    n_items = len(position)
     items, counts = order_counts(ctx)
     bought_order = items[np.lexsort((position[items], -counts))]
-    rank = np.full(len(cand_idx), store.n_items, np.int64)
+    rank = np.full(len(cand_idx), n_items, np.int64)
     known = cand_idx >= 0
-    own = np.full(store.n_items, -1, np.int64)
+    own = np.full(n_items, -1, np.int64)
     own[bought_order] = np.arange(len(bought_order))
     c = cand_idx[known]
     # A product not bought: after the bought ones, by popularity among the products not bought.
@@ -42,7 +44,7 @@ def frequency_rank(store: FeatureStore, ctx: UserContext, cand_idx: np.ndarray) 
 
 def frequency_prior(store: FeatureStore, ctx: UserContext, cand_idx: np.ndarray) -> np.ndarray:
     """[C] float64: -log(1 + GP-TopFreq rank) of each candidate for this customer."""
-    return -np.log1p(frequency_rank(store, ctx, cand_idx).astype(np.float64))
+    return -np.log1p(frequency_rank(store.popularity_position, ctx, cand_idx).astype(np.float64))
 
 
 def frequency_text(store: FeatureStore, ctx: UserContext, cand_idx: np.ndarray) -> list[str]:

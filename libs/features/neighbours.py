@@ -62,18 +62,28 @@ class CustomerNeighbours:
         """[n_items] float32: mean of the k most similar other customers' vectors (similarity > 0 only; fewer
         than k such customers: the mean over k all the same, so a thin neighbourhood scores low). The customer's
         own row (`user_id`) is never a neighbour."""
-        n_items = self.by_user.shape[1]
-        out = np.zeros(n_items, np.float32)
+        top = self.nearest(items, ts, now_s, user_id, half_life_days)
+        if len(top) == 0:
+            return np.zeros(self.by_user.shape[1], np.float32)
+        return (np.asarray(self.by_user[top].sum(axis=0)).ravel() / self.k).astype(np.float32)
+
+    def nearest(self, items: np.ndarray, ts: np.ndarray, now_s: float, user_id: str | None = None,
+                half_life_days: float = HALF_LIFE_DAYS) -> np.ndarray:
+        """Rows of the (at most k) most similar other customers with similarity > 0."""
         idx, w = decayed_vector(items, ts, now_s, half_life_days)
         if len(idx) == 0 or self.by_user.shape[0] == 0:
-            return out
+            return np.zeros(0, np.int64)
         sims = np.asarray(self.by_item[:, idx] @ w).ravel()
         own = self.users.get(user_id) if user_id is not None else None
         if own is not None:
             sims[own] = 0.0
         k = min(self.k, len(sims))
         top = np.argpartition(-sims, k - 1)[:k]
-        top = top[sims[top] > 0]
-        if len(top) == 0:
-            return out
-        return (np.asarray(self.by_user[top].sum(axis=0)).ravel() / self.k).astype(np.float32)
+        return top[sims[top] > 0]
+
+    @property
+    def user_ids(self) -> list[str]:
+        """Customer id of each row."""
+        if getattr(self, "_ids", None) is None:
+            self._ids = sorted(self.users, key=self.users.__getitem__)
+        return self._ids

@@ -2,12 +2,9 @@
 co-purchase neighbours), repeat-purchase and popularity features (PyTorch module: training.models.rankers)."""
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
 import numpy as np
 
-from libs.features.store import FeatureStore, UserContext, cand_ids, pop_features_of, repeat_features, user_neighbours
+from libs.features import FeatureStore, UserContext, cand_ids, pop_features_of, repeat_features, user_neighbours
 from libs.model_io import (
     CAND_EMB,
     CAND_IDS,
@@ -93,15 +90,8 @@ def gnn_inputs(
     }
 
 
-def new_module(config: Mapping[str, Any], item_emb: np.ndarray | None = None):  # noqa: ANN201
-    import torch  # noqa: PLC0415  (training and export only)
-
-    from training.models.rankers import GnnRanker  # noqa: PLC0415
-
-    return GnnRanker(item_text=None if item_emb is None else torch.from_numpy(np.asarray(item_emb)), **config)
-
-
 RANKER = register(Ranker(
-    spec=SPEC, inputs=gnn_inputs, new_module=new_module, history_slots=((USER_NBR_IDS, USER_NBR_MASK),),
+    spec=SPEC, inputs=gnn_inputs, module="training.models.rankers:GnnRanker",
+    history_slots=((USER_NBR_IDS, USER_NBR_MASK),),
     gathered=((USER_NBR_EMB, USER_NBR_IDS), (CAND_EMB, CAND_IDS)),
     description="inductive PinSage-style GNN (co-purchase + user neighbours) + repeat/popularity features"))

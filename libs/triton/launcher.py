@@ -21,7 +21,7 @@ from pathlib import Path
 
 import tritonclient.grpc as grpcclient
 
-from libs.config import REPO_ROOT, REPOSITORY
+from libs.config import REPO_ROOT, REPOSITORY, TritonSettings
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +46,8 @@ def prepare_backend_dir(dest: Path) -> Path:
     src = _pytriton_dir()
     py_dir = dest / "python"
     py_dir.mkdir(parents=True, exist_ok=True)
-    stub = src / "python_backend_stubs" / f"{sys.version_info.major}.{sys.version_info.minor}" / "triton_python_backend_stub"
+    version = f"{sys.version_info.major}.{sys.version_info.minor}"
+    stub = src / "python_backend_stubs" / version / "triton_python_backend_stub"
     for f in [*(src / "backends" / "python").glob("*.so"), *(src / "backends" / "python").glob("*.py"), stub]:
         target = py_dir / f.name
         if not target.exists() or target.stat().st_size != f.stat().st_size:
@@ -77,9 +78,13 @@ class TritonServer:
     exit_timeout_s: int = 5
     log_path: Path | None = None
     extra_args: list[str] = field(default_factory=list)
-    cache_bytes: int = field(default_factory=lambda: int(os.environ.get("SHOP_TRITON_CACHE_BYTES", 32 << 20)))
+    cache_bytes: int = field(default_factory=lambda: TritonSettings().cache_bytes)
     versions: dict[str, str] | None = None
     process: subprocess.Popen | None = None
+    # time.monotonic() of the last launch, of the server answering ready after it, of the bundle loaded after it
+    launched_at: float | None = None
+    ready_at: float | None = None
+    loaded_at: float | None = None
 
     @property
     def grpc_url(self) -> str:
@@ -130,7 +135,7 @@ class TritonServer:
             self.wait_ready(timeout_s)
             self.load_bundle(timeout_s)
             log.warning("tritonserver relaunched and serving the current bundle")
-        except Exception:  # noqa: BLE001 - the supervisor sees the process; readiness stays NOT_SERVING
+        except Exception:
             log.exception("tritonserver relaunched but could not load the current bundle")
 
     def launch(self) -> subprocess.Popen:
@@ -145,10 +150,11 @@ class TritonServer:
         # Python-backend models run in this virtualenv; keep ORT/BLAS from oversubscribing 2 cores.
         env.setdefault("OMP_NUM_THREADS", "1")
         env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
-        out = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
+        out = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115 - owned by the child
         log.info("starting tritonserver grpc=%s repository=%s", self.grpc_url, self.model_repository)
         self.process = subprocess.Popen(self.command(backend_dir), env=env, stdout=out, stderr=subprocess.STDOUT,
                                         start_new_session=True)
+        self.launched_at, self.ready_at, self.loaded_at = time.monotonic(), None, None
         return self.process
 
     def wait_ready(self, timeout_s: float) -> None:
@@ -163,6 +169,7 @@ class TritonServer:
                     raise RuntimeError(f"tritonserver exited with code {self.process.returncode}; see {self.log_path}")
                 try:
                     if client.is_server_ready():
+                        self.ready_at = time.monotonic()
                         return
                 except Exception:  # noqa: BLE001 - not listening yet
                     pass
@@ -172,13 +179,14 @@ class TritonServer:
         raise TimeoutError(f"tritonserver not ready after {timeout_s:.0f}s; see {self.log_path}")
 
     def load_bundle(self, timeout_s: float) -> None:
-        from libs.bundles import load_bundle  # noqa: PLC0415
-        from libs.config import artifacts_dir  # noqa: PLC0415
-        from libs.triton.repository import load_versions  # noqa: PLC0415
+        from libs.bundles import load_bundle
+        from libs.config import artifacts_dir
+        from libs.triton.repository import load_versions
 
         versions = self.versions or load_bundle(artifacts_dir()).versions
         load_versions(self.grpc_url, {m: [v] for m, v in versions.items()}, self.model_repository, self.config_name,
                       timeout_s)
+        self.loaded_at = time.monotonic()
 
     def stop(self) -> None:
         """SIGTERM the server's process group, SIGKILL if it overstays its exit timeout; then SIGKILL whatever is

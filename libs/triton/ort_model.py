@@ -9,12 +9,13 @@ their other dimensions agree, so one ORT call serves them all.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
 import triton_python_backend_utils as pb_utils  # provided by the Python backend stub
+
+from libs.config import OrtSettings
 
 
 def _session(path: Path, threads: int) -> ort.InferenceSession:
@@ -34,7 +35,7 @@ def _groups(arrays: list[dict[str, np.ndarray]], wanted: list[tuple[str, ...]]) 
     return list(groups.values())
 
 
-def _requested(request, names: list[str]) -> tuple[str, ...]:  # noqa: ANN001 - a pb_utils.InferenceRequest
+def _requested(request, names: list[str]) -> tuple[str, ...]:  # request: a pb_utils.InferenceRequest
     """The outputs the caller asked for, in model order: ranking and explanation read only `score`, so the
     attention maps ([B, C, L] per scenario) are neither copied to Triton nor sent. All when it asked for none."""
     try:
@@ -62,7 +63,7 @@ class TritonPythonModel:
         config = json.loads(args["model_config"])
         version_dir = Path(args["model_repository"]) / args["model_version"]
         params = {k: v["string_value"] for k, v in config.get("parameters", {}).items()}
-        threads = int(params.get("intra_op_num_threads", os.environ.get("SHOP_ORT_THREADS", "1")))
+        threads = int(params.get("intra_op_num_threads", OrtSettings().threads))
         self.session = _session(version_dir / params.get("onnx_file", "model.onnx"), threads)
         self.input_names = [i["name"] for i in config["input"]]
         self.output_names = [o["name"] for o in config["output"]]

@@ -2,12 +2,16 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from libs.model_io import TE_EMBEDDING, TEXT_ENCODER
 from libs.text import load_tokenizer, tokenize
 from libs.triton.client import TritonClient
+
+if TYPE_CHECKING:
+    from libs.scoring import EncodeQuery
 
 
 async def encode_texts(client: TritonClient, texts: Sequence[str], timeout_s: float | None = None) -> np.ndarray:
@@ -16,7 +20,7 @@ async def encode_texts(client: TritonClient, texts: Sequence[str], timeout_s: fl
     return out[TE_EMBEDDING]
 
 
-def encoder(client: TritonClient):  # noqa: ANN201 - libs.scoring.EncodeQuery
+def encoder(client: TritonClient) -> EncodeQuery:
     """An `EncodeQuery` (texts, timeout) -> embeddings bound to `client`. Loads the tokenizer now, at start-up,
     rather than on the first request (importing transformers takes seconds)."""
     load_tokenizer()

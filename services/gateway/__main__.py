@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 
 from pydantic import Field, SecretStr
 from shop.catalog.v1 import catalog_service_pb2 as cpb
@@ -15,39 +14,30 @@ from shop.retrieval.v1 import retrieval_service_pb2 as qpb
 
 from libs.catalog.store import load_dataset
 from libs.channels import open_channel
-from libs.config import ServiceSettings
+from libs.config import EventStoreSettings, ExperimentSettings, ServiceSettings
 from libs.events import open_event_store
-from libs.events.retention import prune_periodically
+from libs.events.retention import expire_responses, prune_periodically
 from libs.products.catalog import Catalog, dataset_products
 from libs.products.store import open_product_store
 from libs.products.view import CatalogView
 from libs.readiness import Dependencies, grpc_health_check
-from libs.server import Registration, serve
+from libs.grpc_server import Registration, serve
 from services.gateway.clients import ExplanationClient, RankingClient, RetrievalClient
 from services.gateway.catalog_servicer import WRITE_METHODS, CatalogServicer
-from services.gateway.core import GatewayCore
-from services.gateway.experiments import AttributionTokens, Variants
+from libs.experiments import AttributionTokens, Variants
+from libs.gateway import GatewayCore
+from libs.on_demand import RESPONSE_TTL_S
 from services.gateway.servicer import GatewayServicer
 
 
 class GatewaySettings(ServiceSettings):
-    # PostgreSQL event store shared by every replica (postgresql://user@host:5432/db). Unset = SQLite below.
-    events_dsn: SecretStr | None = Field(None, validation_alias="SHOP_EVENTS_DSN")  # may hold a password
-    # SQLite event store (WAL), used when SHOP_EVENTS_DSN is unset. Default under the artifacts dir.
-    events_db: Path | None = Field(None, validation_alias="SHOP_EVENTS_DB")
-    # PostgreSQL connections per replica.
-    events_pool_max: int = Field(8, ge=1, validation_alias="SHOP_EVENTS_POOL_MAX")
-    # Per-call limit for the event store (pool wait, connect, statement; SQLite lock wait), seconds.
-    events_timeout_s: float = Field(2.0, gt=0, validation_alias="SHOP_EVENTS_TIMEOUT_S")
-    # Events older than this many days (by event time) are deleted at start-up and daily; 0 = keep forever.
-    events_retention_days: float = Field(400, ge=0, validation_alias="SHOP_EVENTS_RETENTION_DAYS")
+    events: EventStoreSettings = Field(default_factory=EventStoreSettings)
+    experiment: ExperimentSettings = Field(default_factory=ExperimentSettings)
     # PostgreSQL of the catalogue (products), when it is not SHOP_EVENTS_DSN's database. Unset = SHOP_EVENTS_DSN's,
     # or with that unset too, the SQLite events file (its own tables).
     catalog_dsn: SecretStr | None = Field(None, validation_alias="SHOP_CATALOG_DSN")
     # How often each replica reads the catalogue's new changes, seconds: the bound on how stale its view is.
     catalog_poll_s: float = Field(0.5, gt=0, validation_alias="SHOP_CATALOG_POLL_S")
-    # Ranking variants and traffic shares, e.g. "fused:0.9,gnn_only:0.1".
-    variants: str = Field("fused:1", validation_alias="SHOP_VARIANTS")
     # Deadline used when the caller sets none, seconds.
     default_deadline_s: float = Field(2.0, validation_alias="SHOP_DEFAULT_DEADLINE_S")
     # MMR diversity weight passed to ranking (0 = off).
@@ -65,23 +55,23 @@ async def main() -> None:
     settings = GatewaySettings()
     addrs, sec = settings.addresses, settings.security
     dataset = load_dataset(settings.artifacts_dir)
-    dsn = settings.events_dsn.get_secret_value() if settings.events_dsn else None
-    sqlite_path = settings.events_db or settings.artifacts_dir / "events" / "events.sqlite3"
-    events = open_event_store(dsn, sqlite_path, settings.events_pool_max, settings.events_timeout_s)
-    products = open_product_store(settings.catalog_dsn.get_secret_value() if settings.catalog_dsn else dsn,
-                                  sqlite_path, timeout_s=settings.events_timeout_s)
+    events = open_event_store(settings.events, settings.artifacts_dir)
+    catalog_dsn = settings.catalog_dsn or settings.events.dsn
+    products = open_product_store(catalog_dsn.get_secret_value() if catalog_dsn else None,
+                                  settings.events.sqlite_path(settings.artifacts_dir), timeout_s=settings.events.timeout_s)
     view = CatalogView(products)
     following = asyncio.create_task(view.seed_and_follow(dataset_products(dataset.items), settings.catalog_poll_s))
-    retention = asyncio.create_task(prune_periodically(events, settings.events_retention_days))
+    retention = [asyncio.create_task(prune_periodically(events, settings.events.retention_days)),
+                 asyncio.create_task(expire_responses(events, RESPONSE_TTL_S))]
     channels = [
         open_channel(addrs.retrieval, [_full_name(qpb, "RetrievalService")], sec),
         open_channel(addrs.ranking, [_full_name(rpb, "RankingService")], sec),
         open_channel(addrs.explanation, [_full_name(xpb, "ExplanationService")], sec),
     ]
     core = GatewayCore(RetrievalClient(channels[0]), RankingClient(channels[1], settings.diversity),
-                       ExplanationClient(channels[2]), events, Variants.parse(settings.variants), view,
+                       ExplanationClient(channels[2]), events, Variants.parse(settings.experiment.variants), view,
                        AttributionTokens(settings.token_key.get_secret_value().encode()) if settings.token_key
-                       else AttributionTokens.ephemeral())
+                       else AttributionTokens.ephemeral(), RESPONSE_TTL_S)
     servicer = GatewayServicer(core, settings.default_deadline_s)
     catalog = CatalogServicer(Catalog(products, view))
 
@@ -90,8 +80,8 @@ async def main() -> None:
         cpb_grpc.add_CatalogServiceServicer_to_server(catalog, server)
 
     async def close() -> None:
-        retention.cancel()
-        following.cancel()
+        for task in (*retention, following):
+            task.cancel()
         for ch in channels:
             await ch.close()
         events.close()

@@ -10,7 +10,7 @@ from libs.products.catalog import Catalog
 from libs.products.model import MAX_PER_CALL
 from libs.validation import at_most
 
-# What needs the catalogue write token (SHOP_CATALOG_WRITE_TOKEN; libs.server.Registration.privileged).
+# What needs the catalogue write token (SHOP_CATALOG_WRITE_TOKEN; libs.grpc_server.Registration.privileged).
 WRITE_METHODS = frozenset(f"/{pb.DESCRIPTOR.services_by_name['CatalogService'].full_name}/{m}"
                           for m in ("UpsertProducts", "DeleteProducts"))
 

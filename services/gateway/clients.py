@@ -4,6 +4,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import grpc
+from google.rpc import error_details_pb2, status_pb2
 from shop.explanation.v1 import explanation_service_pb2 as xpb
 from shop.explanation.v1 import explanation_service_pb2_grpc as xgrpc
 from shop.ranking.v1 import ranking_service_pb2 as rpb
@@ -13,18 +14,33 @@ from shop.retrieval.v1 import retrieval_service_pb2_grpc as qgrpc
 
 from libs import convert
 from libs import domain as d
-from libs.errors import DeadlineError, UnavailableError
-from services.gateway.core import StageResult
+from libs.errors import DeadlineError, FailedPreconditionError, UnavailableError
+from libs.gateway import StageResult
 
 
 def _domain_error(exc: grpc.aio.AioRpcError, stage: str) -> Exception:
     code = exc.code()
     if code == grpc.StatusCode.DEADLINE_EXCEEDED:
         return DeadlineError(f"{stage}: deadline exceeded")
+    if code == grpc.StatusCode.FAILED_PRECONDITION:  # e.g. asked for a bundle it no longer holds: the caller's to know
+        info = _error_info(exc)
+        return FailedPreconditionError(f"{stage}: {exc.details()}", info.reason if info else "FAILED_PRECONDITION",
+                                       dict(info.metadata) if info else {})
     # Anything else from a dependency is an outage for our caller, never INTERNAL. That includes INVALID_ARGUMENT:
     # the gateway validated the caller's request, so an inner rejection is a version skew the caller cannot fix
     # (ranking and explanation degrade; retrieval is UNAVAILABLE).
     return UnavailableError(f"{stage}: {code.name}: {exc.details()}")
+
+
+def _error_info(exc: grpc.aio.AioRpcError) -> error_details_pb2.ErrorInfo | None:
+    raw = dict(exc.trailing_metadata() or ()).get("grpc-status-details-bin")
+    if not raw:
+        return None
+    for detail in status_pb2.Status.FromString(raw).details:
+        info = error_details_pb2.ErrorInfo()
+        if detail.Unpack(info):
+            return info
+    return None
 
 
 class RetrievalClient:
@@ -78,12 +94,15 @@ class ExplanationClient:
         self.stub = xgrpc.ExplanationServiceStub(channel)
 
     async def explain(self, user_id: str, query: str, product_ids: Sequence[str], variant: str,
-                      recent: Sequence[d.UserEvent], timeout: float) -> StageResult:
+                      recent: Sequence[d.UserEvent], timeout: float, bundle_id: str = "",
+                      all_evidence: bool = False) -> StageResult:
         try:
             resp = await self.stub.ExplainResults(xpb.ExplainResultsRequest(
                 user_id=user_id, query=query, product_ids=list(product_ids), variant=variant,
-                recent_events=[convert.user_event_to_pb(e) for e in recent]), timeout=timeout)
+                recent_events=[convert.user_event_to_pb(e) for e in recent], bundle_id=bundle_id,
+                all_evidence=all_evidence), timeout=timeout)
         except grpc.aio.AioRpcError as exc:
             raise _domain_error(exc, "explanation") from exc
         return StageResult([convert.explanation_from_pb(e) for e in resp.explanations],
-                           [convert.degradation_from_pb(x) for x in resp.degradations])
+                           [convert.degradation_from_pb(x) for x in resp.degradations],
+                           [convert.version_from_pb(v) for v in resp.model_versions])

@@ -8,7 +8,7 @@ from shop.gateway.v1 import gateway_service_pb2 as pb
 from shop.gateway.v1 import gateway_service_pb2_grpc as pb_grpc
 
 from libs import convert, shelves, validation
-from services.gateway.core import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, Budget, GatewayCore, Page
+from libs.gateway import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, Budget, GatewayCore, Page
 
 
 def _budget(context: grpc.aio.ServicerContext, default_s: float) -> Budget:
@@ -49,6 +49,14 @@ class GatewayServicer(pb_grpc.GatewayServiceServicer):
         page = await self.core.recommend(user_id, size, request.explain, _budget(context, self.default_deadline_s),
                                          shelf, products)
         return pb.RecommendResponse(**_page_fields(page))
+
+    async def ExplainResult(self, request: pb.ExplainResultRequest, context: grpc.aio.ServicerContext
+                            ) -> pb.ExplainResultResponse:
+        out = await self.core.explain_result(request.attribution_token, list(request.product_ids),
+                                             _budget(context, self.default_deadline_s))
+        return pb.ExplainResultResponse(results=[convert.scored_to_pb(x) for x in out.items],
+                                        model_versions=[convert.version_to_pb(v) for v in out.versions],
+                                        variant=out.variant)
 
     async def RecordEvents(self, request: pb.RecordEventsRequest, context: grpc.aio.ServicerContext
                            ) -> pb.RecordEventsResponse:

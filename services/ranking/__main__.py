@@ -6,12 +6,12 @@ import asyncio
 from shop.ranking.v1 import ranking_service_pb2 as pb
 from shop.ranking.v1 import ranking_service_pb2_grpc as pb_grpc
 
-from libs.bundle_serving import BundleSwitch, PinnedTriton
+from libs.bundle_switch import BundleSwitch, PinnedTriton
 from libs.config import ServiceSettings
 from libs.model_io import TEXT_ENCODER
 from libs.rankers import names as ranker_names
-from libs.server import Registration, serve
-from libs.serving import ServingState
+from libs.grpc_server import Registration, serve
+from libs.serving_state import ServingState
 from libs.triton.client import TritonClient
 from libs.triton.text import encoder
 from libs.ranking import RankingCore
@@ -20,15 +20,14 @@ from services.ranking.servicer import RankingServicer
 
 async def main() -> None:
     settings = ServiceSettings()
-    triton = TritonClient(settings.triton_url, settings.triton_timeout_s)
-    servicer = RankingServicer(None, settings.triton_timeout_s)  # core: installed by the bundle switch below
+    triton = TritonClient(settings.triton.url, settings.triton.timeout_s)
 
     def build(state: ServingState, pinned: PinnedTriton) -> RankingCore:
         return RankingCore(state.store, state.dataset.items["title"], state.fusion, pinned.infer, encoder(pinned),
                            pinned.version, bundle_id=state.bundle.id)
 
-    switch = BundleSwitch(settings.artifacts_dir, triton, (*ranker_names(), TEXT_ENCODER), build,
-                          lambda core: setattr(servicer, "core", core))
+    switch = BundleSwitch(settings.artifacts_dir, triton, (*ranker_names(), TEXT_ENCODER), build)
+    servicer = RankingServicer(switch.current, settings.triton.timeout_s)
     await serve("ranking", settings, settings.addresses.ranking,
                 Registration(lambda s: pb_grpc.add_RankingServiceServicer_to_server(servicer, s),
                              [pb.DESCRIPTOR.services_by_name["RankingService"].full_name]),

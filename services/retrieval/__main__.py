@@ -5,11 +5,11 @@ import asyncio
 from shop.retrieval.v1 import retrieval_service_pb2 as pb
 from shop.retrieval.v1 import retrieval_service_pb2_grpc as pb_grpc
 
-from libs.bundle_serving import BundleSwitch, PinnedTriton
+from libs.bundle_switch import BundleSwitch, PinnedTriton
 from libs.config import ServiceSettings
 from libs.model_io import TEXT_ENCODER
-from libs.server import Registration, serve
-from libs.serving import ServingState
+from libs.grpc_server import Registration, serve
+from libs.serving_state import ServingState
 from libs.triton.client import TritonClient
 from libs.triton.text import encoder
 from libs.retrieval import RetrievalCore
@@ -18,15 +18,14 @@ from services.retrieval.servicer import RetrievalServicer
 
 async def main() -> None:
     settings = ServiceSettings()
-    triton = TritonClient(settings.triton_url, settings.triton_timeout_s)
-    servicer = RetrievalServicer(None, settings.triton_timeout_s)  # core: installed by the bundle switch below
+    triton = TritonClient(settings.triton.url, settings.triton.timeout_s)
 
     def build(state: ServingState, pinned: PinnedTriton) -> RetrievalCore:
         items = state.dataset.items
         return RetrievalCore.over_store(state.store, items["product_id"], items["title"], encoder(pinned))
 
-    switch = BundleSwitch(settings.artifacts_dir, triton, (TEXT_ENCODER,), build,
-                          lambda core: setattr(servicer, "core", core))
+    switch = BundleSwitch(settings.artifacts_dir, triton, (TEXT_ENCODER,), build)
+    servicer = RetrievalServicer(switch.current, settings.triton.timeout_s)
     await serve("retrieval", settings, settings.addresses.retrieval,
                 Registration(lambda s: pb_grpc.add_RetrievalServiceServicer_to_server(servicer, s),
                              [pb.DESCRIPTOR.services_by_name["RetrievalService"].full_name]),

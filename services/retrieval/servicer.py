@@ -1,11 +1,14 @@
 """RetrievalService servicer: proto -> validated values -> core -> proto."""
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import grpc
 from shop.retrieval.v1 import retrieval_service_pb2 as pb
 from shop.retrieval.v1 import retrieval_service_pb2_grpc as pb_grpc
 
 from libs import convert, shelves, validation
+from libs.grpc_server import call_timeout
 from libs.retrieval import RetrievalCore
 
 DEFAULT_PAGE_SIZE = 200
@@ -19,17 +22,16 @@ def _page_size(request: pb.RetrieveQueryCandidatesRequest | pb.RetrieveUserCandi
 
 
 class RetrievalServicer(pb_grpc.RetrievalServiceServicer):
-    def __init__(self, core: RetrievalCore, default_timeout_s: float) -> None:
-        self.core = core
+    def __init__(self, core: Callable[[], RetrievalCore], default_timeout_s: float) -> None:
+        self.core = core  # the current core (libs.bundle_switch.BundleSwitch.current), read once per call
         self.default_timeout_s = default_timeout_s
 
     async def RetrieveQueryCandidates(self, request: pb.RetrieveQueryCandidatesRequest,
                                       context: grpc.aio.ServicerContext) -> pb.RetrieveQueryCandidatesResponse:
         query = validation.query(request.query)
         user_id = validation.user_id(request.user_id)
-        remaining = context.time_remaining()
-        timeout = self.default_timeout_s if remaining is None else max(remaining - 0.01, 0.001)
-        items, degradations = await self.core.query_candidates(query, user_id, _page_size(request), timeout)
+        timeout = call_timeout(context, self.default_timeout_s)
+        items, degradations = await self.core().query_candidates(query, user_id, _page_size(request), timeout)
         return pb.RetrieveQueryCandidatesResponse(candidates=[convert.candidate_to_pb(c) for c in items],
                                                   degradations=[convert.degradation_to_pb(x) for x in degradations])
 
@@ -40,6 +42,7 @@ class RetrievalServicer(pb_grpc.RetrievalServiceServicer):
         context = shelves.check_request(shelf, user_id, request.context_product_ids)
         validation.at_most(request.recent_events, validation.MAX_RECENT_EVENTS, "recent_events")
         recent = convert.user_events_from_pb(request.recent_events)
-        items, degradations = await self.core.user_candidates(user_id, recent, _page_size(request), shelf, context)
+        items, degradations = await self.core().user_candidates(user_id, recent, _page_size(request), shelf,
+                                                                  context)
         return pb.RetrieveUserCandidatesResponse(candidates=[convert.candidate_to_pb(c) for c in items],
                                                  degradations=[convert.degradation_to_pb(x) for x in degradations])

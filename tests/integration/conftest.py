@@ -8,7 +8,7 @@ import grpc
 import pytest
 from shop.gateway.v1 import gateway_service_pb2_grpc
 
-from tools.stack import Stack
+from libs.stack import Stack
 
 
 def _running_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:

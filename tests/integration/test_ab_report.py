@@ -12,7 +12,7 @@ from shop.gateway.v1 import gateway_service_pb2_grpc as pb_grpc
 
 from libs.catalog.store import load_dataset
 from tools import ab_report
-from tools.stack import Stack
+from libs.stack import Stack
 
 ARMS = "fused:0.5,gnn_only:0.5"
 PER_ARM = 3

@@ -18,7 +18,7 @@ from shop.catalog.v1 import catalog_service_pb2_grpc as pb_grpc
 from shop.common.v1 import common_pb2 as cpb
 from shop.gateway.v1 import gateway_service_pb2 as gpb
 
-from tools.stack import Stack
+from libs.stack import Stack
 
 FRESHNESS_S = 2.0
 

@@ -37,7 +37,7 @@ from libs.config import REPO_ROOT
 from libs.triton.launcher import free_port
 from tests.unit.catalog.conftest import ROWS, write_csv
 from libs.readiness import LIVENESS
-from tools.stack import stop_process, wait_healthy
+from libs.stack import stop_process, wait_healthy
 
 USER = "13047"
 BOUGHT = "71053"  # in the tiny catalogue, never bought by USER in the data
@@ -47,7 +47,7 @@ OTHER = "22423"
 class RecentEventsRetrieval(qpb_grpc.RetrievalServiceServicer):
     """User candidates: the recent events' products (newest first), then OTHER."""
 
-    def RetrieveUserCandidates(self, request, context):  # noqa: N802 - gRPC method name
+    def RetrieveUserCandidates(self, request, context):
         products = list(dict.fromkeys(e.product_id for e in reversed(request.recent_events)))
         products += [p for p in (OTHER,) if p not in products]
         return qpb.RetrieveUserCandidatesResponse(candidates=[

@@ -5,7 +5,7 @@ import json
 from pathlib import Path
 
 from loadtest import driver
-from tools.stack import Stack
+from libs.stack import Stack
 
 
 def test_driver_short_run_against_real_stack(stack: Stack, tmp_path: Path) -> None:

@@ -23,8 +23,9 @@ from libs.model_io import FUSION_FILE
 from libs.rankers import specs
 from libs.triton.launcher import TritonServer
 from libs.triton.repository import load_versions, served_versions
+from tests.integration.test_explain_result import check_explains_the_served_scores, error_info
 from tools.rollout import rollout
-from tools.stack import SERVICES, Stack
+from libs.stack import SERVICES, Stack
 from training.bundles import link_model_version, private_copy, write_bundle
 
 CONCURRENCY = 4
@@ -99,6 +100,8 @@ async def test_rollout_then_rollback_under_load_fail_nothing_and_move_the_versio
                        "SHOP_EVENTS_DB": str(tmp_path / "events.sqlite3")}, log_dir=tmp_path / "logs")
     try:
         stack.start(with_triton=False)
+        gateway = gpb_grpc.GatewayServiceStub(grpc.insecure_channel(stack.addresses["gateway"]))
+        served_by_old = gateway.Recommend(gpb.RecommendRequest(user_id="17850", page_size=20), timeout=20)
         users = load_dataset(root).customers["user_id"].astype(str).tolist()[:200]
         services = [stack.addresses[s] for s in SERVICES[:-1]]
         log: list[dict] = []
@@ -109,10 +112,19 @@ async def test_rollout_then_rollback_under_load_fail_nothing_and_move_the_versio
         await asyncio.to_thread(rollout, triton.grpc_url, services, new, False, "cpu", 120.0, root, repository)
         t_rolled = time.monotonic()
         assert served_versions(triton.grpc_url)["gnn_ranker"] == [str(n + 1)]  # old version unloaded after
+        # "Why this?" on a response bundle N served: never a score from N+1 (blocking calls off the load's loop)
+        with pytest.raises(grpc.RpcError) as gone:
+            await asyncio.to_thread(gateway.ExplainResult, gpb.ExplainResultRequest(
+                attribution_token=served_by_old.attribution_token,
+                product_ids=[served_by_old.results[0].product.product_id]), timeout=20)
+        served_by_new = await asyncio.to_thread(gateway.Recommend, gpb.RecommendRequest(user_id="17850", page_size=20),
+                                                timeout=20)
+        await asyncio.to_thread(check_explains_the_served_scores, gateway, served_by_new)
         await asyncio.sleep(3)
         t_back = time.monotonic()
         await asyncio.to_thread(rollout, triton.grpc_url, services, None, True, "cpu", 120.0, root, repository)
         t_backed = time.monotonic()
+        await asyncio.to_thread(check_explains_the_served_scores, gateway, served_by_old)  # N is back: explains again
         await asyncio.sleep(3)
         stop.set()
         await load
@@ -139,11 +151,13 @@ async def test_rollout_then_rollback_under_load_fail_nothing_and_move_the_versio
     assert {(r["versions"][BUNDLE_MODEL], r["versions"]["gnn_ranker"]) for r in during} == {(new, str(n + 1))}
     assert {(r["versions"][BUNDLE_MODEL], r["versions"]["gnn_ranker"]) for r in after_rollback} == {(old, str(n))}
     assert not_serving == services
+    assert gone.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert error_info(gone.value).reason == "BUNDLE_NOT_LOADED"
 
 
 @pytest.fixture(autouse=True)
 def _bundle_present():
     try:
         load_bundle(artifacts_dir())
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         pytest.skip(f"no current bundle to roll out from: {exc}")

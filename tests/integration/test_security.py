@@ -9,7 +9,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from libs.config import SecuritySettings, ServiceSettings
-from libs.server import Registration, build_server
+from libs.grpc_server import Registration, build_server
 
 PING = "/shop.test.v1.Ping/Ping"
 
@@ -96,7 +96,7 @@ async def test_project_channels_present_certificate_and_token(pki, secure_server
 async def prod_server(pki: Path):
     """Configured as overlays/prod configures every service: mTLS, token, reflection behind the token, and the
     plaintext health-only listener for kubelet probes."""
-    from libs.server import health_server
+    from libs.grpc_server import health_server
 
     security = SecuritySettings(tls_cert=pki / "server.pem", tls_key=pki / "server.key",
                                 tls_client_ca=pki / "ca.pem", auth_token="s3cret", open_reflection=False)

@@ -9,7 +9,7 @@ from shop.gateway.v1 import gateway_service_pb2 as pb
 
 from libs.catalog.store import load_dataset
 from libs.config import artifacts_dir
-from services.gateway.experiments import shelf_of_stored
+from libs.experiments import shelf_of_stored
 
 USER = "12352"  # 57 distinct products in the dataset; no other test records events for this customer
 CONTEXT = ["85123A", "84879"]  # two of the best sellers, often bought together with others

@@ -9,7 +9,7 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from tools.stack import SERVICES
+from libs.stack import SERVICES
 
 GRPCURL = Path(sys.executable).parent / "grpcurl"
 

@@ -66,7 +66,7 @@ def _trained_or_synthetic():
             rankers = {n: load_checkpoint(p, emb)[0] for n, p in paths.items()}
             store = FeatureStore.build(ds.purchases, emb, ds.purchases["ts"].max(), ds.guest_sales)
             return rankers, store, "trained"
-    except Exception:  # noqa: BLE001 - no dataset / no checkpoints: synthetic fallback
+    except Exception:
         pass
     from tests.unit.features import synthetic
     from training.models.rankers import GnnRanker, TransformerRanker
@@ -93,7 +93,7 @@ def _ranker_batches(name: str, store, query_emb: np.ndarray) -> list[dict[str, n
     return [ranking, several, explain, new]
 
 
-def _spec(name: str):  # noqa: ANN202 - what the PyTorch module reads (a ranker's served form reads ids instead)
+def _spec(name: str):
     return TEXT_ENCODER_SPEC if name == TEXT_ENCODER else ranker(name).spec
 
 

@@ -66,7 +66,7 @@ class FakeRankers:
         self.calls: dict[str, int] = {}
         self.batch_sizes: list[int] = []
 
-    async def infer(self, model, inputs, outputs, timeout):  # noqa: ANN001
+    async def infer(self, model, inputs, outputs, timeout):
         self.calls[model] = self.calls.get(model, 0) + 1
         self.batch_sizes.append(next(iter(inputs.values())).shape[0])
         if model in self.down:
@@ -86,7 +86,7 @@ class FakeRankers:
         return {SCORE: score.astype(np.float32)}
 
 
-async def encode(texts, timeout):  # noqa: ANN001
+async def encode(texts, timeout):
     """Stand-in for text_encoder: the mean of the titles' embeddings of products whose title shares a word."""
     s = store()
     out = []

@@ -58,8 +58,8 @@ def main(argv: list[str] | None = None) -> int:
     paths = write_reports(results, args.reports)
     print(format_text(results))
     if not args.no_search_relevance:
-        from training.evaluate.search_relevance import evaluate_search, write_search_reports  # noqa: PLC0415
-        from training.evaluate.split import standard_splits  # noqa: PLC0415
+        from training.evaluate.search_relevance import evaluate_search, write_search_reports
+        from training.evaluate.split import standard_splits
 
         search = evaluate_search(standard_splits(ds, config.split)[1], progress=not args.no_progress)
         search_paths = write_search_reports(search, args.reports)

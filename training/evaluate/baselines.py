@@ -16,6 +16,8 @@ import torch
 from sklearn.metrics.pairwise import cosine_similarity
 from threadpoolctl import threadpool_limits
 
+from libs.features import popularity_order, to_seconds
+from libs.features.popularity import order_lines
 from training.evaluate.metrics import single_thread
 from training.evaluate.registry import register
 from training.evaluate.split import TrainData
@@ -25,14 +27,16 @@ DEFAULT_POPULARITY_DAYS = 28
 
 
 def recent_popularity(train: TrainData, window_days: int = DEFAULT_POPULARITY_DAYS) -> np.ndarray:
-    """Per item: number of orders (invoices, guests included) in the last `window_days` before the cut-off, plus
-    the all-time order count scaled below 1 so that items with equal recent counts are ordered by all-time sales."""
-    columns = ["invoice_no", "item_idx", "ts"]
+    """Per item, a score in the popularity order (libs.features.popularity_order: orders, guests included, in the
+    last `window_days` before the cut-off, then all-time orders): n_items for the most popular item down to 1."""
+    columns = ["item_idx", "ts"]
     sales = pd.concat([train.purchases[columns], train.guest_sales[columns]])
-    all_time = np.bincount(sales["item_idx"].to_numpy(), minlength=train.n_items).astype(np.float64)
-    recent = sales[sales["ts"] >= train.cutoff - pd.Timedelta(days=window_days)]
-    counts = np.bincount(recent["item_idx"].to_numpy(), minlength=train.n_items).astype(np.float64)
-    return counts + all_time / (all_time.max() + 1.0)
+    items, ts, now = sales["item_idx"].to_numpy(), to_seconds(sales["ts"]), to_seconds(train.cutoff)
+    order = popularity_order(order_lines(items, ts, now, train.n_items, window_days),
+                             order_lines(items, ts, now, train.n_items))
+    scores = np.empty(train.n_items, np.float64)
+    scores[order] = np.arange(train.n_items, 0, -1)
+    return scores
 
 
 def lexicographic(primary: np.ndarray, secondary: np.ndarray) -> np.ndarray:

@@ -1,9 +1,9 @@
 """Explanation fidelity: a deletion test against the served models (ONNX files, run in-process).
 
-For held-out users (customers who buy in the test window), explain their top recommendations with the same
-entry point the explanation service runs (libs.explain.explain_page), then remove (mask) together the k past purchases the explanation names as
-most important, and separately k past purchases drawn at random from what the models read. A faithful
-explanation names evidence whose removal drops the score more: we report the ratio of mean score drops
+For held-out users (customers who buy in the test window), explain their top recommendations with the same entry
+point the explanation service runs (libs.explain.explain_page), then remove (mask) together the k past purchases the
+explanation names as most important, and separately k past purchases drawn at random from what the models read. A
+faithful explanation names evidence whose removal drops the score more: we report the ratio of mean score drops
 (named / random) and the share of explained items where the named evidence's drop beats the random one.
 Targets (issue 6): ratio >= 2 and share >= 80 %.
 """
@@ -45,7 +45,7 @@ def _scores(models: OnnxModels, inputs: dict[str, dict[str, np.ndarray]]) -> dic
     return {m: models.run(m, ranker(m).to_wire(x), [SCORE])[SCORE] for m, x in inputs.items()}
 
 
-def _masked(inputs: dict[str, dict[str, np.ndarray]], items) -> dict[str, dict[str, np.ndarray]]:  # noqa: ANN001
+def _masked(inputs: dict[str, dict[str, np.ndarray]], items) -> dict[str, dict[str, np.ndarray]]:
     mask = Mask("all", tuple(Mask("history_item", int(i)) for i in items))
     return {m: mask_one(x, mask, ranker(m).history_slots) for m, x in inputs.items()}
 
@@ -99,9 +99,9 @@ def deletion_test(store: FeatureStore, titles: list[str], fusion: Fusion, models
 FIDELITY_USERS = 300
 
 
-def evaluate_fidelity(test, artifacts_dir, repository, users: int = FIDELITY_USERS, seed: int = 0) -> dict:  # noqa: ANN001
+def evaluate_fidelity(test, artifacts_dir, repository, users: int = FIDELITY_USERS, seed: int = 0) -> dict:
     """The deletion test on `users` held-out customers of the test split (seeded sample), served ONNX models."""
-    from libs.model_io import FUSION_FILE, ITEM_EMBEDDINGS_FILE  # noqa: PLC0415
+    from libs.model_io import FUSION_FILE, ITEM_EMBEDDINGS_FILE
 
     models_dir = artifacts_dir / "models"
     item_emb = np.load(models_dir / ITEM_EMBEDDINGS_FILE)

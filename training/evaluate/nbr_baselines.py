@@ -19,11 +19,15 @@ import pandas as pd
 import scipy.sparse as sp
 from sklearn.neighbors import NearestNeighbors
 
+from libs.features import UserContext, group_users, to_seconds
+from libs.features.frequency import frequency_rank
 from training.evaluate.baselines import ItemKNN, PersonalFrequency, lexicographic, recent_popularity, user_rows
+from training.evaluate.metrics import ranking_order
 from training.evaluate.registry import register
 from training.evaluate.split import TrainData
 
-GP_TOPFREQ_POPULARITY_DAYS = 30  # fixed, as in Li et al. (not tuned)
+# Li et al. fill up with 30-day popularity (fixed, not tuned); the served prior reads the store's 28-day column.
+GP_TOPFREQ_POPULARITY_DAYS = 30
 
 
 # --------------------------------------------------------------------------------------------------------- TIFU-KNN
@@ -150,17 +154,26 @@ class TifuKNN:
 # ------------------------------------------------------------------------------------------------------ GP-TopFreq
 
 
-class GPTopFreq(PersonalFrequency):
-    """GP-TopFreq: the customer's invoice count per item, ties and fill-up by popularity over the last
-    `popularity_days` (orders, guests included; all-time orders below that)."""
+class GPTopFreq:
+    """GP-TopFreq as the served prior computes it (libs.features.frequency.frequency_rank): the customer's orders
+    per item, ties and fill-up by popularity over the last `popularity_days` (orders, guests included; all-time
+    orders below that)."""
 
     def __init__(self, popularity_days: int = GP_TOPFREQ_POPULARITY_DAYS):
-        super().__init__(half_life_days=None)
         self.popularity_days = popularity_days
 
     def fit(self, train: TrainData) -> None:
-        self.train = train
-        self.popularity = recent_popularity(train, self.popularity_days)
+        self.n_items = train.n_items
+        self.now = to_seconds(train.cutoff)
+        self.users = group_users(train.purchases, self.now)
+        self.position = np.empty(self.n_items, np.int64)
+        self.position[ranking_order(recent_popularity(train, self.popularity_days)[None, :])[0]] = np.arange(
+            self.n_items)
+
+    def score(self, user_ids: Sequence[str]) -> np.ndarray:
+        every, empty = np.arange(self.n_items), UserContext.empty(self.now)
+        ranks = [frequency_rank(self.position, self.users.get(str(u), empty), every) for u in user_ids]
+        return (self.n_items - np.stack(ranks)).astype(np.float32) if ranks else np.zeros((0, self.n_items), np.float32)
 
 
 # -------------------------------------------------------------------------------------------------- repeat/explore

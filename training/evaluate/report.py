@@ -14,11 +14,11 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")  # no display: CI and servers
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
-import math  # noqa: E402
+import math
 
-from training.evaluate.metrics import ALL_METRICS  # noqa: E402
+from training.evaluate.metrics import ALL_METRICS
 
 # Table order: each overall figure next to its new-item (discovery) version, then list figures, then repeats.
 TABLE_METRICS = ("ndcg@20", "ndcg@20_new", "recall@20", "recall@20_new", "hit_rate@10", "mrr", "coverage@20",
@@ -74,8 +74,11 @@ def comparison_lines(results: dict) -> list[str]:
     c = results.get("comparison")
     if not c:
         return []
-    pct = lambda x: f"{x:.1%}"  # noqa: E731
     verdict = "reaches" if c["meets_target"] else "does NOT reach"
+
+    def pct(x: float) -> str:
+        return f"{x:.1%}"
+
     return [
         f"{c['model']} vs the best baseline by test NDCG@20 ({c['baseline']}), {c['users']} customers, "
         f"{c['method']} ({c['n_resamples']} resamples, seed {c['seed']}):",
@@ -136,9 +139,11 @@ def search_table(results: dict) -> tuple[list[str], list[list[str]]]:
 
 def _text_table(columns: list[str], rows: list[list[str]]) -> str:
     widths = [max(len(c), *(len(r[i]) for r in rows)) if rows else len(c) for i, c in enumerate(columns)]
-    fmt = lambda cells: "  ".join(  # noqa: E731
-        cell.ljust(w) if i in (0, len(cells) - 1) else cell.rjust(w) for i, (cell, w) in enumerate(zip(cells, widths))
-    )
+
+    def fmt(cells: list[str]) -> str:
+        return "  ".join(cell.ljust(w) if i in (0, len(cells) - 1) else cell.rjust(w)
+                         for i, (cell, w) in enumerate(zip(cells, widths)))
+
     return "\n".join([fmt(columns), fmt(["-" * w for w in widths]), *(fmt(r) for r in rows)])
 
 

@@ -9,14 +9,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import itertools
-import random
 import sys
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
 import numpy as np
-import torch
 from tqdm import tqdm
 
 from libs.catalog import Dataset
@@ -25,6 +23,7 @@ from training.evaluate.registry import SEARCHERS, Entry, load_registry
 from training.evaluate.split import Split, SplitConfig, standard_splits
 from libs.scoring import EXPLORE
 from training.evaluate.stats import paired_bootstrap
+from training.train.trainer import seed_everything
 
 SEED = 42
 COMPARED_MODEL = "fused_rankers"  # the served ranking: compared with the best baseline
@@ -49,12 +48,6 @@ class EvalConfig:
     progress: bool = True
 
 
-def seed_everything(seed: int = SEED) -> None:
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-
-
 def grid_points(grid: dict[str, list[Any]]) -> list[dict[str, Any]]:
     """Every combination of the grid, in grid order ([{}] for an empty grid)."""
     keys = list(grid)
@@ -63,7 +56,7 @@ def grid_points(grid: dict[str, list[Any]]) -> list[dict[str, Any]]:
 
 def _fit_scores(entry: Entry, params: dict[str, Any], split: Split) -> tuple[np.ndarray, float, Any]:
     """(scores [users, items], seconds to fit and score, the fitted scorer)."""
-    seed_everything()
+    seed_everything(SEED)
     started = time.perf_counter()
     scorer = entry.factory(**params)
     scorer.fit(split.train)
@@ -91,8 +84,8 @@ def tune(
 
 def item_embeddings(n_items: int) -> np.ndarray | None:
     """The catalogue's title embeddings written by the training pipeline (for ild@20), or None if absent."""
-    from libs.catalog import default_artifacts_root  # noqa: PLC0415
-    from libs.model_io import ITEM_EMBEDDINGS_FILE  # noqa: PLC0415
+    from libs.catalog import default_artifacts_root
+    from libs.model_io import ITEM_EMBEDDINGS_FILE
 
     path = default_artifacts_root() / "models" / ITEM_EMBEDDINGS_FILE
     if not path.is_file():
@@ -256,8 +249,8 @@ def run(ds: Dataset, config: EvalConfig = EvalConfig(), log: Callable[[str], Non
     if config.search_proxy:
         results["search_proxy"] = evaluate_search(validation, test, config, log)
     if config.fidelity:
-        from libs.catalog import default_artifacts_root  # noqa: PLC0415
-        from training.evaluate.fidelity import evaluate_fidelity  # noqa: PLC0415
+        from libs.catalog import default_artifacts_root
+        from training.evaluate.fidelity import evaluate_fidelity
 
         results["fidelity"] = evaluate_fidelity(test, default_artifacts_root(), REPO_ROOT / "triton_models")
     return results

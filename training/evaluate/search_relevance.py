@@ -158,7 +158,7 @@ def _buyer(q: SearchQuery, split: Split) -> str | None:
     return str(counts[counts == counts.max()].index.astype(str).min())
 
 
-def false_match_claims(explanations: list[d.Explanation], titles: list[str], matcher) -> tuple[int, int]:  # noqa: ANN001
+def false_match_claims(explanations: list[d.Explanation], titles: list[str], matcher) -> tuple[int, int]:
     """(query-evidence claims checked, claims of a "match" for words the title does not contain)."""
     checked = wrong = 0
     for ex, title_idx in explanations:
@@ -201,8 +201,8 @@ def evaluate_search(split: Split, progress: bool = True) -> SearchResults:
 
 
 def _check_explanations(served: ServedSearch, queries: list[SearchQuery], split: Split, progress: bool) -> dict:
-    from libs.relevance import TitleMatcher  # noqa: PLC0415
-    from libs.explain.core import ExplanationCore  # noqa: PLC0415
+    from libs.relevance import TitleMatcher
+    from libs.explain.core import ExplanationCore
 
     titles = split.train.items["title"].tolist()
     core = ExplanationCore(served.store, titles, served.ranking.fusion, served.ranking.infer, served.ranking.encode)
@@ -230,10 +230,10 @@ def _example(served: ServedSearch, text: str, split: Split, product_ids: list[st
 
 
 def write_search_reports(results: SearchResults, reports: Path) -> dict[str, Path]:
-    import matplotlib  # noqa: PLC0415
+    import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt  # noqa: PLC0415
+    import matplotlib.pyplot as plt
 
     reports.mkdir(parents=True, exist_ok=True)
     blob = {"k": K, "queries": results.queries, "table": results.rows, "explanations": results.explanations,

@@ -25,11 +25,11 @@ from libs.onnx_runner import OnnxModels
 from libs.triton.text import encoder
 from libs.ranking import RankingCore
 from libs.retrieval import RetrievalCore
+from libs.gateway import CANDIDATES
 from training.evaluate.registry import register, register_searcher
 from training.evaluate.split import TrainData
-from training.train.loop import popularity_floor
+from training.train.trainer import popularity_floor
 
-CANDIDATES = 200  # what the gateway asks retrieval for (Search)
 DEADLINE_S = 60.0  # offline: no deadline pressure
 
 

@@ -293,7 +293,7 @@ class FusedShelf:
     co-purchases."""
 
     def __init__(self, fused: Any, invoices: Invoices, n_max: int) -> None:
-        from training.train.loop import score_lists  # noqa: PLC0415
+        from training.train.trainer import score_lists  # noqa: PLC0415
 
         parts = fused.parts
         store = next(iter(parts.values())).store
@@ -338,7 +338,8 @@ def fbt_shelf(ds: Dataset, validation: Split, test: Split, fused: dict[str, Any]
                lambda p: lambda train: _count_ranker(train, float(p["beta"]))),
               ("popularity", "orders in the last 28 days", {}, lambda p: lambda train: _popularity_ranker(train)),
               (SERVED, "the shelf as served: its top-n co-purchases ordered by the fused rankers",
-               {"candidates": list(FBT_CANDIDATE_GRID)}, lambda p: lambda split: shelves[split].ranker(p["candidates"]))]
+               {"candidates": list(FBT_CANDIDATE_GRID)},
+               lambda p: lambda split: shelves[split].ranker(p["candidates"]))]
     rows, values = [], {}
     for name, description, grid, make in models:
         trials = []

@@ -78,7 +78,7 @@ def export_all(encoder: torch.nn.Module, rankers: dict[str, torch.nn.Module], st
     trt_ok, trt_reason = tensorrt_status()
     results: dict = {"tensorrt": {"available": trt_ok, "reason": trt_reason}}
     if encoder_from:
-        from training.bundles import link_model_version  # noqa: PLC0415
+        from training.bundles import link_model_version
 
         link_model_version(repository, TEXT_ENCODER_SPEC.name, encoder_from, version)
         results[TEXT_ENCODER_SPEC.name] = {"linked_from_version": encoder_from}

@@ -27,7 +27,7 @@ from libs.config import REPOSITORY
 from libs.model_io import ModelSpec
 
 OPSET = 17
-MODEL_PY = "from libs.triton.ort_model import TritonPythonModel  # noqa: F401\n"
+MODEL_PY = "from libs.triton.ort_model import TritonPythonModel\n"
 DEFAULT_REPOSITORY = REPOSITORY
 
 

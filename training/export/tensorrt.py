@@ -39,15 +39,15 @@ class TensorRTUnavailable(RuntimeError):
 def tensorrt_status() -> tuple[bool, str]:
     """(available, reason). Never raises."""
     try:
-        import tensorrt  # noqa: F401, PLC0415
+        import tensorrt  # noqa: F401 - importing is the check
     except Exception as exc:  # noqa: BLE001 - ImportError or a broken install
         return False, f"tensorrt Python package not importable ({type(exc).__name__}: {exc})"
     try:
-        import torch  # noqa: PLC0415
+        import torch
 
         if not torch.cuda.is_available():
             return False, "no CUDA GPU visible to torch"
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:  # noqa: BLE001 - a CUDA runtime in trouble, not only a missing one
         return False, f"torch.cuda unavailable ({exc})"
     return True, "tensorrt and a CUDA GPU are present"
 
@@ -187,7 +187,7 @@ def build_engine(onnx_path: Path, spec: ModelSpec, plan_path: Path, fp16: bool =
     ok, reason = tensorrt_status()
     if not ok:
         raise TensorRTUnavailable(reason)
-    import tensorrt as trt  # noqa: PLC0415
+    import tensorrt as trt
 
     logger = trt.Logger(trt.Logger.WARNING)
     builder = trt.Builder(logger)
@@ -217,8 +217,8 @@ def run_engine(plan_path: Path, spec: ModelSpec, batch: dict[str, np.ndarray]) -
     ok, reason = tensorrt_status()
     if not ok:
         raise TensorRTUnavailable(reason)
-    import tensorrt as trt  # noqa: PLC0415
-    import torch  # noqa: PLC0415
+    import tensorrt as trt
+    import torch
 
     runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))
     engine = runtime.deserialize_cuda_engine(Path(plan_path).read_bytes())

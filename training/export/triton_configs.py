@@ -2,13 +2,17 @@
 
     python -m training.export.triton_configs [--repository triton_models] [--check]
 
-Per model two configurations, chosen with tritonserver's `--model-config-name`:
+Per model three configurations, chosen with tritonserver's `--model-config-name`:
 
 - `<model>/config.pbtxt`       GPU / production: platform "tensorrt_plan" (model.plan built by
                                training.export.tensorrt), KIND_GPU, dynamic batching, warm-up.
 - `<model>/configs/cpu.pbtxt`  CPU (local, CI, GPU-less clusters): backend "python" running the same model.onnx
                                with ONNX Runtime (libs/triton/ort_model.py), KIND_CPU, dynamic batching,
-                               parameters {intra_op_num_threads}, warm-up.
+                               parameters {intra_op_num_threads}, warm-up. The pytriton build run locally has
+                               no ONNX Runtime backend.
+- `<model>/configs/onnx.pbtxt` CPU in the official Triton image (the Kubernetes cpu overlay): its native
+                               "onnxruntime" backend serves the same model.onnx without the Python backend's IPC;
+                               otherwise as cpu.pbtxt.
 
 `--check` regenerates in memory and exits 1 when a committed file differs (the unit test does the same).
 """
@@ -102,6 +106,18 @@ def cpu_config(spec: ModelSpec, threads: int = CPU_INTRA_OP_THREADS) -> mc.Model
     return config
 
 
+def onnx_config(spec: ModelSpec, threads: int = CPU_INTRA_OP_THREADS) -> mc.ModelConfig:
+    config = mc.ModelConfig(name=spec.name, platform="onnxruntime_onnx", backend="onnxruntime",
+                            max_batch_size=spec.max_batch_size, default_model_filename="model.onnx")
+    _io(config, spec)
+    config.instance_group.add(kind=mc.ModelInstanceGroup.KIND_CPU, count=CPU_INSTANCES)
+    _batching(config)
+    config.parameters["intra_op_thread_count"].string_value = str(threads)
+    _cache(config, spec)
+    _warmup(config, spec)
+    return config
+
+
 def render(config: mc.ModelConfig) -> str:
     return HEADER + text_format.MessageToString(config)
 
@@ -111,6 +127,7 @@ def expected_files(repository: Path = DEFAULT_REPOSITORY) -> dict[Path, str]:
     for spec in specs().values():
         files[Path(repository) / spec.name / "config.pbtxt"] = render(gpu_config(spec))
         files[Path(repository) / spec.name / "configs" / "cpu.pbtxt"] = render(cpu_config(spec))
+        files[Path(repository) / spec.name / "configs" / "onnx.pbtxt"] = render(onnx_config(spec))
     return files
 
 
@@ -129,7 +146,8 @@ def stale(repository: Path = DEFAULT_REPOSITORY) -> list[Path]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m training.export.triton_configs", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m training.export.triton_configs",
+                                     description=__doc__.splitlines()[0])
     parser.add_argument("--repository", type=Path, default=DEFAULT_REPOSITORY)
     parser.add_argument("--check", action="store_true", help="exit 1 if committed configs differ; write nothing")
     args = parser.parse_args(argv)

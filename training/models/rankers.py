@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import copy
 import math
+import pkgutil
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 import torch
@@ -25,8 +28,15 @@ from libs.model_io import (
     REPEAT_FEATURES,
     TEXT_DIM,
 )
+from libs.rankers import get as ranker
 
 NEG = -1.0e4  # additive mask value; representable in FP16
+
+
+def new_module(name: str, config: Mapping[str, Any], item_emb: np.ndarray | None = None) -> nn.Module:
+    """A fresh PyTorch module of ranker `name`: the class its registry entry names, built from `config` and the
+    title embeddings [n_items, 384] (tables a module holds)."""
+    return pkgutil.resolve_name(ranker(name).module).from_config(config, item_emb)
 
 
 def masked_softmax(logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -111,6 +121,10 @@ class TransformerRanker(nn.Module):
     query_mask) -> (score [B, C], hist_attention [B, C, L])
     """
 
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any], item_emb: np.ndarray | None = None) -> TransformerRanker:
+        return cls(**config)  # titles reach it as inputs, not as a table it holds
+
     def __init__(self, n_items: int, dim: int = 64, layers: int = 2, heads: int = 2, dropout: float = 0.1) -> None:
         super().__init__()
         self.config = dict(n_items=n_items, dim=dim, layers=layers, heads=heads, dropout=dropout)
@@ -167,6 +181,10 @@ class GnnRanker(nn.Module):
     cand_nbr_weight, cand_nbr_mask, repeat_feats, pop_feats) -> (score [B, C], user_attention [B, C, Ku],
     cand_nbr_attention [B, C, Kc])
     """
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any], item_emb: np.ndarray | None = None) -> GnnRanker:
+        return cls(item_text=None if item_emb is None else torch.from_numpy(np.asarray(item_emb)), **config)
 
     def __init__(self, n_items: int, item_text: torch.Tensor | None = None, dim: int = 64,
                  dropout: float = 0.1) -> None:
@@ -271,8 +289,8 @@ class WireForm(nn.Module):
 
 def wire_form(module: nn.Module, name: str, item_emb: np.ndarray) -> nn.Module:
     """`module` (already in its serving form) behind the wire format of ranker `name`."""
-    from libs.rankers import get  # noqa: PLC0415
-    from libs.rankers.wire import title_table  # noqa: PLC0415
+    from libs.rankers import get
+    from libs.rankers.wire import title_table
 
     r = get(name)
     if not r.gathered:

@@ -31,7 +31,7 @@ DEFAULT_EPOCHS = 4
 
 
 def _item_embeddings(train: TrainData, models_dir: Path) -> np.ndarray:
-    from training.train.titles import encode_titles  # noqa: PLC0415
+    from training.train.titles import encode_titles
 
     return encode_titles(train.items["title"].tolist(), models_dir, key=_key(models_dir, train), progress=False)
 
@@ -52,8 +52,8 @@ class RankerScorer:
         self.threads = threads
 
     def fit(self, train: TrainData) -> None:
-        from training.train.checkpoints import latest_checkpoint, load_checkpoint  # noqa: PLC0415
-        from training.train.loop import TrainConfig, train_ranker  # noqa: PLC0415
+        from training.train.checkpoints import latest_checkpoint, load_checkpoint
+        from training.train.trainer import TrainConfig, train_ranker
 
         torch.set_num_threads(self.threads)
         self.item_emb = _item_embeddings(train, self.models_dir)
@@ -62,7 +62,7 @@ class RankerScorer:
         if path is not None:
             self.model, self.meta = load_checkpoint(path, self.item_emb)
         else:  # same recipe as `python -m training.train`, in-process
-            from training.train.data import build_examples  # noqa: PLC0415
+            from training.train.data import build_examples
 
             examples = build_examples(train.purchases, train.guest_sales, self.item_emb, train.cutoff, DEFAULT_WINDOWS)
             self.model, info = train_ranker(self.name, examples, train.n_items, self.item_emb,
@@ -70,7 +70,7 @@ class RankerScorer:
             self.meta = {"info": info, "trained_in_fit": True}
 
     def score(self, user_ids: Sequence[str]) -> np.ndarray:
-        from training.train.loop import score_catalogue  # noqa: PLC0415
+        from training.train.trainer import score_catalogue
 
         return score_catalogue(self.name, self.model, self.store, list(user_ids))
 
@@ -94,7 +94,7 @@ class FusedScorer:
 
     def scores_at(self, user_ids: Sequence[str], levels: Sequence[float]) -> dict[float, np.ndarray]:
         """The scores at each explore setting, the rankers run once."""
-        from training.train.loop import score_prior  # noqa: PLC0415
+        from training.train.trainer import score_prior
 
         scores = {n: p.score(user_ids) for n, p in self.parts.items()}
         first = next(iter(scores.values()))

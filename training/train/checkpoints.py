@@ -7,8 +7,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from libs.rankers import get as ranker
-from training.models.rankers import SeedEnsemble
+from training.models.rankers import SeedEnsemble, new_module
 
 
 def checkpoint_path(out_dir: Path, name: str, cutoff: pd.Timestamp) -> Path:
@@ -40,7 +39,7 @@ def load_checkpoint(path: Path, item_emb: np.ndarray | None = None) -> tuple[tor
     blob = torch.load(path, map_location="cpu", weights_only=False)
     members = []
     for config, state in zip(blob["configs"], blob["states"]):
-        model = ranker(blob["name"]).new_module(config, item_emb)
+        model = new_module(blob["name"], config, item_emb)
         missing, unexpected = model.load_state_dict(state, strict=False)
         if unexpected or [m for m in missing if m != "item_text"]:
             raise RuntimeError(f"{path}: checkpoint does not match the model ({missing}, {unexpected})")

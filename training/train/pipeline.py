@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
-import os
 import sys
 import time
 from dataclasses import asdict, replace
@@ -30,16 +29,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-
-from libs.config import REPOSITORY, models_dir  # noqa: E402
-from libs.fusion import PRIOR, Fusion, fit_normalisation, spread  # noqa: E402
-from libs.model_io import FUSION_FILE  # noqa: E402
-from libs.rankers import names as ranker_names  # noqa: E402
-from training.models.rankers import SeedEnsemble  # noqa: E402
-from training.train.checkpoints import checkpoint_path, load_checkpoint, save_checkpoint  # noqa: E402
-from training.train.data import QueryBank, build_examples, query_variants  # noqa: E402
-from training.train.loop import (  # noqa: E402
+from libs.config import REPOSITORY, models_dir
+from libs.fusion import PRIOR, Fusion, fit_normalisation, spread
+from libs.model_io import FUSION_FILE
+from libs.rankers import names as ranker_names
+from training.models.rankers import SeedEnsemble
+from training.train.checkpoints import checkpoint_path, load_checkpoint, save_checkpoint
+from training.train.data import QueryBank, build_examples, query_variants
+from training.train.trainer import (
     SEED,
     MemberJob,
     TrainConfig,
@@ -49,7 +46,7 @@ from training.train.loop import (  # noqa: E402
     store_for,
     train_members,
 )
-from training.train.titles import encode_titles  # noqa: E402
+from training.train.titles import encode_titles
 
 FUSION_STEP = 0.05  # weight grid over the simplex (21 points for two rankers)
 PRIOR_GRID = tuple(round(0.025 * k, 3) for k in range(13))  # the prior's weight, fitted after the rankers'
@@ -62,7 +59,7 @@ def encode_queries(titles: list[str], out_dir: Path, key: str, model, progress: 
     if path.is_file() and meta.is_file() and json.loads(meta.read_text()).get("key") == key:
         emb = np.load(path)
     else:
-        from training.models.text_encoder import encode_texts  # noqa: PLC0415
+        from training.models.text_encoder import encode_texts
 
         emb = encode_texts(model, texts, progress=progress)
         np.save(path, emb)
@@ -82,7 +79,7 @@ def fit_fusion(scores: dict[str, np.ndarray], pools: np.ndarray, truth) -> dict:
     that give the best validation NDCG@20 (grid over the simplex; ties go to the most even weighting), then the
     purchase-frequency prior's weight (`scores[PRIOR]`, when given; grid PRIOR_GRID, ties to the smaller), and the
     fused score's spread over those candidates (explore_span, the unit of the repeat-vs-explore setting)."""
-    from training.evaluate.metrics import ndcg_at_k  # noqa: PLC0415
+    from training.evaluate.metrics import ndcg_at_k
 
     models = [m for m in scores if m != PRIOR]
     centre, scale = fit_normalisation(scores, pools)
@@ -110,10 +107,10 @@ def fit_fusion(scores: dict[str, np.ndarray], pools: np.ndarray, truth) -> dict:
 
 def run(out_dir: Path, repository: Path, n_windows: int, epochs: int, progress: bool = True,
         skip_export: bool = False, reuse: bool = False, dim: int = 64, seed: int = SEED, n_seeds: int = 2) -> dict:
-    from libs.catalog.store import load_dataset  # noqa: PLC0415
-    from training.evaluate.metrics import ndcg_at_k  # noqa: PLC0415
-    from training.evaluate.split import standard_splits  # noqa: PLC0415
-    from training.models.text_encoder import load_text_encoder  # noqa: PLC0415
+    from libs.catalog.store import load_dataset
+    from training.evaluate.metrics import ndcg_at_k
+    from training.evaluate.split import standard_splits
+    from training.models.text_encoder import load_text_encoder
 
     torch.set_num_threads(2)
     seed_everything(SEED)
@@ -158,13 +155,13 @@ def run(out_dir: Path, repository: Path, n_windows: int, epochs: int, progress: 
     timings["refit"] = time.perf_counter() - t
 
     if not skip_export:
-        from training.export.export_all import export_all  # noqa: PLC0415
+        from training.export.export_all import export_all
 
         t = time.perf_counter()
         store = store_for(ds.purchases, ds.guest_sales, item_emb, test.window_end, ds.items["product_id"])
         report["export"] = export_all(encoder, models, store, titles, repository, out_dir)
         timings["export"] = time.perf_counter() - t
-        from training.bundles import adopt  # noqa: PLC0415
+        from training.bundles import adopt
 
         (out_dir / "train_report.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
         report["bundle"] = adopt(out_dir.parent, out_dir, {"dataset": ds.version}).id
@@ -213,8 +210,8 @@ def train_at(split, ds, item_emb: np.ndarray, queries: QueryBank, cfg: TrainConf
 
 
 def missing_artifacts(out_dir: Path, repository: Path) -> list[str]:
-    from libs.model_io import ITEM_EMBEDDINGS_FILE  # noqa: PLC0415
-    from libs.rankers import specs  # noqa: PLC0415
+    from libs.model_io import ITEM_EMBEDDINGS_FILE
+    from libs.rankers import specs
 
     want = [Path(repository) / name / "1" / "model.onnx" for name in specs()]
     want += [Path(out_dir) / ITEM_EMBEDDINGS_FILE, Path(out_dir) / FUSION_FILE]
@@ -229,7 +226,7 @@ def missing_artifacts(out_dir: Path, repository: Path) -> list[str]:
         if not list((Path(out_dir) / "checkpoints").glob(f"{name}-*.pt")):
             missing.append(f"{out_dir}/checkpoints/{name}-*.pt")
     # The services serve the current bundle (artifacts/bundles, next to out_dir): it and its Triton versions.
-    from libs.bundles import BundleError, load_bundle  # noqa: PLC0415
+    from libs.bundles import BundleError, load_bundle
 
     try:
         bundle = load_bundle(Path(out_dir).parent)
@@ -246,9 +243,9 @@ def stale_inputs(repository: Path, versions: dict[str, str]) -> list[tuple[Path,
     input missing or extra (e.g. exported before the rankers' wire format, libs/rankers/wire.py) or with other
     fixed sizes (e.g. a feature group widened since they were trained). They must be retrained, so `--check`
     reports them as missing."""
-    import onnx  # noqa: PLC0415
+    import onnx
 
-    from libs.rankers import specs  # noqa: PLC0415
+    from libs.rankers import specs
 
     stale = []
     for name, spec in specs().items():

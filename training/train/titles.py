@@ -17,7 +17,7 @@ def encode_titles(titles: list[str], out_dir: Path, key: str, progress: bool = T
         info = json.loads(meta.read_text())
         if info.get("key") == key and info.get("n_items") == len(titles):
             return np.load(path)
-    from training.models.text_encoder import encode_texts, load_text_encoder  # noqa: PLC0415
+    from training.models.text_encoder import encode_texts, load_text_encoder
 
     emb = encode_texts(model or load_text_encoder(), titles, progress=progress)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -11,9 +11,9 @@ DOCKERFILES = sorted(lint.DOCKER_DIR.glob("*.Dockerfile"))
 SERVICES = ("gateway", "retrieval", "ranking", "explanation")
 
 
-def test_one_dockerfile_per_service_triton_and_trainer() -> None:
+def test_one_dockerfile_per_service_the_console_triton_and_trainer() -> None:
     names = {p.name.removesuffix(".Dockerfile") for p in DOCKERFILES}
-    assert names == {*SERVICES, "triton", "trainer"}
+    assert names == {*SERVICES, "console", "triton", "trainer"}
     for p in DOCKERFILES:  # BuildKit's per-Dockerfile context filter keeps the venv, data and git out
         assert p.with_name(p.name + ".dockerignore").is_file()
 
@@ -23,7 +23,7 @@ def test_dockerfile_is_clean(path: Path) -> None:
     assert lint.lint_file(path) == []
 
 
-@pytest.mark.parametrize("service", SERVICES)
+@pytest.mark.parametrize("service", [*SERVICES, "console"])
 def test_service_image_runs_its_module_on_its_port(service: str) -> None:
     final = lint.stages(lint.parse((lint.DOCKER_DIR / f"{service}.Dockerfile").read_text()))[-1]
     cmd = next(i for i in final if i.keyword == "CMD").args

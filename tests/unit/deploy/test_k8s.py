@@ -86,27 +86,6 @@ def test_overlays_differ_only_where_intended(rendered: dict[str, Path]) -> None:
     assert "tolerations" not in _deployment(cpu, "triton")["spec"]["template"]["spec"]
 
 
-def test_onnx_triton_configs_are_current() -> None:
-    """deploy/triton/configs/*/configs/onnx.pbtxt follow triton_models/*/configs/cpu.pbtxt."""
-    from deploy.triton import onnx_configs
-
-    stale = [str(p) for p, text in onnx_configs.expected().items() if not p.is_file() or p.read_text() != text]
-    assert not stale, "run `python -m deploy.triton.onnx_configs`: " + ", ".join(stale)
-
-
-def test_onnx_config_uses_ort_backend() -> None:
-    from google.protobuf import text_format
-    from tritonclient.grpc import model_config_pb2
-
-    from deploy.triton import onnx_configs
-
-    for path in onnx_configs.expected():
-        cfg = text_format.Parse(path.read_text(), model_config_pb2.ModelConfig())
-        assert cfg.backend == "onnxruntime" and cfg.default_model_filename == "model.onnx"
-        assert "onnx_file" not in cfg.parameters
-        assert all(g.kind == model_config_pb2.ModelInstanceGroup.KIND_CPU for g in cfg.instance_group)
-
-
 def test_state_lives_in_postgresql_and_the_shared_bundles_volume(rendered: dict[str, Path]) -> None:
     """Events: PostgreSQL (DSN from a Secret), no emptyDir; bundles: one RWX volume written by the retrain CronJob,
     polled by Triton, read by the inner services; the dev overlay adds its own PostgreSQL."""

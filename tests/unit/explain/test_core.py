@@ -18,8 +18,8 @@ async def test_one_batched_call_per_ranker_with_every_masked_scenario():
     rankers = fakes.FakeRankers()
     out = await _core(rankers).explain("1", "", ["A", "B"], "fused", [], 1.0)
     assert rankers.calls == {GNN_RANKER: 1, TRANSFORMER_RANKER: 1}
-    # full + 2 history items (A, C) + repeat + popularity + none of them (without / with the query)
-    assert rankers.batch_sizes == [7, 7]
+    # full + 2 history items (A, C) + repeat + popularity + similar customers + none of them (without / with the query)
+    assert rankers.batch_sizes == [8, 8]
     assert len(out.explanations) == 2 and out.degradations == []
 
 
@@ -29,7 +29,7 @@ async def test_query_term_scenarios_go_only_to_the_rankers_that_read_the_query()
     rankers = fakes.FakeRankers()
     out = await _core(rankers).explain("1", "lantern", ["A", "B"], "fused", [], 1.0)
     assert rankers.calls == {GNN_RANKER: 1, TRANSFORMER_RANKER: 2}
-    assert sorted(rankers.batch_sizes) == [1, 7, 7]  # 1 query term
+    assert sorted(rankers.batch_sizes) == [1, 8, 8]  # 1 query term
     assert len(out.explanations) == 2 and out.degradations == []
     assert any(e.kind in (d.EvidenceKind.QUERY_TERM, d.EvidenceKind.QUERY_SIMILAR)
                for ex in out.explanations for e in ex.evidence)
@@ -40,14 +40,14 @@ async def test_term_variants_not_encoded_or_not_scored_leave_the_terms_out_and_t
     term call only: no term evidence, the baseline keeps the query, and score - baseline still adds up."""
     calls = []
 
-    async def encode_query_only(texts, timeout):  # noqa: ANN001
+    async def encode_query_only(texts, timeout):
         calls.append(list(texts))
         if len(calls) > 1:
             raise UnavailableError("text_encoder: UNAVAILABLE")
         return await fakes.encode(texts, timeout)
 
     class TermCallFails(fakes.FakeRankers):
-        async def infer(self, model, inputs, outputs, timeout):  # noqa: ANN001
+        async def infer(self, model, inputs, outputs, timeout):
             if model == TRANSFORMER_RANKER and self.calls.get(model):  # its second call: the term scenarios
                 raise UnavailableError("transformer_ranker: UNAVAILABLE")
             return await super().infer(model, inputs, outputs, timeout)
@@ -73,9 +73,9 @@ async def test_contributions_are_score_drops_and_the_sentence_uses_only_positive
     assert ex.evidence == sorted(ex.evidence, key=lambda e: -e.contribution)
     top = ex.evidence[0]
     assert top.contribution > 0
-    assert ex.sentence.startswith("Because ") and wording._phrase(top) in ex.sentence
-    negatives = [e for e in ex.evidence if e.contribution < 0]
-    assert all(wording._phrase(e) not in ex.sentence for e in negatives)
+    found = wording.reasons(ex.evidence)
+    assert ex.sentence.startswith("Because ") and wording.phrase(found[0]) in ex.sentence
+    assert all(r.strength > 0 for r in found)
     assert 0.0 < ex.confidence < 1.0 and ex.method == "counterfactual-masking"
 
 
@@ -94,8 +94,8 @@ async def test_recorded_purchase_is_recent_event_evidence():
 
 
 def test_sentence_without_positive_evidence_claims_nothing():
-    text = wording.sentence([d.Evidence(d.EvidenceKind.POPULARITY, -0.2)])
-    assert "popular" not in text and "bought" not in text
+    text = wording.sentence([d.Evidence(d.EvidenceKind.POPULARITY, -0.2, count=40, window_days=28)])
+    assert "ordered" not in text and "40" not in text
 
 
 async def test_down_and_bad_inputs():
@@ -109,9 +109,11 @@ async def test_down_and_bad_inputs():
 
 
 def test_sentence_keeps_a_helpful_recent_purchase():
-    pieces = [d.Evidence(d.EvidenceKind.REPEAT_PURCHASE, 0.9), d.Evidence(d.EvidenceKind.POPULARITY, 0.5),
+    pieces = [d.Evidence(d.EvidenceKind.REPEAT_PURCHASE, 0.9, count=3, last_time=1.32e9),
+              d.Evidence(d.EvidenceKind.POPULARITY, 0.5, count=40, window_days=28),
               d.Evidence(d.EvidenceKind.RECENT_EVENT, 0.1, "F", "DOOR MAT")]
-    assert wording.sentence(pieces) == "Because you have bought it before and you just bought DOOR MAT."
+    assert wording.sentence(pieces) == \
+        "Because you ordered it 3 times, last on 30 Oct 2011, and you just bought DOOR MAT."
     many = [d.Evidence(d.EvidenceKind.PAST_PURCHASE, 1.0 - i / 100, str(i), f"T{i}") for i in range(12)]
     shown = page._shown(many + [d.Evidence(d.EvidenceKind.RECENT_EVENT, 0.01, "F", "DOOR MAT")])
     assert len(shown) == page.MAX_EVIDENCE_SHOWN and shown[-1].kind is d.EvidenceKind.RECENT_EVENT
@@ -120,7 +122,7 @@ def test_sentence_keeps_a_helpful_recent_purchase():
 async def test_explained_score_is_the_served_score_and_contributions_are_exact_drops():
     """The score an explanation explains is the fused score ranking served (ranking saw all six candidates, the
     explanation only the page); each contribution is the fused drop when that one piece is masked."""
-    from libs.ranking import RankingCore  # noqa: PLC0415
+    from libs.ranking import RankingCore
 
     rankers = fakes.FakeRankers()
     ranking = RankingCore(fakes.store(), fakes.TITLES, fakes.FUSION, rankers.infer, fakes.encode, _version)
@@ -130,9 +132,9 @@ async def test_explained_score_is_the_served_score_and_contributions_are_exact_d
     for item, ex in zip(served.items, out.explanations):
         assert ex.score == pytest.approx(item.score, abs=1e-9)
     # Re-derive one contribution by hand: mask the repeat signal alone and re-fuse.
-    from libs.explain import Mask, masked_scenarios  # noqa: PLC0415
-    from libs.history import user_context  # noqa: PLC0415
-    from libs.rankers import get as ranker  # noqa: PLC0415
+    from libs.explain import Mask, masked_scenarios
+    from libs.history import user_context
+    from libs.rankers import get as ranker
 
     store = fakes.store()
     ctx = user_context(store, "1", [])
@@ -182,7 +184,7 @@ async def test_query_evidence_says_matches_only_for_words_the_title_contains():
 
 
 async def test_search_orders_by_relevance_then_personal_score_and_explains_it():
-    from libs.ranking import RankingCore  # noqa: PLC0415
+    from libs.ranking import RankingCore
 
     rankers = fakes.FakeRankers()
     ranking = RankingCore(fakes.store(), fakes.TITLES, fakes.FUSION, rankers.infer, fakes.encode, _version)
@@ -195,12 +197,12 @@ async def test_search_orders_by_relevance_then_personal_score_and_explains_it():
     out = await _core(rankers).explain("2", "tea pot", ids, "fused", [], 1.0)
     for item, ex in zip(served.items, out.explanations):
         assert ex.score == pytest.approx(item.score, abs=1e-6)
-    assert out.explanations[0].sentence.startswith('Because its title has the words "tea", "pot" you searched for')
+    assert out.explanations[0].sentence.startswith('Because its title has "tea" and "pot" from your search')
 
 
 @pytest.mark.parametrize("query", ["", "tea lantern"])
 async def test_discovery_term_is_explained_as_it_is_and_the_score_stays_the_served_one(query):
-    from libs.ranking import RankingCore  # noqa: PLC0415
+    from libs.ranking import RankingCore
 
     rankers = fakes.FakeRankers()
     variant = "fused+explore=0.3"
@@ -222,9 +224,9 @@ async def test_discovery_term_is_explained_as_it_is_and_the_score_stays_the_serv
 
 @pytest.mark.parametrize("query", ["", "tea lantern"])
 async def test_purchase_frequency_prior_is_served_and_explained_as_it_is(query):
-    from libs.features.frequency import frequency_prior, frequency_text  # noqa: PLC0415
-    from libs.fusion import PRIOR, Fusion  # noqa: PLC0415
-    from libs.ranking import RankingCore  # noqa: PLC0415
+    from libs.features.frequency import frequency_prior, frequency_text
+    from libs.fusion import PRIOR, Fusion
+    from libs.ranking import RankingCore
 
     base = fakes.FUSION
     fusion = Fusion(dict(base.weights) | {PRIOR: 0.2}, dict(base.centre) | {PRIOR: -2.0},
@@ -252,3 +254,23 @@ async def test_purchase_frequency_prior_is_served_and_explained_as_it_is(query):
         if len(ex.evidence) < page.MAX_EVIDENCE_SHOWN:
             measured = sum(e.contribution for e in ex.evidence)
             assert ex.score - ex.baseline == pytest.approx(measured + ex.interaction, abs=1e-6)
+
+
+async def test_another_bundle_is_a_failed_precondition_and_the_held_one_is_named():
+    from libs.errors import FailedPreconditionError  # noqa: PLC0415
+
+    async def version(model):  # noqa: ANN001, ANN202
+        return "7"
+
+    core = ExplanationCore(fakes.store(), fakes.TITLES, fakes.FUSION, fakes.FakeRankers().infer, fakes.encode,
+                           version, "b0007")
+    with pytest.raises(FailedPreconditionError) as info:
+        await core.explain("1", "", ["A"], "fused", [], 1.0, bundle_id="b0006")
+    assert info.value.reason == "BUNDLE_NOT_LOADED" and info.value.extra == {"bundle_id": "b0006", "loaded": "b0007"}
+    out = await core.explain("1", "", ["A"], "fused", [], 1.0, bundle_id="b0007", all_evidence=True)
+    assert set(out.versions) == {d.ModelVersion(GNN_RANKER, "7"), d.ModelVersion(TRANSFORMER_RANKER, "7"),
+                                 d.ModelVersion("bundle", "b0007")}
+    ex = out.explanations[0]
+    assert ex.score - ex.baseline == pytest.approx(sum(e.contribution for e in ex.evidence) + ex.interaction, abs=1e-9)
+    shown = (await core.explain("1", "", ["A"], "fused", [], 1.0)).explanations[0]
+    assert shown.sentence == ex.sentence and len(ex.evidence) >= len(shown.evidence)

@@ -15,7 +15,7 @@ from libs.features import (
     repeat_features,
     season_features,
 )
-from libs.features.store import DAY
+from libs.features.popularity import DAY
 from libs.model_io import POP_FEATURES, REPEAT_FEATURES
 from tests.unit.features import synthetic
 

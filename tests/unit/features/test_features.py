@@ -85,8 +85,8 @@ def test_candidate_pool_has_history_neighbours_popular(store):
 
 
 def test_pool_adds_what_similar_customers_buy_that_the_user_never_bought(store):
-    from libs.features import candidate_parts, similar_customers_score  # noqa: PLC0415
-    from libs.features.store import POOL_N_SIMILAR, POOL_SIMILAR  # noqa: PLC0415
+    from libs.features import candidate_parts, similar_customers_score
+    from libs.features import POOL_N_SIMILAR, POOL_SIMILAR
 
     ctx = store.user_context("42")
     parts = dict(candidate_parts(store, ctx))

@@ -31,21 +31,21 @@ def test_order_counts_counts_orders_not_lines(store):
 def test_rank_is_the_gp_topfreq_order(store, user):
     ctx = store.user_context(user)
     order = _gp_topfreq_order(store, ctx)
-    rank = frequency_rank(store, ctx, np.arange(store.n_items))
+    rank = frequency_rank(store.popularity_position, ctx, np.arange(store.n_items))
     assert sorted(rank.tolist()) == list(range(store.n_items))  # a permutation
     assert [int(i) for i in np.argsort(rank)] == order
 
 
 def test_rank_does_not_depend_on_the_other_candidates(store):
     ctx = store.user_context("42")
-    full = frequency_rank(store, ctx, np.arange(store.n_items))
+    full = frequency_rank(store.popularity_position, ctx, np.arange(store.n_items))
     some = np.array([29, 3, 11, 7])
-    assert frequency_rank(store, ctx, some).tolist() == full[some].tolist()
+    assert frequency_rank(store.popularity_position, ctx, some).tolist() == full[some].tolist()
 
 
 def test_fresh_purchases_count_and_unknown_products_rank_last(store):
     ctx = store.user_context("42", fresh=[(4, synthetic.NOW.value / 1e9 + 5), (4, synthetic.NOW.value / 1e9 + 9)])
-    rank = frequency_rank(store, ctx, np.array([4, 3, -1]))
+    rank = frequency_rank(store.popularity_position, ctx, np.array([4, 3, -1]))
     assert rank.tolist() == [0, 1, store.n_items]  # item 4 is now in three orders, item 3 in two
     prior = frequency_prior(store, ctx, np.array([4, 3]))
     assert prior[0] == 0.0 and prior[1] == pytest.approx(-np.log(2.0))
@@ -61,5 +61,5 @@ def test_text_says_what_the_prior_read(store):
 
 def test_empty_history_is_popularity_order(store):
     ctx = store.user_context(None, now=pd.Timestamp("2011-06-02"))
-    rank = frequency_rank(store, ctx, store.top_popular)
+    rank = frequency_rank(store.popularity_position, ctx, store.top_popular)
     assert rank.tolist() == list(range(store.n_items))

@@ -56,8 +56,8 @@ def test_the_next_number_is_past_every_bundle_and_every_triton_version_on_disk(t
 
 def test_rewind_serves_the_checkpoints_trained_before_a_date_and_says_so(tmp_path):
     """make loop-eval's frozen bundle: the refitted rankers swapped for the ones trained before the weeks aside."""
-    from libs.rankers import names  # noqa: PLC0415
-    from training.bundles import rewind  # noqa: PLC0415
+    from libs.rankers import names
+    from training.bundles import rewind
 
     models = tmp_path / "models"
     (models / "checkpoints").mkdir(parents=True)

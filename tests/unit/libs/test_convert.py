@@ -16,6 +16,16 @@ def test_scored_item_round_trip():
     assert convert.scored_from_pb(convert.scored_to_pb(item)) == item
 
 
+def test_evidence_facts_round_trip():
+    """Counts, windows and times (microseconds since the epoch) survive the wire; no time stays unset."""
+    facts = [d.Evidence(d.EvidenceKind.PAST_PURCHASE, 0.25, "71053", "WHITE METAL LANTERN", count=3,
+                        last_time=1320192000.25),
+             d.Evidence(d.EvidenceKind.SIMILAR_CUSTOMERS, 0.125, count=12, window_days=28)]
+    ex = d.Explanation(facts, "Because", 0.5)
+    assert convert.explanation_from_pb(convert.explanation_to_pb(ex)) == ex
+    assert not convert.explanation_to_pb(ex).evidence[1].HasField("last_time")
+
+
 @pytest.mark.parametrize(("cls", "proto_enum", "prefix"), [
     (d.Source, pb.CandidateSource, "CANDIDATE_SOURCE"), (d.EvidenceKind, pb.EvidenceType, "EVIDENCE_TYPE"),
     (d.Stage, pb.Stage, "STAGE"), (d.EventKind, pb.EventType, "EVENT_TYPE")])

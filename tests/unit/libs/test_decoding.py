@@ -18,3 +18,11 @@ def test_non_utf8_strings_are_named_where_they_are():
 def test_other_damage_names_nothing():
     assert non_utf8_fields(pb.GetProductRequest, b"\x0a\x05ab") == []  # truncated
     assert non_utf8_fields(pb.GetProductRequest, pb.GetProductRequest(product_id="ü").SerializeToString()) == []
+
+
+def test_an_overwritten_occurrence_of_a_singular_string_is_named_too():
+    from shop.gateway.v1 import gateway_service_pb2 as gpb
+
+    # query twice: protobuf keeps the last ("ok") but refuses the message for the first, which is not UTF-8
+    raw = b"\x0a\x02\xff\xfe" + b"\x0a\x02ok"
+    assert non_utf8_fields(gpb.SearchRequest, raw) == ["query"]

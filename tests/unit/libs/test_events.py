@@ -9,12 +9,13 @@ from collections.abc import Callable, Iterator
 import psycopg
 import pytest
 
-from libs.domain import EventKind, RecordedEvent, UserEvent
+from libs.domain import EventKind, RecordedEvent, ServedResponse, UserEvent
 from libs.errors import UnavailableError
-from libs.events import EventConflictError, EventStore, SqliteEventStore, open_configured_store, open_event_store
+from libs.config import EventStoreSettings
+from libs.events import EventConflictError, EventStore, SqliteEventStore, describe, open_event_store
 from libs.events import migrations
 from libs.events.postgres import PostgresEventStore
-from libs.events.retention import prune_periodically
+from libs.events.retention import expire_responses, prune_periodically
 from tests import backends
 
 
@@ -132,7 +133,7 @@ def test_migrations_apply_once_even_when_replicas_start_together(open_store):
                 except UnavailableError:
                     time.sleep(0.05 * (attempt + 1))
             s.recent("1")
-        except BaseException as exc:  # noqa: BLE001 - reported by the assert below
+        except BaseException as exc:
             errors.append(exc)
 
     threads = [threading.Thread(target=first_call, args=(s,)) for s in stores]
@@ -212,8 +213,8 @@ def test_sqlite_file_from_before_migrations_is_adopted_and_unreadable_times_drop
 
 
 def test_open_event_store_picks_the_backend_from_the_dsn(tmp_path, pg_dsn):
-    sqlite_store = open_event_store(None, tmp_path / "e.sqlite3")
-    pg_store = open_event_store(pg_dsn, tmp_path / "unused.sqlite3")
+    sqlite_store = open_event_store(EventStoreSettings(db=tmp_path / "e.sqlite3"), tmp_path)
+    pg_store = open_event_store(EventStoreSettings(dsn=pg_dsn, db=tmp_path / "unused.sqlite3"), tmp_path)
     assert isinstance(sqlite_store, SqliteEventStore) and isinstance(pg_store, PostgresEventStore)
     assert not (tmp_path / "unused.sqlite3").exists()
     sqlite_store.close()
@@ -249,14 +250,54 @@ def test_offline_readers_open_the_store_the_gateway_writes(tmp_path, pg_dsn, mon
     """Retraining and the A/B readout read what the gateway wrote: SHOP_EVENTS_DSN first, else the SQLite file."""
     monkeypatch.delenv("SHOP_EVENTS_DSN", raising=False)
     monkeypatch.delenv("SHOP_EVENTS_DB", raising=False)
-    store, where = open_configured_store(tmp_path)
+    settings = EventStoreSettings()
+    store, where = open_event_store(settings, tmp_path), describe(settings, tmp_path)
     assert isinstance(store, SqliteEventStore) and where == f"sqlite {tmp_path / 'events' / 'events.sqlite3'}"
     store.close()
-    writer = open_event_store(pg_dsn, tmp_path / "unused.sqlite3")
+    writer = open_event_store(EventStoreSettings(dsn=pg_dsn), tmp_path)
     writer.append([_event("a", ts=1.0)])
     writer.close()
     monkeypatch.setenv("SHOP_EVENTS_DSN", pg_dsn)
-    store, where = open_configured_store(tmp_path)
+    settings = EventStoreSettings()
+    store, where = open_event_store(settings, tmp_path), describe(settings, tmp_path)
     assert where == "postgresql" and pg_dsn.split("@")[0] not in where  # no credentials in what gets printed
     assert store.read_purchases() == [("17850", "85123A", 1.0, 1, "fused")]
+    store.close()
+
+
+def _response(response_id: str, created: float) -> ServedResponse:
+    return ServedResponse(response_id, created, "17850", "tea set — ‘gift’", "fused+explore=0.2",
+                          "b0001-20261206T000000Z",
+                          (("85123A", "WHITE HANGING HEART T-LIGHT HOLDER", 3.25), ("22423", "REGENCY CAKE", -0.5)),
+                          (UserEvent("85123A", EventKind.PURCHASE, 1765000000.123456, 2),))
+
+
+def test_kept_responses_read_back_as_kept_and_expire(open_store):
+    writer, reader = open_store(), open_store()  # two replicas
+    now = time.time()
+    old, fresh = _response("old", now - 7200), _response("fresh", now)
+    writer.keep_response(old)
+    writer.keep_response(fresh)
+    writer.keep_response(_response("fresh", now - 1))  # a re-sent id keeps the first
+    got = reader.served_response("fresh")
+    assert got.results == fresh.results and got.recent == fresh.recent and got.query == fresh.query
+    assert (got.user_id, got.variant, got.bundle_id) == (fresh.user_id, fresh.variant, fresh.bundle_id)
+    assert got.created == pytest.approx(now, abs=1e-6)
+    assert reader.served_response("never") is None
+    assert reader.prune_responses(now - 3600) == 1
+    assert reader.served_response("old") is None and reader.served_response("fresh") is not None
+    assert len(reader.read_purchases()) == 0  # responses are not events
+
+
+async def test_expired_responses_are_deleted_by_the_retention_loop(tmp_path):
+    store = SqliteEventStore(tmp_path / "e.sqlite3")
+    store.keep_response(_response("old", time.time() - 7200))
+    store.keep_response(_response("fresh", time.time()))
+    task = asyncio.create_task(expire_responses(store, 3600))
+    for _ in range(100):
+        await asyncio.sleep(0.01)
+        if store.served_response("old") is None:
+            break
+    task.cancel()
+    assert store.served_response("old") is None and store.served_response("fresh") is not None
     store.close()

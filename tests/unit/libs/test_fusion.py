@@ -70,7 +70,7 @@ def test_discovery_term_is_the_setting_times_the_span_for_never_bought_products_
 
 
 def test_the_prior_is_one_more_term_and_never_fuses_alone():
-    from libs.fusion import PRIOR  # noqa: PLC0415
+    from libs.fusion import PRIOR
 
     f = Fusion({"a": 0.6, "b": 0.4, PRIOR: 0.1}, {"a": 1.0, "b": 0.0, PRIOR: -3.0}, {"a": 2.0, "b": 1.0, PRIOR: 2.0})
     a, b, p = np.array([1.0, 3.0]), np.array([0.5, -1.0]), np.array([0.0, -2.0])

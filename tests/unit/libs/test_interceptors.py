@@ -54,6 +54,14 @@ def test_already_exists_names_each_resource_by_its_request_field():
     assert (info.resource_type, info.resource_name) == ("shop.gateway.v1.Event", "events[2].event_id")
 
 
+def test_failed_precondition_carries_its_reason():
+    exc = errors.FailedPreconditionError("bundle b1 is no longer loaded", "BUNDLE_NOT_LOADED", {"bundle_id": "b1"})
+    code, message, trailers = to_status(exc, "gateway")
+    assert code is grpc.StatusCode.FAILED_PRECONDITION and "b1" in message
+    info = _error_info(trailers)
+    assert info.reason == "BUNDLE_NOT_LOADED" and dict(info.metadata) == {"service": "gateway", "bundle_id": "b1"}
+
+
 def test_unknown_errors_are_masked_as_internal():
     code, message, trailers = to_status(KeyError("secret internals"))
     assert code is grpc.StatusCode.INTERNAL

@@ -64,7 +64,7 @@ async def test_fresh_purchase_changes_the_ranking_without_retraining():
     before = await core.rank("3", "", fakes.PRODUCTS, 0, "fused", 0, [], 1.0)
     after = await core.rank("3", "", fakes.PRODUCTS, 0, "fused", 0,
                             [d.UserEvent("F", d.EventKind.PURCHASE, 1e9, 1)], 1.0)
-    rank_of = lambda r: [i.product_id for i in r.items].index("F")  # noqa: E731
+    rank_of = lambda r: [i.product_id for i in r.items].index("F")
     assert rank_of(after) < rank_of(before)
 
 
@@ -94,7 +94,7 @@ async def test_explore_setting_of_a_variant_lifts_never_bought_products_by_a_fix
         bonus = 0.5 * fakes.FUSION.explore_span if new else 0.0
         assert item.model_scores["discovery"] == pytest.approx(bonus)
         assert item.score == pytest.approx(fused[item.product_id] + bonus)
-    first_new = lambda r: next(i for i, x in enumerate(r.items)  # noqa: E731
+    first_new = lambda r: next(i for i, x in enumerate(r.items)
                                if fakes.store().item_index.get_loc(x.product_id) not in bought)
     assert first_new(lean) <= first_new(base)
     assert "discovery" not in base.items[0].model_scores  # the trained balance carries no extra term

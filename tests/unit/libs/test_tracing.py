@@ -12,6 +12,7 @@ from opentelemetry.trace import SpanKind
 
 from libs import logs, tracing
 from libs.channels import open_channel
+from libs.config import TracingSettings
 from libs.interceptors import ObservabilityInterceptor
 
 @pytest.fixture
@@ -23,7 +24,7 @@ def spans(monkeypatch):
     return exporter
 
 
-async def _server(name: str, handlers) -> tuple[grpc.aio.Server, str]:  # noqa: ANN001
+async def _server(name: str, handlers) -> tuple[grpc.aio.Server, str]:
     server = grpc.aio.server(interceptors=[ObservabilityInterceptor(name)])
     handlers(server)
     port = server.add_insecure_port("127.0.0.1:0")
@@ -31,19 +32,19 @@ async def _server(name: str, handlers) -> tuple[grpc.aio.Server, str]:  # noqa: 
     return server, f"127.0.0.1:{port}"
 
 
-def _echo_service(name: str, fn):  # noqa: ANN001, ANN202
+def _echo_service(name: str, fn):
     return lambda s: s.add_generic_rpc_handlers([grpc.method_handlers_generic_handler(
         name, {"Call": grpc.unary_unary_rpc_method_handler(fn)})])
 
 
 async def test_one_trace_across_two_hops(spans):
-    async def echo(request: bytes, context) -> bytes:  # noqa: ANN001
+    async def echo(request: bytes, context) -> bytes:
         return request
 
     b, b_addr = await _server("b", _echo_service("test.B", echo))
     b_channel = open_channel(b_addr, ["test.B"])
 
-    async def call_b(request: bytes, context) -> bytes:  # noqa: ANN001
+    async def call_b(request: bytes, context) -> bytes:
         return await b_channel.unary_unary("/test.B/Call")(request, timeout=5)
 
     a, a_addr = await _server("a", _echo_service("test.A", call_b))
@@ -66,11 +67,14 @@ async def test_one_trace_across_two_hops(spans):
     assert served_b.attributes["rpc.grpc.status_code"] == "OK"
 
 
-def test_off_by_default_and_trace_id_in_logs(spans, capsys):
-    tracing.configure("x", mode="")  # nothing installed: the API's non-recording spans
+def test_off_by_default_and_trace_id_in_logs(spans, capsys, monkeypatch):
+    tracing.configure("x", TracingSettings(mode=""))  # nothing installed: the API's non-recording spans
     assert tracing.current_trace_id() == ""
+    monkeypatch.setenv("SHOP_TRACING", "zipkin")
     with pytest.raises(ValueError, match="SHOP_TRACING"):
-        tracing.configure("x", mode="zipkin")
+        TracingSettings()
+    monkeypatch.setenv("SHOP_TRACING", " File ")
+    assert TracingSettings().mode == "file"
     record = logging.LogRecord("t", logging.INFO, __file__, 1, "hello", None, None)
     with tracing.tracer().start_as_current_span("work") as span:
         line = json.loads(logs.JsonFormatter("svc").format(record))
@@ -89,12 +93,12 @@ def test_health_checks_are_not_traced(spans):
 def test_file_mode_writes_one_json_span_per_line(tmp_path):
     """SHOP_TRACING=file (what `make load` uses for its per-stage table) in a process of its own: the tracer
     provider is process-global and must not leak into the other tests."""
-    import os  # noqa: PLC0415
-    import subprocess  # noqa: PLC0415
-    import sys  # noqa: PLC0415
+    import os
+    import subprocess
+    import sys
 
     code = ("from libs import tracing\n"
-            "tracing.configure('ranking', mode='file')\n"
+            "tracing.configure('ranking', tracing.TracingSettings(mode='file'))\n"
             "with tracing.span('/R/Rank', tracing.SERVER):\n"
             "    pass\n")
     env = {**os.environ, "SHOP_TRACING_DIR": str(tmp_path)}

@@ -51,15 +51,18 @@ def test_markdown_renders_all_sections() -> None:
     dyn = [{"model": "gnn_ranker", "concurrency": 4, "requests": 100, "triton_rps": 300.0, "triton_p50_ms": 12.0,
             "triton_p99_ms": 30.0, "avg_batch_formed": float("nan"), "ort_serial_b1_rps": 900.0,
             "ort_prebatched_rps": 2000.0}]
-    expl = [{"explain": False, "requests": 10, "p50_ms": 40.0, "p95_ms": 60.0, "mean_ms": 45.0, "errors": 0,
-             "degraded": 0, "explained_results_per_response": 0.0},
-            {"explain": True, "requests": 10, "p50_ms": 100.0, "p95_ms": 150.0, "mean_ms": 110.0, "errors": 1,
-             "degraded": 2, "explained_results_per_response": 20.0}]
+    expl = [{"mode": "Search explain=false", "requests": 10, "p50_ms": 40.0, "p95_ms": 60.0, "mean_ms": 45.0,
+             "errors": 0, "degraded": 0, "explained_results_per_response": 0.0},
+            {"mode": "Search explain=true", "requests": 10, "p50_ms": 100.0, "p95_ms": 150.0, "mean_ms": 110.0,
+             "errors": 1, "degraded": 2, "explained_results_per_response": 20.0},
+            {"mode": "ExplainResult, 1 of its results", "requests": 10, "p50_ms": 16.0, "p95_ms": 20.0,
+             "mean_ms": 17.0, "errors": 0, "degraded": 0, "explained_results_per_response": 1.0}]
     meta = {"finished": "now", "machine": "m", "inputs": "SYNTHETIC", "triton": "t", "ort_threads": 1}
     md = bench.markdown(meta, batches, dyn, expl)
     assert "| gnn_ranker | 1 | 1.00 | 2.00 | 6.00 | 9.00 | 6.00x |" in md
     assert "| gnn_ranker | 4 | 100 | 300 | 12.00 | 30.00 | - |" in md
-    assert "Explanations add 60.0 ms at p50 (2.50x)" in md
+    assert "| Search explain=true | 10 | 100.0 | 150.0 | 110.0 | 1 | 2 | 20.0 | 2.50x |" in md
+    assert "| ExplainResult, 1 of its results | 10 | 16.0 | 20.0 | 17.0 | 0 | 0 | 1.0 | 0.40x |" in md
     assert "Not measured" in bench.markdown(meta, batches, dyn, [])
 
 

@@ -18,9 +18,9 @@ from libs.ranking import RankingCore
 from tests.unit.features import synthetic
 from training.export.onnx_export import export_model
 from training.export.triton_configs import cpu_config, gpu_config
-from training.models.rankers import serving_form, wire_form
+from training.models.rankers import new_module, serving_form, wire_form
 from training.train.data import build_examples
-from training.train.loop import TrainConfig, score_catalogue, train_ranker
+from training.train.trainer import TrainConfig, score_catalogue, train_ranker
 from training.train.pipeline import fit_fusion, weight_grid
 
 NAME = "tiny_ranker"
@@ -29,6 +29,10 @@ IDS, MASK = "tiny_hist_ids", "tiny_hist_mask"
 
 class Tiny(nn.Module):
     """score = <candidate title, mean of the history's learned item vectors> + w . popularity."""
+
+    @classmethod
+    def from_config(cls, config: dict, item_emb: np.ndarray | None = None) -> Tiny:
+        return cls(**config)
 
     def __init__(self, n_items: int, dim: int = 8, dropout: float = 0.0) -> None:
         super().__init__()
@@ -51,7 +55,7 @@ def tiny_inputs(store, ctx, cand_idx, query_emb=None, new_cand_emb=None):
 SPEC = ModelSpec(NAME, inputs=(Tensor(IDS, "int64", (MAX_HISTORY,)), Tensor(MASK, "float32", (MAX_HISTORY,)),
                                Tensor(CAND_EMB, "float32", (-1, TEXT_DIM)), Tensor(POP_FEATS, "float32", (-1, POP_FEATURES))),
                  outputs=(Tensor(SCORE, "float32", (-1,)),), max_batch_size=64)
-TINY = Ranker(spec=SPEC, inputs=tiny_inputs, new_module=lambda config, item_emb: Tiny(**config),
+TINY = Ranker(spec=SPEC, inputs=tiny_inputs, module=f"{__name__}:Tiny",
               history_slots=((IDS, MASK),), description="test-only ranker")
 
 
@@ -97,12 +101,12 @@ async def test_ranking_and_explanation_serve_the_new_ranker(tiny):
     modules = {m: wire_form(serving_form((Tiny(synthetic.N_ITEMS) if m == NAME else _torch(m)).eval()), m,
                             store.item_emb) for m in names()}
 
-    async def infer(model, inputs, outputs, timeout):  # noqa: ANN001
+    async def infer(model, inputs, outputs, timeout):
         with torch.no_grad():
             out = modules[model](*[torch.from_numpy(inputs[n]) for n in specs()[model].input_names])
         return {SCORE: out[0].numpy()}
 
-    async def version(model):  # noqa: ANN001
+    async def version(model):
         return "1"
 
     fusion = Fusion({m: 1.0 / len(modules) for m in modules})
@@ -125,8 +129,6 @@ async def test_ranking_and_explanation_serve_the_new_ranker(tiny):
 
 
 def _torch(name: str) -> nn.Module:
-    from libs.rankers import get  # noqa: PLC0415
-
     torch.manual_seed(1)
-    return get(name).new_module({"n_items": synthetic.N_ITEMS, "dim": 8, "dropout": 0.0},
+    return new_module(name, {"n_items": synthetic.N_ITEMS, "dim": 8, "dropout": 0.0},
                                 synthetic.item_embeddings()).eval()

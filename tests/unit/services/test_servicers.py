@@ -5,8 +5,8 @@ from shop.retrieval.v1 import retrieval_service_pb2 as rpb
 
 from libs.errors import InvalidArgumentError
 from libs.events.sqlite import SqliteEventStore
-from services.gateway.core import GatewayCore
-from services.gateway.experiments import Variants
+from libs.gateway import GatewayCore
+from libs.experiments import Variants
 from services.gateway.servicer import GatewayServicer
 from services.retrieval.servicer import RetrievalServicer
 
@@ -41,7 +41,7 @@ class _Context:
                                                               (5000, 0, 1000)])
 async def test_retrieval_reads_page_size_then_the_deprecated_limit(page_size, limit, expected):
     core = _Core()
-    await RetrievalServicer(core, 1.0).RetrieveQueryCandidates(
+    await RetrievalServicer(lambda: core, 1.0).RetrieveQueryCandidates(
         rpb.RetrieveQueryCandidatesRequest(query="lantern", page_size=page_size, limit=limit), _Context())
     assert core.limit == expected
 
@@ -50,7 +50,7 @@ async def test_retrieval_reads_page_size_then_the_deprecated_limit(page_size, li
                          [(-1, 0, "page_size"), (0, -1, "limit"), (-1, 5, "page_size")])
 async def test_retrieval_names_the_count_field_it_rejects(page_size, limit, field):
     with pytest.raises(InvalidArgumentError) as info:
-        await RetrievalServicer(_Core(), 1.0).RetrieveQueryCandidates(
+        await RetrievalServicer(lambda: _Core(), 1.0).RetrieveQueryCandidates(
             rpb.RetrieveQueryCandidatesRequest(query="lantern", page_size=page_size, limit=limit), _Context())
     assert [v.field for v in info.value.violations] == [field]
 

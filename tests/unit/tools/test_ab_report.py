@@ -51,7 +51,7 @@ def test_an_arm_not_in_the_configured_order_is_still_reported():
 
 
 def test_recommend_events_split_per_shelf_their_token_names():
-    from services.gateway.experiments import AttributionTokens
+    from libs.experiments import AttributionTokens
 
     from libs import domain as d
     from tools.ab_report import by_shelf

@@ -21,9 +21,9 @@ from training.evaluate.protocol import Scorer
 
 def test_recent_popularity_counts_orders_in_the_window_guests_included(split) -> None:
     pop = recent_popularity(split.train, window_days=7)  # 2011-01-08 .. cut-off: A's invoice 2 and guests g1, g2
-    assert np.floor(pop).tolist() == [1, 0, 0, 2, 0, 0]
-    # All-time counts break ties below 1: item 5 (1 order) before item 1 (never sold).
-    assert pop[5] > pop[1] and pop[0] < 2
+    # 7-day orders [1, 0, 0, 2, 0, 0]; all-time orders [2, 0, 1, 3, 1, 1] break ties, then the item index.
+    assert ranking_order(pop[None, :])[0].tolist() == [3, 0, 2, 4, 5, 1]
+    assert sorted(pop.tolist()) == [1, 2, 3, 4, 5, 6]
 
 
 def test_popularity_is_the_same_for_everyone(split) -> None:

@@ -1,1 +1,1 @@
-from libs.triton.ort_model import TritonPythonModel  # noqa: F401
+from libs.triton.ort_model import TritonPythonModel

@@ -2,7 +2,15 @@ from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2 as mc
 
 from libs.rankers import specs
-from training.export.triton_configs import DEFAULT_REPOSITORY, cpu_config, expected_files, gpu_config, stale
+from training.export.onnx_export import MODEL_PY
+from training.export.triton_configs import (
+    DEFAULT_REPOSITORY,
+    cpu_config,
+    expected_files,
+    gpu_config,
+    onnx_config,
+    stale,
+)
 
 
 def test_committed_configs_equal_generated():
@@ -28,10 +36,21 @@ def test_gpu_and_cpu_configs():
         assert gpu_config(spec) == gpu and cpu_config(spec) == cpu
 
 
+def test_onnx_config_is_the_cpu_config_on_the_onnx_runtime_backend():
+    for spec in specs().values():
+        cpu, onnx = cpu_config(spec), onnx_config(spec)
+        assert onnx.backend == "onnxruntime" and onnx.platform == "onnxruntime_onnx"
+        assert onnx.default_model_filename == "model.onnx" and "onnx_file" not in onnx.parameters
+        assert onnx.parameters["intra_op_thread_count"] == cpu.parameters["intra_op_num_threads"]
+        for field in ("input", "output", "instance_group", "dynamic_batching", "model_warmup", "response_cache",
+                      "max_batch_size"):
+            assert getattr(onnx, field) == getattr(cpu, field), field
+
+
 def test_version_folders_hold_the_python_backend_stub():
     for spec in specs().values():
         model_py = DEFAULT_REPOSITORY / spec.name / "1" / "model.py"
-        assert model_py.read_text().strip() == "from libs.triton.ort_model import TritonPythonModel  # noqa: F401"
+        assert model_py.read_text() == MODEL_PY
 
 
 def test_every_config_rejects_requests_whose_timeout_ran_out_in_the_queue():

@@ -10,7 +10,7 @@ from libs.rankers import get as ranker
 from tests.unit.features import synthetic
 from training.models.rankers import GnnRanker, TransformerRanker
 from training.train.data import build_examples, make_batch
-from training.train.loop import TrainConfig, listwise_loss, score_catalogue, train_ranker
+from training.train.trainer import TrainConfig, listwise_loss, score_catalogue, train_ranker
 
 
 @pytest.fixture(scope="module")
@@ -119,7 +119,7 @@ def test_training_smoke_and_catalogue_scores(name):
 def test_members_trained_in_parallel_workers_equal_one_after_the_other():
     """Training is reproducible: the same seeds give the same weights, in worker processes or in-process, and a
     warm start continues from its `init`."""
-    from training.train.loop import MemberJob, train_members
+    from training.train.trainer import MemberJob, train_members
 
     p = synthetic.purchases(n_users=40)
     emb = synthetic.item_embeddings()

@@ -1,0 +1,270 @@
+"""Gateway logic: validate, retrieve -> rank -> explain within the caller's deadline, degrade
+instead of failing, and record events. No protobuf here: ports hide the downstream services."""
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from libs import domain as d
+from libs import validation
+from libs.errors import (AlreadyExistsError, DeadlineError, FieldViolation, InvalidArgumentError, UnavailableError,
+                         invalid)
+from libs.events import EventConflictError, EventStore, event_time_problem
+from libs.events.base import payload
+from libs.features import POOL_MAX
+from libs.products.model import Product
+from libs.experiments import AttributionTokens, Variants
+from libs.on_demand import RESPONSE_TTL_S, ExplainedResults, OnDemand
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PAGE_SIZE = 20
+MAX_PAGE_SIZE = 100
+MAX_EVENTS_PER_CALL = 500
+MAX_EVENT_ID_CHARS = 64
+# Any text but control characters (NUL cannot be stored in PostgreSQL text; none belongs in an id).
+EVENT_ID_RE = re.compile(rf"[^\x00-\x1f\x7f]{{1,{MAX_EVENT_ID_CHARS}}}")
+CANDIDATES = 200  # Search: retrieval's query candidates ranked per request
+# Recommend asks for POOL_MAX: the rankers' whole candidate pool, the one `make eval` measures, uncut.
+RECENT_SHARE = 0.25  # of the request's budget, for reading the user's recorded events
+
+
+@dataclass
+class StageResult:
+    items: list
+    degradations: list[d.Degradation] = field(default_factory=list)
+    versions: list[d.ModelVersion] = field(default_factory=list)
+
+
+class Retrieval(Protocol):
+    async def query_candidates(self, query: str, user_id: str, limit: int, timeout: float) -> StageResult: ...
+    async def user_candidates(self, user_id: str, recent: Sequence[d.UserEvent], limit: int, timeout: float,
+                              shelf: d.Shelf = d.Shelf.FOR_YOU, context: Sequence[str] = ()) -> StageResult: ...
+
+
+class Ranking(Protocol):
+    async def rank(self, user_id: str, query: str, candidates: Sequence[d.Candidate], page_size: int,
+                   variant: str, recent: Sequence[d.UserEvent], timeout: float) -> StageResult: ...
+
+
+class CatalogReader(Protocol):
+    """This replica's view of the catalogue (libs.products.view.CatalogView)."""
+
+    stale: bool  # its last refresh failed (or none has run yet)
+
+    def get(self, product_id: str) -> Product | None: ...
+    async def unknown(self, product_ids: Sequence[str]) -> list[str]: ...
+
+
+class Explainer(Protocol):
+    async def explain(self, user_id: str, query: str, product_ids: Sequence[str], variant: str,
+                      recent: Sequence[d.UserEvent], timeout: float, bundle_id: str = "",
+                      all_evidence: bool = False) -> StageResult: ...
+
+
+@dataclass
+class Page:
+    items: list[d.ScoredItem]
+    attribution_token: str
+    degradations: list[d.Degradation]
+    versions: list[d.ModelVersion]
+    variant: str
+
+
+@dataclass
+class Recorded:
+    accepted: int
+    duplicates: int
+    unjoined_count: int  # events whose product the catalogue does not know yet (stored all the same)
+    unjoined_product_ids: list[str]
+
+
+@dataclass
+class Budget:
+    """The request's deadline, shared out between stages."""
+
+    deadline: float  # time.monotonic() value
+
+    def remaining(self) -> float:
+        return self.deadline - time.monotonic()
+
+    def share(self, fraction: float) -> float:
+        left = self.remaining()
+        if left <= 0.005:
+            raise DeadlineError("deadline exceeded before the stage could start")
+        return left * fraction
+
+
+class GatewayCore:
+    def __init__(self, retrieval: Retrieval, ranking: Ranking, explainer: Explainer, events: EventStore,
+                 variants: Variants, catalog: CatalogReader, tokens: AttributionTokens | None = None,
+                 response_ttl_s: float = RESPONSE_TTL_S) -> None:
+        self.retrieval = retrieval
+        self.ranking = ranking
+        self.explainer = explainer
+        self.events = events
+        self.variants = variants
+        self.catalog = catalog
+        self.tokens = tokens or AttributionTokens.ephemeral()
+        self.on_demand = OnDemand(explainer, events, self.tokens.response_id, response_ttl_s)
+
+    async def search(self, query: str, user_id: str, page_size: int, explain: bool, budget: Budget) -> Page:
+        # Retrieval does not need the user's fresh events, so read them concurrently.
+        recent_task = asyncio.create_task(self._recent(user_id, budget))
+        try:
+            retrieved = await self.retrieval.query_candidates(query, user_id, CANDIDATES, budget.share(0.35))
+        finally:
+            recent, degraded = await recent_task
+        retrieved.degradations = degraded + retrieved.degradations
+        return await self._rank_and_explain(user_id, query, retrieved, recent, page_size, explain, budget)
+
+    async def recommend(self, user_id: str, page_size: int, explain: bool, budget: Budget,
+                        shelf: d.Shelf = d.Shelf.FOR_YOU, context: Sequence[str] = ()) -> Page:
+        """`shelf` picks the candidates (libs.shelves); `context`: its context product ids, already validated."""
+        recent, degraded = await self._recent(user_id, budget)
+        retrieved = await self.retrieval.user_candidates(user_id, recent, POOL_MAX, budget.share(0.35), shelf,
+                                                         context)
+        retrieved.degradations = degraded + retrieved.degradations
+        return await self._rank_and_explain(user_id, "", retrieved, recent, page_size, explain, budget, shelf)
+
+    async def _recent(self, user_id: str, budget: Budget) -> tuple[list[d.UserEvent], list[d.Degradation]]:
+        """The user's recorded events; with the store down or slow, none, flagged (the dataset history still
+        serves). A slice of the budget only: a store waiting out its connect timeout must not eat the request.
+
+        The flag uses Stage.RETRIEVAL: the common proto has no events stage, and retrieval is the first stage
+        that reads the user's history.
+        """
+        if not user_id:
+            return [], []
+        try:
+            return await asyncio.wait_for(asyncio.to_thread(self.events.recent, user_id),
+                                          budget.share(RECENT_SHARE)), []
+        except UnavailableError as exc:
+            return [], [d.Degradation(d.Stage.RETRIEVAL, f"no fresh events: {exc}")]
+        except TimeoutError:
+            return [], [d.Degradation(d.Stage.RETRIEVAL, "no fresh events: the event store did not answer in time")]
+
+    async def _rank_and_explain(self, user_id: str, query: str, retrieved: StageResult,
+                                recent: list[d.UserEvent], page_size: int, explain: bool, budget: Budget,
+                                shelf: d.Shelf | None = None) -> Page:
+        """`shelf`: the Recommend shelf (None for Search), carried in the attribution token."""
+        variant = self.variants.assign(user_id)
+        degradations = list(retrieved.degradations)
+        if self.catalog.stale:
+            degradations.append(d.Degradation(d.Stage.CATALOG, "catalogue not refreshed: availability and prices "
+                                                               "as last read"))
+        versions: list[d.ModelVersion] = []
+        candidates = [c for c in retrieved.items if self._servable(c.product_id)]
+        if not candidates:
+            # Nothing matched (or only the lexical half ran): an empty page is the answer, not a ranking error.
+            return Page([], self.tokens.issue(variant, shelf), degradations, versions, variant)
+        try:
+            ranked = await self.ranking.rank(user_id, query, candidates, page_size, variant, recent,
+                                             budget.share(0.6 if explain else 0.95))
+            items: list[d.ScoredItem] = ranked.items[:page_size]
+            degradations += ranked.degradations
+            versions += ranked.versions
+        except (UnavailableError, DeadlineError) as exc:
+            log.warning("ranking degraded: %s", exc)
+            degradations.append(d.Degradation(d.Stage.RANKING, str(exc)))
+            items = [d.ScoredItem(c.product_id, c.title, c.retrieval_score, {"retrieval": c.retrieval_score},
+                                  sorted({s.source for s in c.source_ranks}, key=lambda s: s.value))
+                     for c in candidates[:page_size]]
+        token = self.tokens.issue(variant, shelf)
+        # A ranked page is kept (while it is being explained), so that its results can be explained on demand.
+        kept = asyncio.create_task(self.on_demand.keep(token, user_id, query, variant, versions, items, recent,
+                                                       budget.remaining())) if versions else None
+        if explain and items:
+            try:
+                explained = await self.explainer.explain(user_id, query, [i.product_id for i in items], variant,
+                                                         recent, budget.share(0.95))
+                for item, explanation in zip(items, explained.items):
+                    item.explanation = explanation
+                degradations += explained.degradations
+            except (UnavailableError, DeadlineError) as exc:
+                log.warning("explanation degraded: %s", exc)
+                degradations.append(d.Degradation(d.Stage.EXPLANATION, str(exc)))
+        if kept is not None:
+            degradations += await kept
+        return Page(self._priced(items), token, degradations, versions, variant)
+
+    async def explain_result(self, token: str, product_ids: Sequence[str], budget: Budget) -> ExplainedResults:
+        """Results of a served response, explained with exactly the scores it served (libs.on_demand)."""
+        out = await self.on_demand.explain(token, product_ids, budget.share(0.95))
+        out.items = self._priced(out.items)
+        return out
+
+    def _priced(self, items: list[d.ScoredItem]) -> list[d.ScoredItem]:
+        """With the catalogue's price and availability as this replica reads them now."""
+        for item in items:
+            if (product := self.catalog.get(item.product_id)) is not None:
+                item.price, item.availability = product.content.price, product.content.availability
+        return items
+
+    def _servable(self, product_id: str) -> bool:
+        """Sold-out and discontinued products are not served; ones the catalogue lacks are (the bundle knows them)."""
+        product = self.catalog.get(product_id)
+        return product is None or product.servable
+
+    async def record_events(self, events: Sequence[tuple[str, str, str, d.UserEvent | None]]) -> Recorded:
+        """events: (event_id, user_id, attribution_token, event or None when its type is unknown).
+
+        All or nothing: any bad field is INVALID_ARGUMENT, an event_id stored before with another payload is
+        ALREADY_EXISTS, a database in trouble is UNAVAILABLE; in each case nothing of the call is stored. An event
+        whose product the catalogue does not know yet is stored and reported as unjoined: it joins its product
+        when the catalogue gets it (readers of the events look products up when they read).
+        """
+        if not events:
+            raise invalid("events", "must contain at least one event")
+        if len(events) > MAX_EVENTS_PER_CALL:
+            raise invalid("events", f"at most {MAX_EVENTS_PER_CALL} events per call (got {len(events)})")
+        now = time.time()
+        violations: list[FieldViolation] = []
+        records: dict[str, tuple[int, d.RecordedEvent]] = {}  # event_id -> (first index, event)
+        for i, (event_id, user_id, token, event) in enumerate(events):
+            at = f"events[{i}]"
+            if not EVENT_ID_RE.fullmatch(event_id):
+                violations.append(FieldViolation(f"{at}.event_id", f"must be 1..{MAX_EVENT_ID_CHARS} characters, "
+                                                 "none of them control characters"))
+            if event is None:
+                violations.append(FieldViolation(f"{at}.type", "must be a known EventType other than UNSPECIFIED"))
+            elif why := validation.product_id_problem(event.product_id):
+                violations.append(FieldViolation(f"{at}.product_id", why))
+            elif event.quantity < 1:
+                violations.append(FieldViolation(f"{at}.quantity", "must not be negative"))
+            elif problem := event_time_problem(event.ts, now):
+                violations.append(FieldViolation(f"{at}.event_time", problem))
+            try:
+                validation.user_id(user_id, f"{at}.user_id", required=True)
+                variant = self.tokens.variant_of(token, f"{at}.attribution_token")
+            except InvalidArgumentError as exc:
+                violations += exc.violations
+                continue
+            if event is None:
+                continue
+            record = d.RecordedEvent(event_id, user_id, event, token, variant)
+            if event_id not in records:
+                records[event_id] = (i, record)
+            elif payload(records[event_id][1]) != payload(record):
+                violations.append(FieldViolation(f"{at}.event_id", f"repeats events[{records[event_id][0]}] "
+                                                 "with a different payload"))
+        if violations:
+            raise InvalidArgumentError(violations)
+        try:
+            accepted, duplicates = await asyncio.to_thread(self.events.append, [r for _, r in records.values()])
+        except EventConflictError as exc:
+            raise AlreadyExistsError("shop.gateway.v1.Event", [
+                FieldViolation(f"events[{records[event_id][0]}].event_id",
+                               f"{event_id!r} was stored before with a different payload")
+                for event_id in exc.event_ids]) from exc
+        products = [e.product_id for _, _, _, e in events if e is not None]
+        unjoined = await self.catalog.unknown(products)
+        missing = set(unjoined)
+        # Repeats of an id inside one call are duplicates too.
+        return Recorded(accepted, duplicates + len(events) - len(records), sum(p in missing for p in products),
+                        unjoined)

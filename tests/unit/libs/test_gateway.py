@@ -1,0 +1,318 @@
+"""GatewayCore with in-memory fakes of its ports (pure orchestration logic, no processes)."""
+import asyncio
+import time
+
+import pytest
+
+from libs import domain as d
+from libs.errors import AlreadyExistsError, DeadlineError, InvalidArgumentError, UnavailableError
+from libs.events import SqliteEventStore
+from libs.products.model import Product, ProductContent
+from libs.gateway import Budget, GatewayCore, Recorded, StageResult
+from libs.experiments import Variants
+
+
+def _cands(n: int, unmatched: int = 0) -> list[d.Candidate]:
+    return [d.Candidate(f"P{i}", f"TITLE {i}", 1.0 / (i + 1), [d.SourceRank(d.Source.LEXICAL, i + 1, 1.0)],
+                        [] if i < unmatched else ["title"]) for i in range(n)]
+
+
+class FakeRetrieval:
+    def __init__(self, fail: Exception | None = None, found: int = 30) -> None:
+        self.fail = fail
+        self.found = found
+        self.seen_recent = None
+
+    async def query_candidates(self, query, user_id, limit, timeout):
+        if self.fail:
+            raise self.fail
+        return StageResult(_cands(self.found), [d.Degradation(d.Stage.TEXT_ENCODER, "down")] if not self.found else [])
+
+    async def user_candidates(self, user_id, recent, limit, timeout, shelf=d.Shelf.FOR_YOU, context=()):
+        self.seen_recent = list(recent)
+        self.seen_shelf = (shelf, list(context))
+        return StageResult(_cands(30))
+
+
+class FakeRanking:
+    def __init__(self, fail: Exception | None = None) -> None:
+        self.fail = fail
+
+    async def rank(self, user_id, query, candidates, page_size, variant, recent, timeout):
+        if self.fail:
+            raise self.fail
+        items = [d.ScoredItem(c.product_id, c.title, float(i), {"fused": float(i)}) for i, c in enumerate(candidates)]
+        items.reverse()
+        return StageResult(items, [], [d.ModelVersion("gnn_ranker", "1")])
+
+
+class FakeExplainer:
+    def __init__(self, delay: float = 0.0) -> None:
+        self.delay = delay
+
+    async def explain(self, user_id, query, product_ids, variant, recent, timeout, bundle_id="", all_evidence=False):
+        if self.delay > timeout:
+            await asyncio.sleep(timeout)
+            raise DeadlineError("explanation: deadline exceeded")
+        return StageResult([d.Explanation([], f"why {p}", 0.5) for p in product_ids])
+
+
+@pytest.fixture
+def store(tmp_path):
+    s = SqliteEventStore(tmp_path / "events.sqlite3")
+    yield s
+    s.close()
+
+
+class FakeCatalog:
+    """The catalogue view: P0..P29 in stock at 1.50 GBP, with `sold_out` OUT_OF_STOCK."""
+
+    def __init__(self, sold_out: set[str] = frozenset()) -> None:
+        self.stale = False
+        self.products = {
+            f"P{i}": Product(ProductContent(f"P{i}", f"TITLE {i}", d.Money("GBP", 1, 500_000_000),
+                                            d.Availability.OUT_OF_STOCK if f"P{i}" in sold_out
+                                            else d.Availability.IN_STOCK), 0.0, 0.0, i + 1) for i in range(30)}
+
+    def get(self, product_id):
+        return self.products.get(product_id)
+
+    async def unknown(self, product_ids):
+        return [p for p in dict.fromkeys(product_ids) if p not in self.products]
+
+
+def _core(store, retrieval=None, ranking=None, explainer=None, variants="fused:1", catalog=None):
+    return GatewayCore(retrieval or FakeRetrieval(), ranking or FakeRanking(), explainer or FakeExplainer(), store,
+                       Variants.parse(variants), catalog or FakeCatalog())
+
+
+def _counts(recorded: Recorded) -> tuple[int, int]:
+    return recorded.accepted, recorded.duplicates
+
+
+def _budget(seconds: float = 1.0) -> Budget:
+    return Budget(time.monotonic() + seconds)
+
+
+async def test_search_ranks_pages_and_explains(store):
+    page = await _core(store).search("lantern", "17850", 5, True, _budget())
+    assert [i.product_id for i in page.items] == ["P29", "P28", "P27", "P26", "P25"]
+    assert all(i.explanation.sentence == f"why {i.product_id}" for i in page.items)
+    assert page.degradations == [] and page.variant == "fused" and page.attribution_token
+    assert page.versions == [d.ModelVersion("gnn_ranker", "1")]
+
+
+async def test_ranking_outage_degrades_to_retrieval_order(store):
+    page = await _core(store, ranking=FakeRanking(UnavailableError("ranking: UNAVAILABLE"))).search(
+        "lantern", "", 3, False, _budget())
+    assert [i.product_id for i in page.items] == ["P0", "P1", "P2"]
+    assert [x.stage for x in page.degradations] == [d.Stage.RANKING]
+    assert page.items[0].sources == [d.Source.LEXICAL]
+
+
+async def test_late_explanations_are_dropped_not_fatal(store):
+    page = await _core(store, explainer=FakeExplainer(delay=10)).search("lantern", "", 3, True, _budget(0.3))
+    assert len(page.items) == 3 and all(i.explanation is None for i in page.items)
+    assert [x.stage for x in page.degradations] == [d.Stage.EXPLANATION]
+
+
+async def test_no_candidates_is_an_ok_empty_page_without_calling_ranking(store):
+    page = await _core(store, retrieval=FakeRetrieval(found=0),
+                       ranking=FakeRanking(AssertionError("ranking must not be called"))).search(
+        "zzqx", "17850", 5, True, _budget())
+    assert page.items == [] and page.attribution_token
+    assert [x.stage for x in page.degradations] == [d.Stage.TEXT_ENCODER]
+
+
+def test_inner_rejections_are_outages_not_the_callers_fault():
+    import grpc
+
+    from services.gateway.clients import _domain_error
+
+    def rpc_error(code):
+        return grpc.aio.AioRpcError(code, grpc.aio.Metadata(), grpc.aio.Metadata(), "details")
+
+    assert isinstance(_domain_error(rpc_error(grpc.StatusCode.INVALID_ARGUMENT), "ranking"), UnavailableError)
+    assert isinstance(_domain_error(rpc_error(grpc.StatusCode.RESOURCE_EXHAUSTED), "ranking"), UnavailableError)
+    assert isinstance(_domain_error(rpc_error(grpc.StatusCode.DEADLINE_EXCEEDED), "ranking"), DeadlineError)
+
+
+async def test_retrieval_outage_is_unavailable(store):
+    with pytest.raises(UnavailableError):
+        await _core(store, retrieval=FakeRetrieval(UnavailableError("retrieval: UNAVAILABLE"))).search(
+            "lantern", "", 3, False, _budget())
+
+
+async def test_exhausted_deadline_is_deadline_exceeded(store):
+    with pytest.raises(DeadlineError):
+        await _core(store).search("lantern", "", 3, False, Budget(time.monotonic() - 1))
+
+
+async def test_recorded_purchase_reaches_the_next_recommend(store):
+    retrieval = FakeRetrieval()
+    core = _core(store, retrieval=retrieval)
+    token = core.tokens.issue("fused")
+    event = d.UserEvent("P7", d.EventKind.PURCHASE, 123.0, 2)
+    assert _counts(await core.record_events([("e1", "17850", token, event)])) == (1, 0)
+    assert _counts(await core.record_events([("e1", "17850", token, event), ("e1", "17850", token, event)])) == (0, 2)
+    await core.recommend("17850", 5, False, _budget())
+    assert retrieval.seen_recent == [event]
+    assert store.read_purchases() == [("17850", "P7", 123.0, 2, "fused")]
+
+
+async def test_event_for_a_product_the_catalogue_lacks_is_stored_and_reported_unjoined(store):
+    catalog = FakeCatalog()
+    core = _core(store, catalog=catalog)
+    buy_new = d.UserEvent("NEW1", d.EventKind.PURCHASE, 100.0, 1)
+    buy_known = d.UserEvent("P1", d.EventKind.PURCHASE, 101.0, 1)
+    recorded = await core.record_events([("e1", "17850", "", buy_new), ("e2", "17850", "", buy_known),
+                                         ("e3", "17850", "", buy_new)])
+    assert recorded == Recorded(3, 0, 2, ["NEW1"])
+    assert sorted(p for _, p, *_ in store.read_purchases()) == ["NEW1", "NEW1", "P1"]
+    catalog.products["NEW1"] = Product(ProductContent("NEW1", "NEW", d.Money("GBP", 2), d.Availability.IN_STOCK),
+                                       0.0, 0.0, 99)
+    assert await core.record_events([("e1", "17850", "", buy_new)]) == Recorded(0, 1, 0, [])
+
+
+async def test_sold_out_products_are_not_served_and_results_carry_price_and_availability(store):
+    sold_out = {"P29", "P27", "P3"}
+    core = _core(store, catalog=FakeCatalog(sold_out))
+    for page in (await core.search("lantern", "17850", 5, False, _budget()),
+                 await core.recommend("17850", 5, False, _budget())):
+        # Filtered before ranking: the page is still full.
+        assert [i.product_id for i in page.items] == ["P28", "P26", "P25", "P24", "P23"]
+        assert all(i.price == d.Money("GBP", 1, 500_000_000) and i.availability is d.Availability.IN_STOCK
+                   for i in page.items)
+    # With the catalogue's database down, the last read view still filters, flagged.
+    core.catalog.stale = True
+    page = await core.search("lantern", "17850", 5, False, _budget())
+    assert [i.product_id for i in page.items][:2] == ["P28", "P26"]
+    assert [x.stage for x in page.degradations] == [d.Stage.CATALOG]
+    # A product the catalogue has no row for is served as before, without price or availability.
+    unknown = _core(store, catalog=FakeCatalog(), retrieval=FakeRetrieval(found=40))
+    page = await unknown.search("lantern", "", 3, False, _budget())
+    assert [(i.product_id, i.price, i.availability) for i in page.items] == [
+        ("P39", None, None), ("P38", None, None), ("P37", None, None)]
+
+
+async def test_record_events_names_every_bad_field_and_stores_nothing(store):
+    good = d.UserEvent("P1", d.EventKind.CLICK, 1.0, 1)
+    with pytest.raises(InvalidArgumentError) as info:
+        await _core(store).record_events([
+            ("", "17850", "", good),
+            ("e2", "17850.0", "", good),
+            ("e3", "17850", "", None),
+            ("e4", "17850", "", d.UserEvent("NO SPACES", d.EventKind.CLICK, 1.0, 1)),
+            ("e5", "17850", "not-a-token", good),
+            ("e6", "17850", "", d.UserEvent("P1", d.EventKind.PURCHASE, 1.0, -3)),
+        ])
+    fields = [v.field for v in info.value.violations]
+    assert fields == ["events[0].event_id", "events[1].user_id", "events[2].type", "events[3].product_id",
+                      "events[4].attribution_token", "events[5].quantity"]
+    assert store.read_purchases() == []
+
+
+async def test_record_events_bounds(store):
+    with pytest.raises(InvalidArgumentError, match="events: must contain"):
+        await _core(store).record_events([])
+    many = [(f"e{i}", "1", "", d.UserEvent("P1", d.EventKind.CLICK, 1.0, 1)) for i in range(501)]
+    with pytest.raises(InvalidArgumentError, match="at most 500"):
+        await _core(store).record_events(many)
+
+
+
+async def test_event_times_outside_the_readable_range_are_rejected_and_recommend_keeps_working(store):
+    core = _core(store)
+    year_9999 = 253402300799.999999999  # 9999-12-31T23:59:59.999999999Z as the servicer converts it
+    for ts in (year_9999, -1.0, time.time() + 2 * 86_400):
+        with pytest.raises(InvalidArgumentError) as info:
+            await core.record_events([("e1", "17850", "", d.UserEvent("P1", d.EventKind.PURCHASE, ts, 1))])
+        assert [v.field for v in info.value.violations] == ["events[0].event_time"]
+    assert _counts(await core.record_events([("e1", "17850", "", d.UserEvent("P1", d.EventKind.PURCHASE,
+                                                                             time.time() + 3600, 1))])) == (1, 0)
+    page = await core.recommend("17850", 5, False, _budget())
+    assert len(page.items) == 5 and page.degradations == []
+
+
+async def test_event_id_reused_with_another_payload_is_reported_and_nothing_stored(store):
+    core = _core(store)
+    click = d.UserEvent("P1", d.EventKind.CLICK, 1.0, 1)
+    buy = d.UserEvent("P2", d.EventKind.PURCHASE, 2.0, 1)
+    with pytest.raises(InvalidArgumentError) as info:
+        await core.record_events([("e1", "17850", "", click), ("e1", "17850", "", buy)])
+    assert [v.field for v in info.value.violations] == ["events[1].event_id"]
+    await core.record_events([("e1", "17850", "", click)])
+    with pytest.raises(AlreadyExistsError) as conflict:
+        await core.record_events([("e2", "17850", "", buy), ("e1", "17850", "", buy)])
+    assert [r.field for r in conflict.value.resources] == ["events[1].event_id"]
+    assert store.read_purchases() == []
+    # The same event again (a retry) is a duplicate, not a conflict.
+    assert _counts(await core.record_events([("e1", "17850", "", click)])) == (0, 1)
+
+
+async def test_ids_and_tokens_are_bounded_and_free_of_control_characters(store):
+    click = d.UserEvent("P1", d.EventKind.CLICK, 1.0, 1)
+    with pytest.raises(InvalidArgumentError) as info:
+        await _core(store).record_events([("e1", "17850", "x" * 257, click), ("e\x002", "17850", "", click),
+                                          ("e" * 65, "17850", "", click)])
+    assert [v.field for v in info.value.violations] == [
+        "events[0].attribution_token", "events[1].event_id", "events[2].event_id"]
+    assert _counts(await _core(store).record_events([("ü" * 64, "17850", "", click)])) == (1, 0)
+
+
+class DownStore:
+    """An event store whose database is unreachable."""
+
+    def recent(self, user_id, limit=200, kinds=()):
+        raise UnavailableError("event store unavailable", 1.0)
+
+    append = keep_response = recent
+
+
+async def test_event_store_outage_fails_record_events_but_only_degrades_search_and_recommend():
+    retrieval = FakeRetrieval()
+    core = _core(DownStore(), retrieval=retrieval)
+    with pytest.raises(UnavailableError) as info:
+        await core.record_events([("e1", "17850", "", d.UserEvent("P1", d.EventKind.CLICK, 1.0, 1))])
+    assert info.value.retry_after_s > 0
+    for page in (await core.recommend("17850", 5, True, _budget()),
+                 await core.search("lantern", "17850", 5, True, _budget())):
+        assert len(page.items) == 5 and all(i.explanation for i in page.items)
+        assert [(x.stage, x.reason.split(":")[0]) for x in page.degradations] == [
+            (d.Stage.RETRIEVAL, "no fresh events"), (d.Stage.EXPLANATION, "not kept for on-demand explanations")]
+    assert retrieval.seen_recent == []
+
+
+class SlowStore:
+    """An event store stuck waiting for a connection."""
+
+    def recent(self, user_id, limit=200, kinds=()):
+        time.sleep(1.2)
+        return []
+
+    keep_response = recent
+
+
+async def test_slow_event_store_costs_only_a_slice_of_the_budget():
+    start = time.monotonic()
+    page = await _core(SlowStore()).recommend("17850", 5, True, _budget(1.0))
+    assert time.monotonic() - start < 0.9
+    assert len(page.items) == 5 and all(i.explanation for i in page.items)
+    assert [x.reason for x in page.degradations] == ["no fresh events: the event store did not answer in time",
+                                                     "not kept for on-demand explanations: the event store did not "
+                                                     "answer in time"]
+
+
+async def test_a_shelf_reaches_retrieval_and_travels_in_the_attribution_token(store):
+    from libs.experiments import shelf_of_stored
+
+    retrieval = FakeRetrieval()
+    core = GatewayCore(retrieval, FakeRanking(), FakeExplainer(), store, Variants.parse("fused:1"), FakeCatalog())
+    page = await core.recommend("", 5, True, Budget(time.monotonic() + 2.0), d.Shelf.FREQUENTLY_BOUGHT_TOGETHER,
+                                ["P3", "P4"])
+    assert retrieval.seen_shelf == (d.Shelf.FREQUENTLY_BOUGHT_TOGETHER, ["P3", "P4"])
+    assert len(page.items) == 5 and all(i.explanation is not None for i in page.items)
+    assert shelf_of_stored(page.attribution_token) == "FREQUENTLY_BOUGHT_TOGETHER"
+    assert core.tokens.variant_of(page.attribution_token, "t") == "fused"  # still a valid token of this deployment
+    searched = await core.search("lantern", "", 5, False, Budget(time.monotonic() + 2.0))
+    assert shelf_of_stored(searched.attribution_token) == ""
