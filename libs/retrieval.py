@@ -157,7 +157,7 @@ class RetrievalCore:
         h = self.history(user_id, recent)
         parts = self.parts(h)
         if shelf == d.Shelf.BUY_AGAIN:
-            parts = shelves.buy_again_parts(parts)
+            parts = shelves.buy_again_parts(parts, h.items)
         elif shelf == d.Shelf.DISCOVER:
             parts = shelves.discover_parts(parts, h.items)
         lists: dict[d.Source, list[tuple[int, float]]] = {}

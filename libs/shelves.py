@@ -2,7 +2,7 @@
 attributed like the mixed list (issue 24).
 
 - FOR_YOU: the rankers' whole candidate pool (libs.features.candidate_parts), repeat and new products mixed.
-- BUY_AGAIN: only the customer's own past products (the pool's history part: the newest POOL_MAX_HISTORY).
+- BUY_AGAIN: the pool restricted to the customer's own past products.
 - DISCOVER: the pool minus every product the customer bought.
 - FREQUENTLY_BOUGHT_TOGETHER: the FBT_CANDIDATES products bought in the most invoices together with the context
   products (the co-purchase counts the features use, summed); the context products themselves never.
@@ -68,9 +68,10 @@ def context_items(index: Mapping[str, int], product_ids: Sequence[str]) -> list[
     return [index[p] for p in dict.fromkeys(product_ids) if p in index]
 
 
-def buy_again_parts(parts: Sequence[tuple[str, np.ndarray]]) -> list[tuple[str, np.ndarray]]:
-    """The pool's parts (candidate_parts) reduced to its history part."""
-    return [(name, items) for name, items in parts if name == POOL_HISTORY]
+def buy_again_parts(parts: Sequence[tuple[str, np.ndarray]], bought: np.ndarray) -> list[tuple[str, np.ndarray]]:
+    """The pool's parts (candidate_parts) reduced to products in `bought`: its history part, and older purchases
+    that another part proposes (the history part holds only the newest POOL_MAX_HISTORY)."""
+    return [(name, items[np.isin(items, bought)]) for name, items in parts]
 
 
 def discover_parts(parts: Sequence[tuple[str, np.ndarray]], bought: np.ndarray) -> list[tuple[str, np.ndarray]]:

@@ -139,8 +139,8 @@ async def test_user_candidates_are_the_rankers_candidate_pool_uncut():
 async def test_buy_again_shelf_is_only_the_users_own_products():
     history = UserContext(np.array([0, 0, 3]), np.array([0.0, 10.0, 20.0]), np.array([0, 1, 2]), 30.0)
     cands, _ = await _core({"1": history}).user_candidates("1", [], 10, d.Shelf.BUY_AGAIN)
-    assert [c.product_id for c in cands] == ["71053", "22000"]  # decayed frequency: the lantern, bought twice
-    assert {s.source for c in cands for s in c.source_ranks} == {d.Source.REPEAT_PURCHASE}
+    assert {c.product_id for c in cands} == {"71053", "22000"}  # the pool's other parts add nothing unbought
+    assert all(d.Source.REPEAT_PURCHASE in {s.source for s in c.source_ranks} for c in cands)
 
 
 async def test_discover_shelf_is_the_pool_without_anything_bought():

@@ -51,7 +51,9 @@ def test_discover_parts_drop_the_history_and_everything_bought():
     out = discover_parts(parts, np.array([1, 3, 1]))
     assert [name for name, _ in out] == ["co_purchase", "popular"]
     assert [items.tolist() for _, items in out] == [[4, 5], [6, 4]]
-    assert [(name, items.tolist()) for name, items in buy_again_parts(parts)] == [("history", [3, 1])]
+    again = buy_again_parts(parts, np.array([1, 3, 6]))
+    assert [(name, items.tolist()) for name, items in again] == [("history", [3, 1]), ("co_purchase", [1]),
+                                                                  ("popular", [3, 6])]
 
 
 def test_frequently_bought_together_sums_counts_over_the_context_and_excludes_it():
