@@ -9,6 +9,7 @@
   false while Triton does not serve the held bundle's versions; the name `bundle/<id>` is SERVING for the bundle
   held, so `tools.rollout` can see every service has switched.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -40,8 +41,9 @@ class PinnedTriton:
         self.client = client
         self.versions = dict(versions)
 
-    async def infer(self, model: str, inputs: Mapping[str, np.ndarray], outputs: Sequence[str],
-                    timeout_s: float | None = None) -> dict[str, np.ndarray]:
+    async def infer(
+        self, model: str, inputs: Mapping[str, np.ndarray], outputs: Sequence[str], timeout_s: float | None = None
+    ) -> dict[str, np.ndarray]:
         return await self.client.infer(model, inputs, outputs, timeout_s, version=self.versions.get(model, ""))
 
     async def version(self, model: str) -> str:
@@ -57,9 +59,15 @@ Build = Callable[[ServingState, PinnedTriton], Any]
 
 
 class BundleSwitch:
-    def __init__(self, artifacts_dir: Path, client: TritonClient, models: Sequence[str], build: Build,
-                 interval_s: float = 1.0,
-                 load: Callable[..., ServingState] = load_serving_state) -> None:
+    def __init__(
+        self,
+        artifacts_dir: Path,
+        client: TritonClient,
+        models: Sequence[str],
+        build: Build,
+        interval_s: float = 1.0,
+        load: Callable[..., ServingState] = load_serving_state,
+    ) -> None:
         self.artifacts_dir = Path(artifacts_dir)
         self.client = client
         self.models = tuple(models)

@@ -10,6 +10,7 @@ one id. Layout under `$SHOP_ARTIFACTS_DIR/bundles/`:
 The model weights live in the Triton repository as `<model>/<N>/model.onnx` (Triton wants them there); the
 manifest's `models` maps each model to N, so a service can check that Triton serves exactly its bundle.
 """
+
 from __future__ import annotations
 
 import json

@@ -1,4 +1,5 @@
 """Outgoing gRPC channels: retries and keepalive via gRPC's own service config, TLS and bearer token."""
+
 from __future__ import annotations
 
 import json
@@ -13,23 +14,27 @@ from libs.security import channel_credentials
 
 def service_config(services: Sequence[str], max_attempts: int = 3) -> str:
     """Retry policy for idempotent reads: transient UNAVAILABLE retried with exponential backoff, within a budget."""
-    return json.dumps({
-        # Spread calls over every address the (headless) Service resolves to, not just the first.
-        "loadBalancingConfig": [{"round_robin": {}}],
-        # Retry budget per target: each failure costs a token, each success gives 0.1 back, and retries stop while
-        # fewer than half of the 10 tokens are left. An outage then costs about one call per request, not 3.
-        "retryThrottling": {"maxTokens": 10, "tokenRatio": 0.1},
-        "methodConfig": [{
-            "name": [{"service": s} for s in services],
-            "retryPolicy": {
-                "maxAttempts": max_attempts,
-                "initialBackoff": "0.02s",
-                "maxBackoff": "0.2s",
-                "backoffMultiplier": 2,
-                "retryableStatusCodes": ["UNAVAILABLE"],
-            },
-        }],
-    })
+    return json.dumps(
+        {
+            # Spread calls over every address the (headless) Service resolves to, not just the first.
+            "loadBalancingConfig": [{"round_robin": {}}],
+            # Retry budget per target: each failure costs a token, each success gives 0.1 back, and retries stop while
+            # fewer than half of the 10 tokens are left. An outage then costs about one call per request, not 3.
+            "retryThrottling": {"maxTokens": 10, "tokenRatio": 0.1},
+            "methodConfig": [
+                {
+                    "name": [{"service": s} for s in services],
+                    "retryPolicy": {
+                        "maxAttempts": max_attempts,
+                        "initialBackoff": "0.02s",
+                        "maxBackoff": "0.2s",
+                        "backoffMultiplier": 2,
+                        "retryableStatusCodes": ["UNAVAILABLE"],
+                    },
+                }
+            ],
+        }
+    )
 
 
 CHANNEL_OPTIONS = [
@@ -45,9 +50,13 @@ CHANNEL_OPTIONS = [
 
 
 def _with_metadata(details, metadata):
-    return details._replace(metadata=metadata) if hasattr(details, "_replace") else \
-        grpc.aio.ClientCallDetails(details.method, details.timeout, metadata, details.credentials,
-                                   details.wait_for_ready)
+    return (
+        details._replace(metadata=metadata)
+        if hasattr(details, "_replace")
+        else grpc.aio.ClientCallDetails(
+            details.method, details.timeout, metadata, details.credentials, details.wait_for_ready
+        )
+    )
 
 
 class _BearerToken(grpc.aio.UnaryUnaryClientInterceptor):

@@ -1,4 +1,5 @@
 """Typed configuration from the environment, parsed once at each entry point and passed down."""
+
 from __future__ import annotations
 
 import os

@@ -12,6 +12,7 @@ Well-known types read from a request (Timestamp, and any added later) are conver
 function that names the field's path in the INVALID_ARGUMENT it raises: a servicer never calls their methods itself
 (tests/unit/libs/test_convert.py checks), since those raise ValueError on values a client can send.
 """
+
 from __future__ import annotations
 
 import enum
@@ -45,9 +46,17 @@ _STAGE = _enum_map(d.Stage, pb.Stage, "STAGE")
 _EVENT = _enum_map(d.EventKind, pb.EventType, "EVENT_TYPE")
 _AVAILABILITY = _enum_map(d.Availability, pb.Availability, "AVAILABILITY")
 _SHELF = _enum_map(d.Shelf, pb.Shelf, "SHELF")
-_BACK = {cls: {v: k for k, v in mapping.items()} for cls, mapping in
-         ((d.Source, _SOURCE), (d.EvidenceKind, _EVIDENCE), (d.Stage, _STAGE), (d.EventKind, _EVENT),
-          (d.Availability, _AVAILABILITY), (d.Shelf, _SHELF))}
+_BACK = {
+    cls: {v: k for k, v in mapping.items()}
+    for cls, mapping in (
+        (d.Source, _SOURCE),
+        (d.EvidenceKind, _EVIDENCE),
+        (d.Stage, _STAGE),
+        (d.EventKind, _EVENT),
+        (d.Availability, _AVAILABILITY),
+        (d.Shelf, _SHELF),
+    )
+}
 
 
 def enum_from_pb(domain_cls: type[E], value: int) -> E | None:
@@ -91,38 +100,64 @@ def version_from_pb(v: pb.ModelVersion) -> d.ModelVersion:
 
 def _evidence_to_pb(ev: d.Evidence) -> pb.Evidence:
     product = pb.ProductRef(product_id=ev.product_id, title=ev.title) if ev.product_id else None
-    msg = pb.Evidence(type=_enum_to_pb(_EVIDENCE, ev.kind), product=product, text=ev.text,
-                      contribution=ev.contribution, count=ev.count, window_days=ev.window_days)
+    msg = pb.Evidence(
+        type=_enum_to_pb(_EVIDENCE, ev.kind),
+        product=product,
+        text=ev.text,
+        contribution=ev.contribution,
+        count=ev.count,
+        window_days=ev.window_days,
+    )
     if ev.last_time:
         msg.last_time.FromMicroseconds(round(ev.last_time * 1e6))
     return msg
 
 
 def _evidence_from_pb(ev: pb.Evidence) -> d.Evidence:
-    return d.Evidence(kind=enum_from_pb(d.EvidenceKind, ev.type), contribution=ev.contribution,
-                      product_id=ev.product.product_id, title=ev.product.title, text=ev.text, count=ev.count,
-                      window_days=ev.window_days,
-                      last_time=ev.last_time.seconds + ev.last_time.nanos / 1e9 if ev.HasField("last_time") else 0.0)
+    return d.Evidence(
+        kind=enum_from_pb(d.EvidenceKind, ev.type),
+        contribution=ev.contribution,
+        product_id=ev.product.product_id,
+        title=ev.product.title,
+        text=ev.text,
+        count=ev.count,
+        window_days=ev.window_days,
+        last_time=ev.last_time.seconds + ev.last_time.nanos / 1e9 if ev.HasField("last_time") else 0.0,
+    )
 
 
 def explanation_to_pb(e: d.Explanation) -> pb.Explanation:
     return pb.Explanation(
         evidence=[_evidence_to_pb(ev) for ev in e.evidence],
-        sentence=e.sentence, confidence=e.confidence, method=e.method, score=e.score, baseline=e.baseline,
-        interaction=e.interaction)
+        sentence=e.sentence,
+        confidence=e.confidence,
+        method=e.method,
+        score=e.score,
+        baseline=e.baseline,
+        interaction=e.interaction,
+    )
 
 
 def explanation_from_pb(e: pb.Explanation) -> d.Explanation:
     return d.Explanation(
         evidence=[_evidence_from_pb(ev) for ev in e.evidence],
-        sentence=e.sentence, confidence=e.confidence, method=e.method, score=e.score, baseline=e.baseline,
-        interaction=e.interaction)
+        sentence=e.sentence,
+        confidence=e.confidence,
+        method=e.method,
+        score=e.score,
+        baseline=e.baseline,
+        interaction=e.interaction,
+    )
 
 
 def scored_to_pb(x: d.ScoredItem) -> pb.ScoredProduct:
-    msg = pb.ScoredProduct(product=pb.ProductRef(product_id=x.product_id, title=x.title), score=x.score,
-                           model_scores=x.model_scores, sources=[_SOURCE[s] for s in x.sources],
-                           availability=_enum_to_pb(_AVAILABILITY, x.availability))
+    msg = pb.ScoredProduct(
+        product=pb.ProductRef(product_id=x.product_id, title=x.title),
+        score=x.score,
+        model_scores=x.model_scores,
+        sources=[_SOURCE[s] for s in x.sources],
+        availability=_enum_to_pb(_AVAILABILITY, x.availability),
+    )
     if x.explanation is not None:
         msg.explanation.CopyFrom(explanation_to_pb(x.explanation))
     if x.price is not None:
@@ -132,11 +167,16 @@ def scored_to_pb(x: d.ScoredItem) -> pb.ScoredProduct:
 
 def scored_from_pb(x: pb.ScoredProduct) -> d.ScoredItem:
     sources = [enum_from_pb(d.Source, s) for s in x.sources]
-    return d.ScoredItem(product_id=x.product.product_id, title=x.product.title, score=x.score,
-                        model_scores=dict(x.model_scores), sources=[s for s in sources if s is not None],
-                        explanation=explanation_from_pb(x.explanation) if x.HasField("explanation") else None,
-                        price=money_from_pb(x.price) if x.HasField("price") else None,
-                        availability=enum_from_pb(d.Availability, x.availability))
+    return d.ScoredItem(
+        product_id=x.product.product_id,
+        title=x.product.title,
+        score=x.score,
+        model_scores=dict(x.model_scores),
+        sources=[s for s in sources if s is not None],
+        explanation=explanation_from_pb(x.explanation) if x.HasField("explanation") else None,
+        price=money_from_pb(x.price) if x.HasField("price") else None,
+        availability=enum_from_pb(d.Availability, x.availability),
+    )
 
 
 def money_to_pb(m: d.Money) -> money_pb2.Money:
@@ -156,16 +196,29 @@ def timestamp_to_pb(epoch_s: float) -> timestamp_pb2.Timestamp:
 
 def product_from_pb(p: catpb.Product) -> ProductContent:
     """What a caller writes (output-only fields ignored); validated by libs.products.model.check_upsert."""
-    return ProductContent(p.product_id, p.title, money_from_pb(p.price) if p.HasField("price") else None,
-                          enum_from_pb(d.Availability, p.availability), p.description, tuple(p.categories))
+    return ProductContent(
+        p.product_id,
+        p.title,
+        money_from_pb(p.price) if p.HasField("price") else None,
+        enum_from_pb(d.Availability, p.availability),
+        p.description,
+        tuple(p.categories),
+    )
 
 
 def product_to_pb(p: Product) -> catpb.Product:
     c = p.content
-    return catpb.Product(product_id=c.product_id, title=c.title, description=c.description,
-                         price=money_to_pb(c.price), availability=_enum_to_pb(_AVAILABILITY, c.availability),
-                         categories=c.categories, create_time=timestamp_to_pb(p.create_time),
-                         update_time=timestamp_to_pb(p.update_time), change_seq=p.change_seq)
+    return catpb.Product(
+        product_id=c.product_id,
+        title=c.title,
+        description=c.description,
+        price=money_to_pb(c.price),
+        availability=_enum_to_pb(_AVAILABILITY, c.availability),
+        categories=c.categories,
+        create_time=timestamp_to_pb(p.create_time),
+        update_time=timestamp_to_pb(p.update_time),
+        change_seq=p.change_seq,
+    )
 
 
 def user_event_to_pb(e: d.UserEvent) -> pb.UserEvent:
@@ -198,7 +251,7 @@ def event_from_pb(e: gpb.Event, field: str, now: float) -> tuple[str, str, str, 
     return e.event_id, e.user_id, e.attribution_token, event
 
 
-def events_from_pb(msgs, now: float, field: str = "events") -> list[tuple[str, str, str, d.UserEvent | None]]:  # noqa: ANN001 - repeated Event
+def events_from_pb(msgs, now: float, field: str = "events") -> list[tuple[str, str, str, d.UserEvent | None]]:
     """Every event of a RecordEvents call, or one INVALID_ARGUMENT naming every event that cannot be read."""
     out, violations = [], []
     for i, m in enumerate(msgs):
@@ -217,14 +270,20 @@ def user_events_from_pb(msgs, field: str = "recent_events") -> list[d.UserEvent]
 
 
 def candidate_to_pb(c: d.Candidate) -> rpb.Candidate:
-    return rpb.Candidate(product=pb.ProductRef(product_id=c.product_id, title=c.title),
-                         retrieval_score=c.retrieval_score, matched_terms=c.matched_terms,
-                         source_ranks=[rpb.SourceRank(source=_SOURCE[s.source], rank=s.rank, score=s.score)
-                                       for s in c.source_ranks])
+    return rpb.Candidate(
+        product=pb.ProductRef(product_id=c.product_id, title=c.title),
+        retrieval_score=c.retrieval_score,
+        matched_terms=c.matched_terms,
+        source_ranks=[rpb.SourceRank(source=_SOURCE[s.source], rank=s.rank, score=s.score) for s in c.source_ranks],
+    )
 
 
 def candidate_from_pb(c: rpb.Candidate) -> d.Candidate:
     ranks = [(enum_from_pb(d.Source, s.source), s) for s in c.source_ranks]
-    return d.Candidate(c.product.product_id, c.product.title, c.retrieval_score,
-                       [d.SourceRank(source, s.rank, s.score) for source, s in ranks if source is not None],
-                       list(c.matched_terms))
+    return d.Candidate(
+        c.product.product_id,
+        c.product.title,
+        c.retrieval_score,
+        [d.SourceRank(source, s.rank, s.score) for source, s in ranks if source is not None],
+        list(c.matched_terms),
+    )

@@ -4,6 +4,7 @@ protobuf refuses a whole message when one string field is not UTF-8 and does not
 field are the same on the wire, so the request is parsed again as a mirror of its type whose string fields are bytes,
 and each of those is checked.
 """
+
 from __future__ import annotations
 
 import functools

@@ -1,4 +1,5 @@
 """Domain types shared by the services' core logic (no protobuf here; see libs/convert.py)."""
+
 from __future__ import annotations
 
 import enum

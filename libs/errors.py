@@ -1,4 +1,5 @@
 """Domain errors. Core code raises these; one interceptor maps them to gRPC status codes."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field

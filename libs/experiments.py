@@ -1,4 +1,5 @@
 """Experiment arms: stable assignment of users to ranking variants, and attribution tokens."""
+
 from __future__ import annotations
 
 import base64
@@ -77,7 +78,7 @@ class AttributionTokens:
         return cls(secrets.token_bytes(32))
 
     def _sign(self, payload: bytes) -> str:
-        return _b64(hmac.new(self._key, payload, hashlib.sha256).digest()[:self._SIG_BYTES])
+        return _b64(hmac.new(self._key, payload, hashlib.sha256).digest()[: self._SIG_BYTES])
 
     def issue(self, variant: str, shelf: Shelf | None = None) -> str:
         """A token for one response of `variant`; a Recommend response also names its shelf (make ab-report splits

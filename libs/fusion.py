@@ -28,6 +28,7 @@ candidate first, and the term is additive and model-free: an explanation reports
 A ranker that is down is left out with the remaining weights unchanged (the order among candidates is still that
 of the ranker that answered; the response flags the degradation).
 """
+
 from __future__ import annotations
 
 import json
@@ -72,15 +73,20 @@ class Fusion:
         return Fusion(dict(weights), self.centre, self.scale, self.explore_span)
 
     def as_dict(self) -> dict:
-        return {"weights": dict(self.weights), "centre": dict(self.centre), "scale": dict(self.scale),
-                "explore_span": self.explore_span}
+        return {
+            "weights": dict(self.weights),
+            "centre": dict(self.centre),
+            "scale": dict(self.scale),
+            "explore_span": self.explore_span,
+        }
 
     @classmethod
     def from_dict(cls, blob: Mapping) -> "Fusion":
         missing = [k for k in ("centre", "scale", "explore_span") if k not in blob]
         if missing:
-            raise ValueError(f"fusion file has no {'/'.join(missing)}: written by an older training run; run "
-                             "`make models` again")
+            raise ValueError(
+                f"fusion file has no {'/'.join(missing)}: written by an older training run; run `make models` again"
+            )
         return cls(dict(blob["weights"]), dict(blob["centre"]), dict(blob["scale"]), float(blob["explore_span"]))
 
     @classmethod
@@ -88,8 +94,9 @@ class Fusion:
         return cls.from_dict(json.loads(Path(path).read_text()))
 
 
-def fit_normalisation(scores: Mapping[str, np.ndarray], valid: np.ndarray | None = None
-                      ) -> tuple[dict[str, float], dict[str, float]]:
+def fit_normalisation(
+    scores: Mapping[str, np.ndarray], valid: np.ndarray | None = None
+) -> tuple[dict[str, float], dict[str, float]]:
     """(centre, scale) per model: mean and standard deviation of its scores over the `valid` entries."""
     centre, scale = {}, {}
     for m, s in scores.items():

@@ -1,5 +1,6 @@
 """Gateway logic: validate, retrieve -> rank -> explain within the caller's deadline, degrade
 instead of failing, and record events. No protobuf here: ports hide the downstream services."""
+
 from __future__ import annotations
 
 import asyncio
@@ -12,8 +13,14 @@ from typing import Protocol
 
 from libs import domain as d
 from libs import validation
-from libs.errors import (AlreadyExistsError, DeadlineError, FieldViolation, InvalidArgumentError, UnavailableError,
-                         invalid)
+from libs.errors import (
+    AlreadyExistsError,
+    DeadlineError,
+    FieldViolation,
+    InvalidArgumentError,
+    UnavailableError,
+    invalid,
+)
 from libs.events import EventConflictError, EventStore, event_time_problem
 from libs.events.base import payload
 from libs.features import POOL_MAX
@@ -43,13 +50,28 @@ class StageResult:
 
 class Retrieval(Protocol):
     async def query_candidates(self, query: str, user_id: str, limit: int, timeout: float) -> StageResult: ...
-    async def user_candidates(self, user_id: str, recent: Sequence[d.UserEvent], limit: int, timeout: float,
-                              shelf: d.Shelf = d.Shelf.FOR_YOU, context: Sequence[str] = ()) -> StageResult: ...
+    async def user_candidates(
+        self,
+        user_id: str,
+        recent: Sequence[d.UserEvent],
+        limit: int,
+        timeout: float,
+        shelf: d.Shelf = d.Shelf.FOR_YOU,
+        context: Sequence[str] = (),
+    ) -> StageResult: ...
 
 
 class Ranking(Protocol):
-    async def rank(self, user_id: str, query: str, candidates: Sequence[d.Candidate], page_size: int,
-                   variant: str, recent: Sequence[d.UserEvent], timeout: float) -> StageResult: ...
+    async def rank(
+        self,
+        user_id: str,
+        query: str,
+        candidates: Sequence[d.Candidate],
+        page_size: int,
+        variant: str,
+        recent: Sequence[d.UserEvent],
+        timeout: float,
+    ) -> StageResult: ...
 
 
 class CatalogReader(Protocol):
@@ -62,9 +84,17 @@ class CatalogReader(Protocol):
 
 
 class Explainer(Protocol):
-    async def explain(self, user_id: str, query: str, product_ids: Sequence[str], variant: str,
-                      recent: Sequence[d.UserEvent], timeout: float, bundle_id: str = "",
-                      all_evidence: bool = False) -> StageResult: ...
+    async def explain(
+        self,
+        user_id: str,
+        query: str,
+        product_ids: Sequence[str],
+        variant: str,
+        recent: Sequence[d.UserEvent],
+        timeout: float,
+        bundle_id: str = "",
+        all_evidence: bool = False,
+    ) -> StageResult: ...
 
 
 @dataclass
@@ -101,9 +131,17 @@ class Budget:
 
 
 class GatewayCore:
-    def __init__(self, retrieval: Retrieval, ranking: Ranking, explainer: Explainer, events: EventStore,
-                 variants: Variants, catalog: CatalogReader, tokens: AttributionTokens | None = None,
-                 response_ttl_s: float = RESPONSE_TTL_S) -> None:
+    def __init__(
+        self,
+        retrieval: Retrieval,
+        ranking: Ranking,
+        explainer: Explainer,
+        events: EventStore,
+        variants: Variants,
+        catalog: CatalogReader,
+        tokens: AttributionTokens | None = None,
+        response_ttl_s: float = RESPONSE_TTL_S,
+    ) -> None:
         self.retrieval = retrieval
         self.ranking = ranking
         self.explainer = explainer
@@ -123,12 +161,18 @@ class GatewayCore:
         retrieved.degradations = degraded + retrieved.degradations
         return await self._rank_and_explain(user_id, query, retrieved, recent, page_size, explain, budget)
 
-    async def recommend(self, user_id: str, page_size: int, explain: bool, budget: Budget,
-                        shelf: d.Shelf = d.Shelf.FOR_YOU, context: Sequence[str] = ()) -> Page:
+    async def recommend(
+        self,
+        user_id: str,
+        page_size: int,
+        explain: bool,
+        budget: Budget,
+        shelf: d.Shelf = d.Shelf.FOR_YOU,
+        context: Sequence[str] = (),
+    ) -> Page:
         """`shelf` picks the candidates (libs.shelves); `context`: its context product ids, already validated."""
         recent, degraded = await self._recent(user_id, budget)
-        retrieved = await self.retrieval.user_candidates(user_id, recent, POOL_MAX, budget.share(0.35), shelf,
-                                                         context)
+        retrieved = await self.retrieval.user_candidates(user_id, recent, POOL_MAX, budget.share(0.35), shelf, context)
         retrieved.degradations = degraded + retrieved.degradations
         return await self._rank_and_explain(user_id, "", retrieved, recent, page_size, explain, budget, shelf)
 
@@ -142,47 +186,71 @@ class GatewayCore:
         if not user_id:
             return [], []
         try:
-            return await asyncio.wait_for(asyncio.to_thread(self.events.recent, user_id),
-                                          budget.share(RECENT_SHARE)), []
+            return await asyncio.wait_for(
+                asyncio.to_thread(self.events.recent, user_id), budget.share(RECENT_SHARE)
+            ), []
         except UnavailableError as exc:
             return [], [d.Degradation(d.Stage.RETRIEVAL, f"no fresh events: {exc}")]
         except TimeoutError:
             return [], [d.Degradation(d.Stage.RETRIEVAL, "no fresh events: the event store did not answer in time")]
 
-    async def _rank_and_explain(self, user_id: str, query: str, retrieved: StageResult,
-                                recent: list[d.UserEvent], page_size: int, explain: bool, budget: Budget,
-                                shelf: d.Shelf | None = None) -> Page:
+    async def _rank_and_explain(
+        self,
+        user_id: str,
+        query: str,
+        retrieved: StageResult,
+        recent: list[d.UserEvent],
+        page_size: int,
+        explain: bool,
+        budget: Budget,
+        shelf: d.Shelf | None = None,
+    ) -> Page:
         """`shelf`: the Recommend shelf (None for Search), carried in the attribution token."""
         variant = self.variants.assign(user_id)
         degradations = list(retrieved.degradations)
         if self.catalog.stale:
-            degradations.append(d.Degradation(d.Stage.CATALOG, "catalogue not refreshed: availability and prices "
-                                                               "as last read"))
+            degradations.append(
+                d.Degradation(d.Stage.CATALOG, "catalogue not refreshed: availability and prices as last read")
+            )
         versions: list[d.ModelVersion] = []
         candidates = [c for c in retrieved.items if self._servable(c.product_id)]
         if not candidates:
             # Nothing matched (or only the lexical half ran): an empty page is the answer, not a ranking error.
             return Page([], self.tokens.issue(variant, shelf), degradations, versions, variant)
         try:
-            ranked = await self.ranking.rank(user_id, query, candidates, page_size, variant, recent,
-                                             budget.share(0.6 if explain else 0.95))
+            ranked = await self.ranking.rank(
+                user_id, query, candidates, page_size, variant, recent, budget.share(0.6 if explain else 0.95)
+            )
             items: list[d.ScoredItem] = ranked.items[:page_size]
             degradations += ranked.degradations
             versions += ranked.versions
         except (UnavailableError, DeadlineError) as exc:
             log.warning("ranking degraded: %s", exc)
             degradations.append(d.Degradation(d.Stage.RANKING, str(exc)))
-            items = [d.ScoredItem(c.product_id, c.title, c.retrieval_score, {"retrieval": c.retrieval_score},
-                                  sorted({s.source for s in c.source_ranks}, key=lambda s: s.value))
-                     for c in candidates[:page_size]]
+            items = [
+                d.ScoredItem(
+                    c.product_id,
+                    c.title,
+                    c.retrieval_score,
+                    {"retrieval": c.retrieval_score},
+                    sorted({s.source for s in c.source_ranks}, key=lambda s: s.value),
+                )
+                for c in candidates[:page_size]
+            ]
         token = self.tokens.issue(variant, shelf)
         # A ranked page is kept (while it is being explained), so that its results can be explained on demand.
-        kept = asyncio.create_task(self.on_demand.keep(token, user_id, query, variant, versions, items, recent,
-                                                       budget.remaining())) if versions else None
+        kept = (
+            asyncio.create_task(
+                self.on_demand.keep(token, user_id, query, variant, versions, items, recent, budget.remaining())
+            )
+            if versions
+            else None
+        )
         if explain and items:
             try:
-                explained = await self.explainer.explain(user_id, query, [i.product_id for i in items], variant,
-                                                         recent, budget.share(0.95))
+                explained = await self.explainer.explain(
+                    user_id, query, [i.product_id for i in items], variant, recent, budget.share(0.95)
+                )
                 for item, explanation in zip(items, explained.items):
                     item.explanation = explanation
                 degradations += explained.degradations
@@ -229,8 +297,11 @@ class GatewayCore:
         for i, (event_id, user_id, token, event) in enumerate(events):
             at = f"events[{i}]"
             if not EVENT_ID_RE.fullmatch(event_id):
-                violations.append(FieldViolation(f"{at}.event_id", f"must be 1..{MAX_EVENT_ID_CHARS} characters, "
-                                                 "none of them control characters"))
+                violations.append(
+                    FieldViolation(
+                        f"{at}.event_id", f"must be 1..{MAX_EVENT_ID_CHARS} characters, none of them control characters"
+                    )
+                )
             if event is None:
                 violations.append(FieldViolation(f"{at}.type", "must be a known EventType other than UNSPECIFIED"))
             elif why := validation.product_id_problem(event.product_id):
@@ -251,20 +322,28 @@ class GatewayCore:
             if event_id not in records:
                 records[event_id] = (i, record)
             elif payload(records[event_id][1]) != payload(record):
-                violations.append(FieldViolation(f"{at}.event_id", f"repeats events[{records[event_id][0]}] "
-                                                 "with a different payload"))
+                violations.append(
+                    FieldViolation(f"{at}.event_id", f"repeats events[{records[event_id][0]}] with a different payload")
+                )
         if violations:
             raise InvalidArgumentError(violations)
         try:
             accepted, duplicates = await asyncio.to_thread(self.events.append, [r for _, r in records.values()])
         except EventConflictError as exc:
-            raise AlreadyExistsError("shop.gateway.v1.Event", [
-                FieldViolation(f"events[{records[event_id][0]}].event_id",
-                               f"{event_id!r} was stored before with a different payload")
-                for event_id in exc.event_ids]) from exc
+            raise AlreadyExistsError(
+                "shop.gateway.v1.Event",
+                [
+                    FieldViolation(
+                        f"events[{records[event_id][0]}].event_id",
+                        f"{event_id!r} was stored before with a different payload",
+                    )
+                    for event_id in exc.event_ids
+                ],
+            ) from exc
         products = [e.product_id for _, _, _, e in events if e is not None]
         unjoined = await self.catalog.unknown(products)
         missing = set(unjoined)
         # Repeats of an id inside one call are duplicates too.
-        return Recorded(accepted, duplicates + len(events) - len(records), sum(p in missing for p in products),
-                        unjoined)
+        return Recorded(
+            accepted, duplicates + len(events) - len(records), sum(p in missing for p in products), unjoined
+        )

@@ -1,5 +1,6 @@
 """One bootstrap for every service: grpc.aio server with health, reflection, metrics, error
 mapping, optional TLS/mTLS and bearer auth, JSON logs, and graceful shutdown on SIGTERM."""
+
 from __future__ import annotations
 
 import asyncio
@@ -37,32 +38,41 @@ class Registration:
     privileged: frozenset[str] = frozenset()
 
 
-async def build_server(name: str, settings: ServiceSettings, listen_addr: str, registration: Registration
-                       ) -> tuple[grpc.aio.Server, health.aio.HealthServicer, int]:
+async def build_server(
+    name: str, settings: ServiceSettings, listen_addr: str, registration: Registration
+) -> tuple[grpc.aio.Server, health.aio.HealthServicer, int]:
     interceptors: list[grpc.aio.ServerInterceptor] = []
     sec = settings.security
     if sec.auth_token or sec.catalog_write_token:
         open_prefixes = OPEN_PREFIXES if sec.open_reflection else (HEALTH_PREFIX,)
-        interceptors.append(BearerAuthInterceptor(sec.auth_token, open_prefixes, sec.catalog_write_token,
-                                                  registration.privileged))
+        interceptors.append(
+            BearerAuthInterceptor(sec.auth_token, open_prefixes, sec.catalog_write_token, registration.privileged)
+        )
     interceptors.append(ObservabilityInterceptor(name))
     interceptors.append(AdmissionInterceptor(settings.max_in_flight))  # inside: rejections are counted and logged
-    server = grpc.aio.server(interceptors=interceptors, options=[
-        ("grpc.max_receive_message_length", 4 * 1024 * 1024),
-        ("grpc.so_reuseport", 0),
-        # Clients reconnect now and then, so they find pods the autoscaler adds (with round_robin channels).
-        ("grpc.max_connection_age_ms", 300_000),
-        ("grpc.max_connection_age_grace_ms", 30_000),
-    ])
+    server = grpc.aio.server(
+        interceptors=interceptors,
+        options=[
+            ("grpc.max_receive_message_length", 4 * 1024 * 1024),
+            ("grpc.so_reuseport", 0),
+            # Clients reconnect now and then, so they find pods the autoscaler adds (with round_robin channels).
+            ("grpc.max_connection_age_ms", 300_000),
+            ("grpc.max_connection_age_grace_ms", 30_000),
+        ],
+    )
     registration.register(server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(
-        [*registration.service_names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
-         reflection.SERVICE_NAME], server)
+        [
+            *registration.service_names,
+            health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+            reflection.SERVICE_NAME,
+        ],
+        server,
+    )
     creds = server_credentials(settings.security)
-    port = (server.add_secure_port(listen_addr, creds) if creds
-            else server.add_insecure_port(listen_addr))
+    port = server.add_secure_port(listen_addr, creds) if creds else server.add_insecure_port(listen_addr)
     if port == 0:
         raise RuntimeError(f"could not bind {listen_addr}")
     return server, health_servicer, port
@@ -90,10 +100,15 @@ async def _always_ready() -> bool:
     return True
 
 
-async def serve(name: str, settings: ServiceSettings, listen_addr: str, registration: Registration,
-                on_stop: Callable[[], Awaitable[None]] | None = None, ready: readiness.Check | None = None,
-                background: Callable[[health.aio.HealthServicer, Sequence[str]], Awaitable[None]] | None = None
-                ) -> None:
+async def serve(
+    name: str,
+    settings: ServiceSettings,
+    listen_addr: str,
+    registration: Registration,
+    on_stop: Callable[[], Awaitable[None]] | None = None,
+    ready: readiness.Check | None = None,
+    background: Callable[[health.aio.HealthServicer, Sequence[str]], Awaitable[None]] | None = None,
+) -> None:
     """Run until SIGTERM/SIGINT, then drain in-flight RPCs for `shutdown_grace_s`.
 
     `ready`: what the service needs to answer (libs.readiness); health follows it. None = ready once listening.

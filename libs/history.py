@@ -5,6 +5,7 @@ rankers' recency features are relative to the feature store's `now` (the end of 
 anchored there: they count as the newest purchases, in the order they happened, a second apart. One place for
 this rule, used by retrieval, ranking and explanation alike.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence

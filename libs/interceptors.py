@@ -1,4 +1,5 @@
 """Server interceptors: domain errors -> canonical status codes, metrics, access logs, bearer auth."""
+
 from __future__ import annotations
 
 import asyncio
@@ -21,7 +22,9 @@ log = logging.getLogger(__name__)
 
 RPC_COUNT = Counter("shop_rpc_total", "RPCs handled", ["service", "method", "code"])
 RPC_LATENCY = Histogram(
-    "shop_rpc_latency_seconds", "RPC handling latency", ["service", "method"],
+    "shop_rpc_latency_seconds",
+    "RPC handling latency",
+    ["service", "method"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
 )
 
@@ -51,9 +54,10 @@ MAX_DETAIL_CHARS = 160
 MAX_MESSAGE_CHARS = 1024
 
 
-def _status(code: grpc.StatusCode, message: str, reason: str, metadata: dict[str, str], *details: object
-            ) -> tuple[grpc.StatusCode, str, tuple]:
-    message = message if len(message) <= MAX_MESSAGE_CHARS else message[:MAX_MESSAGE_CHARS - 1] + "…"
+def _status(
+    code: grpc.StatusCode, message: str, reason: str, metadata: dict[str, str], *details: object
+) -> tuple[grpc.StatusCode, str, tuple]:
+    message = message if len(message) <= MAX_MESSAGE_CHARS else message[: MAX_MESSAGE_CHARS - 1] + "…"
     status = status_pb2.Status(code=getattr(code_pb2, code.name), message=message)
     # ErrorInfo last: callers that read details[0] as the BadRequest or RetryInfo keep working.
     for d in (*details, error_details_pb2.ErrorInfo(reason=reason, domain=ERROR_DOMAIN, metadata=metadata)):
@@ -77,13 +81,20 @@ def to_status(exc: BaseException, service: str = "") -> tuple[grpc.StatusCode, s
             shown.append(errors.FieldViolation("", f"{omitted} more violations left out"))
             message += f" (and {omitted} more)"
             meta["omitted_violations"] = str(omitted)
-        bad = error_details_pb2.BadRequest(field_violations=[
-            error_details_pb2.BadRequest.FieldViolation(field=v.field, description=v.description) for v in shown])
+        bad = error_details_pb2.BadRequest(
+            field_violations=[
+                error_details_pb2.BadRequest.FieldViolation(field=v.field, description=v.description) for v in shown
+            ]
+        )
         meta["fields"] = ",".join(dict.fromkeys(v.field for v in shown if v.field))
         return _status(grpc.StatusCode.INVALID_ARGUMENT, message, REASON_INVALID_ARGUMENT, meta, bad)
     if isinstance(exc, errors.AlreadyExistsError):
-        infos = [error_details_pb2.ResourceInfo(resource_type=exc.resource_type, resource_name=r.field,
-                                                description=r.description) for r in exc.resources]
+        infos = [
+            error_details_pb2.ResourceInfo(
+                resource_type=exc.resource_type, resource_name=r.field, description=r.description
+            )
+            for r in exc.resources
+        ]
         meta["fields"] = ",".join(dict.fromkeys(r.field for r in exc.resources))
         return _status(grpc.StatusCode.ALREADY_EXISTS, str(exc), REASON_ALREADY_EXISTS, meta, *infos)
     if isinstance(exc, errors.NotFoundError):
@@ -92,8 +103,9 @@ def to_status(exc: BaseException, service: str = "") -> tuple[grpc.StatusCode, s
         meta |= {k: str(v) for k, v in exc.extra.items()}
         return _status(grpc.StatusCode.FAILED_PRECONDITION, str(exc), exc.reason, meta)
     if isinstance(exc, errors.UnavailableError):
-        retry = error_details_pb2.RetryInfo(retry_delay=duration_pb2.Duration(
-            seconds=int(exc.retry_after_s), nanos=int((exc.retry_after_s % 1) * 1e9)))
+        retry = error_details_pb2.RetryInfo(
+            retry_delay=duration_pb2.Duration(seconds=int(exc.retry_after_s), nanos=int((exc.retry_after_s % 1) * 1e9))
+        )
         meta |= {k: str(v) for k, v in exc.extra.items()}
         return _status(grpc.StatusCode.UNAVAILABLE, str(exc), REASON_UNAVAILABLE, meta, retry)
     if isinstance(exc, errors.DeadlineError):
@@ -102,7 +114,7 @@ def to_status(exc: BaseException, service: str = "") -> tuple[grpc.StatusCode, s
 
 
 def _cut(text: str) -> str:
-    return text if len(text) <= MAX_DETAIL_CHARS else text[:MAX_DETAIL_CHARS - 1] + "…"
+    return text if len(text) <= MAX_DETAIL_CHARS else text[: MAX_DETAIL_CHARS - 1] + "…"
 
 
 def _parse(handler: grpc.RpcMethodHandler, raw: bytes) -> object:
@@ -116,8 +128,9 @@ def _parse(handler: grpc.RpcMethodHandler, raw: bytes) -> object:
         message_cls = getattr(handler.request_deserializer, "__self__", None)  # the bound Message.FromString
         if fields := (non_utf8_fields(message_cls, raw) if isinstance(message_cls, type) else []):
             raise errors.InvalidArgumentError([errors.FieldViolation(f, "must be UTF-8") for f in fields]) from exc
-        raise errors.invalid("request", "is not a valid message of this method (string fields must be UTF-8, "
-                                        "nesting at most 100 deep)") from exc
+        raise errors.invalid(
+            "request", "is not a valid message of this method (string fields must be UTF-8, nesting at most 100 deep)"
+        ) from exc
 
 
 def _wrap(handler: grpc.RpcMethodHandler, fn: Callable) -> grpc.RpcMethodHandler:
@@ -144,9 +157,13 @@ class ObservabilityInterceptor(grpc.aio.ServerInterceptor):
             # The server span continues the caller's trace (W3C trace context in the metadata); calls made while
             # serving, to inner services or Triton, become its children.
             with tracing.span(
-                    details.method, tracing.SERVER, context=tracing.extract(context.invocation_metadata()),
-                    attributes={"rpc.system": "grpc", "rpc.service": self.service, "rpc.method": method},
-                    record_exception=False, set_status_on_exception=False) as span:
+                details.method,
+                tracing.SERVER,
+                context=tracing.extract(context.invocation_metadata()),
+                attributes={"rpc.system": "grpc", "rpc.service": self.service, "rpc.method": method},
+                record_exception=False,
+                set_status_on_exception=False,
+            ) as span:
                 try:
                     return await inner(_parse(handler, raw), context)
                 except errors.DomainError as exc:
@@ -166,8 +183,7 @@ class ObservabilityInterceptor(grpc.aio.ServerInterceptor):
                     RPC_LATENCY.labels(self.service, method).observe(elapsed)
                     # Shed calls are counted, not logged one by one: under overload, hundreds of lines a second.
                     if code not in (grpc.StatusCode.OK, grpc.StatusCode.RESOURCE_EXHAUSTED):
-                        log.info("rpc failed",
-                                 extra=fields(method=method, code=code.name, ms=round(elapsed * 1e3, 2)))
+                        log.info("rpc failed", extra=fields(method=method, code=code.name, ms=round(elapsed * 1e3, 2)))
 
         return _wrap(handler, observed)
 
@@ -181,16 +197,26 @@ class BearerAuthInterceptor(grpc.aio.ServerInterceptor):
     `token` None leaves them open (only writes guarded).
     """
 
-    def __init__(self, token: str | None, open_prefixes: tuple[str, ...] = OPEN_PREFIXES,
-                 write_token: str | None = None, privileged: frozenset[str] = frozenset()) -> None:
+    def __init__(
+        self,
+        token: str | None,
+        open_prefixes: tuple[str, ...] = OPEN_PREFIXES,
+        write_token: str | None = None,
+        privileged: frozenset[str] = frozenset(),
+    ) -> None:
         self.expected = f"Bearer {token}".encode() if token else None
         self.expected_write = f"Bearer {write_token}".encode() if write_token else None
         self.open_prefixes = open_prefixes
         self.privileged = privileged
-        self.denial = _status(grpc.StatusCode.UNAUTHENTICATED, "missing or invalid bearer token",
-                              REASON_UNAUTHENTICATED, {})
-        self.forbidden = _status(grpc.StatusCode.PERMISSION_DENIED, "this method needs the catalogue write token",
-                                 REASON_PERMISSION_DENIED, {})
+        self.denial = _status(
+            grpc.StatusCode.UNAUTHENTICATED, "missing or invalid bearer token", REASON_UNAUTHENTICATED, {}
+        )
+        self.forbidden = _status(
+            grpc.StatusCode.PERMISSION_DENIED,
+            "this method needs the catalogue write token",
+            REASON_PERMISSION_DENIED,
+            {},
+        )
 
     def _verdict(self, method: str, supplied: bytes) -> tuple | None:
         """None to let the call through, else the status to abort it with."""
@@ -226,8 +252,14 @@ class AdmissionInterceptor(grpc.aio.ServerInterceptor):
     so overload is not multiplied.
     """
 
-    def __init__(self, limit: int, max_waiting: int | None = None, max_wait_s: float = 0.5, calm_s: float = 1.0,
-                 retry_after_s: float = 0.25) -> None:
+    def __init__(
+        self,
+        limit: int,
+        max_waiting: int | None = None,
+        max_wait_s: float = 0.5,
+        calm_s: float = 1.0,
+        retry_after_s: float = 0.25,
+    ) -> None:
         self.slots = asyncio.Semaphore(limit)
         self.max_waiting = limit if max_waiting is None else max_waiting
         self.max_wait_s = max_wait_s
@@ -235,8 +267,9 @@ class AdmissionInterceptor(grpc.aio.ServerInterceptor):
         self.waiting = 0
         self.last_shed = -float("inf")
         retry = error_details_pb2.RetryInfo(retry_delay=duration_pb2.Duration(nanos=int(retry_after_s * 1e9)))
-        self.overloaded = _status(grpc.StatusCode.RESOURCE_EXHAUSTED, f"overloaded: {limit} calls in flight",
-                                  REASON_OVERLOADED, {}, retry)
+        self.overloaded = _status(
+            grpc.StatusCode.RESOURCE_EXHAUSTED, f"overloaded: {limit} calls in flight", REASON_OVERLOADED, {}, retry
+        )
 
     async def _admit(self, context: grpc.aio.ServicerContext) -> bool:
         if not self.slots.locked():
@@ -272,5 +305,6 @@ class AdmissionInterceptor(grpc.aio.ServerInterceptor):
             finally:
                 self.slots.release()
 
-        return grpc.unary_unary_rpc_method_handler(admitted, request_deserializer=handler.request_deserializer,
-                                                   response_serializer=handler.response_serializer)
+        return grpc.unary_unary_rpc_method_handler(
+            admitted, request_deserializer=handler.request_deserializer, response_serializer=handler.response_serializer
+        )

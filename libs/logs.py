@@ -1,4 +1,5 @@
 """Structured (JSON-lines) logging that never carries raw customer ids or query text."""
+
 from __future__ import annotations
 
 import hashlib

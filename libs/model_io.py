@@ -11,6 +11,7 @@ Item ids in model inputs are `item_idx + 1` (dense catalogue index shifted by on
 a product the trained model has never seen (its title embedding still carries it, so new products are scored
 without retraining).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

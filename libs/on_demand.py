@@ -7,6 +7,7 @@ deleted after `ttl_s`), and ExplainResult reads it back: the same user, query, v
 explanation service, which must hold the bundle that served the response. Explaining k products costs one
 masked-scenario batch of k candidates per ranker, whatever the page size.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -18,8 +19,14 @@ from typing import Protocol
 
 from libs import domain as d
 from libs.bundles import BUNDLE_MODEL
-from libs.errors import (DeadlineError, FailedPreconditionError, FieldViolation, InvalidArgumentError,
-                         UnavailableError, invalid)
+from libs.errors import (
+    DeadlineError,
+    FailedPreconditionError,
+    FieldViolation,
+    InvalidArgumentError,
+    UnavailableError,
+    invalid,
+)
 from libs.events import EventStore
 from libs.explain.wording import confidence
 
@@ -38,9 +45,17 @@ SCORE_TOLERANCE = 1e-6
 
 
 class Explainer(Protocol):
-    async def explain(self, user_id: str, query: str, product_ids: Sequence[str], variant: str,
-                      recent: Sequence[d.UserEvent], timeout: float, bundle_id: str = "",
-                      all_evidence: bool = False): ...  # -> libs.gateway.StageResult
+    async def explain(
+        self,
+        user_id: str,
+        query: str,
+        product_ids: Sequence[str],
+        variant: str,
+        recent: Sequence[d.UserEvent],
+        timeout: float,
+        bundle_id: str = "",
+        all_evidence: bool = False,
+    ): ...  # -> libs.gateway.StageResult
 
 
 @dataclass
@@ -51,24 +66,45 @@ class ExplainedResults:
 
 
 class OnDemand:
-    def __init__(self, explainer: Explainer, events: EventStore, response_id: Callable[[str, str], str],
-                 ttl_s: float = RESPONSE_TTL_S) -> None:
+    def __init__(
+        self,
+        explainer: Explainer,
+        events: EventStore,
+        response_id: Callable[[str, str], str],
+        ttl_s: float = RESPONSE_TTL_S,
+    ) -> None:
         """`response_id(token, field)`: the id a verified attribution token carries (INVALID_ARGUMENT otherwise)."""
         self.explainer = explainer
         self.events = events
         self.response_id = response_id
         self.ttl_s = ttl_s
 
-    async def keep(self, token: str, user_id: str, query: str, variant: str, versions: Sequence[d.ModelVersion],
-                   items: Sequence[d.ScoredItem], recent: Sequence[d.UserEvent], timeout: float
-                   ) -> list[d.Degradation]:
+    async def keep(
+        self,
+        token: str,
+        user_id: str,
+        query: str,
+        variant: str,
+        versions: Sequence[d.ModelVersion],
+        items: Sequence[d.ScoredItem],
+        recent: Sequence[d.UserEvent],
+        timeout: float,
+    ) -> list[d.Degradation]:
         """Store what a ranked page served; trouble costs only its on-demand explanations (a degradation)."""
         timeout = min(timeout * KEEP_SHARE, KEEP_MAX_S)
         if timeout <= 0.001:
             return [d.Degradation(d.Stage.EXPLANATION, "not kept for on-demand explanations: no time left")]
         bundle = next((v.version for v in versions if v.name == BUNDLE_MODEL), "")
-        record = d.ServedResponse(self.response_id(token, "attribution_token"), time.time(), user_id, query, variant,
-                                  bundle, tuple((i.product_id, i.title, i.score) for i in items), tuple(recent))
+        record = d.ServedResponse(
+            self.response_id(token, "attribution_token"),
+            time.time(),
+            user_id,
+            query,
+            variant,
+            bundle,
+            tuple((i.product_id, i.title, i.score) for i in items),
+            tuple(recent),
+        )
         try:
             await asyncio.wait_for(asyncio.to_thread(self.events.keep_response, record), timeout)
             return []
@@ -81,8 +117,9 @@ class OnDemand:
     async def explain(self, token: str, product_ids: Sequence[str], timeout: float) -> ExplainedResults:
         response_id = self.response_id(token, "attribution_token")
         if not 1 <= len(product_ids) <= MAX_PRODUCTS:
-            raise invalid("product_ids",
-                          f"must name 1..{MAX_PRODUCTS} results of the response (got {len(product_ids)})")
+            raise invalid(
+                "product_ids", f"must name 1..{MAX_PRODUCTS} results of the response (got {len(product_ids)})"
+            )
         started = time.monotonic()
         try:
             record = await asyncio.wait_for(asyncio.to_thread(self.events.served_response, response_id), timeout)
@@ -91,14 +128,24 @@ class OnDemand:
         if record is None or record.created < time.time() - self.ttl_s:
             raise FailedPreconditionError(
                 f"the response is not kept (older than {self.ttl_s:.0f} s, or served without ranking)",
-                RESPONSE_NOT_KEPT, {"ttl_s": f"{self.ttl_s:.0f}"})
+                RESPONSE_NOT_KEPT,
+                {"ttl_s": f"{self.ttl_s:.0f}"},
+            )
         served = {pid: (title, score) for pid, title, score in record.results}
         _check_products(product_ids, served)
         left = timeout - (time.monotonic() - started)
         if left <= 0.005:
             raise DeadlineError("deadline exceeded before the explanation could start")
-        out = await self.explainer.explain(record.user_id, record.query, list(product_ids), record.variant,
-                                           record.recent, left, bundle_id=record.bundle_id, all_evidence=True)
+        out = await self.explainer.explain(
+            record.user_id,
+            record.query,
+            list(product_ids),
+            record.variant,
+            record.recent,
+            left,
+            bundle_id=record.bundle_id,
+            all_evidence=True,
+        )
         if out.degradations:  # a ranker missing: the score would not be the one served
             raise UnavailableError("explanation: " + "; ".join(x.reason for x in out.degradations))
         page = [score for _, _, score in record.results]
@@ -106,8 +153,11 @@ class OnDemand:
         for pid, explanation in zip(product_ids, out.items):
             title, score = served[pid]
             if abs(explanation.score - score) > SCORE_TOLERANCE * max(1.0, abs(score)):
-                raise FailedPreconditionError(f"{pid}: explained score {explanation.score} is not the served {score}",
-                                              RESULT_CHANGED, {"product_id": pid})
+                raise FailedPreconditionError(
+                    f"{pid}: explained score {explanation.score} is not the served {score}",
+                    RESULT_CHANGED,
+                    {"product_id": pid},
+                )
             explanation.confidence = confidence(score, page)  # against the served page, as the page's own
             items.append(d.ScoredItem(pid, title, score, explanation=explanation))
         return ExplainedResults(items, out.versions, record.variant)

@@ -2,6 +2,7 @@
 trained (with the purchase-frequency prior), add the variant's repeat-vs-explore term (libs.fusion) and query
 relevance for Search (libs.relevance), diversify with MMR. Answers with what it has when a model is down; never
 past the deadline."""
+
 from __future__ import annotations
 
 import asyncio
@@ -33,6 +34,7 @@ from libs.diversity import mmr_order
 
 log = logging.getLogger(__name__)
 
+
 @dataclass
 class Ranked:
     items: list[d.ScoredItem]
@@ -41,8 +43,16 @@ class Ranked:
 
 
 class RankingCore:
-    def __init__(self, store: FeatureStore, titles: Sequence[str], fusion: Fusion, infer: Infer,
-                 encode: EncodeQuery, versions: Versions, bundle_id: str = "") -> None:
+    def __init__(
+        self,
+        store: FeatureStore,
+        titles: Sequence[str],
+        fusion: Fusion,
+        infer: Infer,
+        encode: EncodeQuery,
+        versions: Versions,
+        bundle_id: str = "",
+    ) -> None:
         self.store = store
         self.titles = list(titles)
         self.matcher = TitleMatcher(self.titles)
@@ -52,8 +62,17 @@ class RankingCore:
         self.versions = versions
         self.bundle_id = bundle_id  # named in every response's model_versions (libs/bundles.py)
 
-    async def rank(self, user_id: str, query: str, product_ids: Sequence[str], page_size: int, variant: str,
-                   diversity: float, recent: Sequence[d.UserEvent], timeout: float) -> Ranked:
+    async def rank(
+        self,
+        user_id: str,
+        query: str,
+        product_ids: Sequence[str],
+        page_size: int,
+        variant: str,
+        diversity: float,
+        recent: Sequence[d.UserEvent],
+        timeout: float,
+    ) -> Ranked:
         arm = arm_of(variant)
         models = arm.models
         if not 0.0 <= diversity <= 1.0:
@@ -69,8 +88,9 @@ class RankingCore:
         if query and any(ranker(m).reads_query for m in models):
             emb = await encode_or_degrade(self.encode, [query], timeout * 0.4, degradations)
             query_emb = None if emb is None else emb[0]
-        inputs = {m: ranker(m).inputs(self.store, ctx, cand_idx, query_emb if ranker(m).reads_query else None)
-                  for m in models}
+        inputs = {
+            m: ranker(m).inputs(self.store, ctx, cand_idx, query_emb if ranker(m).reads_query else None) for m in models
+        }
         scores = await run_models(self.infer, inputs, max(deadline - loop.time(), 0.001), degradations)
         if not scores:
             raise UnavailableError("ranking: no ranker answered: " + "; ".join(x.reason for x in degradations))

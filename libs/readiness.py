@@ -6,6 +6,7 @@ Health service names (grpc.health.v1):
 - "liveness": SERVING while the process runs its event loop (liveness and startup probes): a dependency outage
   must take a pod out of rotation, not get it restarted.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -35,8 +36,9 @@ def is_serving(target: str | grpc.Channel, service: str = "", timeout_s: float =
         with grpc.insecure_channel(target) as channel:
             return is_serving(channel, service, timeout_s)
     try:
-        reply = health_pb2_grpc.HealthStub(target).Check(health_pb2.HealthCheckRequest(service=service),
-                                                        timeout=timeout_s)
+        reply = health_pb2_grpc.HealthStub(target).Check(
+            health_pb2.HealthCheckRequest(service=service), timeout=timeout_s
+        )
     except grpc.RpcError:
         return False
     return reply.status == health_pb2.HealthCheckResponse.SERVING
@@ -74,8 +76,13 @@ class Dependencies:
         return self.started and all(results[n] for n in self.required)
 
 
-async def watch(health_servicer: health.aio.HealthServicer, names: Sequence[str], ready: Check,
-                interval_s: float = INTERVAL_S, down_after: int = DOWN_AFTER) -> None:
+async def watch(
+    health_servicer: health.aio.HealthServicer,
+    names: Sequence[str],
+    ready: Check,
+    interval_s: float = INTERVAL_S,
+    down_after: int = DOWN_AFTER,
+) -> None:
     """Set `names` SERVING / NOT_SERVING from `ready()` every `interval_s`, logging each change; runs until cancelled.
 
     SERVING as soon as a check passes; NOT_SERVING once `down_after` checks in a row failed, so one health check

@@ -13,6 +13,7 @@ and the rankers' (personal) score orders products within each grade: personalisa
 fills in where relevant products run out. WEIGHT is larger than the spread of fused scores (standardised units),
 which keeps the grades apart; being additive, its part of the served score is exactly measurable evidence.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -65,7 +66,7 @@ NO_MATCH = Match((), 0.0, False, False)
 
 def _has_phrase(query: Sequence[str], title: Sequence[str]) -> bool:
     n = len(query)
-    return n >= 2 and any(list(title[i:i + n]) == list(query) for i in range(len(title) - n + 1))
+    return n >= 2 and any(list(title[i : i + n]) == list(query) for i in range(len(title) - n + 1))
 
 
 def match(query_terms: Sequence[str], title_terms: Sequence[str]) -> Match:

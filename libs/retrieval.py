@@ -2,6 +2,7 @@
 reciprocal rank fusion. User: the rankers' candidate pool (libs.features.candidate_parts: own past items,
 co-purchase neighbours of recent ones, recent popularity), ordered by reciprocal rank fusion of its parts, or a
 shelf's own candidates (libs.shelves)."""
+
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
@@ -26,6 +27,7 @@ RANKED_PARTS = {POOL_CO_PURCHASE: d.Source.CO_PURCHASE, POOL_SIMILAR: d.Source.S
 # which leaves the gateway time to rank, instead of the whole request running out waiting on a slow encoder.
 ENCODER_SHARE = 0.5
 
+
 def rrf(lists: dict[d.Source, list[tuple[int, float]]], k: int = RRF_K) -> list[tuple[int, float, list[d.SourceRank]]]:
     """Reciprocal rank fusion of ranked (item, score) lists; ties broken by item index for determinism."""
     fused: dict[int, float] = {}
@@ -41,8 +43,9 @@ def rrf(lists: dict[d.Source, list[tuple[int, float]]], k: int = RRF_K) -> list[
 class LexicalIndex:
     def __init__(self, titles: Sequence[str]) -> None:
         self.retriever = bm25s.BM25()
-        self.retriever.index(bm25s.tokenize(list(titles), stopwords="en", stemmer=STEMMER, show_progress=False),
-                             show_progress=False)
+        self.retriever.index(
+            bm25s.tokenize(list(titles), stopwords="en", stemmer=STEMMER, show_progress=False), show_progress=False
+        )
         self.title_terms = [set(t) for t in analyse_many(titles)]  # one tokenizer pass, as the index
         self.n = len(titles)
 
@@ -78,10 +81,18 @@ class VectorIndex:
 
 
 class RetrievalCore:
-    def __init__(self, product_ids: Sequence[str], titles: Sequence[str], item_vectors: np.ndarray,
-                 popularity: np.ndarray, parts: Callable[[UserContext], list[tuple[str, np.ndarray]]],
-                 history: Callable[[str, Sequence[d.UserEvent]], UserContext], encode: EncodeQuery,
-                 copurchase: sp.csr_matrix, half_life_days: float = 60.0) -> None:
+    def __init__(
+        self,
+        product_ids: Sequence[str],
+        titles: Sequence[str],
+        item_vectors: np.ndarray,
+        popularity: np.ndarray,
+        parts: Callable[[UserContext], list[tuple[str, np.ndarray]]],
+        history: Callable[[str, Sequence[d.UserEvent]], UserContext],
+        encode: EncodeQuery,
+        copurchase: sp.csr_matrix,
+        half_life_days: float = 60.0,
+    ) -> None:
         self.product_ids = list(product_ids)
         self.titles = list(titles)
         self.lexical = LexicalIndex(titles)
@@ -95,24 +106,34 @@ class RetrievalCore:
         self.item_index = {p: i for i, p in enumerate(self.product_ids)}
 
     @classmethod
-    def over_store(cls, store: FeatureStore, product_ids: Sequence[str], titles: Sequence[str], encode: EncodeQuery
-                   ) -> "RetrievalCore":
+    def over_store(
+        cls, store: FeatureStore, product_ids: Sequence[str], titles: Sequence[str], encode: EncodeQuery
+    ) -> "RetrievalCore":
         """Retrieval over a feature store's data: its title embeddings, recent popularity, candidate pool and user
         histories (with fresh events) - how the service, the offline evaluation and the load floor build it."""
-        return cls(product_ids, titles, store.item_emb, store.pop[:, Pop.LOG_ORDERS_28D],
-                   lambda ctx: candidate_parts(store, ctx),
-                   lambda user_id, recent: user_context(store, user_id, recent), encode, store.copurchase)
+        return cls(
+            product_ids,
+            titles,
+            store.item_emb,
+            store.pop[:, Pop.LOG_ORDERS_28D],
+            lambda ctx: candidate_parts(store, ctx),
+            lambda user_id, recent: user_context(store, user_id, recent),
+            encode,
+            store.copurchase,
+        )
 
-    def _candidates(self, fused: list[tuple[int, float, list[d.SourceRank]]], limit: int,
-                    terms: Sequence[str] = ()) -> list[d.Candidate]:
+    def _candidates(
+        self, fused: list[tuple[int, float, list[d.SourceRank]]], limit: int, terms: Sequence[str] = ()
+    ) -> list[d.Candidate]:
         out = []
         for item, score, ranks in fused[:limit]:
             matched = [t for t in terms if t in self.lexical.title_terms[item]]
             out.append(d.Candidate(self.product_ids[item], self.titles[item], score, ranks, matched))
         return out
 
-    async def query_candidates(self, query: str, user_id: str, limit: int, timeout: float,
-                               recent: Sequence[d.UserEvent] = ()) -> tuple[list[d.Candidate], list[d.Degradation]]:
+    async def query_candidates(
+        self, query: str, user_id: str, limit: int, timeout: float, recent: Sequence[d.UserEvent] = ()
+    ) -> tuple[list[d.Candidate], list[d.Degradation]]:
         """`timeout`: the caller's remaining time; a slow or dead encoder gives lexical-only candidates, flagged."""
         degradations: list[d.Degradation] = []
         lists: dict[d.Source, list[tuple[int, float]]] = {d.Source.LEXICAL: self.lexical.search(query, PER_SOURCE)}
@@ -123,8 +144,9 @@ class RetrievalCore:
         if user_id:
             # Personal signal for search: the user's own past purchases that match a query term.
             bought = self._repeat(self.history(user_id, recent))
-            lists[d.Source.REPEAT_PURCHASE] = [(i, s) for i, s in bought
-                                               if self.lexical.title_terms[i].intersection(terms)]
+            lists[d.Source.REPEAT_PURCHASE] = [
+                (i, s) for i, s in bought if self.lexical.title_terms[i].intersection(terms)
+            ]
         return self._candidates(rrf(lists), limit, terms), degradations
 
     def _repeat(self, h: UserContext, limit: int = PER_SOURCE) -> list[tuple[int, float]]:
@@ -137,17 +159,23 @@ class RetrievalCore:
         order = np.flatnonzero(scores)[np.argsort(-scores[np.flatnonzero(scores)], kind="stable")]
         return [(int(i), float(scores[i])) for i in order[:limit]]
 
-    async def user_candidates(self, user_id: str, recent: Sequence[d.UserEvent], limit: int,
-                              shelf: d.Shelf = d.Shelf.FOR_YOU, context: Sequence[str] = ()
-                              ) -> tuple[list[d.Candidate], list[d.Degradation]]:
+    async def user_candidates(
+        self,
+        user_id: str,
+        recent: Sequence[d.UserEvent],
+        limit: int,
+        shelf: d.Shelf = d.Shelf.FOR_YOU,
+        context: Sequence[str] = (),
+    ) -> tuple[list[d.Candidate], list[d.Degradation]]:
         """FOR_YOU: exactly the rankers' candidate pool (what they were trained and evaluated on), each part a
         source: own past items by decayed frequency, co-purchase neighbours, similar customers' products, popular
         items; with `limit` >= POOL_MAX (the gateway's ask) nothing is cut. Other shelves: their own candidates
         (libs.shelves); `context` = the context product ids (unknown ones contribute nothing)."""
         if shelf == d.Shelf.FREQUENTLY_BOUGHT_TOGETHER:
             limit = min(limit, shelves.FBT_CANDIDATES)
-            together = shelves.frequently_bought_together(self.copurchase, shelves.context_items(self.item_index,
-                                                                                                  context), limit)
+            together = shelves.frequently_bought_together(
+                self.copurchase, shelves.context_items(self.item_index, context), limit
+            )
             return self._candidates(rrf({d.Source.CO_PURCHASE: together}), limit), []
         if shelf == d.Shelf.SIMILAR_ITEMS:
             limit = min(limit, shelves.SIMILAR_CANDIDATES)

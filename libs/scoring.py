@@ -1,5 +1,6 @@
 """Scoring plumbing shared by ranking, explanation and offline evaluation: variants, candidate lookup, concurrent
 ranker calls that degrade instead of failing, query encoding that degrades to "no query"."""
+
 from __future__ import annotations
 
 import asyncio
@@ -36,13 +37,14 @@ class Arm:
 
 
 def arm_of(variant: str) -> Arm:
-    """"" = "fused"; a model arm ("fused", "gnn_only", ...) optionally followed by "+explore=<0..1>"."""
+    """ "" = "fused"; a model arm ("fused", "gnn_only", ...) optionally followed by "+explore=<0..1>"."""
     name, suffix, level = (variant or "fused").partition(EXPLORE)
     arms = variants()
     models = arms.get(name)
     if models is None:
-        raise invalid("variant", f"unknown variant {variant!r}; one of {', '.join(arms)}, optionally followed by "
-                                 f"{EXPLORE}<0..1>")
+        raise invalid(
+            "variant", f"unknown variant {variant!r}; one of {', '.join(arms)}, optionally followed by {EXPLORE}<0..1>"
+        )
     if not suffix:
         return Arm(models)
     try:
@@ -59,8 +61,7 @@ def models_of(variant: str) -> tuple[str, ...]:
     return arm_of(variant).models
 
 
-def prior_scores(fusion: Fusion, store: FeatureStore, ctx: UserContext, cand_idx: np.ndarray
-                 ) -> dict[str, np.ndarray]:
+def prior_scores(fusion: Fusion, store: FeatureStore, ctx: UserContext, cand_idx: np.ndarray) -> dict[str, np.ndarray]:
     """{PRIOR: the candidates' purchase-frequency prior} when the fusion blends it in, else {}: what ranking and
     explanation add to the rankers' scores before Fusion.combine."""
     return {PRIOR: frequency_prior(store, ctx, cand_idx)} if fusion.weights.get(PRIOR) else {}
@@ -74,8 +75,9 @@ def candidate_indices(store: FeatureStore, product_ids: Sequence[str], field: st
     return idx.astype(np.int64)
 
 
-async def encode_or_degrade(encode: EncodeQuery, texts: Sequence[str], timeout: float,
-                            degradations: list[d.Degradation]) -> np.ndarray | None:
+async def encode_or_degrade(
+    encode: EncodeQuery, texts: Sequence[str], timeout: float, degradations: list[d.Degradation]
+) -> np.ndarray | None:
     """Query embeddings, or None (and a TEXT_ENCODER degradation) when the encoder is down or late."""
     try:
         return await asyncio.wait_for(encode(texts, timeout), timeout)
@@ -84,9 +86,11 @@ async def encode_or_degrade(encode: EncodeQuery, texts: Sequence[str], timeout: 
         return None
 
 
-async def run_models(infer: Infer, inputs: Mapping[str, Mapping[str, np.ndarray]], timeout: float,
-                     degradations: list[d.Degradation]) -> dict[str, np.ndarray]:
+async def run_models(
+    infer: Infer, inputs: Mapping[str, Mapping[str, np.ndarray]], timeout: float, degradations: list[d.Degradation]
+) -> dict[str, np.ndarray]:
     """Call every model concurrently; scores [B, C] of those that answered in time, degradations for the rest."""
+
     async def one(model: str) -> np.ndarray:
         # What travels is the served form's input: ids where the model holds the title table (libs/rankers/wire.py).
         out = await asyncio.wait_for(infer(model, ranker(model).to_wire(inputs[model]), [SCORE], timeout), timeout)
@@ -102,5 +106,3 @@ async def run_models(infer: Infer, inputs: Mapping[str, Mapping[str, np.ndarray]
         else:
             scores[model] = result
     return scores
-
-

@@ -1,4 +1,5 @@
 """TLS/mTLS credentials for servers and channels, from SecuritySettings."""
+
 from __future__ import annotations
 
 import grpc
@@ -12,8 +13,7 @@ def server_credentials(sec: SecuritySettings) -> grpc.ServerCredentials | None:
         return None
     pair = (sec.tls_key.read_bytes(), sec.tls_cert.read_bytes())
     client_ca = sec.tls_client_ca.read_bytes() if sec.tls_client_ca else None
-    return grpc.ssl_server_credentials([pair], root_certificates=client_ca,
-                                       require_client_auth=client_ca is not None)
+    return grpc.ssl_server_credentials([pair], root_certificates=client_ca, require_client_auth=client_ca is not None)
 
 
 def channel_credentials(sec: SecuritySettings) -> grpc.ChannelCredentials | None:
@@ -22,5 +22,6 @@ def channel_credentials(sec: SecuritySettings) -> grpc.ChannelCredentials | None
         return None
     key = sec.tls_client_key.read_bytes() if sec.tls_client_key else None
     cert = sec.tls_client_cert.read_bytes() if sec.tls_client_cert else None
-    return grpc.ssl_channel_credentials(root_certificates=sec.tls_ca.read_bytes(), private_key=key,
-                                        certificate_chain=cert)
+    return grpc.ssl_channel_credentials(
+        root_certificates=sec.tls_ca.read_bytes(), private_key=key, certificate_chain=cert
+    )

@@ -1,4 +1,5 @@
 """What the inner services load from one bundle, in one place: dataset, title embeddings, feature store, fusion."""
+
 from __future__ import annotations
 
 import logging
@@ -42,6 +43,11 @@ def load_serving_state(artifacts_dir: Path, bundle: Bundle, previous: ServingSta
     item_emb = np.load(bundle.path / ITEM_EMBEDDINGS_FILE)
     now = dataset.purchases["ts"].max() + pd.Timedelta(seconds=1)
     store = FeatureStore.build(dataset.purchases, item_emb, now, dataset.guest_sales, dataset.items["product_id"])
-    log.info("serving state of bundle %s loaded in %.1fs (%d items, %d users)", bundle.id,
-             time.perf_counter() - start, dataset.n_items, len(store.users))
+    log.info(
+        "serving state of bundle %s loaded in %.1fs (%d items, %d users)",
+        bundle.id,
+        time.perf_counter() - start,
+        dataset.n_items,
+        len(store.users),
+    )
     return ServingState(dataset, item_emb, store, fusion, bundle)

@@ -11,6 +11,7 @@ attributed like the mixed list (issue 24).
 
 Pure logic: validation of a request's shelf fields and the candidate lists over item indices.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
@@ -52,8 +53,9 @@ def check_request(shelf: d.Shelf, user_id: str, context_product_ids: Sequence[st
         violations.append(FieldViolation("context_product_ids", f"must be empty on {shelf_name(shelf)}"))
     elif bounds is not None and not bounds[0] <= n <= bounds[1]:
         want = f"exactly {bounds[0]}" if bounds[0] == bounds[1] else f"{bounds[0]}..{bounds[1]}"
-        violations.append(FieldViolation("context_product_ids",
-                                         f"must hold {want} product ids on {shelf_name(shelf)} (got {n})"))
+        violations.append(
+            FieldViolation("context_product_ids", f"must hold {want} product ids on {shelf_name(shelf)} (got {n})")
+        )
     elif bounds is not None:
         for i, product_id in enumerate(context_product_ids):
             if why := validation.product_id_problem(product_id):
@@ -79,8 +81,9 @@ def discover_parts(parts: Sequence[tuple[str, np.ndarray]], bought: np.ndarray) 
     return [(name, items[~np.isin(items, bought)]) for name, items in parts if name != POOL_HISTORY]
 
 
-def frequently_bought_together(copurchase: sp.csr_matrix, context: Sequence[int], limit: int
-                               ) -> list[tuple[int, float]]:
+def frequently_bought_together(
+    copurchase: sp.csr_matrix, context: Sequence[int], limit: int
+) -> list[tuple[int, float]]:
     """(item, invoices shared with the context products, summed over them), most first, ties by item index; the
     context products excluded; only items bought together at least once."""
     if not context:

@@ -5,6 +5,7 @@ A supervised process that exits is restarted with exponential backoff. Each chil
 is stopped, or cleaned up after a crash, as a group: Triton's Python-backend stub processes go with it. `make run`
 (tools.stack), the integration tests, `make load`, `make bench`, `make chaos` and `make loop-eval` use `Stack`.
 """
+
 from __future__ import annotations
 
 import logging
@@ -125,9 +126,14 @@ class Stack:
 
     def start_service(self, name: str, env: dict[str, str] | None = None) -> subprocess.Popen:
         out = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 - owned by the child
-        proc = subprocess.Popen([sys.executable, "-m", f"services.{name}"], cwd=REPO_ROOT,
-                                env=env or self.service_env(), stdout=out, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", f"services.{name}"],
+            cwd=REPO_ROOT,
+            env=env or self.service_env(),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         self.processes[name] = proc
         self.started_at[name] = time.monotonic()
         return proc
@@ -196,4 +202,3 @@ class Stack:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
-

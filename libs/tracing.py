@@ -9,6 +9,7 @@ its per-stage table, loadtest/traces.py). Sampling follows the standard `OTEL_TR
 parentbased_traceidratio with OTEL_TRACES_SAMPLER_ARG=0.1): the gateway decides, the inner services follow. The
 current trace id is added to every JSON log line (libs.logs), so logs and traces join.
 """
+
 from __future__ import annotations
 
 from contextlib import AbstractContextManager, nullcontext

@@ -1,4 +1,5 @@
 """Input validation shared by servicers: every failure names the offending field."""
+
 from __future__ import annotations
 
 import re

@@ -14,6 +14,7 @@ pools and popularity; query embedding = a catalogue title embedding, the text en
 tensors of the right shapes/dtypes; the report says which. Starts the stack (libs.stack.Stack) unless both
 --triton and --gateway are given, and stops it. Writes reports/bench.md and reports/bench.json.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -63,8 +64,12 @@ def check_inputs(spec: ModelSpec, inputs: dict[str, np.ndarray], batch: int) -> 
         raise ValueError(f"{spec.name}: inputs {sorted(inputs)} != spec {sorted(spec.input_names)}")
     for t in spec.inputs:
         a = inputs[t.name]
-        if a.dtype != t.np_dtype or a.shape[0] != batch or len(a.shape) != len(t.shape) + 1 or any(
-                d not in (-1, s) for d, s in zip(t.shape, a.shape[1:], strict=True)):
+        if (
+            a.dtype != t.np_dtype
+            or a.shape[0] != batch
+            or len(a.shape) != len(t.shape) + 1
+            or any(d not in (-1, s) for d, s in zip(t.shape, a.shape[1:], strict=True))
+        ):
             raise ValueError(f"{spec.name}.{t.name}: {a.dtype}{a.shape} does not fit {t.dtype}{t.shape}")
 
 
@@ -117,8 +122,9 @@ def time_sync(fn: Callable[[], object], budget_s: float, min_n: int = 5, max_n: 
     return out
 
 
-async def time_async(fn: Callable[[], Awaitable[object]], budget_s: float, min_n: int = 5,
-                     max_n: int = 2000) -> list[float]:
+async def time_async(
+    fn: Callable[[], Awaitable[object]], budget_s: float, min_n: int = 5, max_n: int = 2000
+) -> list[float]:
     await fn()
     out: list[float] = []
     end = time.perf_counter() + budget_s
@@ -133,8 +139,9 @@ def ms(lat: list[float], q: float = 50) -> float:
     return float(np.percentile(lat, q)) * 1000.0 if lat else float("nan")
 
 
-async def closed_loop(fn: Callable[[], Awaitable[object]], concurrency: int, duration_s: float,
-                      max_requests: int = 100_000) -> tuple[list[float], float]:
+async def closed_loop(
+    fn: Callable[[], Awaitable[object]], concurrency: int, duration_s: float, max_requests: int = 100_000
+) -> tuple[list[float], float]:
     """`concurrency` callers in a bounded loop; returns latencies and elapsed seconds."""
     lat: list[float] = []
     end = time.perf_counter() + duration_s
@@ -162,11 +169,20 @@ async def bench_batches(triton, ort, make_inputs, budget_s: float, batches: tupl
             x = make_inputs(model, b)
             local = time_sync(partial(ort.run, model, x, outs), budget_s)
             served = await time_async(partial(triton.infer, model, x, outs, timeout_s=30), budget_s)
-            rows.append({"model": model, "batch": b, "candidates": CANDIDATES,
-                         "ort_p50_ms": ms(local), "ort_p95_ms": ms(local, 95),
-                         "triton_p50_ms": ms(served), "triton_p95_ms": ms(served, 95),
-                         "triton_over_ort": ms(served) / ms(local),
-                         "ort_ms_per_scenario": ms(local) / b, "triton_ms_per_scenario": ms(served) / b})
+            rows.append(
+                {
+                    "model": model,
+                    "batch": b,
+                    "candidates": CANDIDATES,
+                    "ort_p50_ms": ms(local),
+                    "ort_p95_ms": ms(local, 95),
+                    "triton_p50_ms": ms(served),
+                    "triton_p95_ms": ms(served, 95),
+                    "triton_over_ort": ms(served) / ms(local),
+                    "ort_ms_per_scenario": ms(local) / b,
+                    "triton_ms_per_scenario": ms(served) / b,
+                }
+            )
             print(f"  {model} B={b}: ORT {ms(local):.2f} ms, Triton {ms(served):.2f} ms", flush=True)
     return rows
 
@@ -184,8 +200,9 @@ async def triton_counts(url: str, model: str) -> tuple[int, int]:
     return int(s.get("inference_count", 0)), int(s.get("execution_count", 0))
 
 
-async def bench_dynamic_batching(triton, ort, make_inputs, url: str, duration_s: float,
-                                 levels: tuple[int, ...]) -> list[dict]:
+async def bench_dynamic_batching(
+    triton, ort, make_inputs, url: str, duration_s: float, levels: tuple[int, ...]
+) -> list[dict]:
     rows = []
     for model in ranker_names():
         outs = ranker(model).spec.output_names
@@ -198,12 +215,23 @@ async def bench_dynamic_batching(triton, ort, make_inputs, url: str, duration_s:
             inferences, executions = after[0] - before[0], after[1] - before[1]
             xk = make_inputs(model, k)
             ort_bk = ms(time_sync(partial(ort.run, model, xk, outs), 1.0))
-            rows.append({"model": model, "concurrency": k, "requests": len(lat),
-                         "triton_rps": len(lat) / elapsed, "triton_p50_ms": ms(lat), "triton_p99_ms": ms(lat, 99),
-                         "avg_batch_formed": inferences / executions if executions else float("nan"),
-                         "ort_serial_b1_rps": 1000.0 / ort_b1, "ort_prebatched_rps": 1000.0 * k / ort_bk})
-            print(f"  {model} K={k}: Triton {len(lat) / elapsed:.0f} inf/s, batch "
-                  f"{rows[-1]['avg_batch_formed']:.2f}", flush=True)
+            rows.append(
+                {
+                    "model": model,
+                    "concurrency": k,
+                    "requests": len(lat),
+                    "triton_rps": len(lat) / elapsed,
+                    "triton_p50_ms": ms(lat),
+                    "triton_p99_ms": ms(lat, 99),
+                    "avg_batch_formed": inferences / executions if executions else float("nan"),
+                    "ort_serial_b1_rps": 1000.0 / ort_b1,
+                    "ort_prebatched_rps": 1000.0 * k / ort_bk,
+                }
+            )
+            print(
+                f"  {model} K={k}: Triton {len(lat) / elapsed:.0f} inf/s, batch {rows[-1]['avg_batch_formed']:.2f}",
+                flush=True,
+            )
     return rows
 
 
@@ -248,13 +276,24 @@ async def bench_explanations(gateway: str, n: int) -> list[dict]:
                 if explain or resp is None or not resp.results:
                     continue
                 for k, mode in zip(ON_DEMAND, modes[2:]):
-                    ask = gpb.ExplainResultRequest(attribution_token=resp.attribution_token,
-                                                   product_ids=[r.product.product_id for r in resp.results[:k]])
+                    ask = gpb.ExplainResultRequest(
+                        attribution_token=resp.attribution_token,
+                        product_ids=[r.product.product_id for r in resp.results[:k]],
+                    )
                     await timed(mode, stub.ExplainResult(ask, timeout=10))
-    return [{"mode": m, "requests": len(lat[m]), "p50_ms": ms(lat[m]), "p95_ms": ms(lat[m], 95),
-             "mean_ms": statistics.fmean(lat[m]) * 1000 if lat[m] else float("nan"), "errors": errors[m],
-             "degraded": degraded[m], "explained_results_per_response": statistics.fmean(results[m])
-             if results[m] else 0.0} for m in modes]
+    return [
+        {
+            "mode": m,
+            "requests": len(lat[m]),
+            "p50_ms": ms(lat[m]),
+            "p95_ms": ms(lat[m], 95),
+            "mean_ms": statistics.fmean(lat[m]) * 1000 if lat[m] else float("nan"),
+            "errors": errors[m],
+            "degraded": degraded[m],
+            "explained_results_per_response": statistics.fmean(results[m]) if results[m] else 0.0,
+        }
+        for m in modes
+    ]
 
 
 # ---------------------------------------------------------------------------------------------- report
@@ -263,39 +302,62 @@ def _f(v: float, digits: int = 2) -> str:
 
 
 def markdown(meta: dict, batches: list[dict], dyn: list[dict], expl: list[dict]) -> str:
-    md = ["# Benchmark: pieces behind the gateway (`make bench`)", "",
-          f"Run {meta['finished']}, {meta['machine']}. Inputs: **{meta['inputs']}**. Triton: {meta['triton']}. "
-          f"ONNX Runtime in-process: libs.onnx_runner, intra_op_num_threads={meta['ort_threads']}, same model.onnx "
-          "files. Latencies are medians (p50) / p95 of serial calls unless stated. A benchmark on a shared, noisy "
-          "machine: compare rows of one run, not runs of different days.", "",
-          "## 1. Rankers: Triton vs in-process ONNX Runtime, by batch size", "",
-          f"B = scenarios per call, C = {CANDIDATES} candidates each.", "",
-          "| model | B | ORT p50 ms | ORT p95 ms | Triton p50 ms | Triton p95 ms | Triton / ORT | ORT ms/scenario "
-          "| Triton ms/scenario |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    md = [
+        "# Benchmark: pieces behind the gateway (`make bench`)",
+        "",
+        f"Run {meta['finished']}, {meta['machine']}. Inputs: **{meta['inputs']}**. Triton: {meta['triton']}. "
+        f"ONNX Runtime in-process: libs.onnx_runner, intra_op_num_threads={meta['ort_threads']}, same model.onnx "
+        "files. Latencies are medians (p50) / p95 of serial calls unless stated. A benchmark on a shared, noisy "
+        "machine: compare rows of one run, not runs of different days.",
+        "",
+        "## 1. Rankers: Triton vs in-process ONNX Runtime, by batch size",
+        "",
+        f"B = scenarios per call, C = {CANDIDATES} candidates each.",
+        "",
+        "| model | B | ORT p50 ms | ORT p95 ms | Triton p50 ms | Triton p95 ms | Triton / ORT | ORT ms/scenario "
+        "| Triton ms/scenario |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
     for r in batches:
-        md.append(f"| {r['model']} | {r['batch']} | {_f(r['ort_p50_ms'])} | {_f(r['ort_p95_ms'])} "
-                  f"| {_f(r['triton_p50_ms'])} | {_f(r['triton_p95_ms'])} | {_f(r['triton_over_ort'])}x "
-                  f"| {_f(r['ort_ms_per_scenario'], 3)} | {_f(r['triton_ms_per_scenario'], 3)} |")
-    md += ["", "## 2. Triton dynamic batching under concurrency (B=1 requests)", "",
-           "`avg batch formed` = Triton's inference_count / execution_count over the step. ORT columns: what one "
-           "in-process session does serially at B=1, and with the K requests pre-batched into one call.", "",
-           "| model | concurrency K | requests | Triton inf/s | Triton p50 ms | Triton p99 ms | avg batch formed "
-           "| ORT serial B=1 inf/s | ORT pre-batched B=K inf/s |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+        md.append(
+            f"| {r['model']} | {r['batch']} | {_f(r['ort_p50_ms'])} | {_f(r['ort_p95_ms'])} "
+            f"| {_f(r['triton_p50_ms'])} | {_f(r['triton_p95_ms'])} | {_f(r['triton_over_ort'])}x "
+            f"| {_f(r['ort_ms_per_scenario'], 3)} | {_f(r['triton_ms_per_scenario'], 3)} |"
+        )
+    md += [
+        "",
+        "## 2. Triton dynamic batching under concurrency (B=1 requests)",
+        "",
+        "`avg batch formed` = Triton's inference_count / execution_count over the step. ORT columns: what one "
+        "in-process session does serially at B=1, and with the K requests pre-batched into one call.",
+        "",
+        "| model | concurrency K | requests | Triton inf/s | Triton p50 ms | Triton p99 ms | avg batch formed "
+        "| ORT serial B=1 inf/s | ORT pre-batched B=K inf/s |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
     for r in dyn:
-        md.append(f"| {r['model']} | {r['concurrency']} | {r['requests']} | {_f(r['triton_rps'], 0)} "
-                  f"| {_f(r['triton_p50_ms'])} | {_f(r['triton_p99_ms'])} | {_f(r['avg_batch_formed'])} "
-                  f"| {_f(r['ort_serial_b1_rps'], 0)} | {_f(r['ort_prebatched_rps'], 0)} |")
+        md.append(
+            f"| {r['model']} | {r['concurrency']} | {r['requests']} | {_f(r['triton_rps'], 0)} "
+            f"| {_f(r['triton_p50_ms'])} | {_f(r['triton_p99_ms'])} | {_f(r['avg_batch_formed'])} "
+            f"| {_f(r['ort_serial_b1_rps'], 0)} | {_f(r['ort_prebatched_rps'], 0)} |"
+        )
     md += ["", "## 3. Explanation cost: gateway Search with and without explanations, and on demand", ""]
     if expl:
-        md += [f"Same {expl[0]['requests']} personalised WANDS queries (real customer ids), serial, page_size 20, "
-               "alternating; ExplainResult asks for the first 1 or 5 results of the unexplained response.", "",
-               "| call | requests | p50 ms | p95 ms | mean ms | errors | degraded | explained results/response "
-               "| p50 / unexplained Search |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+        md += [
+            f"Same {expl[0]['requests']} personalised WANDS queries (real customer ids), serial, page_size 20, "
+            "alternating; ExplainResult asks for the first 1 or 5 results of the unexplained response.",
+            "",
+            "| call | requests | p50 ms | p95 ms | mean ms | errors | degraded | explained results/response "
+            "| p50 / unexplained Search |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        ]
         base = expl[0]["p50_ms"]
         for r in expl:
-            md.append(f"| {r['mode']} | {r['requests']} | {_f(r['p50_ms'], 1)} | {_f(r['p95_ms'], 1)} "
-                      f"| {_f(r['mean_ms'], 1)} | {r['errors']} | {r['degraded']} "
-                      f"| {_f(r['explained_results_per_response'], 1)} | {_f(r['p50_ms'] / base, 2)}x |")
+            md.append(
+                f"| {r['mode']} | {r['requests']} | {_f(r['p50_ms'], 1)} | {_f(r['p95_ms'], 1)} "
+                f"| {_f(r['mean_ms'], 1)} | {r['errors']} | {r['degraded']} "
+                f"| {_f(r['explained_results_per_response'], 1)} | {_f(r['p50_ms'] / base, 2)}x |"
+            )
     else:
         md.append("Not measured (no gateway).")
     return "\n".join(md) + "\n"
@@ -314,8 +376,10 @@ async def run(args: argparse.Namespace, triton_url: str, gateway: str | None) ->
 
     try:
         real = RealInputs([p["userId"] for p in payloads.load("Recommend")])
-        inputs_label = (f"real (libs.features: {len(real.users)} customers' histories and candidate pools; "
-                        "query embedding = a catalogue title embedding)")
+        inputs_label = (
+            f"real (libs.features: {len(real.users)} customers' histories and candidate pools; "
+            "query embedding = a catalogue title embedding)"
+        )
         cache: dict[tuple[str, int], dict] = {}
 
         def make_inputs(model: str, b: int) -> dict[str, np.ndarray]:
@@ -345,9 +409,13 @@ async def run(args: argparse.Namespace, triton_url: str, gateway: str | None) ->
     if gateway:
         print("3. explanation cost", flush=True)
         expl = await bench_explanations(gateway, args.queries)
-    meta = {"finished": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-            "machine": f"{os.cpu_count()} cores, {platform.platform()}, Python {platform.python_version()}",
-            "inputs": inputs_label, "ort_threads": args.ort_threads, "candidates": CANDIDATES}
+    meta = {
+        "finished": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "machine": f"{os.cpu_count()} cores, {platform.platform()}, Python {platform.python_version()}",
+        "inputs": inputs_label,
+        "ort_threads": args.ort_threads,
+        "candidates": CANDIDATES,
+    }
     return meta, batches, dyn, expl
 
 
@@ -372,8 +440,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if missing := missing_models():
-        print(f"no ONNX weights for {', '.join(missing)} under triton_models/*/1/model.onnx: run `make models` "
-              "first", file=sys.stderr)
+        print(
+            f"no ONNX weights for {', '.join(missing)} under triton_models/*/1/model.onnx: run `make models` first",
+            file=sys.stderr,
+        )
         return 2
     stack = None
     try:
@@ -392,8 +462,10 @@ def main(argv: list[str] | None = None) -> int:
             stack.stop()
     meta["triton"] = desc
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "bench.json").write_text(json.dumps({"meta": meta, "batch_sizes": batches,
-                                                     "dynamic_batching": dyn, "explanations": expl}, indent=1) + "\n")
+    (args.out / "bench.json").write_text(
+        json.dumps({"meta": meta, "batch_sizes": batches, "dynamic_batching": dyn, "explanations": expl}, indent=1)
+        + "\n"
+    )
     text = markdown(meta, batches, dyn, expl)
     (args.out / "bench.md").write_text(text)
     print(text)

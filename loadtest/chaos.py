@@ -21,6 +21,7 @@ Phases, each with its targets (printed with the figure measured; exit 1 when one
   RESOURCE_EXHAUSTED, every process alive afterwards.
 - soak (opt-in, --soak-s): open loop at half of peak: 0 errors, RSS growth < 10 % per process.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -101,7 +102,7 @@ async def fuzz_stack(stack: Stack, n: int) -> tuple[list[Figure], dict]:
     return figures, details
 
 
-def _unnamed(exc: grpc.aio.AioRpcError, method, req: Hostile) -> list[str]:  # noqa: ANN001 - MethodDescriptor
+def _unnamed(exc: grpc.aio.AioRpcError, method, req: Hostile) -> list[str]:
     """The fields an INVALID_ARGUMENT names that are not fields of the request (`<none>` when it names none).
     `request` counts as named only for bytes that cannot be parsed as a whole; the last violation of a long list,
     with no field, only says how many were left out (libs/interceptors.py)."""
@@ -115,8 +116,13 @@ def _unnamed(exc: grpc.aio.AioRpcError, method, req: Hostile) -> list[str]:  # n
     return wrong if fields else ["<none>"]
 
 
-async def fuzz(addr: str, n: int, service=GATEWAY, concurrency: int = 8, seed: int = 12,  # noqa: ANN001
-               ) -> tuple[list[Figure], dict]:
+async def fuzz(
+    addr: str,
+    n: int,
+    service=GATEWAY,
+    concurrency: int = 8,
+    seed: int = 12,
+) -> tuple[list[Figure], dict]:
     """`n` hostile requests over every method of `service` (a ServiceDescriptor) at `addr`; for the gateway, then
     a Recommend for each well-formed user id the requests touched. RESOURCE_EXHAUSTED is right only for requests
     past gRPC's size limit; every INVALID_ARGUMENT must name a field of the request."""
@@ -156,29 +162,65 @@ async def fuzz(addr: str, n: int, service=GATEWAY, concurrency: int = 8, seed: i
 
         await asyncio.gather(*(worker() for _ in range(concurrency)))
         health = await health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=5)
-        touched = sorted(u for u in users if u.isdigit() and len(u) <= 16)[:100] if service.full_name == GATEWAY.full_name else []
+        touched = (
+            sorted(u for u in users if u.isdigit() and len(u) <= 16)[:100]
+            if service.full_name == GATEWAY.full_name
+            else []
+        )
         after: Counter = Counter()
         for user in touched:
             try:
-                await calls["Recommend"](gpb.RecommendRequest(user_id=user, page_size=5).SerializeToString(),
-                                         timeout=10)
+                await calls["Recommend"](
+                    gpb.RecommendRequest(user_id=user, page_size=5).SerializeToString(), timeout=10
+                )
                 after["OK"] += 1
             except grpc.aio.AioRpcError as exc:
                 after[exc.code().name] += 1
-    figures = [Figure(f"fuzz {label}: {code} of {n} hostile requests", codes[code], "0", codes[code] == 0)
-               for code in FORBIDDEN]
-    figures.append(Figure(f"fuzz {label}: INVALID_ARGUMENT of {codes['INVALID_ARGUMENT']} not naming a request field",
-                          len(unnamed), "0", not unnamed))
+    figures = [
+        Figure(f"fuzz {label}: {code} of {n} hostile requests", codes[code], "0", codes[code] == 0)
+        for code in FORBIDDEN
+    ]
+    figures.append(
+        Figure(
+            f"fuzz {label}: INVALID_ARGUMENT of {codes['INVALID_ARGUMENT']} not naming a request field",
+            len(unnamed),
+            "0",
+            not unnamed,
+        )
+    )
     wrong_size = sum(k for c, k in oversize_answers.items() if c != "RESOURCE_EXHAUSTED")
-    figures.append(Figure(f"fuzz {label}: past 4 MiB answered other than RESOURCE_EXHAUSTED, of "
-                          f"{sum(oversize_answers.values())}", wrong_size, "0", wrong_size == 0))
-    figures.append(Figure(f"fuzz {label}: health afterwards", health_pb2.HealthCheckResponse.ServingStatus.Name(
-        health.status), "SERVING", health.status == SERVING))
+    figures.append(
+        Figure(
+            f"fuzz {label}: past 4 MiB answered other than RESOURCE_EXHAUSTED, of {sum(oversize_answers.values())}",
+            wrong_size,
+            "0",
+            wrong_size == 0,
+        )
+    )
+    figures.append(
+        Figure(
+            f"fuzz {label}: health afterwards",
+            health_pb2.HealthCheckResponse.ServingStatus.Name(health.status),
+            "SERVING",
+            health.status == SERVING,
+        )
+    )
     if service.full_name == GATEWAY.full_name:
-        figures.append(Figure("fuzz: users touched answered OK afterwards", f"{after['OK']}/{len(touched)}",
-                              "all", after["OK"] == len(touched) > 0))
-    return figures, {"codes": dict(codes), "forbidden_examples": bad_examples, "after": dict(after),
-                     "unnamed_examples": unnamed[:20], "oversize_answers": dict(oversize_answers)}
+        figures.append(
+            Figure(
+                "fuzz: users touched answered OK afterwards",
+                f"{after['OK']}/{len(touched)}",
+                "all",
+                after["OK"] == len(touched) > 0,
+            )
+        )
+    return figures, {
+        "codes": dict(codes),
+        "forbidden_examples": bad_examples,
+        "after": dict(after),
+        "unnamed_examples": unnamed[:20],
+        "oversize_answers": dict(oversize_answers),
+    }
 
 
 # ------------------------------------------------------------------------------------------------------ load
@@ -202,16 +244,27 @@ class Loop:
         except grpc.aio.AioRpcError as exc:
             trailers = dict(exc.trailing_metadata() or ())
             retry = b"RetryInfo" in trailers.get("grpc-status-details-bin", b"")
-            return Sample(start, time.monotonic(), rpc, exc.code().name, retry_info=retry,
-                          from_server="grpc-status-details-bin" in trailers)
+            return Sample(
+                start,
+                time.monotonic(),
+                rpc,
+                exc.code().name,
+                retry_info=retry,
+                from_server="grpc-status-details-bin" in trailers,
+            )
 
     def calls(self, channel: grpc.aio.Channel) -> dict:
-        def response(rpc: str):  # noqa: ANN202
+        def response(rpc: str):
             return message_factory.GetMessageClass(GATEWAY.methods_by_name[rpc].output_type).FromString
 
-        return {rpc: channel.unary_unary(f"/{GATEWAY.full_name}/{rpc}", response_deserializer=response(rpc),
-                                         request_serializer=lambda m: m.SerializeToString())
-                for rpc in ("Search", "Recommend")}
+        return {
+            rpc: channel.unary_unary(
+                f"/{GATEWAY.full_name}/{rpc}",
+                response_deserializer=response(rpc),
+                request_serializer=lambda m: m.SerializeToString(),
+            )
+            for rpc in ("Search", "Recommend")
+        }
 
     async def closed(self) -> None:
         async with grpc.aio.insecure_channel(self.addr) as channel:
@@ -262,10 +315,12 @@ class Timeline:
     events: dict[str, list[tuple[float, bool]]] = field(default_factory=dict)
 
     async def run(self, stop: asyncio.Event) -> None:
-        import tritonclient.grpc.aio as tc  # noqa: PLC0415
+        import tritonclient.grpc.aio as tc
 
-        triton = tc.InferenceServerClient(self.stack.triton.grpc_url, channel_args=[
-            ("grpc.initial_reconnect_backoff_ms", 100), ("grpc.max_reconnect_backoff_ms", 200)])
+        triton = tc.InferenceServerClient(
+            self.stack.triton.grpc_url,
+            channel_args=[("grpc.initial_reconnect_backoff_ms", 100), ("grpc.max_reconnect_backoff_ms", 200)],
+        )
         try:
             while not stop.is_set():
                 states = await asyncio.gather(*(health_of(self.stack.addresses[n]) for n in self.names))
@@ -273,8 +328,10 @@ class Timeline:
                     # Ready = serving the current bundle's models (explicit model control: a relaunched server is
                     # up before the supervisor has loaded them, and nothing can be answered until then).
                     versions = load_bundle(artifacts_dir()).versions
-                    ready = await asyncio.gather(triton.is_server_ready(client_timeout=0.5), *(
-                        triton.is_model_ready(m, v, client_timeout=0.5) for m, v in versions.items()))
+                    ready = await asyncio.gather(
+                        triton.is_server_ready(client_timeout=0.5),
+                        *(triton.is_model_ready(m, v, client_timeout=0.5) for m, v in versions.items()),
+                    )
                     triton_ready = all(bool(r) for r in ready)
                 except Exception:  # noqa: BLE001 - down or restarting
                     triton_ready = False
@@ -305,7 +362,7 @@ def _supervised(stack: Stack) -> threading.Event:
     return stop
 
 
-async def _wait(predicate, timeout_s: float) -> bool:  # noqa: ANN001
+async def _wait(predicate, timeout_s: float) -> bool:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if predicate():
@@ -340,8 +397,9 @@ async def triton_kill(stack: Stack, warmup_s: float = 5.0, timeout_s: float = 18
 
     def clean() -> float | None:
         """End of the first answer that started after the kill and was OK and not degraded."""
-        return min((x.end for x in loop.samples if x.code == "OK" and not x.degraded and x.start > killed_at),
-                   default=None)
+        return min(
+            (x.end for x in loop.samples if x.code == "OK" and not x.degraded and x.start > killed_at), default=None
+        )
 
     back = await _wait(lambda: timeline.back("triton", killed_at) is not None, timeout_s)
     if back:
@@ -362,34 +420,61 @@ async def triton_kill(stack: Stack, warmup_s: float = 5.0, timeout_s: float = 18
         return since_kill(t if t is not None and t > killed_at else None)
 
     server = stack.triton
-    steps = {"relaunched": launcher(server.launched_at), "server ready": launcher(server.ready_at),
-             "models loaded": launcher(server.loaded_at),
-             **{f"{name} ready": since_kill(timeline.went_down_and_up(name, killed_at)[1])
-                for name in ("ranking", "explanation")},
-             "first clean answer": since_kill(clean())}
+    steps = {
+        "relaunched": launcher(server.launched_at),
+        "server ready": launcher(server.ready_at),
+        "models loaded": launcher(server.loaded_at),
+        **{
+            f"{name} ready": since_kill(timeline.went_down_and_up(name, killed_at)[1])
+            for name in ("ranking", "explanation")
+        },
+        "first clean answer": since_kill(clean()),
+    }
     loaded_at = timeline.back("triton", killed_at)
     figures = [
-        Figure("triton kill: answers neither OK nor OK-degraded", f"{sum(bad.values())} {dict(bad)}", "0",
-               not bad),
-        Figure("triton kill: answers after the kill (degraded)", f"{len(during)} ({degraded})", "> 0",
-               len(during) > 0 and degraded > 0),
-        Figure("triton kill: recovery, s after the kill", " -> ".join(f"{k} {v}" for k, v in steps.items()),
-               "every step reached", None not in steps.values()),
-        Figure("triton kill: first clean answer, s after the kill", steps["first clean answer"], "<= 5",
-               steps["first clean answer"] is not None and steps["first clean answer"] <= 5.0),
+        Figure("triton kill: answers neither OK nor OK-degraded", f"{sum(bad.values())} {dict(bad)}", "0", not bad),
+        Figure(
+            "triton kill: answers after the kill (degraded)",
+            f"{len(during)} ({degraded})",
+            "> 0",
+            len(during) > 0 and degraded > 0,
+        ),
+        Figure(
+            "triton kill: recovery, s after the kill",
+            " -> ".join(f"{k} {v}" for k, v in steps.items()),
+            "every step reached",
+            None not in steps.values(),
+        ),
+        Figure(
+            "triton kill: first clean answer, s after the kill",
+            steps["first clean answer"],
+            "<= 5",
+            steps["first clean answer"] is not None and steps["first clean answer"] <= 5.0,
+        ),
         Figure("triton kill: processes of the killed Triton's group left", int(orphans), "0", not orphans),
     ]
     for name in ("ranking", "explanation"):
         down, up = timeline.went_down_and_up(name, killed_at)
         lag = None if up is None or loaded_at is None else round(max(up - loaded_at, 0.0), 2)
-        figures.append(Figure(f"triton kill: {name} readiness NOT_SERVING and back, s after the models loaded",
-                              f"down={down} back={lag}", "down, back <= 2", down and lag is not None and lag <= 2.0))
-    return figures, {"codes": dict(Counter(s.code for s in during)), "degraded": degraded, "recovery_s": steps,
-                     "timeline": {k: [(round(t - killed_at, 2), s) for t, s in v] for k, v in timeline.events.items()}}
+        figures.append(
+            Figure(
+                f"triton kill: {name} readiness NOT_SERVING and back, s after the models loaded",
+                f"down={down} back={lag}",
+                "down, back <= 2",
+                down and lag is not None and lag <= 2.0,
+            )
+        )
+    return figures, {
+        "codes": dict(Counter(s.code for s in during)),
+        "degraded": degraded,
+        "recovery_s": steps,
+        "timeline": {k: [(round(t - killed_at, 2), s) for t, s in v] for k, v in timeline.events.items()},
+    }
 
 
-async def inner_kill(stack: Stack, name: str, warmup_s: float = 3.0, timeout_s: float = 180.0
-                     ) -> tuple[list[Figure], dict]:
+async def inner_kill(
+    stack: Stack, name: str, warmup_s: float = 3.0, timeout_s: float = 180.0
+) -> tuple[list[Figure], dict]:
     loop = Loop(stack.addresses["gateway"])
     timeline = Timeline(stack, [name, "gateway"])
     done = asyncio.Event()
@@ -398,8 +483,13 @@ async def inner_kill(stack: Stack, name: str, warmup_s: float = 3.0, timeout_s: 
     victim = stack.processes[name]
     killed_at = time.monotonic()
     os.kill(victim.pid, signal.SIGKILL)
-    back = await _wait(lambda: stack.processes.get(name) is not victim and
-                       any(s for t, s in timeline.events.get(name, []) if t > killed_at + 0.5), timeout_s)
+    back = await _wait(
+        lambda: (
+            stack.processes.get(name) is not victim
+            and any(s for t, s in timeline.events.get(name, []) if t > killed_at + 0.5)
+        ),
+        timeout_s,
+    )
     await asyncio.sleep(3)
     loop.stop.set()
     done.set()
@@ -415,11 +505,17 @@ async def inner_kill(stack: Stack, name: str, warmup_s: float = 3.0, timeout_s: 
     down, up = timeline.went_down_and_up(name, killed_at)
     figures = [
         Figure(f"{name} kill: answers outside the contract", f"{sum(bad.values())} {dict(bad)}", target, not bad),
-        Figure(f"{name} kill: restarted by the supervisor, readiness NOT_SERVING and back", f"down={down} back={back}",
-               "True", down and back),
+        Figure(
+            f"{name} kill: restarted by the supervisor, readiness NOT_SERVING and back",
+            f"down={down} back={back}",
+            "True",
+            down and back,
+        ),
     ]
-    return figures, {"codes": dict(Counter(s.code for s in during)),
-                     "timeline": {k: [(round(t - killed_at, 2), s) for t, s in v] for k, v in timeline.events.items()}}
+    return figures, {
+        "codes": dict(Counter(s.code for s in during)),
+        "timeline": {k: [(round(t - killed_at, 2), s) for t, s in v] for k, v in timeline.events.items()},
+    }
 
 
 async def peak(stack: Stack, duration_s: float = 15.0) -> float:
@@ -435,8 +531,9 @@ def _alive(stack: Stack) -> bool:
     return all(p.poll() is None for p in stack.processes.values()) and stack.triton.process.poll() is None
 
 
-async def overload(stack: Stack, peak_rps: float, factor: float = 10.0, duration_s: float = 30.0
-                   ) -> tuple[list[Figure], dict]:
+async def overload(
+    stack: Stack, peak_rps: float, factor: float = 10.0, duration_s: float = 30.0
+) -> tuple[list[Figure], dict]:
     loop = Loop(stack.addresses["gateway"], explain=False)
     restarts_before = len(stack.restarts)
     await loop.open(peak_rps * factor, duration_s)
@@ -447,19 +544,33 @@ async def overload(stack: Stack, peak_rps: float, factor: float = 10.0, duration
     other = {c: k for c, k in codes.items() if c not in ("OK", "RESOURCE_EXHAUSTED")}
     alive = _alive(stack) and len(stack.restarts) == restarts_before
     figures = [
-        Figure(f"overload x{factor:.0f} ({peak_rps * factor:.0f} req/s offered): admitted p99, ms", round(p99, 1),
-               f"<= {DEADLINE_S * 1e3:.0f}", p99 <= DEADLINE_S * 1e3),
-        Figure("overload: admitted / shed (RESOURCE_EXHAUSTED)", f"{codes['OK']} / {codes['RESOURCE_EXHAUSTED']}",
-               "shed > 0", codes["RESOURCE_EXHAUSTED"] > 0),
-        Figure("overload: shed answers' p50 / p99, ms", [round(x, 1) for x in percentiles_ms(shed, (50, 99))]
-               if shed else None, f"p50 <= 50, p99 <= {DEADLINE_S * 1e3:.0f}",
-               bool(shed) and percentiles_ms(shed, (50,))[0] <= 50
-               and percentiles_ms(shed, (99,))[0] <= DEADLINE_S * 1e3),
+        Figure(
+            f"overload x{factor:.0f} ({peak_rps * factor:.0f} req/s offered): admitted p99, ms",
+            round(p99, 1),
+            f"<= {DEADLINE_S * 1e3:.0f}",
+            p99 <= DEADLINE_S * 1e3,
+        ),
+        Figure(
+            "overload: admitted / shed (RESOURCE_EXHAUSTED)",
+            f"{codes['OK']} / {codes['RESOURCE_EXHAUSTED']}",
+            "shed > 0",
+            codes["RESOURCE_EXHAUSTED"] > 0,
+        ),
+        Figure(
+            "overload: shed answers' p50 / p99, ms",
+            [round(x, 1) for x in percentiles_ms(shed, (50, 99))] if shed else None,
+            f"p50 <= 50, p99 <= {DEADLINE_S * 1e3:.0f}",
+            bool(shed) and percentiles_ms(shed, (50,))[0] <= 50 and percentiles_ms(shed, (99,))[0] <= DEADLINE_S * 1e3,
+        ),
         Figure("overload: other answers", other, "{}", not other),
         Figure("overload: every process alive, none restarted", alive, "True", alive),
     ]
-    return figures, {"codes": dict(codes), "offered_rps": peak_rps * factor, "peak_rps": peak_rps,
-                     "server_side_errors": dict(Counter(s.code for s in loop.samples if s.from_server))}
+    return figures, {
+        "codes": dict(codes),
+        "offered_rps": peak_rps * factor,
+        "peak_rps": peak_rps,
+        "server_side_errors": dict(Counter(s.code for s in loop.samples if s.from_server)),
+    }
 
 
 def _rss_kb(pid: int) -> int:
@@ -487,8 +598,7 @@ def _descendants(pid: int) -> list[int]:
     return out
 
 
-async def soak(stack: Stack, peak_rps: float, duration_s: float, warmup_s: float = 60.0
-               ) -> tuple[list[Figure], dict]:
+async def soak(stack: Stack, peak_rps: float, duration_s: float, warmup_s: float = 60.0) -> tuple[list[Figure], dict]:
     pids = {**{n: p.pid for n, p in stack.processes.items()}, "triton": stack.triton.process.pid}
     loop = Loop(stack.addresses["gateway"], explain=False)
     await loop.open(peak_rps / 2, warmup_s)
@@ -498,8 +608,14 @@ async def soak(stack: Stack, peak_rps: float, duration_s: float, warmup_s: float
     after = {n: _rss_kb(p) for n, p in pids.items()}
     errors = _not_ok(loop.samples)
     growth = {n: round(100.0 * (after[n] - before[n]) / max(before[n], 1), 1) for n in pids}
-    figures = [Figure(f"soak {duration_s:.0f} s at {peak_rps / 2:.1f} req/s: errors", f"{sum(errors.values())} "
-                      f"{dict(errors)} of {len(loop.samples)}", "0", not errors)]
+    figures = [
+        Figure(
+            f"soak {duration_s:.0f} s at {peak_rps / 2:.1f} req/s: errors",
+            f"{sum(errors.values())} {dict(errors)} of {len(loop.samples)}",
+            "0",
+            not errors,
+        )
+    ]
     figures += [Figure(f"soak: RSS growth {n}, %", g, "< 10", g < 10) for n, g in growth.items()]
     return figures, {"rss_kb_before": before, "rss_kb_after": after}
 
@@ -548,13 +664,26 @@ async def _ready(stack: Stack, timeout_s: float = 180.0) -> None:
 
 def write_reports(figures: Sequence[Figure], details: dict, meta: dict, out: Path = REPORTS_DIR) -> None:
     out.mkdir(parents=True, exist_ok=True)
-    (out / "chaos.json").write_text(json.dumps({
-        "meta": meta, "passed": all(f.ok for f in figures),
-        "figures": [{"name": f.name, "value": f.value, "target": f.target, "ok": f.ok} for f in figures],
-        "details": details}, indent=1, default=str))
-    lines = ["# Fault suite (`make chaos`)", "",
-             f"Command: `{meta['command']}`; {meta['when']}; {meta['machine']}.", "",
-             "| figure | measured | target | |", "|---|---|---|---|"]
+    (out / "chaos.json").write_text(
+        json.dumps(
+            {
+                "meta": meta,
+                "passed": all(f.ok for f in figures),
+                "figures": [{"name": f.name, "value": f.value, "target": f.target, "ok": f.ok} for f in figures],
+                "details": details,
+            },
+            indent=1,
+            default=str,
+        )
+    )
+    lines = [
+        "# Fault suite (`make chaos`)",
+        "",
+        f"Command: `{meta['command']}`; {meta['when']}; {meta['machine']}.",
+        "",
+        "| figure | measured | target | |",
+        "|---|---|---|---|",
+    ]
     lines += [f"| {f.name} | {f.value} | {f.target} | {'pass' if f.ok else 'FAIL'} |" for f in figures]
     (out / "chaos.md").write_text("\n".join(lines) + "\n")
 
@@ -569,8 +698,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    import platform  # noqa: PLC0415
-    import sys  # noqa: PLC0415
+    import platform
+    import sys
 
     args = parse_args(argv)
     logging.basicConfig(level="INFO", format="%(asctime)s %(name)s %(message)s")
@@ -586,15 +715,20 @@ def main(argv: Sequence[str] | None = None) -> int:
             finally:
                 supervisor.set()
             details["restarts"] = stack.restarts
-    meta = {"command": "python -m loadtest.chaos " + " ".join(argv if argv is not None else sys.argv[1:]),
-            "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-            "machine": f"{os.cpu_count()} cores, {platform.machine()}, no GPU"}
+    meta = {
+        "command": "python -m loadtest.chaos " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "machine": f"{os.cpu_count()} cores, {platform.machine()}, no GPU",
+    }
     write_reports(figures, details, meta, args.out)
     for f in figures:
         print(f.line(), flush=True)
     passed = all(f.ok for f in figures)
-    print(f"chaos: {'PASSED' if passed else 'FAILED'} ({sum(f.ok for f in figures)}/{len(figures)} figures on "
-          f"target); reports in {args.out}/chaos.md", flush=True)
+    print(
+        f"chaos: {'PASSED' if passed else 'FAILED'} ({sum(f.ok for f in figures)}/{len(figures)} figures on "
+        f"target); reports in {args.out}/chaos.md",
+        flush=True,
+    )
     return 0 if passed else 1
 
 

@@ -9,6 +9,7 @@ loadtest/echo_server.py as a separate process for the machine's gRPC ceiling. Ea
 files (real WANDS queries and customer ids, loadtest/payloads.py) mixed 3 Search : 1 Recommend. Writes
 reports/load.md, reports/load.json and reports/load.png; stops every process it started, by pid.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -41,8 +42,9 @@ Call = Callable[[str, object], Awaitable[tuple[str, bool]]]
 
 
 # ---------------------------------------------------------------------------------------------- the closed loop
-async def run_step(call: Call, items: Sequence[tuple[str, object]], concurrency: int, duration_s: float,
-                   max_requests: int = 1_000_000) -> tuple[list[stats.Sample], float]:
+async def run_step(
+    call: Call, items: Sequence[tuple[str, object]], concurrency: int, duration_s: float, max_requests: int = 1_000_000
+) -> tuple[list[stats.Sample], float]:
     """`concurrency` workers send items round-robin until the deadline or max_requests; returns samples, elapsed s.
 
     Requests already in flight at the deadline finish and count (elapsed includes them), so rps is not inflated.
@@ -116,8 +118,13 @@ def request_messages() -> list[tuple[str, object]]:
 
 # ---------------------------------------------------------------------------------------------- processes
 def start_echo(timeout_s: float = 30.0) -> tuple[subprocess.Popen, str]:
-    proc = subprocess.Popen([sys.executable, "-m", "loadtest.echo_server", "--port", "0"], cwd=ROOT,
-                            stdout=subprocess.PIPE, text=True, start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "loadtest.echo_server", "--port", "0"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     try:
         line = proc.stdout.readline().strip() if proc.stdout else ""  # "listening 127.0.0.1:PORT"
         if not line.startswith("listening "):
@@ -147,18 +154,21 @@ async def measure(gateway_addr: str, echo_addr: str, args: argparse.Namespace) -
         for c in args.levels:
             # Rotate the start so every level sees different payloads, not only the first few.
             offset = (c * 37) % len(items)
-            samples, elapsed = await run_step(echo, echo_items[offset:] + echo_items[:offset], c,
-                                              args.echo_duration, args.max_requests)
+            samples, elapsed = await run_step(
+                echo, echo_items[offset:] + echo_items[:offset], c, args.echo_duration, args.max_requests
+            )
             rows += stats.rows_for_step("echo", c, elapsed, samples)[:1]  # per-RPC echo rows say nothing
             began = time.time()
-            samples, elapsed = await run_step(gw, items[offset:] + items[:offset], c, args.duration,
-                                              args.max_requests)
+            samples, elapsed = await run_step(gw, items[offset:] + items[:offset], c, args.duration, args.max_requests)
             args.level_windows[c] = (began, time.time())
             step = stats.rows_for_step("gateway", c, elapsed, samples)
             rows += step
             mix_row = step[0]
-            print(f"  c={c}: gateway {mix_row.rps:.1f} req/s p50 {mix_row.p50_ms:.1f} ms, "
-                  f"errors {sum(mix_row.errors.values())}, degraded {mix_row.degraded_share:.0%}", flush=True)
+            print(
+                f"  c={c}: gateway {mix_row.rps:.1f} req/s p50 {mix_row.p50_ms:.1f} ms, "
+                f"errors {sum(mix_row.errors.values())}, degraded {mix_row.degraded_share:.0%}",
+                flush=True,
+            )
     if args.floor:
         rows += await measure_floor(items, args)
     return stats.attach_ceiling(rows)
@@ -176,8 +186,9 @@ async def measure_floor(items: list[tuple[str, object]], args: argparse.Namespac
         for c in args.levels:
             shop.times.seconds.clear()
             offset = (c * 37) % len(items)
-            samples, elapsed = await run_step(shop.call, items[offset:] + items[:offset], c, args.duration,
-                                              args.max_requests)
+            samples, elapsed = await run_step(
+                shop.call, items[offset:] + items[:offset], c, args.duration, args.max_requests
+            )
             step = stats.rows_for_step("floor", c, elapsed, samples)
             rows += step
             args.floor_stages[c] = shop.times.summary()
@@ -195,8 +206,12 @@ def targets(rows: list[stats.Row]) -> dict[str, dict]:
     gw = mix.get(("gateway", top))
     fl = mix.get(("floor", top))
     if gw is not None and fl is not None and fl.rps > 0:
-        out["gateway_vs_floor"] = {"value": gw.rps / fl.rps, "target": ">= 0.6", "ok": gw.rps / fl.rps >= 0.6,
-                                   "concurrency": top}
+        out["gateway_vs_floor"] = {
+            "value": gw.rps / fl.rps,
+            "target": ">= 0.6",
+            "ok": gw.rps / fl.rps >= 0.6,
+            "concurrency": top,
+        }
     if gw is not None and gw.p50_ms == gw.p50_ms:
         ratio = gw.p99_ms / gw.p50_ms
         out["p99_over_p50"] = {"value": ratio, "target": "<= 3", "ok": ratio <= 3.0, "concurrency": top}
@@ -206,36 +221,58 @@ def targets(rows: list[stats.Row]) -> dict[str, dict]:
 def write_reports(rows: list[stats.Row], meta: dict, out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     goals = targets(rows)
-    (out / "load.json").write_text(json.dumps({"meta": meta, "targets": goals, **goals,
-                                               "rows": [r.as_dict() for r in rows]}, indent=1) + "\n")
+    (out / "load.json").write_text(
+        json.dumps({"meta": meta, "targets": goals, **goals, "rows": [r.as_dict() for r in rows]}, indent=1) + "\n"
+    )
     stats.plot(rows, out / "load.png")
     md = [
-        "# Load test: gateway on loopback (`make load`)", "",
+        "# Load test: gateway on loopback (`make load`)",
+        "",
         f"Run {meta['finished']}, {meta['machine']}. Closed loop per level (exactly `concurrency` requests in "
         f"flight), {meta['duration_s']} s per level for the gateway, {meta['echo_duration_s']} s for the echo "
-        f"server; per-request timeout {meta['timeout_s']} s. Payloads: {meta['payloads']}.", "",
+        f"server; per-request timeout {meta['timeout_s']} s. Payloads: {meta['payloads']}.",
+        "",
         "`echo` is a bare grpc.aio server (loadtest/echo_server.py, bytes echoed, no protobuf) driven by the same "
         "client: the machine's Python-gRPC ceiling. `vs echo ceiling` = gateway req/s / echo req/s at the same "
         "concurrency. Latency percentiles are over OK responses; `degraded` = share of OK responses whose "
         "`degradations` is non-empty. Client, services and Triton share the same cores, so this is a relative "
-        f"measure, not a capacity figure. Stack: {meta['stack']}.", "",
-        stats.markdown_table(rows), "", "![throughput and latency](load.png)", "",
+        f"measure, not a capacity figure. Stack: {meta['stack']}.",
+        "",
+        stats.markdown_table(rows),
+        "",
+        "![throughput and latency](load.png)",
+        "",
         "`floor` = the same request mix through the same core logic in one process (loadtest/floor.py: no gRPC "
-        "hop, the same model.onnx files in in-process ONNX Runtime instead of Triton).", "",
-        "| target | value | goal | met |", "|---|---:|---|---|",
-        *[f"| {name} (c={g['concurrency']}) | {g['value']:.2f} | {g['target']} | {'yes' if g['ok'] else 'NO'} |"
-          for name, g in goals.items()],
-        "", "Per-stage wall time in the floor (p50 ms / mean ms per call, by concurrency):", "",
-        "| concurrency | " + " | ".join(STAGES) + " |", "|---:|" + "---:|" * len(STAGES),
-        *[f"| {c} | " + " | ".join(f"{st[s]['p50_ms']:.1f} / {st[s]['mean_ms']:.1f}" if s in st else "-"
-                                   for s in STAGES) + " |" for c, st in sorted(meta.get("floor_stages", {}).items())],
+        "hop, the same model.onnx files in in-process ONNX Runtime instead of Triton).",
+        "",
+        "| target | value | goal | met |",
+        "|---|---:|---|---|",
+        *[
+            f"| {name} (c={g['concurrency']}) | {g['value']:.2f} | {g['target']} | {'yes' if g['ok'] else 'NO'} |"
+            for name, g in goals.items()
+        ],
+        "",
+        "Per-stage wall time in the floor (p50 ms / mean ms per call, by concurrency):",
+        "",
+        "| concurrency | " + " | ".join(STAGES) + " |",
+        "|---:|" + "---:|" * len(STAGES),
+        *[
+            f"| {c} | "
+            + " | ".join(f"{st[s]['p50_ms']:.1f} / {st[s]['mean_ms']:.1f}" if s in st else "-" for s in STAGES)
+            + " |"
+            for c, st in sorted(meta.get("floor_stages", {}).items())
+        ],
         "",
     ]
     if meta.get("trace_stages"):
-        md += [f"Per-stage time of the served gateway, from its traces ({meta['trace_sample_ratio']:.0%} of requests "
-               "sampled by the gateway, every span of a sampled request recorded; loadtest/traces.py). `client` = "
-               "the caller's view of an RPC (includes the hop), `server` = the time the service spent on it:", "",
-               *traces.markdown(meta["trace_stages"]), ""]
+        md += [
+            f"Per-stage time of the served gateway, from its traces ({meta['trace_sample_ratio']:.0%} of requests "
+            "sampled by the gateway, every span of a sampled request recorded; loadtest/traces.py). `client` = "
+            "the caller's view of an RPC (includes the hop), `server` = the time the service spent on it:",
+            "",
+            *traces.markdown(meta["trace_stages"]),
+            "",
+        ]
     (out / "load.md").write_text("\n".join(md))
 
 
@@ -249,8 +286,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--max-requests", type=int, default=200_000, help="hard cap per level")
     parser.add_argument("--gateway", default=Addresses().gateway)
     parser.add_argument("--out", type=Path, default=REPORTS)
-    parser.add_argument("--no-floor", dest="floor", action="store_false",
-                        help="skip the in-process floor (same mix, same cores, no gRPC, ONNX Runtime)")
+    parser.add_argument(
+        "--no-floor",
+        dest="floor",
+        action="store_false",
+        help="skip the in-process floor (same mix, same cores, no gRPC, ONNX Runtime)",
+    )
     args = parser.parse_args(argv)
     args.floor_stages = {}
     args.level_windows = {}
@@ -271,8 +312,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             missing = [m for m in specs() if not (REPOSITORY / m / "1" / "model.onnx").is_file()]
             if missing:
-                print(f"no gateway at {args.gateway} and no model weights for {', '.join(missing)} "
-                      "(triton_models/*/1/model.onnx): run `make models` or start the stack first", file=sys.stderr)
+                print(
+                    f"no gateway at {args.gateway} and no model weights for {', '.join(missing)} "
+                    "(triton_models/*/1/model.onnx): run `make models` or start the stack first",
+                    file=sys.stderr,
+                )
                 return 2
 
             print("starting the stack (Triton + 4 services; logs in build/logs/) ...", flush=True)
@@ -293,14 +337,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         spans = traces.read_spans(trace_dir)
         trace_stages = {c: traces.summarise(spans, *window) for c, window in args.level_windows.items()}
     meta = {
-        "trace_stages": trace_stages, "trace_sample_ratio": traces.SAMPLE_RATIO if trace_dir else None,
+        "trace_stages": trace_stages,
+        "trace_sample_ratio": traces.SAMPLE_RATIO if trace_dir else None,
         "finished": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "machine": f"{os.cpu_count()} cores, {platform.platform()}, Python {platform.python_version()}, "
-                   f"grpcio {grpc.__version__}",
-        "levels": args.levels, "duration_s": args.duration, "echo_duration_s": args.echo_duration,
-        "timeout_s": args.timeout, "stack": stack_desc, "floor_stages": args.floor_stages,
+        f"grpcio {grpc.__version__}",
+        "levels": args.levels,
+        "duration_s": args.duration,
+        "echo_duration_s": args.echo_duration,
+        "timeout_s": args.timeout,
+        "stack": stack_desc,
+        "floor_stages": args.floor_stages,
         "payloads": f"{len(payloads.load('Search'))} Search (WANDS queries) + {len(payloads.load('Recommend'))} "
-                    f"Recommend (customer ids), mixed {payloads.MIX['Search']}:{payloads.MIX['Recommend']}",
+        f"Recommend (customer ids), mixed {payloads.MIX['Search']}:{payloads.MIX['Recommend']}",
     }
     write_reports(rows, meta, args.out)
     print(stats.markdown_table(rows))

@@ -8,6 +8,7 @@ application logic. Plus grpc.health.v1, so the driver waits for it the same way 
 Same server flavour as the services (grpc.aio, one process) so the ratio reads as "share of what Python gRPC can do
 on this machine".
 """
+
 from __future__ import annotations
 
 import argparse
@@ -25,9 +26,12 @@ async def _echo(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
 
 
 def handler() -> grpc.GenericRpcHandler:
-    return grpc.method_handlers_generic_handler("loadtest.Echo", {
-        "Echo": grpc.unary_unary_rpc_method_handler(_echo),  # no deserializer/serializer: bytes in, bytes out
-    })
+    return grpc.method_handlers_generic_handler(
+        "loadtest.Echo",
+        {
+            "Echo": grpc.unary_unary_rpc_method_handler(_echo),  # no deserializer/serializer: bytes in, bytes out
+        },
+    )
 
 
 async def serve(host: str, port: int) -> None:

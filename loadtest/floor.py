@@ -6,6 +6,7 @@ ExplanationCore - in one process and one event loop, with the same model.onnx fi
 `make load` measures the served gateway against, in the same run and on the same request mix: what is left
 between the two is the cost of the processes, gRPC hops and Triton. Each stage's wall time is recorded.
 """
+
 from __future__ import annotations
 
 import tempfile
@@ -35,7 +36,6 @@ from libs.ranking import RankingCore
 from libs.retrieval import RetrievalCore
 
 
-
 class StageTimes:
     def __init__(self) -> None:
         self.seconds: dict[str, list[float]] = defaultdict(list)
@@ -44,8 +44,11 @@ class StageTimes:
         self.seconds[stage].append(time.perf_counter() - started)
 
     def summary(self) -> dict[str, dict[str, float]]:
-        return {s: {"calls": len(v), "p50_ms": float(np.percentile(v, 50)) * 1000,
-                    "mean_ms": float(np.mean(v)) * 1000} for s, v in self.seconds.items() if v}
+        return {
+            s: {"calls": len(v), "p50_ms": float(np.percentile(v, 50)) * 1000, "mean_ms": float(np.mean(v)) * 1000}
+            for s, v in self.seconds.items()
+            if v
+        }
 
 
 class _Retrieval:
@@ -58,8 +61,15 @@ class _Retrieval:
         self.times.add("retrieval", t)
         return StageResult(items, degradations)
 
-    async def user_candidates(self, user_id: str, recent: Sequence[d.UserEvent], limit: int, timeout: float,
-                              shelf: d.Shelf = d.Shelf.FOR_YOU, context: Sequence[str] = ()) -> StageResult:
+    async def user_candidates(
+        self,
+        user_id: str,
+        recent: Sequence[d.UserEvent],
+        limit: int,
+        timeout: float,
+        shelf: d.Shelf = d.Shelf.FOR_YOU,
+        context: Sequence[str] = (),
+    ) -> StageResult:
         t = time.perf_counter()
         items, degradations = await self.core.user_candidates(user_id, recent, limit, shelf, context)
         self.times.add("retrieval", t)
@@ -70,11 +80,20 @@ class _Ranking:
     def __init__(self, core: RankingCore, times: StageTimes) -> None:
         self.core, self.times = core, times
 
-    async def rank(self, user_id: str, query: str, candidates: Sequence[d.Candidate], page_size: int,
-                   variant: str, recent: Sequence[d.UserEvent], timeout: float) -> StageResult:
+    async def rank(
+        self,
+        user_id: str,
+        query: str,
+        candidates: Sequence[d.Candidate],
+        page_size: int,
+        variant: str,
+        recent: Sequence[d.UserEvent],
+        timeout: float,
+    ) -> StageResult:
         t = time.perf_counter()
-        ranked = await self.core.rank(user_id, query, [c.product_id for c in candidates], page_size, variant, 0.0,
-                                      recent, timeout)
+        ranked = await self.core.rank(
+            user_id, query, [c.product_id for c in candidates], page_size, variant, 0.0, recent, timeout
+        )
         self.times.add("ranking", t)
         return StageResult(ranked.items, ranked.degradations, ranked.versions)
 
@@ -83,8 +102,15 @@ class _Explainer:
     def __init__(self, core: ExplanationCore, times: StageTimes) -> None:
         self.core, self.times = core, times
 
-    async def explain(self, user_id: str, query: str, product_ids: Sequence[str], variant: str,
-                      recent: Sequence[d.UserEvent], timeout: float) -> StageResult:
+    async def explain(
+        self,
+        user_id: str,
+        query: str,
+        product_ids: Sequence[str],
+        variant: str,
+        recent: Sequence[d.UserEvent],
+        timeout: float,
+    ) -> StageResult:
         t = time.perf_counter()
         out = await self.core.explain(user_id, query, product_ids, variant, recent, timeout)
         self.times.add("explanation", t)
@@ -112,8 +138,9 @@ def cached(encode: EncodeQuery, size: int = 65536) -> EncodeQuery:
 class InProcessShop:
     """Build once (loads the dataset, feature store and ONNX sessions), then `call` like the load driver does."""
 
-    def __init__(self, artifacts: Path | None = None, repository: Path = REPOSITORY, deadline_s: float = 2.0,
-                 threads: int = 1) -> None:
+    def __init__(
+        self, artifacts: Path | None = None, repository: Path = REPOSITORY, deadline_s: float = 2.0, threads: int = 1
+    ) -> None:
         artifacts = artifacts or artifacts_dir()
         bundle = load_bundle(artifacts)  # what the services serve: the current bundle's side files and versions
         state = load_serving_state(artifacts, bundle)
@@ -134,9 +161,14 @@ class InProcessShop:
         products.seed(dataset_products(state.dataset.items), time.time())
         catalog = CatalogView(products)
         catalog.catch_up()
-        self.core = GatewayCore(_Retrieval(retrieval, self.times), _Ranking(ranking, self.times),
-                                _Explainer(explanation, self.times), SqliteEventStore(db), Variants.parse("fused:1"),
-                                catalog)
+        self.core = GatewayCore(
+            _Retrieval(retrieval, self.times),
+            _Ranking(ranking, self.times),
+            _Explainer(explanation, self.times),
+            SqliteEventStore(db),
+            Variants.parse("fused:1"),
+            catalog,
+        )
         self.deadline_s = deadline_s
 
     async def call(self, rpc: str, request: object) -> tuple[str, bool]:

@@ -16,6 +16,7 @@ what matters here:
 Each request records which fields got a hostile value, whether its bytes are malformed as a whole (then a rejection
 may name the field `request`) and whether it is past the size limit (then gRPC itself answers RESOURCE_EXHAUSTED).
 """
+
 from __future__ import annotations
 
 import base64
@@ -207,8 +208,9 @@ def _message(desc: Descriptor, rng: random.Random, path: str, out: Hostile, dept
         if fd.is_repeated:
             count = rng.choice([0, 1, 2, 5, rng.randint(1, 40), 600, MAX_REPEATED]) if depth == 0 else rng.randint(0, 3)
         if fd.is_repeated and fd.type in VARINT_TYPES and count and rng.random() < 0.3:
-            values = [rng.choice(INT_EDGES) if fd.type != F.TYPE_ENUM else rng.choice([0, 1, 99, -1])
-                      for _ in range(count)]
+            values = [
+                rng.choice(INT_EDGES) if fd.type != F.TYPE_ENUM else rng.choice([0, 1, 99, -1]) for _ in range(count)
+            ]
             out.hostile_fields.append(sub)
             chunks.append(_delimited(fd.number, b"".join(_varint(v) for v in values)))  # packed encoding
             continue
@@ -244,9 +246,12 @@ def _unknown_fields(desc: Descriptor, rng: random.Random) -> bytes:
     for _ in range(rng.randint(1, 6)):
         number = rng.choice([n for n in (15, 99, 1000, 19_999, 536_870_911) if n not in known])
         wire_type = rng.choice([0, 1, 2, 5])
-        body = {0: _varint(rng.choice(INT_EDGES)), 1: struct.pack("<d", rng.choice(FLOAT_EDGES)),
-                2: _varint(n := rng.choice([0, 3, 1000])) + bytes(rng.getrandbits(8) for _ in range(n)),
-                5: struct.pack("<f", 1.5)}[wire_type]
+        body = {
+            0: _varint(rng.choice(INT_EDGES)),
+            1: struct.pack("<d", rng.choice(FLOAT_EDGES)),
+            2: _varint(n := rng.choice([0, 3, 1000])) + bytes(rng.getrandbits(8) for _ in range(n)),
+            5: struct.pack("<f", 1.5),
+        }[wire_type]
         chunks.append(_tag(number, wire_type) + body)
     return b"".join(chunks)
 
@@ -301,7 +306,7 @@ def hostile_request(desc: Descriptor, rng: random.Random) -> Hostile:
         payload += _deep_groups(rng)
         out.malformed = True
     elif shape < 0.18 and payload:
-        payload = payload[:rng.randrange(len(payload))]
+        payload = payload[: rng.randrange(len(payload))]
         out.malformed = True
     elif shape < 0.21:
         payload = _at_size(desc, rng, payload, MAX_MESSAGE + rng.choice([1, 4096]), out)

@@ -8,6 +8,7 @@ Search: every WANDS query (the shopper phrasing the catalogue is judged on), 70 
 the local driver and ghz on a cluster send the same requests. Payloads are protobuf JSON (json_format), which ghz
 and `json_format.ParseDict` both read.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -80,8 +81,9 @@ def recommend_payloads(users: Sequence[str], n: int = N_RECOMMEND, seed: int = S
     return out
 
 
-def ghz_config(rpc: str, concurrency: int, duration: str = GHZ_DURATION, cpus: int = GHZ_CPUS,
-               host: str = GHZ_HOST) -> dict:
+def ghz_config(
+    rpc: str, concurrency: int, duration: str = GHZ_DURATION, cpus: int = GHZ_CPUS, host: str = GHZ_HOST
+) -> dict:
     """One ghz run. No proto/protoset: ghz reads the schema through server reflection. Paths are relative to the
     repository root (run ghz from there)."""
     return {
@@ -125,8 +127,10 @@ def main() -> int:
     for rpc in RPCS:
         for c in GHZ_LEVELS:
             write_json(GHZ_DIR / f"{rpc.lower()}-c{c}.json", ghz_config(rpc, c))
-    print(f"{len(queries)} queries, {len(users)} customers -> {DATA_DIR.relative_to(ROOT)}; "
-          f"{len(RPCS) * len(GHZ_LEVELS)} ghz configs in {GHZ_DIR.relative_to(ROOT)}")
+    print(
+        f"{len(queries)} queries, {len(users)} customers -> {DATA_DIR.relative_to(ROOT)}; "
+        f"{len(RPCS) * len(GHZ_LEVELS)} ghz configs in {GHZ_DIR.relative_to(ROOT)}"
+    )
     return 0
 
 

@@ -17,6 +17,7 @@ vectors); ids span the whole enlarged catalogue. Per size it measures:
 Targets (issue 13): ranker per-call time at x100 <= 1.2 x its time at x1; retrieval p50 at x100 <= 3 x x1 with
 recall@10 >= 0.95.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -40,8 +41,9 @@ SEED = 0
 EF_SWEEP = (128, 64, 256, 512)  # HNSW efSearch; 128 (first) is what retrieval serves
 
 
-def synthetic_catalogue(titles: list[str], emb: np.ndarray, factor: int, seed: int = SEED
-                        ) -> tuple[list[str], np.ndarray, np.ndarray]:
+def synthetic_catalogue(
+    titles: list[str], emb: np.ndarray, factor: int, seed: int = SEED
+) -> tuple[list[str], np.ndarray, np.ndarray]:
     """(titles, embeddings, source index) of a catalogue `factor` times the real one; copy 0 is the real one.
 
     A synthetic product sits on the real catalogue's manifold: a blend of a real product (weight 0.5-0.9) and one
@@ -119,8 +121,11 @@ def bench_rankers(emb: np.ndarray, workdir: Path) -> dict[str, dict]:
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = 1
         session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-        out[name] = {"ort_ms": time_calls(lambda: session.run(None, x)), "torch_training_form_ms": train_ms,
-                     "onnx_mb": path.stat().st_size / 2**20}
+        out[name] = {
+            "ort_ms": time_calls(lambda: session.run(None, x)),
+            "torch_training_form_ms": train_ms,
+            "onnx_mb": path.stat().st_size / 2**20,
+        }
     return out
 
 
@@ -156,9 +161,15 @@ def bench_retrieval(titles: list[str], emb: np.ndarray, queries: list[str], quer
         lexical.search(text, 200)
         bm25_lat.append(time.perf_counter() - t)
     served = sweep[EF_SWEEP[0]]
-    return {"dense_p50_ms": served["p50_ms"], "dense_recall@10": served["recall@10"], "ef_sweep": sweep,
-            "dense_build_s": build_s, "dense_index_mb": (dense.vectors.nbytes + dense.index.ntotal * 32 * 2 * 4) / 2**20,
-            "bm25_p50_ms": float(np.median(bm25_lat)) * 1000, "bm25_build_s": bm25_build_s}
+    return {
+        "dense_p50_ms": served["p50_ms"],
+        "dense_recall@10": served["recall@10"],
+        "ef_sweep": sweep,
+        "dense_build_s": build_s,
+        "dense_index_mb": (dense.vectors.nbytes + dense.index.ntotal * 32 * 2 * 4) / 2**20,
+        "bm25_p50_ms": float(np.median(bm25_lat)) * 1000,
+        "bm25_build_s": bm25_build_s,
+    }
 
 
 def rss_mb() -> float:
@@ -178,7 +189,7 @@ def run(factors: list[int], n_queries: int) -> dict:
     titles, emb = ds.items["title"].tolist(), np.load(models_dir() / ITEM_EMBEDDINGS_FILE)
     queries = [p["query"] for p in payloads.load("Search")][:n_queries]
     encode = encoder(OnnxModels(REPOSITORY))
-    query_emb = np.concatenate([asyncio.run(encode(queries[i:i + 32])) for i in range(0, len(queries), 32)])
+    query_emb = np.concatenate([asyncio.run(encode(queries[i : i + 32])) for i in range(0, len(queries), 32)])
     rows = []
     for f in factors:
         print(f"x{f}: {f * len(titles)} products ...", flush=True)
@@ -186,8 +197,9 @@ def run(factors: list[int], n_queries: int) -> dict:
         with tempfile.TemporaryDirectory(prefix="scale-") as tmp:
             rankers = bench_rankers(s_emb, Path(tmp))
         retrieval = bench_retrieval(s_titles, s_emb, queries, query_emb)
-        rows.append({"factor": f, "products": len(s_titles), "rankers": rankers, "retrieval": retrieval,
-                     "rss_mb": rss_mb()})
+        rows.append(
+            {"factor": f, "products": len(s_titles), "rankers": rankers, "retrieval": retrieval, "rss_mb": rss_mb()}
+        )
         print(json.dumps(rows[-1]), flush=True)
     return {"rows": rows, "targets": targets(rows)}
 
@@ -197,8 +209,11 @@ def targets(rows: list[dict]) -> dict:
     out = {}
     for name in base["rankers"]:
         ratio = top["rankers"][name]["ort_ms"] / base["rankers"][name]["ort_ms"]
-        out[f"{name}_time_x{top['factor']}_over_x{base['factor']}"] = {"value": ratio, "target": "<= 1.2",
-                                                                       "ok": ratio <= 1.2}
+        out[f"{name}_time_x{top['factor']}_over_x{base['factor']}"] = {
+            "value": ratio,
+            "target": "<= 1.2",
+            "ok": ratio <= 1.2,
+        }
     ratio = top["retrieval"]["dense_p50_ms"] / base["retrieval"]["dense_p50_ms"]
     out[f"dense_p50_x{top['factor']}_over_x{base['factor']}"] = {"value": ratio, "target": "<= 3", "ok": ratio <= 3}
     recall = top["retrieval"]["dense_recall@10"]
@@ -207,34 +222,56 @@ def targets(rows: list[dict]) -> dict:
 
 
 def markdown(report: dict) -> str:
-    md = ["# Scale benchmark (`make bench-scale`)", "", f"Run {report['finished']}, {report['machine']}. Catalogue "
-          "enlarged SYNTHETICALLY from the real one (title copies + variant word; embeddings blended with a near real "
-          "neighbour); ranker weights random at the served architecture. One thread everywhere.", "",
-          "| products | " + " | ".join(f"{n} ORT ms/call" for n in report["rows"][0]["rankers"])
-          + " | " + " | ".join(f"{n} PyTorch training form ms" for n in report["rows"][0]["rankers"])
-          + " | dense p50 ms | dense recall@10 | dense index MB | BM25 p50 ms | ONNX MB | RSS MB |",
-          "|---:|" + "---:|" * (2 * len(report["rows"][0]["rankers"]) + 6)]
+    md = [
+        "# Scale benchmark (`make bench-scale`)",
+        "",
+        f"Run {report['finished']}, {report['machine']}. Catalogue "
+        "enlarged SYNTHETICALLY from the real one (title copies + variant word; embeddings blended with a near real "
+        "neighbour); ranker weights random at the served architecture. One thread everywhere.",
+        "",
+        "| products | "
+        + " | ".join(f"{n} ORT ms/call" for n in report["rows"][0]["rankers"])
+        + " | "
+        + " | ".join(f"{n} PyTorch training form ms" for n in report["rows"][0]["rankers"])
+        + " | dense p50 ms | dense recall@10 | dense index MB | BM25 p50 ms | ONNX MB | RSS MB |",
+        "|---:|" + "---:|" * (2 * len(report["rows"][0]["rankers"]) + 6),
+    ]
     for r in report["rows"]:
         rk, rt = r["rankers"], r["retrieval"]
-        md.append(f"| {r['products']} | " + " | ".join(f"{v['ort_ms']:.2f}" for v in rk.values()) + " | "
-                  + " | ".join(f"{v['torch_training_form_ms']:.1f}" for v in rk.values())
-                  + f" | {rt['dense_p50_ms']:.3f} | {rt['dense_recall@10']:.3f} | {rt['dense_index_mb']:.0f} "
-                  f"| {rt['bm25_p50_ms']:.2f} | {sum(v['onnx_mb'] for v in rk.values()):.1f} | {r['rss_mb']:.0f} |")
-    md += ["", "HNSW efSearch sweep (recall@10 vs exact / p50 ms), served setting first:", "",
-           "| products | " + " | ".join(f"ef {ef}" for ef in EF_SWEEP) + " |", "|---:|" + "---:|" * len(EF_SWEEP)]
+        md.append(
+            f"| {r['products']} | "
+            + " | ".join(f"{v['ort_ms']:.2f}" for v in rk.values())
+            + " | "
+            + " | ".join(f"{v['torch_training_form_ms']:.1f}" for v in rk.values())
+            + f" | {rt['dense_p50_ms']:.3f} | {rt['dense_recall@10']:.3f} | {rt['dense_index_mb']:.0f} "
+            f"| {rt['bm25_p50_ms']:.2f} | {sum(v['onnx_mb'] for v in rk.values()):.1f} | {r['rss_mb']:.0f} |"
+        )
+    md += [
+        "",
+        "HNSW efSearch sweep (recall@10 vs exact / p50 ms), served setting first:",
+        "",
+        "| products | " + " | ".join(f"ef {ef}" for ef in EF_SWEEP) + " |",
+        "|---:|" + "---:|" * len(EF_SWEEP),
+    ]
     for r in report["rows"]:
         sw = r["retrieval"]["ef_sweep"]
         cells = [sw.get(ef) or sw[str(ef)] for ef in EF_SWEEP]  # int keys in memory, str after a JSON round trip
-        md.append(f"| {r['products']} | " + " | ".join(f"{c['recall@10']:.3f} / {c['p50_ms']:.2f}" for c in cells)
-                  + " |")
+        md.append(
+            f"| {r['products']} | " + " | ".join(f"{c['recall@10']:.3f} / {c['p50_ms']:.2f}" for c in cells) + " |"
+        )
     md += ["", "| target | value | goal | met |", "|---|---:|---|---|"]
-    md += [f"| {k} | {v['value']:.3f} | {v['target']} | {'yes' if v['ok'] else 'NO'} |"
-           for k, v in report["targets"].items()]
-    md += ["", "Where one machine's memory ends (the HNSW index holds every vector in RAM: ~1.6 KB per product at "
-           "384 floats, plus the graph), the same `VectorIndex.search` interface can front an external engine "
-           "(Milvus or Vespa, sharded and replicated) and BM25 moves to the same engine or OpenSearch; the rankers' "
-           "serving form keeps a per-product table of 2 x 64 floats in the GNN (0.5 KB per product), which at 10^7 "
-           "products (5 GB) would move to an embedding lookup service or a GPU-resident table."]
+    md += [
+        f"| {k} | {v['value']:.3f} | {v['target']} | {'yes' if v['ok'] else 'NO'} |"
+        for k, v in report["targets"].items()
+    ]
+    md += [
+        "",
+        "Where one machine's memory ends (the HNSW index holds every vector in RAM: ~1.6 KB per product at "
+        "384 floats, plus the graph), the same `VectorIndex.search` interface can front an external engine "
+        "(Milvus or Vespa, sharded and replicated) and BM25 moves to the same engine or OpenSearch; the rankers' "
+        "serving form keeps a per-product table of 2 x 64 floats in the GNN (0.5 KB per product), which at 10^7 "
+        "products (5 GB) would move to an embedding lookup service or a GPU-resident table.",
+    ]
     return "\n".join(md) + "\n"
 
 

@@ -3,6 +3,7 @@
 A sample is one finished request: which target and RPC, latency, final status code name ("OK", "UNAVAILABLE", ...)
 and whether the answer was degraded. `summarise` turns the samples of one (target, concurrency) step into a row.
 """
+
 from __future__ import annotations
 
 from collections import Counter
@@ -57,9 +58,19 @@ def summarise(target: str, rpc: str, concurrency: int, duration_s: float, sample
     p50, p95, p99 = percentiles_ms([s.latency_s for s in ok])
     errors = dict(sorted(Counter(s.code for s in samples if s.code != "OK").items()))
     degraded = sum(s.degraded for s in ok)
-    return Row(target=target, rpc=rpc, concurrency=concurrency, duration_s=duration_s, requests=len(samples),
-               rps=len(samples) / duration_s if duration_s > 0 else 0.0, p50_ms=p50, p95_ms=p95, p99_ms=p99,
-               errors=errors, degraded_share=degraded / len(ok) if ok else 0.0)
+    return Row(
+        target=target,
+        rpc=rpc,
+        concurrency=concurrency,
+        duration_s=duration_s,
+        requests=len(samples),
+        rps=len(samples) / duration_s if duration_s > 0 else 0.0,
+        p50_ms=p50,
+        p95_ms=p95,
+        p99_ms=p99,
+        errors=errors,
+        degraded_share=degraded / len(ok) if ok else 0.0,
+    )
 
 
 def rows_for_step(target: str, concurrency: int, duration_s: float, samples: Sequence[Sample]) -> list[Row]:
@@ -85,14 +96,18 @@ def _fmt_ms(v: float) -> str:
 
 
 def markdown_table(rows: Sequence[Row]) -> str:
-    head = ("| target | rpc | concurrency | requests | req/s | p50 ms | p95 ms | p99 ms | errors | degraded "
-            "| vs echo ceiling |")
+    head = (
+        "| target | rpc | concurrency | requests | req/s | p50 ms | p95 ms | p99 ms | errors | degraded "
+        "| vs echo ceiling |"
+    )
     lines = [head, "|---|---|---:|---:|---:|---:|---:|---:|---|---:|---:|"]
     for r in rows:
         errors = ", ".join(f"{k} {v}" for k, v in r.errors.items()) or "0"
         ceiling = "-" if r.ceiling_share is None else f"{r.ceiling_share:.1%}"
-        lines.append(f"| {r.target} | {r.rpc} | {r.concurrency} | {r.requests} | {r.rps:.1f} | {_fmt_ms(r.p50_ms)} "
-                     f"| {_fmt_ms(r.p95_ms)} | {_fmt_ms(r.p99_ms)} | {errors} | {r.degraded_share:.1%} | {ceiling} |")
+        lines.append(
+            f"| {r.target} | {r.rpc} | {r.concurrency} | {r.requests} | {r.rps:.1f} | {_fmt_ms(r.p50_ms)} "
+            f"| {_fmt_ms(r.p95_ms)} | {_fmt_ms(r.p99_ms)} | {errors} | {r.degraded_share:.1%} | {ceiling} |"
+        )
     return "\n".join(lines)
 
 
@@ -110,14 +125,19 @@ def plot(rows: Sequence[Row], path: Path, title: str = "gateway load vs bare gRP
         if pts:
             xs, ys = zip(*pts, strict=True)
             ax_rps.plot(xs, ys, style, label=target)
-    ax_rps.set(xscale="log", yscale="log", xlabel="concurrency (in-flight requests)", ylabel="requests/s",
-               title="throughput")
+    ax_rps.set(
+        xscale="log", yscale="log", xlabel="concurrency (in-flight requests)", ylabel="requests/s", title="throughput"
+    )
     gw = sorted((r for r in mix if r.target == "gateway"), key=lambda r: r.concurrency)
     for attr, label in (("p50_ms", "p50"), ("p95_ms", "p95"), ("p99_ms", "p99")):
         if gw:
             ax_lat.plot([r.concurrency for r in gw], [getattr(r, attr) for r in gw], "o-", label=label)
-    ax_lat.set(xscale="log", xlabel="concurrency (in-flight requests)", ylabel="latency ms (OK requests)",
-               title="gateway latency")
+    ax_lat.set(
+        xscale="log",
+        xlabel="concurrency (in-flight requests)",
+        ylabel="latency ms (OK requests)",
+        title="gateway latency",
+    )
     levels = sorted({r.concurrency for r in mix})
     for ax in (ax_rps, ax_lat):
         if levels:  # label the measured levels, not powers of ten

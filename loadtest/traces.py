@@ -7,6 +7,7 @@ summarised (calls, p50, mean): the gateway's Search/Recommend, its calls to retr
 each inner service spends serving them, and each Triton call. A client span minus the server span of the same RPC
 is the hop (serialisation, network, queueing in the server).
 """
+
 from __future__ import annotations
 
 import json
@@ -22,8 +23,12 @@ SAMPLE_RATIO = 0.1
 
 
 def tracing_env(folder: Path, ratio: float = SAMPLE_RATIO) -> dict[str, str]:
-    return {"SHOP_TRACING": "file", "SHOP_TRACING_DIR": str(folder),
-            "OTEL_TRACES_SAMPLER": "parentbased_traceidratio", "OTEL_TRACES_SAMPLER_ARG": str(ratio)}
+    return {
+        "SHOP_TRACING": "file",
+        "SHOP_TRACING_DIR": str(folder),
+        "OTEL_TRACES_SAMPLER": "parentbased_traceidratio",
+        "OTEL_TRACES_SAMPLER_ARG": str(ratio),
+    }
 
 
 def _seconds(stamp: str) -> float:
@@ -48,27 +53,34 @@ def _key(span: dict) -> str:
     return f"{service} {kind} {span['name']}"
 
 
-def summarise(spans: Iterable[dict], start: float = float("-inf"), end: float = float("inf")
-              ) -> dict[str, dict[str, float]]:
+def summarise(
+    spans: Iterable[dict], start: float = float("-inf"), end: float = float("inf")
+) -> dict[str, dict[str, float]]:
     """(service kind name) -> calls, p50_ms, mean_ms over the spans that started in [start, end) (epoch seconds)."""
     durations: dict[str, list[float]] = defaultdict(list)
     for span in spans:
         begun = _seconds(span["start_time"])
         if start <= begun < end:
             durations[_key(span)].append(_seconds(span["end_time"]) - begun)
-    return {k: {"calls": len(v), "p50_ms": float(np.percentile(v, 50)) * 1000, "mean_ms": float(np.mean(v)) * 1000}
-            for k, v in sorted(durations.items())}
+    return {
+        k: {"calls": len(v), "p50_ms": float(np.percentile(v, 50)) * 1000, "mean_ms": float(np.mean(v)) * 1000}
+        for k, v in sorted(durations.items())
+    }
 
 
 def markdown(stages: dict[int, dict[str, dict[str, float]]]) -> list[str]:
     """One table: a row per (service, kind, span), a p50 / mean column per concurrency level."""
     levels = sorted(stages)
     keys = sorted({k for level in stages.values() for k in level})
-    lines = ["| service | kind | span | " + " | ".join(f"c={c} p50 / mean ms (calls)" for c in levels) + " |",
-             "|---|---|---|" + "---:|" * len(levels)]
+    lines = [
+        "| service | kind | span | " + " | ".join(f"c={c} p50 / mean ms (calls)" for c in levels) + " |",
+        "|---|---|---|" + "---:|" * len(levels),
+    ]
     for key in keys:
         service, kind, name = key.split(" ", 2)
-        cells = [f"{s['p50_ms']:.1f} / {s['mean_ms']:.1f} ({s['calls']})" if (s := stages[c].get(key)) else "-"
-                 for c in levels]
+        cells = [
+            f"{s['p50_ms']:.1f} / {s['mean_ms']:.1f} ({s['calls']})" if (s := stages[c].get(key)) else "-"
+            for c in levels
+        ]
         lines.append(f"| {service} | {kind} | `{name}` | " + " | ".join(cells) + " |")
     return lines

@@ -1,4 +1,5 @@
 """Both backends of a store under the same tests: SQLite in tmp_path, PostgreSQL in a fresh database (pg_dsn)."""
+
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
@@ -10,11 +11,13 @@ import pytest
 S = TypeVar("S")
 
 
-def opener(request: pytest.FixtureRequest, tmp_path: Path, sqlite: Callable[[Path], S],
-           postgres: Callable[[str], S]) -> Iterator[Callable[[], S]]:
+def opener(
+    request: pytest.FixtureRequest, tmp_path: Path, sqlite: Callable[[Path], S], postgres: Callable[[str], S]
+) -> Iterator[Callable[[], S]]:
     """Fixture body (params ["sqlite", "postgres"]): a function that opens a new store instance on one shared
     database per call (each call is another process/replica); all are closed afterwards."""
     if request.param == "sqlite":
+
         def open_one() -> S:
             return sqlite(tmp_path / "e.sqlite3")
     else:
@@ -22,6 +25,7 @@ def opener(request: pytest.FixtureRequest, tmp_path: Path, sqlite: Callable[[Pat
 
         def open_one() -> S:
             return postgres(dsn)
+
     opened: list[S] = []
 
     def tracked() -> S:

@@ -1,4 +1,5 @@
 """Fixtures shared by unit and integration tests."""
+
 from collections.abc import Iterator
 
 import pytest

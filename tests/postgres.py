@@ -1,6 +1,7 @@
 """A real PostgreSQL for tests: the server on 127.0.0.1:5432 (or SHOP_TEST_PG_URL), else a throwaway cluster
 from the PostgreSQL binaries on PATH, else a skip that says why. Each test gets a fresh database, dropped after.
 """
+
 from __future__ import annotations
 
 import os
@@ -53,10 +54,29 @@ def _throwaway_cluster(workdir: Path, prefix: list[str]) -> tuple[str, int]:
         owner = pwd.getpwnam("postgres")
         os.chown(workdir, owner.pw_uid, owner.pw_gid)
     data, port = workdir / "data", _free_port()
-    subprocess.run([*prefix, "initdb", "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8"],
-                   check=True, capture_output=True)
-    subprocess.run([*prefix, "pg_ctl", "-D", str(data), "-w", "-t", "30", "-l", str(workdir / "log"), "start",
-                    "-o", f"-p {port} -c listen_addresses=127.0.0.1 -k {workdir}"], check=True, capture_output=True)
+    subprocess.run(
+        [*prefix, "initdb", "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8"],
+        check=True,
+        capture_output=True,
+    )
+    subprocess.run(
+        [
+            *prefix,
+            "pg_ctl",
+            "-D",
+            str(data),
+            "-w",
+            "-t",
+            "30",
+            "-l",
+            str(workdir / "log"),
+            "start",
+            "-o",
+            f"-p {port} -c listen_addresses=127.0.0.1 -k {workdir}",
+        ],
+        check=True,
+        capture_output=True,
+    )
     pid = int((data / "postmaster.pid").read_text().splitlines()[0])
     return f"postgresql://postgres@127.0.0.1:{port}/postgres", pid
 

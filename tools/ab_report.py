@@ -7,6 +7,7 @@ of responses reaching each stage with a 95% Wilson interval; per other arm, the 
 (the first of SHOP_VARIANTS) with a 95% Newcombe interval; then the same per Recommend shelf (the shelf the token
 names). Writes reports/ab.{md,json,png}.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -81,10 +82,20 @@ def readout(events: Sequence[Attributed], order: Sequence[str] = ()) -> tuple[li
         reached[variant][kind].add(token)
         counts[variant][kind] += 1
     variants = [v for v in order if v in tokens] + sorted(v for v in tokens if v not in order)
-    arms = [Arm(v, len(tokens[v]), {k.value: counts[v][k.value] for k in STAGES},
-                {k.value: wilson(len(reached[v][k.value]), len(tokens[v])) for k in RATES}) for v in variants]
-    diffs = [Difference(arm.variant, arms[0].variant, k.value, *newcombe(arms[0].rates[k.value], arm.rates[k.value]))
-             for arm in arms[1:] for k in RATES]
+    arms = [
+        Arm(
+            v,
+            len(tokens[v]),
+            {k.value: counts[v][k.value] for k in STAGES},
+            {k.value: wilson(len(reached[v][k.value]), len(tokens[v])) for k in RATES},
+        )
+        for v in variants
+    ]
+    diffs = [
+        Difference(arm.variant, arms[0].variant, k.value, *newcombe(arms[0].rates[k.value], arm.rates[k.value]))
+        for arm in arms[1:]
+        for k in RATES
+    ]
     return arms, diffs
 
 
@@ -102,19 +113,34 @@ def _pct(x: float) -> str:
 
 
 def markdown(arms: Sequence[Arm], diffs: Sequence[Difference], source: str) -> str:
-    head = "| arm | responses | " + " | ".join(k.value.lower() + "s" for k in STAGES) + " | " + \
-        " | ".join(f"{k.value.lower()} rate [95% CI]" for k in RATES) + " |"
-    lines = [f"# A/B readout ({source})", "",
-             "Responses (attribution tokens) with at least one recorded event; a rate is the share of them with at "
-             "least one event of that kind (Wilson interval).", "", head, "|" + "---|" * (2 + len(STAGES) + len(RATES))]
+    head = (
+        "| arm | responses | "
+        + " | ".join(k.value.lower() + "s" for k in STAGES)
+        + " | "
+        + " | ".join(f"{k.value.lower()} rate [95% CI]" for k in RATES)
+        + " |"
+    )
+    lines = [
+        f"# A/B readout ({source})",
+        "",
+        "Responses (attribution tokens) with at least one recorded event; a rate is the share of them with at "
+        "least one event of that kind (Wilson interval).",
+        "",
+        head,
+        "|" + "---|" * (2 + len(STAGES) + len(RATES)),
+    ]
     for a in arms:
         rates = " | ".join(f"{_pct(r.rate)} [{_pct(r.low)}, {_pct(r.high)}]" for r in a.rates.values())
-        lines.append(f"| {a.variant} | {a.responses} | " + " | ".join(str(a.events[k.value]) for k in STAGES) +
-                     f" | {rates} |")
+        lines.append(
+            f"| {a.variant} | {a.responses} | " + " | ".join(str(a.events[k.value]) for k in STAGES) + f" | {rates} |"
+        )
     if diffs:
         lines += ["", "| arm - control | stage | difference [95% CI] |", "|---|---|---|"]
-        lines += [f"| {d.variant} - {d.control} | {d.stage.lower()} | {100 * d.diff:+.1f} pts "
-                  f"[{100 * d.low:+.1f}, {100 * d.high:+.1f}] |" for d in diffs]
+        lines += [
+            f"| {d.variant} - {d.control} | {d.stage.lower()} | {100 * d.diff:+.1f} pts "
+            f"[{100 * d.low:+.1f}, {100 * d.high:+.1f}] |"
+            for d in diffs
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -129,8 +155,14 @@ def plot(arms: Sequence[Arm], path: Path) -> None:
     for i, a in enumerate(arms):
         xs = [j + i * width for j in range(len(RATES))]
         r = [a.rates[k.value] for k in RATES]
-        ax.bar(xs, [100 * x.rate for x in r], width, label=f"{a.variant} (n={a.responses})",
-               yerr=[[100 * (x.rate - x.low) for x in r], [100 * (x.high - x.rate) for x in r]], capsize=4)
+        ax.bar(
+            xs,
+            [100 * x.rate for x in r],
+            width,
+            label=f"{a.variant} (n={a.responses})",
+            yerr=[[100 * (x.rate - x.low) for x in r], [100 * (x.high - x.rate) for x in r]],
+            capsize=4,
+        )
     ax.set_xticks([j + width * (len(arms) - 1) / 2 for j in range(len(RATES))], [k.value.lower() for k in RATES])
     ax.set_ylabel("% of responses (95% CI)")
     ax.set_title("A/B readout: responses reaching each stage")
@@ -161,10 +193,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(text)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "ab.md").write_text(text)
-    (args.out / "ab.json").write_text(json.dumps({
-        "source": source, "arms": [asdict(a) for a in arms], "differences": [asdict(d) for d in diffs],
-        "shelves": {shelf: {"arms": [asdict(a) for a in a_], "differences": [asdict(d) for d in d_]}
-                    for shelf, (a_, d_) in shelves.items()}}, indent=2) + "\n")
+    (args.out / "ab.json").write_text(
+        json.dumps(
+            {
+                "source": source,
+                "arms": [asdict(a) for a in arms],
+                "differences": [asdict(d) for d in diffs],
+                "shelves": {
+                    shelf: {"arms": [asdict(a) for a in a_], "differences": [asdict(d) for d in d_]}
+                    for shelf, (a_, d_) in shelves.items()
+                },
+            },
+            indent=2,
+        )
+        + "\n"
+    )
     if arms:
         plot(arms, args.out / "ab.png")
     return 0

@@ -1,4 +1,5 @@
 """Generate Python gRPC stubs from protos/ into libs/gen/ (never edited by hand)."""
+
 from __future__ import annotations
 
 import sys
@@ -18,15 +19,17 @@ def main() -> int:
     # from googleapis-common-protos, and stubs of our own would shadow the `google` package.
     protos = sorted(str(p.relative_to(PROTO_DIR)) for p in (PROTO_DIR / "shop").rglob("*.proto"))
     well_known = Path(grpc_tools.__file__).parent / "_proto"
-    rc = protoc.main([
-        "grpc_tools.protoc",
-        f"-I{PROTO_DIR}",
-        f"-I{well_known}",
-        f"--python_out={OUT_DIR}",
-        f"--pyi_out={OUT_DIR}",
-        f"--grpc_python_out={OUT_DIR}",
-        *protos,
-    ])
+    rc = protoc.main(
+        [
+            "grpc_tools.protoc",
+            f"-I{PROTO_DIR}",
+            f"-I{well_known}",
+            f"--python_out={OUT_DIR}",
+            f"--pyi_out={OUT_DIR}",
+            f"--grpc_python_out={OUT_DIR}",
+            *protos,
+        ]
+    )
     if rc != 0:
         return rc
     # Namespace packages would work, but explicit __init__ files keep tools (pytest, bazel) happy.

@@ -12,6 +12,7 @@ Protocol (libs/bundles.py, libs/bundle_switch.py):
 3. Once every service named by --services reports the target, Triton unloads the old versions.
 If a service does not switch in time, CURRENT goes back and Triton unloads the target: nothing changed.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -53,10 +54,19 @@ def wait_switched(services: Sequence[str], bundle_id: str, timeout_s: float) -> 
     return pending
 
 
-def rollout(triton_url: str, services: Sequence[str], to: str | None = None, rollback: bool = False,
-            config_name: str = "cpu", timeout_s: float = 120.0, root: Path | None = None,
-            repository: Path = REPOSITORY, poll: bool = False, settle_s: float = 0.0,
-            log=print) -> str:
+def rollout(
+    triton_url: str,
+    services: Sequence[str],
+    to: str | None = None,
+    rollback: bool = False,
+    config_name: str = "cpu",
+    timeout_s: float = 120.0,
+    root: Path | None = None,
+    repository: Path = REPOSITORY,
+    poll: bool = False,
+    settle_s: float = 0.0,
+    log=print,
+) -> str:
     """Serve bundle `to` (default: the newest; `rollback`: the parent); returns its id.
 
     `poll`: Triton polls `repository` (Kubernetes), so versions are pinned in its config files. `settle_s`: extra
@@ -77,8 +87,9 @@ def rollout(triton_url: str, services: Sequence[str], to: str | None = None, rol
     if pending:
         set_current(root, current.id)
         wait_switched(services, current.id, timeout_s)
-        load_versions(triton_url, {m: [v] for m, v in current.versions.items()}, repository, config_name, timeout_s,
-                      poll)
+        load_versions(
+            triton_url, {m: [v] for m, v in current.versions.items()}, repository, config_name, timeout_s, poll
+        )
         raise RuntimeError(f"{pending} did not switch to {target.id} in {timeout_s:.0f}s; stayed on {current.id}")
     time.sleep(settle_s)
     log(f"3/3 Triton unloads {current.id}'s versions")
@@ -106,20 +117,42 @@ def main(argv: Sequence[str] | None = None) -> int:
     target.add_argument("--to", help="bundle id (default: the newest bundle)")
     target.add_argument("--rollback", action="store_true", help="to the current bundle's parent")
     parser.add_argument("--triton", default=settings.triton.url, help="Triton gRPC (SHOP_TRITON_URL)")
-    parser.add_argument("--services", default=",".join([addrs.retrieval, addrs.ranking, addrs.explanation]),
-                        help="inner services that must report the new bundle before the old one is unloaded")
-    parser.add_argument("--config-name", default=settings.triton.config_name,
-                        help="the config Triton reads: configs/<name>.pbtxt; '' = config.pbtxt (GPU)")
+    parser.add_argument(
+        "--services",
+        default=",".join([addrs.retrieval, addrs.ranking, addrs.explanation]),
+        help="inner services that must report the new bundle before the old one is unloaded",
+    )
+    parser.add_argument(
+        "--config-name",
+        default=settings.triton.config_name,
+        help="the config Triton reads: configs/<name>.pbtxt; '' = config.pbtxt (GPU)",
+    )
     parser.add_argument("--timeout-s", type=float, default=120.0)
     parser.add_argument("--repository", type=Path, default=REPOSITORY, help="Triton model repository")
-    parser.add_argument("--poll", action="store_true",
-                        help="Triton polls the repository (--model-control-mode=poll): pin versions in its configs")
-    parser.add_argument("--settle-s", type=float, default=0.0,
-                        help="wait this long after the services switched before unloading the old versions")
+    parser.add_argument(
+        "--poll",
+        action="store_true",
+        help="Triton polls the repository (--model-control-mode=poll): pin versions in its configs",
+    )
+    parser.add_argument(
+        "--settle-s",
+        type=float,
+        default=0.0,
+        help="wait this long after the services switched before unloading the old versions",
+    )
     args = parser.parse_args(argv)
     try:
-        rollout(args.triton, [a for a in args.services.split(",") if a], args.to, args.rollback, args.config_name,
-                args.timeout_s, repository=args.repository, poll=args.poll, settle_s=args.settle_s)
+        rollout(
+            args.triton,
+            [a for a in args.services.split(",") if a],
+            args.to,
+            args.rollback,
+            args.config_name,
+            args.timeout_s,
+            repository=args.repository,
+            poll=args.poll,
+            settle_s=args.settle_s,
+        )
     except (BundleError, RuntimeError, TimeoutError) as exc:
         print(f"rollout failed: {exc}", file=sys.stderr)
         return 1

@@ -7,6 +7,7 @@ Recommend (40 customers) and Search (40 WANDS queries, each with one of those cu
 Prints a markdown table; `--dump FILE` writes every page (sentences and evidence) as JSON, e.g. to judge a sample.
 Customers: a fixed-seed sample of the dataset's customers; queries: the first distinct ones of the WANDS file.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -47,20 +48,31 @@ def distinct_share(sentences: Sequence[str]) -> float:
 
 def stats(rpc: str, pages: Sequence[Sequence[str]]) -> PageStats:
     shares = [distinct_share(p) for p in pages if p]
-    return PageStats(rpc, len(shares), sum(len(p) for p in pages), sum(shares) / max(len(shares), 1),
-                     min(shares, default=0.0), sum(s >= TARGET for s in shares))
+    return PageStats(
+        rpc,
+        len(shares),
+        sum(len(p) for p in pages),
+        sum(shares) / max(len(shares), 1),
+        min(shares, default=0.0),
+        sum(s >= TARGET for s in shares),
+    )
 
 
 def table(rows: Sequence[PageStats]) -> str:
-    out = ["| RPC | pages with results | results | distinct sentences per page (mean) | min | pages >= 80% |",
-           "|---|---:|---:|---:|---:|---:|"]
-    out += [f"| {r.rpc} | {r.pages} | {r.results} | {r.mean_share:.1%} | {r.min_share:.1%} | {r.pages_at_target} |"
-            for r in rows]
+    out = [
+        "| RPC | pages with results | results | distinct sentences per page (mean) | min | pages >= 80% |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    out += [
+        f"| {r.rpc} | {r.pages} | {r.results} | {r.mean_share:.1%} | {r.min_share:.1%} | {r.pages_at_target} |"
+        for r in rows
+    ]
     return "\n".join(out)
 
 
-def collect(stub: gateway_service_pb2_grpc.GatewayServiceStub, customers: Sequence[str], queries: Sequence[str]
-            ) -> dict[str, list[dict]]:
+def collect(
+    stub: gateway_service_pb2_grpc.GatewayServiceStub, customers: Sequence[str], queries: Sequence[str]
+) -> dict[str, list[dict]]:
     """Every page as protobuf JSON, with the request that produced it."""
     out: dict[str, list[dict]] = {"Recommend": [], "Search": []}
     for user in customers:
@@ -86,7 +98,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     users = sorted(str(u) for u in load_dataset().customers["user_id"])
     customers = random.Random(SEED).sample(users, args.customers)
-    queries = read_queries(args.query_file)[:args.queries]
+    queries = read_queries(args.query_file)[: args.queries]
     stack = None if args.gateway else Stack().start()
     try:
         address = args.gateway or stack.addresses["gateway"]

@@ -3,6 +3,7 @@
 A process that exits is restarted with exponential backoff, and says so; Ctrl-C (or SIGTERM) stops every process it
 started. While it runs, build/stack.json holds its addresses for `make rollout` / `make rollback`.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -29,8 +30,11 @@ def main() -> int:
     stack = Stack(addresses={"gateway": args.gateway})
     print("starting Triton and services (logs in build/logs/) ...", flush=True)
     with stack:
-        print(f"serving: gateway {stack.addresses['gateway']}, triton {stack.triton.grpc_url}; "
-              f"inner: {', '.join(f'{n} {stack.addresses[n]}' for n in SERVICES[:-1])}", flush=True)
+        print(
+            f"serving: gateway {stack.addresses['gateway']}, triton {stack.triton.grpc_url}; "
+            f"inner: {', '.join(f'{n} {stack.addresses[n]}' for n in SERVICES[:-1])}",
+            flush=True,
+        )
         print("A process that exits is restarted with backoff. Ctrl-C stops everything.", flush=True)
         # Where this stack listens, for `make rollout` / `make rollback` run from another shell.
         RUNNING.write_text(json.dumps({"triton": stack.triton.grpc_url, **stack.addresses}) + "\n")

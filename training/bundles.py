@@ -4,6 +4,7 @@
 Triton version 1) - training.train does this itself; the command is for artifacts trained before bundles existed.
 `python -m training.bundles list` prints the bundles, the current one marked.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -26,8 +27,14 @@ MODEL_FILES = ("model.onnx", "model.py", "model.plan")  # the engine only where 
 
 
 def repository_versions(repository: Path) -> list[int]:
-    return sorted({int(p.name) for name in specs() for p in (Path(repository) / name).glob("*")
-                   if p.is_dir() and p.name.isdigit()})
+    return sorted(
+        {
+            int(p.name)
+            for name in specs()
+            for p in (Path(repository) / name).glob("*")
+            if p.is_dir() and p.name.isdigit()
+        }
+    )
 
 
 def next_number(root: Path, repository: Path) -> int:
@@ -50,8 +57,9 @@ def link_model_version(repository: Path, name: str, src: int, dst: int) -> None:
             shutil.copy2(src_dir / f, dst_dir / f)
 
 
-def write_bundle(root: Path, number: int, files: Mapping[str, Path], info: Mapping, parent: str | None,
-                 make_current: bool = True) -> Bundle:
+def write_bundle(
+    root: Path, number: int, files: Mapping[str, Path], info: Mapping, parent: str | None, make_current: bool = True
+) -> Bundle:
     """Copy `files` (name in the bundle -> source) into a new bundle dir with its manifest, in a staging dir
     renamed into place (a reader never sees half a bundle), then point CURRENT at it if asked."""
     created = dt.datetime.now(dt.timezone.utc)
@@ -63,9 +71,15 @@ def write_bundle(root: Path, number: int, files: Mapping[str, Path], info: Mappi
     for rel, src in files.items():
         (staging / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(src, staging / rel)
-    manifest = {"id": bid, "number": number, "parent": parent, "created_at": created.isoformat(timespec="seconds"),
-                "models": {name: number for name in specs()}, **info,
-                "files": {rel: sha256_of(staging / rel) for rel in files}}
+    manifest = {
+        "id": bid,
+        "number": number,
+        "parent": parent,
+        "created_at": created.isoformat(timespec="seconds"),
+        "models": {name: number for name in specs()},
+        **info,
+        "files": {rel: sha256_of(staging / rel) for rel in files},
+    }
     (staging / MANIFEST).write_text(json.dumps(manifest, indent=2, default=str) + "\n")
     os.rename(staging, root_dir / bid)
     if make_current:
@@ -99,10 +113,18 @@ def adopt(root: Path, models_out: Path, info: Mapping | None = None) -> Bundle:
             shutil.rmtree(old.path)
     fusion = json.loads((models_out / FUSION_FILE).read_text())
     # The rankers saw purchases before their checkpoint's cut-off (its file name), and no recorded events.
-    cutoff = min(str(pd.Timestamp(p.stem[len(n) + 1:])) for n, p in checkpoints.items())
-    info = {"data_cutoff": cutoff, "events": {"count": 0}} | dict(info or {}) | {"origin": "python -m training.train",
-                               "validation": {"ndcg20_fused": fusion.get("validation_ndcg20"),
-                                              "ndcg20_per_model": fusion.get("validation_ndcg20_per_model")}}
+    cutoff = min(str(pd.Timestamp(p.stem[len(n) + 1 :])) for n, p in checkpoints.items())
+    info = (
+        {"data_cutoff": cutoff, "events": {"count": 0}}
+        | dict(info or {})
+        | {
+            "origin": "python -m training.train",
+            "validation": {
+                "ndcg20_fused": fusion.get("validation_ndcg20"),
+                "ndcg20_per_model": fusion.get("validation_ndcg20_per_model"),
+            },
+        }
+    )
     return write_bundle(root, 1, side_files(models_out, checkpoints), info, parent=None)
 
 
@@ -123,13 +145,21 @@ def rewind(root: Path, models_out: Path, not_after) -> Bundle:
         if path is None:
             raise FileNotFoundError(f"no checkpoint of {name} trained before {not_after} in {models_out}/checkpoints")
         files[f"checkpoints/{name}.pt"] = path
-        cutoffs.append(str(pd.Timestamp(path.stem[len(name) + 1:])))
-    kept = {k: v for k, v in current.manifest.items()
-            if k not in ("id", "number", "parent", "created_at", "models", "files")}
+        cutoffs.append(str(pd.Timestamp(path.stem[len(name) + 1 :])))
+    kept = {
+        k: v
+        for k, v in current.manifest.items()
+        if k not in ("id", "number", "parent", "created_at", "models", "files")
+    }
     while bundle_id(current.number, dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")) == current.id:
         time.sleep(0.05)  # same number: the id differs by its second only
-    bundle = write_bundle(root, current.number, files, kept | {"data_cutoff": min(cutoffs), "rewound_from": current.id},
-                          parent=current.parent)
+    bundle = write_bundle(
+        root,
+        current.number,
+        files,
+        kept | {"data_cutoff": min(cutoffs), "rewound_from": current.id},
+        parent=current.parent,
+    )
     shutil.rmtree(current.path)
     return bundle
 
@@ -159,8 +189,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     root = artifacts_dir()
     if args.command == "adopt":
-        missing = [str(REPOSITORY / n / "1" / "model.onnx") for n in specs()
-                   if not (REPOSITORY / n / "1" / "model.onnx").is_file()]
+        missing = [
+            str(REPOSITORY / n / "1" / "model.onnx")
+            for n in specs()
+            if not (REPOSITORY / n / "1" / "model.onnx").is_file()
+        ]
         if missing:
             print(f"missing: {missing}; run `make models`", file=sys.stderr)
             return 1

@@ -12,6 +12,7 @@ Writes reports/loop.{json,md,png}. The frozen bundle must not have seen the 4 we
 the served bundle 1 is refitted up to the test cut-off, so the frozen one is its rankers as trained before the weeks
 aside (training.bundles.rewind: the validation cut-off's checkpoints, same settings and fusion).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -51,27 +52,41 @@ def replay(gateway: str, purchases: pd.DataFrame, progress: bool) -> int:
         stub = pb_grpc.GatewayServiceStub(channel)
         for start in tqdm(range(0, len(rows), BATCH), desc="RecordEvents", unit="call", disable=not progress):
             events = []
-            for r in rows.iloc[start:start + BATCH].itertuples(index=False):
+            for r in rows.iloc[start : start + BATCH].itertuples(index=False):
                 ts = Timestamp()
                 ts.FromDatetime(r.ts.to_pydatetime())  # the data's clock is naive UTC
-                events.append(pb.Event(event_id=f"replay-{r.invoice_no}-{r.product_id}", user_id=r.user_id,
-                                       product_id=r.product_id, type=cpb.EVENT_TYPE_PURCHASE, event_time=ts,
-                                       quantity=int(min(r.quantity, 2**31 - 1))))
+                events.append(
+                    pb.Event(
+                        event_id=f"replay-{r.invoice_no}-{r.product_id}",
+                        user_id=r.user_id,
+                        product_id=r.product_id,
+                        type=cpb.EVENT_TYPE_PURCHASE,
+                        event_time=ts,
+                        quantity=int(min(r.quantity, 2**31 - 1)),
+                    )
+                )
             accepted += stub.RecordEvents(pb.RecordEventsRequest(events=events), timeout=60).accepted_count
     return accepted
 
 
-def record_through_gateway(root: Path, repository: Path, purchases: pd.DataFrame, work: Path, progress: bool
-                           ) -> Path:
+def record_through_gateway(root: Path, repository: Path, purchases: pd.DataFrame, work: Path, progress: bool) -> Path:
     """Start Triton + the services on the private copy, replay, stop. Returns the SQLite event store's path."""
     from libs.triton.launcher import TritonServer
     from libs.stack import Stack
 
     db = work / "events.sqlite3"
-    with TritonServer(model_repository=repository, versions=load_bundle(root).versions,
-                      log_path=work / "triton.log") as triton:
-        stack = Stack(env={"SHOP_ARTIFACTS_DIR": str(root), "SHOP_TRITON_URL": triton.grpc_url,
-                           "SHOP_EVENTS_DB": str(db), "SHOP_EVENTS_RETENTION_DAYS": "0"}, log_dir=work / "logs")
+    with TritonServer(
+        model_repository=repository, versions=load_bundle(root).versions, log_path=work / "triton.log"
+    ) as triton:
+        stack = Stack(
+            env={
+                "SHOP_ARTIFACTS_DIR": str(root),
+                "SHOP_TRITON_URL": triton.grpc_url,
+                "SHOP_EVENTS_DB": str(db),
+                "SHOP_EVENTS_RETENTION_DAYS": "0",
+            },
+            log_dir=work / "logs",
+        )
         try:
             stack.start(with_triton=False)
             accepted = replay(stack.addresses["gateway"], purchases, progress)
@@ -81,8 +96,9 @@ def record_through_gateway(root: Path, repository: Path, purchases: pd.DataFrame
     return db
 
 
-def bundle_scores(bundle: Bundle, store, users: np.ndarray, recent: dict[str, list[UserEvent]], progress: bool
-                  ) -> dict[str, np.ndarray]:
+def bundle_scores(
+    bundle: Bundle, store, users: np.ndarray, recent: dict[str, list[UserEvent]], progress: bool
+) -> dict[str, np.ndarray]:
     """Per ranker and fused: scores [users, items] as the bundle would serve them (events as fresh history)."""
     from libs.fusion import FUSED, PRIOR, Fusion
     from libs.history import user_context
@@ -108,9 +124,14 @@ def paired_difference(a: np.ndarray, b: np.ndarray, resamples: int = 2000, seed:
     """Mean of b - a over users, with a 95% paired bootstrap interval (training.evaluate.stats)."""
     d = np.asarray(b, np.float64) - np.asarray(a, np.float64)
     ci = paired_bootstrap(b, a, n_resamples=resamples, confidence=0.95, seed=seed)
-    return {"mean": float(d.mean()), "ci95": [ci["difference_ci_low"], ci["difference_ci_high"]],
-            "users_better": int((d > 0).sum()), "users_worse": int((d < 0).sum()), "users": ci["users"],
-            "resamples": resamples}
+    return {
+        "mean": float(d.mean()),
+        "ci95": [ci["difference_ci_low"], ci["difference_ci_high"]],
+        "users_better": int((d > 0).sum()),
+        "users_worse": int((d < 0).sum()),
+        "users": ci["users"],
+        "resamples": resamples,
+    }
 
 
 def baseline_scores(train, users: np.ndarray) -> dict[str, np.ndarray]:
@@ -132,8 +153,11 @@ def plot(result: dict, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    labels = ["(a) frozen bundle\n+ events as context", "(b) retrained bundle", f"(c) best baseline\n"
-              f"{result['c_best_baseline']['name']}"]
+    labels = [
+        "(a) frozen bundle\n+ events as context",
+        "(b) retrained bundle",
+        f"(c) best baseline\n{result['c_best_baseline']['name']}",
+    ]
     values = [result["a_frozen"]["ndcg@20"], result["b_retrained"]["ndcg@20"], result["c_best_baseline"]["ndcg@20"]]
     fig, ax = plt.subplots(figsize=(6.5, 4))
     bars = ax.bar(labels, values, color=["#999999", "#2a7ab0", "#d08c2a"])
@@ -141,8 +165,11 @@ def plot(result: dict, path: Path) -> None:
     ax.set_ylim(min(values) * 0.9, max(values) * 1.04)
     ax.set_ylabel("NDCG@20 (full ranking, returning customers)")
     last_day = pd.Timestamp(result["windows"]["score"][1]) - pd.Timedelta(days=1)
-    ax.set_title(f"{result['events']['replayed']} purchases replayed through RecordEvents\n"
-                 f"scored on {result['windows']['score'][0][:10]} .. {last_day:%Y-%m-%d} (y axis cut)", fontsize=9)
+    ax.set_title(
+        f"{result['events']['replayed']} purchases replayed through RecordEvents\n"
+        f"scored on {result['windows']['score'][0][:10]} .. {last_day:%Y-%m-%d} (y axis cut)",
+        fontsize=9,
+    )
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -153,8 +180,10 @@ def loop_verdict(frozen: float, retrained: float, ci95: tuple[float, float]) -> 
     if retrained <= frozen:
         return "(b) is NOT better than (a): retraining on the recorded events did not improve the ranking here"
     if ci95[0] <= 0:  # ahead on average, but by no more than resampling the customers moves it
-        return ("(b) > (a) on average, but the interval includes 0: the retrained bundle is not shown to rank "
-                "better than the frozen one with the same events as context")
+        return (
+            "(b) > (a) on average, but the interval includes 0: the retrained bundle is not shown to rank "
+            "better than the frozen one with the same events as context"
+        )
     return "(b) > (a): the retrained bundle ranks better than the frozen one with the same events as context"
 
 
@@ -162,26 +191,40 @@ def markdown(r: dict) -> str:
     a, b, c = r["a_frozen"], r["b_retrained"], r["c_best_baseline"]
     d = r["b_minus_a"]
     verdict = loop_verdict(a["ndcg@20"], b["ndcg@20"], d["ci95"])
-    verdict += (f"; per-user difference {d['mean']:+.4f} NDCG@20, 95% paired bootstrap interval "
-                f"[{d['ci95'][0]:+.4f}, {d['ci95'][1]:+.4f}] ({d['resamples']} resamples); better for "
-                f"{d['users_better']} customers, worse for {d['users_worse']} of {d['users']}.")
-    lines = ["# Does the loop learn? (`make loop-eval`)", "",
-             f"Replayed through the gateway (RecordEvents): {r['events']['replayed']} purchases of "
-             f"{r['windows']['replay'][0][:10]} .. {r['windows']['replay'][1][:10]} (exclusive), "
-             f"{r['events']['accepted']} accepted. Scored on {r['windows']['score'][0][:10]} .. "
-             f"{r['windows']['score'][1][:10]}: {r['users']} returning customers, full ranking over "
-             f"{r['items']} products.", "",
-             "| | bundle | NDCG@20 | " + " | ".join(f"{m} NDCG@20" for m in ranker_names()) + " |",
-             "|---|---|---:|" + "---:|" * len(ranker_names()),
-             f"| (a) frozen, events as real-time context | {a['bundle']} | {a['ndcg@20']:.4f} | " +
-             " | ".join(f"{a['per_model'][m]:.4f}" for m in ranker_names()) + " |",
-             f"| (b) retrained (`make retrain`) | {b['bundle']} | {b['ndcg@20']:.4f} | " +
-             " | ".join(f"{b['per_model'][m]:.4f}" for m in ranker_names()) + " |",
-             f"| (c) best baseline refitted on the same data | {c['name']} | {c['ndcg@20']:.4f} | " +
-             " | " * (len(ranker_names()) - 1) + " |", "",
-             verdict, "", "Baselines refitted: " + ", ".join(f"{k} {v:.4f}" for k, v in r["baselines"].items()) +
-             f" (not run: {', '.join(f'{k}: {v}' for k, v in SLOW_BASELINES.items())}).", "",
-             f"Retrain: {json.dumps(r['retrain'])}; {r['seconds']} s in all."]
+    verdict += (
+        f"; per-user difference {d['mean']:+.4f} NDCG@20, 95% paired bootstrap interval "
+        f"[{d['ci95'][0]:+.4f}, {d['ci95'][1]:+.4f}] ({d['resamples']} resamples); better for "
+        f"{d['users_better']} customers, worse for {d['users_worse']} of {d['users']}."
+    )
+    lines = [
+        "# Does the loop learn? (`make loop-eval`)",
+        "",
+        f"Replayed through the gateway (RecordEvents): {r['events']['replayed']} purchases of "
+        f"{r['windows']['replay'][0][:10]} .. {r['windows']['replay'][1][:10]} (exclusive), "
+        f"{r['events']['accepted']} accepted. Scored on {r['windows']['score'][0][:10]} .. "
+        f"{r['windows']['score'][1][:10]}: {r['users']} returning customers, full ranking over "
+        f"{r['items']} products.",
+        "",
+        "| | bundle | NDCG@20 | " + " | ".join(f"{m} NDCG@20" for m in ranker_names()) + " |",
+        "|---|---|---:|" + "---:|" * len(ranker_names()),
+        f"| (a) frozen, events as real-time context | {a['bundle']} | {a['ndcg@20']:.4f} | "
+        + " | ".join(f"{a['per_model'][m]:.4f}" for m in ranker_names())
+        + " |",
+        f"| (b) retrained (`make retrain`) | {b['bundle']} | {b['ndcg@20']:.4f} | "
+        + " | ".join(f"{b['per_model'][m]:.4f}" for m in ranker_names())
+        + " |",
+        f"| (c) best baseline refitted on the same data | {c['name']} | {c['ndcg@20']:.4f} | "
+        + " | " * (len(ranker_names()) - 1)
+        + " |",
+        "",
+        verdict,
+        "",
+        "Baselines refitted: "
+        + ", ".join(f"{k} {v:.4f}" for k, v in r["baselines"].items())
+        + f" (not run: {', '.join(f'{k}: {v}' for k, v in SLOW_BASELINES.items())}).",
+        "",
+        f"Retrain: {json.dumps(r['retrain'])}; {r['seconds']} s in all.",
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -209,8 +252,10 @@ def run(work: Path, out: Path, progress: bool, epochs: int, windows: int) -> dic
         # the rankers as trained before them (the validation cut-off's checkpoints, same settings and fusion).
         frozen = rewind(root, models_dir(), aside)
     if pd.Timestamp(frozen.manifest["data_cutoff"]) > aside:
-        raise SystemExit(f"bundle {frozen.id} was trained on data up to {frozen.manifest['data_cutoff']}, "
-                         f"after {aside}: it saw the weeks set aside")
+        raise SystemExit(
+            f"bundle {frozen.id} was trained on data up to {frozen.manifest['data_cutoff']}, "
+            f"after {aside}: it saw the weeks set aside"
+        )
     replayed = ds.purchases[(ds.purchases["ts"] >= aside) & (ds.purchases["ts"] < score_start)]
     db = record_through_gateway(root, repository, replayed, work, progress)
     store = SqliteEventStore(db)
@@ -238,22 +283,34 @@ def run(work: Path, out: Path, progress: bool, epochs: int, windows: int) -> dic
     def measured(bundle: Bundle) -> dict:
         s = bundle_scores(bundle, served, split.users, recent, progress)
         per_user[bundle.id] = per_user_metrics(s[FUSED], split.truth)["ndcg@20"].to_numpy()
-        return {"bundle": bundle.id, "ndcg@20": float(ndcg_at_k(s[FUSED], split.truth)),
-                "per_model": {m: float(ndcg_at_k(s[m], split.truth)) for m in ranker_names()}}
+        return {
+            "bundle": bundle.id,
+            "ndcg@20": float(ndcg_at_k(s[FUSED], split.truth)),
+            "per_model": {m: float(ndcg_at_k(s[m], split.truth)) for m in ranker_names()},
+        }
 
     a, b = measured(frozen), measured(retrained)
     b_minus_a = paired_difference(per_user[frozen.id], per_user[retrained.id])
     baselines = {k: float(ndcg_at_k(v, split.truth)) for k, v in baseline_scores(split.train, split.users).items()}
     best = max(baselines, key=baselines.get)
-    result = {"windows": {"aside_from": str(aside), "replay": [str(aside), str(score_start)],
-                          "score": [str(score_start), str(end)]},
-              "events": {"replayed": len(replayed), "accepted": len(recorded)},
-              "users": len(split.users), "items": ds.n_items,
-              "a_frozen": a, "b_retrained": b, "c_best_baseline": {"name": best, "ndcg@20": baselines[best]},
-              "baselines": baselines, "b_better_than_a": b["ndcg@20"] > a["ndcg@20"], "b_minus_a": b_minus_a,
-              "retrain": {"epochs_per_stage": epochs, "windows": windows,
-                          "validation": retrained.manifest["validation"]},
-              "seconds": round(time.perf_counter() - t0, 1)}
+    result = {
+        "windows": {
+            "aside_from": str(aside),
+            "replay": [str(aside), str(score_start)],
+            "score": [str(score_start), str(end)],
+        },
+        "events": {"replayed": len(replayed), "accepted": len(recorded)},
+        "users": len(split.users),
+        "items": ds.n_items,
+        "a_frozen": a,
+        "b_retrained": b,
+        "c_best_baseline": {"name": best, "ndcg@20": baselines[best]},
+        "baselines": baselines,
+        "b_better_than_a": b["ndcg@20"] > a["ndcg@20"],
+        "b_minus_a": b_minus_a,
+        "retrain": {"epochs_per_stage": epochs, "windows": windows, "validation": retrained.manifest["validation"]},
+        "seconds": round(time.perf_counter() - t0, 1),
+    }
     out.mkdir(parents=True, exist_ok=True)
     (out / "loop.json").write_text(json.dumps(result, indent=2) + "\n")
     (out / "loop.md").write_text(markdown(result))

@@ -12,6 +12,7 @@
 
 `--data-end` cuts the prepared data first (make loop-eval: the weeks after it arrive as recorded events only).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -55,8 +56,12 @@ def events_frame(items: pd.DataFrame, purchases: Sequence[Purchase], after: pd.T
     index = pd.Index(items["product_id"])
     rows = [(u, p, ts, q) for u, p, ts, q, _ in purchases if p in index]
     if not rows:
-        return pd.DataFrame({c: pd.Series(dtype=t) for c, t in zip(cols, [
-            str, str, "int32", str, "datetime64[ns]", "int64", "float64", str])})
+        return pd.DataFrame(
+            {
+                c: pd.Series(dtype=t)
+                for c, t in zip(cols, [str, str, "int32", str, "datetime64[ns]", "int64", "float64", str])
+            }
+        )
     df = pd.DataFrame(rows, columns=["user_id", "product_id", "epoch", "quantity"]).sort_values("epoch", kind="stable")
     shift = pd.to_timedelta(df["epoch"] - df["epoch"].iloc[0], unit="s")
     df["ts"] = (pd.Timestamp(after) + pd.Timedelta(seconds=1) + shift).astype("datetime64[ns]")
@@ -68,9 +73,13 @@ def events_frame(items: pd.DataFrame, purchases: Sequence[Purchase], after: pd.T
     return df[cols].reset_index(drop=True)
 
 
-def extended_purchases(dataset_purchases: pd.DataFrame, guest_sales: pd.DataFrame, items: pd.DataFrame,
-                       recorded: Sequence[Purchase], data_end: pd.Timestamp | None
-                       ) -> tuple[pd.DataFrame, pd.DataFrame, pd.Timestamp]:
+def extended_purchases(
+    dataset_purchases: pd.DataFrame,
+    guest_sales: pd.DataFrame,
+    items: pd.DataFrame,
+    recorded: Sequence[Purchase],
+    data_end: pd.Timestamp | None,
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.Timestamp]:
     """(purchases + recorded events sorted by customer then time, guest sales, the cut) with the data cut at
     `data_end` (exclusive) when given."""
     if data_end is not None:
@@ -87,21 +96,28 @@ def _iso(epoch: float | None) -> str | None:
     return None if epoch is None else pd.Timestamp(epoch, unit="s", tz="UTC").isoformat()
 
 
-def _fine_tune(name: str, model, examples, n_items: int, item_emb: np.ndarray, cfg, queries, progress: bool,
-               desc: str):
+def _fine_tune(name: str, model, examples, n_items: int, item_emb: np.ndarray, cfg, queries, progress: bool, desc: str):
     """Continue training each seed member of `model` (a SeedEnsemble or one module) on `examples`."""
     from training.models.rankers import SeedEnsemble
     from training.train.trainer import MemberJob, train_members
 
     members = list(model.members) if isinstance(model, SeedEnsemble) else [model]
-    jobs = [MemberJob(name, replace(cfg, seed=cfg.seed + k), f"{desc} {name} member {k}", init=member)
-            for k, member in enumerate(members)]
+    jobs = [
+        MemberJob(name, replace(cfg, seed=cfg.seed + k), f"{desc} {name} member {k}", init=member)
+        for k, member in enumerate(members)
+    ]
     tuned, infos = map(list, zip(*train_members(jobs, examples, n_items, item_emb, queries, progress)))
     return (SeedEnsemble(tuned).eval() if len(tuned) > 1 else tuned[0]), infos
 
 
-def retrain(root: Path, repository: Path, recorded: Sequence[Purchase], cfg: RetrainConfig, progress: bool = True,
-            events_source: str = "") -> Bundle:
+def retrain(
+    root: Path,
+    repository: Path,
+    recorded: Sequence[Purchase],
+    cfg: RetrainConfig,
+    progress: bool = True,
+    events_source: str = "",
+) -> Bundle:
     import torch
 
     from libs.catalog.store import load_dataset
@@ -140,8 +156,9 @@ def retrain(root: Path, repository: Path, recorded: Sequence[Purchase], cfg: Ret
     for stage, cutoff in (("stage 1", val_cut), ("stage 2", end)):
         examples = build_examples(purchases, guests, item_emb, cutoff, cfg.windows)
         for name in ranker_names():
-            models[name], infos = _fine_tune(name, models[name], examples, ds.n_items, item_emb, train_cfg, queries,
-                                             progress, stage)
+            models[name], infos = _fine_tune(
+                name, models[name], examples, ds.n_items, item_emb, train_cfg, queries, progress, stage
+            )
             training.setdefault(name, {})[stage] = {"cutoff": str(cutoff), "members": infos}
         if stage == "stage 1":  # out-of-sample: fit the fusion and measure on the validation window
             store = store_for(validation.train.purchases, guests, item_emb, val_cut)
@@ -149,8 +166,9 @@ def retrain(root: Path, repository: Path, recorded: Sequence[Purchase], cfg: Ret
             pools = next(iter(scores.values())) > -1.0e5
             scores[PRIOR] = score_prior(store, validation.users)
             fusion = fit_fusion(scores, pools, validation.truth)
-            fusion["validation_ndcg20_per_model"] = {n: float(ndcg_at_k(s, validation.truth))
-                                                     for n, s in scores.items()}
+            fusion["validation_ndcg20_per_model"] = {
+                n: float(ndcg_at_k(s, validation.truth)) for n, s in scores.items()
+            }
 
     number = next_number(root, repository)
     with tempfile.TemporaryDirectory(prefix="retrain-") as tmp:
@@ -162,20 +180,42 @@ def retrain(root: Path, repository: Path, recorded: Sequence[Purchase], cfg: Ret
             checkpoints[name] = out / f"{name}.pt"
             save_checkpoint(checkpoints[name], model, name, end, ds.version, training[name], cfg.windows)
         store = store_for(purchases, guests, item_emb, end, ds.items["product_id"])
-        export = export_all(encoder, models, store, ds.items["title"].tolist(), repository, out, version=number,
-                            encoder_from=parent.versions["text_encoder"])
-        report = {"config": asdict(cfg), "training": training, "export": export,
-                  "seconds": round(time.perf_counter() - t0, 1)}
+        export = export_all(
+            encoder,
+            models,
+            store,
+            ds.items["title"].tolist(),
+            repository,
+            out,
+            version=number,
+            encoder_from=parent.versions["text_encoder"],
+        )
+        report = {
+            "config": asdict(cfg),
+            "training": training,
+            "export": export,
+            "seconds": round(time.perf_counter() - t0, 1),
+        }
         (out / "train_report.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
-        info = {"dataset": ds.version, "data_cutoff": str(cut or data_last), "trained_until": str(end),
-                "events": {"count": n_events, "source": events_source,
-                           "recorded_from": _iso(min((p[2] for p in recorded), default=None)),
-                           "recorded_to": _iso(max((p[2] for p in recorded), default=None))},
-                "validation": {"window": [str(val_cut), str(end)], "users": len(validation.users),
-                               "ndcg20_fused": fusion["validation_ndcg20"],
-                               "ndcg20_per_model": fusion["validation_ndcg20_per_model"],
-                               "fusion_weights": fusion["weights"]},
-                "retrain": asdict(cfg)}
+        info = {
+            "dataset": ds.version,
+            "data_cutoff": str(cut or data_last),
+            "trained_until": str(end),
+            "events": {
+                "count": n_events,
+                "source": events_source,
+                "recorded_from": _iso(min((p[2] for p in recorded), default=None)),
+                "recorded_to": _iso(max((p[2] for p in recorded), default=None)),
+            },
+            "validation": {
+                "window": [str(val_cut), str(end)],
+                "users": len(validation.users),
+                "ndcg20_fused": fusion["validation_ndcg20"],
+                "ndcg20_per_model": fusion["validation_ndcg20_per_model"],
+                "fusion_weights": fusion["weights"],
+            },
+            "retrain": asdict(cfg),
+        }
         return write_bundle(root, number, side_files(out, checkpoints), info, parent=parent.id, make_current=False)
 
 
@@ -201,8 +241,17 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{len(recorded)} recorded purchases from {source}", file=sys.stderr)
     cfg = RetrainConfig(args.epochs, args.windows, args.lr, args.data_end)
     bundle = retrain(root, args.repository, recorded, cfg, not args.no_progress, source)
-    print(json.dumps({"bundle": bundle.id, "parent": bundle.parent, "events": bundle.manifest["events"],
-                      "validation": bundle.manifest["validation"]}, indent=2))
+    print(
+        json.dumps(
+            {
+                "bundle": bundle.id,
+                "parent": bundle.parent,
+                "events": bundle.manifest["events"],
+                "validation": bundle.manifest["validation"],
+            },
+            indent=2,
+        )
+    )
     print(f"bundle {bundle.id} written; `make rollout` serves it", file=sys.stderr)
     return 0
 

@@ -4,6 +4,7 @@
 gRPC probes instead; this is for `docker run` / compose, where no grpc_health_probe binary can be downloaded.
 The images put /app (libs/) on PYTHONPATH.
 """
+
 from __future__ import annotations
 
 import sys

@@ -6,6 +6,7 @@ Rules: every FROM pins a tag (not latest) unless it names an earlier stage; the 
 has a HEALTHCHECK and a CMD/ENTRYPOINT; every `pip install` pins with == (directly or through a -r file whose lines
 all pin); COPY sources exist in the repository (build outputs listed in BUILD_OUTPUTS excepted).
 """
+
 from __future__ import annotations
 
 import re
@@ -87,7 +88,7 @@ def _pip_problems(run_args: str) -> list[str]:
         words = shlex.split(cmd)
         if "pip" not in " ".join(words[:3]) or "install" not in words:
             continue
-        args = words[words.index("install") + 1:]
+        args = words[words.index("install") + 1 :]
         skip = False
         for w in args:
             if skip:

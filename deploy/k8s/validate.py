@@ -6,6 +6,7 @@ Two layers: `kubernetes-validate --strict` (JSON schemas of the Kubernetes API s
 required and unknown fields) and a few project rules a schema cannot express (probes, limits, autoscaling, GPU
 placement, network isolation). Rendered manifests land in build/k8s/<overlay>.yaml for review or `kubectl apply -f`.
 """
+
 from __future__ import annotations
 
 import subprocess
@@ -29,8 +30,9 @@ def render(overlay: str, kubectl: Path | None = None) -> Path:
     kubectl = kubectl or install()
     OUT.mkdir(parents=True, exist_ok=True)
     out = OUT / f"{overlay}.yaml"
-    text = subprocess.run([str(kubectl), "kustomize", str(OVERLAYS / overlay)], check=True, capture_output=True,
-                          text=True).stdout
+    text = subprocess.run(
+        [str(kubectl), "kustomize", str(OVERLAYS / overlay)], check=True, capture_output=True, text=True
+    ).stdout
     out.write_text(text)
     return out
 
@@ -95,16 +97,25 @@ def policy_problems(docs: list[dict], overlay: str) -> list[str]:
         problems.append("console: no Deployment and Service")
     if overlay == "prod":
         problems += _prod_problems(deployments, by_kind.get("NetworkPolicy", {}))
-        console_env = {e["name"]: e for c in _containers(deployments.get("console", {"spec": {"template": {
-            "spec": {}}}})) for e in c.get("env", [])}
+        console_env = {
+            e["name"]: e
+            for c in _containers(deployments.get("console", {"spec": {"template": {"spec": {}}}}))
+            for e in c.get("env", [])
+        }
         if "secretKeyRef" not in console_env.get("SHOP_AUTH_TOKEN", {}).get("valueFrom", {}):
             problems.append("prod: console must ask for the bearer token (SHOP_AUTH_TOKEN from a Secret)")
     return problems
 
 
 # Production security defaults (overlays/prod): settings every service must have, and where their values come from.
-PROD_LITERALS = {"SHOP_TLS_CERT", "SHOP_TLS_KEY", "SHOP_TLS_CLIENT_CA", "SHOP_TLS_CA", "SHOP_TLS_CLIENT_CERT",
-                 "SHOP_TLS_CLIENT_KEY"}
+PROD_LITERALS = {
+    "SHOP_TLS_CERT",
+    "SHOP_TLS_KEY",
+    "SHOP_TLS_CLIENT_CA",
+    "SHOP_TLS_CA",
+    "SHOP_TLS_CLIENT_CERT",
+    "SHOP_TLS_CLIENT_KEY",
+}
 PROD_SECRETS = {"SHOP_AUTH_TOKEN", "SHOP_LOG_KEY"}
 # The gateway's own: the attribution tokens' key, and the catalogue write token (without it writes are closed).
 GATEWAY_SECRETS = {"SHOP_TOKEN_KEY", "SHOP_CATALOG_WRITE_TOKEN"}
@@ -113,17 +124,28 @@ GATEWAY_SECRETS = {"SHOP_TOKEN_KEY", "SHOP_CATALOG_WRITE_TOKEN"}
 def _prod_problems(deployments: dict[str, dict], policies: dict[str, dict]) -> list[str]:
     problems = []
     for name in SERVICES:
-        env = {e["name"]: e for c in _containers(deployments.get(name, {"spec": {"template": {"spec": {}}}}))
-               for e in c.get("env", [])}
+        env = {
+            e["name"]: e
+            for c in _containers(deployments.get(name, {"spec": {"template": {"spec": {}}}}))
+            for e in c.get("env", [])
+        }
         secrets = PROD_SECRETS | (GATEWAY_SECRETS if name == "gateway" else set())
         problems += [f"prod: {name} lacks {k}" for k in sorted(PROD_LITERALS - set(env))]
-        problems += [f"prod: {name} must read {k} from a Secret (secretKeyRef), not a literal"
-                     for k in sorted(secrets) if "secretKeyRef" not in env.get(k, {}).get("valueFrom", {})]
+        problems += [
+            f"prod: {name} must read {k} from a Secret (secretKeyRef), not a literal"
+            for k in sorted(secrets)
+            if "secretKeyRef" not in env.get(k, {}).get("valueFrom", {})
+        ]
         if env.get("SHOP_OPEN_REFLECTION", {}).get("value") != "false":
             problems.append(f"prod: {name} serves reflection without the bearer token")
-    deny = [p for p in policies.values() if p["spec"].get("podSelector") == {}
-            and {"Ingress", "Egress"} <= set(p["spec"].get("policyTypes", []))
-            and not p["spec"].get("ingress") and not p["spec"].get("egress")]
+    deny = [
+        p
+        for p in policies.values()
+        if p["spec"].get("podSelector") == {}
+        and {"Ingress", "Egress"} <= set(p["spec"].get("policyTypes", []))
+        and not p["spec"].get("ingress")
+        and not p["spec"].get("egress")
+    ]
     if not deny:
         problems.append("prod: no default-deny NetworkPolicy (every pod, Ingress and Egress, no rules)")
     return problems
@@ -141,7 +163,10 @@ def _network_problems(policies: dict[str, dict]) -> list[str]:
         peers = [p for rule in pol["spec"].get("ingress", []) for p in rule.get("from", [{}])]
         gateway_only = peers and all(
             p.get("podSelector", {}).get("matchLabels") == {"app.kubernetes.io/name": "gateway"}
-            and "namespaceSelector" not in p and "ipBlock" not in p for p in peers)
+            and "namespaceSelector" not in p
+            and "ipBlock" not in p
+            for p in peers
+        )
         if gateway_only and "Ingress" in pol["spec"].get("policyTypes", []):
             covered |= names & INNER
     return [f"NetworkPolicy: {n} is reachable from pods other than the gateway" for n in sorted(INNER - covered)]

@@ -11,6 +11,7 @@ Pure functions on DataFrames (typed as `raw.read_raw` returns them). The rules, 
 Rows without a customer are kept here: they are real sales and count for item popularity. They are separated
 from the behaviour graph (purchases of known customers) when the artifacts are built.
 """
+
 from __future__ import annotations
 
 import re

@@ -3,6 +3,7 @@
 Raised instead of letting pandas fail deep inside a parser, so that whoever runs `prepare` is told which file and
 which line to fix.
 """
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -20,6 +20,7 @@ writes `<out>/data/<version>/` (version = first 12 hex of the input's sha256 + "
 The folder is written under a temporary name and renamed when complete, so a reader never sees half a version;
 if the version already exists, `prepare` returns it without work.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -104,9 +105,13 @@ def build_customers(purchases: pd.DataFrame) -> pd.DataFrame:
     """One row per customer (sorted by user_id); country is the customer's most frequent invoice country."""
     invoices = purchases.drop_duplicates("invoice_no")
     country = (
-        invoices.groupby(["user_id", "country"]).size().rename("n").reset_index()
+        invoices.groupby(["user_id", "country"])
+        .size()
+        .rename("n")
+        .reset_index()
         .sort_values(["user_id", "n", "country"], ascending=[True, False, True], kind="stable")
-        .drop_duplicates("user_id").set_index("user_id")["country"]
+        .drop_duplicates("user_id")
+        .set_index("user_id")["country"]
     )
     by_user = purchases.groupby("user_id", sort=True)
     customers = pd.DataFrame(

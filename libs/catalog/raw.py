@@ -3,6 +3,7 @@
 Everything is read as text first and converted here, column by column, so that a bad value is reported as
 "<file>, line N: column 'InvoiceDate': cannot parse '31/02/2011'" rather than as a pandas traceback.
 """
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -1,9 +1,10 @@
 """Fast reload of the prepared dataset (parquet + npz, no CSV parsing): what services call at start-up.
 
-    ds = load_dataset()                 # $SHOP_ARTIFACTS_DIR or <repo>/artifacts, the latest prepared version
-    ds.items.loc[ds.item_idx("85123A"), "title"]
-    ds.history("17850")                 # that customer's purchases, oldest first
+ds = load_dataset()                 # $SHOP_ARTIFACTS_DIR or <repo>/artifacts, the latest prepared version
+ds.items.loc[ds.item_idx("85123A"), "title"]
+ds.history("17850")                 # that customer's purchases, oldest first
 """
+
 from __future__ import annotations
 
 import json
@@ -84,9 +85,7 @@ def resolve_version(artifacts_root: Path, version: str | None = None) -> Path:
     if version is None:
         latest = data_root / LATEST_FILE
         if not latest.is_file():
-            raise DatasetNotFoundError(
-                f"no prepared dataset under {data_root} (run `python -m libs.catalog.prepare`)"
-            )
+            raise DatasetNotFoundError(f"no prepared dataset under {data_root} (run `python -m libs.catalog.prepare`)")
         version = latest.read_text().strip()
     folder = data_root / version
     if not (folder / MANIFEST_FILE).is_file():

@@ -4,6 +4,7 @@ Each store records its applied versions in its own table and applies the pending
 lock (PostgreSQL advisory lock, SQLite `BEGIN IMMEDIATE`), so replicas starting together apply each version once.
 Files are never edited once released: a change is a new file.
 """
+
 from __future__ import annotations
 
 import re

@@ -1,4 +1,5 @@
 """PostgreSQL plumbing: a psycopg 3 connection pool, transactions, migrations under an advisory lock."""
+
 from __future__ import annotations
 
 import logging
@@ -29,12 +30,21 @@ class PostgresDatabase:
     def __init__(self, dsn: str, schema: Schema, pool_max: int = 8, timeout_s: float = 2.0) -> None:
         self._schema = schema
         self._pool = ConnectionPool(
-            dsn, min_size=1, max_size=pool_max, timeout=timeout_s, open=True, name=schema.table,
+            dsn,
+            min_size=1,
+            max_size=pool_max,
+            timeout=timeout_s,
+            open=True,
+            name=schema.table,
             # A connection broken by a server restart is noticed on checkout, not by a caller's query.
             check=ConnectionPool.check_connection,
-            kwargs={"connect_timeout": max(1, math.ceil(timeout_s)), "application_name": "shop-gateway",
-                    # synchronous_commit=on whatever the server default: OK means flushed to the WAL on disk.
-                    "options": f"-c synchronous_commit=on -c statement_timeout={int(timeout_s * 1000)}"})
+            kwargs={
+                "connect_timeout": max(1, math.ceil(timeout_s)),
+                "application_name": "shop-gateway",
+                # synchronous_commit=on whatever the server default: OK means flushed to the WAL on disk.
+                "options": f"-c synchronous_commit=on -c statement_timeout={int(timeout_s * 1000)}",
+            },
+        )
         self._migrate_lock = threading.Lock()
         self._migrated = False
 
@@ -61,8 +71,10 @@ class PostgresDatabase:
             # Held to the end of the transaction: a replica starting at the same time waits, then sees the rows.
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
             conn.execute("SET LOCAL statement_timeout = 0")  # a migration may take longer than a request
-            conn.execute(f"CREATE TABLE IF NOT EXISTS {table} (version INTEGER PRIMARY KEY, "
-                         "name TEXT NOT NULL, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())")
+            conn.execute(
+                f"CREATE TABLE IF NOT EXISTS {table} (version INTEGER PRIMARY KEY, "
+                "name TEXT NOT NULL, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())"
+            )
             applied = {v for (v,) in conn.execute(f"SELECT version FROM {table}")}
             for m in pending(self._schema.load("postgres"), applied):
                 conn.execute(m.sql)  # several statements are allowed in one execute without parameters

@@ -1,4 +1,5 @@
 """SQLite plumbing: WAL, fsync'd on every commit, one connection per store object guarded by a lock."""
+
 from __future__ import annotations
 
 import logging
@@ -64,8 +65,10 @@ class SqliteDatabase:
         conn.execute("PRAGMA synchronous=FULL")
         conn.execute("BEGIN IMMEDIATE")
         try:
-            conn.execute(f"CREATE TABLE IF NOT EXISTS {table} (version INTEGER PRIMARY KEY, "
-                         "name TEXT NOT NULL, applied_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP)")
+            conn.execute(
+                f"CREATE TABLE IF NOT EXISTS {table} (version INTEGER PRIMARY KEY, "
+                "name TEXT NOT NULL, applied_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP)"
+            )
             applied = {v for (v,) in conn.execute(f"SELECT version FROM {table}")}
             for m in pending(self._schema.load("sqlite"), applied):
                 for statement in _statements(m.sql):

@@ -4,6 +4,7 @@ SQLite (`SqliteEventStore`) is the embedded default: one file per process, for `
 PostgreSQL (`PostgresEventStore`) is selected by a DSN and shared by every gateway replica. The gateway owns
 the store; inner services receive a user's recent events in their requests; training reads `read_purchases`.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -12,8 +13,7 @@ from libs.config import EventStoreSettings
 from libs.events.base import EventConflictError, EventStore, event_time_problem
 from libs.events.sqlite import SqliteEventStore
 
-__all__ = ["EventConflictError", "EventStore", "SqliteEventStore", "describe", "event_time_problem",
-           "open_event_store"]
+__all__ = ["EventConflictError", "EventStore", "SqliteEventStore", "describe", "event_time_problem", "open_event_store"]
 
 
 def open_event_store(settings: EventStoreSettings, artifacts_dir: Path) -> EventStore:
@@ -22,8 +22,9 @@ def open_event_store(settings: EventStoreSettings, artifacts_dir: Path) -> Event
     if settings.dsn:
         from libs.events.postgres import PostgresEventStore  # psycopg is loaded only when selected
 
-        return PostgresEventStore(settings.dsn.get_secret_value(), pool_max=settings.pool_max,
-                                  timeout_s=settings.timeout_s)
+        return PostgresEventStore(
+            settings.dsn.get_secret_value(), pool_max=settings.pool_max, timeout_s=settings.timeout_s
+        )
     return SqliteEventStore(settings.sqlite_path(artifacts_dir), timeout_s=settings.timeout_s)
 
 

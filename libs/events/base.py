@@ -1,4 +1,5 @@
 """The event store interface, shared by its backends, and the rules every stored event satisfies."""
+
 from __future__ import annotations
 
 import abc
@@ -97,14 +98,29 @@ def conflicts(sent: Sequence[RecordedEvent], stored: dict[str, tuple]) -> list[s
 
 def response_body(r: ServedResponse) -> str:
     """The stored form of a kept response (its id and time are columns of their own)."""
-    return json.dumps({"u": r.user_id, "q": r.query, "v": r.variant, "b": r.bundle_id,
-                       "r": [list(x) for x in r.results],
-                       "e": [[e.product_id, e.kind.value, e.ts, e.quantity] for e in r.recent]},
-                      separators=(",", ":"), ensure_ascii=False)
+    return json.dumps(
+        {
+            "u": r.user_id,
+            "q": r.query,
+            "v": r.variant,
+            "b": r.bundle_id,
+            "r": [list(x) for x in r.results],
+            "e": [[e.product_id, e.kind.value, e.ts, e.quantity] for e in r.recent],
+        },
+        separators=(",", ":"),
+        ensure_ascii=False,
+    )
 
 
 def response_from_body(response_id: str, created: float, body: str) -> ServedResponse:
     x = json.loads(body)
-    return ServedResponse(response_id, created, x["u"], x["q"], x["v"], x["b"],
-                          tuple((str(p), str(t), float(s)) for p, t, s in x["r"]),
-                          tuple(UserEvent(p, EventKind(k), float(ts), int(q)) for p, k, ts, q in x["e"]))
+    return ServedResponse(
+        response_id,
+        created,
+        x["u"],
+        x["q"],
+        x["v"],
+        x["b"],
+        tuple((str(p), str(t), float(s)) for p, t, s in x["r"]),
+        tuple(UserEvent(p, EventKind(k), float(ts), int(q)) for p, k, ts, q in x["e"]),
+    )

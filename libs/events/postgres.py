@@ -1,4 +1,5 @@
 """PostgreSQL backend: shared by every gateway replica (psycopg 3 with a connection pool)."""
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -35,15 +36,38 @@ class PostgresEventStore(PostgresDatabase, EventStore):
         super().__init__(dsn, migrations.SCHEMA, pool_max, timeout_s)
 
     def append(self, events: Sequence[RecordedEvent]) -> tuple[int, int]:
-        columns = list(zip(*[(e.event_id, e.user_id, e.event.product_id, e.event.kind.value, to_us(e.event.ts),
-                               e.event.quantity, e.attribution_token, e.variant) for e in events])) or [[]] * 8
+        columns = (
+            list(
+                zip(
+                    *[
+                        (
+                            e.event_id,
+                            e.user_id,
+                            e.event.product_id,
+                            e.event.kind.value,
+                            to_us(e.event.ts),
+                            e.event.quantity,
+                            e.attribution_token,
+                            e.variant,
+                        )
+                        for e in events
+                    ]
+                )
+            )
+            or [[]] * 8
+        )
         with self._transaction() as conn:
             inserted = {r[0] for r in conn.execute(INSERT, [list(c) for c in columns])}
             others = [e.event_id for e in events if e.event_id not in inserted]
             if others:
-                stored = {r[0]: tuple(r[1:]) for r in conn.execute(
-                    "SELECT event_id, user_id, product_id, kind, quantity, attribution_token FROM events "
-                    "WHERE event_id = ANY(%s)", (others,))}
+                stored = {
+                    r[0]: tuple(r[1:])
+                    for r in conn.execute(
+                        "SELECT event_id, user_id, product_id, kind, quantity, attribution_token FROM events "
+                        "WHERE event_id = ANY(%s)",
+                        (others,),
+                    )
+                }
                 if bad := conflicts(events, stored):
                     raise EventConflictError(bad)  # rolls the transaction back: nothing of the batch is stored
         return len(inserted), len(events) - len(inserted)
@@ -52,21 +76,28 @@ class PostgresEventStore(PostgresDatabase, EventStore):
         with self._transaction() as conn:
             rows = conn.execute(
                 "SELECT product_id, kind, ts_us, quantity FROM events WHERE user_id = %s AND kind = ANY(%s) "
-                "ORDER BY ts_us DESC LIMIT %s", (user_id, [k.value for k in kinds], limit)).fetchall()
+                "ORDER BY ts_us DESC LIMIT %s",
+                (user_id, [k.value for k in kinds], limit),
+            ).fetchall()
         return [UserEvent(p, EventKind(k), us / 1e6, q) for p, k, us, q in reversed(rows)]
 
     def read_purchases(self) -> list[Purchase]:
         with self._transaction() as conn:
             rows = conn.execute(
                 "SELECT user_id, product_id, ts_us, quantity, variant FROM events WHERE kind = %s ORDER BY ts_us",
-                (EventKind.PURCHASE.value,)).fetchall()
+                (EventKind.PURCHASE.value,),
+            ).fetchall()
         return [(u, p, us / 1e6, q, v) for u, p, us, q, v in rows]
 
     def read_attributed(self) -> list[Attributed]:
         with self._transaction() as conn:
-            return [tuple(r) for r in conn.execute(
-                "SELECT attribution_token, variant, kind, product_id FROM events "
-                "WHERE attribution_token <> '' ORDER BY ts_us").fetchall()]
+            return [
+                tuple(r)
+                for r in conn.execute(
+                    "SELECT attribution_token, variant, kind, product_id FROM events "
+                    "WHERE attribution_token <> '' ORDER BY ts_us"
+                ).fetchall()
+            ]
 
     def prune(self, older_than: float) -> int:
         with self._transaction() as conn:
@@ -75,14 +106,17 @@ class PostgresEventStore(PostgresDatabase, EventStore):
     def keep_response(self, response: ServedResponse) -> None:
         with self._transaction() as conn:
             conn.execute("SET LOCAL synchronous_commit = off")  # EventStore.keep_response: no flush on Search
-            conn.execute("INSERT INTO responses (response_id, created_us, body) VALUES (%s, %s, %s) "
-                         "ON CONFLICT (response_id) DO NOTHING",
-                         (response.response_id, to_us(response.created), response_body(response)))
+            conn.execute(
+                "INSERT INTO responses (response_id, created_us, body) VALUES (%s, %s, %s) "
+                "ON CONFLICT (response_id) DO NOTHING",
+                (response.response_id, to_us(response.created), response_body(response)),
+            )
 
     def served_response(self, response_id: str) -> ServedResponse | None:
         with self._transaction() as conn:
-            row = conn.execute("SELECT created_us, body FROM responses WHERE response_id = %s",
-                               (response_id,)).fetchone()
+            row = conn.execute(
+                "SELECT created_us, body FROM responses WHERE response_id = %s", (response_id,)
+            ).fetchone()
         return response_from_body(response_id, row[0] / 1e6, row[1]) if row else None
 
     def prune_responses(self, older_than: float) -> int:

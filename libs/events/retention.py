@@ -1,5 +1,6 @@
 """Retention: events older than the configured number of days are deleted, at start-up and then daily; responses
 kept for on-demand explanations are deleted once older than their time to live."""
+
 from __future__ import annotations
 
 import asyncio

@@ -1,4 +1,5 @@
 """SQLite backend, the embedded default: WAL, fsync'd on every commit, one file per process (or host)."""
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -24,8 +25,19 @@ class SqliteEventStore(SqliteDatabase, EventStore):
         super().__init__(path, migrations.SCHEMA, timeout_s)
 
     def append(self, events: Sequence[RecordedEvent]) -> tuple[int, int]:
-        rows = [(e.event_id, e.user_id, e.event.product_id, e.event.kind.value, e.event.ts, e.event.quantity,
-                 e.attribution_token, e.variant) for e in events]
+        rows = [
+            (
+                e.event_id,
+                e.user_id,
+                e.event.product_id,
+                e.event.kind.value,
+                e.event.ts,
+                e.event.quantity,
+                e.attribution_token,
+                e.variant,
+            )
+            for e in events
+        ]
         with self._transaction() as conn:
             before = conn.total_changes
             cur = conn.executemany("INSERT OR IGNORE INTO events VALUES (?,?,?,?,?,?,?,?)", rows)
@@ -33,9 +45,14 @@ class SqliteEventStore(SqliteDatabase, EventStore):
             if accepted < len(rows):
                 ids = [e.event_id for e in events]
                 marks = ",".join("?" * len(ids))
-                stored = {r[0]: tuple(r[1:]) for r in cur.execute(
-                    "SELECT event_id, user_id, product_id, kind, quantity, attribution_token FROM events "
-                    f"WHERE event_id IN ({marks})", ids)}
+                stored = {
+                    r[0]: tuple(r[1:])
+                    for r in cur.execute(
+                        "SELECT event_id, user_id, product_id, kind, quantity, attribution_token FROM events "
+                        f"WHERE event_id IN ({marks})",
+                        ids,
+                    )
+                }
                 if bad := conflicts(events, stored):
                     raise EventConflictError(bad)
         return accepted, len(rows) - accepted
@@ -45,19 +62,24 @@ class SqliteEventStore(SqliteDatabase, EventStore):
         with self._session() as conn:
             rows = conn.execute(
                 f"SELECT product_id, kind, ts, quantity FROM events WHERE user_id=? AND kind IN ({marks}) "
-                "ORDER BY ts DESC LIMIT ?", (user_id, *(k.value for k in kinds), limit)).fetchall()
+                "ORDER BY ts DESC LIMIT ?",
+                (user_id, *(k.value for k in kinds), limit),
+            ).fetchall()
         return [UserEvent(p, EventKind(k), ts, q) for p, k, ts, q in reversed(rows)]
 
     def read_purchases(self) -> list[Purchase]:
         with self._session() as conn:
             return conn.execute(
                 "SELECT user_id, product_id, ts, quantity, variant FROM events WHERE kind=? ORDER BY ts",
-                (EventKind.PURCHASE.value,)).fetchall()
+                (EventKind.PURCHASE.value,),
+            ).fetchall()
 
     def read_attributed(self) -> list[Attributed]:
         with self._session() as conn:
-            return conn.execute("SELECT attribution_token, variant, kind, product_id FROM events "
-                                "WHERE attribution_token != '' ORDER BY ts").fetchall()
+            return conn.execute(
+                "SELECT attribution_token, variant, kind, product_id FROM events "
+                "WHERE attribution_token != '' ORDER BY ts"
+            ).fetchall()
 
     def prune(self, older_than: float) -> int:
         with self._transaction() as conn:
@@ -68,8 +90,10 @@ class SqliteEventStore(SqliteDatabase, EventStore):
             # Durable at the next checkpoint rather than at commit (EventStore.keep_response); WAL stays consistent.
             conn.execute("PRAGMA synchronous=NORMAL")
             try:
-                conn.execute("INSERT OR IGNORE INTO responses VALUES (?,?,?)",
-                             (response.response_id, response.created, response_body(response)))
+                conn.execute(
+                    "INSERT OR IGNORE INTO responses VALUES (?,?,?)",
+                    (response.response_id, response.created, response_body(response)),
+                )
             finally:
                 conn.execute("PRAGMA synchronous=FULL")
 
@@ -81,4 +105,3 @@ class SqliteEventStore(SqliteDatabase, EventStore):
     def prune_responses(self, older_than: float) -> int:
         with self._transaction() as conn:
             return conn.execute("DELETE FROM responses WHERE created < ?", (older_than,)).rowcount
-

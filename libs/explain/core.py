@@ -1,6 +1,7 @@
 """Explanation: validate, encode the query (and, concurrently with the rankers, its term variants) within the
 deadline, then explain the page with the shared entry point (libs.explain.explain_page: masked scenarios re-scored
 in one batched call per ranker, plus one for the query's term scenarios on the rankers that read the query)."""
+
 from __future__ import annotations
 
 import asyncio
@@ -30,8 +31,16 @@ class Explained:
 
 
 class ExplanationCore:
-    def __init__(self, store: FeatureStore, titles: Sequence[str], fusion: Fusion, infer: Infer,
-                 encode: EncodeQuery | None, versions: Versions | None = None, bundle_id: str = "") -> None:
+    def __init__(
+        self,
+        store: FeatureStore,
+        titles: Sequence[str],
+        fusion: Fusion,
+        infer: Infer,
+        encode: EncodeQuery | None,
+        versions: Versions | None = None,
+        bundle_id: str = "",
+    ) -> None:
         self.store = store
         self.versions = versions
         self.bundle_id = bundle_id  # the bundle whose models and side files this core holds (libs/bundles.py)
@@ -41,14 +50,25 @@ class ExplanationCore:
         self.infer = infer
         self.encode = encode
 
-    async def explain(self, user_id: str, query: str, product_ids: Sequence[str], variant: str,
-                      recent: Sequence[d.UserEvent], timeout: float, bundle_id: str = "",
-                      all_evidence: bool = False) -> Explained:
+    async def explain(
+        self,
+        user_id: str,
+        query: str,
+        product_ids: Sequence[str],
+        variant: str,
+        recent: Sequence[d.UserEvent],
+        timeout: float,
+        bundle_id: str = "",
+        all_evidence: bool = False,
+    ) -> Explained:
         """`bundle_id`: the bundle that must explain ("" = the one held); `all_evidence`: every measured piece,
         not only the strongest."""
         if bundle_id and bundle_id != self.bundle_id:
-            raise FailedPreconditionError(f"bundle {bundle_id} is no longer loaded (serving {self.bundle_id})",
-                                          BUNDLE_NOT_LOADED, {"bundle_id": bundle_id, "loaded": self.bundle_id})
+            raise FailedPreconditionError(
+                f"bundle {bundle_id} is no longer loaded (serving {self.bundle_id})",
+                BUNDLE_NOT_LOADED,
+                {"bundle_id": bundle_id, "loaded": self.bundle_id},
+            )
         arm = arm_of(variant)
         models = arm.models
         if not 1 <= len(product_ids) <= MAX_ITEMS:
@@ -69,13 +89,29 @@ class ExplanationCore:
                 query_emb = emb[0]
                 if drops:
                     term_emb = encode_or_degrade(self.encode, drops, timeout * 0.3, degradations)
-        explanations = await explain_page(self.store, self.titles, self.fusion, self.infer, models, ctx, fresh,
-                                          cand_idx, product_ids, query, query_emb, term_emb,
-                                          max(deadline - loop.time(), 0.001), degradations, self.matcher,
-                                          arm.explore, all_evidence)
+        explanations = await explain_page(
+            self.store,
+            self.titles,
+            self.fusion,
+            self.infer,
+            models,
+            ctx,
+            fresh,
+            cand_idx,
+            product_ids,
+            query,
+            query_emb,
+            term_emb,
+            max(deadline - loop.time(), 0.001),
+            degradations,
+            self.matcher,
+            arm.explore,
+            all_evidence,
+        )
         answered = {x.model for x in degradations}
-        versions = [d.ModelVersion(m, await self.versions(m)) for m in models if m not in answered] \
-            if self.versions else []
+        versions = (
+            [d.ModelVersion(m, await self.versions(m)) for m in models if m not in answered] if self.versions else []
+        )
         if self.bundle_id:
             versions.append(d.ModelVersion(BUNDLE_MODEL, self.bundle_id))
         return Explained(explanations, degradations, versions)

@@ -1,5 +1,6 @@
 """The pieces of evidence an explanation measures (what the rankers read about this user and query), and the facts
 each piece read, for the sentence to name: counts and dates from the same data the models read."""
+
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
@@ -46,14 +47,23 @@ def items_read(ctx: UserContext, inputs: Mapping[str, Mapping[str, np.ndarray]])
     return sorted(read, key=lambda i: -last_seen.get(i, -1))
 
 
-def history_pieces(ctx: UserContext, inputs: Mapping[str, Mapping[str, np.ndarray]], fresh_items: set[int],
-                   limit: int = MAX_HISTORY_EVIDENCE) -> list[Piece]:
-    return [Piece(Mask("history_item", i), d.EvidenceKind.RECENT_EVENT if i in fresh_items
-                  else d.EvidenceKind.PAST_PURCHASE, item=i) for i in items_read(ctx, inputs)[:limit]]
+def history_pieces(
+    ctx: UserContext,
+    inputs: Mapping[str, Mapping[str, np.ndarray]],
+    fresh_items: set[int],
+    limit: int = MAX_HISTORY_EVIDENCE,
+) -> list[Piece]:
+    return [
+        Piece(
+            Mask("history_item", i),
+            d.EvidenceKind.RECENT_EVENT if i in fresh_items else d.EvidenceKind.PAST_PURCHASE,
+            item=i,
+        )
+        for i in items_read(ctx, inputs)[:limit]
+    ]
 
 
-def pieces_for(ctx: UserContext, inputs: Mapping[str, Mapping[str, np.ndarray]], fresh_items: set[int]
-               ) -> list[Piece]:
+def pieces_for(ctx: UserContext, inputs: Mapping[str, Mapping[str, np.ndarray]], fresh_items: set[int]) -> list[Piece]:
     """The user-side pieces: each past purchase the rankers read, the repeat-purchase signal, popularity with all
     shoppers and (apart) with the user's most similar customers."""
     pieces = history_pieces(ctx, inputs, fresh_items)
@@ -62,13 +72,15 @@ def pieces_for(ctx: UserContext, inputs: Mapping[str, Mapping[str, np.ndarray]],
     pieces.append(Piece(Mask("popularity"), d.EvidenceKind.POPULARITY))
     if len(ctx):  # an empty history has no similar customers: the column is 0
         pieces.append(Piece(Mask("similar_customers"), d.EvidenceKind.SIMILAR_CUSTOMERS))
-    return pieces[:MAX_PIECES - MAX_QUERY_TERMS]
+    return pieces[: MAX_PIECES - MAX_QUERY_TERMS]
 
 
 def term_pieces(query: str, term_embeddings: np.ndarray) -> list[Piece]:
     """One piece per query term: the query replaced by the embedding of the query without that term."""
-    return [Piece(Mask("query_embedding", emb), d.EvidenceKind.QUERY_TERM, text=term)
-            for term, emb in zip(query_terms(query)[:MAX_QUERY_TERMS], term_embeddings)]
+    return [
+        Piece(Mask("query_embedding", emb), d.EvidenceKind.QUERY_TERM, text=term)
+        for term, emb in zip(query_terms(query)[:MAX_QUERY_TERMS], term_embeddings)
+    ]
 
 
 def none_of(pieces: Sequence[Piece]) -> Mask:
@@ -103,8 +115,10 @@ def shop_orders(store: FeatureStore, cand_idx: np.ndarray) -> list[Fact]:
     """Per candidate: its orders by all shoppers in the last RECENT_DAYS days, or all time when there were none."""
     rows = store.pop[np.clip(cand_idx, 0, None)]
     recent, ever = orders_in_window(rows, RECENT_DAYS), orders_in_window(rows, None)
-    return [Fact() if c < 0 else Fact(count=int(r), window_days=RECENT_DAYS) if r else Fact(count=int(e))
-            for c, r, e in zip(np.asarray(cand_idx).tolist(), recent.tolist(), ever.tolist())]
+    return [
+        Fact() if c < 0 else Fact(count=int(r), window_days=RECENT_DAYS) if r else Fact(count=int(e))
+        for c, r, e in zip(np.asarray(cand_idx).tolist(), recent.tolist(), ever.tolist())
+    ]
 
 
 def similar_buyers(store: FeatureStore, ctx: UserContext, cand_idx: np.ndarray) -> list[Fact]:
@@ -117,8 +131,10 @@ def similar_buyers(store: FeatureStore, ctx: UserContext, cand_idx: np.ndarray) 
     cols = np.clip(cand_idx, 0, None)
     ever = np.asarray((store.neighbours.by_user[rows][:, cols] != 0).sum(axis=0)).ravel()
     lately = np.asarray(_recent_buyers(store)[rows][:, cols].sum(axis=0)).ravel()
-    return [Fact() if c < 0 else Fact(count=int(n), window_days=RECENT_DAYS) if n else Fact(count=int(e))
-            for c, n, e in zip(cand_idx.tolist(), lately.tolist(), ever.tolist())]
+    return [
+        Fact() if c < 0 else Fact(count=int(n), window_days=RECENT_DAYS) if n else Fact(count=int(e))
+        for c, n, e in zip(cand_idx.tolist(), lately.tolist(), ever.tolist())
+    ]
 
 
 def _recent_buyers(store: FeatureStore) -> sp.csr_matrix:
@@ -134,14 +150,17 @@ def _recent_buyers(store: FeatureStore) -> sp.csr_matrix:
             rows.append(np.full(len(items), r, np.int64))
             cols.append(items)
         data = np.concatenate(rows) if rows else np.zeros(0, np.int64)
-        cached = sp.csr_matrix((np.ones(len(data), np.int64), (data, np.concatenate(cols) if cols else data)),
-                               shape=store.neighbours.by_user.shape)
+        cached = sp.csr_matrix(
+            (np.ones(len(data), np.int64), (data, np.concatenate(cols) if cols else data)),
+            shape=store.neighbours.by_user.shape,
+        )
         store._recent_buyers = cached
     return cached
 
 
-def facts_for(store: FeatureStore, ctx: UserContext, pieces: Sequence[Piece], cand_idx: np.ndarray
-              ) -> dict[int, list[Fact]]:
+def facts_for(
+    store: FeatureStore, ctx: UserContext, pieces: Sequence[Piece], cand_idx: np.ndarray
+) -> dict[int, list[Fact]]:
     """piece index -> its facts per candidate, for the pieces that read a fact."""
     cand = np.asarray(cand_idx, np.int64).tolist()
     own = own_orders(ctx)
@@ -157,6 +176,8 @@ def facts_for(store: FeatureStore, ctx: UserContext, pieces: Sequence[Piece], ca
             out[p] = similar_buyers(store, ctx, cand_idx)
         elif piece.kind is d.EvidenceKind.PURCHASE_FREQUENCY:
             shop = shop_orders(store, cand_idx)
-            out[p] = [Fact(text, own[c].count, 0, own[c].last_time) if c in own else Fact(text, s.count, s.window_days)
-                      for c, text, s in zip(cand, frequency_text(store, ctx, cand_idx), shop)]
+            out[p] = [
+                Fact(text, own[c].count, 0, own[c].last_time) if c in own else Fact(text, s.count, s.window_days)
+                for c, text, s in zip(cand, frequency_text(store, ctx, cand_idx), shop)
+            ]
     return out

@@ -19,6 +19,7 @@ Mask kinds (all work without retraining and without scatter ops in the models):
   (measured analytically the same way).
 A mask that a ranker's inputs do not carry (e.g. "query" for gnn_ranker) leaves them unchanged.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -30,8 +31,17 @@ import numpy as np
 from libs.features import POP_FEATURE_NAMES
 from libs.model_io import POP_FEATS, QUERY_EMB, QUERY_MASK, REPEAT_FEATS
 
-KINDS = ("history_item", "repeat", "popularity", "similar_customers", "query", "query_embedding", "all", "discovery",
-         "frequency")
+KINDS = (
+    "history_item",
+    "repeat",
+    "popularity",
+    "similar_customers",
+    "query",
+    "query_embedding",
+    "all",
+    "discovery",
+    "frequency",
+)
 SIMILAR_COLUMN = POP_FEATURE_NAMES.index("log_similar_customers_score")
 SHOP_WIDE_COLUMNS = [i for i in range(len(POP_FEATURE_NAMES)) if i != SIMILAR_COLUMN]
 
@@ -66,16 +76,18 @@ def _apply(out: dict[str, np.ndarray], mask: Mask, history_slots: Sequence[tuple
             _apply(out, m, history_slots)
 
 
-def mask_one(inputs: dict[str, np.ndarray], mask: Mask, history_slots: Sequence[tuple[str, str]]
-             ) -> dict[str, np.ndarray]:
+def mask_one(
+    inputs: dict[str, np.ndarray], mask: Mask, history_slots: Sequence[tuple[str, str]]
+) -> dict[str, np.ndarray]:
     """A copy of a single-scenario input dict (B = 1) with `mask` applied."""
     out = {k: v.copy() for k, v in inputs.items()}
     _apply(out, mask, history_slots)
     return out
 
 
-def masked_scenarios(inputs: dict[str, np.ndarray], masks: Sequence[Mask], history_slots: Sequence[tuple[str, str]]
-                     ) -> dict[str, np.ndarray]:
+def masked_scenarios(
+    inputs: dict[str, np.ndarray], masks: Sequence[Mask], history_slots: Sequence[tuple[str, str]]
+) -> dict[str, np.ndarray]:
     """Batch [1 + len(masks), ...]: row 0 = `inputs` as they are, row i = masks[i - 1] applied."""
     if next(iter(inputs.values())).shape[0] != 1:
         raise ValueError("masked_scenarios takes a single scenario (batch axis 1)")

@@ -24,6 +24,7 @@ No gradients: it works unchanged on TensorRT engines. Each piece also carries th
 (libs.explain.evidence.facts_for: orders, dates, counts), and the sentence (libs.explain.wording) names the claims
 whose measured contributions helped most, with those facts.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -70,12 +71,25 @@ def attribute(fusion: Fusion, scores: dict[str, np.ndarray], additive: Sequence[
     return Attribution(fused[0] + extra.sum(axis=0), np.vstack([contributions, extra]), fused[-1])
 
 
-async def explain_page(store: FeatureStore, titles: Sequence[str], fusion: Fusion, infer: Infer,
-                       models: Sequence[str], ctx: UserContext, fresh_items: set[int], cand_idx: np.ndarray,
-                       product_ids: Sequence[str], query: str, query_emb: np.ndarray | None,
-                       term_emb: np.ndarray | Awaitable[np.ndarray | None] | None, timeout: float,
-                       degradations: list[d.Degradation], matcher: TitleMatcher | None = None,
-                       explore: float = 0.0, all_evidence: bool = False) -> list[d.Explanation]:
+async def explain_page(
+    store: FeatureStore,
+    titles: Sequence[str],
+    fusion: Fusion,
+    infer: Infer,
+    models: Sequence[str],
+    ctx: UserContext,
+    fresh_items: set[int],
+    cand_idx: np.ndarray,
+    product_ids: Sequence[str],
+    query: str,
+    query_emb: np.ndarray | None,
+    term_emb: np.ndarray | Awaitable[np.ndarray | None] | None,
+    timeout: float,
+    degradations: list[d.Degradation],
+    matcher: TitleMatcher | None = None,
+    explore: float = 0.0,
+    all_evidence: bool = False,
+) -> list[d.Explanation]:
     """`explore`: the variant's repeat-vs-explore setting (libs.scoring.Arm). `term_emb`: the embeddings of the
     query with each term removed (libs.explain.term_drops), or an awaitable of them: the rankers score every other
     scenario while the variants are encoded, and only the query-reading rankers score the term scenarios after (for
@@ -83,8 +97,10 @@ async def explain_page(store: FeatureStore, titles: Sequence[str], fusion: Fusio
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     # In wire form before masking (libs/rankers/wire.py): the scenarios copy ids, not title embeddings.
-    base = {m: ranker(m).to_wire(ranker(m).inputs(store, ctx, cand_idx, query_emb if ranker(m).reads_query else None))
-            for m in models}
+    base = {
+        m: ranker(m).to_wire(ranker(m).inputs(store, ctx, cand_idx, query_emb if ranker(m).reads_query else None))
+        for m in models
+    }
     pieces = pieces_for(ctx, base, fresh_items)
     # Two "none of the evidence" rows: without and with the query; which one is the baseline depends on whether
     # the query's terms end up measured.
@@ -96,13 +112,16 @@ async def explain_page(store: FeatureStore, titles: Sequence[str], fusion: Fusio
         found = term_pieces(query, emb) if query and query_emb is not None and emb is not None else []
         if not found:
             return [], {}
-        readers = {m: {k: v[1:] for k, v in masked_scenarios(base[m], [p.mask for p in found],
-                                                             ranker(m).history_slots).items()}
-                   for m in models if ranker(m).reads_query}
+        readers = {
+            m: {
+                k: v[1:] for k, v in masked_scenarios(base[m], [p.mask for p in found], ranker(m).history_slots).items()
+            }
+            for m in models
+            if ranker(m).reads_query
+        }
         return found, await run_models(infer, readers, max(deadline - loop.time(), 0.001), degradations)
 
-    scores, (terms, term_scores) = await asyncio.gather(
-        run_models(infer, inputs, timeout, degradations), term_rows())
+    scores, (terms, term_scores) = await asyncio.gather(run_models(infer, inputs, timeout, degradations), term_rows())
     if not scores:
         raise UnavailableError("explanation: no ranker answered: " + "; ".join(x.reason for x in degradations))
     # Terms count only when every query-reading ranker that answered also scored them.
@@ -110,9 +129,8 @@ async def explain_page(store: FeatureStore, titles: Sequence[str], fusion: Fusio
     n = len(pieces)
     rows = {}
     for m, s in scores.items():
-        middle = [term_scores[m] if ranker(m).reads_query else np.repeat(s[:1], len(terms), axis=0)
-                  ] if measured else []
-        rows[m] = np.vstack([s[:1 + n], *middle, s[-1:] if measured else s[-2:-1]])
+        middle = [term_scores[m] if ranker(m).reads_query else np.repeat(s[:1], len(terms), axis=0)] if measured else []
+        rows[m] = np.vstack([s[: 1 + n], *middle, s[-1:] if measured else s[-2:-1]])
     pieces = pieces + (terms if measured else [])
     # Model-free additive terms of the served score: measured analytically (their value), not masked.
     additive = []
@@ -126,8 +144,18 @@ async def explain_page(store: FeatureStore, titles: Sequence[str], fusion: Fusio
         pieces.append(Piece(Mask("query"), d.EvidenceKind.QUERY_MATCH))
         additive.append(matcher.relevance(query, cand_idx))
     att = attribute(fusion, rows, additive)
-    return explain_items(store, titles, product_ids, cand_idx, pieces, att, query, matcher if query else None,
-                         facts_for(store, ctx, pieces, cand_idx), all_evidence)
+    return explain_items(
+        store,
+        titles,
+        product_ids,
+        cand_idx,
+        pieces,
+        att,
+        query,
+        matcher if query else None,
+        facts_for(store, ctx, pieces, cand_idx),
+        all_evidence,
+    )
 
 
 def _query_kind(piece: Piece, item: int, query: str, matcher: TitleMatcher | None) -> tuple[d.EvidenceKind, str]:
@@ -141,10 +169,18 @@ def _query_kind(piece: Piece, item: int, query: str, matcher: TitleMatcher | Non
     return piece.kind, piece.text
 
 
-def explain_items(store: FeatureStore, titles: Sequence[str], product_ids: Sequence[str], cand_idx: np.ndarray,
-                  pieces: Sequence[Piece], att: Attribution, query: str = "",
-                  matcher: TitleMatcher | None = None, facts: Mapping[int, Sequence[Fact]] | None = None,
-                  all_evidence: bool = False) -> list[d.Explanation]:
+def explain_items(
+    store: FeatureStore,
+    titles: Sequence[str],
+    product_ids: Sequence[str],
+    cand_idx: np.ndarray,
+    pieces: Sequence[Piece],
+    att: Attribution,
+    query: str = "",
+    matcher: TitleMatcher | None = None,
+    facts: Mapping[int, Sequence[Fact]] | None = None,
+    all_evidence: bool = False,
+) -> list[d.Explanation]:
     """`facts`: piece index -> what the piece read about each candidate (libs.explain.evidence.facts_for);
     `all_evidence`: list every measured piece, not only the strongest (the sentence is the same either way)."""
     # Per piece, once: the product it names (a pandas lookup per candidate and piece was a third of the cost).
@@ -161,23 +197,35 @@ def explain_items(store: FeatureStore, titles: Sequence[str], product_ids: Seque
             fact = facts[p][c] if facts and p in facts else Fact()
             if kind is d.EvidenceKind.PAST_PURCHASE and piece.item in neighbours:
                 kind = d.EvidenceKind.CO_PURCHASE_NEIGHBOUR
-            evidence.append(d.Evidence(kind, value, *named[p], fact.text or text, fact.count, fact.window_days,
-                                       fact.last_time))
+            evidence.append(
+                d.Evidence(kind, value, *named[p], fact.text or text, fact.count, fact.window_days, fact.last_time)
+            )
         evidence.sort(key=lambda e: -e.contribution)
         shown = _shown([e for e in evidence if abs(e.contribution) > MIN_CONTRIBUTION])
         score, baseline = float(att.score[c]), float(att.baseline[c])
         total = float(att.contributions[:, c].sum())
-        out.append(d.Explanation(evidence if all_evidence else shown, sentence(shown, product_ids[c]),
-                                 confidence(score, att.score), METHOD, score=score, baseline=baseline,
-                                 interaction=score - baseline - total))
+        out.append(
+            d.Explanation(
+                evidence if all_evidence else shown,
+                sentence(shown, product_ids[c]),
+                confidence(score, att.score),
+                METHOD,
+                score=score,
+                baseline=baseline,
+                interaction=score - baseline - total,
+            )
+        )
     return out
 
 
 def _shown(evidence: list[d.Evidence]) -> list[d.Evidence]:
     """The strongest pieces, keeping any just-recorded purchase that helped even when it is not in the top."""
     shown = evidence[:MAX_EVIDENCE_SHOWN]
-    recent = [e for e in evidence[MAX_EVIDENCE_SHOWN:]
-              if e.kind is d.EvidenceKind.RECENT_EVENT and e.contribution > MIN_CONTRIBUTION][:2]
+    recent = [
+        e
+        for e in evidence[MAX_EVIDENCE_SHOWN:]
+        if e.kind is d.EvidenceKind.RECENT_EVENT and e.contribution > MIN_CONTRIBUTION
+    ][:2]
     if recent:
-        shown = sorted(shown[:MAX_EVIDENCE_SHOWN - len(recent)] + recent, key=lambda e: -e.contribution)
+        shown = sorted(shown[: MAX_EVIDENCE_SHOWN - len(recent)] + recent, key=lambda e: -e.contribution)
     return shown

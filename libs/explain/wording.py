@@ -8,6 +8,7 @@ and every query piece (the words the title has, or those it is only close to). E
 own. A reason's strength is the sum of its pieces' measured contributions; only reasons that helped are named.
 Every number, date, product title and quoted word in a sentence is a fact of that item's evidence.
 """
+
 from __future__ import annotations
 
 import math
@@ -53,8 +54,11 @@ def reasons(evidence: Sequence[d.Evidence], product_id: str = "") -> list[Reason
     for ev in evidence:
         if ev.kind is not None:
             groups.setdefault(claim_of(ev, product_id), []).append(ev)
-    out = [Reason(claim, sum(e.contribution for e in evs), tuple(evs)) for claim, evs in groups.items()
-           if claim not in COUNT_CLAIMS or any(e.count for e in evs)]
+    out = [
+        Reason(claim, sum(e.contribution for e in evs), tuple(evs))
+        for claim, evs in groups.items()
+        if claim not in COUNT_CLAIMS or any(e.count for e in evs)
+    ]
     return sorted((r for r in out if r.strength > MIN_CONTRIBUTION), key=lambda r: -r.strength)
 
 

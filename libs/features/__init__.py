@@ -2,6 +2,7 @@
 popularity and co-purchase neighbours at a reference time (store.py), item popularity (popularity.py), per-customer
 contexts and features (user.py), the candidate pool (pool.py), and the helpers each ranker's input builder
 (libs/rankers/) uses to shape them into tensors (inputs.py)."""
+
 from libs.features.inputs import cand_ids, query_inputs, stack
 from libs.features.pool import (
     POOL_CO_PURCHASE,

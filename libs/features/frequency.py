@@ -8,6 +8,7 @@ A product's prior is -log(1 + its 0-based rank in that order): its decay is that
 NDCG. It depends only on the customer's history (fresh purchases included) and the store's popularity, never on
 the other candidates of a request, so ranking and explanation compute the same value for a product.
 """
+
 from __future__ import annotations
 
 import numpy as np

@@ -1,4 +1,5 @@
 """Small helpers that shape features into the models' input tensors (libs.model_io), batch axis = 1 scenario."""
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -6,6 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from libs.model_io import TEXT_DIM
+
 
 def query_inputs(query_emb: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
     if query_emb is None:

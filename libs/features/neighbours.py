@@ -4,6 +4,7 @@ customers with the highest cosine similarity; a product's score is the mean of t
 (TIFU-KNN's neighbour term). Built from the feature store's purchases before its `now` only; a request's context
 (stored history plus fresh events) is projected onto them at request time, so fresh purchases count at once.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -16,8 +17,9 @@ K_NEIGHBOURS = 100
 DAY = 86400.0
 
 
-def decayed_vector(items: np.ndarray, ts: np.ndarray, now_s: float, half_life_days: float = HALF_LIFE_DAYS
-                   ) -> tuple[np.ndarray, np.ndarray]:
+def decayed_vector(
+    items: np.ndarray, ts: np.ndarray, now_s: float, half_life_days: float = HALF_LIFE_DAYS
+) -> tuple[np.ndarray, np.ndarray]:
     """(distinct item indices, L2-normalised weights): sum over the purchases of each item of
     0.5^(age_days / half_life_days) (purchases after `now_s` count as age 0)."""
     items = np.asarray(items, np.int64)
@@ -40,8 +42,14 @@ class CustomerNeighbours:
     k: int = K_NEIGHBOURS
 
     @classmethod
-    def build(cls, user_items: dict[str, tuple[np.ndarray, np.ndarray]], n_items: int, now_s: float,
-              k: int = K_NEIGHBOURS, half_life_days: float = HALF_LIFE_DAYS) -> "CustomerNeighbours":
+    def build(
+        cls,
+        user_items: dict[str, tuple[np.ndarray, np.ndarray]],
+        n_items: int,
+        now_s: float,
+        k: int = K_NEIGHBOURS,
+        half_life_days: float = HALF_LIFE_DAYS,
+    ) -> "CustomerNeighbours":
         """From user_id -> (items, ts) of purchases before `now_s`."""
         rows, cols, vals, users = [], [], [], {}
         for r, (user, (items, ts)) in enumerate(user_items.items()):
@@ -57,8 +65,14 @@ class CustomerNeighbours:
             m = sp.csr_matrix((0, n_items))
         return cls(users, m, m.tocsc(), float(now_s), k)
 
-    def scores(self, items: np.ndarray, ts: np.ndarray, now_s: float, user_id: str | None = None,
-               half_life_days: float = HALF_LIFE_DAYS) -> np.ndarray:
+    def scores(
+        self,
+        items: np.ndarray,
+        ts: np.ndarray,
+        now_s: float,
+        user_id: str | None = None,
+        half_life_days: float = HALF_LIFE_DAYS,
+    ) -> np.ndarray:
         """[n_items] float32: mean of the k most similar other customers' vectors (similarity > 0 only; fewer
         than k such customers: the mean over k all the same, so a thin neighbourhood scores low). The customer's
         own row (`user_id`) is never a neighbour."""
@@ -67,8 +81,14 @@ class CustomerNeighbours:
             return np.zeros(self.by_user.shape[1], np.float32)
         return (np.asarray(self.by_user[top].sum(axis=0)).ravel() / self.k).astype(np.float32)
 
-    def nearest(self, items: np.ndarray, ts: np.ndarray, now_s: float, user_id: str | None = None,
-                half_life_days: float = HALF_LIFE_DAYS) -> np.ndarray:
+    def nearest(
+        self,
+        items: np.ndarray,
+        ts: np.ndarray,
+        now_s: float,
+        user_id: str | None = None,
+        half_life_days: float = HALF_LIFE_DAYS,
+    ) -> np.ndarray:
         """Rows of the (at most k) most similar other customers with similarity > 0."""
         idx, w = decayed_vector(items, ts, now_s, half_life_days)
         if len(idx) == 0 or self.by_user.shape[0] == 0:

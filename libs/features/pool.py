@@ -1,4 +1,5 @@
 """The candidate pool: the items worth ranking for a customer when no query selects candidates (Recommend)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -14,9 +15,13 @@ POOL_N_POPULAR, POOL_RECENT_ITEMS, POOL_MAX_HISTORY, POOL_N_SIMILAR = 100, 10, 2
 POOL_MAX = POOL_MAX_HISTORY + POOL_RECENT_ITEMS * ITEM_NEIGHBOURS + POOL_N_SIMILAR + POOL_N_POPULAR  # the largest pool
 
 
-def candidate_parts(store: FeatureStore, ctx: UserContext, n_popular: int = POOL_N_POPULAR,
-                    recent_items: int = POOL_RECENT_ITEMS, max_history: int = POOL_MAX_HISTORY
-                    ) -> list[tuple[str, np.ndarray]]:
+def candidate_parts(
+    store: FeatureStore,
+    ctx: UserContext,
+    n_popular: int = POOL_N_POPULAR,
+    recent_items: int = POOL_RECENT_ITEMS,
+    max_history: int = POOL_MAX_HISTORY,
+) -> list[tuple[str, np.ndarray]]:
     """The candidate pool's parts, each as (part name, item indices) in its own order (parts may overlap): the
     user's own past items (newest first, at most `max_history`), the co-purchase neighbours of their
     `recent_items` newest distinct items, the POOL_N_SIMILAR products the most similar customers buy most
@@ -39,8 +44,13 @@ def candidate_parts(store: FeatureStore, ctx: UserContext, n_popular: int = POOL
     return parts
 
 
-def candidate_pool(store: FeatureStore, ctx: UserContext, n_popular: int = POOL_N_POPULAR,
-                   recent_items: int = POOL_RECENT_ITEMS, max_history: int = POOL_MAX_HISTORY) -> np.ndarray:
+def candidate_pool(
+    store: FeatureStore,
+    ctx: UserContext,
+    n_popular: int = POOL_N_POPULAR,
+    recent_items: int = POOL_RECENT_ITEMS,
+    max_history: int = POOL_MAX_HISTORY,
+) -> np.ndarray:
     """Items worth ranking for a user when no query selects candidates: the union of `candidate_parts`, at most
     POOL_MAX items. One definition for training (the rankers learn on exactly this distribution), offline
     evaluation and the served Recommend (retrieval's user candidates), so the gateway ranks what `make eval`

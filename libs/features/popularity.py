@@ -3,6 +3,7 @@ the candidate pool, the purchase-frequency prior and the offline baselines share
 
 Counts are order lines (invoice x product), guests included, before the store's `now`.
 """
+
 from __future__ import annotations
 
 from enum import IntEnum
@@ -44,8 +45,7 @@ SEASON_WINDOWS = ((Pop.LOG_ORDERS_YEAR_AGO_28D, -14, 14, 6.0), (Pop.LOG_ORDERS_Y
 SIMILAR_SCALE = (200.0, 3.0)  # log1p(200 x score) / 3: about 0.3 at the median positive, 1 at the 99th percentile
 
 
-def order_lines(items: np.ndarray, ts: np.ndarray, now_s: float, n_items: int, days: float | None = None
-                 ) -> np.ndarray:
+def order_lines(items: np.ndarray, ts: np.ndarray, now_s: float, n_items: int, days: float | None = None) -> np.ndarray:
     """[n_items] int: order lines of each item in the `days` before `now_s` (None: all of them)."""
     items = np.asarray(items, np.int64)
     keep = slice(None) if days is None else np.asarray(ts, np.float64) >= now_s - days * DAY
@@ -86,8 +86,7 @@ def item_repeat_rate(users: np.ndarray, items: np.ndarray, n_items: int) -> np.n
     return out
 
 
-def season_features(items: np.ndarray, ts: np.ndarray, now_s: float, n_items: int, data_start_s: float
-                    ) -> np.ndarray:
+def season_features(items: np.ndarray, ts: np.ndarray, now_s: float, n_items: int, data_start_s: float) -> np.ndarray:
     """[n_items, 2] year-over-year season: log1p(orders in [now - 365 d + a, now - 365 d + b)) / scale for each
     (a, b, scale) of SEASON_WINDOWS (the 4 weeks around this date last year; the 4 weeks after it). Only sales
     before `now` count (every window ends at least 337 days before it). A window that starts before the data does
@@ -128,5 +127,6 @@ def pop_features_of(store: FeatureStore, cand_idx: np.ndarray, ctx: UserContext 
     out = np.where(known[:, None], store.pop[c], 0.0).astype(np.float32)
     if ctx is not None:
         out[:, Pop.LOG_SIMILAR_CUSTOMERS_SCORE] = np.where(
-            known, similar_customers_score(store, ctx)[np.clip(c, 0, store.n_items - 1)], 0.0)
+            known, similar_customers_score(store, ctx)[np.clip(c, 0, store.n_items - 1)], 0.0
+        )
     return out

@@ -9,6 +9,7 @@ Feature scales are fixed (no fitted normalisers) so the same code gives the same
 type is maskable without retraining: a history position or graph neighbour by its mask (0), repeat-purchase and
 popularity features by zeroing them (zero = "never bought" / "no popularity signal"), the query by query_mask = 0.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -82,16 +83,26 @@ class FeatureStore:
         pop[:, Pop.ITEM_REPEAT_RATE] = item_repeat_rate(p["user_id"].to_numpy(), p["item_idx"].to_numpy(), n_items)
         data_start = float(np.min(sales_ts)) if len(sales_ts) else now_s
         pop[:, [Pop.LOG_ORDERS_YEAR_AGO_28D, Pop.LOG_ORDERS_YEAR_AGO_NEXT_28D]] = season_features(
-            sales["item_idx"].to_numpy(), sales_ts, now_s, n_items, data_start)
-        cycle = item_repurchase_cycle(p["user_id"].to_numpy(), p["item_idx"].to_numpy(), to_seconds(p["ts"]),
-                                      n_items)
+            sales["item_idx"].to_numpy(), sales_ts, now_s, n_items, data_start
+        )
+        cycle = item_repurchase_cycle(p["user_id"].to_numpy(), p["item_idx"].to_numpy(), to_seconds(p["ts"]), n_items)
         copurchase = copurchase_matrix(sales, n_items)
         nbr_ids, nbr_weight = copurchase_neighbours(copurchase, ITEM_NEIGHBOURS)
         users = group_users(p, now_s)
         index = pd.Index(product_ids) if product_ids is not None else None
         neighbours = CustomerNeighbours.build({u: (c.items, c.ts) for u, c in users.items()}, n_items, now_s)
-        return cls(now_s, np.ascontiguousarray(item_emb, dtype=np.float32), pop, nbr_ids, nbr_weight, copurchase,
-                   users, index, cycle, neighbours)
+        return cls(
+            now_s,
+            np.ascontiguousarray(item_emb, dtype=np.float32),
+            pop,
+            nbr_ids,
+            nbr_weight,
+            copurchase,
+            users,
+            index,
+            cycle,
+            neighbours,
+        )
 
     # ------------------------------------------------------------------------------------------ request time
     def user_context(
@@ -109,8 +120,11 @@ class FeatureStore:
         fresh = list(fresh)
         items = [self._item(p) for p, _ in fresh]
         ts = np.array([float(to_seconds(t) if isinstance(t, pd.Timestamp) else t) for _, t in fresh], np.float64)
-        now_s = float(to_seconds(now) if isinstance(now, pd.Timestamp) else now) if now is not None else \
-            max([self.now, *(ts + 1.0)])
+        now_s = (
+            float(to_seconds(now) if isinstance(now, pd.Timestamp) else now)
+            if now is not None
+            else max([self.now, *(ts + 1.0)])
+        )
         if base is None:
             base = UserContext.empty(now_s)
         if not fresh:
@@ -160,8 +174,6 @@ def copurchase_neighbours(co: "sp.csr_matrix", k: int) -> tuple[np.ndarray, np.n
             continue
         cols, vals = co.indices[a:b], co.data[a:b]
         top = np.argsort(-vals, kind="stable")[:k]
-        ids[i, :len(top)] = cols[top] + 1
-        weight[i, :len(top)] = np.log1p(vals[top])
+        ids[i, : len(top)] = cols[top] + 1
+        weight[i, : len(top)] = np.log1p(vals[top])
     return ids, weight
-
-

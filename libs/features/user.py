@@ -2,6 +2,7 @@
 history positions, repeat-purchase features of each candidate (with repurchase cycles), and the customer's item
 neighbours (the GNN's user side). Every feature is maskable: zero = "never bought" / no signal.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -13,10 +14,20 @@ from libs.features.popularity import DAY
 from libs.model_io import EDGE_FEATURES, HIST_FEATURES, MAX_HISTORY, REPEAT_FEATURES, USER_NEIGHBOURS
 
 HIST_FEATURE_NAMES = ("log_age_days", "log_newer_baskets", "in_last_basket", "log_item_count_in_history")
-REPEAT_FEATURE_NAMES = ("bought_before", "log_count", "recency_14d", "recency_90d", "log_decayed_count_30d",
-                        "in_last_basket", "log_age_over_user_gap",
-                        # repurchase cycle: time since the last purchase of the candidate over its usual interval
-                        "log_age_over_item_cycle", "due_by_item_cycle", "log_age_over_own_cycle", "due_by_own_cycle")
+REPEAT_FEATURE_NAMES = (
+    "bought_before",
+    "log_count",
+    "recency_14d",
+    "recency_90d",
+    "log_decayed_count_30d",
+    "in_last_basket",
+    "log_age_over_user_gap",
+    # repurchase cycle: time since the last purchase of the candidate over its usual interval
+    "log_age_over_item_cycle",
+    "due_by_item_cycle",
+    "log_age_over_own_cycle",
+    "due_by_own_cycle",
+)
 EDGE_FEATURE_NAMES = ("log_count", "recency_30d", "recency_180d", "share_of_user_purchases")
 assert len(HIST_FEATURE_NAMES) == HIST_FEATURES and len(REPEAT_FEATURE_NAMES) == REPEAT_FEATURES
 assert len(EDGE_FEATURE_NAMES) == EDGE_FEATURES
@@ -60,7 +71,7 @@ def group_users(purchases: pd.DataFrame, now_s: float) -> dict[str, UserContext]
     bounds = np.flatnonzero(np.r_[True, users[1:] != users[:-1], True])
     out: dict[str, UserContext] = {}
     for a, b in zip(bounds[:-1], bounds[1:]):
-        change = np.r_[0, np.cumsum(inv[a + 1:b] != inv[a:b - 1])]
+        change = np.r_[0, np.cumsum(inv[a + 1 : b] != inv[a : b - 1])]
         out[users[a]] = UserContext(items[a:b], ts[a:b], change.astype(np.int64), now_s, users[a])
     return out
 
@@ -72,8 +83,13 @@ def item_repurchase_cycle(users: np.ndarray, items: np.ndarray, ts: np.ndarray, 
     out = np.full(n_items, np.nan)
     if len(items) < 2:
         return out
-    df = pd.DataFrame({"u": np.asarray(users).astype(str), "i": np.asarray(items, np.int64),
-                       "t": np.asarray(ts, np.float64)}).drop_duplicates().sort_values(["u", "i", "t"], kind="stable")
+    df = (
+        pd.DataFrame(
+            {"u": np.asarray(users).astype(str), "i": np.asarray(items, np.int64), "t": np.asarray(ts, np.float64)}
+        )
+        .drop_duplicates()
+        .sort_values(["u", "i", "t"], kind="stable")
+    )
     u, i, t = df["u"].to_numpy(), df["i"].to_numpy(), df["t"].to_numpy()
     same = (u[1:] == u[:-1]) & (i[1:] == i[:-1])
     if not same.any():

@@ -1,4 +1,5 @@
 """CatalogService logic over a ProductStore: validation, page tokens, errors. No protobuf here."""
+
 from __future__ import annotations
 
 import asyncio
@@ -31,8 +32,10 @@ MAX_PAGE_SIZE = 1000
 
 def dataset_products(items: pd.DataFrame) -> list[ProductContent]:
     """The prepared dataset's items (product_id, title, price in GBP) as in-stock products."""
-    return [ProductContent(str(pid), str(title), Money.from_decimal(float(price)), Availability.IN_STOCK)
-            for pid, title, price in zip(items["product_id"], items["title"], items["price"])]
+    return [
+        ProductContent(str(pid), str(title), Money.from_decimal(float(price)), Availability.IN_STOCK)
+        for pid, title, price in zip(items["product_id"], items["title"], items["price"])
+    ]
 
 
 def _encode_token(after_id: str) -> str:
@@ -95,6 +98,10 @@ class Catalog:
         await self._refresh_view()
         if result.unknown:
             first = {p: i for i, p in reversed(list(enumerate(product_ids)))}
-            raise InvalidArgumentError([FieldViolation(f"product_ids[{first[p]}]", "is not a product of the catalogue")
-                                        for p in result.unknown])
+            raise InvalidArgumentError(
+                [
+                    FieldViolation(f"product_ids[{first[p]}]", "is not a product of the catalogue")
+                    for p in result.unknown
+                ]
+            )
         return result

@@ -2,6 +2,7 @@
 
 Prices are google.type.Money: exact integers (units + nanos), never floats, so a stored price reads back as sent.
 """
+
 from __future__ import annotations
 
 import re
@@ -122,8 +123,9 @@ def _batch_size(n: int, field_name: str) -> list[FieldViolation]:
 def normalise(p: ProductContent) -> ProductContent:
     """The stored form: title trimmed and its whitespace runs collapsed, categories trimmed and deduplicated."""
     categories = tuple(dict.fromkeys(c.strip() for c in p.categories))
-    return ProductContent(p.product_id, " ".join(p.title.split()), p.price, p.availability, p.description.strip(),
-                          categories)
+    return ProductContent(
+        p.product_id, " ".join(p.title.split()), p.price, p.availability, p.description.strip(), categories
+    )
 
 
 def check_upsert(products: Sequence[ProductContent]) -> list[ProductContent]:
@@ -146,8 +148,9 @@ def check_delete(product_ids: Sequence[str]) -> list[str]:
     """Distinct ids in request order, or InvalidArgumentError naming the bad ones."""
     if problems := _batch_size(len(product_ids), "product_ids"):
         raise InvalidArgumentError(problems)
-    problems = [FieldViolation(f"product_ids[{i}]", why) for i, p in enumerate(product_ids)
-                if (why := product_id_problem(p))]
+    problems = [
+        FieldViolation(f"product_ids[{i}]", why) for i, p in enumerate(product_ids) if (why := product_id_problem(p))
+    ]
     if problems:
         raise InvalidArgumentError(problems)
     return list(dict.fromkeys(product_ids))

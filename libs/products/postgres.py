@@ -1,4 +1,5 @@
 """PostgreSQL backend of the product store: shared by every gateway replica."""
+
 from __future__ import annotations
 
 from collections.abc import Iterator

@@ -6,6 +6,7 @@ database's write lock; PostgreSQL: an advisory transaction lock), so changes bec
 follower that has read everything up to N never later finds a change below N: "changes after N" is a safe cursor.
 Catalogue writes are rare next to reads, so serialising them costs nothing that matters.
 """
+
 from __future__ import annotations
 
 import abc
@@ -18,8 +19,10 @@ from libs.database.sqlite import SqliteDatabase
 from libs.products.migrations import SCHEMA
 from libs.products.model import Availability, DeleteResult, Money, Product, ProductContent, UpsertResult
 
-COLUMNS = ("product_id, title, description, currency_code, price_units, price_nanos, availability, categories_json, "
-           "create_us, update_us, change_seq")
+COLUMNS = (
+    "product_id, title, description, currency_code, price_units, price_nanos, availability, categories_json, "
+    "create_us, update_us, change_seq"
+)
 UPSERT = f"""
 INSERT INTO products ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (product_id) DO UPDATE SET title = excluded.title, description = excluded.description,
@@ -35,14 +38,31 @@ def _us(ts: float) -> int:
 
 def _row(p: Product) -> tuple:
     c = p.content
-    return (c.product_id, c.title, c.description, c.price.currency_code, c.price.units, c.price.nanos,
-            c.availability.value, json.dumps(list(c.categories)), _us(p.create_time), _us(p.update_time), p.change_seq)
+    return (
+        c.product_id,
+        c.title,
+        c.description,
+        c.price.currency_code,
+        c.price.units,
+        c.price.nanos,
+        c.availability.value,
+        json.dumps(list(c.categories)),
+        _us(p.create_time),
+        _us(p.update_time),
+        p.change_seq,
+    )
 
 
 def _product(row: Sequence) -> Product:
     pid, title, description, currency, units, nanos, availability, categories, create_us, update_us, seq = row
-    content = ProductContent(pid, title, Money(currency, int(units), int(nanos)), Availability(availability),
-                             description, tuple(json.loads(categories)))
+    content = ProductContent(
+        pid,
+        title,
+        Money(currency, int(units), int(nanos)),
+        Availability(availability),
+        description,
+        tuple(json.loads(categories)),
+    )
     return Product(content, create_us / 1e6, update_us / 1e6, int(seq))
 
 
@@ -98,18 +118,19 @@ class SqlProductStore(ProductStore):
     def _sql(self, sql: str) -> str:
         return sql if self.placeholder == "?" else sql.replace("?", self.placeholder)
 
-    def _fetch(self, conn, product_ids: Sequence[str]) -> dict[str, Product]:  # noqa: ANN001 - DB-API connection
+    def _fetch(self, conn, product_ids: Sequence[str]) -> dict[str, Product]:
         if not product_ids:
             return {}
         marks = ",".join("?" * len(product_ids))
-        rows = conn.execute(self._sql(f"SELECT {COLUMNS} FROM products WHERE product_id IN ({marks})"),
-                            list(product_ids)).fetchall()
+        rows = conn.execute(
+            self._sql(f"SELECT {COLUMNS} FROM products WHERE product_id IN ({marks})"), list(product_ids)
+        ).fetchall()
         return {r[0]: _product(r) for r in rows}
 
-    def _head(self, conn) -> int:  # noqa: ANN001
+    def _head(self, conn) -> int:
         return int(conn.execute("SELECT COALESCE(MAX(change_seq), 0) FROM products").fetchone()[0])
 
-    def _store(self, conn, products: list[Product]) -> None:  # noqa: ANN001
+    def _store(self, conn, products: list[Product]) -> None:
         if products:
             conn.cursor().executemany(self._sql(UPSERT), [_row(p) for p in products])
 
@@ -153,8 +174,14 @@ class SqlProductStore(ProductStore):
                     result.unchanged += 1
                     continue
                 seq += 1
-                content = ProductContent(pid, old.content.title, old.content.price, Availability.DISCONTINUED,
-                                         old.content.description, old.content.categories)
+                content = ProductContent(
+                    pid,
+                    old.content.title,
+                    old.content.price,
+                    Availability.DISCONTINUED,
+                    old.content.description,
+                    old.content.categories,
+                )
                 changed.append(Product(content, old.create_time, now, seq))
             self._store(conn, changed)
             result.deleted = len(changed)
@@ -165,8 +192,10 @@ class SqlProductStore(ProductStore):
         with self._write() as conn:
             present = {r[0] for r in conn.execute("SELECT product_id FROM products").fetchall()}
             seq = self._head(conn)
-            new = [Product(c, now, now, seq + i + 1)
-                   for i, c in enumerate(c for c in products if c.product_id not in present)]
+            new = [
+                Product(c, now, now, seq + i + 1)
+                for i, c in enumerate(c for c in products if c.product_id not in present)
+            ]
             self._store(conn, new)
         return len(new)
 
@@ -176,14 +205,18 @@ class SqlProductStore(ProductStore):
 
     def page(self, after_id: str, limit: int) -> list[Product]:
         with self._read() as conn:
-            rows = conn.execute(self._sql(f"SELECT {COLUMNS} FROM products WHERE product_id > ? "
-                                          "ORDER BY product_id LIMIT ?"), (after_id, limit)).fetchall()
+            rows = conn.execute(
+                self._sql(f"SELECT {COLUMNS} FROM products WHERE product_id > ? ORDER BY product_id LIMIT ?"),
+                (after_id, limit),
+            ).fetchall()
         return [_product(r) for r in rows]
 
     def changes_after(self, seq: int, limit: int) -> list[Product]:
         with self._read() as conn:
-            rows = conn.execute(self._sql(f"SELECT {COLUMNS} FROM products WHERE change_seq > ? "
-                                          "ORDER BY change_seq LIMIT ?"), (seq, limit)).fetchall()
+            rows = conn.execute(
+                self._sql(f"SELECT {COLUMNS} FROM products WHERE change_seq > ? ORDER BY change_seq LIMIT ?"),
+                (seq, limit),
+            ).fetchall()
         return [_product(r) for r in rows]
 
     def known(self, product_ids: Sequence[str]) -> set[str]:
@@ -191,8 +224,9 @@ class SqlProductStore(ProductStore):
             return set()
         marks = ",".join("?" * len(product_ids))
         with self._read() as conn:
-            rows = conn.execute(self._sql(f"SELECT product_id FROM products WHERE product_id IN ({marks})"),
-                                list(product_ids)).fetchall()
+            rows = conn.execute(
+                self._sql(f"SELECT product_id FROM products WHERE product_id IN ({marks})"), list(product_ids)
+            ).fetchall()
         return {r[0] for r in rows}
 
 

@@ -4,6 +4,7 @@ Every replica polls "changes after my cursor" (one indexed query, usually empty)
 acknowledged by any replica is seen by all within about that interval; after a restart the first poll reads the
 whole table (catch-up). With the database down the view keeps serving what it last read, flagged `stale`.
 """
+
 from __future__ import annotations
 
 import asyncio

@@ -1,5 +1,6 @@
 """gnn_ranker: inductive PinSage-style GNN over the purchase graph (the customer's item neighbours, each candidate's
 co-purchase neighbours), repeat-purchase and popularity features (PyTorch module: training.models.rankers)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -90,8 +91,13 @@ def gnn_inputs(
     }
 
 
-RANKER = register(Ranker(
-    spec=SPEC, inputs=gnn_inputs, module="training.models.rankers:GnnRanker",
-    history_slots=((USER_NBR_IDS, USER_NBR_MASK),),
-    gathered=((USER_NBR_EMB, USER_NBR_IDS), (CAND_EMB, CAND_IDS)),
-    description="inductive PinSage-style GNN (co-purchase + user neighbours) + repeat/popularity features"))
+RANKER = register(
+    Ranker(
+        spec=SPEC,
+        inputs=gnn_inputs,
+        module="training.models.rankers:GnnRanker",
+        history_slots=((USER_NBR_IDS, USER_NBR_MASK),),
+        gathered=((USER_NBR_EMB, USER_NBR_IDS), (CAND_EMB, CAND_IDS)),
+        description="inductive PinSage-style GNN (co-purchase + user neighbours) + repeat/popularity features",
+    )
+)

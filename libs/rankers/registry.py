@@ -2,6 +2,7 @@
 in its own module (libs/rankers/<name>.py); training, export, Triton configs, ranking, explanation and evaluation
 iterate `rankers()` instead of naming models. Adding a ranker = one new module + one line in libs/rankers/__init__.py.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping

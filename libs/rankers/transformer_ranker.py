@@ -1,5 +1,6 @@
 """transformer_ranker: SASRec-like encoder over the customer's time-ordered purchases, target attention from each
 candidate (and the query), repeat-purchase and popularity features (PyTorch module: training.models.rankers)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -88,9 +89,14 @@ def transformer_inputs(
     }
 
 
-RANKER = register(Ranker(
-    spec=SPEC, inputs=transformer_inputs, module="training.models.rankers:TransformerRanker",
-    history_slots=((HIST_IDS, HIST_MASK),),
-    gathered=((HIST_EMB, HIST_IDS), (CAND_EMB, CAND_IDS)),
-    reads_query=True,
-    description="SASRec-like transformer + target attention + repeat/popularity features (candidate pool)"))
+RANKER = register(
+    Ranker(
+        spec=SPEC,
+        inputs=transformer_inputs,
+        module="training.models.rankers:TransformerRanker",
+        history_slots=((HIST_IDS, HIST_MASK),),
+        gathered=((HIST_EMB, HIST_IDS), (CAND_EMB, CAND_IDS)),
+        reads_query=True,
+        description="SASRec-like transformer + target attention + repeat/popularity features (candidate pool)",
+    )
+)

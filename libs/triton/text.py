@@ -1,4 +1,5 @@
 """Query/title encoding through Triton's `text_encoder` (tokenisation happens here, in the caller)."""
+
 from __future__ import annotations
 
 from collections.abc import Sequence

@@ -1,5 +1,6 @@
 """`make console`: the console on SHOP_CONSOLE_ADDR (default 127.0.0.1:8080), calling the gateway at
 SHOP_GATEWAY_ADDR (or the one `make run` serves, from build/stack.json)."""
+
 from __future__ import annotations
 
 import json
@@ -25,7 +26,7 @@ def gateway_address() -> str:
 
 def sample_customers() -> list[str]:
     """The customers with the most orders in the prepared data, for the page's customer picker."""
-    from libs.catalog.store import load_dataset  # noqa: PLC0415 - pandas and the dataset only when serving
+    from libs.catalog.store import load_dataset
 
     try:
         purchases = load_dataset(artifacts_dir()).purchases
@@ -38,8 +39,9 @@ def sample_customers() -> list[str]:
 def main() -> None:
     logging.basicConfig(level="INFO", format="%(asctime)s %(name)s %(message)s")
     settings, security = ConsoleSettings(), SecuritySettings()
-    state = ConsoleState(Gateway(gateway_address(), security), settings.ab_report, sample_customers(),
-                         security.auth_token or "")
+    state = ConsoleState(
+        Gateway(gateway_address(), security), settings.ab_report, sample_customers(), security.auth_token or ""
+    )
     host, port = settings.addr.rsplit(":", 1)
     print(f"console on http://{settings.addr}/ (gateway {gateway_address()})", flush=True)
     uvicorn.run(create_app(state), host=host, port=int(port), log_level="warning")

@@ -6,6 +6,7 @@ from numbers the server computed (services/console/view.py); each has a table an
 alternative. With an auth token configured, every page but `/healthz` and `/login` needs it (bearer header or the
 cookie `/login` sets), as the gateway does.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -50,10 +51,13 @@ def _authorised(request: Request, token: str) -> bool:
 
 
 class _Auth(BaseHTTPMiddleware):
-    async def dispatch(self, request: Request, call_next):  # noqa: ANN001, ANN201 - Starlette's signature
+    async def dispatch(self, request: Request, call_next):
         state: ConsoleState = request.app.state.console
-        if request.url.path in ("/healthz", "/login") or request.url.path.startswith("/static/") or \
-                _authorised(request, state.auth_token):
+        if (
+            request.url.path in ("/healthz", "/login")
+            or request.url.path.startswith("/static/")
+            or _authorised(request, state.auth_token)
+        ):
             return await call_next(request)
         if request.url.path == "/why":
             return JSONResponse({"error": "UNAUTHENTICATED"}, status_code=401)
@@ -74,8 +78,18 @@ async def index(request: Request) -> Response:
     query, user_id = q.get("q", "").strip(), q.get("user", "").strip()
     shelf = _int(q.get("shelf"), 0)
     size = _int(q.get("size"), 20, PAGE_SIZES)
-    context = {"request": request, "query": query, "user_id": user_id, "shelf": shelf, "size": size,
-               "sizes": PAGE_SIZES, "shelves": shelves(), "customers": state.customers, "error": "", "page": None}
+    context = {
+        "request": request,
+        "query": query,
+        "user_id": user_id,
+        "shelf": shelf,
+        "size": size,
+        "sizes": PAGE_SIZES,
+        "shelves": shelves(),
+        "customers": state.customers,
+        "error": "",
+        "page": None,
+    }
     status = 200
     if query or user_id:
         try:
@@ -84,10 +98,13 @@ async def index(request: Request) -> Response:
             else:
                 answer = await state.gateway.recommend(user_id, size, shelf)
             context["page"] = {
-                "cards": view.cards(answer.results, query), "token": answer.attribution_token,
-                "variant": answer.variant, "versions": view.versions(answer.model_versions),
+                "cards": view.cards(answer.results, query),
+                "token": answer.attribution_token,
+                "variant": answer.variant,
+                "versions": view.versions(answer.model_versions),
                 "degradations": view.degradations(answer.degradations),
-                "kind": "Search" if query else "Recommend"}
+                "kind": "Search" if query else "Recommend",
+            }
         except grpc.aio.AioRpcError as exc:
             context["error"] = error_text(exc)
             status = 400 if exc.code() == grpc.StatusCode.INVALID_ARGUMENT else 503
@@ -103,8 +120,13 @@ async def why(request: Request) -> Response:
         answer = await state.gateway.explain(token, [product_id])
     except grpc.aio.AioRpcError as exc:
         code = exc.code()
-        status = 400 if code == grpc.StatusCode.INVALID_ARGUMENT else 409 \
-            if code == grpc.StatusCode.FAILED_PRECONDITION else 503
+        status = (
+            400
+            if code == grpc.StatusCode.INVALID_ARGUMENT
+            else 409
+            if code == grpc.StatusCode.FAILED_PRECONDITION
+            else 503
+        )
         return JSONResponse({"error": error_text(exc)}, status_code=status)
     return JSONResponse(view.why(answer, product_id))
 
@@ -115,8 +137,12 @@ async def ab(request: Request) -> Response:
         report = json.loads(state.ab_report.read_text())
     except (OSError, ValueError):
         report = None
-    context = {"request": request, "rows": view.funnel(report) if report else [],
-               "source": (report or {}).get("source", ""), "path": str(state.ab_report)}
+    context = {
+        "request": request,
+        "rows": view.funnel(report) if report else [],
+        "source": (report or {}).get("source", ""),
+        "path": str(state.ab_report),
+    }
     return request.app.state.templates.TemplateResponse(request, "ab.html", context)
 
 
@@ -129,8 +155,9 @@ async def login(request: Request) -> Response:
             response = RedirectResponse("/", status_code=303)
             response.set_cookie(COOKIE, token, httponly=True, samesite="strict", secure=request.url.scheme == "https")
             return response
-        return request.app.state.templates.TemplateResponse(request, "login.html", {"request": request,
-                                                                                   "failed": True}, status_code=401)
+        return request.app.state.templates.TemplateResponse(
+            request, "login.html", {"request": request, "failed": True}, status_code=401
+        )
     return request.app.state.templates.TemplateResponse(request, "login.html", {"request": request, "failed": False})
 
 
@@ -145,10 +172,18 @@ async def _lifespan(app: Starlette) -> AsyncIterator[None]:
 
 
 def create_app(state: ConsoleState) -> Starlette:
-    app = Starlette(lifespan=_lifespan, routes=[
-        Route("/", index), Route("/why", why), Route("/ab", ab), Route("/login", login, methods=["GET", "POST"]),
-        Route("/healthz", healthz), Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
-    ], middleware=[Middleware(_Auth)])
+    app = Starlette(
+        lifespan=_lifespan,
+        routes=[
+            Route("/", index),
+            Route("/why", why),
+            Route("/ab", ab),
+            Route("/login", login, methods=["GET", "POST"]),
+            Route("/healthz", healthz),
+            Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
+        ],
+        middleware=[Middleware(_Auth)],
+    )
     app.state.console = state
     app.state.templates = Jinja2Templates(directory=HERE / "templates")
     return app

@@ -1,4 +1,5 @@
 """The console's one dependency: the gateway, over gRPC (the same stubs and channel settings as the services)."""
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -26,8 +27,9 @@ class Gateway:
     @property
     def stub(self) -> gw_grpc.GatewayServiceStub:
         if self._stub is None:
-            self.channel = open_channel(self.target, [gw.DESCRIPTOR.services_by_name["GatewayService"].full_name],
-                                        self.security)
+            self.channel = open_channel(
+                self.target, [gw.DESCRIPTOR.services_by_name["GatewayService"].full_name], self.security
+            )
             self._stub = gw_grpc.GatewayServiceStub(self.channel)
         return self._stub
 
@@ -37,11 +39,13 @@ class Gateway:
         self.channel, self._stub = None, None
 
     async def search(self, query: str, user_id: str, page_size: int) -> gw.SearchResponse:
-        return await self.stub.Search(gw.SearchRequest(query=query, user_id=user_id, page_size=page_size),
-                                      timeout=TIMEOUT_S)
+        return await self.stub.Search(
+            gw.SearchRequest(query=query, user_id=user_id, page_size=page_size), timeout=TIMEOUT_S
+        )
 
-    async def recommend(self, user_id: str, page_size: int, shelf: int = 0,
-                        context_product_ids: Sequence[str] = ()) -> gw.RecommendResponse:
+    async def recommend(
+        self, user_id: str, page_size: int, shelf: int = 0, context_product_ids: Sequence[str] = ()
+    ) -> gw.RecommendResponse:
         request = gw.RecommendRequest(user_id=user_id, page_size=page_size)
         if shelf or context_product_ids:  # fields of the shelves change; absent in older protos
             request.shelf = shelf
@@ -51,7 +55,8 @@ class Gateway:
     async def explain(self, attribution_token: str, product_ids: Sequence[str]) -> gw.ExplainResultResponse:
         return await self.stub.ExplainResult(
             gw.ExplainResultRequest(attribution_token=attribution_token, product_ids=list(product_ids)),
-            timeout=TIMEOUT_S)
+            timeout=TIMEOUT_S,
+        )
 
 
 def shelves() -> list[tuple[int, str]]:
@@ -59,8 +64,11 @@ def shelves() -> list[tuple[int, str]]:
     field = gw.RecommendRequest.DESCRIPTOR.fields_by_name.get("shelf")
     if field is None:
         return []
-    return [(v.number, v.name.removeprefix("SHELF_").replace("_", " ").lower()) for v in field.enum_type.values
-            if v.number != 0]
+    return [
+        (v.number, v.name.removeprefix("SHELF_").replace("_", " ").lower())
+        for v in field.enum_type.values
+        if v.number != 0
+    ]
 
 
 def error_text(exc: grpc.aio.AioRpcError) -> str:

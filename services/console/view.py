@@ -1,5 +1,6 @@
 """What the console shows, as plain data: pure functions over the gateway's protobuf answers (no I/O), so the
 arithmetic a person reads off a chart is tested without a browser."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -34,7 +35,7 @@ def highlight(title: str, query: str) -> list[tuple[str, bool]]:
     for m in _WORD.finditer(title):
         if m.group().lower() in words:
             if m.start() > pos:
-                runs.append((title[pos:m.start()], False))
+                runs.append((title[pos : m.start()], False))
             runs.append((m.group(), True))
             pos = m.end()
     if pos < len(title):
@@ -86,8 +87,11 @@ def waterfall(ex: pb.Explanation, top: int = 12) -> list[Bar]:
     for label, value in steps:
         bars.append(Bar(label, value, running, running + value, "evidence"))
         running += value
-    bars.append(Bar("interaction (effects that do not add up)", ex.interaction, running, running + ex.interaction,
-                    "interaction"))
+    bars.append(
+        Bar(
+            "interaction (effects that do not add up)", ex.interaction, running, running + ex.interaction, "interaction"
+        )
+    )
     bars.append(Bar("served score", ex.score, 0.0, ex.score, "score"))
     return bars
 
@@ -98,11 +102,23 @@ def _date(ts: object) -> str:
 
 def timeline(ex: pb.Explanation) -> list[dict]:
     """The customer's past purchases the explanation measured, newest first, each with what it contributed."""
-    kinds = (pb.EVIDENCE_TYPE_PAST_PURCHASE, pb.EVIDENCE_TYPE_REPEAT_PURCHASE, pb.EVIDENCE_TYPE_RECENT_EVENT,
-             pb.EVIDENCE_TYPE_CO_PURCHASE_NEIGHBOUR)
-    rows = [{"title": ev.product.title or ev.product.product_id or "this product", "orders": ev.count,
-             "last": _date(ev.last_time), "contribution": ev.contribution, "kind": evidence_label(ev).split(":")[0]}
-            for ev in ex.evidence if ev.type in kinds]
+    kinds = (
+        pb.EVIDENCE_TYPE_PAST_PURCHASE,
+        pb.EVIDENCE_TYPE_REPEAT_PURCHASE,
+        pb.EVIDENCE_TYPE_RECENT_EVENT,
+        pb.EVIDENCE_TYPE_CO_PURCHASE_NEIGHBOUR,
+    )
+    rows = [
+        {
+            "title": ev.product.title or ev.product.product_id or "this product",
+            "orders": ev.count,
+            "last": _date(ev.last_time),
+            "contribution": ev.contribution,
+            "kind": evidence_label(ev).split(":")[0],
+        }
+        for ev in ex.evidence
+        if ev.type in kinds
+    ]
     return sorted(rows, key=lambda r: r["last"], reverse=True)
 
 
@@ -120,12 +136,24 @@ class Card:
 
 
 def cards(results: Sequence[pb.ScoredProduct], query: str) -> list[Card]:
-    return [Card(i + 1, r.product.product_id, highlight(r.product.title, query), money_text(r),
-                 availability_text(r.availability), r.score,
-                 [pb.CandidateSource.Name(s).removeprefix("CANDIDATE_SOURCE_").lower().replace("_", " ")
-                  for s in r.sources if s in pb.CandidateSource.values()],
-                 r.explanation.sentence if r.HasField("explanation") else "", dict(r.model_scores))
-            for i, r in enumerate(results)]
+    return [
+        Card(
+            i + 1,
+            r.product.product_id,
+            highlight(r.product.title, query),
+            money_text(r),
+            availability_text(r.availability),
+            r.score,
+            [
+                pb.CandidateSource.Name(s).removeprefix("CANDIDATE_SOURCE_").lower().replace("_", " ")
+                for s in r.sources
+                if s in pb.CandidateSource.values()
+            ],
+            r.explanation.sentence if r.HasField("explanation") else "",
+            dict(r.model_scores),
+        )
+        for i, r in enumerate(results)
+    ]
 
 
 def degradations(items: Iterable[pb.Degradation]) -> list[str]:
@@ -148,17 +176,35 @@ def why(response: object, product_id: str) -> dict:
     ex = result.explanation
     bars = waterfall(ex)
     return {
-        "product_id": product_id, "title": result.product.title, "score": result.score,
-        "baseline": ex.baseline, "interaction": ex.interaction, "sentence": ex.sentence, "method": ex.method,
-        "bars": [asdict(b) for b in bars], "timeline": timeline(ex),
+        "product_id": product_id,
+        "title": result.product.title,
+        "score": result.score,
+        "baseline": ex.baseline,
+        "interaction": ex.interaction,
+        "sentence": ex.sentence,
+        "method": ex.method,
+        "bars": [asdict(b) for b in bars],
+        "timeline": timeline(ex),
         "evidence": [MessageToDict(ev, preserving_proto_field_name=True) for ev in ex.evidence],
-        "variant": response.variant, "model_versions": versions(response.model_versions),
+        "variant": response.variant,
+        "model_versions": versions(response.model_versions),
     }
 
 
 def funnel(report: dict) -> list[dict]:
     """Rows of the A/B funnel chart from `make ab-report`'s reports/ab.json: per arm and stage, the share of
     responses reaching it with its 95 % Wilson interval."""
-    return [{"arm": arm["variant"], "responses": arm["responses"], "stage": stage.lower().replace("_", " "),
-             "rate": r["rate"], "low": r["low"], "high": r["high"], "successes": r["successes"], "trials": r["trials"]}
-            for arm in report.get("arms", []) for stage, r in arm.get("rates", {}).items()]
+    return [
+        {
+            "arm": arm["variant"],
+            "responses": arm["responses"],
+            "stage": stage.lower().replace("_", " "),
+            "rate": r["rate"],
+            "low": r["low"],
+            "high": r["high"],
+            "successes": r["successes"],
+            "trials": r["trials"],
+        }
+        for arm in report.get("arms", [])
+        for stage, r in arm.get("rates", {}).items()
+    ]

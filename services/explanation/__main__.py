@@ -1,4 +1,5 @@
 """Run the explanation service: `python -m services.explanation` (SHOP_EXPLANATION_ADDR, default 127.0.0.1:50054)."""
+
 from __future__ import annotations
 
 import asyncio
@@ -23,15 +24,30 @@ async def main() -> None:
     triton = TritonClient(settings.triton.url, settings.triton.timeout_s)
 
     def build(state: ServingState, pinned: PinnedTriton) -> ExplanationCore:
-        return ExplanationCore(state.store, state.dataset.items["title"], state.fusion, pinned.infer, encoder(pinned),
-                               pinned.version, state.bundle.id)
+        return ExplanationCore(
+            state.store,
+            state.dataset.items["title"],
+            state.fusion,
+            pinned.infer,
+            encoder(pinned),
+            pinned.version,
+            state.bundle.id,
+        )
 
     switch = BundleSwitch(settings.artifacts_dir, triton, (*ranker_names(), TEXT_ENCODER), build)
     servicer = ExplanationServicer(switch.current, settings.triton.timeout_s)
-    await serve("explanation", settings, settings.addresses.explanation,
-                Registration(lambda s: pb_grpc.add_ExplanationServiceServicer_to_server(servicer, s),
-                             [pb.DESCRIPTOR.services_by_name["ExplanationService"].full_name]),
-                on_stop=triton.close, ready=switch.ready, background=switch.run)
+    await serve(
+        "explanation",
+        settings,
+        settings.addresses.explanation,
+        Registration(
+            lambda s: pb_grpc.add_ExplanationServiceServicer_to_server(servicer, s),
+            [pb.DESCRIPTOR.services_by_name["ExplanationService"].full_name],
+        ),
+        on_stop=triton.close,
+        ready=switch.ready,
+        background=switch.run,
+    )
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
 """Run the gateway: `python -m services.gateway` (address from SHOP_GATEWAY_ADDR, default 127.0.0.1:50051)."""
+
 from __future__ import annotations
 
 import asyncio
@@ -57,21 +58,34 @@ async def main() -> None:
     dataset = load_dataset(settings.artifacts_dir)
     events = open_event_store(settings.events, settings.artifacts_dir)
     catalog_dsn = settings.catalog_dsn or settings.events.dsn
-    products = open_product_store(catalog_dsn.get_secret_value() if catalog_dsn else None,
-                                  settings.events.sqlite_path(settings.artifacts_dir), timeout_s=settings.events.timeout_s)
+    products = open_product_store(
+        catalog_dsn.get_secret_value() if catalog_dsn else None,
+        settings.events.sqlite_path(settings.artifacts_dir),
+        timeout_s=settings.events.timeout_s,
+    )
     view = CatalogView(products)
     following = asyncio.create_task(view.seed_and_follow(dataset_products(dataset.items), settings.catalog_poll_s))
-    retention = [asyncio.create_task(prune_periodically(events, settings.events.retention_days)),
-                 asyncio.create_task(expire_responses(events, RESPONSE_TTL_S))]
+    retention = [
+        asyncio.create_task(prune_periodically(events, settings.events.retention_days)),
+        asyncio.create_task(expire_responses(events, RESPONSE_TTL_S)),
+    ]
     channels = [
         open_channel(addrs.retrieval, [_full_name(qpb, "RetrievalService")], sec),
         open_channel(addrs.ranking, [_full_name(rpb, "RankingService")], sec),
         open_channel(addrs.explanation, [_full_name(xpb, "ExplanationService")], sec),
     ]
-    core = GatewayCore(RetrievalClient(channels[0]), RankingClient(channels[1], settings.diversity),
-                       ExplanationClient(channels[2]), events, Variants.parse(settings.experiment.variants), view,
-                       AttributionTokens(settings.token_key.get_secret_value().encode()) if settings.token_key
-                       else AttributionTokens.ephemeral(), RESPONSE_TTL_S)
+    core = GatewayCore(
+        RetrievalClient(channels[0]),
+        RankingClient(channels[1], settings.diversity),
+        ExplanationClient(channels[2]),
+        events,
+        Variants.parse(settings.experiment.variants),
+        view,
+        AttributionTokens(settings.token_key.get_secret_value().encode())
+        if settings.token_key
+        else AttributionTokens.ephemeral(),
+        RESPONSE_TTL_S,
+    )
     servicer = GatewayServicer(core, settings.default_deadline_s)
     catalog = CatalogServicer(Catalog(products, view))
 
@@ -87,15 +101,25 @@ async def main() -> None:
         events.close()
         products.close()
 
-    await serve("gateway", settings, addrs.gateway,
-                Registration(register, [_full_name(gpb, "GatewayService"), _full_name(cpb, "CatalogService")],
-                             privileged=WRITE_METHODS), on_stop=close,
-                # Retrieval is needed for any answer; ranking and explanation only make it better (degradations).
-                # The catalogue must have been read once (no sold-out product served by a fresh replica); a later
-                # outage of its database is flagged on the answers instead.
-                ready=Dependencies({**{name: grpc_health_check(ch) for name, ch in
-                                       zip(("retrieval", "ranking", "explanation"), channels)},
-                                    "catalogue": view.is_fresh}, required=["retrieval"]))
+    await serve(
+        "gateway",
+        settings,
+        addrs.gateway,
+        Registration(
+            register, [_full_name(gpb, "GatewayService"), _full_name(cpb, "CatalogService")], privileged=WRITE_METHODS
+        ),
+        on_stop=close,
+        # Retrieval is needed for any answer; ranking and explanation only make it better (degradations).
+        # The catalogue must have been read once (no sold-out product served by a fresh replica); a later
+        # outage of its database is flagged on the answers instead.
+        ready=Dependencies(
+            {
+                **{name: grpc_health_check(ch) for name, ch in zip(("retrieval", "ranking", "explanation"), channels)},
+                "catalogue": view.is_fresh,
+            },
+            required=["retrieval"],
+        ),
+    )
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
 """CatalogService servicer: proto -> domain values -> libs.products.catalog -> proto."""
+
 from __future__ import annotations
 
 import grpc
@@ -11,32 +12,40 @@ from libs.products.model import MAX_PER_CALL
 from libs.validation import at_most
 
 # What needs the catalogue write token (SHOP_CATALOG_WRITE_TOKEN; libs.grpc_server.Registration.privileged).
-WRITE_METHODS = frozenset(f"/{pb.DESCRIPTOR.services_by_name['CatalogService'].full_name}/{m}"
-                          for m in ("UpsertProducts", "DeleteProducts"))
+WRITE_METHODS = frozenset(
+    f"/{pb.DESCRIPTOR.services_by_name['CatalogService'].full_name}/{m}" for m in ("UpsertProducts", "DeleteProducts")
+)
 
 
 class CatalogServicer(pb_grpc.CatalogServiceServicer):
     def __init__(self, catalog: Catalog) -> None:
         self.catalog = catalog
 
-    async def UpsertProducts(self, request: pb.UpsertProductsRequest, context: grpc.aio.ServicerContext
-                             ) -> pb.UpsertProductsResponse:
+    async def UpsertProducts(
+        self, request: pb.UpsertProductsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.UpsertProductsResponse:
         at_most(request.products, MAX_PER_CALL, "products")  # before converting thousands of them
         result = await self.catalog.upsert([convert.product_from_pb(p) for p in request.products])
-        return pb.UpsertProductsResponse(products=[convert.product_to_pb(p) for p in result.products],
-                                         created_count=result.created, updated_count=result.updated,
-                                         unchanged_count=result.unchanged)
+        return pb.UpsertProductsResponse(
+            products=[convert.product_to_pb(p) for p in result.products],
+            created_count=result.created,
+            updated_count=result.updated,
+            unchanged_count=result.unchanged,
+        )
 
-    async def GetProduct(self, request: pb.GetProductRequest, context: grpc.aio.ServicerContext
-                         ) -> pb.GetProductResponse:
+    async def GetProduct(
+        self, request: pb.GetProductRequest, context: grpc.aio.ServicerContext
+    ) -> pb.GetProductResponse:
         return pb.GetProductResponse(product=convert.product_to_pb(await self.catalog.get(request.product_id)))
 
-    async def ListProducts(self, request: pb.ListProductsRequest, context: grpc.aio.ServicerContext
-                           ) -> pb.ListProductsResponse:
+    async def ListProducts(
+        self, request: pb.ListProductsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListProductsResponse:
         products, token = await self.catalog.list(request.page_size, request.page_token)
         return pb.ListProductsResponse(products=[convert.product_to_pb(p) for p in products], next_page_token=token)
 
-    async def DeleteProducts(self, request: pb.DeleteProductsRequest, context: grpc.aio.ServicerContext
-                             ) -> pb.DeleteProductsResponse:
+    async def DeleteProducts(
+        self, request: pb.DeleteProductsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.DeleteProductsResponse:
         result = await self.catalog.delete(list(request.product_ids))
         return pb.DeleteProductsResponse(deleted_count=result.deleted, unchanged_count=result.unchanged)

@@ -1,4 +1,5 @@
 """Adapters from the gateway's ports to the inner services' gRPC stubs."""
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -24,8 +25,11 @@ def _domain_error(exc: grpc.aio.AioRpcError, stage: str) -> Exception:
         return DeadlineError(f"{stage}: deadline exceeded")
     if code == grpc.StatusCode.FAILED_PRECONDITION:  # e.g. asked for a bundle it no longer holds: the caller's to know
         info = _error_info(exc)
-        return FailedPreconditionError(f"{stage}: {exc.details()}", info.reason if info else "FAILED_PRECONDITION",
-                                       dict(info.metadata) if info else {})
+        return FailedPreconditionError(
+            f"{stage}: {exc.details()}",
+            info.reason if info else "FAILED_PRECONDITION",
+            dict(info.metadata) if info else {},
+        )
     # Anything else from a dependency is an outage for our caller, never INTERNAL. That includes INVALID_ARGUMENT:
     # the gateway validated the caller's request, so an inner rejection is a version skew the caller cannot fix
     # (ranking and explanation degrade; retrieval is UNAVAILABLE).
@@ -50,20 +54,41 @@ class RetrievalClient:
     async def query_candidates(self, query: str, user_id: str, limit: int, timeout: float) -> StageResult:
         try:
             resp = await self.stub.RetrieveQueryCandidates(
-                qpb.RetrieveQueryCandidatesRequest(query=query, user_id=user_id, page_size=limit), timeout=timeout)
+                qpb.RetrieveQueryCandidatesRequest(query=query, user_id=user_id, page_size=limit), timeout=timeout
+            )
         except grpc.aio.AioRpcError as exc:
             raise _domain_error(exc, "retrieval") from exc
-        return StageResult([convert.candidate_from_pb(c) for c in resp.candidates], [convert.degradation_from_pb(x) for x in resp.degradations])
+        return StageResult(
+            [convert.candidate_from_pb(c) for c in resp.candidates],
+            [convert.degradation_from_pb(x) for x in resp.degradations],
+        )
 
-    async def user_candidates(self, user_id: str, recent: Sequence[d.UserEvent], limit: int, timeout: float,
-                              shelf: d.Shelf = d.Shelf.FOR_YOU, context: Sequence[str] = ()) -> StageResult:
+    async def user_candidates(
+        self,
+        user_id: str,
+        recent: Sequence[d.UserEvent],
+        limit: int,
+        timeout: float,
+        shelf: d.Shelf = d.Shelf.FOR_YOU,
+        context: Sequence[str] = (),
+    ) -> StageResult:
         try:
-            resp = await self.stub.RetrieveUserCandidates(qpb.RetrieveUserCandidatesRequest(
-                user_id=user_id, page_size=limit, recent_events=[convert.user_event_to_pb(e) for e in recent],
-                shelf=convert.shelf_to_pb(shelf), context_product_ids=list(context)), timeout=timeout)
+            resp = await self.stub.RetrieveUserCandidates(
+                qpb.RetrieveUserCandidatesRequest(
+                    user_id=user_id,
+                    page_size=limit,
+                    recent_events=[convert.user_event_to_pb(e) for e in recent],
+                    shelf=convert.shelf_to_pb(shelf),
+                    context_product_ids=list(context),
+                ),
+                timeout=timeout,
+            )
         except grpc.aio.AioRpcError as exc:
             raise _domain_error(exc, "retrieval") from exc
-        return StageResult([convert.candidate_from_pb(c) for c in resp.candidates], [convert.degradation_from_pb(x) for x in resp.degradations])
+        return StageResult(
+            [convert.candidate_from_pb(c) for c in resp.candidates],
+            [convert.degradation_from_pb(x) for x in resp.degradations],
+        )
 
 
 class RankingClient:
@@ -71,38 +96,72 @@ class RankingClient:
         self.stub = rgrpc.RankingServiceStub(channel)
         self.diversity = diversity
 
-    async def rank(self, user_id: str, query: str, candidates: Sequence[d.Candidate], page_size: int,
-                   variant: str, recent: Sequence[d.UserEvent], timeout: float) -> StageResult:
+    async def rank(
+        self,
+        user_id: str,
+        query: str,
+        candidates: Sequence[d.Candidate],
+        page_size: int,
+        variant: str,
+        recent: Sequence[d.UserEvent],
+        timeout: float,
+    ) -> StageResult:
         request = rpb.RankCandidatesRequest(
-            user_id=user_id, query=query, product_ids=[c.product_id for c in candidates], page_size=page_size,
-            variant=variant, diversity=self.diversity, recent_events=[convert.user_event_to_pb(e) for e in recent])
+            user_id=user_id,
+            query=query,
+            product_ids=[c.product_id for c in candidates],
+            page_size=page_size,
+            variant=variant,
+            diversity=self.diversity,
+            recent_events=[convert.user_event_to_pb(e) for e in recent],
+        )
         try:
             resp = await self.stub.RankCandidates(request, timeout=timeout)
         except grpc.aio.AioRpcError as exc:
             raise _domain_error(exc, "ranking") from exc
-        sources = {c.product_id: sorted({s.source for s in c.source_ranks}, key=lambda s: s.value)
-                   for c in candidates}
+        sources = {c.product_id: sorted({s.source for s in c.source_ranks}, key=lambda s: s.value) for c in candidates}
         items = [convert.scored_from_pb(x) for x in resp.results]
         for item in items:
             item.sources = item.sources or sources.get(item.product_id, [])
-        return StageResult(items, [convert.degradation_from_pb(x) for x in resp.degradations],
-                           [convert.version_from_pb(v) for v in resp.model_versions])
+        return StageResult(
+            items,
+            [convert.degradation_from_pb(x) for x in resp.degradations],
+            [convert.version_from_pb(v) for v in resp.model_versions],
+        )
 
 
 class ExplanationClient:
     def __init__(self, channel: grpc.aio.Channel) -> None:
         self.stub = xgrpc.ExplanationServiceStub(channel)
 
-    async def explain(self, user_id: str, query: str, product_ids: Sequence[str], variant: str,
-                      recent: Sequence[d.UserEvent], timeout: float, bundle_id: str = "",
-                      all_evidence: bool = False) -> StageResult:
+    async def explain(
+        self,
+        user_id: str,
+        query: str,
+        product_ids: Sequence[str],
+        variant: str,
+        recent: Sequence[d.UserEvent],
+        timeout: float,
+        bundle_id: str = "",
+        all_evidence: bool = False,
+    ) -> StageResult:
         try:
-            resp = await self.stub.ExplainResults(xpb.ExplainResultsRequest(
-                user_id=user_id, query=query, product_ids=list(product_ids), variant=variant,
-                recent_events=[convert.user_event_to_pb(e) for e in recent], bundle_id=bundle_id,
-                all_evidence=all_evidence), timeout=timeout)
+            resp = await self.stub.ExplainResults(
+                xpb.ExplainResultsRequest(
+                    user_id=user_id,
+                    query=query,
+                    product_ids=list(product_ids),
+                    variant=variant,
+                    recent_events=[convert.user_event_to_pb(e) for e in recent],
+                    bundle_id=bundle_id,
+                    all_evidence=all_evidence,
+                ),
+                timeout=timeout,
+            )
         except grpc.aio.AioRpcError as exc:
             raise _domain_error(exc, "explanation") from exc
-        return StageResult([convert.explanation_from_pb(e) for e in resp.explanations],
-                           [convert.degradation_from_pb(x) for x in resp.degradations],
-                           [convert.version_from_pb(v) for v in resp.model_versions])
+        return StageResult(
+            [convert.explanation_from_pb(e) for e in resp.explanations],
+            [convert.degradation_from_pb(x) for x in resp.degradations],
+            [convert.version_from_pb(v) for v in resp.model_versions],
+        )

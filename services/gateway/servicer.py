@@ -1,4 +1,5 @@
 """GatewayService servicer: proto -> validated domain values -> core -> proto."""
+
 from __future__ import annotations
 
 import time
@@ -40,27 +41,35 @@ class GatewayServicer(pb_grpc.GatewayServiceServicer):
         page = await self.core.search(query, user_id, size, request.explain, _budget(context, self.default_deadline_s))
         return pb.SearchResponse(**_page_fields(page))
 
-    async def Recommend(self, request: pb.RecommendRequest, context: grpc.aio.ServicerContext
-                        ) -> pb.RecommendResponse:
+    async def Recommend(self, request: pb.RecommendRequest, context: grpc.aio.ServicerContext) -> pb.RecommendResponse:
         shelf = convert.shelf_from_pb(request.shelf)
         user_id = validation.user_id(request.user_id)
         products = shelves.check_request(shelf, user_id, request.context_product_ids)
         size = validation.page_size(request.page_size, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
-        page = await self.core.recommend(user_id, size, request.explain, _budget(context, self.default_deadline_s),
-                                         shelf, products)
+        page = await self.core.recommend(
+            user_id, size, request.explain, _budget(context, self.default_deadline_s), shelf, products
+        )
         return pb.RecommendResponse(**_page_fields(page))
 
-    async def ExplainResult(self, request: pb.ExplainResultRequest, context: grpc.aio.ServicerContext
-                            ) -> pb.ExplainResultResponse:
-        out = await self.core.explain_result(request.attribution_token, list(request.product_ids),
-                                             _budget(context, self.default_deadline_s))
-        return pb.ExplainResultResponse(results=[convert.scored_to_pb(x) for x in out.items],
-                                        model_versions=[convert.version_to_pb(v) for v in out.versions],
-                                        variant=out.variant)
+    async def ExplainResult(
+        self, request: pb.ExplainResultRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ExplainResultResponse:
+        out = await self.core.explain_result(
+            request.attribution_token, list(request.product_ids), _budget(context, self.default_deadline_s)
+        )
+        return pb.ExplainResultResponse(
+            results=[convert.scored_to_pb(x) for x in out.items],
+            model_versions=[convert.version_to_pb(v) for v in out.versions],
+            variant=out.variant,
+        )
 
-    async def RecordEvents(self, request: pb.RecordEventsRequest, context: grpc.aio.ServicerContext
-                           ) -> pb.RecordEventsResponse:
+    async def RecordEvents(
+        self, request: pb.RecordEventsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.RecordEventsResponse:
         recorded = await self.core.record_events(convert.events_from_pb(request.events, time.time()))
-        return pb.RecordEventsResponse(accepted_count=recorded.accepted, duplicate_count=recorded.duplicates,
-                                       unjoined_count=recorded.unjoined_count,
-                                       unjoined_product_ids=recorded.unjoined_product_ids)
+        return pb.RecordEventsResponse(
+            accepted_count=recorded.accepted,
+            duplicate_count=recorded.duplicates,
+            unjoined_count=recorded.unjoined_count,
+            unjoined_product_ids=recorded.unjoined_product_ids,
+        )

@@ -1,4 +1,5 @@
 """Run the ranking service: `python -m services.ranking` (SHOP_RANKING_ADDR, default 127.0.0.1:50053)."""
+
 from __future__ import annotations
 
 import asyncio
@@ -23,15 +24,30 @@ async def main() -> None:
     triton = TritonClient(settings.triton.url, settings.triton.timeout_s)
 
     def build(state: ServingState, pinned: PinnedTriton) -> RankingCore:
-        return RankingCore(state.store, state.dataset.items["title"], state.fusion, pinned.infer, encoder(pinned),
-                           pinned.version, bundle_id=state.bundle.id)
+        return RankingCore(
+            state.store,
+            state.dataset.items["title"],
+            state.fusion,
+            pinned.infer,
+            encoder(pinned),
+            pinned.version,
+            bundle_id=state.bundle.id,
+        )
 
     switch = BundleSwitch(settings.artifacts_dir, triton, (*ranker_names(), TEXT_ENCODER), build)
     servicer = RankingServicer(switch.current, settings.triton.timeout_s)
-    await serve("ranking", settings, settings.addresses.ranking,
-                Registration(lambda s: pb_grpc.add_RankingServiceServicer_to_server(servicer, s),
-                             [pb.DESCRIPTOR.services_by_name["RankingService"].full_name]),
-                on_stop=triton.close, ready=switch.ready, background=switch.run)
+    await serve(
+        "ranking",
+        settings,
+        settings.addresses.ranking,
+        Registration(
+            lambda s: pb_grpc.add_RankingServiceServicer_to_server(servicer, s),
+            [pb.DESCRIPTOR.services_by_name["RankingService"].full_name],
+        ),
+        on_stop=triton.close,
+        ready=switch.ready,
+        background=switch.run,
+    )
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
 """RankingService servicer: proto -> validated values -> core -> proto."""
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -19,8 +20,9 @@ class RankingServicer(pb_grpc.RankingServiceServicer):
         self.core = core  # the current core (libs.bundle_switch.BundleSwitch.current), read once per call
         self.default_timeout_s = default_timeout_s
 
-    async def RankCandidates(self, request: pb.RankCandidatesRequest, context: grpc.aio.ServicerContext
-                             ) -> pb.RankCandidatesResponse:
+    async def RankCandidates(
+        self, request: pb.RankCandidatesRequest, context: grpc.aio.ServicerContext
+    ) -> pb.RankCandidatesResponse:
         user_id = validation.user_id(request.user_id)
         query = validation.query(request.query, required=False)
         validation.at_most(request.recent_events, validation.MAX_RECENT_EVENTS, "recent_events")
@@ -28,8 +30,18 @@ class RankingServicer(pb_grpc.RankingServiceServicer):
             raise invalid("product_ids", f"at most {MAX_CANDIDATES} candidates (got {len(request.product_ids)})")
         size = validation.page_size(request.page_size, 0, len(request.product_ids))
         timeout = call_timeout(context, self.default_timeout_s)
-        ranked = await self.core().rank(user_id, query, list(request.product_ids), size, request.variant,
-                                      request.diversity, convert.user_events_from_pb(request.recent_events), timeout)
-        return pb.RankCandidatesResponse(results=[convert.scored_to_pb(x) for x in ranked.items],
-                                         degradations=[convert.degradation_to_pb(x) for x in ranked.degradations],
-                                         model_versions=[convert.version_to_pb(v) for v in ranked.versions])
+        ranked = await self.core().rank(
+            user_id,
+            query,
+            list(request.product_ids),
+            size,
+            request.variant,
+            request.diversity,
+            convert.user_events_from_pb(request.recent_events),
+            timeout,
+        )
+        return pb.RankCandidatesResponse(
+            results=[convert.scored_to_pb(x) for x in ranked.items],
+            degradations=[convert.degradation_to_pb(x) for x in ranked.degradations],
+            model_versions=[convert.version_to_pb(v) for v in ranked.versions],
+        )

@@ -1,4 +1,5 @@
 """Run the retrieval service: `python -m services.retrieval` (SHOP_RETRIEVAL_ADDR, default 127.0.0.1:50052)."""
+
 from __future__ import annotations
 
 import asyncio
@@ -26,10 +27,18 @@ async def main() -> None:
 
     switch = BundleSwitch(settings.artifacts_dir, triton, (TEXT_ENCODER,), build)
     servicer = RetrievalServicer(switch.current, settings.triton.timeout_s)
-    await serve("retrieval", settings, settings.addresses.retrieval,
-                Registration(lambda s: pb_grpc.add_RetrievalServiceServicer_to_server(servicer, s),
-                             [pb.DESCRIPTOR.services_by_name["RetrievalService"].full_name]),
-                on_stop=triton.close, ready=switch.ready_unless_triton_down, background=switch.run)
+    await serve(
+        "retrieval",
+        settings,
+        settings.addresses.retrieval,
+        Registration(
+            lambda s: pb_grpc.add_RetrievalServiceServicer_to_server(servicer, s),
+            [pb.DESCRIPTOR.services_by_name["RetrievalService"].full_name],
+        ),
+        on_stop=triton.close,
+        ready=switch.ready_unless_triton_down,
+        background=switch.run,
+    )
 
 
 if __name__ == "__main__":

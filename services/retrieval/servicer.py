@@ -1,4 +1,5 @@
 """RetrievalService servicer: proto -> validated values -> core -> proto."""
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -26,23 +27,28 @@ class RetrievalServicer(pb_grpc.RetrievalServiceServicer):
         self.core = core  # the current core (libs.bundle_switch.BundleSwitch.current), read once per call
         self.default_timeout_s = default_timeout_s
 
-    async def RetrieveQueryCandidates(self, request: pb.RetrieveQueryCandidatesRequest,
-                                      context: grpc.aio.ServicerContext) -> pb.RetrieveQueryCandidatesResponse:
+    async def RetrieveQueryCandidates(
+        self, request: pb.RetrieveQueryCandidatesRequest, context: grpc.aio.ServicerContext
+    ) -> pb.RetrieveQueryCandidatesResponse:
         query = validation.query(request.query)
         user_id = validation.user_id(request.user_id)
         timeout = call_timeout(context, self.default_timeout_s)
         items, degradations = await self.core().query_candidates(query, user_id, _page_size(request), timeout)
-        return pb.RetrieveQueryCandidatesResponse(candidates=[convert.candidate_to_pb(c) for c in items],
-                                                  degradations=[convert.degradation_to_pb(x) for x in degradations])
+        return pb.RetrieveQueryCandidatesResponse(
+            candidates=[convert.candidate_to_pb(c) for c in items],
+            degradations=[convert.degradation_to_pb(x) for x in degradations],
+        )
 
-    async def RetrieveUserCandidates(self, request: pb.RetrieveUserCandidatesRequest,
-                                     context: grpc.aio.ServicerContext) -> pb.RetrieveUserCandidatesResponse:
+    async def RetrieveUserCandidates(
+        self, request: pb.RetrieveUserCandidatesRequest, context: grpc.aio.ServicerContext
+    ) -> pb.RetrieveUserCandidatesResponse:
         shelf = convert.shelf_from_pb(request.shelf)
         user_id = validation.user_id(request.user_id)
         context = shelves.check_request(shelf, user_id, request.context_product_ids)
         validation.at_most(request.recent_events, validation.MAX_RECENT_EVENTS, "recent_events")
         recent = convert.user_events_from_pb(request.recent_events)
-        items, degradations = await self.core().user_candidates(user_id, recent, _page_size(request), shelf,
-                                                                  context)
-        return pb.RetrieveUserCandidatesResponse(candidates=[convert.candidate_to_pb(c) for c in items],
-                                                 degradations=[convert.degradation_to_pb(x) for x in degradations])
+        items, degradations = await self.core().user_candidates(user_id, recent, _page_size(request), shelf, context)
+        return pb.RetrieveUserCandidatesResponse(
+            candidates=[convert.candidate_to_pb(c) for c in items],
+            degradations=[convert.degradation_to_pb(x) for x in degradations],
+        )

@@ -1,4 +1,5 @@
 """Integration fixtures: the real Triton and the real services on 127.0.0.1, always stopped by pid."""
+
 from __future__ import annotations
 
 import os
@@ -12,8 +13,10 @@ from libs.stack import Stack
 
 
 def _running_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    s = Stack(env={"SHOP_EVENTS_DB": str(tmp_path_factory.mktemp("events") / "events.sqlite3")},
-              log_dir=tmp_path_factory.mktemp("logs"))
+    s = Stack(
+        env={"SHOP_EVENTS_DB": str(tmp_path_factory.mktemp("events") / "events.sqlite3")},
+        log_dir=tmp_path_factory.mktemp("logs"),
+    )
     s.start()
     try:
         yield s

@@ -1,5 +1,6 @@
 """The A/B readout end to end: two arms serve real responses, a client records its funnel with their tokens through
 RecordEvents, and `tools.ab_report` reads the counts back from the event store."""
+
 from __future__ import annotations
 
 import json
@@ -19,17 +20,22 @@ PER_ARM = 3
 
 
 def _event(kind: int, user: str, product: str, token: str) -> pb.Event:
-    return pb.Event(event_id=str(uuid.uuid4()), type=kind, user_id=user, product_id=product, attribution_token=token,
-                    quantity=1)
+    return pb.Event(
+        event_id=str(uuid.uuid4()), type=kind, user_id=user, product_id=product, attribution_token=token, quantity=1
+    )
 
 
 def test_readout_counts_what_each_arm_recorded(tmp_path, monkeypatch):
     db = tmp_path / "events.sqlite3"
     users = load_dataset().customers["user_id"].astype(str).tolist()
-    expected = {"fused": {"responses": 0, "IMPRESSION": 0, "CLICK": 0, "ADD_TO_CART": 0, "PURCHASE": 0},
-                "gnn_only": {"responses": 0, "IMPRESSION": 0, "CLICK": 0, "ADD_TO_CART": 0, "PURCHASE": 0}}
-    with Stack(env={"SHOP_EVENTS_DB": str(db), "SHOP_VARIANTS": ARMS}, log_dir=tmp_path / "logs") as stack, \
-            grpc.insecure_channel(stack.addresses["gateway"]) as channel:
+    expected = {
+        "fused": {"responses": 0, "IMPRESSION": 0, "CLICK": 0, "ADD_TO_CART": 0, "PURCHASE": 0},
+        "gnn_only": {"responses": 0, "IMPRESSION": 0, "CLICK": 0, "ADD_TO_CART": 0, "PURCHASE": 0},
+    }
+    with (
+        Stack(env={"SHOP_EVENTS_DB": str(db), "SHOP_VARIANTS": ARMS}, log_dir=tmp_path / "logs") as stack,
+        grpc.insecure_channel(stack.addresses["gateway"]) as channel,
+    ):
         gateway = pb_grpc.GatewayServiceStub(channel)
         for user in users:
             if all(e["responses"] == PER_ARM for e in expected.values()):
@@ -43,8 +49,10 @@ def test_readout_counts_what_each_arm_recorded(tmp_path, monkeypatch):
             k = counts["responses"]  # response k of its arm: k clicks, a cart and a purchase on the last one
             events += [_event(cpb.EVENT_TYPE_CLICK, user, p, reply.attribution_token) for p in shown[:k]]
             if k == PER_ARM - 1:
-                events += [_event(cpb.EVENT_TYPE_ADD_TO_CART, user, shown[0], reply.attribution_token),
-                           _event(cpb.EVENT_TYPE_PURCHASE, user, shown[0], reply.attribution_token)]
+                events += [
+                    _event(cpb.EVENT_TYPE_ADD_TO_CART, user, shown[0], reply.attribution_token),
+                    _event(cpb.EVENT_TYPE_PURCHASE, user, shown[0], reply.attribution_token),
+                ]
             gateway.RecordEvents(pb.RecordEventsRequest(events=events), timeout=10)
             counts["responses"] += 1
             counts["IMPRESSION"] += len(shown)

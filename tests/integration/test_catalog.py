@@ -3,6 +3,7 @@
 Products written here have ids no other test reads, except the one sold out and restored in
 test_sold_out_product_leaves_search_within_two_seconds.
 """
+
 from __future__ import annotations
 
 import time
@@ -39,10 +40,20 @@ def _violations(err: grpc.RpcError) -> list[str]:
     return [v.field for v in bad.field_violations]
 
 
-def _product(pid: str, title: str = "TEST CATALOGUE LANTERN", units: int = 4, nanos: int = 250_000_000,
-             availability: int = cpb.AVAILABILITY_IN_STOCK) -> pb.Product:
-    return pb.Product(product_id=pid, title=title, price=money_pb2.Money(currency_code="GBP", units=units, nanos=nanos),
-                      availability=availability, categories=["lights"])
+def _product(
+    pid: str,
+    title: str = "TEST CATALOGUE LANTERN",
+    units: int = 4,
+    nanos: int = 250_000_000,
+    availability: int = cpb.AVAILABILITY_IN_STOCK,
+) -> pb.Product:
+    return pb.Product(
+        product_id=pid,
+        title=title,
+        price=money_pb2.Money(currency_code="GBP", units=units, nanos=nanos),
+        availability=availability,
+        categories=["lights"],
+    )
 
 
 def _new_id() -> str:
@@ -69,14 +80,15 @@ def test_upsert_get_list_delete(catalog):
     assert len(seen) == len(set(seen)) > 3000 and pid in seen and "85123A" in seen
     deleted = catalog.DeleteProducts(pb.DeleteProductsRequest(product_ids=[pid]), timeout=10)
     assert deleted.deleted_count == 1
-    assert catalog.GetProduct(pb.GetProductRequest(product_id=pid), timeout=10).product.availability == \
-        cpb.AVAILABILITY_DISCONTINUED
+    assert (
+        catalog.GetProduct(pb.GetProductRequest(product_id=pid), timeout=10).product.availability
+        == cpb.AVAILABILITY_DISCONTINUED
+    )
 
 
 def test_invalid_batch_names_the_fields_and_stores_nothing(catalog):
     good, bad = _new_id(), _new_id()
-    request = pb.UpsertProductsRequest(products=[_product(good), _product(bad, title="", units=-1),
-                                                 _product(good)])
+    request = pb.UpsertProductsRequest(products=[_product(good), _product(bad, title="", units=-1), _product(good)])
     with pytest.raises(grpc.RpcError) as info:
         catalog.UpsertProducts(request, timeout=10)
     assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
@@ -109,18 +121,20 @@ def test_event_for_an_unknown_product_is_kept_and_joins_when_the_product_arrives
 
 
 def _search_ids(gateway) -> list[str]:
-    return [r.product.product_id for r in gateway.Search(gpb.SearchRequest(query="lantern", page_size=20),
-                                                         timeout=10).results]
+    return [
+        r.product.product_id
+        for r in gateway.Search(gpb.SearchRequest(query="lantern", page_size=20), timeout=10).results
+    ]
 
 
 def test_sold_out_product_leaves_search_within_two_seconds(gateway, catalog):
     first = gateway.Search(gpb.SearchRequest(query="lantern", page_size=20), timeout=10).results
-    assert first and all(r.availability == cpb.AVAILABILITY_IN_STOCK and r.price.currency_code == "GBP"
-                         for r in first)
+    assert first and all(r.availability == cpb.AVAILABILITY_IN_STOCK and r.price.currency_code == "GBP" for r in first)
     top = first[0].product.product_id
     stored = catalog.GetProduct(pb.GetProductRequest(product_id=top), timeout=10).product
-    sold_out = pb.Product(product_id=top, title=stored.title, price=stored.price,
-                          availability=cpb.AVAILABILITY_OUT_OF_STOCK)
+    sold_out = pb.Product(
+        product_id=top, title=stored.title, price=stored.price, availability=cpb.AVAILABILITY_OUT_OF_STOCK
+    )
     catalog.UpsertProducts(pb.UpsertProductsRequest(products=[sold_out]), timeout=10)
     try:
         start = time.monotonic()
@@ -129,8 +143,14 @@ def test_sold_out_product_leaves_search_within_two_seconds(gateway, catalog):
             time.sleep(0.05)
         assert len(_search_ids(gateway)) == 20  # filtered before the page is cut: still a full page
     finally:
-        restored = pb.Product(product_id=top, title=stored.title, price=stored.price, description=stored.description,
-                              categories=stored.categories, availability=cpb.AVAILABILITY_IN_STOCK)
+        restored = pb.Product(
+            product_id=top,
+            title=stored.title,
+            price=stored.price,
+            description=stored.description,
+            categories=stored.categories,
+            availability=cpb.AVAILABILITY_IN_STOCK,
+        )
         catalog.UpsertProducts(pb.UpsertProductsRequest(products=[restored]), timeout=10)
     start = time.monotonic()
     while top not in _search_ids(gateway):

@@ -2,6 +2,7 @@
 inner one),
 then Triton killed with SIGKILL under load and restarted by the supervisor. The full suite (10,000 requests,
 inner-service kills, overload, soak) is `make chaos`."""
+
 from __future__ import annotations
 
 import asyncio
@@ -30,8 +31,12 @@ def _assert_on_target(figures):
 def test_hostile_requests_never_end_internal_unknown_or_unavailable(supervised):
     figures, details = asyncio.run(chaos.fuzz_stack(supervised, 1000))
     _assert_on_target(figures)
-    assert {"shop.gateway.v1.GatewayService", "shop.retrieval.v1.RetrievalService", "shop.ranking.v1.RankingService",
-            "shop.explanation.v1.ExplanationService"} <= set(details)
+    assert {
+        "shop.gateway.v1.GatewayService",
+        "shop.retrieval.v1.RetrievalService",
+        "shop.ranking.v1.RankingService",
+        "shop.explanation.v1.ExplanationService",
+    } <= set(details)
     codes = details["shop.gateway.v1.GatewayService"]["codes"]
     assert codes.get("INVALID_ARGUMENT", 0) > 100 and codes.get("OK", 0) > 10 and codes.get("RESOURCE_EXHAUSTED", 0) > 0
 

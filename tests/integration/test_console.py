@@ -1,6 +1,7 @@
 """The console in a real browser: Debian's Chromium driven by Playwright, against the console served by uvicorn,
 calling the real gateway (Triton, trained models) of a private stack. Screenshots go to $SHOP_SCREENSHOTS_DIR
 (reports/ when the README's are refreshed), else to the test's temporary folder."""
+
 from __future__ import annotations
 
 import os
@@ -25,8 +26,15 @@ from libs.triton.launcher import free_port
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no Debian chromium: `make browser` installs it as root")
 # Headless Chromium on a machine without network or GPU: no background fetches, no sandbox (root in CI).
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 @pytest.fixture(scope="module")
@@ -38,13 +46,24 @@ def ab_report(own_stack, tmp_path_factory) -> Path:
         for user in ("17850", "13047", "12583", "14688"):
             page = gateway.Recommend(gw.RecommendRequest(user_id=user, page_size=3), timeout=10)
             for kind in (common_pb2.EVENT_TYPE_IMPRESSION, common_pb2.EVENT_TYPE_CLICK)[: 1 + (user != "14688")]:
-                events.append(gw.Event(event_id=str(uuid.uuid4()), type=kind, user_id=user,
-                                       product_id=page.results[0].product.product_id,
-                                       attribution_token=page.attribution_token))
+                events.append(
+                    gw.Event(
+                        event_id=str(uuid.uuid4()),
+                        type=kind,
+                        user_id=user,
+                        product_id=page.results[0].product.product_id,
+                        attribution_token=page.attribution_token,
+                    )
+                )
         gateway.RecordEvents(gw.RecordEventsRequest(events=events), timeout=10)
     out = tmp_path_factory.mktemp("ab")
-    subprocess.run([sys.executable, "-m", "tools.ab_report", "--out", str(out)], check=True, cwd=REPO_ROOT,
-                   env={**os.environ, **own_stack.env}, stdout=subprocess.DEVNULL)
+    subprocess.run(
+        [sys.executable, "-m", "tools.ab_report", "--out", str(out)],
+        check=True,
+        cwd=REPO_ROOT,
+        env={**os.environ, **own_stack.env},
+        stdout=subprocess.DEVNULL,
+    )
     return out / "ab.json"
 
 
@@ -52,9 +71,18 @@ def ab_report(own_stack, tmp_path_factory) -> Path:
 def console(own_stack, ab_report, tmp_path_factory) -> Iterator[str]:
     addr = f"127.0.0.1:{free_port()}"
     log = open(tmp_path_factory.mktemp("console") / "console.log", "wb")  # noqa: SIM115 - closed below
-    proc = subprocess.Popen([sys.executable, "-m", "services.console"], cwd=REPO_ROOT, stdout=log,
-                            stderr=subprocess.STDOUT, env={**os.environ, "SHOP_GATEWAY_ADDR": own_stack.addresses["gateway"],
-                                                          "SHOP_CONSOLE_ADDR": addr, "SHOP_CONSOLE_AB_REPORT": str(ab_report)})
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "services.console"],
+        cwd=REPO_ROOT,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env={
+            **os.environ,
+            "SHOP_GATEWAY_ADDR": own_stack.addresses["gateway"],
+            "SHOP_CONSOLE_ADDR": addr,
+            "SHOP_CONSOLE_AB_REPORT": str(ab_report),
+        },
+    )
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -74,7 +102,7 @@ def console(own_stack, ab_report, tmp_path_factory) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
-    from playwright.sync_api import sync_playwright  # noqa: PLC0415 - only with a browser to drive
+    from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
         b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
@@ -89,7 +117,7 @@ def page(browser) -> Iterator[object]:
     context.close()
 
 
-def _shot(page, name: str, tmp_path: Path, element=None) -> None:  # noqa: ANN001 - Playwright's Page / Locator
+def _shot(page, name: str, tmp_path: Path, element=None) -> None:
     folder = Path(os.environ.get("SHOP_SCREENSHOTS_DIR", tmp_path))
     folder.mkdir(parents=True, exist_ok=True)
     path = str(folder / f"console_{name}.png")
@@ -107,8 +135,10 @@ def test_search_shows_cards_with_matched_words_price_and_an_explained_why(consol
     panel = cards.first.locator(".why-panel")
     panel.locator("svg.waterfall").wait_for(timeout=15_000)
     bars = panel.locator("svg.waterfall rect.bar")
-    values = [(bars.nth(i).get_attribute("data-kind"), float(bars.nth(i).get_attribute("data-value")))
-              for i in range(bars.count())]
+    values = [
+        (bars.nth(i).get_attribute("data-kind"), float(bars.nth(i).get_attribute("data-value")))
+        for i in range(bars.count())
+    ]
     baseline, score = values[0][1], values[-1][1]
     steps = sum(v for kind, v in values if kind in ("evidence", "interaction"))
     assert steps == pytest.approx(score - baseline, abs=1e-4)  # the drawn bars add up

@@ -3,6 +3,7 @@
 Skipped (with the reason) only when the real data directory is absent. Writes to a temporary folder, never to the
 project's artifacts/.
 """
+
 from __future__ import annotations
 
 import json
@@ -64,7 +65,10 @@ def test_standard_splits(prepared) -> None:
     out, _ = prepared
     validation, test = standard_splits(load_dataset(out))
     assert (str(validation.cutoff.date()), str(test.cutoff.date()), str(test.window_end.date())) == (
-        "2011-10-28", "2011-11-11", "2011-11-25")
+        "2011-10-28",
+        "2011-11-11",
+        "2011-11-25",
+    )
     assert len(test.users) == 847 and len(validation.users) == 721
     # About half of what returning customers buy in two weeks they had bought before.
     assert 0.35 < test.describe()["truth_repeat_share"] < 0.55

@@ -4,6 +4,7 @@ No Triton: retrieval is a stand-in gRPC server in this process whose user candid
 recent events the gateway sends it (so a recorded purchase shows up in the answer), and ranking is down, so
 the gateway answers in retrieval order, flagged. What is tested is the gateways and the shared store.
 """
+
 from __future__ import annotations
 
 import os
@@ -50,9 +51,12 @@ class RecentEventsRetrieval(qpb_grpc.RetrievalServiceServicer):
     def RetrieveUserCandidates(self, request, context):
         products = list(dict.fromkeys(e.product_id for e in reversed(request.recent_events)))
         products += [p for p in (OTHER,) if p not in products]
-        return qpb.RetrieveUserCandidatesResponse(candidates=[
-            qpb.Candidate(product=cpb.ProductRef(product_id=p, title=p), retrieval_score=1.0 / (i + 1))
-            for i, p in enumerate(products)])
+        return qpb.RetrieveUserCandidatesResponse(
+            candidates=[
+                qpb.Candidate(product=cpb.ProductRef(product_id=p, title=p), retrieval_score=1.0 / (i + 1))
+                for i, p in enumerate(products)
+            ]
+        )
 
 
 @pytest.fixture(scope="module")
@@ -75,21 +79,35 @@ def retrieval_addr() -> Iterator[str]:
 
 def _start_gateway(artifacts: Path, retrieval_addr: str, dsn: str, log: Path) -> tuple[subprocess.Popen, str]:
     addr = f"127.0.0.1:{free_port()}"
-    env = {**os.environ, "SHOP_GATEWAY_ADDR": addr, "SHOP_RETRIEVAL_ADDR": retrieval_addr,
-           # Nothing listens on these ports: ranking and explanation are down.
-           "SHOP_RANKING_ADDR": f"127.0.0.1:{free_port()}", "SHOP_EXPLANATION_ADDR": f"127.0.0.1:{free_port()}",
-           "SHOP_ARTIFACTS_DIR": str(artifacts), "SHOP_EVENTS_DSN": dsn, "SHOP_EVENTS_TIMEOUT_S": "0.5",
-           "SHOP_METRICS_PORT": "-1"}
+    env = {
+        **os.environ,
+        "SHOP_GATEWAY_ADDR": addr,
+        "SHOP_RETRIEVAL_ADDR": retrieval_addr,
+        # Nothing listens on these ports: ranking and explanation are down.
+        "SHOP_RANKING_ADDR": f"127.0.0.1:{free_port()}",
+        "SHOP_EXPLANATION_ADDR": f"127.0.0.1:{free_port()}",
+        "SHOP_ARTIFACTS_DIR": str(artifacts),
+        "SHOP_EVENTS_DSN": dsn,
+        "SHOP_EVENTS_TIMEOUT_S": "0.5",
+        "SHOP_METRICS_PORT": "-1",
+    }
     env.pop("SHOP_EVENTS_DB", None)
     out = open(log, "ab")  # noqa: SIM115 - owned by the child
-    proc = subprocess.Popen([sys.executable, "-m", "services.gateway"], cwd=REPO_ROOT, env=env, stdout=out,
-                            stderr=subprocess.STDOUT, start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "services.gateway"],
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=out,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     return proc, addr
 
 
 @pytest.fixture
-def replicas(artifacts: Path, retrieval_addr: str, pg_dsn: str, tmp_path: Path
-             ) -> Iterator[list[tuple[subprocess.Popen, str]]]:
+def replicas(
+    artifacts: Path, retrieval_addr: str, pg_dsn: str, tmp_path: Path
+) -> Iterator[list[tuple[subprocess.Popen, str]]]:
     """Two gateway processes on the same SHOP_EVENTS_DSN; (process, address) each, stopped by pid."""
     started: list[tuple[subprocess.Popen, str]] = []
     try:
@@ -106,8 +124,9 @@ def replicas(artifacts: Path, retrieval_addr: str, pg_dsn: str, tmp_path: Path
 def _event(event_id: str, product: str = BOUGHT) -> gpb.Event:
     now = timestamp_pb2.Timestamp()
     now.GetCurrentTime()
-    return gpb.Event(event_id=event_id, type=cpb.EVENT_TYPE_PURCHASE, user_id=USER, product_id=product,
-                     event_time=now, quantity=1)
+    return gpb.Event(
+        event_id=event_id, type=cpb.EVENT_TYPE_PURCHASE, user_id=USER, product_id=product, event_time=now, quantity=1
+    )
 
 
 def _stored(dsn: str) -> list[str]:
@@ -139,7 +158,8 @@ def test_same_event_id_sent_to_both_replicas_is_stored_once(replicas, pg_dsn):
         # Same id, another product: reported, not merged.
         with pytest.raises(grpc.RpcError) as info:
             gpb_grpc.GatewayServiceStub(ch2).RecordEvents(
-                gpb.RecordEventsRequest(events=[_event("same", product=OTHER)]), timeout=10)
+                gpb.RecordEventsRequest(events=[_event("same", product=OTHER)]), timeout=10
+            )
         assert info.value.code() == grpc.StatusCode.ALREADY_EXISTS and "events[0].event_id" in info.value.details()
     assert _stored(pg_dsn) == ["same"]
 
@@ -173,14 +193,20 @@ def test_kill_9_during_a_stream_of_record_events_loses_no_acknowledged_event(rep
     assert set(acknowledged) <= stored
     # The surviving replica keeps recording.
     with grpc.insecure_channel(addr2) as channel:
-        assert gpb_grpc.GatewayServiceStub(channel).RecordEvents(
-            gpb.RecordEventsRequest(events=[_event("after-kill")]), timeout=10).accepted_count == 1
+        assert (
+            gpb_grpc.GatewayServiceStub(channel)
+            .RecordEvents(gpb.RecordEventsRequest(events=[_event("after-kill")]), timeout=10)
+            .accepted_count
+            == 1
+        )
 
 
-def test_unreachable_database_is_unavailable_with_retry_info_and_recommend_degrades(artifacts, retrieval_addr,
-                                                                                     tmp_path):
-    proc, addr = _start_gateway(artifacts, retrieval_addr, f"postgresql://postgres@127.0.0.1:{free_port()}/shop",
-                                tmp_path / "gateway.log")
+def test_unreachable_database_is_unavailable_with_retry_info_and_recommend_degrades(
+    artifacts, retrieval_addr, tmp_path
+):
+    proc, addr = _start_gateway(
+        artifacts, retrieval_addr, f"postgresql://postgres@127.0.0.1:{free_port()}/shop", tmp_path / "gateway.log"
+    )
     try:
         wait_healthy(addr, 60, proc, LIVENESS)  # degraded on purpose: never ready (ranking is down)
         with grpc.insecure_channel(addr) as channel:
@@ -199,14 +225,23 @@ def test_unreachable_database_is_unavailable_with_retry_info_and_recommend_degra
 
 
 def _sell(product: str, availability: int) -> catpb.UpsertProductsRequest:
-    return catpb.UpsertProductsRequest(products=[catpb.Product(
-        product_id=product, title=f"PRODUCT {product}", availability=availability,
-        price=money_pb2.Money(currency_code="GBP", units=1, nanos=250_000_000))])
+    return catpb.UpsertProductsRequest(
+        products=[
+            catpb.Product(
+                product_id=product,
+                title=f"PRODUCT {product}",
+                availability=availability,
+                price=money_pb2.Money(currency_code="GBP", units=1, nanos=250_000_000),
+            )
+        ]
+    )
 
 
 def _recommended(stub: gpb_grpc.GatewayServiceStub) -> list[str]:
-    return [r.product.product_id for r in stub.Recommend(gpb.RecommendRequest(user_id=USER, page_size=5),
-                                                         timeout=10).results]
+    return [
+        r.product.product_id
+        for r in stub.Recommend(gpb.RecommendRequest(user_id=USER, page_size=5), timeout=10).results
+    ]
 
 
 def test_catalogue_change_on_one_replica_reaches_the_other_within_two_seconds(replicas):
@@ -221,8 +256,11 @@ def test_catalogue_change_on_one_replica_reaches_the_other_within_two_seconds(re
                 assert time.monotonic() - start < 2.0, "the other replica still serves the old availability"
                 time.sleep(0.02)
         served = two.Recommend(gpb.RecommendRequest(user_id=USER, page_size=5), timeout=10).results[0]
-        assert (served.price.units, served.price.nanos, served.availability) == (1, 250_000_000,
-                                                                                 cpb.AVAILABILITY_IN_STOCK)
+        assert (served.price.units, served.price.nanos, served.availability) == (
+            1,
+            250_000_000,
+            cpb.AVAILABILITY_IN_STOCK,
+        )
 
 
 def test_event_for_a_product_newer_than_the_catalogue_is_unjoined_then_joins(replicas):

@@ -1,5 +1,6 @@
 """On-demand "Why this?" (GatewayService.ExplainResult) and the explanation sentences, on the real stack: Triton, the
 four services over gRPC, the trained models and the event store."""
+
 from __future__ import annotations
 
 import math
@@ -29,9 +30,12 @@ def _pages(gateway, explain: bool = False):
 def check_explains_the_served_scores(gateway, resp, picks=(0, 7, 19)) -> None:
     """ExplainResult on some results of `resp`: the served score, exactly, and a waterfall that adds up."""
     results = [resp.results[i] for i in picks if i < len(resp.results)]
-    out = gateway.ExplainResult(pb.ExplainResultRequest(attribution_token=resp.attribution_token,
-                                                        product_ids=[r.product.product_id for r in results]),
-                                timeout=20)
+    out = gateway.ExplainResult(
+        pb.ExplainResultRequest(
+            attribution_token=resp.attribution_token, product_ids=[r.product.product_id for r in results]
+        ),
+        timeout=20,
+    )
     assert [r.product.product_id for r in out.results] == [r.product.product_id for r in results]
     assert out.variant == resp.variant and set(map(tuple, _versions(out))) == set(map(tuple, _versions(resp)))
     for served, got in zip(results, out.results):
@@ -58,9 +62,20 @@ def test_events_recorded_after_the_response_do_not_change_its_explanation(gatewa
     user = "12748"
     first = gateway.Recommend(pb.RecommendRequest(user_id=user, page_size=20), timeout=20)
     product = first.results[0].product.product_id
-    gateway.RecordEvents(pb.RecordEventsRequest(events=[pb.Event(
-        event_id=str(uuid.uuid4()), user_id=user, product_id=product, type=cpb.EVENT_TYPE_PURCHASE,
-        attribution_token=first.attribution_token)]), timeout=10)
+    gateway.RecordEvents(
+        pb.RecordEventsRequest(
+            events=[
+                pb.Event(
+                    event_id=str(uuid.uuid4()),
+                    user_id=user,
+                    product_id=product,
+                    type=cpb.EVENT_TYPE_PURCHASE,
+                    attribution_token=first.attribution_token,
+                )
+            ]
+        ),
+        timeout=10,
+    )
     second = gateway.Recommend(pb.RecommendRequest(user_id=user, page_size=20), timeout=20)
     changed = {r.product.product_id: r.score for r in second.results}
     assert any(changed.get(r.product.product_id) != r.score for r in first.results)  # the purchase counts now
@@ -88,11 +103,17 @@ def test_bad_tokens_and_products_are_refused_naming_the_field(gateway):
     resp = gateway.Search(pb.SearchRequest(query="tea set", page_size=5), timeout=20)
     body, _, signature = resp.attribution_token.partition(".")
     tampered = ("A" if body[0] != "A" else "B") + body[1:] + "." + signature
-    cases = [(pb.ExplainResultRequest(attribution_token=tampered, product_ids=["85123A"]), ["attribution_token"]),
-             (pb.ExplainResultRequest(product_ids=["85123A"]), ["attribution_token"]),
-             (pb.ExplainResultRequest(attribution_token=resp.attribution_token,
-                                      product_ids=[resp.results[0].product.product_id, "NOPE"]), ["product_ids[1]"]),
-             (pb.ExplainResultRequest(attribution_token=resp.attribution_token, product_ids=[]), ["product_ids"])]
+    cases = [
+        (pb.ExplainResultRequest(attribution_token=tampered, product_ids=["85123A"]), ["attribution_token"]),
+        (pb.ExplainResultRequest(product_ids=["85123A"]), ["attribution_token"]),
+        (
+            pb.ExplainResultRequest(
+                attribution_token=resp.attribution_token, product_ids=[resp.results[0].product.product_id, "NOPE"]
+            ),
+            ["product_ids[1]"],
+        ),
+        (pb.ExplainResultRequest(attribution_token=resp.attribution_token, product_ids=[]), ["product_ids"]),
+    ]
     for request, fields in cases:
         with pytest.raises(grpc.RpcError) as info:
             gateway.ExplainResult(request, timeout=10)

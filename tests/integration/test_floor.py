@@ -1,4 +1,5 @@
 """The in-process floor runs the real cores on the real models and answers like the gateway."""
+
 import pytest
 from shop.gateway.v1 import gateway_service_pb2 as gpb
 
@@ -25,7 +26,8 @@ async def test_floor_serves_the_request_mix_with_stage_times(shop):
 
 
 async def test_floor_explains_like_the_gateway(shop):
-    code, degraded = await shop.call("Search", gpb.SearchRequest(query="lunch bag", user_id="17850", page_size=5,
-                                                                 explain=True))
+    code, degraded = await shop.call(
+        "Search", gpb.SearchRequest(query="lunch bag", user_id="17850", page_size=5, explain=True)
+    )
     assert code == "OK" and not degraded
     assert shop.times.summary()["explanation"]["calls"] >= 1

@@ -1,4 +1,5 @@
 """End to end through the real gateway -> real services -> real Triton, on loopback."""
+
 from __future__ import annotations
 
 import subprocess
@@ -45,12 +46,15 @@ def test_recommend_for_a_known_and_an_unknown_customer(gateway):
     assert cpb.CANDIDATE_SOURCE_POPULARITY in new.results[0].sources
 
 
-@pytest.mark.parametrize(("request_", "field"), [
-    (pb.SearchRequest(query=""), "query"),
-    (pb.SearchRequest(query="x" * 1_000_000), "query"),
-    (pb.SearchRequest(query="lantern", page_size=-1), "page_size"),
-    (pb.SearchRequest(query="lantern", user_id="17850.0"), "user_id"),
-])
+@pytest.mark.parametrize(
+    ("request_", "field"),
+    [
+        (pb.SearchRequest(query=""), "query"),
+        (pb.SearchRequest(query="x" * 1_000_000), "query"),
+        (pb.SearchRequest(query="lantern", page_size=-1), "page_size"),
+        (pb.SearchRequest(query="lantern", user_id="17850.0"), "user_id"),
+    ],
+)
 def test_search_bad_input_names_the_field(gateway, request_, field):
     with pytest.raises(grpc.RpcError) as info:
         gateway.Search(request_, timeout=10)
@@ -88,24 +92,39 @@ def test_recorded_purchase_changes_the_next_recommendation(gateway):
     shown = {r.product.product_id for r in before.results}
     # A product the customer never bought and was not recommended: a real catalogue item.
     target = "23084" if "23084" not in shown else "22086"
-    event = pb.Event(event_id=str(uuid.uuid4()), type=cpb.EVENT_TYPE_PURCHASE, user_id=user, product_id=target,
-                     attribution_token=before.attribution_token, quantity=3)
+    event = pb.Event(
+        event_id=str(uuid.uuid4()),
+        type=cpb.EVENT_TYPE_PURCHASE,
+        user_id=user,
+        product_id=target,
+        attribution_token=before.attribution_token,
+        quantity=3,
+    )
     ok = gateway.RecordEvents(pb.RecordEventsRequest(events=[event]), timeout=10)
     assert (ok.accepted_count, ok.duplicate_count) == (1, 0)
     again = gateway.RecordEvents(pb.RecordEventsRequest(events=[event]), timeout=10)
     assert (again.accepted_count, again.duplicate_count) == (0, 1)
     after = gateway.Recommend(pb.RecommendRequest(user_id=user, page_size=20, explain=True), timeout=10)
     assert [r.product.product_id for r in after.results] != [r.product.product_id for r in before.results]
-    mentions = [e for r in after.results for e in r.explanation.evidence
-                if e.product.product_id == target and e.contribution > 0]
+    mentions = [
+        e
+        for r in after.results
+        for e in r.explanation.evidence
+        if e.product.product_id == target and e.contribution > 0
+    ]
     assert mentions, "the new purchase should show in the explanations"
 
 
 def test_node_client_calls_search(stack):
-    subprocess.run(["npm", "install", "--no-audit", "--no-fund", "--silent"], cwd=NODE_CLIENT, check=True,
-                   timeout=300)
-    out = subprocess.run(["node", "search.js", stack.addresses["gateway"], "lantern", "17850"], cwd=NODE_CLIENT,
-                         capture_output=True, text=True, timeout=60, check=True).stdout
+    subprocess.run(["npm", "install", "--no-audit", "--no-fund", "--silent"], cwd=NODE_CLIENT, check=True, timeout=300)
+    out = subprocess.run(
+        ["node", "search.js", stack.addresses["gateway"], "lantern", "17850"],
+        cwd=NODE_CLIENT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
     import json
 
     body = json.loads(out)

@@ -1,4 +1,5 @@
 """`make load` in miniature against the real stack: the driver measures, reports and leaves nothing running."""
+
 from __future__ import annotations
 
 import json
@@ -9,8 +10,22 @@ from libs.stack import Stack
 
 
 def test_driver_short_run_against_real_stack(stack: Stack, tmp_path: Path) -> None:
-    rc = driver.main(["--gateway", stack.addresses["gateway"], "--levels", "1,2", "--duration", "2",
-                      "--echo-duration", "1", "--warmup", "1", "--out", str(tmp_path)])
+    rc = driver.main(
+        [
+            "--gateway",
+            stack.addresses["gateway"],
+            "--levels",
+            "1,2",
+            "--duration",
+            "2",
+            "--echo-duration",
+            "1",
+            "--warmup",
+            "1",
+            "--out",
+            str(tmp_path),
+        ]
+    )
     assert rc == 0
     report = json.loads((tmp_path / "load.json").read_text())
     rows = {(r["target"], r["rpc"], r["concurrency"]): r for r in report["rows"]}

@@ -3,6 +3,7 @@
 A private artifacts dir and model repository hold the checkout's current bundle N and a bundle N+1 (same weights,
 linked as Triton version N+1, a different fusion file: what is measured here is the switch, not the training).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -60,11 +61,19 @@ async def _closed_loop(addr: str, users: list[str], stop: asyncio.Event, log: li
                     if i % 3:
                         reply = await stub.Recommend(gpb.RecommendRequest(user_id=user, page_size=10), timeout=10)
                     else:
-                        reply = await stub.Search(gpb.SearchRequest(query="lantern", user_id=user, page_size=10),
-                                                  timeout=10)
+                        reply = await stub.Search(
+                            gpb.SearchRequest(query="lantern", user_id=user, page_size=10), timeout=10
+                        )
                     versions = {v.name: v.version for v in reply.model_versions}
-                    log.append({"start": started, "end": time.monotonic(), "code": "OK", "versions": versions,
-                                "degraded": len(reply.degradations)})
+                    log.append(
+                        {
+                            "start": started,
+                            "end": time.monotonic(),
+                            "code": "OK",
+                            "versions": versions,
+                            "degraded": len(reply.degradations),
+                        }
+                    )
                 except grpc.aio.AioRpcError as exc:
                     log.append({"start": started, "end": time.monotonic(), "code": exc.code().name, "versions": {}})
 
@@ -94,10 +103,17 @@ async def test_rollout_then_rollback_under_load_fail_nothing_and_move_the_versio
     """Then Triton drops the served bundle's versions: every inner service turns NOT_SERVING."""
     root, repository, old, new = _private_copy(tmp_path)
     n = load_bundle(root, old).number
-    triton = TritonServer(model_repository=repository, versions={m: str(n) for m in specs()},
-                          log_path=tmp_path / "triton.log").start()
-    stack = Stack(env={"SHOP_ARTIFACTS_DIR": str(root), "SHOP_TRITON_URL": triton.grpc_url,
-                       "SHOP_EVENTS_DB": str(tmp_path / "events.sqlite3")}, log_dir=tmp_path / "logs")
+    triton = TritonServer(
+        model_repository=repository, versions={m: str(n) for m in specs()}, log_path=tmp_path / "triton.log"
+    ).start()
+    stack = Stack(
+        env={
+            "SHOP_ARTIFACTS_DIR": str(root),
+            "SHOP_TRITON_URL": triton.grpc_url,
+            "SHOP_EVENTS_DB": str(tmp_path / "events.sqlite3"),
+        },
+        log_dir=tmp_path / "logs",
+    )
     try:
         stack.start(with_triton=False)
         gateway = gpb_grpc.GatewayServiceStub(grpc.insecure_channel(stack.addresses["gateway"]))
@@ -114,11 +130,17 @@ async def test_rollout_then_rollback_under_load_fail_nothing_and_move_the_versio
         assert served_versions(triton.grpc_url)["gnn_ranker"] == [str(n + 1)]  # old version unloaded after
         # "Why this?" on a response bundle N served: never a score from N+1 (blocking calls off the load's loop)
         with pytest.raises(grpc.RpcError) as gone:
-            await asyncio.to_thread(gateway.ExplainResult, gpb.ExplainResultRequest(
-                attribution_token=served_by_old.attribution_token,
-                product_ids=[served_by_old.results[0].product.product_id]), timeout=20)
-        served_by_new = await asyncio.to_thread(gateway.Recommend, gpb.RecommendRequest(user_id="17850", page_size=20),
-                                                timeout=20)
+            await asyncio.to_thread(
+                gateway.ExplainResult,
+                gpb.ExplainResultRequest(
+                    attribution_token=served_by_old.attribution_token,
+                    product_ids=[served_by_old.results[0].product.product_id],
+                ),
+                timeout=20,
+            )
+        served_by_new = await asyncio.to_thread(
+            gateway.Recommend, gpb.RecommendRequest(user_id="17850", page_size=20), timeout=20
+        )
         await asyncio.to_thread(check_explains_the_served_scores, gateway, served_by_new)
         await asyncio.sleep(3)
         t_back = time.monotonic()
@@ -142,8 +164,12 @@ async def test_rollout_then_rollback_under_load_fail_nothing_and_move_the_versio
     for r in sorted(log, key=lambda r: r["end"]):
         if r["code"] == "OK" and (not order or order[-1] != r["versions"][BUNDLE_MODEL]):
             order.append(r["versions"][BUNDLE_MODEL])
-    summary = {"requests": len(log), "failed": len(failed), "degraded": sum(r.get("degraded", 0) > 0 for r in log),
-               "bundles_in_order": order}
+    summary = {
+        "requests": len(log),
+        "failed": len(failed),
+        "degraded": sum(r.get("degraded", 0) > 0 for r in log),
+        "bundles_in_order": order,
+    }
     print("rollout under load:", json.dumps(summary))
     assert not failed, failed[:5]
     assert before and during and after_rollback

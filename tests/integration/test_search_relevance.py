@@ -1,5 +1,6 @@
 """Over the evaluation's own queries, against the real trained models (in process, the served Search path):
 no explanation claims a lexical match that the title does not contain, and head phrases come back with every word."""
+
 import numpy as np
 import pytest
 
@@ -29,6 +30,7 @@ def test_no_explanation_claims_a_match_the_title_lacks(setup):
 
 def test_head_phrases_return_every_word_first(setup):
     _, served, queries = setup
-    shares = [list_metrics(served.search(q.text, None, 10), q)["all_words_share"]
-              for q in queries if q.kind == "phrase"][:15]
+    shares = [
+        list_metrics(served.search(q.text, None, 10), q)["all_words_share"] for q in queries if q.kind == "phrase"
+    ][:15]
     assert np.mean(shares) >= 0.9

@@ -1,4 +1,5 @@
 """Retrieval, ranking and explanation over real gRPC with the real Triton; bad inputs; Triton stopped mid-test."""
+
 from __future__ import annotations
 
 import grpc
@@ -21,7 +22,9 @@ def _stub(stack, name, cls):
 
 def test_retrieval_fuses_lexical_and_dense_with_matched_terms(stack):
     stub = _stub(stack, "retrieval", qgrpc.RetrievalServiceStub)
-    resp = stub.RetrieveQueryCandidates(qpb.RetrieveQueryCandidatesRequest(query="heart lantern", page_size=50), timeout=10)
+    resp = stub.RetrieveQueryCandidates(
+        qpb.RetrieveQueryCandidatesRequest(query="heart lantern", page_size=50), timeout=10
+    )
     assert len(resp.candidates) == 50 and not resp.degradations
     sources = {s.source for c in resp.candidates for s in c.source_ranks}
     assert {cpb.CANDIDATE_SOURCE_LEXICAL, cpb.CANDIDATE_SOURCE_DENSE} <= sources
@@ -32,18 +35,24 @@ def test_retrieval_user_candidates_and_cold_start(stack):
     stub = _stub(stack, "retrieval", qgrpc.RetrievalServiceStub)
     known = stub.RetrieveUserCandidates(qpb.RetrieveUserCandidatesRequest(user_id="17850"), timeout=10)
     sources = {s.source for c in known.candidates for s in c.source_ranks}
-    assert {cpb.CANDIDATE_SOURCE_REPEAT_PURCHASE, cpb.CANDIDATE_SOURCE_CO_PURCHASE,
-            cpb.CANDIDATE_SOURCE_POPULARITY} <= sources
+    assert {
+        cpb.CANDIDATE_SOURCE_REPEAT_PURCHASE,
+        cpb.CANDIDATE_SOURCE_CO_PURCHASE,
+        cpb.CANDIDATE_SOURCE_POPULARITY,
+    } <= sources
     cold = stub.RetrieveUserCandidates(qpb.RetrieveUserCandidatesRequest(user_id="123456789", page_size=10), timeout=10)
     assert len(cold.candidates) == 10
     assert all(s.source == cpb.CANDIDATE_SOURCE_POPULARITY for c in cold.candidates for s in c.source_ranks)
 
 
-@pytest.mark.parametrize(("request_", "field"), [
-    (qpb.RetrieveQueryCandidatesRequest(query="  "), "query"),
-    (qpb.RetrieveQueryCandidatesRequest(query="a" * 600), "query"),
-    (qpb.RetrieveQueryCandidatesRequest(query="bag", page_size=-5), "page_size"),
-])
+@pytest.mark.parametrize(
+    ("request_", "field"),
+    [
+        (qpb.RetrieveQueryCandidatesRequest(query="  "), "query"),
+        (qpb.RetrieveQueryCandidatesRequest(query="a" * 600), "query"),
+        (qpb.RetrieveQueryCandidatesRequest(query="bag", page_size=-5), "page_size"),
+    ],
+)
 def test_retrieval_bad_input(stack, request_, field):
     stub = _stub(stack, "retrieval", qgrpc.RetrievalServiceStub)
     with pytest.raises(grpc.RpcError) as info:
@@ -57,8 +66,12 @@ def test_ranking_returns_per_model_and_fused_scores(stack):
     resp = stub.RankCandidates(rpb.RankCandidatesRequest(user_id="17850", product_ids=ids), timeout=10)
     assert sorted(r.product.product_id for r in resp.results) == sorted(ids) and not resp.degradations
     # Each ranker's score, the fused one and, when the fusion blends it in, the purchase-frequency prior.
-    assert all({"gnn_ranker", "transformer_ranker", "fused"} <= set(r.model_scores)
-               <= {"gnn_ranker", "transformer_ranker", "fused", "purchase_frequency"} for r in resp.results)
+    assert all(
+        {"gnn_ranker", "transformer_ranker", "fused"}
+        <= set(r.model_scores)
+        <= {"gnn_ranker", "transformer_ranker", "fused", "purchase_frequency"}
+        for r in resp.results
+    )
     with pytest.raises(grpc.RpcError) as info:
         stub.RankCandidates(rpb.RankCandidatesRequest(product_ids=["85123A", "NOPE"]), timeout=10)
     assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "product_ids[1]" in info.value.details()
@@ -70,8 +83,9 @@ def test_explore_variant_lifts_never_bought_products_and_explains_the_lift(stack
     ids = ["85123A", "71053", "84406B", "22423", "47566", "22111"]
     ranking = _stub(stack, "ranking", rgrpc.RankingServiceStub)
     plain = ranking.RankCandidates(rpb.RankCandidatesRequest(user_id="17850", product_ids=ids), timeout=10)
-    lean = ranking.RankCandidates(rpb.RankCandidatesRequest(user_id="17850", product_ids=ids,
-                                                            variant="fused+explore=0.5"), timeout=10)
+    lean = ranking.RankCandidates(
+        rpb.RankCandidatesRequest(user_id="17850", product_ids=ids, variant="fused+explore=0.5"), timeout=10
+    )
     fused = {r.product.product_id: r.score for r in plain.results}
     lift = {r.product.product_id: r.model_scores["discovery"] for r in lean.results}
     assert lift["85123A"] == 0.0 and max(lift.values()) > 0.0
@@ -80,8 +94,9 @@ def test_explore_variant_lifts_never_bought_products_and_explains_the_lift(stack
         assert r.score == pytest.approx(fused[r.product.product_id] + lift[r.product.product_id], abs=1e-4)
     explainer = _stub(stack, "explanation", xgrpc.ExplanationServiceStub)
     page = [r.product.product_id for r in lean.results]
-    explained = explainer.ExplainResults(xpb.ExplainResultsRequest(user_id="17850", product_ids=page,
-                                                                   variant="fused+explore=0.5"), timeout=20)
+    explained = explainer.ExplainResults(
+        xpb.ExplainResultsRequest(user_id="17850", product_ids=page, variant="fused+explore=0.5"), timeout=20
+    )
     for r, e in zip(lean.results, explained.explanations):
         assert e.score == pytest.approx(r.score, abs=1e-4)
         found = [ev.contribution for ev in e.evidence if ev.type == cpb.EVIDENCE_TYPE_DISCOVERY]
@@ -97,12 +112,14 @@ def test_purchase_frequency_prior_is_served_and_explained_as_it_is(stack):
     what it read (17850 ordered 85123A many times; it never ordered 22111)."""
     ids = ["85123A", "22111"]
     ranked = _stub(stack, "ranking", rgrpc.RankingServiceStub).RankCandidates(
-        rpb.RankCandidatesRequest(user_id="17850", product_ids=ids), timeout=10)
+        rpb.RankCandidatesRequest(user_id="17850", product_ids=ids), timeout=10
+    )
     if "purchase_frequency" not in ranked.results[0].model_scores:
         pytest.skip("the served fusion gives the purchase-frequency prior no weight (fusion.json)")
     explained = _stub(stack, "explanation", xgrpc.ExplanationServiceStub).ExplainResults(
         xpb.ExplainResultsRequest(user_id="17850", product_ids=[r.product.product_id for r in ranked.results]),
-        timeout=20)
+        timeout=20,
+    )
     texts = {}
     for r, e in zip(ranked.results, explained.explanations):
         assert e.score == pytest.approx(r.score, abs=1e-4)
@@ -113,8 +130,10 @@ def test_purchase_frequency_prior_is_served_and_explained_as_it_is(stack):
 
 def test_explanation_names_measured_evidence(stack):
     stub = _stub(stack, "explanation", xgrpc.ExplanationServiceStub)
-    resp = stub.ExplainResults(xpb.ExplainResultsRequest(user_id="17850", query="hot water bottle",
-                                                         product_ids=["85123A", "22111"]), timeout=20)
+    resp = stub.ExplainResults(
+        xpb.ExplainResultsRequest(user_id="17850", query="hot water bottle", product_ids=["85123A", "22111"]),
+        timeout=20,
+    )
     assert len(resp.explanations) == 2 and not resp.degradations
     for e in resp.explanations:
         assert e.method == "counterfactual-masking" and 0 < e.confidence < 1
@@ -131,8 +150,9 @@ def test_triton_stopped_mid_test_degrades_and_recovers_nothing_hangs(own_stack):
     assert not healthy.degradations
     own_stack.triton.stop()
     # Search still answers (lexical retrieval order), flags what degraded, and never says INTERNAL.
-    degraded = gateway.Search(gpb.SearchRequest(query="lantern", user_id="17850", page_size=5, explain=True),
-                              timeout=10)
+    degraded = gateway.Search(
+        gpb.SearchRequest(query="lantern", user_id="17850", page_size=5, explain=True), timeout=10
+    )
     assert len(degraded.results) == 5
     stages = {d.stage for d in degraded.degradations}
     assert {cpb.STAGE_RANKING, cpb.STAGE_TEXT_ENCODER} <= stages

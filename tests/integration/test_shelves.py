@@ -1,5 +1,6 @@
 """Each shelf through the real gateway -> retrieval -> ranking (Triton) -> explanation, on loopback: results of the
 shelf's kind, explained, with the shelf in the attribution token."""
+
 from __future__ import annotations
 
 import grpc
@@ -37,16 +38,18 @@ def _check_page(resp: pb.RecommendResponse, shelf: str, n: int) -> None:
 
 
 def test_buy_again_serves_only_products_the_customer_bought(gateway, purchases):
-    resp = gateway.Recommend(pb.RecommendRequest(user_id=USER, page_size=20, explain=True,
-                                                 shelf=cpb.SHELF_BUY_AGAIN), timeout=20)
+    resp = gateway.Recommend(
+        pb.RecommendRequest(user_id=USER, page_size=20, explain=True, shelf=cpb.SHELF_BUY_AGAIN), timeout=20
+    )
     _check_page(resp, "BUY_AGAIN", 20)
     assert set(_ids(resp)) <= purchases[USER]
     assert all(cpb.CANDIDATE_SOURCE_REPEAT_PURCHASE in r.sources for r in resp.results)  # USER's are all in the pool
 
 
 def test_discover_serves_no_product_the_customer_bought(gateway, purchases):
-    resp = gateway.Recommend(pb.RecommendRequest(user_id=USER, page_size=20, explain=True,
-                                                 shelf=cpb.SHELF_DISCOVER), timeout=20)
+    resp = gateway.Recommend(
+        pb.RecommendRequest(user_id=USER, page_size=20, explain=True, shelf=cpb.SHELF_DISCOVER), timeout=20
+    )
     _check_page(resp, "DISCOVER", 20)
     assert not set(_ids(resp)) & purchases[USER]
     # The mixed list for the same customer does hold repeat purchases: the shelves differ.
@@ -57,17 +60,28 @@ def test_discover_serves_no_product_the_customer_bought(gateway, purchases):
 
 @pytest.mark.parametrize("user_id", ["", USER])
 def test_frequently_bought_together_excludes_the_context(gateway, user_id):
-    resp = gateway.Recommend(pb.RecommendRequest(user_id=user_id, page_size=10, explain=True,
-                                                 shelf=cpb.SHELF_FREQUENTLY_BOUGHT_TOGETHER,
-                                                 context_product_ids=CONTEXT), timeout=20)
+    resp = gateway.Recommend(
+        pb.RecommendRequest(
+            user_id=user_id,
+            page_size=10,
+            explain=True,
+            shelf=cpb.SHELF_FREQUENTLY_BOUGHT_TOGETHER,
+            context_product_ids=CONTEXT,
+        ),
+        timeout=20,
+    )
     _check_page(resp, "FREQUENTLY_BOUGHT_TOGETHER", 10)
     assert not set(_ids(resp)) & set(CONTEXT)
     assert all(r.sources == [cpb.CANDIDATE_SOURCE_CO_PURCHASE] for r in resp.results)
 
 
 def test_similar_items_excludes_the_context_product(gateway):
-    resp = gateway.Recommend(pb.RecommendRequest(page_size=10, explain=True, shelf=cpb.SHELF_SIMILAR_ITEMS,
-                                                 context_product_ids=[CONTEXT[0]]), timeout=20)
+    resp = gateway.Recommend(
+        pb.RecommendRequest(
+            page_size=10, explain=True, shelf=cpb.SHELF_SIMILAR_ITEMS, context_product_ids=[CONTEXT[0]]
+        ),
+        timeout=20,
+    )
     _check_page(resp, "SIMILAR_ITEMS", 10)
     assert CONTEXT[0] not in _ids(resp)
     assert all(r.sources == [cpb.CANDIDATE_SOURCE_DENSE] for r in resp.results)
@@ -76,18 +90,24 @@ def test_similar_items_excludes_the_context_product(gateway):
 
 
 def test_a_context_product_the_models_do_not_know_gives_an_empty_page(gateway):
-    resp = gateway.Recommend(pb.RecommendRequest(shelf=cpb.SHELF_SIMILAR_ITEMS, context_product_ids=["NO-SUCH-1"]),
-                             timeout=20)
+    resp = gateway.Recommend(
+        pb.RecommendRequest(shelf=cpb.SHELF_SIMILAR_ITEMS, context_product_ids=["NO-SUCH-1"]), timeout=20
+    )
     assert not resp.results and resp.attribution_token
 
 
-@pytest.mark.parametrize(("request_", "field"), [
-    (pb.RecommendRequest(shelf=cpb.SHELF_DISCOVER), "user_id"),
-    (pb.RecommendRequest(shelf=cpb.SHELF_SIMILAR_ITEMS, context_product_ids=CONTEXT), "context_product_ids"),
-    (pb.RecommendRequest(shelf=cpb.SHELF_FREQUENTLY_BOUGHT_TOGETHER, context_product_ids=["85123A", "a b"]),
-     "context_product_ids[1]"),
-    (pb.RecommendRequest(user_id=USER, shelf=42), "shelf"),
-])
+@pytest.mark.parametrize(
+    ("request_", "field"),
+    [
+        (pb.RecommendRequest(shelf=cpb.SHELF_DISCOVER), "user_id"),
+        (pb.RecommendRequest(shelf=cpb.SHELF_SIMILAR_ITEMS, context_product_ids=CONTEXT), "context_product_ids"),
+        (
+            pb.RecommendRequest(shelf=cpb.SHELF_FREQUENTLY_BOUGHT_TOGETHER, context_product_ids=["85123A", "a b"]),
+            "context_product_ids[1]",
+        ),
+        (pb.RecommendRequest(user_id=USER, shelf=42), "shelf"),
+    ],
+)
 def test_bad_shelf_requests_name_the_field_and_the_gateway_keeps_serving(gateway, request_, field):
     with pytest.raises(grpc.RpcError) as info:
         gateway.Recommend(request_, timeout=10)

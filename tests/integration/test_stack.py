@@ -1,4 +1,5 @@
 """Foundation: the four services and Triton start, answer health checks and expose reflection."""
+
 from __future__ import annotations
 
 import json
@@ -32,16 +33,32 @@ def test_every_service_is_serving(stack):
 
 def test_grpcurl_lists_services_through_reflection(stack):
     for name in SERVICES:
-        out = subprocess.run([str(GRPCURL), "-plaintext", stack.addresses[name], "list"],
-                             capture_output=True, text=True, timeout=30, check=True).stdout.split()
+        out = subprocess.run(
+            [str(GRPCURL), "-plaintext", stack.addresses[name], "list"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=True,
+        ).stdout.split()
         assert EXPECTED_SERVICE[name] in out and "grpc.health.v1.Health" in out, out
 
 
 def test_grpcurl_calls_search_with_json(stack):
     request = json.dumps({"query": "lantern", "page_size": 3})
-    out = subprocess.run([str(GRPCURL), "-plaintext", "-d", request, stack.addresses["gateway"],
-                          "shop.gateway.v1.GatewayService/Search"],
-                         capture_output=True, text=True, timeout=30, check=True).stdout
+    out = subprocess.run(
+        [
+            str(GRPCURL),
+            "-plaintext",
+            "-d",
+            request,
+            stack.addresses["gateway"],
+            "shop.gateway.v1.GatewayService/Search",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    ).stdout
     body = json.loads(out)
     assert len(body["results"]) == 3
     assert all("LANTERN" in r["product"]["title"] for r in body["results"][:1])

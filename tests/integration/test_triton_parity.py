@@ -8,6 +8,7 @@ go over Triton's gRPC API in the rankers' wire format (ids where the served mode
 wire.py) and are compared with the trained PyTorch modules on their embedding inputs, including a multi-scenario
 explanation batch, a product newer than the model, and concurrent requests that Triton's dynamic batcher may merge.
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -61,7 +62,9 @@ def _trained_or_synthetic():
         models_dir = REPO_ROOT / "artifacts" / "models"
         ds = load_dataset()
         emb = np.load(models_dir / "item_embeddings.npy")
-        paths = {n: latest_checkpoint(models_dir, n, ds.purchases["ts"].max()) for n in (TRANSFORMER_RANKER, GNN_RANKER)}
+        paths = {
+            n: latest_checkpoint(models_dir, n, ds.purchases["ts"].max()) for n in (TRANSFORMER_RANKER, GNN_RANKER)
+        }
         if all(paths.values()) and len(emb) == ds.n_items:
             rankers = {n: load_checkpoint(p, emb)[0] for n, p in paths.items()}
             store = FeatureStore.build(ds.purchases, emb, ds.purchases["ts"].max(), ds.guest_sales)
@@ -72,8 +75,10 @@ def _trained_or_synthetic():
     from training.models.rankers import GnnRanker, TransformerRanker
 
     torch.manual_seed(0)
-    rankers = {TRANSFORMER_RANKER: TransformerRanker(synthetic.N_ITEMS, dim=32).eval(),
-               GNN_RANKER: GnnRanker(synthetic.N_ITEMS, torch.from_numpy(synthetic.item_embeddings()), dim=32).eval()}
+    rankers = {
+        TRANSFORMER_RANKER: TransformerRanker(synthetic.N_ITEMS, dim=32).eval(),
+        GNN_RANKER: GnnRanker(synthetic.N_ITEMS, torch.from_numpy(synthetic.item_embeddings()), dim=32).eval(),
+    }
     return rankers, synthetic.store(), "synthetic"
 
 
@@ -88,8 +93,9 @@ def _ranker_batches(name: str, store, query_emb: np.ndarray) -> list[dict[str, n
     masks = [Mask("history_item", int(ctxs[1].items[-1])), Mask("repeat"), Mask("popularity"), Mask("query")]
     explain = masked_scenarios(one, masks + [Mask("all", tuple(masks))], r.history_slots)
     # A product newer than the model (item_idx -1): its title embedding is the one that travels (wire format).
-    new = r.inputs(store, ctxs[2], np.array([-1, *cands[:3]]), query_emb if r.reads_query else None,
-                   np.tile(query_emb, (4, 1)))
+    new = r.inputs(
+        store, ctxs[2], np.array([-1, *cands[:3]]), query_emb if r.reads_query else None, np.tile(query_emb, (4, 1))
+    )
     return [ranking, several, explain, new]
 
 
@@ -118,20 +124,34 @@ def served(tmp_path_factory):
     q = tokenize(["heart holder"])
     with torch.no_grad():
         query_emb = encoder(torch.from_numpy(q["input_ids"]), torch.from_numpy(q["attention_mask"]))[0].numpy()
-    cases = {TEXT_ENCODER: (encoder, [tokenize(["WHITE HANGING HEART T-LIGHT HOLDER", "red", "set of 3 cake tins"]),
-                                      tokenize(["mug"])])}
+    cases = {
+        TEXT_ENCODER: (
+            encoder,
+            [tokenize(["WHITE HANGING HEART T-LIGHT HOLDER", "red", "set of 3 cake tins"]), tokenize(["mug"])],
+        )
+    }
     for name, module in rankers.items():
         cases[name] = (module, _ranker_batches(name, store, query_emb))
     parity = {}
     for name, (module, batches) in cases.items():
         # Exported as export_all does: a ranker's wire form (ids in, title table held), checked against the module.
         exported = module if name == TEXT_ENCODER else wire_form(serving_form(module), name, store.item_emb)
-        parity[name] = export_model(exported, _spec(name), batches, repo, tolerance=TOLERANCE, reference=module,
-                                    served=specs()[name], to_wire=lambda b, n=name: _wire(n, b))
-        assert (repo / name / "1" / "model.py").read_text() == (REPO_ROOT / "triton_models" / name / "1" /
-                                                                "model.py").read_text()
-    server = TritonServer(model_repository=repo, config_name="cpu", log_path=repo / "triton.log",
-                          versions={name: "1" for name in specs()})  # what was exported above, whatever bundle is served
+        parity[name] = export_model(
+            exported,
+            _spec(name),
+            batches,
+            repo,
+            tolerance=TOLERANCE,
+            reference=module,
+            served=specs()[name],
+            to_wire=lambda b, n=name: _wire(n, b),
+        )
+        assert (repo / name / "1" / "model.py").read_text() == (
+            REPO_ROOT / "triton_models" / name / "1" / "model.py"
+        ).read_text()
+    server = TritonServer(
+        model_repository=repo, config_name="cpu", log_path=repo / "triton.log", versions={name: "1" for name in specs()}
+    )  # what was exported above, whatever bundle is served
     server.start()
     client = grpcclient.InferenceServerClient(server.grpc_url)
     try:
@@ -173,7 +193,7 @@ def test_concurrent_requests_batched_by_triton_stay_exact(served):
     client, cases, _, _ = served
     module, batches = cases[GNN_RANKER]
     explain = batches[2]
-    rows = [{k: v[i:i + 1] for k, v in explain.items()} for i in range(explain["cand_ids"].shape[0])]
+    rows = [{k: v[i : i + 1] for k, v in explain.items()} for i in range(explain["cand_ids"].shape[0])]
     with ThreadPoolExecutor(4) as pool:
         got = list(pool.map(lambda r: _infer(client, GNN_RANKER, r)[0], rows))
     want = torch_outputs(module, _spec(GNN_RANKER), explain)[0]

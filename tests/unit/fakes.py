@@ -1,4 +1,5 @@
 """A tiny feature store and a numpy stand-in for the rankers, for unit tests of the orchestration logic."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -34,12 +35,14 @@ def store() -> FeatureStore:
     emb = rng.normal(size=(len(PRODUCTS), 384)).astype(np.float32)
     emb /= np.linalg.norm(emb, axis=1, keepdims=True)
     t0 = pd.Timestamp("2011-10-01")
-    purchases = pd.DataFrame({
-        "user_id": ["1", "1", "1", "2", "2", "3"],
-        "item_idx": [0, 2, 0, 2, 3, 4],
-        "invoice_no": ["i1", "i1", "i2", "i3", "i3", "i4"],
-        "ts": [t0, t0, t0 + pd.Timedelta(days=10), t0, t0, t0],
-    })
+    purchases = pd.DataFrame(
+        {
+            "user_id": ["1", "1", "1", "2", "2", "3"],
+            "item_idx": [0, 2, 0, 2, 3, 4],
+            "invoice_no": ["i1", "i1", "i2", "i3", "i3", "i4"],
+            "ts": [t0, t0, t0 + pd.Timedelta(days=10), t0, t0, t0],
+        }
+    )
     return FeatureStore.build(purchases, emb, t0 + pd.Timedelta(days=20), None, PRODUCTS)
 
 
@@ -98,5 +101,9 @@ async def encode(texts, timeout):
     return np.stack(out).astype(np.float32)
 
 
-FUSION = Fusion({GNN_RANKER: 0.5, TRANSFORMER_RANKER: 0.5}, {GNN_RANKER: 0.1, TRANSFORMER_RANKER: -0.2},
-                {GNN_RANKER: 0.8, TRANSFORMER_RANKER: 1.3}, explore_span=4.0)
+FUSION = Fusion(
+    {GNN_RANKER: 0.5, TRANSFORMER_RANKER: 0.5},
+    {GNN_RANKER: 0.1, TRANSFORMER_RANKER: -0.2},
+    {GNN_RANKER: 0.8, TRANSFORMER_RANKER: 1.3},
+    explore_span=4.0,
+)

@@ -8,6 +8,7 @@
 Nothing below the top layer imports it. Third-party imports are not checked. A dotted path in a string (the ranker
 registry's PyTorch module class, resolved in training) is not an import.
 """
+
 from __future__ import annotations
 
 import ast
@@ -29,8 +30,9 @@ def imported_modules(source: str, package: tuple[str, ...]) -> Iterator[tuple[in
             for alias in node.names:
                 yield node.lineno, alias.name
         elif isinstance(node, ast.ImportFrom):
-            base = ".".join([*package[:len(package) - node.level + 1], node.module or ""] if node.level
-                            else [node.module or ""]).strip(".")
+            base = ".".join(
+                [*package[: len(package) - node.level + 1], node.module or ""] if node.level else [node.module or ""]
+            ).strip(".")
             yield node.lineno, base
             for alias in node.names:
                 yield node.lineno, f"{base}.{alias.name}"
@@ -55,8 +57,9 @@ def violation(source_parts: tuple[str, ...], module: str) -> str | None:
 
 
 def source_files() -> list[Path]:
-    return sorted(p for layer in LAYERS for p in (ROOT / layer).rglob("*.py")
-                  if "gen" not in p.relative_to(ROOT).parts[:2])
+    return sorted(
+        p for layer in LAYERS for p in (ROOT / layer).rglob("*.py") if "gen" not in p.relative_to(ROOT).parts[:2]
+    )
 
 
 def test_the_source_tree_keeps_its_layers():
@@ -71,27 +74,30 @@ def test_the_source_tree_keeps_its_layers():
     assert not found, "\n".join(sorted(set(found)))
 
 
-@pytest.mark.parametrize(("source", "module", "allowed"), [
-    ("libs/ranking.py", "libs.features", True),
-    ("libs/ranking.py", "numpy", True),
-    ("libs/rankers/gnn_ranker.py", "training.models.rankers", False),
-    ("libs/x.py", "services.gateway.servicer", False),
-    ("libs/x.py", "tools.stack", False),
-    ("libs/x.py", "loadtest.floor", False),
-    ("training/loop_eval.py", "libs.stack", True),
-    ("training/loop_eval.py", "tools.stack", False),
-    ("training/x.py", "services.gateway.servicer", False),
-    ("services/gateway/__main__.py", "services.gateway.servicer", True),
-    ("services/gateway/__main__.py", "services", True),
-    ("services/gateway/__main__.py", "services.ranking.servicer", False),
-    ("services/gateway/__main__.py", "training.models", False),
-    ("services/gateway/__main__.py", "tools.stack", False),
-    ("loadtest/floor.py", "libs.gateway", True),
-    ("loadtest/chaos.py", "tools.stack", True),
-    ("loadtest/scale.py", "training.models.rankers", True),
-    ("loadtest/floor.py", "services.gateway.servicer", False),
-    ("tools/stack.py", "services.gateway.__main__", True),
-])
+@pytest.mark.parametrize(
+    ("source", "module", "allowed"),
+    [
+        ("libs/ranking.py", "libs.features", True),
+        ("libs/ranking.py", "numpy", True),
+        ("libs/rankers/gnn_ranker.py", "training.models.rankers", False),
+        ("libs/x.py", "services.gateway.servicer", False),
+        ("libs/x.py", "tools.stack", False),
+        ("libs/x.py", "loadtest.floor", False),
+        ("training/loop_eval.py", "libs.stack", True),
+        ("training/loop_eval.py", "tools.stack", False),
+        ("training/x.py", "services.gateway.servicer", False),
+        ("services/gateway/__main__.py", "services.gateway.servicer", True),
+        ("services/gateway/__main__.py", "services", True),
+        ("services/gateway/__main__.py", "services.ranking.servicer", False),
+        ("services/gateway/__main__.py", "training.models", False),
+        ("services/gateway/__main__.py", "tools.stack", False),
+        ("loadtest/floor.py", "libs.gateway", True),
+        ("loadtest/chaos.py", "tools.stack", True),
+        ("loadtest/scale.py", "training.models.rankers", True),
+        ("loadtest/floor.py", "services.gateway.servicer", False),
+        ("tools/stack.py", "services.gateway.__main__", True),
+    ],
+)
 def test_the_rules(source: str, module: str, allowed: bool):
     assert (violation(Path(source).parts, module) is None) == allowed
 
@@ -99,6 +105,11 @@ def test_the_rules(source: str, module: str, allowed: bool):
 def test_relative_and_from_imports_are_resolved():
     source = "from . import core\nfrom ..ranking import servicer\nimport services.gateway.clients as c\n"
     got = [m for _, m in imported_modules(source, ("services", "gateway"))]
-    assert got == ["services.gateway", "services.gateway.core", "services.ranking", "services.ranking.servicer",
-                   "services.gateway.clients"]
+    assert got == [
+        "services.gateway",
+        "services.gateway.core",
+        "services.ranking",
+        "services.ranking.servicer",
+        "services.gateway.clients",
+    ]
     assert [violation(("services", "gateway", "x.py"), m) is None for m in got] == [True, True, False, False, True]

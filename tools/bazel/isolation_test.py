@@ -1,4 +1,5 @@
 """Guards the Bazel Python setup: the stubs come from Bazel's outputs and the venv's .pth is not in effect."""
+
 import os
 import sys
 

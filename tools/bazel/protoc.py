@@ -1,4 +1,5 @@
 """grpc_tools.protoc as a Bazel tool (genrules cannot reach the Python toolchain directly in Bazel 4.2)."""
+
 import sys
 from pathlib import Path
 

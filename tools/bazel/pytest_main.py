@@ -1,4 +1,5 @@
 """Entry point of every py_test made by pytest.bzl: runs pytest on the files given as arguments."""
+
 import os
 import sys
 
@@ -10,7 +11,8 @@ if __name__ == "__main__":
     import pytest
 
     args = [
-        "-p", "no:cacheprovider",  # the runfiles tree is not a place to write .pytest_cache
+        "-p",
+        "no:cacheprovider",  # the runfiles tree is not a place to write .pytest_cache
         *sys.argv[1:],
     ]
     if os.environ.get("XML_OUTPUT_FILE"):  # set by `bazel test`: per-test-case results in test.xml

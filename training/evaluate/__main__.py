@@ -1,8 +1,9 @@
 """python -m training.evaluate: the offline evaluation table (see training/README.md).
 
-    python -m training.evaluate [--models popularity,itemknn] [--no-search] [--no-shelves] [--reports DIR]
-        [--verbose]
+python -m training.evaluate [--models popularity,itemknn] [--no-search] [--no-shelves] [--reports DIR]
+    [--verbose]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -24,10 +25,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--models", default="", help="comma-separated registry names (default: all)")
     parser.add_argument("--no-search", action="store_true", help="skip the personalised-search proxy")
     parser.add_argument("--no-fidelity", action="store_true", help="skip the explanation deletion test")
-    parser.add_argument("--no-search-relevance", action="store_true",
-                        help="skip the search relevance evaluation (reports/search.*)")
-    parser.add_argument("--no-shelves", action="store_true",
-                        help="skip the per-shelf evaluation (reports/shelves.*, training/evaluate/shelves.py)")
+    parser.add_argument(
+        "--no-search-relevance", action="store_true", help="skip the search relevance evaluation (reports/search.*)"
+    )
+    parser.add_argument(
+        "--no-shelves",
+        action="store_true",
+        help="skip the per-shelf evaluation (reports/shelves.*, training/evaluate/shelves.py)",
+    )
     parser.add_argument("--window-days", type=int, default=SplitConfig.window_days)
     parser.add_argument("--end", default=None, help="exclusive end of the test window (default: end of data)")
     parser.add_argument("--data-dir", type=Path, default=None, help="raw data (SHOP_DATA_DIR)")
@@ -66,8 +71,8 @@ def main(argv: list[str] | None = None) -> int:
         paths |= {f"search_{k}": v for k, v in search_paths.items()}
         print("\n" + search_paths["md"].read_text())
     if not args.no_shelves:
-        from training.evaluate import shelves  # noqa: PLC0415
-        from training.evaluate.split import standard_splits  # noqa: PLC0415
+        from training.evaluate import shelves
+        from training.evaluate.split import standard_splits
 
         shelf_results = shelves.evaluate_shelves(ds, *standard_splits(ds, config.split), log)
         paths |= shelves.write_reports(shelf_results, args.reports)

@@ -4,6 +4,7 @@ All fit on a TrainData (strictly before the cut-off) and score the full catalogu
 orders equal personal scores (above all: the many items a user never bought) by recent popularity, explicitly, so
 no ranking depends on item index order.
 """
+
 from __future__ import annotations
 
 import warnings
@@ -32,8 +33,9 @@ def recent_popularity(train: TrainData, window_days: int = DEFAULT_POPULARITY_DA
     columns = ["item_idx", "ts"]
     sales = pd.concat([train.purchases[columns], train.guest_sales[columns]])
     items, ts, now = sales["item_idx"].to_numpy(), to_seconds(sales["ts"]), to_seconds(train.cutoff)
-    order = popularity_order(order_lines(items, ts, now, train.n_items, window_days),
-                             order_lines(items, ts, now, train.n_items))
+    order = popularity_order(
+        order_lines(items, ts, now, train.n_items, window_days), order_lines(items, ts, now, train.n_items)
+    )
     scores = np.empty(train.n_items, np.float64)
     scores[order] = np.arange(train.n_items, 0, -1)
     return scores
@@ -179,7 +181,6 @@ class ALSMatrixFactorisation:
         return lexicographic(scores, self.popularity)
 
 
-
 class _SymmetricSpMM(torch.autograd.Function):
     """A @ X for a symmetric sparse A, with the gradient A @ G: torch's generic sparse backward transposes the CSR
     matrix on every step, which made LightGCN's backward pass 7x slower than its forward pass here."""
@@ -281,8 +282,12 @@ register(
     description="orders per item in a recent window (guests included)",
     group="baseline",
 )
-register("personal_freq", PersonalFrequency, description="user's past invoices with the item; ties by popularity",
-         group="baseline")
+register(
+    "personal_freq",
+    PersonalFrequency,
+    description="user's past invoices with the item; ties by popularity",
+    group="baseline",
+)
 register(
     "personal_decay",
     TimeDecayedFrequency,

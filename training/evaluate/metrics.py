@@ -19,6 +19,7 @@ Coverage, the already-bought share and intra-list diversity have no library impl
 each). ild@20 = mean over users of the mean pairwise cosine distance between the title embeddings (MiniLM, the
 ones the rankers read) of the top-20 items; NaN when no embeddings are given.
 """
+
 from __future__ import annotations
 
 from contextlib import contextmanager
@@ -176,8 +177,10 @@ def evaluate_scores_per_user(
     """(evaluate_scores' summary, the per-user metrics behind it: for paired comparisons between models)."""
     per_user = per_user_metrics(scores, truth, history)
     top = top_k(scores, K)
-    out = {name: float(np.nanmean(per_user[name])) if per_user[name].notna().any() else float("nan")
-           for name in MAIN_METRICS + SEGMENT_METRICS}
+    out = {
+        name: float(np.nanmean(per_user[name])) if per_user[name].notna().any() else float("nan")
+        for name in MAIN_METRICS + SEGMENT_METRICS
+    }
     out["coverage@20"] = coverage(top, scores.shape[1])
     out["already_bought@20"] = already_bought_share(top, history)
     out["ild@20"] = intra_list_diversity(top, embeddings)
@@ -202,9 +205,9 @@ def ranked_list_ndcg(ranked: np.ndarray, relevant: np.ndarray, k: int = 10) -> f
     missing = np.setdiff1d(relevant, ranked)
     n_listed = len(ranked)
     # Positions: the list, then k placeholders, then relevant items that were not returned (score 0, unranked).
-    preds = np.concatenate(
-        [np.arange(n_listed + k, k, -1), np.arange(k, 0, -1), np.zeros(len(missing))]
-    ).astype(np.float32)
+    preds = np.concatenate([np.arange(n_listed + k, k, -1), np.arange(k, 0, -1), np.zeros(len(missing))]).astype(
+        np.float32
+    )
     target = np.concatenate([np.isin(ranked, relevant), np.zeros(k, dtype=bool), np.ones(len(missing), dtype=bool)])
     with single_thread():
         return float(retrieval_normalized_dcg(torch.from_numpy(preds), torch.from_numpy(target), top_k=k))

@@ -9,6 +9,7 @@
 
 Baskets are invoices. Every method scores the whole catalogue; equal scores are ordered by recent popularity.
 """
+
 from __future__ import annotations
 
 from functools import lru_cache
@@ -54,9 +55,7 @@ def basket_weights(n_baskets: np.ndarray, position: np.ndarray, r_b: float, r_g:
     group = np.where(short, i, np.where(in_small, i // base, (m - extra) + (i - small_span) // (base + 1)))
     group_len = np.where(short, 1, np.where(in_small, base, base + 1))
     real_groups = np.where(short, n, m)
-    return (
-        np.power(r_b, n - 1 - i) * np.power(r_g, m - 1 - group) / group_len / real_groups
-    ).astype(np.float64)
+    return (np.power(r_b, n - 1 - i) * np.power(r_g, m - 1 - group) / group_len / real_groups).astype(np.float64)
 
 
 def basket_positions(purchases: pd.DataFrame) -> pd.DataFrame:
@@ -120,8 +119,15 @@ class TifuKNN:
     zeros, i.e. the popularity order (equal scores are ordered by 28-day popularity).
     """
 
-    def __init__(self, r_b: float = 0.9, r_g: float = 0.7, m: int = 7, k: int = 300, alpha: float = 0.7,
-                 metric: str = "euclidean"):
+    def __init__(
+        self,
+        r_b: float = 0.9,
+        r_g: float = 0.7,
+        m: int = 7,
+        k: int = 300,
+        alpha: float = 0.7,
+        metric: str = "euclidean",
+    ):
         self.r_b, self.r_g, self.m, self.k, self.alpha, self.metric = r_b, r_g, m, k, alpha, metric
 
     def fit(self, train: TrainData) -> None:
@@ -168,7 +174,8 @@ class GPTopFreq:
         self.users = group_users(train.purchases, self.now)
         self.position = np.empty(self.n_items, np.int64)
         self.position[ranking_order(recent_popularity(train, self.popularity_days)[None, :])[0]] = np.arange(
-            self.n_items)
+            self.n_items
+        )
 
     def score(self, user_ids: Sequence[str]) -> np.ndarray:
         every, empty = np.arange(self.n_items), UserContext.empty(self.now)
@@ -189,8 +196,9 @@ def rank_within(scores: np.ndarray, eligible: np.ndarray) -> np.ndarray:
     return ranks
 
 
-def repeat_explore_order(repeat: np.ndarray, explore: np.ndarray, bought: np.ndarray, n_explore: int,
-                         k: int = 20) -> np.ndarray:
+def repeat_explore_order(
+    repeat: np.ndarray, explore: np.ndarray, bought: np.ndarray, n_explore: int, k: int = 20
+) -> np.ndarray:
     """Slot keys (lower = better, strict per row) of the repeat-then-explore list.
 
     The first k - n_explore slots go to the bought items by `repeat` score (fewer if the customer has fewer), the

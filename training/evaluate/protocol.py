@@ -1,4 +1,5 @@
 """The contract every evaluated model meets: fit on a train split, then score the whole catalogue per user."""
+
 from __future__ import annotations
 
 from typing import Protocol, Sequence, runtime_checkable

@@ -12,6 +12,7 @@ To add a model (e.g. a ranker from training/models/):
 The factory takes the grid's keyword arguments and returns an unfitted object meeting `protocol.Scorer`.
 `Searcher`s for the search proxy register the same way with `register_searcher`.
 """
+
 from __future__ import annotations
 
 import importlib

@@ -5,6 +5,7 @@ repeat-vs-explore table.
 
 The files hold no timings or timestamps, so the same data and code give byte-identical reports.
 """
+
 from __future__ import annotations
 
 import copy
@@ -21,8 +22,19 @@ import math
 from training.evaluate.metrics import ALL_METRICS
 
 # Table order: each overall figure next to its new-item (discovery) version, then list figures, then repeats.
-TABLE_METRICS = ("ndcg@20", "ndcg@20_new", "recall@20", "recall@20_new", "hit_rate@10", "mrr", "coverage@20",
-                 "ild@20", "already_bought@20", "ndcg@20_repeat", "recall@20_repeat")
+TABLE_METRICS = (
+    "ndcg@20",
+    "ndcg@20_new",
+    "recall@20",
+    "recall@20_new",
+    "hit_rate@10",
+    "mrr",
+    "coverage@20",
+    "ild@20",
+    "already_bought@20",
+    "ndcg@20_repeat",
+    "recall@20_repeat",
+)
 assert set(TABLE_METRICS) == set(ALL_METRICS), "every metric has a column"
 
 ATTRIBUTION = (
@@ -65,8 +77,15 @@ def _number(value: float | None) -> str:
 
 def model_table(results: dict) -> tuple[list[str], list[list[str]]]:
     columns = ["model", "kind", *TABLE_METRICS, "params"]
-    rows = [[r["model"], r.get("group", "model"), *[_number(r["metrics"].get(m)) for m in TABLE_METRICS],
-             _params(r["params"])] for r in results["models"]]
+    rows = [
+        [
+            r["model"],
+            r.get("group", "model"),
+            *[_number(r["metrics"].get(m)) for m in TABLE_METRICS],
+            _params(r["params"]),
+        ]
+        for r in results["models"]
+    ]
     return columns, rows
 
 
@@ -92,8 +111,10 @@ def comparison_lines(results: dict) -> list[str]:
 def frontier_table(results: dict) -> tuple[list[str], list[list[str]]]:
     metrics = list(results["explore_frontier"][0]["metrics"])
     columns = ["variant", "explore", *metrics]
-    rows = [[r["variant"], f"{r['explore']:g}", *[_number(r["metrics"][m]) for m in metrics]]
-            for r in results["explore_frontier"]]
+    rows = [
+        [r["variant"], f"{r['explore']:g}", *[_number(r["metrics"][m]) for m in metrics]]
+        for r in results["explore_frontier"]
+    ]
     return columns, rows
 
 
@@ -107,16 +128,23 @@ def frontier_lines(results: dict) -> list[str]:
     baselines = [r for r in results["models"] if r.get("group") == "baseline"]
     best = max(baselines, key=lambda r: r["metrics"]["ndcg@20"]) if baselines else None
     reached = next((r for r in rows if r["metrics"]["ndcg@20_new"] >= target), None)
-    lines = [f"popularity's ndcg@20_new is {target:.4f}; at the trained balance (explore 0) the fused rankers score "
-             f"{rows[0]['metrics']['ndcg@20_new']:.4f} on new products and {rows[0]['metrics']['ndcg@20']:.4f} "
-             "overall."]
+    lines = [
+        f"popularity's ndcg@20_new is {target:.4f}; at the trained balance (explore 0) the fused rankers score "
+        f"{rows[0]['metrics']['ndcg@20_new']:.4f} on new products and {rows[0]['metrics']['ndcg@20']:.4f} "
+        "overall."
+    ]
     if reached is None:
         lines.append("No setting in the table reaches popularity's new-product NDCG@20.")
     else:
-        versus = (f", {reached['metrics']['ndcg@20'] / best['metrics']['ndcg@20']:.2f}x the best baseline "
-                  f"({best['model']})") if best else ""
-        lines.append(f"The first setting that reaches it, {reached['variant']}, scores "
-                     f"{reached['metrics']['ndcg@20']:.4f} overall{versus}.")
+        versus = (
+            (f", {reached['metrics']['ndcg@20'] / best['metrics']['ndcg@20']:.2f}x the best baseline ({best['model']})")
+            if best
+            else ""
+        )
+        lines.append(
+            f"The first setting that reaches it, {reached['variant']}, scores "
+            f"{reached['metrics']['ndcg@20']:.4f} overall{versus}."
+        )
     return lines
 
 
@@ -124,16 +152,19 @@ def agreement_lines(results: dict) -> list[str]:
     a = results.get("served_agreement")
     if not a:
         return []
-    return [f"The gateway's Recommend path in process ({a['served']}: retrieval's user candidates, ranking over the "
-            f"served ONNX files) returns the same top 20 as {a['model']} for {a['same_top20_order']:.1%} of the "
-            f"{a['users']} customers (same set: {a['same_top20_set']:.1%}); the rest differ by near-ties between the "
-            "ONNX and PyTorch scores."]
+    return [
+        f"The gateway's Recommend path in process ({a['served']}: retrieval's user candidates, ranking over the "
+        f"served ONNX files) returns the same top 20 as {a['model']} for {a['same_top20_order']:.1%} of the "
+        f"{a['users']} customers (same set: {a['same_top20_set']:.1%}); the rest differ by near-ties between the "
+        "ONNX and PyTorch scores."
+    ]
 
 
 def search_table(results: dict) -> tuple[list[str], list[list[str]]]:
     columns = ["searcher", "proxy_ndcg@10", "params"]
-    rows = [[r["searcher"], f"{r['proxy_ndcg@10']:.4f}", _params(r["params"])]
-            for r in results["search_proxy"]["searchers"]]
+    rows = [
+        [r["searcher"], f"{r['proxy_ndcg@10']:.4f}", _params(r["params"])] for r in results["search_proxy"]["searchers"]
+    ]
     return columns, rows
 
 
@@ -141,8 +172,10 @@ def _text_table(columns: list[str], rows: list[list[str]]) -> str:
     widths = [max(len(c), *(len(r[i]) for r in rows)) if rows else len(c) for i, c in enumerate(columns)]
 
     def fmt(cells: list[str]) -> str:
-        return "  ".join(cell.ljust(w) if i in (0, len(cells) - 1) else cell.rjust(w)
-                         for i, (cell, w) in enumerate(zip(cells, widths)))
+        return "  ".join(
+            cell.ljust(w) if i in (0, len(cells) - 1) else cell.rjust(w)
+            for i, (cell, w) in enumerate(zip(cells, widths))
+        )
 
     return "\n".join([fmt(columns), fmt(["-" * w for w in widths]), *(fmt(r) for r in rows)])
 
@@ -189,8 +222,12 @@ def format_text(results: dict, timings: bool = True) -> str:
     if "served_agreement" in results:
         parts += ["", *agreement_lines(results)]
     if "explore_frontier" in results:
-        parts += ["", "Repeat vs explore (the fused variant's setting, test split):",
-                  _text_table(*frontier_table(results)), *frontier_lines(results)]
+        parts += [
+            "",
+            "Repeat vs explore (the fused variant's setting, test split):",
+            _text_table(*frontier_table(results)),
+            *frontier_lines(results),
+        ]
     if "search_proxy" in results:
         sp = results["search_proxy"]
         q = sp["queries"]
@@ -210,16 +247,27 @@ def format_markdown(results: dict) -> str:
     parts = ["# Offline evaluation", "", *(f"- {line.strip()}" for line in _header_lines(results)), ""]
     parts += ["## Recommendation (test split)", "", _markdown_table(*model_table(results)), ""]
     if "comparison" in results:
-        parts += ["## Fused rankers vs the best baseline (paired bootstrap)", "",
-                  *(f"- {line}" for line in comparison_lines(results)), ""]
+        parts += [
+            "## Fused rankers vs the best baseline (paired bootstrap)",
+            "",
+            *(f"- {line}" for line in comparison_lines(results)),
+            "",
+        ]
     if "served_agreement" in results:
         parts += ["## Served = evaluated", "", *(f"- {line}" for line in agreement_lines(results)), ""]
     if "explore_frontier" in results:
-        parts += ["## Repeat vs explore", "",
-                  "The fused variant's repeat-vs-explore setting (`fused+explore=x`: x times the fused score's spread "
-                  "added to products the customer never bought; 0 = the balance the rankers learned, served by "
-                  "default).", "", _markdown_table(*frontier_table(results)), "",
-                  *(f"- {line}" for line in frontier_lines(results)), ""]
+        parts += [
+            "## Repeat vs explore",
+            "",
+            "The fused variant's repeat-vs-explore setting (`fused+explore=x`: x times the fused score's spread "
+            "added to products the customer never bought; 0 = the balance the rankers learned, served by "
+            "default).",
+            "",
+            _markdown_table(*frontier_table(results)),
+            "",
+            *(f"- {line}" for line in frontier_lines(results)),
+            "",
+        ]
     parts += ["![overall vs new-item NDCG@20](eval_overall_vs_new.png)", ""]
     if "search_proxy" in results:
         sp = results["search_proxy"]
@@ -286,8 +334,14 @@ def plot_overall_vs_new(results: dict, path: Path) -> None:
         placed.append((x, y))
         label = " = ".join(r["model"] for r in group)
         if crowd:  # below and to the right, one line further per crowding neighbour, with a leader line
-            ax.annotate(label, (x, y), textcoords="offset points", xytext=(28, -16 * crowd), fontsize=8,
-                        arrowprops={"arrowstyle": "-", "color": "#888888", "lw": 0.6})
+            ax.annotate(
+                label,
+                (x, y),
+                textcoords="offset points",
+                xytext=(28, -16 * crowd),
+                fontsize=8,
+                arrowprops={"arrowstyle": "-", "color": "#888888", "lw": 0.6},
+            )
         else:
             ax.annotate(label, (x, y), textcoords="offset points", xytext=(5, 4), fontsize=8)
     frontier = results.get("explore_frontier") or []
@@ -297,8 +351,14 @@ def plot_overall_vs_new(results: dict, path: Path) -> None:
         ax.plot(fx, fy, color="#55A868", marker=".", lw=1.2, label="fused+explore=x (0 .. 1)")
         for r, x, y in zip(frontier, fx, fy):
             if r["explore"] in (frontier[-1]["explore"], 0.1, 0.3):
-                ax.annotate(f"x={r['explore']:g}", (x, y), textcoords="offset points", xytext=(-30, 4), fontsize=7,
-                            color="#55A868")
+                ax.annotate(
+                    f"x={r['explore']:g}",
+                    (x, y),
+                    textcoords="offset points",
+                    xytext=(-30, 4),
+                    fontsize=7,
+                    color="#55A868",
+                )
     ax.scatter([], [], color="#4C72B0", marker="o", label="baseline")
     ax.scatter([], [], color="#DD8452", marker="s", label="model")
     ax.legend(loc="upper right", fontsize=8)
@@ -312,8 +372,9 @@ def plot_overall_vs_new(results: dict, path: Path) -> None:
     ax.set_xlabel("NDCG@20, all relevant products (test)")
     ax.set_ylabel("NDCG@20 on products new to the customer (test)")
     ax.grid(alpha=0.3, which="both")
-    ax.set_title(f"Overall vs discovery - window {test['window']}, {test['eval_users']} returning customers",
-                 fontsize=10)
+    ax.set_title(
+        f"Overall vs discovery - window {test['window']}, {test['eval_users']} returning customers", fontsize=10
+    )
     fig.text(0.01, 0.01, ATTRIBUTION, fontsize=6, color="#555555")
     fig.tight_layout(rect=(0, 0.03, 1, 1))
     fig.savefig(path, metadata={"Software": None})

@@ -4,6 +4,7 @@ Hyper-parameters (each entry's grid) are chosen by NDCG@20 on the validation spl
 the chosen setting is then fitted on the test split's train set (everything before the test cut-off) and evaluated
 once. The search proxy does the same with its own metric (proxy NDCG@10).
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -30,8 +31,15 @@ COMPARED_MODEL = "fused_rankers"  # the served ranking: compared with the best b
 SERVED_MODEL = "served_recommend"  # the gateway's Recommend path in process (training/evaluate/served.py)
 # Repeat-vs-explore settings of the fused variant ("fused+explore=x") whose trade-off the report shows.
 EXPLORE_LEVELS = (0.0, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0)
-FRONTIER_METRICS = ("ndcg@20", "ndcg@20_new", "recall@20_new", "ndcg@20_repeat", "already_bought@20", "coverage@20",
-                    "ild@20")
+FRONTIER_METRICS = (
+    "ndcg@20",
+    "ndcg@20_new",
+    "recall@20_new",
+    "ndcg@20_repeat",
+    "already_bought@20",
+    "coverage@20",
+    "ild@20",
+)
 TARGET_RATIO = 1.10  # issue target: the served ranking's NDCG@20 >= 1.10 x the best baseline's
 PROXY_LABEL = "PROXY: queries are salient title words of held-out purchases, not real shopper queries"
 
@@ -139,8 +147,9 @@ def evaluate_models(
     return rows
 
 
-def compare_with_best_baseline(rows: list[dict], per_user: dict[str, np.ndarray],
-                               model: str = COMPARED_MODEL) -> dict | None:
+def compare_with_best_baseline(
+    rows: list[dict], per_user: dict[str, np.ndarray], model: str = COMPARED_MODEL
+) -> dict | None:
     """`model` vs the baseline with the highest TEST NDCG@20 in the table (the strictest honest choice): paired
     bootstrap over customers of the NDCG@20 difference and ratio. None when either side is missing."""
     baselines = [r for r in rows if r.get("group") == "baseline" and r["model"] in per_user]
@@ -158,16 +167,22 @@ def compare_with_best_baseline(rows: list[dict], per_user: dict[str, np.ndarray]
     }
 
 
-def served_agreement(tops: dict[str, np.ndarray], served: str = SERVED_MODEL, model: str = COMPARED_MODEL
-                     ) -> dict | None:
+def served_agreement(
+    tops: dict[str, np.ndarray], served: str = SERVED_MODEL, model: str = COMPARED_MODEL
+) -> dict | None:
     """How often the gateway's Recommend path (ONNX, retrieval's candidates) returns exactly the top 20 that the
     evaluated model (PyTorch checkpoints, the same pool) ranks; None when either is missing."""
     if served not in tops or model not in tops:
         return None
     same = np.all(tops[served] == tops[model], axis=1)
     same_set = np.array([set(a) == set(b) for a, b in zip(tops[served], tops[model])])
-    return {"served": served, "model": model, "users": int(len(same)), "same_top20_order": round(float(same.mean()), 6),
-            "same_top20_set": round(float(same_set.mean()), 6)}
+    return {
+        "served": served,
+        "model": model,
+        "users": int(len(same)),
+        "same_top20_order": round(float(same.mean()), 6),
+        "same_top20_set": round(float(same_set.mean()), 6),
+    }
 
 
 def explore_frontier(scorer: Any, test: Split, levels: Sequence[float] = EXPLORE_LEVELS) -> list[dict]:
@@ -179,8 +194,13 @@ def explore_frontier(scorer: Any, test: Split, levels: Sequence[float] = EXPLORE
     rows = []
     for level, scores in scorer.scores_at(list(test.users), levels).items():
         metrics = evaluate_scores(scores, test.truth, test.history, embeddings)
-        rows.append({"explore": level, "variant": f"fused{EXPLORE}{level:g}" if level else "fused",
-                     "metrics": {m: round(metrics[m], 6) for m in FRONTIER_METRICS}})
+        rows.append(
+            {
+                "explore": level,
+                "variant": f"fused{EXPLORE}{level:g}" if level else "fused",
+                "metrics": {m: round(metrics[m], 6) for m in FRONTIER_METRICS},
+            }
+        )
     return rows
 
 

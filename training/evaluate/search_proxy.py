@@ -14,6 +14,7 @@ Protocol (on a Split; label every number it produces as a proxy):
 Searchers here: BM25 (bm25s, unpersonalised; equal BM25 scores ordered by recent popularity) and BM25 candidates
 re-ranked by the customer's time-decayed purchase frequency (then BM25, then popularity).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -19,6 +19,7 @@ with every word before the cut-off. For the served path the explanations of the 
 every query-evidence claim is checked against the title: a "matches" for a word the title lacks is counted
 (target 0).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -49,8 +50,25 @@ N_TYPES = 20
 N_VARIANTS = 10
 EXPLAINED_QUERIES = 40  # queries whose served results are explained and checked for false "matches"
 JUDGEMENTS = Path(__file__).with_name("data") / "search_judgements.json"
-STOP = {"set", "of", "and", "the", "with", "in", "for", "a", "to", "on", "design", "small", "large", "mini",
-        "medium", "pack", "box"}  # sizes and packaging words make poor shopper queries on their own
+STOP = {
+    "set",
+    "of",
+    "and",
+    "the",
+    "with",
+    "in",
+    "for",
+    "a",
+    "to",
+    "on",
+    "design",
+    "small",
+    "large",
+    "mini",
+    "medium",
+    "pack",
+    "box",
+}  # sizes and packaging words make poor shopper queries on their own
 CASES = ("tea set", "teacup", "lunch bag")  # the issue's examples, shown before/after in the report
 
 
@@ -76,14 +94,15 @@ def _words(title: str) -> list[str]:
 
 def _grades(intended: str, title_terms: list[list[str]]) -> np.ndarray:
     terms = analyse(intended)
-    return np.array([2 if m.all_terms else 1 if m.coverage > 0 else 0
-                     for m in (match(terms, t) for t in title_terms)], np.int64)
+    return np.array(
+        [2 if m.all_terms else 1 if m.coverage > 0 else 0 for m in (match(terms, t) for t in title_terms)], np.int64
+    )
 
 
 def _misspell(word: str) -> str:
     """Swap the two letters in the middle: deterministic, keeps length and first/last letters."""
     i = len(word) // 2
-    return word[:i - 1] + word[i] + word[i - 1] + word[i + 1:]
+    return word[: i - 1] + word[i] + word[i - 1] + word[i + 1 :]
 
 
 def build_queries(titles: list[str], product_ids: list[str]) -> list[SearchQuery]:
@@ -133,8 +152,11 @@ def list_metrics(ranked: np.ndarray, q: SearchQuery) -> dict[str, float]:
     top = np.asarray(ranked, np.int64)[:K]
     full = int((q.grades == 2).sum())
     hits = int((q.grades[top] == 2).sum()) if len(top) else 0
-    return {"ndcg@10": graded_ndcg(top, q.grades), "precision@10": hits / K,
-            "all_words_share": hits / min(K, full) if full else float("nan")}
+    return {
+        "ndcg@10": graded_ndcg(top, q.grades),
+        "precision@10": hits / K,
+        "all_words_share": hits / min(K, full) if full else float("nan"),
+    }
 
 
 class DenseSearch:
@@ -185,17 +207,31 @@ def evaluate_search(split: Split, progress: bool = True) -> SearchResults:
             per.append({"searcher": name, "kind": q.kind, **list_metrics(searcher.search(q.text, None, K), q)})
         buyer = _buyer(q, split)
         if buyer is not None:
-            per.append({"searcher": "served_personalised", "kind": q.kind,
-                        **list_metrics(served.search(q.text, buyer, K), q)})
+            per.append(
+                {"searcher": "served_personalised", "kind": q.kind, **list_metrics(served.search(q.text, buyer, K), q)}
+            )
     frame = pd.DataFrame(per)
     for (name, kind), g in frame.groupby(["searcher", frame["kind"].where(frame["kind"] == "phrase", "other")]):
-        results.rows.append({"searcher": name, "queries": kind, "n": len(g),
-                             **{m: float(g[m].mean()) for m in ("ndcg@10", "precision@10", "all_words_share")}})
+        results.rows.append(
+            {
+                "searcher": name,
+                "queries": kind,
+                "n": len(g),
+                **{m: float(g[m].mean()) for m in ("ndcg@10", "precision@10", "all_words_share")},
+            }
+        )
     for name, g in frame.groupby("searcher"):
-        results.rows.append({"searcher": name, "queries": "all", "n": len(g),
-                             **{m: float(g[m].mean()) for m in ("ndcg@10", "precision@10", "all_words_share")}})
-    results.explanations = _check_explanations(served, queries[:EXPLAINED_QUERIES] + [q for q in queries
-                                               if q.kind == "judged"], split, progress)
+        results.rows.append(
+            {
+                "searcher": name,
+                "queries": "all",
+                "n": len(g),
+                **{m: float(g[m].mean()) for m in ("ndcg@10", "precision@10", "all_words_share")},
+            }
+        )
+    results.explanations = _check_explanations(
+        served, queries[:EXPLAINED_QUERIES] + [q for q in queries if q.kind == "judged"], split, progress
+    )
     results.examples = {text: _example(served, text, split, product_ids, titles) for text in CASES}
     return results
 
@@ -217,8 +253,12 @@ def _check_explanations(served: ServedSearch, queries: list[SearchQuery], split:
             out = asyncio.run(core.explain(user, q.text, ids, "fused", [], 60.0))
             explained += list(zip(out.explanations, top.tolist()))
     checked, wrong = false_match_claims(explained, titles, matcher)
-    return {"explanations": len(explained), "query_claims_checked": checked, "false_match_claims": wrong,
-            "target_false_match_claims": 0}
+    return {
+        "explanations": len(explained),
+        "query_claims_checked": checked,
+        "false_match_claims": wrong,
+        "target_false_match_claims": 0,
+    }
 
 
 def _example(served: ServedSearch, text: str, split: Split, product_ids: list[str], titles: list[str]) -> dict:
@@ -236,22 +276,41 @@ def write_search_reports(results: SearchResults, reports: Path) -> dict[str, Pat
     import matplotlib.pyplot as plt
 
     reports.mkdir(parents=True, exist_ok=True)
-    blob = {"k": K, "queries": results.queries, "table": results.rows, "explanations": results.explanations,
-            "examples": results.examples,
-            "targets": {"all_words_share (served, head phrases)": 0.9, "false_match_claims": 0}}
+    blob = {
+        "k": K,
+        "queries": results.queries,
+        "table": results.rows,
+        "explanations": results.explanations,
+        "examples": results.examples,
+        "targets": {"all_words_share (served, head phrases)": 0.9, "false_match_claims": 0},
+    }
     paths = {"json": reports / "search.json", "md": reports / "search.md", "png": reports / "search.png"}
     paths["json"].write_text(json.dumps(blob, indent=2) + "\n")
-    lines = ["# Search relevance (`make eval`)", "", f"Queries: {results.queries}", "",
-             "| searcher | queries | n | NDCG@10 | precision@10 | all-words share |", "|---|---|---:|---:|---:|---:|"]
+    lines = [
+        "# Search relevance (`make eval`)",
+        "",
+        f"Queries: {results.queries}",
+        "",
+        "| searcher | queries | n | NDCG@10 | precision@10 | all-words share |",
+        "|---|---|---:|---:|---:|---:|",
+    ]
     for r in results.rows:
-        lines.append(f"| {r['searcher']} | {r['queries']} | {r['n']} | {r['ndcg@10']:.4f} | "
-                     f"{r['precision@10']:.4f} | {r['all_words_share']:.4f} |")
+        lines.append(
+            f"| {r['searcher']} | {r['queries']} | {r['n']} | {r['ndcg@10']:.4f} | "
+            f"{r['precision@10']:.4f} | {r['all_words_share']:.4f} |"
+        )
     e = results.explanations
-    lines += ["", f"Explanations checked: {e['explanations']}; query claims {e['query_claims_checked']}; "
-              f"claims of a match the title lacks: {e['false_match_claims']} (target 0).", "", "## Examples", ""]
+    lines += [
+        "",
+        f"Explanations checked: {e['explanations']}; query claims {e['query_claims_checked']}; "
+        f"claims of a match the title lacks: {e['false_match_claims']} (target 0).",
+        "",
+        "## Examples",
+        "",
+    ]
     for text, shown in results.examples.items():
         for who, items in shown.items():
-            lines.append(f"- \"{text}\", {who}: " + "; ".join(items))
+            lines.append(f'- "{text}", {who}: ' + "; ".join(items))
     paths["md"].write_text("\n".join(lines) + "\n")
     frame = pd.DataFrame([r for r in results.rows if r["queries"] != "all"])
     fig, ax = plt.subplots(figsize=(8, 4))

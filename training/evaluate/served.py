@@ -7,6 +7,7 @@ feature store built at the split's cut-off. What the evaluation measures is what
 - Recommend (`served_recommend`, a row of the model table): retrieval's user candidates (the rankers' candidate
   pool, asked for uncut as the gateway asks) ranked by the fused score of the "fused" variant. `make eval` reports
   how often its top 20 equals fused_rankers' (the PyTorch checkpoints over the same pool)."""
+
 from __future__ import annotations
 
 import asyncio
@@ -52,8 +53,9 @@ class ServedSearch:
             return models.version
 
         self.retrieval = RetrievalCore.over_store(self.store, product_ids, titles, encode)
-        self.ranking = RankingCore(self.store, titles, Fusion.load(self.models_dir / FUSION_FILE), models.infer,
-                                   encode, version)
+        self.ranking = RankingCore(
+            self.store, titles, Fusion.load(self.models_dir / FUSION_FILE), models.infer, encode, version
+        )
 
     def search(self, query: str, user_id: str | None, k: int) -> np.ndarray:
         return asyncio.run(self.search_async(query, user_id or "", k))
@@ -62,8 +64,9 @@ class ServedSearch:
         candidates, _ = await self.retrieval.query_candidates(query, user_id, CANDIDATES, DEADLINE_S)
         if not candidates:
             return np.zeros(0, np.int64)
-        ranked = await self.ranking.rank(user_id, query, [c.product_id for c in candidates], k, "fused", 0.0, [],
-                                         DEADLINE_S)
+        ranked = await self.ranking.rank(
+            user_id, query, [c.product_id for c in candidates], k, "fused", 0.0, [], DEADLINE_S
+        )
         return self.store.item_index.get_indexer([i.product_id for i in ranked.items]).astype(np.int64)
 
 
@@ -77,20 +80,35 @@ class ServedRecommend(ServedSearch):
 
     def score(self, user_ids: Sequence[str]) -> np.ndarray:
         out = popularity_floor(self.store, len(user_ids))
-        for row, user in enumerate(tqdm(user_ids, desc="served recommend", unit="user", leave=False,
-                                        file=sys.stderr, disable=not sys.stderr.isatty())):
+        for row, user in enumerate(
+            tqdm(
+                user_ids,
+                desc="served recommend",
+                unit="user",
+                leave=False,
+                file=sys.stderr,
+                disable=not sys.stderr.isatty(),
+            )
+        ):
             order = asyncio.run(self.recommend(str(user)))
             out[row, order] = np.arange(len(order), 0, -1, dtype=np.float32)
         return out
 
     async def recommend(self, user_id: str) -> np.ndarray:
         candidates, _ = await self.retrieval.user_candidates(user_id, [], POOL_MAX)
-        ranked = await self.ranking.rank(user_id, "", [c.product_id for c in candidates], 0, self.variant, 0.0, [],
-                                         DEADLINE_S)
+        ranked = await self.ranking.rank(
+            user_id, "", [c.product_id for c in candidates], 0, self.variant, 0.0, [], DEADLINE_S
+        )
         return self.store.item_index.get_indexer([i.product_id for i in ranked.items]).astype(np.int64)
 
 
-register("served_recommend", ServedRecommend,
-         description="the gateway's Recommend path in process: retrieval's user candidates + fused rankers (ONNX)")
-register_searcher("served_search", ServedSearch,
-                  description="the gateway's Search path in process: retrieval + relevance + fused rankers (PROXY)")
+register(
+    "served_recommend",
+    ServedRecommend,
+    description="the gateway's Recommend path in process: retrieval's user candidates + fused rankers (ONNX)",
+)
+register_searcher(
+    "served_search",
+    ServedSearch,
+    description="the gateway's Search path in process: retrieval + relevance + fused rankers (PROXY)",
+)

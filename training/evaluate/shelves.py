@@ -18,6 +18,7 @@ fitted on validation for the mixed list: no per-shelf weights yet). Metrics come
 (torchmetrics, ideal DCG capped at K) and intervals from training.evaluate.stats.paired_bootstrap, against each
 shelf's best baseline by test NDCG.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -59,8 +60,9 @@ class RepurchaseCycle:
         self.train = train
         self.popularity = recent_popularity(train)
         p = train.purchases
-        self.cycle = item_repurchase_cycle(p["user_id"].to_numpy(), p["item_idx"].to_numpy(),
-                                           p["ts"].astype("int64").to_numpy() / 1e9, train.n_items)
+        self.cycle = item_repurchase_cycle(
+            p["user_id"].to_numpy(), p["item_idx"].to_numpy(), p["ts"].astype("int64").to_numpy() / 1e9, train.n_items
+        )
         self.default_cycle = float(np.nanmedian(self.cycle)) if np.isfinite(self.cycle).any() else 30.0
 
     def score(self, user_ids: Sequence[str]) -> np.ndarray:
@@ -89,8 +91,9 @@ class RecencyPopularity:
         columns = ["item_idx", "ts"]
         sales = pd.concat([train.purchases[columns], train.guest_sales[columns]])
         age = (train.cutoff - sales["ts"]).dt.total_seconds().to_numpy() / DAY
-        self.scores = np.bincount(sales["item_idx"].to_numpy(), weights=np.power(0.5, age / self.half_life_days),
-                                  minlength=train.n_items).astype(np.float32)
+        self.scores = np.bincount(
+            sales["item_idx"].to_numpy(), weights=np.power(0.5, age / self.half_life_days), minlength=train.n_items
+        ).astype(np.float32)
 
     def score(self, user_ids: Sequence[str]) -> np.ndarray:
         return np.tile(self.scores, (len(user_ids), 1))
@@ -126,8 +129,10 @@ class RecentCoPurchase:
         recent = recent.sort_values("ts", ascending=False).groupby("row").head(self.baskets)
         mine = mine.merge(recent[["row", "invoice_no"]], on=["row", "invoice_no"])
         pairs = mine[["row", "item_idx"]].drop_duplicates()
-        basket = sp.csr_matrix((np.ones(len(pairs)), (pairs["row"].to_numpy(), pairs["item_idx"].to_numpy())),
-                               shape=(len(user_ids), self.train.n_items))
+        basket = sp.csr_matrix(
+            (np.ones(len(pairs)), (pairs["row"].to_numpy(), pairs["item_idx"].to_numpy())),
+            shape=(len(user_ids), self.train.n_items),
+        )
         return lexicographic((basket @ self.copurchase).toarray(), self.popularity)
 
 
@@ -145,20 +150,35 @@ class Candidate:
 
 BUY_AGAIN = (
     Candidate("gp_topfreq_repeat", GPTopFreq, {}, "GP-TopFreq's repeat part: the customer's invoice count"),
-    Candidate("tifu_knn_repeat", lambda **p: TifuKNN(alpha=1.0, **p),
-              {"r_b": [0.9, 1.0], "r_g": [0.6, 1.0], "m": [1, 3, 7]},
-              "TIFU-KNN's repeat part: basket- and group-decayed own history (alpha = 1)"),
+    Candidate(
+        "tifu_knn_repeat",
+        lambda **p: TifuKNN(alpha=1.0, **p),
+        {"r_b": [0.9, 1.0], "r_g": [0.6, 1.0], "m": [1, 3, 7]},
+        "TIFU-KNN's repeat part: basket- and group-decayed own history (alpha = 1)",
+    ),
     Candidate("repurchase_cycle", RepurchaseCycle, {}, "invoice count x closeness to the repurchase cycle"),
 )
 DISCOVER = (
     Candidate("popularity", Popularity, {"window_days": [7, 14, 28]}, "orders in the last window_days"),
-    Candidate("recency_popularity", RecencyPopularity, {"half_life_days": [7, 30, 90]},
-              "orders weighted 0.5 ** (age / half_life)"),
-    Candidate("user_knn", lambda **p: TifuKNN(alpha=0.0, **p), {"k": [100, 300], "m": [1, 7]},
-              "TIFU-KNN's neighbour part: mean of the k nearest customers' vectors"),
+    Candidate(
+        "recency_popularity",
+        RecencyPopularity,
+        {"half_life_days": [7, 30, 90]},
+        "orders weighted 0.5 ** (age / half_life)",
+    ),
+    Candidate(
+        "user_knn",
+        lambda **p: TifuKNN(alpha=0.0, **p),
+        {"k": [100, 300], "m": [1, 7]},
+        "TIFU-KNN's neighbour part: mean of the k nearest customers' vectors",
+    ),
     Candidate("itemknn_conditional", ConditionalItemKNN, {}, "sum of P(j | i) over the customer's products"),
-    Candidate("recent_copurchase", RecentCoPurchase, {"baskets": [1, 3, 10]},
-              "invoices shared with the products of the customer's last `baskets` invoices"),
+    Candidate(
+        "recent_copurchase",
+        RecentCoPurchase,
+        {"baskets": [1, 3, 10]},
+        "invoices shared with the products of the customer's last `baskets` invoices",
+    ),
 )
 
 
@@ -203,12 +223,22 @@ def _summary(per: pd.DataFrame, metrics: Sequence[str]) -> dict[str, float]:
 def _compare(rows: list[dict], values: dict[str, np.ndarray], metric: str) -> dict:
     best = max((r for r in rows if r["group"] == "baseline"), key=lambda r: r["metrics"][metric])
     result = paired_bootstrap(values[SERVED], values[best["model"]])
-    return {"model": SERVED, "baseline": best["model"], "metric": metric,
-            **{k: round(v, 6) if isinstance(v, float) else v for k, v in result.items()}}
+    return {
+        "model": SERVED,
+        "baseline": best["model"],
+        "metric": metric,
+        **{k: round(v, 6) if isinstance(v, float) else v for k, v in result.items()},
+    }
 
 
-def customer_shelf(shelf: str, candidates: Sequence[Candidate], validation: Split, test: Split,
-                   served_scores: np.ndarray, log: Callable[[str], None]) -> dict:
+def customer_shelf(
+    shelf: str,
+    candidates: Sequence[Candidate],
+    validation: Split,
+    test: Split,
+    served_scores: np.ndarray,
+    log: Callable[[str], None],
+) -> dict:
     """One customer shelf: its baselines tuned on validation, then every model on test, and the comparison."""
     rows, values = [], {}
     metrics = ("ndcg@20", "recall@20", "hit_rate@10")
@@ -216,13 +246,29 @@ def customer_shelf(shelf: str, candidates: Sequence[Candidate], validation: Spli
         params, trials = _tuned(candidate, validation, shelf) if candidate.grid else ({}, [])
         per = _per_user(_fit_score(candidate, params, test), test, shelf)
         values[candidate.name] = per["ndcg@20"].to_numpy()
-        rows.append({"model": candidate.name, "description": candidate.description, "group": candidate.group,
-                     "params": params, "validation": trials, "metrics": _summary(per, metrics)})
+        rows.append(
+            {
+                "model": candidate.name,
+                "description": candidate.description,
+                "group": candidate.group,
+                "params": params,
+                "validation": trials,
+                "metrics": _summary(per, metrics),
+            }
+        )
         log(f"  {shelf} {candidate.name} {params} test ndcg@20={rows[-1]['metrics']['ndcg@20']:.4f}")
     per = _per_user(served_scores, test, shelf)
     values[SERVED] = per["ndcg@20"].to_numpy()
-    rows.append({"model": SERVED, "description": "the shelf as served: its candidates ordered by the fused rankers",
-                 "group": "served", "params": {}, "validation": [], "metrics": _summary(per, metrics)})
+    rows.append(
+        {
+            "model": SERVED,
+            "description": "the shelf as served: its candidates ordered by the fused rankers",
+            "group": "served",
+            "params": {},
+            "validation": [],
+            "metrics": _summary(per, metrics),
+        }
+    )
     log(f"  {shelf} {SERVED} test ndcg@20={rows[-1]['metrics']['ndcg@20']:.4f}")
     return {"shelf": shelf, "metric": "ndcg@20", "models": rows, "comparison": _compare(rows, values, "ndcg@20")}
 
@@ -251,8 +297,11 @@ class Invoices:
 def _list_metrics(ranked: np.ndarray, relevant: np.ndarray) -> tuple[float, float, float]:
     """(NDCG@10, recall@20, hit rate@10) of one ranked list."""
     hits = np.isin(ranked, relevant)
-    return (ranked_list_ndcg(ranked, relevant, FBT_K), float(hits[:FBT_RECALL_K].sum() / len(relevant)),
-            float(hits[:FBT_K].any()))
+    return (
+        ranked_list_ndcg(ranked, relevant, FBT_K),
+        float(hits[:FBT_RECALL_K].sum() / len(relevant)),
+        float(hits[:FBT_K].any()),
+    )
 
 
 def _invoice_metrics(invoices: Invoices, rank: Callable[[int, str, int], np.ndarray]) -> pd.DataFrame:
@@ -270,14 +319,16 @@ def _count_ranker(train: TrainData, beta: float | None) -> Callable[[int, str, i
     sales = pd.concat([train.purchases, train.guest_sales])
     copurchase = copurchase_matrix(sales, train.n_items)
     popularity = recent_popularity(train)
-    orders = np.bincount(sales.drop_duplicates(["invoice_no", "item_idx"])["item_idx"].to_numpy(),
-                         minlength=train.n_items).astype(np.float64)
+    orders = np.bincount(
+        sales.drop_duplicates(["invoice_no", "item_idx"])["item_idx"].to_numpy(), minlength=train.n_items
+    ).astype(np.float64)
 
     def rank(_row: int, _user: str, item: int) -> np.ndarray:
         counts = copurchase[item].toarray().ravel().astype(np.float64)
         primary = counts if beta is None else counts / (orders + beta)
         order = np.lexsort((-popularity, -primary))
         return order[order != item][:FBT_RECALL_K]
+
     return rank
 
 
@@ -293,7 +344,7 @@ class FusedShelf:
     co-purchases."""
 
     def __init__(self, fused: Any, invoices: Invoices, n_max: int) -> None:
-        from training.train.trainer import score_lists  # noqa: PLC0415
+        from training.train.trainer import score_lists
 
         parts = fused.parts
         store = next(iter(parts.values())).store
@@ -306,8 +357,10 @@ class FusedShelf:
                 self.scored[(row, int(item))] = (cands, np.zeros(0))
                 if len(cands):
                     queries.append(((row, int(item)), ctx, cands))
-        per_model = {name: score_lists(name, part.model, part.store, [(c, x) for _, c, x in queries])
-                     for name, part in parts.items()}
+        per_model = {
+            name: score_lists(name, part.model, part.store, [(c, x) for _, c, x in queries])
+            for name, part in parts.items()
+        }
         for q, (key, ctx, cands) in enumerate(queries):
             scores = {name: values[q] for name, values in per_model.items()}
             self.scored[key] = (cands, fused.fusion.combine(scores | prior_scores(fused.fusion, store, ctx, cands)))
@@ -317,11 +370,13 @@ class FusedShelf:
             cands, fused = self.scored[(row, item)]
             cands, fused = cands[:n], fused[:n]
             return cands[np.argsort(-fused, kind="stable")][:FBT_RECALL_K]
+
         return rank
 
 
-def fbt_shelf(ds: Dataset, validation: Split, test: Split, fused: dict[str, Any], log: Callable[[str], None]
-              ) -> tuple[dict, FusedShelf, Invoices]:
+def fbt_shelf(
+    ds: Dataset, validation: Split, test: Split, fused: dict[str, Any], log: Callable[[str], None]
+) -> tuple[dict, FusedShelf, Invoices]:
     """Frequently bought together: baselines and the shelf's candidate count tuned on validation NDCG@10; also the
     test shelf and invoices (for the served-path check)."""
     metrics = ("ndcg@10", "recall@20", "hit_rate@10")
@@ -332,39 +387,74 @@ def fbt_shelf(ds: Dataset, validation: Split, test: Split, fused: dict[str, Any]
     def value(name: str, make: Callable[[TrainData], Callable], split: str) -> pd.DataFrame:
         return _invoice_metrics(invoices[split], make(splits[split].train) if name != SERVED else make(split))
 
-    models = [("cooccurrence", "invoices shared with the context product, then popularity", {},
-               lambda p: lambda train: _count_ranker(train, None)),
-              ("lift", "shared invoices / (orders of the product + beta), then popularity", {"beta": [1, 10, 100]},
-               lambda p: lambda train: _count_ranker(train, float(p["beta"]))),
-              ("popularity", "orders in the last 28 days", {}, lambda p: lambda train: _popularity_ranker(train)),
-              (SERVED, "the shelf as served: its top-n co-purchases ordered by the fused rankers",
-               {"candidates": list(FBT_CANDIDATE_GRID)},
-               lambda p: lambda split: shelves[split].ranker(p["candidates"]))]
+    models = [
+        (
+            "cooccurrence",
+            "invoices shared with the context product, then popularity",
+            {},
+            lambda p: lambda train: _count_ranker(train, None),
+        ),
+        (
+            "lift",
+            "shared invoices / (orders of the product + beta), then popularity",
+            {"beta": [1, 10, 100]},
+            lambda p: lambda train: _count_ranker(train, float(p["beta"])),
+        ),
+        ("popularity", "orders in the last 28 days", {}, lambda p: lambda train: _popularity_ranker(train)),
+        (
+            SERVED,
+            "the shelf as served: its top-n co-purchases ordered by the fused rankers",
+            {"candidates": list(FBT_CANDIDATE_GRID)},
+            lambda p: lambda split: shelves[split].ranker(p["candidates"]),
+        ),
+    ]
     rows, values = [], {}
     for name, description, grid, make in models:
         trials = []
         for params in grid_points(grid) if grid else []:
-            trials.append({"params": params,
-                           "ndcg@10": round(float(value(name, make(params), "validation")["ndcg@10"].mean()), 6)})
+            trials.append(
+                {
+                    "params": params,
+                    "ndcg@10": round(float(value(name, make(params), "validation")["ndcg@10"].mean()), 6),
+                }
+            )
         params = max(trials, key=lambda t: t["ndcg@10"])["params"] if trials else {}
         per = value(name, make(params), "test")
         values[name] = per["ndcg@10"].to_numpy()
-        rows.append({"model": name, "description": description, "group": "served" if name == SERVED else "baseline",
-                     "params": params, "validation": trials, "metrics": _summary(per, metrics)})
+        rows.append(
+            {
+                "model": name,
+                "description": description,
+                "group": "served" if name == SERVED else "baseline",
+                "params": params,
+                "validation": trials,
+                "metrics": _summary(per, metrics),
+            }
+        )
         log(f"  fbt {name} {params} test ndcg@10={rows[-1]['metrics']['ndcg@10']:.4f}")
-    return ({"shelf": "frequently_bought_together", "metric": "ndcg@10", "invoices": len(invoices["test"].users),
-             "models": rows, "comparison": _compare(rows, values, "ndcg@10")}, shelves["test"], invoices["test"])
+    return (
+        {
+            "shelf": "frequently_bought_together",
+            "metric": "ndcg@10",
+            "invoices": len(invoices["test"].users),
+            "models": rows,
+            "comparison": _compare(rows, values, "ndcg@10"),
+        },
+        shelves["test"],
+        invoices["test"],
+    )
 
 
-def served_agreement(test: Split, served_scores: np.ndarray, fbt: FusedShelf, invoices: Invoices, n: int,
-                     max_invoices: int = 200) -> dict[str, dict]:
+def served_agreement(
+    test: Split, served_scores: np.ndarray, fbt: FusedShelf, invoices: Invoices, n: int, max_invoices: int = 200
+) -> dict[str, dict]:
     """How often the shelves as the gateway serves them (retrieval's shelf candidates + the ranking core over the
     served ONNX files, training.evaluate.served) return exactly the evaluated top 20: every test customer for buy it
     again and discover, every product of the first `max_invoices` test invoices for frequently bought together."""
-    from libs import domain as d  # noqa: PLC0415
-    from libs.features import POOL_MAX  # noqa: PLC0415
-    from libs.shelves import FBT_CANDIDATES  # noqa: PLC0415
-    from training.evaluate.served import DEADLINE_S, ServedSearch  # noqa: PLC0415
+    from libs import domain as d
+    from libs.features import POOL_MAX
+    from libs.shelves import FBT_CANDIDATES
+    from training.evaluate.served import DEADLINE_S, ServedSearch
 
     served = ServedSearch()
     served.fit(test.train)
@@ -374,8 +464,9 @@ def served_agreement(test: Split, served_scores: np.ndarray, fbt: FusedShelf, in
         cands, _ = await served.retrieval.user_candidates(user, [], POOL_MAX, shelf, context)
         if not cands:
             return []
-        ranked = await served.ranking.rank(user, "", [c.product_id for c in cands], FBT_RECALL_K, "fused", 0.0, [],
-                                           DEADLINE_S)
+        ranked = await served.ranking.rank(
+            user, "", [c.product_id for c in cands], FBT_RECALL_K, "fused", 0.0, [], DEADLINE_S
+        )
         return ids.get_indexer([i.product_id for i in ranked.items]).tolist()
 
     out = {}
@@ -385,7 +476,7 @@ def served_agreement(test: Split, served_scores: np.ndarray, fbt: FusedShelf, in
         same = []
         for row, user in enumerate(test.users):
             got = asyncio.run(top(str(user), shelf))
-            same.append(len(got) > 0 and got == expected[row, :len(got)].tolist())
+            same.append(len(got) > 0 and got == expected[row, : len(got)].tolist())
         out[name] = {"lists": len(same), "same_top20_order": round(float(np.mean(same)), 6)}
     same = []
     rank = fbt.ranker(n)
@@ -393,22 +484,27 @@ def served_agreement(test: Split, served_scores: np.ndarray, fbt: FusedShelf, in
         for item in items:
             got = asyncio.run(top(user, d.Shelf.FREQUENTLY_BOUGHT_TOGETHER, [ids[int(item)]]))
             same.append(got == rank(row, user, int(item)).tolist())
-    out["frequently_bought_together"] = {"lists": len(same), "same_top20_order": round(float(np.mean(same)), 6),
-                                         "served_candidates": FBT_CANDIDATES, "evaluated_candidates": n}
+    out["frequently_bought_together"] = {
+        "lists": len(same),
+        "same_top20_order": round(float(np.mean(same)), 6),
+        "served_candidates": FBT_CANDIDATES,
+        "evaluated_candidates": n,
+    }
     return out
 
 
-def evaluate_shelves(ds: Dataset, validation: Split, test: Split, log: Callable[[str], None] = lambda _: None
-                     ) -> dict:
-    from training.models.scorers import FusedScorer  # noqa: PLC0415
+def evaluate_shelves(ds: Dataset, validation: Split, test: Split, log: Callable[[str], None] = lambda _: None) -> dict:
+    from training.models.scorers import FusedScorer
 
     fused = {}
     for name, split in (("validation", validation), ("test", test)):
         fused[name] = FusedScorer()
         fused[name].fit(split.train)
     served = fused["test"].score(list(test.users))
-    result = {"buy_again": customer_shelf("buy_again", BUY_AGAIN, validation, test, served, log),
-              "discover": customer_shelf("discover", DISCOVER, validation, test, served, log)}
+    result = {
+        "buy_again": customer_shelf("buy_again", BUY_AGAIN, validation, test, served, log),
+        "discover": customer_shelf("discover", DISCOVER, validation, test, served, log),
+    }
     result["frequently_bought_together"], fbt, invoices = fbt_shelf(ds, validation, test, fused, log)
     n = next(r["params"]["candidates"] for r in result["frequently_bought_together"]["models"] if r["model"] == SERVED)
     for name, agreement in served_agreement(test, served, fbt, invoices, n).items():
@@ -418,40 +514,63 @@ def evaluate_shelves(ds: Dataset, validation: Split, test: Split, log: Callable[
 
 # ------------------------------------------------------------------------------------------------------ reports
 def markdown(result: dict) -> str:
-    lines = ["# Shelves: each against its own baselines (test split)", "",
-             "Hyper-parameters on the validation split by the shelf's NDCG; the served model is the fused rankers over "
-             "the shelf's candidates (the mixed list's fusion weights). Interval: paired bootstrap 95% over "
-             "customers (invoices for frequently bought together) against the shelf's best baseline by test NDCG.", ""]
+    lines = [
+        "# Shelves: each against its own baselines (test split)",
+        "",
+        "Hyper-parameters on the validation split by the shelf's NDCG; the served model is the fused rankers over "
+        "the shelf's candidates (the mixed list's fusion weights). Interval: paired bootstrap 95% over "
+        "customers (invoices for frequently bought together) against the shelf's best baseline by test NDCG.",
+        "",
+    ]
     for shelf in result.values():
         names = list(shelf["models"][0]["metrics"])
-        lines += [f"## {shelf['shelf']}", "", "| model | params | " + " | ".join(names) + " |",
-                  "|---|---|" + "---:|" * len(names)]
+        lines += [
+            f"## {shelf['shelf']}",
+            "",
+            "| model | params | " + " | ".join(names) + " |",
+            "|---|---|" + "---:|" * len(names),
+        ]
         for row in shelf["models"]:
             params = ", ".join(f"{k}={v}" for k, v in row["params"].items()) or "-"
-            lines.append(f"| {row['model']} | {params} | " + " | ".join(
-                f"{row['metrics'][n]:.4f}" if isinstance(row["metrics"][n], float) else str(row["metrics"][n])
-                for n in names) + " |")
+            lines.append(
+                f"| {row['model']} | {params} | "
+                + " | ".join(
+                    f"{row['metrics'][n]:.4f}" if isinstance(row["metrics"][n], float) else str(row["metrics"][n])
+                    for n in names
+                )
+                + " |"
+            )
         c = shelf["comparison"]
-        lines += ["", f"{c['model']} vs {c['baseline']} ({c['metric']}): ratio {c['ratio']:.3f} "
-                      f"[{c['ratio_ci_low']:.3f}, {c['ratio_ci_high']:.3f}], difference {c['difference']:+.4f} "
-                      f"[{c['difference_ci_low']:+.4f}, {c['difference_ci_high']:+.4f}], {c['users']} units", ""]
+        lines += [
+            "",
+            f"{c['model']} vs {c['baseline']} ({c['metric']}): ratio {c['ratio']:.3f} "
+            f"[{c['ratio_ci_low']:.3f}, {c['ratio_ci_high']:.3f}], difference {c['difference']:+.4f} "
+            f"[{c['difference_ci_low']:+.4f}, {c['difference_ci_high']:+.4f}], {c['users']} units",
+            "",
+        ]
         if agreement := shelf.get("served_agreement"):
-            lines += [f"Served path (retrieval's shelf candidates + ranking over the ONNX files): the same top 20 in "
-                      f"{100 * agreement['same_top20_order']:.1f}% of {agreement['lists']} lists.", ""]
+            lines += [
+                f"Served path (retrieval's shelf candidates + ranking over the ONNX files): the same top 20 in "
+                f"{100 * agreement['same_top20_order']:.1f}% of {agreement['lists']} lists.",
+                "",
+            ]
     return "\n".join(lines)
 
 
 def plot(result: dict, path: Path) -> None:
-    import matplotlib  # noqa: PLC0415
+    import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt  # noqa: PLC0415
+    import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, len(result), figsize=(5 * len(result), 4))
     for ax, shelf in zip(np.atleast_1d(axes), result.values()):
         rows = shelf["models"]
-        ax.barh([r["model"] for r in rows], [r["metrics"][shelf["metric"]] for r in rows],
-                color=["tab:orange" if r["group"] == "served" else "tab:blue" for r in rows])
+        ax.barh(
+            [r["model"] for r in rows],
+            [r["metrics"][shelf["metric"]] for r in rows],
+            color=["tab:orange" if r["group"] == "served" else "tab:blue" for r in rows],
+        )
         ax.invert_yaxis()
         ax.set_title(f"{shelf['shelf']} ({shelf['metric']})")
     fig.tight_layout()
@@ -460,11 +579,14 @@ def plot(result: dict, path: Path) -> None:
 
 
 def write_reports(result: dict, out_dir: Path) -> dict[str, Path]:
-    import json  # noqa: PLC0415
+    import json
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    paths = {"shelves_md": out_dir / "shelves.md", "shelves_json": out_dir / "shelves.json",
-             "shelves_png": out_dir / "shelves.png"}
+    paths = {
+        "shelves_md": out_dir / "shelves.md",
+        "shelves_json": out_dir / "shelves.json",
+        "shelves_png": out_dir / "shelves.png",
+    }
     paths["shelves_md"].write_text(markdown(result))
     paths["shelves_json"].write_text(json.dumps(result, indent=2) + "\n")
     plot(result, paths["shelves_png"])
@@ -473,11 +595,11 @@ def write_reports(result: dict, out_dir: Path) -> dict[str, Path]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """python -m training.evaluate.shelves: only the per-shelf evaluation (reports/shelves.*)."""
-    import argparse  # noqa: PLC0415
-    import sys  # noqa: PLC0415
+    import argparse
+    import sys
 
-    from libs.catalog import default_artifacts_root, load_dataset  # noqa: PLC0415
-    from training.evaluate.split import standard_splits  # noqa: PLC0415
+    from libs.catalog import default_artifacts_root, load_dataset
+    from training.evaluate.split import standard_splits
 
     parser = argparse.ArgumentParser(prog="python -m training.evaluate.shelves", description=main.__doc__)
     parser.add_argument("--reports", type=Path, default=Path(__file__).resolve().parents[2] / "reports")

@@ -11,6 +11,7 @@ history every model here reduces to popularity.
 Ground truth = the set of products a customer bought in the window, repeats included: a product they had bought
 before IS relevant (about half of what customers buy in two weeks is a re-purchase).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -119,9 +120,7 @@ def make_split(
         user_pos.get_indexer(in_eval["user_id"]), in_eval["item_idx"].to_numpy(), (len(users), n_items)
     )
     known = before[before["user_id"].isin(user_pos)]
-    history = _bool_matrix(
-        user_pos.get_indexer(known["user_id"]), known["item_idx"].to_numpy(), (len(users), n_items)
-    )
+    history = _bool_matrix(user_pos.get_indexer(known["user_id"]), known["item_idx"].to_numpy(), (len(users), n_items))
     train = TrainData(
         purchases=before.reset_index(drop=True),
         guest_sales=guest_sales[guest_sales["ts"] < cutoff].reset_index(drop=True),

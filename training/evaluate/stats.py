@@ -3,6 +3,7 @@
 Resampling is over customers (the unit that is sampled from the shop's population); both models' per-customer
 values are resampled together (paired), so the between-customer variance that both models share cancels.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -40,8 +41,13 @@ def paired_bootstrap(
     a, b = a[keep], b[keep]
     if len(a) < 2:
         raise ValueError("need at least two paired values")
-    out: dict[str, float] = {"users": int(len(a)), "n_resamples": n_resamples, "confidence": confidence,
-                             "seed": seed, "method": "paired percentile bootstrap over customers"}
+    out: dict[str, float] = {
+        "users": int(len(a)),
+        "n_resamples": n_resamples,
+        "confidence": confidence,
+        "seed": seed,
+        "method": "paired percentile bootstrap over customers",
+    }
     for name, statistic in (("difference", _mean_difference), ("ratio", _mean_ratio)):
         result = bootstrap(
             (a, b),

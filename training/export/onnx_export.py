@@ -8,6 +8,7 @@ check raises ParityError and leaves the previous version untouched.
 The TorchScript-based exporter (`dynamo=False`, opset 17) is used: it maps these models to a small, TensorRT-friendly
 set of standard ops (see training/export/trt_ops.py for the check).
 """
+
 from __future__ import annotations
 
 import os
@@ -66,8 +67,15 @@ def export_onnx(module: torch.nn.Module, spec: ModelSpec, example: dict[str, np.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(
-            module, args, str(path), input_names=spec.input_names, output_names=spec.output_names,
-            dynamic_axes=dynamic_axes(spec), opset_version=OPSET, dynamo=False, do_constant_folding=True,
+            module,
+            args,
+            str(path),
+            input_names=spec.input_names,
+            output_names=spec.output_names,
+            dynamic_axes=dynamic_axes(spec),
+            opset_version=OPSET,
+            dynamo=False,
+            do_constant_folding=True,
         )
     model = onnx.load(str(path))
     onnx.checker.check_model(model)
@@ -89,9 +97,15 @@ def torch_outputs(module: torch.nn.Module, spec: ModelSpec, batch: dict[str, np.
     return [o.numpy() for o in out]
 
 
-def check_parity(module: torch.nn.Module, spec: ModelSpec, onnx_path: Path, batches: list[dict[str, np.ndarray]],
-                 tolerance: float, served: ModelSpec | None = None,
-                 to_wire: Callable[[dict], dict] | None = None) -> ParityReport:
+def check_parity(
+    module: torch.nn.Module,
+    spec: ModelSpec,
+    onnx_path: Path,
+    batches: list[dict[str, np.ndarray]],
+    tolerance: float,
+    served: ModelSpec | None = None,
+    to_wire: Callable[[dict], dict] | None = None,
+) -> ParityReport:
     """Max abs difference per output between ONNX Runtime and PyTorch over `batches` (real inputs). With `served`
     and `to_wire` (a ranker's wire format), PyTorch reads the batch as trained and ONNX its wire form."""
     sess = ort_session(onnx_path)
@@ -111,10 +125,17 @@ def check_parity(module: torch.nn.Module, spec: ModelSpec, onnx_path: Path, batc
     return ParityReport(spec.name, worst, tolerance, len(batches), shapes)
 
 
-def export_model(module: torch.nn.Module, spec: ModelSpec, batches: list[dict[str, np.ndarray]],
-                 repository: Path = DEFAULT_REPOSITORY, version: int = 1, tolerance: float = 1e-4,
-                 reference: torch.nn.Module | None = None, served: ModelSpec | None = None,
-                 to_wire: Callable[[dict], dict] | None = None) -> ParityReport:
+def export_model(
+    module: torch.nn.Module,
+    spec: ModelSpec,
+    batches: list[dict[str, np.ndarray]],
+    repository: Path = DEFAULT_REPOSITORY,
+    version: int = 1,
+    tolerance: float = 1e-4,
+    reference: torch.nn.Module | None = None,
+    served: ModelSpec | None = None,
+    to_wire: Callable[[dict], dict] | None = None,
+) -> ParityReport:
     """Export, parity-check on `batches`, then write `<repository>/<name>/<version>/model.onnx` + model.py.
 
     `reference` (default: `module`) is what the ONNX must match: the trained module when `module` is its serving
@@ -126,8 +147,9 @@ def export_model(module: torch.nn.Module, spec: ModelSpec, batches: list[dict[st
     with tempfile.TemporaryDirectory(prefix=f"export-{spec.name}-") as tmp:
         example = to_wire(batches[0]) if to_wire else batches[0]
         onnx_path = export_onnx(module, served or spec, example, Path(tmp) / "model.onnx")
-        report = check_parity(reference if reference is not None else module, spec, onnx_path, batches, tolerance,
-                              served, to_wire)
+        report = check_parity(
+            reference if reference is not None else module, spec, onnx_path, batches, tolerance, served, to_wire
+        )
         if not report.ok:
             raise ParityError(f"{spec.name}: ONNX vs PyTorch max abs diff {report.max_abs_diff} > {tolerance}")
         version_dir.mkdir(parents=True, exist_ok=True)

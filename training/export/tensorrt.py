@@ -13,6 +13,7 @@ Offline checks that always run (training/export/export_all.py and tests/unit/tra
 - only the declared axes are dynamic (batch axis + libs.model_io's -1 axes, named "batch" / spec.dynamic_axis);
 - the optimisation profile covers the shapes the services send (1..max batch, 1..max candidates/tokens).
 """
+
 from __future__ import annotations
 
 import json
@@ -93,8 +94,13 @@ def check_ops(model: onnx.ModelProto, table: dict | None = None) -> list[str]:
     return problems
 
 
-_ONNX_TO_TRT_TYPE = {onnx.TensorProto.FLOAT: "FP32", onnx.TensorProto.FLOAT16: "FP16", onnx.TensorProto.INT64: "INT64",
-                     onnx.TensorProto.INT32: "INT32", onnx.TensorProto.BOOL: "BOOL"}
+_ONNX_TO_TRT_TYPE = {
+    onnx.TensorProto.FLOAT: "FP32",
+    onnx.TensorProto.FLOAT16: "FP16",
+    onnx.TensorProto.INT64: "INT64",
+    onnx.TensorProto.INT32: "INT32",
+    onnx.TensorProto.BOOL: "BOOL",
+}
 
 
 def check_io_types(model: onnx.ModelProto) -> list[str]:
@@ -173,8 +179,9 @@ def offline_report(onnx_path: Path, spec: ModelSpec, serving_batches: list[dict[
         "profile": {k: [list(s) for s in v] for k, v in optimisation_profile(spec).shapes.items()},
         "uncovered_serving_shapes": uncovered(spec, serving_batches),
     }
-    report["ok"] = not any(report[k] for k in ("op_problems", "io_type_problems", "dynamic_axis_problems",
-                                               "uncovered_serving_shapes"))
+    report["ok"] = not any(
+        report[k] for k in ("op_problems", "io_type_problems", "dynamic_axis_problems", "uncovered_serving_shapes")
+    )
     return report
 
 
@@ -242,8 +249,13 @@ def run_engine(plan_path: Path, spec: ModelSpec, batch: dict[str, np.ndarray]) -
     return [outputs[n].float().cpu().numpy() for n in spec.output_names]
 
 
-def check_engine_parity(plan_path: Path, spec: ModelSpec, batches: list[dict[str, np.ndarray]],
-                        reference: list[list[np.ndarray]], tolerance: float) -> dict:
+def check_engine_parity(
+    plan_path: Path,
+    spec: ModelSpec,
+    batches: list[dict[str, np.ndarray]],
+    reference: list[list[np.ndarray]],
+    tolerance: float,
+) -> dict:
     """Max abs diff between the engine and the PyTorch outputs `reference` (one list per batch)."""
     worst = {n: 0.0 for n in spec.output_names}
     for batch, ref in zip(batches, reference):

@@ -16,6 +16,7 @@ Per model three configurations, chosen with tritonserver's `--model-config-name`
 
 `--check` regenerates in memory and exits 1 when a committed file differs (the unit test does the same).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -63,16 +64,23 @@ def _io(config: mc.ModelConfig, spec: ModelSpec) -> None:
 def _warmup(config: mc.ModelConfig, spec: ModelSpec) -> None:
     warm = config.model_warmup.add(name=f"{spec.name}_zeros", batch_size=1, count=1)
     for t in spec.inputs:
-        warm.inputs[t.name].CopyFrom(mc.ModelWarmup.Input(data_type=_DTYPES[t.dtype], dims=_dims(t, spec, True),
-                                                          zero_data=True))
+        warm.inputs[t.name].CopyFrom(
+            mc.ModelWarmup.Input(data_type=_DTYPES[t.dtype], dims=_dims(t, spec, True), zero_data=True)
+        )
 
 
 def _batching(config: mc.ModelConfig) -> None:
-    config.dynamic_batching.CopyFrom(mc.ModelDynamicBatching(
-        max_queue_delay_microseconds=MAX_QUEUE_DELAY_US,
-        default_queue_policy=mc.ModelQueuePolicy(
-            timeout_action=mc.ModelQueuePolicy.REJECT, default_timeout_microseconds=DEFAULT_QUEUE_TIMEOUT_US,
-            allow_timeout_override=True, max_queue_size=MAX_QUEUE_SIZE)))
+    config.dynamic_batching.CopyFrom(
+        mc.ModelDynamicBatching(
+            max_queue_delay_microseconds=MAX_QUEUE_DELAY_US,
+            default_queue_policy=mc.ModelQueuePolicy(
+                timeout_action=mc.ModelQueuePolicy.REJECT,
+                default_timeout_microseconds=DEFAULT_QUEUE_TIMEOUT_US,
+                allow_timeout_override=True,
+                max_queue_size=MAX_QUEUE_SIZE,
+            ),
+        )
+    )
 
 
 def _cache(config: mc.ModelConfig, spec: ModelSpec) -> None:
@@ -84,8 +92,12 @@ def _cache(config: mc.ModelConfig, spec: ModelSpec) -> None:
 
 
 def gpu_config(spec: ModelSpec) -> mc.ModelConfig:
-    config = mc.ModelConfig(name=spec.name, platform="tensorrt_plan", max_batch_size=spec.max_batch_size,
-                            default_model_filename="model.plan")
+    config = mc.ModelConfig(
+        name=spec.name,
+        platform="tensorrt_plan",
+        max_batch_size=spec.max_batch_size,
+        default_model_filename="model.plan",
+    )
     _io(config, spec)
     config.instance_group.add(kind=mc.ModelInstanceGroup.KIND_GPU, count=1)
     _batching(config)
@@ -107,8 +119,13 @@ def cpu_config(spec: ModelSpec, threads: int = CPU_INTRA_OP_THREADS) -> mc.Model
 
 
 def onnx_config(spec: ModelSpec, threads: int = CPU_INTRA_OP_THREADS) -> mc.ModelConfig:
-    config = mc.ModelConfig(name=spec.name, platform="onnxruntime_onnx", backend="onnxruntime",
-                            max_batch_size=spec.max_batch_size, default_model_filename="model.onnx")
+    config = mc.ModelConfig(
+        name=spec.name,
+        platform="onnxruntime_onnx",
+        backend="onnxruntime",
+        max_batch_size=spec.max_batch_size,
+        default_model_filename="model.onnx",
+    )
     _io(config, spec)
     config.instance_group.add(kind=mc.ModelInstanceGroup.KIND_CPU, count=CPU_INSTANCES)
     _batching(config)
@@ -146,8 +163,9 @@ def stale(repository: Path = DEFAULT_REPOSITORY) -> list[Path]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m training.export.triton_configs",
-                                     description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m training.export.triton_configs", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("--repository", type=Path, default=DEFAULT_REPOSITORY)
     parser.add_argument("--check", action="store_true", help="exit 1 if committed configs differ; write nothing")
     args = parser.parse_args(argv)

@@ -5,6 +5,7 @@ scenarios and any candidate split give the same per-candidate scores. Export-fri
 Gather (embedding lookups), MatMul, Softmax, LayerNorm, ReLU, elementwise ops and reshapes; masks are applied as
 additive -1e4 before softmax and multiplicative 0 after it (no boolean indexing, no scatter, safe in FP16).
 """
+
 from __future__ import annotations
 
 import copy
@@ -95,8 +96,14 @@ class Block(nn.Module):
 
 
 def score_head(in_dim: int, dim: int, dropout: float) -> nn.Sequential:
-    return nn.Sequential(nn.Linear(in_dim, 2 * dim), nn.ReLU(), nn.Dropout(dropout), nn.Linear(2 * dim, dim),
-                         nn.ReLU(), nn.Linear(dim, 1))
+    return nn.Sequential(
+        nn.Linear(in_dim, 2 * dim),
+        nn.ReLU(),
+        nn.Dropout(dropout),
+        nn.Linear(2 * dim, dim),
+        nn.ReLU(),
+        nn.Linear(dim, 1),
+    )
 
 
 class SideFeatures(nn.Module):
@@ -141,8 +148,19 @@ class TransformerRanker(nn.Module):
         self.side = SideFeatures(dim)
         self.head = score_head(6 * dim + 1, dim, dropout)
 
-    def forward(self, hist_ids, hist_emb, hist_feats, hist_mask, cand_ids, cand_emb, repeat_feats, pop_feats,
-                query_emb, query_mask):
+    def forward(
+        self,
+        hist_ids,
+        hist_emb,
+        hist_feats,
+        hist_mask,
+        cand_ids,
+        cand_emb,
+        repeat_feats,
+        pop_feats,
+        query_emb,
+        query_mask,
+    ):
         d = self.pos.shape[-1]
         x = self.items(hist_ids, hist_emb) + self.hist_feats(hist_feats) + self.pos
         x = x * hist_mask[..., None]
@@ -161,8 +179,9 @@ class TransformerRanker(nn.Module):
         # Raw text match between query and candidate title (both L2-normalised MiniLM embeddings).
         text_match = (cand_emb * query_emb[:, None, :]).sum(-1, keepdim=True) * query_mask[:, None, :]
         lin, side = self.side(repeat_feats, pop_feats)
-        h = torch.cat([pooled, cand, pooled * cand, user[:, None, :] * cand, q[:, None, :] * cand, side, text_match],
-                      dim=-1)
+        h = torch.cat(
+            [pooled, cand, pooled * cand, user[:, None, :] * cand, q[:, None, :] * cand, side, text_match], dim=-1
+        )
         score = self.head(h).squeeze(-1) + lin
         return score, attention
 
@@ -186,8 +205,9 @@ class GnnRanker(nn.Module):
     def from_config(cls, config: Mapping[str, Any], item_emb: np.ndarray | None = None) -> GnnRanker:
         return cls(item_text=None if item_emb is None else torch.from_numpy(np.asarray(item_emb)), **config)
 
-    def __init__(self, n_items: int, item_text: torch.Tensor | None = None, dim: int = 64,
-                 dropout: float = 0.1) -> None:
+    def __init__(
+        self, n_items: int, item_text: torch.Tensor | None = None, dim: int = 64, dropout: float = 0.1
+    ) -> None:
         super().__init__()
         self.config = dict(n_items=n_items, dim=dim, dropout=dropout)
         table = torch.zeros(n_items + 1, TEXT_DIM)
@@ -207,8 +227,20 @@ class GnnRanker(nn.Module):
         self.side = SideFeatures(dim)
         self.head = score_head(5 * dim, dim, dropout)
 
-    def forward(self, user_nbr_ids, user_nbr_emb, user_nbr_feats, user_nbr_mask, cand_ids, cand_emb, cand_nbr_ids,
-                cand_nbr_weight, cand_nbr_mask, repeat_feats, pop_feats):
+    def forward(
+        self,
+        user_nbr_ids,
+        user_nbr_emb,
+        user_nbr_feats,
+        user_nbr_mask,
+        cand_ids,
+        cand_emb,
+        cand_nbr_ids,
+        cand_nbr_weight,
+        cand_nbr_mask,
+        repeat_feats,
+        pop_feats,
+    ):
         d = self.nq.out_features
         b, c, k = cand_nbr_ids.shape
         # Item side: candidate <- its co-purchase neighbours.
@@ -272,8 +304,14 @@ class WireForm(nn.Module):
     rows up in the catalogue's title table it holds (libs/rankers/wire.py: the wire format). Same numbers: every
     embedding input of the trained module is exactly a row of that table, except new candidates', which travel."""
 
-    def __init__(self, module: nn.Module, titles: np.ndarray, full_names: list[str], wire_names: list[str],
-                 gathered: tuple[tuple[str, str], ...]) -> None:
+    def __init__(
+        self,
+        module: nn.Module,
+        titles: np.ndarray,
+        full_names: list[str],
+        wire_names: list[str],
+        gathered: tuple[tuple[str, str], ...],
+    ) -> None:
         super().__init__()
         self.module = module
         self.register_buffer("titles", torch.as_tensor(np.asarray(titles, np.float32)))

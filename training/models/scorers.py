@@ -9,6 +9,7 @@
 - fused_rankers: libs.fusion.Fusion as fitted on the validation split (artifacts/models/fusion.json), the
   purchase-frequency prior included - the very score ranking serves.
 """
+
 from __future__ import annotations
 
 import json
@@ -65,8 +66,9 @@ class RankerScorer:
             from training.train.data import build_examples
 
             examples = build_examples(train.purchases, train.guest_sales, self.item_emb, train.cutoff, DEFAULT_WINDOWS)
-            self.model, info = train_ranker(self.name, examples, train.n_items, self.item_emb,
-                                            TrainConfig(epochs=DEFAULT_EPOCHS), progress=False)
+            self.model, info = train_ranker(
+                self.name, examples, train.n_items, self.item_emb, TrainConfig(epochs=DEFAULT_EPOCHS), progress=False
+            )
             self.meta = {"info": info, "trained_in_fit": True}
 
     def score(self, user_ids: Sequence[str]) -> np.ndarray:
@@ -106,10 +108,11 @@ class FusedScorer:
             ctx = store.users.get(str(user))
             if ctx is not None:
                 new[row, ctx.items] = False
-        return {x: (fused + np.where(pool, self.fusion.discovery(x, new), 0.0)).astype(np.float32)
-                for x in levels}
+        return {x: (fused + np.where(pool, self.fusion.discovery(x, new), 0.0)).astype(np.float32) for x in levels}
 
 
 for _r in rankers():
     register(_r.name, lambda name=_r.name: RankerScorer(name), description=_r.description)
-register("fused_rankers", FusedScorer, description="libs.fusion over every ranker, weights fitted on validation NDCG@20")
+register(
+    "fused_rankers", FusedScorer, description="libs.fusion over every ranker, weights fitted on validation NDCG@20"
+)

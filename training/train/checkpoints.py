@@ -1,4 +1,5 @@
 """Ranker checkpoints keyed by the training cut-off (artifacts/models/checkpoints/<name>-<YYYY-MM-DD>.pt)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -18,20 +19,31 @@ def latest_checkpoint(out_dir: Path, name: str, not_after: pd.Timestamp) -> Path
     """The checkpoint of `name` trained with the latest cut-off <= `not_after` (it saw nothing at or after it)."""
     best = None
     for path in sorted((Path(out_dir) / "checkpoints").glob(f"{name}-*.pt")):
-        day = pd.Timestamp(path.stem[len(name) + 1:])
+        day = pd.Timestamp(path.stem[len(name) + 1 :])
         if day <= pd.Timestamp(not_after) and (best is None or day > best[0]):
             best = (day, path)
     return None if best is None else best[1]
 
 
-def save_checkpoint(path: Path, model: torch.nn.Module, name: str, cutoff: pd.Timestamp, dataset: str,
-                    info: dict, n_windows: int) -> None:
+def save_checkpoint(
+    path: Path, model: torch.nn.Module, name: str, cutoff: pd.Timestamp, dataset: str, info: dict, n_windows: int
+) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     members = list(model.members) if isinstance(model, SeedEnsemble) else [model]
     states = [{k: v for k, v in m.state_dict().items() if k != "item_text"} for m in members]
-    torch.save({"name": name, "configs": [m.config for m in members], "states": states,
-                "ensemble": isinstance(model, SeedEnsemble), "cutoff": str(pd.Timestamp(cutoff)),
-                "dataset": dataset, "info": info, "n_windows": n_windows}, path)
+    torch.save(
+        {
+            "name": name,
+            "configs": [m.config for m in members],
+            "states": states,
+            "ensemble": isinstance(model, SeedEnsemble),
+            "cutoff": str(pd.Timestamp(cutoff)),
+            "dataset": dataset,
+            "info": info,
+            "n_windows": n_windows,
+        },
+        path,
+    )
 
 
 def load_checkpoint(path: Path, item_emb: np.ndarray | None = None) -> tuple[torch.nn.Module, dict]:

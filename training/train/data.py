@@ -11,6 +11,7 @@ sampled and uniform items. The query path: for a share of examples one positive'
 two consecutive words, embedded with text_encoder (precomputed per item); then only positives whose title holds the
 query words count as positives, the other positives are ignored in the loss.
 """
+
 from __future__ import annotations
 
 import re
@@ -34,8 +35,14 @@ class Example:
     cand_pool: np.ndarray  # candidate_pool(store, ctx)
 
 
-def build_examples(purchases: pd.DataFrame, guest_sales: pd.DataFrame | None, item_emb: np.ndarray,
-                   cutoff: pd.Timestamp, n_windows: int, product_ids=None) -> list[Example]:
+def build_examples(
+    purchases: pd.DataFrame,
+    guest_sales: pd.DataFrame | None,
+    item_emb: np.ndarray,
+    cutoff: pd.Timestamp,
+    n_windows: int,
+    product_ids=None,
+) -> list[Example]:
     cutoff = pd.Timestamp(cutoff)
     examples: list[Example] = []
     for k in range(1, n_windows + 1):
@@ -68,7 +75,7 @@ def query_variants(titles: list[str], rng: np.random.Generator, per_item: int = 
         for j in range(per_item):
             n = 1 if (j == 0 or len(words) == 1) else 2
             s = int(rng.integers(0, len(words) - n + 1))
-            texts.append(" ".join(words[s:s + n]).lower())
+            texts.append(" ".join(words[s : s + n]).lower())
             owner.append(i)
     return texts, np.asarray(owner, np.int64)
 
@@ -106,8 +113,14 @@ def sample_candidates(ex: Example, rng: np.random.Generator, size: int) -> tuple
     return pool[perm], is_pos[perm].astype(np.float32)
 
 
-def make_batch(model: str, examples: list[Example], rng: np.random.Generator, size: int = 256,
-               queries: QueryBank | None = None, query_share: float = 0.0) -> tuple[dict[str, np.ndarray], np.ndarray]:
+def make_batch(
+    model: str,
+    examples: list[Example],
+    rng: np.random.Generator,
+    size: int = 256,
+    queries: QueryBank | None = None,
+    query_share: float = 0.0,
+) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """Model inputs (B = len(examples), C = largest pool in the batch, padded) and labels [B, C] (-1 = pad)."""
     rows, labels = [], []
     drawn = [sample_candidates(ex, rng, size) for ex in examples]

@@ -16,6 +16,7 @@ Steps:
 4. make that bundle 1 (training.bundles.adopt: artifacts/bundles/<id>/, CURRENT points at it); `make retrain`
    (training.retrain) builds the next ones from recorded events.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -97,16 +98,25 @@ def fit_fusion(scores: dict[str, np.ndarray], pools: np.ndarray, truth) -> dict:
         best_ndcg, _, best = max(prior_grid, key=lambda r: r[:2])
     span = spread(Fusion(best, centre, scale).combine(scores)[np.asarray(pools, bool)])
     return Fusion(best, centre, scale, span).as_dict() | {
-        "normalise": "fixed per component: (score - centre) / scale, fitted on the validation candidates "
-                     "(libs.fusion)",
+        "normalise": "fixed per component: (score - centre) / scale, fitted on the validation candidates (libs.fusion)",
         "fitted_on": "validation split, NDCG@20",
         "validation_ndcg20": best_ndcg,
         "grid": [{"weights": w, "ndcg20": v} for v, _, w in results + prior_grid],
     }
 
 
-def run(out_dir: Path, repository: Path, n_windows: int, epochs: int, progress: bool = True,
-        skip_export: bool = False, reuse: bool = False, dim: int = 64, seed: int = SEED, n_seeds: int = 2) -> dict:
+def run(
+    out_dir: Path,
+    repository: Path,
+    n_windows: int,
+    epochs: int,
+    progress: bool = True,
+    skip_export: bool = False,
+    reuse: bool = False,
+    dim: int = 64,
+    seed: int = SEED,
+    n_seeds: int = 2,
+) -> dict:
     from libs.catalog.store import load_dataset
     from training.evaluate.metrics import ndcg_at_k
     from training.evaluate.split import standard_splits
@@ -126,9 +136,14 @@ def run(out_dir: Path, repository: Path, n_windows: int, epochs: int, progress: 
     timings["encode"] = time.perf_counter() - t0
 
     cfg = TrainConfig(epochs=epochs, dim=dim, seed=seed)
-    report: dict = {"dataset": ds.version, "config": asdict(cfg), "n_windows": n_windows, "seeds": n_seeds,
-                    "query_training": "queries are one or two words of a purchased item's title, embedded by "
-                                      "text_encoder (synthetic; no real search logs)"}
+    report: dict = {
+        "dataset": ds.version,
+        "config": asdict(cfg),
+        "n_windows": n_windows,
+        "seeds": n_seeds,
+        "query_training": "queries are one or two words of a purchased item's title, embedded by "
+        "text_encoder (synthetic; no real search logs)",
+    }
     t = time.perf_counter()
     models = train_at(validation, ds, item_emb, queries, cfg, n_windows, n_seeds, out_dir, reuse, progress, report)
     timings["train"] = time.perf_counter() - t
@@ -143,8 +158,11 @@ def run(out_dir: Path, repository: Path, n_windows: int, epochs: int, progress: 
     (out_dir / FUSION_FILE).write_text(json.dumps(fusion, indent=2) + "\n")
     report["fusion"] = fusion
     timings["fusion"] = time.perf_counter() - t
-    print(f"validation NDCG@20: {fusion['validation_ndcg20_per_model']} fused {fusion['validation_ndcg20']:.4f}"
-          f" (weights {fusion['weights']})", file=sys.stderr)
+    print(
+        f"validation NDCG@20: {fusion['validation_ndcg20_per_model']} fused {fusion['validation_ndcg20']:.4f}"
+        f" (weights {fusion['weights']})",
+        file=sys.stderr,
+    )
 
     # Refit: the same recipe and settings on everything before the test cut-off, as the baselines are refitted.
     # `make eval` scores the test split with these, and they are what is exported and served.
@@ -171,8 +189,19 @@ def run(out_dir: Path, repository: Path, n_windows: int, epochs: int, progress: 
     return report
 
 
-def train_at(split, ds, item_emb: np.ndarray, queries: QueryBank, cfg: TrainConfig, n_windows: int, n_seeds: int,
-             out_dir: Path, reuse: bool, progress: bool, report: dict) -> dict[str, torch.nn.Module]:
+def train_at(
+    split,
+    ds,
+    item_emb: np.ndarray,
+    queries: QueryBank,
+    cfg: TrainConfig,
+    n_windows: int,
+    n_seeds: int,
+    out_dir: Path,
+    reuse: bool,
+    progress: bool,
+    report: dict,
+) -> dict[str, torch.nn.Module]:
     """Every ranker trained on purchases before `split.cutoff` (examples = 14-day windows before it; each ranker a
     seed ensemble of `n_seeds`), saved as checkpoints at that cut-off; with `reuse`, checkpoints already trained for
     this dataset and settings are loaded instead."""
@@ -183,19 +212,26 @@ def train_at(split, ds, item_emb: np.ndarray, queries: QueryBank, cfg: TrainConf
         path = checkpoint_path(out_dir, name, split.cutoff)
         if reuse and path.is_file():
             model, blob = load_checkpoint(path, item_emb)
-            if blob.get("dataset") == ds.version and blob.get("n_windows") == n_windows and \
-                    len(blob["configs"]) == n_seeds:
+            if (
+                blob.get("dataset") == ds.version
+                and blob.get("n_windows") == n_windows
+                and len(blob["configs"]) == n_seeds
+            ):
                 models[name] = model
                 report.setdefault("training", {})[name] = blob["info"] | {"reused_checkpoint": str(path)}
                 continue
         if examples is None:
-            examples = build_examples(split.train.purchases, split.train.guest_sales, item_emb, split.cutoff,
-                                      n_windows)
-        jobs = [MemberJob(name, replace(cfg, seed=cfg.seed + k), f"{name} seed {cfg.seed + k} < {split.cutoff.date()}")
-                for k in range(n_seeds)]
+            examples = build_examples(split.train.purchases, split.train.guest_sales, item_emb, split.cutoff, n_windows)
+        jobs = [
+            MemberJob(name, replace(cfg, seed=cfg.seed + k), f"{name} seed {cfg.seed + k} < {split.cutoff.date()}")
+            for k in range(n_seeds)
+        ]
         pending.append((name, path, jobs))
-    trained = iter(train_members([j for _, _, jobs in pending for j in jobs], examples or [], ds.n_items, item_emb,
-                                 queries, progress))
+    trained = iter(
+        train_members(
+            [j for _, _, jobs in pending for j in jobs], examples or [], ds.n_items, item_emb, queries, progress
+        )
+    )
     for name, path, jobs in pending:
         members, info = [], {"members": []}
         for job in jobs:
@@ -230,8 +266,11 @@ def missing_artifacts(out_dir: Path, repository: Path) -> list[str]:
 
     try:
         bundle = load_bundle(Path(out_dir).parent)
-        missing += [str(p) for name, v in bundle.versions.items()
-                    if not (p := Path(repository) / name / v / "model.onnx").is_file()]
+        missing += [
+            str(p)
+            for name, v in bundle.versions.items()
+            if not (p := Path(repository) / name / v / "model.onnx").is_file()
+        ]
         missing += [f"{p} ({why})" for p, why in stale_inputs(repository, bundle.versions)]
     except BundleError as exc:
         missing.append(str(exc))
@@ -252,11 +291,14 @@ def stale_inputs(repository: Path, versions: dict[str, str]) -> list[tuple[Path,
         path = Path(repository) / name / str(versions.get(name, "")) / "model.onnx"
         if name in versions and path.is_file():
             model = onnx.load(str(path), load_external_data=False)
-            got = {i.name: tuple(d.dim_value if d.HasField("dim_value") else -1 for d in i.type.tensor_type.shape.dim)
-                   for i in model.graph.input}
+            got = {
+                i.name: tuple(d.dim_value if d.HasField("dim_value") else -1 for d in i.type.tensor_type.shape.dim)
+                for i in model.graph.input
+            }
             if set(got) != set(spec.input_names):
-                stale.append((path, f"inputs {sorted(got)} differ from the served spec's {sorted(spec.input_names)}:"
-                                    " retrain"))
+                stale.append(
+                    (path, f"inputs {sorted(got)} differ from the served spec's {sorted(spec.input_names)}: retrain")
+                )
                 continue
             for t in spec.inputs:
                 want = t.shape  # without the batch axis; -1 = dynamic
@@ -277,18 +319,34 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=SEED)
     parser.add_argument("--seeds", type=int, default=2, help="members per ranker (seed ensemble served as one model)")
     parser.add_argument("--skip-export", action="store_true")
-    parser.add_argument("--reuse-checkpoints", action="store_true",
-                        help="load rankers already trained for this dataset and settings instead of retraining")
+    parser.add_argument(
+        "--reuse-checkpoints",
+        action="store_true",
+        help="load rankers already trained for this dataset and settings instead of retraining",
+    )
     parser.add_argument("--no-progress", action="store_true")
-    parser.add_argument("--check", action="store_true",
-                        help="exit 0 when the trained artifacts are all present (no training), 1 otherwise")
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="exit 0 when the trained artifacts are all present (no training), 1 otherwise",
+    )
     args = parser.parse_args(argv)
     if args.check:
         missing = missing_artifacts(args.out, args.repository)
         for m in missing:
             print(f"missing: {m}", file=sys.stderr)
         return 1 if missing else 0
-    report = run(args.out, args.repository, args.windows, args.epochs, not args.no_progress, args.skip_export,
-                 args.reuse_checkpoints, args.dim, args.seed, args.seeds)
+    report = run(
+        args.out,
+        args.repository,
+        args.windows,
+        args.epochs,
+        not args.no_progress,
+        args.skip_export,
+        args.reuse_checkpoints,
+        args.dim,
+        args.seed,
+        args.seeds,
+    )
     print(json.dumps(report["timings_s"]))
     return 0

@@ -1,4 +1,5 @@
 """Title embeddings of the whole catalogue with text_encoder (PyTorch, same tokenisation as the services)."""
+
 from __future__ import annotations
 
 import json

@@ -1,4 +1,5 @@
 """Training loop (listwise softmax over sampled candidates) and full-catalogue scoring for both rankers."""
+
 from __future__ import annotations
 
 import copy
@@ -66,9 +67,18 @@ def new_model(name: str, n_items: int, item_emb: np.ndarray, cfg: TrainConfig) -
     return new_module(name, {"n_items": n_items, "dim": cfg.dim, "dropout": cfg.dropout}, item_emb)
 
 
-def train_ranker(name: str, examples: list[Example], n_items: int, item_emb: np.ndarray, cfg: TrainConfig,
-                 queries: QueryBank | None = None, progress: bool = True, desc: str | None = None,
-                 init: torch.nn.Module | None = None, position: int | None = None) -> tuple[torch.nn.Module, dict]:
+def train_ranker(
+    name: str,
+    examples: list[Example],
+    n_items: int,
+    item_emb: np.ndarray,
+    cfg: TrainConfig,
+    queries: QueryBank | None = None,
+    progress: bool = True,
+    desc: str | None = None,
+    init: torch.nn.Module | None = None,
+    position: int | None = None,
+) -> tuple[torch.nn.Module, dict]:
     """Train a fresh ranker, or continue training `init` (warm start: `make retrain`)."""
     torch.set_num_threads(cfg.threads)
     rng = seed_everything(cfg.seed)
@@ -78,7 +88,8 @@ def train_ranker(name: str, examples: list[Example], n_items: int, item_emb: np.
     steps = cfg.epochs * ((len(examples) + cfg.batch_size - 1) // cfg.batch_size)
     warmup = max(1, steps // 20)
     sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (1.0 + math.cos(math.pi * min(s, steps) / max(steps, 1))))
+        opt, lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (1.0 + math.cos(math.pi * min(s, steps) / max(steps, 1)))
+    )
     bar = tqdm(total=steps, desc=desc or f"train {name}", unit="batch", disable=not progress, position=position)
     history = []
     started = time.perf_counter()
@@ -87,9 +98,10 @@ def train_ranker(name: str, examples: list[Example], n_items: int, item_emb: np.
         order = rng.permutation(len(examples))
         total, n = 0.0, 0
         for start in range(0, len(order), cfg.batch_size):
-            batch_ex = [examples[i] for i in order[start:start + cfg.batch_size]]
-            inputs, labels = make_batch(name, batch_ex, rng, cfg.candidates, queries=queries,
-                                        query_share=cfg.query_share)
+            batch_ex = [examples[i] for i in order[start : start + cfg.batch_size]]
+            inputs, labels = make_batch(
+                name, batch_ex, rng, cfg.candidates, queries=queries, query_share=cfg.query_share
+            )
             args = [torch.from_numpy(inputs[k]) for k in spec.input_names]
             scores = model(*args)[0]
             loss = listwise_loss(scores, torch.from_numpy(labels))
@@ -121,15 +133,28 @@ class MemberJob:
 _SHARED: dict = {}  # what forked workers read (fork shares it; nothing is pickled but each job's index and result)
 
 
-def train_members(jobs: list[MemberJob], examples: list[Example], n_items: int, item_emb: np.ndarray,
-                  queries: QueryBank | None = None, progress: bool = True,
-                  workers: int | None = None) -> list[tuple[torch.nn.Module, dict]]:
+def train_members(
+    jobs: list[MemberJob],
+    examples: list[Example],
+    n_items: int,
+    item_emb: np.ndarray,
+    queries: QueryBank | None = None,
+    progress: bool = True,
+    workers: int | None = None,
+) -> list[tuple[torch.nn.Module, dict]]:
     """Train every job (e.g. the seed members of each ranker), in parallel worker processes, one per core, each on
     one thread: members are independent, so this is as fast as the cores allow and gives the same weights as
     training them one after the other. `queries` go to the rankers that read a query."""
     workers = min(len(jobs), workers or len(os.sched_getaffinity(0)))
-    _SHARED.update(jobs=jobs, examples=examples, n_items=n_items, item_emb=item_emb, queries=queries,
-                   progress=progress, parallel=workers > 1)
+    _SHARED.update(
+        jobs=jobs,
+        examples=examples,
+        n_items=n_items,
+        item_emb=item_emb,
+        queries=queries,
+        progress=progress,
+        parallel=workers > 1,
+    )
     try:
         if workers <= 1:
             return [_train_job(i) for i in range(len(jobs))]
@@ -150,10 +175,18 @@ def _train_job(index: int):
     job = s["jobs"][index]
     # `init` stays as it was in the caller either way: a worker trains its forked copy, in-process trains a copy.
     init = copy.deepcopy(job.init) if job.init is not None and not s["parallel"] else job.init
-    model, info = train_ranker(job.name, s["examples"], s["n_items"], s["item_emb"], job.cfg,
-                               queries=s["queries"] if ranker(job.name).reads_query else None,
-                               progress=s["progress"], desc=job.desc, init=init,
-                               position=index if s["parallel"] else None)
+    model, info = train_ranker(
+        job.name,
+        s["examples"],
+        s["n_items"],
+        s["item_emb"],
+        job.cfg,
+        queries=s["queries"] if ranker(job.name).reads_query else None,
+        progress=s["progress"],
+        desc=job.desc,
+        init=init,
+        position=index if s["parallel"] else None,
+    )
     if not s["parallel"]:
         return model, info
     return {k: v.detach().numpy().copy() for k, v in model.state_dict().items()}, info
@@ -168,8 +201,15 @@ def popularity_floor(store: FeatureStore, n_users: int) -> np.ndarray:
 
 
 @torch.no_grad()
-def score_catalogue(name: str, model: torch.nn.Module, store: FeatureStore, user_ids, chunk: int = 16,
-                    progress: bool = False, context=None) -> np.ndarray:
+def score_catalogue(
+    name: str,
+    model: torch.nn.Module,
+    store: FeatureStore,
+    user_ids,
+    chunk: int = 16,
+    progress: bool = False,
+    context=None,
+) -> np.ndarray:
     """[len(user_ids), n_items]: the ranker's scores on each user's candidate pool (libs.features.candidate_pool);
     items outside the pool rank below every pool item, by popularity (full-ranking protocol, two-stage model).
     `context(user_id)`: the user's history as served (e.g. with recorded events, libs.history); default: the
@@ -178,7 +218,7 @@ def score_catalogue(name: str, model: torch.nn.Module, store: FeatureStore, user
     bar = tqdm(total=len(user_ids), desc=f"score {name}", unit="user", disable=not progress)
     for start in range(0, len(user_ids), chunk):
         rows = []
-        for u in user_ids[start:start + chunk]:
+        for u in user_ids[start : start + chunk]:
             ctx = context(str(u)) if context is not None else store.user_context(str(u))
             rows.append((ctx, candidate_pool(store, ctx)))
         for i, ((_, pool), scores) in enumerate(zip(rows, score_lists(name, model, store, rows, chunk))):
@@ -188,22 +228,30 @@ def score_catalogue(name: str, model: torch.nn.Module, store: FeatureStore, user
     return out
 
 
-def score_lists(name: str, model: torch.nn.Module, store: FeatureStore,
-                rows: Sequence[tuple[UserContext, np.ndarray]], chunk: int = 16) -> list[np.ndarray]:
+def score_lists(
+    name: str,
+    model: torch.nn.Module,
+    store: FeatureStore,
+    rows: Sequence[tuple[UserContext, np.ndarray]],
+    chunk: int = 16,
+) -> list[np.ndarray]:
     """The ranker's scores of each (user context, candidate item indices) row, batched `chunk` rows at a time
     (a shelf's candidates rather than the pool). Rows need at least one candidate."""
     model.eval()
     spec = ranker(name).spec
     out: list[np.ndarray] = []
     for start in range(0, len(rows), chunk):
-        part = rows[start:start + chunk]
+        part = rows[start : start + chunk]
         width = max(len(cand) for _, cand in part)
-        inputs = stack([ranker(name).inputs(store, ctx, np.concatenate([cand, np.full(width - len(cand), cand[0],
-                                                                                      np.int64)]))
-                        for ctx, cand in part])
+        inputs = stack(
+            [
+                ranker(name).inputs(store, ctx, np.concatenate([cand, np.full(width - len(cand), cand[0], np.int64)]))
+                for ctx, cand in part
+            ]
+        )
         with torch.inference_mode():
             scores = model(*[torch.from_numpy(inputs[k]) for k in spec.input_names])[0].numpy()
-        out += [scores[i, :len(cand)] for i, (_, cand) in enumerate(part)]
+        out += [scores[i, : len(cand)] for i, (_, cand) in enumerate(part)]
     return out
 
 
@@ -211,10 +259,23 @@ def score_prior(store: FeatureStore, user_ids, context=None) -> np.ndarray:
     """[len(user_ids), n_items]: the purchase-frequency prior (libs.features.frequency) of every item for each user;
     `context` as in score_catalogue."""
     items = np.arange(store.n_items)
-    return np.stack([frequency_prior(store, context(str(u)) if context is not None else store.user_context(str(u)),
-                                     items) for u in user_ids]) if len(user_ids) else np.zeros((0, store.n_items))
+    return (
+        np.stack(
+            [
+                frequency_prior(store, context(str(u)) if context is not None else store.user_context(str(u)), items)
+                for u in user_ids
+            ]
+        )
+        if len(user_ids)
+        else np.zeros((0, store.n_items))
+    )
 
 
-def store_for(train_purchases: pd.DataFrame, guest_sales: pd.DataFrame | None, item_emb: np.ndarray,
-              cutoff: pd.Timestamp, product_ids=None) -> FeatureStore:
+def store_for(
+    train_purchases: pd.DataFrame,
+    guest_sales: pd.DataFrame | None,
+    item_emb: np.ndarray,
+    cutoff: pd.Timestamp,
+    product_ids=None,
+) -> FeatureStore:
     return FeatureStore.build(train_purchases, item_emb, pd.Timestamp(cutoff), guest_sales, product_ids)

@@ -1,4 +1,5 @@
 """The event store's migrations (see libs.database.migrations): `sqlite/` and `postgres/` here."""
+
 from __future__ import annotations
 
 from pathlib import Path

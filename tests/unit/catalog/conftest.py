@@ -1,4 +1,5 @@
 """Tiny hand-made raw CSVs for the catalogue tests."""
+
 from __future__ import annotations
 
 import gzip

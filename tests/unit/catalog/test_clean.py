@@ -1,4 +1,5 @@
 """Cleaning rules, one test per rule, on hand-made lines."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -46,18 +47,57 @@ def test_stock_codes_are_upper_cased() -> None:
 
 
 def test_non_product_codes() -> None:
-    codes = normalise_code(pd.Series(
-        ["POST", "DOT", "M", "m", "BANK CHARGES", "AMAZONFEE", "D", "CRUK", "S", "PADS", "C2", "B", "gift_0001_20",
-         "85123A", "DCGS0076", "21730"]
-    ))
+    codes = normalise_code(
+        pd.Series(
+            [
+                "POST",
+                "DOT",
+                "M",
+                "m",
+                "BANK CHARGES",
+                "AMAZONFEE",
+                "D",
+                "CRUK",
+                "S",
+                "PADS",
+                "C2",
+                "B",
+                "gift_0001_20",
+                "85123A",
+                "DCGS0076",
+                "21730",
+            ]
+        )
+    )
     assert is_non_product(codes).tolist() == [True] * 13 + [False] * 3
 
 
 def test_stock_notes_and_empty_descriptions() -> None:
-    notes = ["damaged", "?", "??missing", "Thrown away.", "sold as set on dotcom", "check", "Found", "Manual",
-             "Next Day Carriage", "20713", "", None, "wet/rusty", "Given away", "Show Samples"]
-    titles = ["WHITE HANGING HEART T-LIGHT HOLDER", "BAG 125g SWIRLY MARBLES", "Dr. Jam's Arouzer Stress Ball",
-              "3 TRADITIONAl BISCUIT CUTTERS SET", "FLOWERS HANDBAG blue and orange", "DAMAGED LOVE SIGN"]
+    notes = [
+        "damaged",
+        "?",
+        "??missing",
+        "Thrown away.",
+        "sold as set on dotcom",
+        "check",
+        "Found",
+        "Manual",
+        "Next Day Carriage",
+        "20713",
+        "",
+        None,
+        "wet/rusty",
+        "Given away",
+        "Show Samples",
+    ]
+    titles = [
+        "WHITE HANGING HEART T-LIGHT HOLDER",
+        "BAG 125g SWIRLY MARBLES",
+        "Dr. Jam's Arouzer Stress Ball",
+        "3 TRADITIONAl BISCUIT CUTTERS SET",
+        "FLOWERS HANDBAG blue and orange",
+        "DAMAGED LOVE SIGN",
+    ]
     flags = is_stock_note(pd.Series(notes + titles, dtype=object))
     assert flags.tolist() == [True] * len(notes) + [False] * len(titles)
 
@@ -76,10 +116,17 @@ def test_canonical_title_ties_go_to_the_alphabetically_first() -> None:
 
 
 def test_descriptions_are_whitespace_normalised() -> None:
-    raw = pd.DataFrame({
-        "InvoiceNo": ["1"], "StockCode": ["22"], "Description": ["  3 TRADITIONAl BISCUIT CUTTERS  SET "],
-        "Quantity": [1], "UnitPrice": [1.0], "InvoiceDate": [pd.Timestamp("2011-01-01")], "CustomerID": ["5.0"],
-        "Country": ["UK"],
-    })
+    raw = pd.DataFrame(
+        {
+            "InvoiceNo": ["1"],
+            "StockCode": ["22"],
+            "Description": ["  3 TRADITIONAl BISCUIT CUTTERS  SET "],
+            "Quantity": [1],
+            "UnitPrice": [1.0],
+            "InvoiceDate": [pd.Timestamp("2011-01-01")],
+            "CustomerID": ["5.0"],
+            "Country": ["UK"],
+        }
+    )
     lines, _ = clean(raw)
     assert lines["description"].tolist() == ["3 TRADITIONAl BISCUIT CUTTERS SET"]

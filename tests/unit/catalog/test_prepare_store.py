@@ -1,4 +1,5 @@
 """Building the artifacts once and reloading them: contents, manifest, idempotence, errors."""
+
 from __future__ import annotations
 
 import json

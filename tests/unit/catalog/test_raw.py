@@ -1,4 +1,5 @@
 """Reading the raw CSV: typed columns, and a DataError naming file and line for bad input."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -21,8 +22,11 @@ def test_reads_gzip_with_typed_columns(data_dir: Path) -> None:
 
 
 def test_missing_columns_names_file_and_header_line(tmp_path: Path) -> None:
-    path = write_csv(tmp_path / "bad.csv", ["536365,85123A,X,6,2010-12-01 08:26:00,2.55"],
-                     header="InvoiceNo,StockCode,Description,Quantity,InvoiceDate,UnitPrice")
+    path = write_csv(
+        tmp_path / "bad.csv",
+        ["536365,85123A,X,6,2010-12-01 08:26:00,2.55"],
+        header="InvoiceNo,StockCode,Description,Quantity,InvoiceDate,UnitPrice",
+    )
     with pytest.raises(DataError) as info:
         read_raw(path)
     assert info.value.path == path and info.value.line == 1

@@ -1,4 +1,5 @@
 """The Dockerfiles under deploy/docker pass the project's lint rules, and the linter catches what it claims to."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -55,16 +56,19 @@ CMD ["python"]
 """
 
 
-@pytest.mark.parametrize(("change", "expected"), [
-    (("python:3.11.13-slim-bookworm\nCOPY", "python\nCOPY"), "no tag"),
-    (("python:3.11.13-slim-bookworm\nCOPY", "python:latest\nCOPY"), ":latest"),
-    (("USER 10001:10001", "USER root"), "is root"),
-    (("USER 10001:10001", "USER 0"), "is root"),
-    (("USER 10001:10001\n", ""), "no USER"),
-    (('HEALTHCHECK CMD ["true"]', "HEALTHCHECK NONE"), "no HEALTHCHECK"),
-    (("grpcio-tools==1.81.1", "grpcio-tools"), "not pinned"),
-    (('CMD ["python"]', ""), "no CMD"),
-])
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        (("python:3.11.13-slim-bookworm\nCOPY", "python\nCOPY"), "no tag"),
+        (("python:3.11.13-slim-bookworm\nCOPY", "python:latest\nCOPY"), ":latest"),
+        (("USER 10001:10001", "USER root"), "is root"),
+        (("USER 10001:10001", "USER 0"), "is root"),
+        (("USER 10001:10001\n", ""), "no USER"),
+        (('HEALTHCHECK CMD ["true"]', "HEALTHCHECK NONE"), "no HEALTHCHECK"),
+        (("grpcio-tools==1.81.1", "grpcio-tools"), "not pinned"),
+        (('CMD ["python"]', ""), "no CMD"),
+    ],
+)
 def test_linter_catches(tmp_path: Path, change: tuple[str, str], expected: str) -> None:
     path = tmp_path / "x.Dockerfile"
     path.write_text(GOOD)

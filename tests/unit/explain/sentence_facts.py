@@ -3,6 +3,7 @@ words) a sentence states that its item's evidence does not hold, and which claim
 
 It knows the shape of the sentences only as far as a reader would (titles are the catalogue's upper-case titles,
 typed words are quoted, dates read "2 Nov 2011", reasons are joined by "and"), not the wording code."""
+
 from __future__ import annotations
 
 import re

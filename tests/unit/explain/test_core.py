@@ -31,8 +31,11 @@ async def test_query_term_scenarios_go_only_to_the_rankers_that_read_the_query()
     assert rankers.calls == {GNN_RANKER: 1, TRANSFORMER_RANKER: 2}
     assert sorted(rankers.batch_sizes) == [1, 8, 8]  # 1 query term
     assert len(out.explanations) == 2 and out.degradations == []
-    assert any(e.kind in (d.EvidenceKind.QUERY_TERM, d.EvidenceKind.QUERY_SIMILAR)
-               for ex in out.explanations for e in ex.evidence)
+    assert any(
+        e.kind in (d.EvidenceKind.QUERY_TERM, d.EvidenceKind.QUERY_SIMILAR)
+        for ex in out.explanations
+        for e in ex.evidence
+    )
 
 
 async def test_term_variants_not_encoded_or_not_scored_leave_the_terms_out_and_the_sums_exact():
@@ -52,16 +55,18 @@ async def test_term_variants_not_encoded_or_not_scored_leave_the_terms_out_and_t
                 raise UnavailableError("transformer_ranker: UNAVAILABLE")
             return await super().infer(model, inputs, outputs, timeout)
 
-    encoder_down = ExplanationCore(fakes.store(), fakes.TITLES, fakes.FUSION, fakes.FakeRankers().infer,
-                                   encode_query_only)
+    encoder_down = ExplanationCore(
+        fakes.store(), fakes.TITLES, fakes.FUSION, fakes.FakeRankers().infer, encode_query_only
+    )
     ranker_down = _core(TermCallFails())
     for core, stage in ((encoder_down, d.Stage.TEXT_ENCODER), (ranker_down, d.Stage.RANKING)):
         out = await core.explain("1", "red lantern", ["A", "C"], "fused", [], 1.0)
         assert [x.stage for x in out.degradations] == [stage]
         for ex in out.explanations:
             assert not [e for e in ex.evidence if e.kind in (d.EvidenceKind.QUERY_TERM, d.EvidenceKind.QUERY_SIMILAR)]
-            assert ex.score - ex.baseline == pytest.approx(sum(e.contribution for e in ex.evidence) + ex.interaction,
-                                                           abs=1e-6)
+            assert ex.score - ex.baseline == pytest.approx(
+                sum(e.contribution for e in ex.evidence) + ex.interaction, abs=1e-6
+            )
 
 
 async def test_contributions_are_score_drops_and_the_sentence_uses_only_positive_evidence():
@@ -88,7 +93,8 @@ async def test_query_terms_are_measured_evidence():
 
 async def test_recorded_purchase_is_recent_event_evidence():
     out = await _core(fakes.FakeRankers()).explain(
-        "3", "", ["F"], "fused", [d.UserEvent("F", d.EventKind.PURCHASE, 1e9, 1)], 1.0)
+        "3", "", ["F"], "fused", [d.UserEvent("F", d.EventKind.PURCHASE, 1e9, 1)], 1.0
+    )
     ev = [e for e in out.explanations[0].evidence if e.product_id == "F"]
     assert ev and ev[0].kind is d.EvidenceKind.RECENT_EVENT
 
@@ -109,11 +115,14 @@ async def test_down_and_bad_inputs():
 
 
 def test_sentence_keeps_a_helpful_recent_purchase():
-    pieces = [d.Evidence(d.EvidenceKind.REPEAT_PURCHASE, 0.9, count=3, last_time=1.32e9),
-              d.Evidence(d.EvidenceKind.POPULARITY, 0.5, count=40, window_days=28),
-              d.Evidence(d.EvidenceKind.RECENT_EVENT, 0.1, "F", "DOOR MAT")]
-    assert wording.sentence(pieces) == \
-        "Because you ordered it 3 times, last on 30 Oct 2011, and you just bought DOOR MAT."
+    pieces = [
+        d.Evidence(d.EvidenceKind.REPEAT_PURCHASE, 0.9, count=3, last_time=1.32e9),
+        d.Evidence(d.EvidenceKind.POPULARITY, 0.5, count=40, window_days=28),
+        d.Evidence(d.EvidenceKind.RECENT_EVENT, 0.1, "F", "DOOR MAT"),
+    ]
+    assert (
+        wording.sentence(pieces) == "Because you ordered it 3 times, last on 30 Oct 2011, and you just bought DOOR MAT."
+    )
     many = [d.Evidence(d.EvidenceKind.PAST_PURCHASE, 1.0 - i / 100, str(i), f"T{i}") for i in range(12)]
     shown = page._shown(many + [d.Evidence(d.EvidenceKind.RECENT_EVENT, 0.01, "F", "DOOR MAT")])
     assert len(shown) == page.MAX_EVIDENCE_SHOWN and shown[-1].kind is d.EvidenceKind.RECENT_EVENT
@@ -229,14 +238,19 @@ async def test_purchase_frequency_prior_is_served_and_explained_as_it_is(query):
     from libs.ranking import RankingCore
 
     base = fakes.FUSION
-    fusion = Fusion(dict(base.weights) | {PRIOR: 0.2}, dict(base.centre) | {PRIOR: -2.0},
-                    dict(base.scale) | {PRIOR: 1.5}, base.explore_span)
+    fusion = Fusion(
+        dict(base.weights) | {PRIOR: 0.2},
+        dict(base.centre) | {PRIOR: -2.0},
+        dict(base.scale) | {PRIOR: 1.5},
+        base.explore_span,
+    )
     rankers = fakes.FakeRankers()
     store = fakes.store()
     ranking = RankingCore(store, fakes.TITLES, fusion, rankers.infer, fakes.encode, _version)
     served = await ranking.rank("1", query, fakes.PRODUCTS, 6, "fused", 0.0, [], 1.0)
     without = await RankingCore(store, fakes.TITLES, base, rankers.infer, fakes.encode, _version).rank(
-        "1", query, fakes.PRODUCTS, len(fakes.PRODUCTS), "fused", 0.0, [], 1.0)
+        "1", query, fakes.PRODUCTS, len(fakes.PRODUCTS), "fused", 0.0, [], 1.0
+    )
     core = ExplanationCore(store, fakes.TITLES, fusion, rankers.infer, fakes.encode)
     out = await core.explain("1", query, [i.product_id for i in served.items], "fused", [], 1.0)
     ctx = store.user_context("1")
@@ -257,19 +271,23 @@ async def test_purchase_frequency_prior_is_served_and_explained_as_it_is(query):
 
 
 async def test_another_bundle_is_a_failed_precondition_and_the_held_one_is_named():
-    from libs.errors import FailedPreconditionError  # noqa: PLC0415
+    from libs.errors import FailedPreconditionError
 
-    async def version(model):  # noqa: ANN001, ANN202
+    async def version(model):
         return "7"
 
-    core = ExplanationCore(fakes.store(), fakes.TITLES, fakes.FUSION, fakes.FakeRankers().infer, fakes.encode,
-                           version, "b0007")
+    core = ExplanationCore(
+        fakes.store(), fakes.TITLES, fakes.FUSION, fakes.FakeRankers().infer, fakes.encode, version, "b0007"
+    )
     with pytest.raises(FailedPreconditionError) as info:
         await core.explain("1", "", ["A"], "fused", [], 1.0, bundle_id="b0006")
     assert info.value.reason == "BUNDLE_NOT_LOADED" and info.value.extra == {"bundle_id": "b0006", "loaded": "b0007"}
     out = await core.explain("1", "", ["A"], "fused", [], 1.0, bundle_id="b0007", all_evidence=True)
-    assert set(out.versions) == {d.ModelVersion(GNN_RANKER, "7"), d.ModelVersion(TRANSFORMER_RANKER, "7"),
-                                 d.ModelVersion("bundle", "b0007")}
+    assert set(out.versions) == {
+        d.ModelVersion(GNN_RANKER, "7"),
+        d.ModelVersion(TRANSFORMER_RANKER, "7"),
+        d.ModelVersion("bundle", "b0007"),
+    }
     ex = out.explanations[0]
     assert ex.score - ex.baseline == pytest.approx(sum(e.contribution for e in ex.evidence) + ex.interaction, abs=1e-9)
     shown = (await core.explain("1", "", ["A"], "fused", [], 1.0)).explanations[0]

@@ -21,8 +21,14 @@ def store():
 def test_each_mask_changes_only_its_evidence(store):
     ctx = store.user_context("42")
     t = transformer_inputs(store, ctx, np.array([3, 4, 5]), np.ones(TEXT_DIM, np.float32) / 20)
-    masks = [Mask("history_item", 3), Mask("repeat"), Mask("popularity"), Mask("query"),
-             Mask("query_embedding", np.zeros(TEXT_DIM)), Mask("similar_customers")]
+    masks = [
+        Mask("history_item", 3),
+        Mask("repeat"),
+        Mask("popularity"),
+        Mask("query"),
+        Mask("query_embedding", np.zeros(TEXT_DIM)),
+        Mask("similar_customers"),
+    ]
     b = masked_scenarios(t, masks + [Mask("all", tuple(masks[:4] + masks[5:]))], T_SLOTS)
     assert b[HIST_MASK].shape[0] == 2 + len(masks)
     assert np.array_equal(b[HIST_MASK][0], t[HIST_MASK][0])

@@ -15,51 +15,73 @@ NOV_2 = 1320192000.0  # 2 Nov 2011 00:00 UTC
 
 
 def test_pieces_of_one_claim_are_named_once_with_their_facts():
-    own = [d.Evidence(K.REPEAT_PURCHASE, 0.4, count=5, last_time=NOV_2),
-           d.Evidence(K.PURCHASE_FREQUENCY, 0.3, text="you ordered it 5 times before", count=5, last_time=NOV_2),
-           d.Evidence(K.POPULARITY, 0.2, count=57, window_days=28)]
-    assert wording.sentence(own) == \
-        "Because you ordered it 5 times, last on 2 Nov 2011, and it was ordered 57 times in the last 28 days."
-    query = [d.Evidence(K.QUERY_MATCH, 20.0, text="tea set"), d.Evidence(K.QUERY_TERM, 0.3, text="tea"),
-             d.Evidence(K.QUERY_TERM, 0.1, text="set"), d.Evidence(K.QUERY_SIMILAR, 0.05, text="ceramic")]
+    own = [
+        d.Evidence(K.REPEAT_PURCHASE, 0.4, count=5, last_time=NOV_2),
+        d.Evidence(K.PURCHASE_FREQUENCY, 0.3, text="you ordered it 5 times before", count=5, last_time=NOV_2),
+        d.Evidence(K.POPULARITY, 0.2, count=57, window_days=28),
+    ]
+    assert (
+        wording.sentence(own)
+        == "Because you ordered it 5 times, last on 2 Nov 2011, and it was ordered 57 times in the last 28 days."
+    )
+    query = [
+        d.Evidence(K.QUERY_MATCH, 20.0, text="tea set"),
+        d.Evidence(K.QUERY_TERM, 0.3, text="tea"),
+        d.Evidence(K.QUERY_TERM, 0.1, text="set"),
+        d.Evidence(K.QUERY_SIMILAR, 0.05, text="ceramic"),
+    ]
     assert wording.sentence(query) == 'Because its title has "tea" and "set" from your search.'
-    close = [d.Evidence(K.QUERY_SIMILAR, 0.3, text="dresser"), d.Evidence(K.QUERY_SIMILAR, 0.2, text="gray"),
-             d.Evidence(K.QUERY_SIMILAR, 0.1, text="dark"), d.Evidence(K.QUERY_SIMILAR, -0.05, text="with")]
+    close = [
+        d.Evidence(K.QUERY_SIMILAR, 0.3, text="dresser"),
+        d.Evidence(K.QUERY_SIMILAR, 0.2, text="gray"),
+        d.Evidence(K.QUERY_SIMILAR, 0.1, text="dark"),
+        d.Evidence(K.QUERY_SIMILAR, -0.05, text="with"),
+    ]
     assert wording.sentence(close) == 'Because it is close in meaning to "dresser" and "gray" from your search.'
 
 
 def test_at_most_two_reasons_the_strongest_claims_first():
-    pieces = [d.Evidence(K.PAST_PURCHASE, 0.1, "A", "RED LANTERN", count=1, last_time=NOV_2),
-              d.Evidence(K.SIMILAR_CUSTOMERS, 0.3, count=12, window_days=28),
-              d.Evidence(K.CO_PURCHASE_NEIGHBOUR, 0.25, "C", "TEA CUP", count=3, last_time=NOV_2),
-              d.Evidence(K.POPULARITY, 0.2, count=400)]
-    assert wording.sentence(pieces) == ("Because 12 customers who buy what you buy ordered it in the last 28 days, "
-                                        "and shoppers often buy it with TEA CUP, which you ordered 3 times, last on "
-                                        "2 Nov 2011.")
+    pieces = [
+        d.Evidence(K.PAST_PURCHASE, 0.1, "A", "RED LANTERN", count=1, last_time=NOV_2),
+        d.Evidence(K.SIMILAR_CUSTOMERS, 0.3, count=12, window_days=28),
+        d.Evidence(K.CO_PURCHASE_NEIGHBOUR, 0.25, "C", "TEA CUP", count=3, last_time=NOV_2),
+        d.Evidence(K.POPULARITY, 0.2, count=400),
+    ]
+    assert wording.sentence(pieces) == (
+        "Because 12 customers who buy what you buy ordered it in the last 28 days, "
+        "and shoppers often buy it with TEA CUP, which you ordered 3 times, last on "
+        "2 Nov 2011."
+    )
     assert [r.claim for r in wording.reasons(pieces)] == ["SIMILAR_CUSTOMERS", "product:C", "shop", "product:A"]
 
 
 def test_a_claim_whose_pieces_cancel_out_is_not_named():
     """Shop-wide popularity helped, but the frequency prior (the same claim: how well it sells) hurt more."""
-    pieces = [d.Evidence(K.POPULARITY, 0.2, count=9, window_days=28),
-              d.Evidence(K.PURCHASE_FREQUENCY, -0.5, text="it is number 900 in orders over the last 28 days", count=9,
-                         window_days=28),
-              d.Evidence(K.DISCOVERY, 0.1)]
+    pieces = [
+        d.Evidence(K.POPULARITY, 0.2, count=9, window_days=28),
+        d.Evidence(
+            K.PURCHASE_FREQUENCY, -0.5, text="it is number 900 in orders over the last 28 days", count=9, window_days=28
+        ),
+        d.Evidence(K.DISCOVERY, 0.1),
+    ]
     assert wording.sentence(pieces) == "Because it is new to you, which this list favours."
 
 
 def test_the_products_own_past_orders_in_the_history_are_the_repeat_claim():
-    pieces = [d.Evidence(K.PAST_PURCHASE, 0.3, "A", "RED LANTERN", count=2, last_time=NOV_2),
-              d.Evidence(K.REPEAT_PURCHASE, 0.2, count=2, last_time=NOV_2),
-              d.Evidence(K.POPULARITY, 0.1, count=9, window_days=28)]
-    assert wording.sentence(pieces, "A") == \
-        "Because you ordered it twice, last on 2 Nov 2011, and it was ordered 9 times in the last 28 days."
+    pieces = [
+        d.Evidence(K.PAST_PURCHASE, 0.3, "A", "RED LANTERN", count=2, last_time=NOV_2),
+        d.Evidence(K.REPEAT_PURCHASE, 0.2, count=2, last_time=NOV_2),
+        d.Evidence(K.POPULARITY, 0.1, count=9, window_days=28),
+    ]
+    assert (
+        wording.sentence(pieces, "A")
+        == "Because you ordered it twice, last on 2 Nov 2011, and it was ordered 9 times in the last 28 days."
+    )
 
 
 def test_a_count_claim_without_its_count_is_not_made():
     """An unsold product's popularity features are not all 0 (its smoothed repeat rate): nothing to name."""
-    pieces = [d.Evidence(K.POPULARITY, 0.3), d.Evidence(K.SIMILAR_CUSTOMERS, 0.2),
-              d.Evidence(K.DISCOVERY, 0.1)]
+    pieces = [d.Evidence(K.POPULARITY, 0.3), d.Evidence(K.SIMILAR_CUSTOMERS, 0.2), d.Evidence(K.DISCOVERY, 0.1)]
     assert wording.sentence(pieces) == "Because it is new to you, which this list favours."
 
 
@@ -79,8 +101,10 @@ def test_no_hedge_lists_alternatives():
 
 
 def test_the_fact_reader_catches_facts_the_evidence_lacks():
-    evidence = [d.Evidence(K.PAST_PURCHASE, 0.2, "A", "RED LANTERN", count=3, last_time=NOV_2),
-                d.Evidence(K.QUERY_MATCH, 1.0, text="lantern")]
+    evidence = [
+        d.Evidence(K.PAST_PURCHASE, 0.2, "A", "RED LANTERN", count=3, last_time=NOV_2),
+        d.Evidence(K.QUERY_MATCH, 1.0, text="lantern"),
+    ]
     ok = 'Because its title has "lantern" from your search, and you ordered RED LANTERN 3 times, last on 2 Nov 2011.'
     assert unsupported(ok, evidence) == [] and repeated_claims(ok, evidence) == []
     assert unsupported(ok.replace("3 times", "4 times"), evidence) == ["4"]
@@ -105,8 +129,9 @@ def test_facts_are_read_from_the_data_the_models_read():
     rows = store.neighbours.nearest(ctx.items, ctx.ts, ctx.now, "1")
     for item, fact in enumerate(buyers):
         who = [store.neighbours.user_ids[r] for r in rows]
-        lately = sum(bool(np.any((store.users[u].items == item) & (store.users[u].ts >= store.now - 28 * DAY)))
-                     for u in who)
+        lately = sum(
+            bool(np.any((store.users[u].items == item) & (store.users[u].ts >= store.now - 28 * DAY))) for u in who
+        )
         assert fact.count == lately
 
 

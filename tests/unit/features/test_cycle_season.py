@@ -1,4 +1,5 @@
 """Repurchase-cycle and year-over-year season features: pure functions, hand-computed expectations."""
+
 import math
 
 import numpy as np
@@ -102,10 +103,20 @@ def test_store_build_fills_cycles_and_season_without_leakage():
     store = FeatureStore.build(p, synthetic.item_embeddings(), synthetic.NOW)
     assert store.item_cycle.shape == (synthetic.N_ITEMS,) and store.pop.shape == (synthetic.N_ITEMS, POP_FEATURES)
     # The synthetic data spans 120 days: no year-ago window is covered.
-    assert not store.pop[:, POP["log_orders_year_ago_28d"]:POP["log_orders_year_ago_next_28d"] + 1].any()
+    assert not store.pop[:, POP["log_orders_year_ago_28d"] : POP["log_orders_year_ago_next_28d"] + 1].any()
     # A purchase at or after `now` changes nothing (features come from data before the cut-off only).
-    later = pd.DataFrame([{"user_id": "42", "item_idx": 4, "product_id": "P4", "invoice_no": "9999",
-                           "ts": synthetic.NOW + pd.Timedelta(days=1), "quantity": 1}])
+    later = pd.DataFrame(
+        [
+            {
+                "user_id": "42",
+                "item_idx": 4,
+                "product_id": "P4",
+                "invoice_no": "9999",
+                "ts": synthetic.NOW + pd.Timedelta(days=1),
+                "quantity": 1,
+            }
+        ]
+    )
     store2 = FeatureStore.build(pd.concat([p, later]), synthetic.item_embeddings(), synthetic.NOW)
     np.testing.assert_array_equal(store.item_cycle, store2.item_cycle)
     np.testing.assert_array_equal(store.pop, store2.pop)

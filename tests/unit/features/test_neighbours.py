@@ -1,4 +1,5 @@
 """Similar customers (libs.features.neighbours): hand-computed vectors, neighbours and scores."""
+
 import math
 
 import numpy as np
@@ -20,9 +21,11 @@ def test_decayed_vector_half_life_and_norm():
 
 
 def _neighbours(k):
-    users = {"a": (np.array([0]), np.array([NOW])),  # [1, 0, 0]
-             "b": (np.array([0, 1]), np.array([NOW, NOW])),  # [0.707, 0.707, 0]
-             "c": (np.array([2]), np.array([NOW]))}  # [0, 0, 1]
+    users = {
+        "a": (np.array([0]), np.array([NOW])),  # [1, 0, 0]
+        "b": (np.array([0, 1]), np.array([NOW, NOW])),  # [0.707, 0.707, 0]
+        "c": (np.array([2]), np.array([NOW])),
+    }  # [0, 0, 1]
     return CustomerNeighbours.build(users, 3, NOW, k=k)
 
 
@@ -34,7 +37,8 @@ def test_scores_are_the_mean_of_the_nearest_other_customers():
     assert nb.scores(np.array([0]), np.array([NOW]), NOW, None) == pytest.approx([1.0, 0.0, 0.0])
     # k = 2: still only b has similarity > 0, the mean is over k (a thin neighbourhood scores low)
     assert _neighbours(k=2).scores(np.array([0]), np.array([NOW]), NOW, "a") == pytest.approx(
-        [0.3535534, 0.3535534, 0.0])
+        [0.3535534, 0.3535534, 0.0]
+    )
     # Nothing in common with anyone, or no history: zeros
     assert not nb.scores(np.array([1]), np.array([NOW]), NOW, "b").any()
     assert not nb.scores(np.array([], np.int64), np.array([]), NOW, "a").any()

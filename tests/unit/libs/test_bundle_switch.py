@@ -1,4 +1,5 @@
 """A service's bundle switch: pinned versions, no switch before Triton serves the new bundle, truthful health."""
+
 import asyncio
 import json
 from types import SimpleNamespace
@@ -66,9 +67,14 @@ async def test_the_service_switches_only_once_triton_serves_the_new_versions_and
     one = _bundle(tmp_path, 1)
     two = _bundle(tmp_path, 2, one.id)
     client = FakeTriton({("gnn_ranker", "1")})
-    switch = BundleSwitch(tmp_path, client, ("gnn_ranker",),
-                          lambda state, pinned: (state.bundle.id, pinned.versions["gnn_ranker"]),
-                          interval_s=0.01, load=_load)
+    switch = BundleSwitch(
+        tmp_path,
+        client,
+        ("gnn_ranker",),
+        lambda state, pinned: (state.bundle.id, pinned.versions["gnn_ranker"]),
+        interval_s=0.01,
+        load=_load,
+    )
     assert switch.current() == (one.id, "1")
     health = FakeHealth()
     task = asyncio.create_task(switch.run(health))
@@ -104,8 +110,9 @@ async def test_a_bundle_that_fails_to_load_leaves_the_service_on_the_old_one(tmp
             raise ValueError("corrupt fusion.json")
         return _load(artifacts_dir, bundle, previous)
 
-    switch = BundleSwitch(tmp_path, client, ("gnn_ranker",), lambda state, pinned: state.bundle.id,
-                          interval_s=0.01, load=load)
+    switch = BundleSwitch(
+        tmp_path, client, ("gnn_ranker",), lambda state, pinned: state.bundle.id, interval_s=0.01, load=load
+    )
     health = FakeHealth()
     set_current(tmp_path, two.id)
     task = asyncio.create_task(switch.run(health))
@@ -123,8 +130,9 @@ async def test_a_bundle_that_fails_to_load_leaves_the_service_on_the_old_one(tmp
 async def test_a_service_that_answers_without_triton_stays_ready_only_while_triton_is_down(tmp_path):
     one = _bundle(tmp_path, 1)
     client = FakeTriton({("text_encoder", "1")})
-    switch = BundleSwitch(tmp_path, client, ("text_encoder",), lambda state, pinned: state.bundle.id,
-                          interval_s=0.01, load=_load)
+    switch = BundleSwitch(
+        tmp_path, client, ("text_encoder",), lambda state, pinned: state.bundle.id, interval_s=0.01, load=_load
+    )
     assert one.id == switch.bundle_id and await switch.ready_unless_triton_down()
     client.ready.clear()  # Triton up, but serving other versions: not ready (never mix bundles)
     assert not await switch.ready_unless_triton_down()

@@ -1,4 +1,5 @@
 """Bundles: written whole or not at all, CURRENT switched atomically, numbers never reused."""
+
 import json
 
 import pytest
@@ -18,8 +19,9 @@ def _files(tmp_path, tag):
 
 def test_a_bundle_carries_one_id_its_versions_its_parent_and_the_hash_of_every_file(tmp_path):
     first = write_bundle(tmp_path, 1, _files(tmp_path, "one"), {"events": {"count": 0}}, parent=None)
-    second = write_bundle(tmp_path, 2, _files(tmp_path, "two"), {"events": {"count": 7}}, parent=first.id,
-                          make_current=False)
+    second = write_bundle(
+        tmp_path, 2, _files(tmp_path, "two"), {"events": {"count": 7}}, parent=first.id, make_current=False
+    )
     assert current_id(tmp_path) == first.id  # a new bundle is not served until rolled out
     assert second.versions == {name: "2" for name in specs()}
     assert second.parent == first.id and second.manifest["events"] == {"count": 7}

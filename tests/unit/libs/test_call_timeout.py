@@ -1,4 +1,5 @@
 """libs.grpc_server.call_timeout: what an inner service gives its core of the caller's deadline."""
+
 from __future__ import annotations
 
 import pytest

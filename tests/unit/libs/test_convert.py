@@ -9,26 +9,43 @@ NEWER = 99  # an enum value added by a peer built from newer protos
 
 
 def test_scored_item_round_trip():
-    item = d.ScoredItem("85123A", "WHITE HANGING HEART T-LIGHT HOLDER", 0.5, {"fused": 0.5},
-                        [d.Source.LEXICAL, d.Source.REPEAT_PURCHASE],
-                        d.Explanation([d.Evidence(d.EvidenceKind.PAST_PURCHASE, 0.25, "71053", "WHITE METAL LANTERN")],
-                                      "Because you bought WHITE METAL LANTERN", 0.75))
+    item = d.ScoredItem(
+        "85123A",
+        "WHITE HANGING HEART T-LIGHT HOLDER",
+        0.5,
+        {"fused": 0.5},
+        [d.Source.LEXICAL, d.Source.REPEAT_PURCHASE],
+        d.Explanation(
+            [d.Evidence(d.EvidenceKind.PAST_PURCHASE, 0.25, "71053", "WHITE METAL LANTERN")],
+            "Because you bought WHITE METAL LANTERN",
+            0.75,
+        ),
+    )
     assert convert.scored_from_pb(convert.scored_to_pb(item)) == item
 
 
 def test_evidence_facts_round_trip():
     """Counts, windows and times (microseconds since the epoch) survive the wire; no time stays unset."""
-    facts = [d.Evidence(d.EvidenceKind.PAST_PURCHASE, 0.25, "71053", "WHITE METAL LANTERN", count=3,
-                        last_time=1320192000.25),
-             d.Evidence(d.EvidenceKind.SIMILAR_CUSTOMERS, 0.125, count=12, window_days=28)]
+    facts = [
+        d.Evidence(
+            d.EvidenceKind.PAST_PURCHASE, 0.25, "71053", "WHITE METAL LANTERN", count=3, last_time=1320192000.25
+        ),
+        d.Evidence(d.EvidenceKind.SIMILAR_CUSTOMERS, 0.125, count=12, window_days=28),
+    ]
     ex = d.Explanation(facts, "Because", 0.5)
     assert convert.explanation_from_pb(convert.explanation_to_pb(ex)) == ex
     assert not convert.explanation_to_pb(ex).evidence[1].HasField("last_time")
 
 
-@pytest.mark.parametrize(("cls", "proto_enum", "prefix"), [
-    (d.Source, pb.CandidateSource, "CANDIDATE_SOURCE"), (d.EvidenceKind, pb.EvidenceType, "EVIDENCE_TYPE"),
-    (d.Stage, pb.Stage, "STAGE"), (d.EventKind, pb.EventType, "EVENT_TYPE")])
+@pytest.mark.parametrize(
+    ("cls", "proto_enum", "prefix"),
+    [
+        (d.Source, pb.CandidateSource, "CANDIDATE_SOURCE"),
+        (d.EvidenceKind, pb.EvidenceType, "EVIDENCE_TYPE"),
+        (d.Stage, pb.Stage, "STAGE"),
+        (d.EventKind, pb.EventType, "EVENT_TYPE"),
+    ],
+)
 def test_every_domain_enum_member_is_read_back(cls, proto_enum, prefix):
     assert [convert.enum_from_pb(cls, proto_enum.Value(f"{prefix}_{m.value}")) for m in cls] == list(cls)
 
@@ -57,8 +74,10 @@ def test_newer_values_in_responses_keep_what_still_means_something():
     assert item.explanation.evidence == [d.Evidence(None, 0.5, text="new kind")]
     assert convert.scored_to_pb(item).explanation.evidence[0].type == pb.EVIDENCE_TYPE_UNSPECIFIED
 
-    cand = rpb.Candidate(product=pb.ProductRef(product_id="A"), source_ranks=[
-        rpb.SourceRank(source=NEWER, rank=1), rpb.SourceRank(source=pb.CANDIDATE_SOURCE_DENSE, rank=2)])
+    cand = rpb.Candidate(
+        product=pb.ProductRef(product_id="A"),
+        source_ranks=[rpb.SourceRank(source=NEWER, rank=1), rpb.SourceRank(source=pb.CANDIDATE_SOURCE_DENSE, rank=2)],
+    )
     assert convert.candidate_from_pb(cand).source_ranks == [d.SourceRank(d.Source.DENSE, 2, 0.0)]
 
 
@@ -89,8 +108,10 @@ def test_out_of_range_event_times_are_invalid_argument_naming_the_element():
         assert [v.field for v in info.value.violations] == ["recent_events[1].event_time"]
 
 
-@pytest.mark.parametrize(("seconds", "nanos"), [
-    (2**62, 0), (-(2**62), 0), (253_402_300_800, 0), (-62_135_596_801, 0), (0, -1), (0, 10**9), (0, -(2**31))])
+@pytest.mark.parametrize(
+    ("seconds", "nanos"),
+    [(2**62, 0), (-(2**62), 0), (253_402_300_800, 0), (-62_135_596_801, 0), (0, -1), (0, 10**9), (0, -(2**31))],
+)
 def test_record_events_timestamps_outside_the_range_name_every_bad_event(seconds: int, nanos: int):
     from shop.common.v1 import common_pb2
     from shop.gateway.v1 import gateway_service_pb2 as gpb
@@ -112,8 +133,9 @@ def test_record_events_defaults_time_of_receipt_and_quantity_one():
 
     edge = gpb.Event(event_id="b", type=common_pb2.EVENT_TYPE_CLICK, user_id="1", product_id="X")
     edge.event_time.seconds, edge.event_time.nanos = 253_402_300_799, 999_999_999  # the last valid instant
-    plain = gpb.Event(event_id="a", type=common_pb2.EVENT_TYPE_PURCHASE, user_id="17850", product_id="85123A",
-                      attribution_token="t")
+    plain = gpb.Event(
+        event_id="a", type=common_pb2.EVENT_TYPE_PURCHASE, user_id="17850", product_id="85123A", attribution_token="t"
+    )
     unknown = gpb.Event(event_id="c", type=NEWER, user_id="1", product_id="X")
     out = convert.events_from_pb([plain, edge, unknown], now=123.0)
     assert out[0] == ("a", "17850", "t", d.UserEvent("85123A", d.EventKind.PURCHASE, 123.0, 1))
@@ -126,9 +148,15 @@ def test_no_servicer_converts_a_well_known_type_itself():
     import re
     from pathlib import Path
 
-    methods = re.compile(r"\.(To|From)(Nanoseconds|Microseconds|Milliseconds|Seconds|Datetime|Timedelta|"
-                         r"JsonString)\(")
+    methods = re.compile(
+        r"\.(To|From)(Nanoseconds|Microseconds|Milliseconds|Seconds|Datetime|Timedelta|"
+        r"JsonString)\("
+    )
     root = Path(__file__).resolve().parents[3]
-    offenders = [f"{p.relative_to(root)}:{n}" for p in sorted((root / "services").rglob("*.py"))
-                 for n, line in enumerate(p.read_text().splitlines(), 1) if methods.search(line)]
+    offenders = [
+        f"{p.relative_to(root)}:{n}"
+        for p in sorted((root / "services").rglob("*.py"))
+        for n, line in enumerate(p.read_text().splitlines(), 1)
+        if methods.search(line)
+    ]
     assert offenders == []

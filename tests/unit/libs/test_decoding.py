@@ -5,13 +5,17 @@ from libs.decoding import non_utf8_fields
 
 
 def test_non_utf8_strings_are_named_where_they_are():
-    raw = pb.UpsertProductsRequest(products=[
-        pb.Product(product_id="A", title="fine"),
-        pb.Product(product_id="B", title="MARK", categories=["ok", "CATX"])]).SerializeToString()
+    raw = pb.UpsertProductsRequest(
+        products=[
+            pb.Product(product_id="A", title="fine"),
+            pb.Product(product_id="B", title="MARK", categories=["ok", "CATX"]),
+        ]
+    ).SerializeToString()
     raw = raw.replace(b"MARK", b"\xff\xfeRK").replace(b"CATX", b"\xc3ATX")
     assert non_utf8_fields(pb.UpsertProductsRequest, raw) == ["products[1].title", "products[1].categories[1]"]
-    scored = cpb.ScoredProduct(model_scores={"fused": 1.0},
-                               explanation=cpb.Explanation(sentence="SENT")).SerializeToString()
+    scored = cpb.ScoredProduct(
+        model_scores={"fused": 1.0}, explanation=cpb.Explanation(sentence="SENT")
+    ).SerializeToString()
     assert non_utf8_fields(cpb.ScoredProduct, scored.replace(b"SENT", b"\xffENT")) == ["explanation.sentence"]
 
 

@@ -1,5 +1,6 @@
 """Both event store backends run the same tests: SQLite in tmp_path, PostgreSQL in a fresh database of a real
 server (skipped with the reason when none is reachable; see tests/postgres.py)."""
+
 import asyncio
 import sqlite3
 import threading
@@ -19,8 +20,14 @@ from libs.events.retention import expire_responses, prune_periodically
 from tests import backends
 
 
-def _event(event_id: str, user: str = "17850", product: str = "85123A", ts: float = 100.0,
-           kind: EventKind = EventKind.PURCHASE, quantity: int = 1) -> RecordedEvent:
+def _event(
+    event_id: str,
+    user: str = "17850",
+    product: str = "85123A",
+    ts: float = 100.0,
+    kind: EventKind = EventKind.PURCHASE,
+    quantity: int = 1,
+) -> RecordedEvent:
     return RecordedEvent(event_id, user, UserEvent(product, kind, ts, quantity), "tok", "fused")
 
 
@@ -49,23 +56,25 @@ def test_events_survive_reopening(open_store):
 
 
 def test_recent_returns_newest_purchases_oldest_first_and_filters_kinds(store):
-    store.append([_event(str(i), ts=float(i)) for i in range(5)]
-                 + [_event("click", ts=9.0, kind=EventKind.CLICK), _event("other", user="1", ts=3.0)])
+    store.append(
+        [_event(str(i), ts=float(i)) for i in range(5)]
+        + [_event("click", ts=9.0, kind=EventKind.CLICK), _event("other", user="1", ts=3.0)]
+    )
     assert [e.ts for e in store.recent("17850", limit=3)] == [2.0, 3.0, 4.0]
     assert [e.kind for e in store.recent("17850", limit=1, kinds=[EventKind.CLICK])] == [EventKind.CLICK]
     assert store.recent("404") == []
 
 
 def test_read_purchases_lists_every_purchase_oldest_first(store):
-    store.append([_event("b", ts=20.5, quantity=3), _event("a", user="1", ts=10.25),
-                  _event("c", kind=EventKind.CLICK)])
+    store.append([_event("b", ts=20.5, quantity=3), _event("a", user="1", ts=10.25), _event("c", kind=EventKind.CLICK)])
     assert store.read_purchases() == [("1", "85123A", 10.25, 1, "fused"), ("17850", "85123A", 20.5, 3, "fused")]
 
 
 def test_read_attributed_lists_events_with_a_token_oldest_first(store):
     untracked = RecordedEvent("d", "17850", UserEvent("85123A", EventKind.CLICK, 1.0, 1), "", "")
-    store.append([_event("b", ts=20.0, kind=EventKind.CLICK), _event("a", ts=10.0, kind=EventKind.IMPRESSION),
-                  untracked])
+    store.append(
+        [_event("b", ts=20.0, kind=EventKind.CLICK), _event("a", ts=10.0, kind=EventKind.IMPRESSION), untracked]
+    )
     assert store.read_attributed() == [("tok", "fused", "IMPRESSION", "85123A"), ("tok", "fused", "CLICK", "85123A")]
 
 
@@ -202,9 +211,13 @@ def test_sqlite_file_from_before_migrations_is_adopted_and_unreadable_times_drop
     path = tmp_path / "e.sqlite3"
     legacy = sqlite3.connect(path)
     legacy.executescript(migrations.load("sqlite")[0].sql)
-    legacy.executemany("INSERT INTO events VALUES (?,?,?,?,?,?,?,?)",
-                       [("ok", "1", "P1", "PURCHASE", 100.0, 1, "", ""),
-                        ("far", "1", "P1", "PURCHASE", 253402300799.999999999, 1, "", "")])
+    legacy.executemany(
+        "INSERT INTO events VALUES (?,?,?,?,?,?,?,?)",
+        [
+            ("ok", "1", "P1", "PURCHASE", 100.0, 1, "", ""),
+            ("far", "1", "P1", "PURCHASE", 253402300799.999999999, 1, "", ""),
+        ],
+    )
     legacy.commit()
     legacy.close()
     store = SqliteEventStore(path)
@@ -266,10 +279,16 @@ def test_offline_readers_open_the_store_the_gateway_writes(tmp_path, pg_dsn, mon
 
 
 def _response(response_id: str, created: float) -> ServedResponse:
-    return ServedResponse(response_id, created, "17850", "tea set — ‘gift’", "fused+explore=0.2",
-                          "b0001-20261206T000000Z",
-                          (("85123A", "WHITE HANGING HEART T-LIGHT HOLDER", 3.25), ("22423", "REGENCY CAKE", -0.5)),
-                          (UserEvent("85123A", EventKind.PURCHASE, 1765000000.123456, 2),))
+    return ServedResponse(
+        response_id,
+        created,
+        "17850",
+        "tea set — ‘gift’",
+        "fused+explore=0.2",
+        "b0001-20261206T000000Z",
+        (("85123A", "WHITE HANGING HEART T-LIGHT HOLDER", 3.25), ("22423", "REGENCY CAKE", -0.5)),
+        (UserEvent("85123A", EventKind.PURCHASE, 1765000000.123456, 2),),
+    )
 
 
 def test_kept_responses_read_back_as_kept_and_expire(open_store):

@@ -46,13 +46,16 @@ def _forge(payload: bytes, signature: str = "AAAA") -> str:
     return base64.urlsafe_b64encode(payload).decode().rstrip("=") + "." + signature
 
 
-@pytest.mark.parametrize("token", [
-    AttributionTokens(b"x" * 32).issue("fused"),  # another key (another deployment, or a restart without a key)
-    _forge(b'{"v":"gnn_only"}'),  # unsigned: the old format, or a client making its own
-    _forge(b"[" * 100_000),  # deeply nested JSON: must not reach the parser (was RecursionError -> INTERNAL)
-    "é" * 40 + ".é",  # non-ASCII
-    "a" * 257,  # oversized
-])
+@pytest.mark.parametrize(
+    "token",
+    [
+        AttributionTokens(b"x" * 32).issue("fused"),  # another key (another deployment, or a restart without a key)
+        _forge(b'{"v":"gnn_only"}'),  # unsigned: the old format, or a client making its own
+        _forge(b"[" * 100_000),  # deeply nested JSON: must not reach the parser (was RecursionError -> INTERNAL)
+        "é" * 40 + ".é",  # non-ASCII
+        "a" * 257,  # oversized
+    ],
+)
 def test_tokens_not_issued_with_our_key_are_invalid_argument(token):
     with pytest.raises(InvalidArgumentError) as info:
         AttributionTokens(KEY).variant_of(token, "t")

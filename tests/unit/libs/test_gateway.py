@@ -1,4 +1,5 @@
 """GatewayCore with in-memory fakes of its ports (pure orchestration logic, no processes)."""
+
 import asyncio
 import time
 
@@ -13,8 +14,16 @@ from libs.experiments import Variants
 
 
 def _cands(n: int, unmatched: int = 0) -> list[d.Candidate]:
-    return [d.Candidate(f"P{i}", f"TITLE {i}", 1.0 / (i + 1), [d.SourceRank(d.Source.LEXICAL, i + 1, 1.0)],
-                        [] if i < unmatched else ["title"]) for i in range(n)]
+    return [
+        d.Candidate(
+            f"P{i}",
+            f"TITLE {i}",
+            1.0 / (i + 1),
+            [d.SourceRank(d.Source.LEXICAL, i + 1, 1.0)],
+            [] if i < unmatched else ["title"],
+        )
+        for i in range(n)
+    ]
 
 
 class FakeRetrieval:
@@ -70,9 +79,19 @@ class FakeCatalog:
     def __init__(self, sold_out: set[str] = frozenset()) -> None:
         self.stale = False
         self.products = {
-            f"P{i}": Product(ProductContent(f"P{i}", f"TITLE {i}", d.Money("GBP", 1, 500_000_000),
-                                            d.Availability.OUT_OF_STOCK if f"P{i}" in sold_out
-                                            else d.Availability.IN_STOCK), 0.0, 0.0, i + 1) for i in range(30)}
+            f"P{i}": Product(
+                ProductContent(
+                    f"P{i}",
+                    f"TITLE {i}",
+                    d.Money("GBP", 1, 500_000_000),
+                    d.Availability.OUT_OF_STOCK if f"P{i}" in sold_out else d.Availability.IN_STOCK,
+                ),
+                0.0,
+                0.0,
+                i + 1,
+            )
+            for i in range(30)
+        }
 
     def get(self, product_id):
         return self.products.get(product_id)
@@ -82,8 +101,14 @@ class FakeCatalog:
 
 
 def _core(store, retrieval=None, ranking=None, explainer=None, variants="fused:1", catalog=None):
-    return GatewayCore(retrieval or FakeRetrieval(), ranking or FakeRanking(), explainer or FakeExplainer(), store,
-                       Variants.parse(variants), catalog or FakeCatalog())
+    return GatewayCore(
+        retrieval or FakeRetrieval(),
+        ranking or FakeRanking(),
+        explainer or FakeExplainer(),
+        store,
+        Variants.parse(variants),
+        catalog or FakeCatalog(),
+    )
 
 
 def _counts(recorded: Recorded) -> tuple[int, int]:
@@ -104,7 +129,8 @@ async def test_search_ranks_pages_and_explains(store):
 
 async def test_ranking_outage_degrades_to_retrieval_order(store):
     page = await _core(store, ranking=FakeRanking(UnavailableError("ranking: UNAVAILABLE"))).search(
-        "lantern", "", 3, False, _budget())
+        "lantern", "", 3, False, _budget()
+    )
     assert [i.product_id for i in page.items] == ["P0", "P1", "P2"]
     assert [x.stage for x in page.degradations] == [d.Stage.RANKING]
     assert page.items[0].sources == [d.Source.LEXICAL]
@@ -117,9 +143,9 @@ async def test_late_explanations_are_dropped_not_fatal(store):
 
 
 async def test_no_candidates_is_an_ok_empty_page_without_calling_ranking(store):
-    page = await _core(store, retrieval=FakeRetrieval(found=0),
-                       ranking=FakeRanking(AssertionError("ranking must not be called"))).search(
-        "zzqx", "17850", 5, True, _budget())
+    page = await _core(
+        store, retrieval=FakeRetrieval(found=0), ranking=FakeRanking(AssertionError("ranking must not be called"))
+    ).search("zzqx", "17850", 5, True, _budget())
     assert page.items == [] and page.attribution_token
     assert [x.stage for x in page.degradations] == [d.Stage.TEXT_ENCODER]
 
@@ -140,7 +166,8 @@ def test_inner_rejections_are_outages_not_the_callers_fault():
 async def test_retrieval_outage_is_unavailable(store):
     with pytest.raises(UnavailableError):
         await _core(store, retrieval=FakeRetrieval(UnavailableError("retrieval: UNAVAILABLE"))).search(
-            "lantern", "", 3, False, _budget())
+            "lantern", "", 3, False, _budget()
+        )
 
 
 async def test_exhausted_deadline_is_deadline_exceeded(store):
@@ -165,24 +192,29 @@ async def test_event_for_a_product_the_catalogue_lacks_is_stored_and_reported_un
     core = _core(store, catalog=catalog)
     buy_new = d.UserEvent("NEW1", d.EventKind.PURCHASE, 100.0, 1)
     buy_known = d.UserEvent("P1", d.EventKind.PURCHASE, 101.0, 1)
-    recorded = await core.record_events([("e1", "17850", "", buy_new), ("e2", "17850", "", buy_known),
-                                         ("e3", "17850", "", buy_new)])
+    recorded = await core.record_events(
+        [("e1", "17850", "", buy_new), ("e2", "17850", "", buy_known), ("e3", "17850", "", buy_new)]
+    )
     assert recorded == Recorded(3, 0, 2, ["NEW1"])
     assert sorted(p for _, p, *_ in store.read_purchases()) == ["NEW1", "NEW1", "P1"]
-    catalog.products["NEW1"] = Product(ProductContent("NEW1", "NEW", d.Money("GBP", 2), d.Availability.IN_STOCK),
-                                       0.0, 0.0, 99)
+    catalog.products["NEW1"] = Product(
+        ProductContent("NEW1", "NEW", d.Money("GBP", 2), d.Availability.IN_STOCK), 0.0, 0.0, 99
+    )
     assert await core.record_events([("e1", "17850", "", buy_new)]) == Recorded(0, 1, 0, [])
 
 
 async def test_sold_out_products_are_not_served_and_results_carry_price_and_availability(store):
     sold_out = {"P29", "P27", "P3"}
     core = _core(store, catalog=FakeCatalog(sold_out))
-    for page in (await core.search("lantern", "17850", 5, False, _budget()),
-                 await core.recommend("17850", 5, False, _budget())):
+    for page in (
+        await core.search("lantern", "17850", 5, False, _budget()),
+        await core.recommend("17850", 5, False, _budget()),
+    ):
         # Filtered before ranking: the page is still full.
         assert [i.product_id for i in page.items] == ["P28", "P26", "P25", "P24", "P23"]
-        assert all(i.price == d.Money("GBP", 1, 500_000_000) and i.availability is d.Availability.IN_STOCK
-                   for i in page.items)
+        assert all(
+            i.price == d.Money("GBP", 1, 500_000_000) and i.availability is d.Availability.IN_STOCK for i in page.items
+        )
     # With the catalogue's database down, the last read view still filters, flagged.
     core.catalog.stale = True
     page = await core.search("lantern", "17850", 5, False, _budget())
@@ -192,23 +224,34 @@ async def test_sold_out_products_are_not_served_and_results_carry_price_and_avai
     unknown = _core(store, catalog=FakeCatalog(), retrieval=FakeRetrieval(found=40))
     page = await unknown.search("lantern", "", 3, False, _budget())
     assert [(i.product_id, i.price, i.availability) for i in page.items] == [
-        ("P39", None, None), ("P38", None, None), ("P37", None, None)]
+        ("P39", None, None),
+        ("P38", None, None),
+        ("P37", None, None),
+    ]
 
 
 async def test_record_events_names_every_bad_field_and_stores_nothing(store):
     good = d.UserEvent("P1", d.EventKind.CLICK, 1.0, 1)
     with pytest.raises(InvalidArgumentError) as info:
-        await _core(store).record_events([
-            ("", "17850", "", good),
-            ("e2", "17850.0", "", good),
-            ("e3", "17850", "", None),
-            ("e4", "17850", "", d.UserEvent("NO SPACES", d.EventKind.CLICK, 1.0, 1)),
-            ("e5", "17850", "not-a-token", good),
-            ("e6", "17850", "", d.UserEvent("P1", d.EventKind.PURCHASE, 1.0, -3)),
-        ])
+        await _core(store).record_events(
+            [
+                ("", "17850", "", good),
+                ("e2", "17850.0", "", good),
+                ("e3", "17850", "", None),
+                ("e4", "17850", "", d.UserEvent("NO SPACES", d.EventKind.CLICK, 1.0, 1)),
+                ("e5", "17850", "not-a-token", good),
+                ("e6", "17850", "", d.UserEvent("P1", d.EventKind.PURCHASE, 1.0, -3)),
+            ]
+        )
     fields = [v.field for v in info.value.violations]
-    assert fields == ["events[0].event_id", "events[1].user_id", "events[2].type", "events[3].product_id",
-                      "events[4].attribution_token", "events[5].quantity"]
+    assert fields == [
+        "events[0].event_id",
+        "events[1].user_id",
+        "events[2].type",
+        "events[3].product_id",
+        "events[4].attribution_token",
+        "events[5].quantity",
+    ]
     assert store.read_purchases() == []
 
 
@@ -220,7 +263,6 @@ async def test_record_events_bounds(store):
         await _core(store).record_events(many)
 
 
-
 async def test_event_times_outside_the_readable_range_are_rejected_and_recommend_keeps_working(store):
     core = _core(store)
     year_9999 = 253402300799.999999999  # 9999-12-31T23:59:59.999999999Z as the servicer converts it
@@ -228,8 +270,9 @@ async def test_event_times_outside_the_readable_range_are_rejected_and_recommend
         with pytest.raises(InvalidArgumentError) as info:
             await core.record_events([("e1", "17850", "", d.UserEvent("P1", d.EventKind.PURCHASE, ts, 1))])
         assert [v.field for v in info.value.violations] == ["events[0].event_time"]
-    assert _counts(await core.record_events([("e1", "17850", "", d.UserEvent("P1", d.EventKind.PURCHASE,
-                                                                             time.time() + 3600, 1))])) == (1, 0)
+    assert _counts(
+        await core.record_events([("e1", "17850", "", d.UserEvent("P1", d.EventKind.PURCHASE, time.time() + 3600, 1))])
+    ) == (1, 0)
     page = await core.recommend("17850", 5, False, _budget())
     assert len(page.items) == 5 and page.degradations == []
 
@@ -253,10 +296,14 @@ async def test_event_id_reused_with_another_payload_is_reported_and_nothing_stor
 async def test_ids_and_tokens_are_bounded_and_free_of_control_characters(store):
     click = d.UserEvent("P1", d.EventKind.CLICK, 1.0, 1)
     with pytest.raises(InvalidArgumentError) as info:
-        await _core(store).record_events([("e1", "17850", "x" * 257, click), ("e\x002", "17850", "", click),
-                                          ("e" * 65, "17850", "", click)])
+        await _core(store).record_events(
+            [("e1", "17850", "x" * 257, click), ("e\x002", "17850", "", click), ("e" * 65, "17850", "", click)]
+        )
     assert [v.field for v in info.value.violations] == [
-        "events[0].attribution_token", "events[1].event_id", "events[2].event_id"]
+        "events[0].attribution_token",
+        "events[1].event_id",
+        "events[2].event_id",
+    ]
     assert _counts(await _core(store).record_events([("ü" * 64, "17850", "", click)])) == (1, 0)
 
 
@@ -275,11 +322,15 @@ async def test_event_store_outage_fails_record_events_but_only_degrades_search_a
     with pytest.raises(UnavailableError) as info:
         await core.record_events([("e1", "17850", "", d.UserEvent("P1", d.EventKind.CLICK, 1.0, 1))])
     assert info.value.retry_after_s > 0
-    for page in (await core.recommend("17850", 5, True, _budget()),
-                 await core.search("lantern", "17850", 5, True, _budget())):
+    for page in (
+        await core.recommend("17850", 5, True, _budget()),
+        await core.search("lantern", "17850", 5, True, _budget()),
+    ):
         assert len(page.items) == 5 and all(i.explanation for i in page.items)
         assert [(x.stage, x.reason.split(":")[0]) for x in page.degradations] == [
-            (d.Stage.RETRIEVAL, "no fresh events"), (d.Stage.EXPLANATION, "not kept for on-demand explanations")]
+            (d.Stage.RETRIEVAL, "no fresh events"),
+            (d.Stage.EXPLANATION, "not kept for on-demand explanations"),
+        ]
     assert retrieval.seen_recent == []
 
 
@@ -298,9 +349,10 @@ async def test_slow_event_store_costs_only_a_slice_of_the_budget():
     page = await _core(SlowStore()).recommend("17850", 5, True, _budget(1.0))
     assert time.monotonic() - start < 0.9
     assert len(page.items) == 5 and all(i.explanation for i in page.items)
-    assert [x.reason for x in page.degradations] == ["no fresh events: the event store did not answer in time",
-                                                     "not kept for on-demand explanations: the event store did not "
-                                                     "answer in time"]
+    assert [x.reason for x in page.degradations] == [
+        "no fresh events: the event store did not answer in time",
+        "not kept for on-demand explanations: the event store did not answer in time",
+    ]
 
 
 async def test_a_shelf_reaches_retrieval_and_travels_in_the_attribution_token(store):
@@ -308,8 +360,9 @@ async def test_a_shelf_reaches_retrieval_and_travels_in_the_attribution_token(st
 
     retrieval = FakeRetrieval()
     core = GatewayCore(retrieval, FakeRanking(), FakeExplainer(), store, Variants.parse("fused:1"), FakeCatalog())
-    page = await core.recommend("", 5, True, Budget(time.monotonic() + 2.0), d.Shelf.FREQUENTLY_BOUGHT_TOGETHER,
-                                ["P3", "P4"])
+    page = await core.recommend(
+        "", 5, True, Budget(time.monotonic() + 2.0), d.Shelf.FREQUENTLY_BOUGHT_TOGETHER, ["P3", "P4"]
+    )
     assert retrieval.seen_shelf == (d.Shelf.FREQUENTLY_BOUGHT_TOGETHER, ["P3", "P4"])
     assert len(page.items) == 5 and all(i.explanation is not None for i in page.items)
     assert shelf_of_stored(page.attribution_token) == "FREQUENTLY_BOUGHT_TOGETHER"

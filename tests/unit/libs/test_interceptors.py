@@ -7,7 +7,7 @@ from libs.interceptors import ERROR_DOMAIN, BearerAuthInterceptor, to_status
 
 
 def _details(trailers) -> status_pb2.Status:
-    (key, value), = trailers
+    ((key, value),) = trailers
     assert key == "grpc-status-details-bin"
     return status_pb2.Status.FromString(value)
 
@@ -20,8 +20,9 @@ def _error_info(trailers) -> error_details_pb2.ErrorInfo:
 
 
 def test_invalid_argument_carries_bad_request_with_fields():
-    exc = errors.InvalidArgumentError([errors.FieldViolation("page_size", "must not be negative"),
-                                       errors.FieldViolation("user_id", "is required")])
+    exc = errors.InvalidArgumentError(
+        [errors.FieldViolation("page_size", "must not be negative"), errors.FieldViolation("user_id", "is required")]
+    )
     code, message, trailers = to_status(exc, "gateway")
     assert code is grpc.StatusCode.INVALID_ARGUMENT
     assert "page_size" in message
@@ -34,8 +35,9 @@ def test_invalid_argument_carries_bad_request_with_fields():
 
 
 def test_unavailable_carries_retry_info():
-    code, _, trailers = to_status(errors.UnavailableError("retrieval down", retry_after_s=1.5,
-                                                          extra={"dependency": "retrieval"}))
+    code, _, trailers = to_status(
+        errors.UnavailableError("retrieval down", retry_after_s=1.5, extra={"dependency": "retrieval"})
+    )
     assert code is grpc.StatusCode.UNAVAILABLE
     retry = error_details_pb2.RetryInfo()
     assert _details(trailers).details[0].Unpack(retry)
@@ -45,8 +47,10 @@ def test_unavailable_carries_retry_info():
 
 
 def test_already_exists_names_each_resource_by_its_request_field():
-    exc = errors.AlreadyExistsError("shop.gateway.v1.Event", [
-        errors.FieldViolation("events[2].event_id", "'e7' was stored with a different payload")])
+    exc = errors.AlreadyExistsError(
+        "shop.gateway.v1.Event",
+        [errors.FieldViolation("events[2].event_id", "'e7' was stored with a different payload")],
+    )
     code, message, trailers = to_status(exc)
     assert code is grpc.StatusCode.ALREADY_EXISTS and "events[2].event_id" in message
     info = error_details_pb2.ResourceInfo()
@@ -70,10 +74,13 @@ def test_unknown_errors_are_masked_as_internal():
     assert "secret" not in str(_details(trailers))
 
 
-@pytest.mark.parametrize(("exc", "code", "reason"), [
-    (errors.DeadlineError("late"), grpc.StatusCode.DEADLINE_EXCEEDED, "DEADLINE_EXCEEDED"),
-    (errors.NotFoundError("gone"), grpc.StatusCode.NOT_FOUND, "RESOURCE_NOT_FOUND"),
-])
+@pytest.mark.parametrize(
+    ("exc", "code", "reason"),
+    [
+        (errors.DeadlineError("late"), grpc.StatusCode.DEADLINE_EXCEEDED, "DEADLINE_EXCEEDED"),
+        (errors.NotFoundError("gone"), grpc.StatusCode.NOT_FOUND, "RESOURCE_NOT_FOUND"),
+    ],
+)
 def test_deadline_and_not_found(exc, code, reason):
     got, _, trailers = to_status(exc, "ranking")
     assert got is code
@@ -107,17 +114,20 @@ WRITE = "/shop.catalog.v1.CatalogService/UpsertProducts"
 READ = "/shop.catalog.v1.CatalogService/GetProduct"
 
 
-@pytest.mark.parametrize(("read_token", "write_token", "method", "supplied", "expected"), [
-    ("r", "w", WRITE, "Bearer w", None),
-    ("r", "w", WRITE, "Bearer r", grpc.StatusCode.PERMISSION_DENIED),
-    ("r", "w", WRITE, "", grpc.StatusCode.UNAUTHENTICATED),
-    ("r", "w", READ, "Bearer w", None),  # the write token grants reads too
-    ("r", "w", READ, "Bearer r", None),
-    ("r", "w", READ, "Bearer x", grpc.StatusCode.UNAUTHENTICATED),
-    ("r", None, WRITE, "Bearer r", grpc.StatusCode.PERMISSION_DENIED),  # auth on, no write token: writes closed
-    (None, "w", READ, "", None),  # only writes guarded
-    (None, "w", WRITE, "", grpc.StatusCode.UNAUTHENTICATED),
-])
+@pytest.mark.parametrize(
+    ("read_token", "write_token", "method", "supplied", "expected"),
+    [
+        ("r", "w", WRITE, "Bearer w", None),
+        ("r", "w", WRITE, "Bearer r", grpc.StatusCode.PERMISSION_DENIED),
+        ("r", "w", WRITE, "", grpc.StatusCode.UNAUTHENTICATED),
+        ("r", "w", READ, "Bearer w", None),  # the write token grants reads too
+        ("r", "w", READ, "Bearer r", None),
+        ("r", "w", READ, "Bearer x", grpc.StatusCode.UNAUTHENTICATED),
+        ("r", None, WRITE, "Bearer r", grpc.StatusCode.PERMISSION_DENIED),  # auth on, no write token: writes closed
+        (None, "w", READ, "", None),  # only writes guarded
+        (None, "w", WRITE, "", grpc.StatusCode.UNAUTHENTICATED),
+    ],
+)
 async def test_privileged_methods_need_the_write_token(read_token, write_token, method, supplied, expected):
     reached = []
 
@@ -137,8 +147,9 @@ async def test_privileged_methods_need_the_write_token(read_token, write_token, 
 
 
 def test_bad_request_is_capped_and_counts_what_it_left_out():
-    exc = errors.InvalidArgumentError([errors.FieldViolation(f"events[{i}].event_id", "x" * 10_000)
-                                       for i in range(500)])
+    exc = errors.InvalidArgumentError(
+        [errors.FieldViolation(f"events[{i}].event_id", "x" * 10_000) for i in range(500)]
+    )
     code, message, trailers = to_status(exc, "gateway")
     assert code is grpc.StatusCode.INVALID_ARGUMENT
     bad = error_details_pb2.BadRequest()
@@ -166,8 +177,9 @@ async def test_unparseable_requests_are_invalid_argument_not_unknown():
     await server.start()
     try:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
-            call = channel.unary_unary("/shop.gateway.v1.GatewayService/Search",
-                                       response_deserializer=gpb.SearchResponse.FromString)
+            call = channel.unary_unary(
+                "/shop.gateway.v1.GatewayService/Search", response_deserializer=gpb.SearchResponse.FromString
+            )
             assert (await call(gpb.SearchRequest(query="ok").SerializeToString(), timeout=5)).variant == "ok"
             named = []
             # field 1 (query), 2 bytes, not UTF-8; then a group nested past protobuf's depth limit

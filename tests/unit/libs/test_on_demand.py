@@ -1,5 +1,6 @@
 """ExplainResult's logic over the real SQLite event store and fakes of the inner services (no processes): what a
 response served is kept, read back for the same user, query, variant, bundle and events, and checked."""
+
 import time
 
 import pytest
@@ -30,12 +31,24 @@ class Explainer:
         self.degraded = degraded
 
     async def explain(self, user_id, query, product_ids, variant, recent, timeout, bundle_id="", all_evidence=False):
-        self.calls.append(dict(user_id=user_id, query=query, product_ids=list(product_ids), variant=variant,
-                               recent=list(recent), bundle_id=bundle_id, all_evidence=all_evidence))
+        self.calls.append(
+            dict(
+                user_id=user_id,
+                query=query,
+                product_ids=list(product_ids),
+                variant=variant,
+                recent=list(recent),
+                bundle_id=bundle_id,
+                all_evidence=all_evidence,
+            )
+        )
         scores = [10.0 - int(p[1:]) / 7 + self.drift for p in product_ids]
         down = [d.Degradation(d.Stage.RANKING, "gnn_ranker: UNAVAILABLE", "gnn_ranker")] if self.degraded else []
-        return StageResult([d.Explanation([], f"why {p}", 0.5, score=s) for p, s in zip(product_ids, scores)], down,
-                           [d.ModelVersion("gnn_ranker", "1"), d.ModelVersion("bundle", bundle_id)])
+        return StageResult(
+            [d.Explanation([], f"why {p}", 0.5, score=s) for p, s in zip(product_ids, scores)],
+            down,
+            [d.ModelVersion("gnn_ranker", "1"), d.ModelVersion("bundle", bundle_id)],
+        )
 
 
 @pytest.fixture
@@ -46,8 +59,16 @@ def store(tmp_path):
 
 
 def _core(store, explainer, ttl_s=3600.0, variants="fused+explore=0.2:1"):
-    return GatewayCore(FakeRetrieval(), Ranking(), explainer, store, Variants.parse(variants), FakeCatalog(),
-                       AttributionTokens(b"k" * 32), ttl_s)
+    return GatewayCore(
+        FakeRetrieval(),
+        Ranking(),
+        explainer,
+        store,
+        Variants.parse(variants),
+        FakeCatalog(),
+        AttributionTokens(b"k" * 32),
+        ttl_s,
+    )
 
 
 def _budget() -> Budget:
@@ -62,9 +83,17 @@ async def test_a_served_result_is_explained_with_what_its_response_read(store):
     page = await core.search("lantern", "17850", 20, False, _budget())
     store.append([d.RecordedEvent("e2", "17850", d.UserEvent("P4", d.EventKind.PURCHASE, 1.8e9, 1))])  # later
     out = await core.explain_result(page.attribution_token, ["P17", "P2"], _budget())
-    assert explainer.calls == [dict(user_id="17850", query="lantern", product_ids=["P17", "P2"],
-                                    variant="fused+explore=0.2", recent=[purchase], bundle_id=BUNDLE,
-                                    all_evidence=True)]
+    assert explainer.calls == [
+        dict(
+            user_id="17850",
+            query="lantern",
+            product_ids=["P17", "P2"],
+            variant="fused+explore=0.2",
+            recent=[purchase],
+            bundle_id=BUNDLE,
+            all_evidence=True,
+        )
+    ]
     served = {i.product_id: i.score for i in page.items}
     assert [(i.product_id, i.score) for i in out.items] == [("P17", served["P17"]), ("P2", served["P2"])]
     assert out.items[0].price == d.Money("GBP", 1, 500_000_000)  # the catalogue's, as on the page
@@ -83,8 +112,11 @@ async def test_bad_tokens_and_products_are_invalid_arguments_naming_the_field(st
         with pytest.raises(InvalidArgumentError) as info:
             await core.explain_result(token, ["P0"], _budget())
         assert [v.field for v in info.value.violations] == ["attribution_token"]
-    for products, fields in (([], ["product_ids"]), (["P0"] * 21, ["product_ids"]),
-                             (["P0", "P29", "P0"], ["product_ids[1]", "product_ids[2]"])):
+    for products, fields in (
+        ([], ["product_ids"]),
+        (["P0"] * 21, ["product_ids"]),
+        (["P0", "P29", "P0"], ["product_ids[1]", "product_ids[2]"]),
+    ):
         with pytest.raises(InvalidArgumentError) as info:
             await core.explain_result(page.attribution_token, products, _budget())
         assert [v.field for v in info.value.violations] == fields
@@ -120,9 +152,12 @@ def test_an_inner_failed_precondition_keeps_its_reason():
 
     detail = any_pb2.Any()
     detail.Pack(error_details_pb2.ErrorInfo(reason="BUNDLE_NOT_LOADED", metadata={"bundle_id": BUNDLE}))
-    trailers = grpc.aio.Metadata(("grpc-status-details-bin",
-                                  status_pb2.Status(code=9, details=[detail]).SerializeToString()))
-    err = _domain_error(grpc.aio.AioRpcError(grpc.StatusCode.FAILED_PRECONDITION, grpc.aio.Metadata(), trailers,
-                                             "bundle gone"), "explanation")
+    trailers = grpc.aio.Metadata(
+        ("grpc-status-details-bin", status_pb2.Status(code=9, details=[detail]).SerializeToString())
+    )
+    err = _domain_error(
+        grpc.aio.AioRpcError(grpc.StatusCode.FAILED_PRECONDITION, grpc.aio.Metadata(), trailers, "bundle gone"),
+        "explanation",
+    )
     assert isinstance(err, FailedPreconditionError)
     assert (err.reason, err.extra) == ("BUNDLE_NOT_LOADED", {"bundle_id": BUNDLE})

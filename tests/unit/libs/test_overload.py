@@ -1,4 +1,5 @@
 """Admission control and the retry budget, against real in-process gRPC servers on 127.0.0.1."""
+
 import asyncio
 import json
 import time
@@ -42,13 +43,15 @@ async def _server(servicer, interceptors=()):
 
 async def test_past_the_limit_calls_are_resource_exhausted_at_once_and_health_still_answers():
     release = asyncio.Event()
-    server, addr = await _server(_Ranking(release), [ObservabilityInterceptor("ranking"),
-                                                     AdmissionInterceptor(2, max_waiting=0)])
+    server, addr = await _server(
+        _Ranking(release), [ObservabilityInterceptor("ranking"), AdmissionInterceptor(2, max_waiting=0)]
+    )
     try:
         async with grpc.aio.insecure_channel(addr) as channel:
             stub = rgrpc.RankingServiceStub(channel)
-            admitted = [asyncio.ensure_future(stub.RankCandidates(rpb.RankCandidatesRequest(), timeout=10))
-                        for _ in range(2)]
+            admitted = [
+                asyncio.ensure_future(stub.RankCandidates(rpb.RankCandidatesRequest(), timeout=10)) for _ in range(2)
+            ]
             await asyncio.sleep(0.3)
             start = time.monotonic()
             with pytest.raises(grpc.aio.AioRpcError) as info:
@@ -68,8 +71,9 @@ async def test_past_the_limit_calls_are_resource_exhausted_at_once_and_health_st
 
 async def test_a_burst_waits_briefly_for_a_slot_and_the_queue_is_bounded():
     release = asyncio.Event()
-    server, addr = await _server(_Ranking(release), [AdmissionInterceptor(1, max_waiting=1, max_wait_s=2.0,
-                                                                          calm_s=0.0)])
+    server, addr = await _server(
+        _Ranking(release), [AdmissionInterceptor(1, max_waiting=1, max_wait_s=2.0, calm_s=0.0)]
+    )
     try:
         async with grpc.aio.insecure_channel(addr) as channel:
             stub = rgrpc.RankingServiceStub(channel)
@@ -98,8 +102,9 @@ async def test_a_burst_waits_briefly_for_a_slot_and_the_queue_is_bounded():
 
 async def test_under_sustained_overload_nothing_waits():
     release = asyncio.Event()
-    server, addr = await _server(_Ranking(release), [AdmissionInterceptor(1, max_waiting=1, max_wait_s=2.0,
-                                                                          calm_s=10.0)])
+    server, addr = await _server(
+        _Ranking(release), [AdmissionInterceptor(1, max_waiting=1, max_wait_s=2.0, calm_s=10.0)]
+    )
     try:
         async with grpc.aio.insecure_channel(addr) as channel:
             stub = rgrpc.RankingServiceStub(channel)

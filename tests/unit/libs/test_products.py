@@ -1,5 +1,6 @@
 """The living catalogue's pure rules (libs.products.model), and both product store backends running the same tests:
 SQLite in tmp_path, PostgreSQL in a fresh database of a real server (see tests/postgres.py)."""
+
 from __future__ import annotations
 
 import threading
@@ -20,8 +21,13 @@ from tests import backends
 GBP = Money("GBP", 2, 550_000_000)
 
 
-def _p(pid: str = "85123A", title: str = "WHITE HANGING HEART T-LIGHT HOLDER", price: Money | None = GBP,
-       availability: Availability | None = Availability.IN_STOCK, **kw) -> ProductContent:
+def _p(
+    pid: str = "85123A",
+    title: str = "WHITE HANGING HEART T-LIGHT HOLDER",
+    price: Money | None = GBP,
+    availability: Availability | None = Availability.IN_STOCK,
+    **kw,
+) -> ProductContent:
     return ProductContent(pid, title, price, availability, **kw)
 
 
@@ -31,28 +37,40 @@ def _fields(exc: pytest.ExceptionInfo) -> list[str]:
 
 # --- validation (pure) ---
 
+
 def test_every_bad_field_is_named_with_its_index():
     with pytest.raises(InvalidArgumentError) as info:
-        check_upsert([
-            _p("A1"),
-            _p("A2", title="   "),
-            _p("A3", title="x" * 201),
-            _p("A4", title="bad\x00title"),
-            _p("A5", price=Money("GBP", -1, 0)),
-            _p("A6", price=Money("GBP", 0, -5)),
-            _p("A7", price=Money("gbp", 1, 0)),
-            _p("A8", price=None),
-            _p("A9", availability=None),
-            _p("A 10"),
-            _p("A1"),
-            _p("A12", categories=("ok", "")),
-            _p("A13", price=Money("GBP", 1, 1_000_000_000)),
-        ])
+        check_upsert(
+            [
+                _p("A1"),
+                _p("A2", title="   "),
+                _p("A3", title="x" * 201),
+                _p("A4", title="bad\x00title"),
+                _p("A5", price=Money("GBP", -1, 0)),
+                _p("A6", price=Money("GBP", 0, -5)),
+                _p("A7", price=Money("gbp", 1, 0)),
+                _p("A8", price=None),
+                _p("A9", availability=None),
+                _p("A 10"),
+                _p("A1"),
+                _p("A12", categories=("ok", "")),
+                _p("A13", price=Money("GBP", 1, 1_000_000_000)),
+            ]
+        )
     assert _fields(info) == [
-        "products[1].title", "products[2].title", "products[3].title", "products[4].price.units",
-        "products[5].price.nanos", "products[6].price.currency_code", "products[7].price",
-        "products[8].availability", "products[9].product_id", "products[10].product_id",
-        "products[11].categories[1]", "products[12].price.nanos"]
+        "products[1].title",
+        "products[2].title",
+        "products[3].title",
+        "products[4].price.units",
+        "products[5].price.nanos",
+        "products[6].price.currency_code",
+        "products[7].price",
+        "products[8].availability",
+        "products[9].product_id",
+        "products[10].product_id",
+        "products[11].categories[1]",
+        "products[12].price.nanos",
+    ]
 
 
 def test_batch_bounds():
@@ -79,6 +97,7 @@ def test_dataset_prices_become_exact_money():
 
 
 # --- the store, both backends ---
+
 
 @pytest.fixture(params=["sqlite", "postgres"])
 def open_store(request, tmp_path) -> Iterator[Callable[[], ProductStore]]:
@@ -108,8 +127,14 @@ def test_upsert_is_idempotent_and_every_change_advances_the_sequence(store):
 
 
 def test_content_reads_back_exactly(store):
-    sent = _p("Ü-1", title="CAFÉ “LANTERN”", description="Glass.\nTwo sizes.", categories=("home", "lights"),
-              price=Money("EUR", 999_999_999, 999_999_999), availability=Availability.OUT_OF_STOCK)
+    sent = _p(
+        "Ü-1",
+        title="CAFÉ “LANTERN”",
+        description="Glass.\nTwo sizes.",
+        categories=("home", "lights"),
+        price=Money("EUR", 999_999_999, 999_999_999),
+        availability=Availability.OUT_OF_STOCK,
+    )
     store.upsert([sent], now=1.5)
     assert store.get("Ü-1").content == sent
     assert store.get("missing") is None
@@ -154,7 +179,7 @@ def test_concurrent_writers_on_two_replicas_get_distinct_increasing_sequences(op
         try:
             for i in range(20):
                 replicas[n].upsert([_p(f"R{n}-{i}"), _p(f"R{n}-{i}b")], now=float(i))
-        except BaseException as exc:  # noqa: BLE001 - reported below
+        except BaseException as exc:
             errors.append(exc)
 
     threads = [threading.Thread(target=write, args=(n,)) for n in range(2)]
@@ -182,6 +207,7 @@ async def test_view_follows_changes_of_another_replica(open_store):
 
 
 # --- Catalog (the service logic) ---
+
 
 async def test_catalog_pages_tokens_and_errors(tmp_path):
     store = SqliteProductStore(tmp_path / "c.sqlite3")

@@ -62,8 +62,9 @@ async def test_bad_inputs_name_the_field():
 async def test_fresh_purchase_changes_the_ranking_without_retraining():
     core = _core(fakes.FakeRankers())
     before = await core.rank("3", "", fakes.PRODUCTS, 0, "fused", 0, [], 1.0)
-    after = await core.rank("3", "", fakes.PRODUCTS, 0, "fused", 0,
-                            [d.UserEvent("F", d.EventKind.PURCHASE, 1e9, 1)], 1.0)
+    after = await core.rank(
+        "3", "", fakes.PRODUCTS, 0, "fused", 0, [d.UserEvent("F", d.EventKind.PURCHASE, 1e9, 1)], 1.0
+    )
     rank_of = lambda r: [i.product_id for i in r.items].index("F")
     assert rank_of(after) < rank_of(before)
 
@@ -76,11 +77,21 @@ def test_mmr_zero_weight_is_relevance_order_and_weight_spreads_near_duplicates()
 
 
 async def test_responses_name_the_bundle_the_versions_came_from():
-    core = RankingCore(fakes.store(), fakes.TITLES, fakes.FUSION, fakes.FakeRankers().infer, fakes.encode, _versions,
-                       bundle_id="b0002-20261201T120000Z")
+    core = RankingCore(
+        fakes.store(),
+        fakes.TITLES,
+        fakes.FUSION,
+        fakes.FakeRankers().infer,
+        fakes.encode,
+        _versions,
+        bundle_id="b0002-20261201T120000Z",
+    )
     ranked = await core.rank("1", "", fakes.PRODUCTS, 3, "fused", 0.0, [], 1.0)
     assert {(v.name, v.version) for v in ranked.versions} == {
-        (GNN_RANKER, "1"), (TRANSFORMER_RANKER, "1"), ("bundle", "b0002-20261201T120000Z")}
+        (GNN_RANKER, "1"),
+        (TRANSFORMER_RANKER, "1"),
+        ("bundle", "b0002-20261201T120000Z"),
+    }
 
 
 async def test_explore_setting_of_a_variant_lifts_never_bought_products_by_a_fixed_term():
@@ -94,14 +105,16 @@ async def test_explore_setting_of_a_variant_lifts_never_bought_products_by_a_fix
         bonus = 0.5 * fakes.FUSION.explore_span if new else 0.0
         assert item.model_scores["discovery"] == pytest.approx(bonus)
         assert item.score == pytest.approx(fused[item.product_id] + bonus)
-    first_new = lambda r: next(i for i, x in enumerate(r.items)
-                               if fakes.store().item_index.get_loc(x.product_id) not in bought)
+    first_new = lambda r: next(
+        i for i, x in enumerate(r.items) if fakes.store().item_index.get_loc(x.product_id) not in bought
+    )
     assert first_new(lean) <= first_new(base)
     assert "discovery" not in base.items[0].model_scores  # the trained balance carries no extra term
 
 
-@pytest.mark.parametrize("variant", ["fused+explore=1.5", "fused+explore=-0.1", "fused+explore=nan",
-                                     "fused+explore=", "bogus+explore=0.2"])
+@pytest.mark.parametrize(
+    "variant", ["fused+explore=1.5", "fused+explore=-0.1", "fused+explore=nan", "fused+explore=", "bogus+explore=0.2"]
+)
 async def test_bad_explore_settings_are_invalid_variants(variant):
     with pytest.raises(InvalidArgumentError, match="variant"):
         await _core(fakes.FakeRankers()).rank("1", "", ["A"], 0, variant, 0, [], 1.0)

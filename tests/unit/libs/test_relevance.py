@@ -3,8 +3,14 @@ import pytest
 
 from libs.relevance import PHRASE_BONUS, WEIGHT, TitleMatcher, analyse, match
 
-TITLES = ["LUNCH BAG RED RETROSPOT", "RED RETROSPOT LUNCH BOX", "JUMBO BAG RED", "REGENCY TEACUP AND SAUCER",
-          "SET OF 3 REGENCY CAKE TINS", "BAG LUNCH CHARLOTTE"]
+TITLES = [
+    "LUNCH BAG RED RETROSPOT",
+    "RED RETROSPOT LUNCH BOX",
+    "JUMBO BAG RED",
+    "REGENCY TEACUP AND SAUCER",
+    "SET OF 3 REGENCY CAKE TINS",
+    "BAG LUNCH CHARLOTTE",
+]
 
 
 def test_grades_all_words_above_partial_above_none():

@@ -21,16 +21,20 @@ def _vectors() -> np.ndarray:
     return np.hstack([v, np.zeros((5, 5), dtype=np.float32)])
 
 
-def _core(histories: dict[str, UserContext] | None = None, encoder_down: bool = False,
-          encoder_delay_s: float = 0.0) -> RetrievalCore:
+def _core(
+    histories: dict[str, UserContext] | None = None, encoder_down: bool = False, encoder_delay_s: float = 0.0
+) -> RetrievalCore:
     async def encode(texts, timeout):
         if encoder_down:
             raise UnavailableError("text_encoder: UNAVAILABLE")
         await asyncio.sleep(encoder_delay_s)
         return np.stack([_vectors()[0] if "lantern" in t.lower() else _vectors()[3] for t in texts])
 
-    co = sp.csr_matrix(np.array([[0, 0, 0, 3, 0], [0, 0, 0, 0, 0], [0, 0, 0, 0, 0], [3, 0, 0, 0, 1],
-                                 [0, 0, 0, 1, 0]], dtype=np.float32))
+    co = sp.csr_matrix(
+        np.array(
+            [[0, 0, 0, 3, 0], [0, 0, 0, 0, 0], [0, 0, 0, 0, 0], [3, 0, 0, 0, 1], [0, 0, 0, 1, 0]], dtype=np.float32
+        )
+    )
     empty = UserContext.empty(100.0)
     popularity = np.array([1.0, 5.0, 0.0, 2.0, 4.0])
 
@@ -38,11 +42,13 @@ def _core(histories: dict[str, UserContext] | None = None, encoder_down: bool = 
         own = pd.unique(ctx.items[::-1])
         neighbours = np.flatnonzero(np.asarray(co[own].sum(axis=0)).ravel()) if len(own) else np.zeros(0, int)
         similar = np.setdiff1d([2], own)  # what "similar customers" buy: the garden lantern set
-        return ([("history", own), ("co_purchase", neighbours), ("similar_customers", similar)] if len(own) else []) \
-            + [("popular", np.argsort(-popularity, kind="stable"))]
+        return ([("history", own), ("co_purchase", neighbours), ("similar_customers", similar)] if len(own) else []) + [
+            ("popular", np.argsort(-popularity, kind="stable"))
+        ]
 
-    return RetrievalCore(IDS, TITLES, _vectors(), popularity, parts,
-                         lambda user, recent: (histories or {}).get(user, empty), encode, co)
+    return RetrievalCore(
+        IDS, TITLES, _vectors(), popularity, parts, lambda user, recent: (histories or {}).get(user, empty), encode, co
+    )
 
 
 def test_rrf_sums_reciprocal_ranks_and_breaks_ties_by_index():
@@ -110,8 +116,9 @@ async def test_personal_search_adds_matching_repeat_purchases():
     cands, _ = await _core({"1": history}).query_candidates("lantern", "1", 10, 1.0)
     garden = next(c for c in cands if c.product_id == "90001")
     assert d.Source.REPEAT_PURCHASE in {s.source for s in garden.source_ranks}
-    assert all(d.Source.REPEAT_PURCHASE not in {s.source for s in c.source_ranks}
-               for c in cands if c.product_id == "22000")
+    assert all(
+        d.Source.REPEAT_PURCHASE not in {s.source for s in c.source_ranks} for c in cands if c.product_id == "22000"
+    )
 
 
 async def test_over_store_reads_the_feature_stores_data():

@@ -1,4 +1,5 @@
 """libs.stack supervision with tiny stand-in processes (no services, no Triton)."""
+
 import os
 import signal
 import subprocess
@@ -56,9 +57,11 @@ def test_a_crashed_child_is_restarted_at_once_then_after_its_backoff_and_stop_en
 def test_kill_group_removes_what_a_killed_parent_left_behind():
     # The parent starts a grandchild in its own process group (as tritonserver starts its backend stubs) and is
     # then killed with SIGKILL, like Triton in the chaos run.
-    parent = _spawn("import subprocess, sys, time\n"
-                    "c = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'])\n"
-                    "print(c.pid, flush=True); time.sleep(60)")
+    parent = _spawn(
+        "import subprocess, sys, time\n"
+        "c = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'])\n"
+        "print(c.pid, flush=True); time.sleep(60)"
+    )
     orphan = int(parent.stdout.readline())
     os.kill(parent.pid, signal.SIGKILL)
     parent.wait()

@@ -1,5 +1,6 @@
 """Trace context crosses real gRPC hops on loopback: caller -> A -> B are one trace, each span the child of the
 call that caused it; off by default; the trace id reaches the JSON logs."""
+
 import json
 import logging
 
@@ -14,6 +15,7 @@ from libs import logs, tracing
 from libs.channels import open_channel
 from libs.config import TracingSettings
 from libs.interceptors import ObservabilityInterceptor
+
 
 @pytest.fixture
 def spans(monkeypatch):
@@ -33,8 +35,9 @@ async def _server(name: str, handlers) -> tuple[grpc.aio.Server, str]:
 
 
 def _echo_service(name: str, fn):
-    return lambda s: s.add_generic_rpc_handlers([grpc.method_handlers_generic_handler(
-        name, {"Call": grpc.unary_unary_rpc_method_handler(fn)})])
+    return lambda s: s.add_generic_rpc_handlers(
+        [grpc.method_handlers_generic_handler(name, {"Call": grpc.unary_unary_rpc_method_handler(fn)})]
+    )
 
 
 async def test_one_trace_across_two_hops(spans):
@@ -97,10 +100,12 @@ def test_file_mode_writes_one_json_span_per_line(tmp_path):
     import subprocess
     import sys
 
-    code = ("from libs import tracing\n"
-            "tracing.configure('ranking', tracing.TracingSettings(mode='file'))\n"
-            "with tracing.span('/R/Rank', tracing.SERVER):\n"
-            "    pass\n")
+    code = (
+        "from libs import tracing\n"
+        "tracing.configure('ranking', tracing.TracingSettings(mode='file'))\n"
+        "with tracing.span('/R/Rank', tracing.SERVER):\n"
+        "    pass\n"
+    )
     env = {**os.environ, "SHOP_TRACING_DIR": str(tmp_path)}
     subprocess.run([sys.executable, "-c", code], env=env, check=True, timeout=60)
     lines = (tmp_path / "ranking.jsonl").read_text().splitlines()

@@ -1,13 +1,14 @@
 """Pinning model versions in a Triton config (polling mode writes it; explicit mode sends it)."""
+
 from libs.triton.repository import model_config, write_pinned_config
 
-CONFIG = '''name: "gnn_ranker"
+CONFIG = """name: "gnn_ranker"
 backend: "python"
 max_batch_size: 64
 input { name: "cand_ids" data_type: TYPE_INT64 dims: -1 }
 output { name: "score" data_type: TYPE_FP32 dims: -1 }
 instance_group { count: 1 kind: KIND_CPU }
-'''
+"""
 
 
 def test_a_pinned_config_is_the_same_config_serving_only_the_given_versions(tmp_path):

@@ -1,4 +1,5 @@
 """Benchmark helpers: input shapes against libs.model_io, bounded timing loops, report rendering."""
+
 from __future__ import annotations
 
 import asyncio
@@ -39,24 +40,70 @@ def test_time_sync_is_bounded() -> None:
 
 
 async def test_closed_loop_bounded() -> None:
-    lat, elapsed = await bench.closed_loop(lambda: asyncio.sleep(0.001), concurrency=4, duration_s=30,
-                                           max_requests=40)
+    lat, elapsed = await bench.closed_loop(lambda: asyncio.sleep(0.001), concurrency=4, duration_s=30, max_requests=40)
     assert len(lat) == 40 and elapsed < 5
 
 
 def test_markdown_renders_all_sections() -> None:
-    batches = [{"model": "gnn_ranker", "batch": 1, "candidates": 200, "ort_p50_ms": 1.0, "ort_p95_ms": 2.0,
-                "triton_p50_ms": 6.0, "triton_p95_ms": 9.0, "triton_over_ort": 6.0, "ort_ms_per_scenario": 1.0,
-                "triton_ms_per_scenario": 6.0}]
-    dyn = [{"model": "gnn_ranker", "concurrency": 4, "requests": 100, "triton_rps": 300.0, "triton_p50_ms": 12.0,
-            "triton_p99_ms": 30.0, "avg_batch_formed": float("nan"), "ort_serial_b1_rps": 900.0,
-            "ort_prebatched_rps": 2000.0}]
-    expl = [{"mode": "Search explain=false", "requests": 10, "p50_ms": 40.0, "p95_ms": 60.0, "mean_ms": 45.0,
-             "errors": 0, "degraded": 0, "explained_results_per_response": 0.0},
-            {"mode": "Search explain=true", "requests": 10, "p50_ms": 100.0, "p95_ms": 150.0, "mean_ms": 110.0,
-             "errors": 1, "degraded": 2, "explained_results_per_response": 20.0},
-            {"mode": "ExplainResult, 1 of its results", "requests": 10, "p50_ms": 16.0, "p95_ms": 20.0,
-             "mean_ms": 17.0, "errors": 0, "degraded": 0, "explained_results_per_response": 1.0}]
+    batches = [
+        {
+            "model": "gnn_ranker",
+            "batch": 1,
+            "candidates": 200,
+            "ort_p50_ms": 1.0,
+            "ort_p95_ms": 2.0,
+            "triton_p50_ms": 6.0,
+            "triton_p95_ms": 9.0,
+            "triton_over_ort": 6.0,
+            "ort_ms_per_scenario": 1.0,
+            "triton_ms_per_scenario": 6.0,
+        }
+    ]
+    dyn = [
+        {
+            "model": "gnn_ranker",
+            "concurrency": 4,
+            "requests": 100,
+            "triton_rps": 300.0,
+            "triton_p50_ms": 12.0,
+            "triton_p99_ms": 30.0,
+            "avg_batch_formed": float("nan"),
+            "ort_serial_b1_rps": 900.0,
+            "ort_prebatched_rps": 2000.0,
+        }
+    ]
+    expl = [
+        {
+            "mode": "Search explain=false",
+            "requests": 10,
+            "p50_ms": 40.0,
+            "p95_ms": 60.0,
+            "mean_ms": 45.0,
+            "errors": 0,
+            "degraded": 0,
+            "explained_results_per_response": 0.0,
+        },
+        {
+            "mode": "Search explain=true",
+            "requests": 10,
+            "p50_ms": 100.0,
+            "p95_ms": 150.0,
+            "mean_ms": 110.0,
+            "errors": 1,
+            "degraded": 2,
+            "explained_results_per_response": 20.0,
+        },
+        {
+            "mode": "ExplainResult, 1 of its results",
+            "requests": 10,
+            "p50_ms": 16.0,
+            "p95_ms": 20.0,
+            "mean_ms": 17.0,
+            "errors": 0,
+            "degraded": 0,
+            "explained_results_per_response": 1.0,
+        },
+    ]
     meta = {"finished": "now", "machine": "m", "inputs": "SYNTHETIC", "triton": "t", "ort_threads": 1}
     md = bench.markdown(meta, batches, dyn, expl)
     assert "| gnn_ranker | 1 | 1.00 | 2.00 | 6.00 | 9.00 | 6.00x |" in md

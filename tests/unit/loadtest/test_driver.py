@@ -1,4 +1,5 @@
 """The driver's closed loop and payload mix, against fake targets (no processes, no network)."""
+
 from __future__ import annotations
 
 import asyncio
@@ -53,10 +54,19 @@ def test_parse_args_defaults() -> None:
 def test_write_reports(tmp_path: Path) -> None:
     from loadtest.stats import Sample, attach_ceiling, rows_for_step
 
-    rows = attach_ceiling(rows_for_step("echo", 1, 1.0, [Sample("Search", 0.001)] * 100)
-                          + rows_for_step("gateway", 1, 1.0, [Sample("Search", 0.02)] * 10))
-    meta = {"finished": "now", "machine": "test", "duration_s": 1, "echo_duration_s": 1, "timeout_s": 5,
-            "payloads": "x", "stack": "fake"}
+    rows = attach_ceiling(
+        rows_for_step("echo", 1, 1.0, [Sample("Search", 0.001)] * 100)
+        + rows_for_step("gateway", 1, 1.0, [Sample("Search", 0.02)] * 10)
+    )
+    meta = {
+        "finished": "now",
+        "machine": "test",
+        "duration_s": 1,
+        "echo_duration_s": 1,
+        "timeout_s": 5,
+        "payloads": "x",
+        "stack": "fake",
+    }
     driver.write_reports(rows, meta, tmp_path)
     assert {p.name for p in tmp_path.iterdir()} == {"load.md", "load.json", "load.png"}
     assert "| gateway | mix | 1 | 10 |" in (tmp_path / "load.md").read_text()

@@ -13,8 +13,12 @@ from libs import convert
 from libs.errors import InvalidArgumentError
 from loadtest.fuzz import MAX_MESSAGE, hostile_request, names_a_field
 
-SERVICES = [gpb.DESCRIPTOR.services_by_name["GatewayService"], rpb.DESCRIPTOR.services_by_name["RetrievalService"],
-            kpb.DESCRIPTOR.services_by_name["RankingService"], xpb.DESCRIPTOR.services_by_name["ExplanationService"]]
+SERVICES = [
+    gpb.DESCRIPTOR.services_by_name["GatewayService"],
+    rpb.DESCRIPTOR.services_by_name["RetrievalService"],
+    kpb.DESCRIPTOR.services_by_name["RankingService"],
+    xpb.DESCRIPTOR.services_by_name["ExplanationService"],
+]
 METHODS = [m for s in SERVICES for m in s.methods]
 
 
@@ -60,8 +64,11 @@ def test_record_events_carry_timestamps_outside_their_range_and_unknown_enum_num
 def test_nan_and_infinite_floats_reach_float_fields():
     rank = kpb.DESCRIPTOR.services_by_name["RankingService"].methods_by_name["RankCandidates"]
     rng = random.Random(4)
-    values = [m.diversity for _ in range(300)
-              if (m := _parsed(hostile_request(rank.input_type, rng).payload, kpb.RankCandidatesRequest))]
+    values = [
+        m.diversity
+        for _ in range(300)
+        if (m := _parsed(hostile_request(rank.input_type, rng).payload, kpb.RankCandidatesRequest))
+    ]
     assert any(v != v for v in values)
     assert any(v in (float("inf"), -float("inf")) for v in values)
 

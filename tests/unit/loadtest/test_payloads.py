@@ -1,4 +1,5 @@
 """Payload generation (shares, determinism, validity) and the committed ghz files."""
+
 from __future__ import annotations
 
 import json

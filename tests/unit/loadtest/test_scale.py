@@ -24,8 +24,11 @@ def test_ranker_inputs_fit_the_spec_and_span_the_catalogue():
 
 
 def test_targets_compare_largest_to_smallest():
-    row = lambda f, ms, p50, rec: {"factor": f, "rankers": {"r": {"ort_ms": ms}},
-                                   "retrieval": {"dense_p50_ms": p50, "dense_recall@10": rec}}
+    row = lambda f, ms, p50, rec: {
+        "factor": f,
+        "rankers": {"r": {"ort_ms": ms}},
+        "retrieval": {"dense_p50_ms": p50, "dense_recall@10": rec},
+    }
     got = targets([row(1, 1.0, 0.2, 1.0), row(100, 1.1, 0.9, 0.94)])
     assert got["r_time_x100_over_x1"]["ok"] and not got["dense_p50_x100_over_x1"]["ok"]
     assert not got["dense_recall@10_x100"]["ok"]

@@ -1,4 +1,5 @@
 """Load-test statistics, table and chart on synthetic latencies (no processes, no network)."""
+
 from __future__ import annotations
 
 import json
@@ -22,8 +23,12 @@ def test_percentiles_match_numpy_and_handle_empty() -> None:
 
 
 def test_summarise_counts_errors_degradations_and_rate() -> None:
-    samples = ([Sample("Search", 0.010)] * 80 + [Sample("Search", 0.020, degraded=True)] * 20
-               + [Sample("Search", 0.001, "UNAVAILABLE")] * 5 + [Sample("Recommend", 5.0, "DEADLINE_EXCEEDED")] * 2)
+    samples = (
+        [Sample("Search", 0.010)] * 80
+        + [Sample("Search", 0.020, degraded=True)] * 20
+        + [Sample("Search", 0.001, "UNAVAILABLE")] * 5
+        + [Sample("Recommend", 5.0, "DEADLINE_EXCEEDED")] * 2
+    )
     row = stats.summarise("gateway", "mix", 4, 10.0, samples)
     assert row.requests == 107 and row.rps == pytest.approx(10.7)
     assert row.errors == {"DEADLINE_EXCEEDED": 2, "UNAVAILABLE": 5}
@@ -35,8 +40,12 @@ def test_rows_split_by_rpc_and_ceiling_share() -> None:
     gw = [Sample("Search", 0.02)] * 30 + [Sample("Recommend", 0.01)] * 10
     echo = [Sample("Search", 0.001)] * 400
     rows = stats.rows_for_step("echo", 4, 1.0, echo) + stats.rows_for_step("gateway", 4, 1.0, gw)
-    assert [(r.target, r.rpc) for r in rows] == [("echo", "mix"), ("gateway", "mix"), ("gateway", "Recommend"),
-                                                ("gateway", "Search")]
+    assert [(r.target, r.rpc) for r in rows] == [
+        ("echo", "mix"),
+        ("gateway", "mix"),
+        ("gateway", "Recommend"),
+        ("gateway", "Search"),
+    ]
     stats.attach_ceiling(rows)
     assert rows[1].ceiling_share == pytest.approx(40 / 400)
     assert rows[0].ceiling_share is None and rows[2].ceiling_share is None
@@ -62,8 +71,9 @@ def test_plot_writes_png(tmp_path: Path) -> None:
     rows = []
     for c in (1, 4, 16):
         rows += stats.rows_for_step("echo", c, 1.0, [Sample("Search", 0.001)] * (500 * c))
-        rows += stats.rows_for_step("gateway", c, 1.0, [Sample("Search", 0.01 * c)] * (50 * c)
-                                    + [Sample("Recommend", 0.02)] * 5)
+        rows += stats.rows_for_step(
+            "gateway", c, 1.0, [Sample("Search", 0.01 * c)] * (50 * c) + [Sample("Recommend", 0.02)] * 5
+        )
     out = stats.plot(stats.attach_ceiling(rows), tmp_path / "load.png")
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert not list(tmp_path.glob("*.tmp"))

@@ -1,4 +1,5 @@
 """The per-stage table of `make load`, from span files as the services write them (libs.tracing file mode)."""
+
 import json
 
 from opentelemetry.sdk.resources import Resource
@@ -11,16 +12,20 @@ from loadtest import traces
 
 
 def _span(service: str, kind: str, name: str, start: str, end: str) -> dict:
-    return {"name": name, "kind": f"SpanKind.{kind}", "start_time": start, "end_time": end,
-            "resource": {"attributes": {"service.name": f"shop-{service}"}}}
+    return {
+        "name": name,
+        "kind": f"SpanKind.{kind}",
+        "start_time": start,
+        "end_time": end,
+        "resource": {"attributes": {"service.name": f"shop-{service}"}},
+    }
 
 
 def test_summarise_groups_by_service_kind_and_name_within_the_window():
     spans = [
         _span("gateway", "SERVER", "/G/Search", "2026-12-01T10:00:00.000000Z", "2026-12-01T10:00:00.030000Z"),
         _span("gateway", "SERVER", "/G/Search", "2026-12-01T10:00:01.000000Z", "2026-12-01T10:00:01.010000Z"),
-        _span("ranking", "CLIENT", "triton gnn_ranker", "2026-12-01T10:00:00.005000Z",
-              "2026-12-01T10:00:00.009000Z"),
+        _span("ranking", "CLIENT", "triton gnn_ranker", "2026-12-01T10:00:00.005000Z", "2026-12-01T10:00:00.009000Z"),
         _span("gateway", "SERVER", "/G/Search", "2026-12-01T10:05:00.000000Z", "2026-12-01T10:05:09.000000Z"),
     ]
     start = traces._seconds("2026-12-01T10:00:00Z")

@@ -1,5 +1,6 @@
 """Adding a ranker = one module + one registry line: a tiny third ranker, registered only in this test, is trained,
 exported with parity, gets Triton configs, is served by ranking, fused, and explained - with no other change."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -48,15 +49,32 @@ class Tiny(nn.Module):
 def tiny_inputs(store, ctx, cand_idx, query_emb=None, new_cand_emb=None):
     ids, _, mask = history_features(ctx)
     cand_idx = np.asarray(cand_idx, np.int64)
-    return {IDS: ids[None], MASK: mask[None], CAND_EMB: store.candidate_embeddings(cand_idx, new_cand_emb)[None],
-            POP_FEATS: pop_features_of(store, cand_idx)[None]}
+    return {
+        IDS: ids[None],
+        MASK: mask[None],
+        CAND_EMB: store.candidate_embeddings(cand_idx, new_cand_emb)[None],
+        POP_FEATS: pop_features_of(store, cand_idx)[None],
+    }
 
 
-SPEC = ModelSpec(NAME, inputs=(Tensor(IDS, "int64", (MAX_HISTORY,)), Tensor(MASK, "float32", (MAX_HISTORY,)),
-                               Tensor(CAND_EMB, "float32", (-1, TEXT_DIM)), Tensor(POP_FEATS, "float32", (-1, POP_FEATURES))),
-                 outputs=(Tensor(SCORE, "float32", (-1,)),), max_batch_size=64)
-TINY = Ranker(spec=SPEC, inputs=tiny_inputs, module=f"{__name__}:Tiny",
-              history_slots=((IDS, MASK),), description="test-only ranker")
+SPEC = ModelSpec(
+    NAME,
+    inputs=(
+        Tensor(IDS, "int64", (MAX_HISTORY,)),
+        Tensor(MASK, "float32", (MAX_HISTORY,)),
+        Tensor(CAND_EMB, "float32", (-1, TEXT_DIM)),
+        Tensor(POP_FEATS, "float32", (-1, POP_FEATURES)),
+    ),
+    outputs=(Tensor(SCORE, "float32", (-1,)),),
+    max_batch_size=64,
+)
+TINY = Ranker(
+    spec=SPEC,
+    inputs=tiny_inputs,
+    module=f"{__name__}:Tiny",
+    history_slots=((IDS, MASK),),
+    description="test-only ranker",
+)
 
 
 @pytest.fixture
@@ -73,8 +91,9 @@ def test_registered_ranker_joins_every_stage(tiny, tmp_path):
     # Training: examples and batches come from the registry's input builder.
     purchases, emb = synthetic.purchases(n_users=40), synthetic.item_embeddings()
     examples = build_examples(purchases, None, emb, synthetic.NOW, n_windows=3)
-    model, info = train_ranker(NAME, examples, synthetic.N_ITEMS, emb, TrainConfig(epochs=1, dim=8, batch_size=8),
-                               progress=False)
+    model, info = train_ranker(
+        NAME, examples, synthetic.N_ITEMS, emb, TrainConfig(epochs=1, dim=8, batch_size=8), progress=False
+    )
     assert np.isfinite(info["loss_per_epoch"]).all()
     store = synthetic.store()
     assert np.isfinite(score_catalogue(NAME, model, store, ["42"])).all()
@@ -98,8 +117,10 @@ async def test_ranking_and_explanation_serve_the_new_ranker(tiny):
     torch.manual_seed(0)
     store = synthetic.store()
     # What Triton serves: each ranker's exported (wire) form, reading ids where it holds the title table.
-    modules = {m: wire_form(serving_form((Tiny(synthetic.N_ITEMS) if m == NAME else _torch(m)).eval()), m,
-                            store.item_emb) for m in names()}
+    modules = {
+        m: wire_form(serving_form((Tiny(synthetic.N_ITEMS) if m == NAME else _torch(m)).eval()), m, store.item_emb)
+        for m in names()
+    }
 
     async def infer(model, inputs, outputs, timeout):
         with torch.no_grad():
@@ -113,22 +134,24 @@ async def test_ranking_and_explanation_serve_the_new_ranker(tiny):
     titles = [f"ITEM {i}" for i in range(synthetic.N_ITEMS)]
     products = [str(p) for p in store.item_index[:12]]
     ranked = await RankingCore(store, titles, fusion, infer, None, version).rank(
-        "42", "", products, 5, "fused", 0.0, [], 5.0)
+        "42", "", products, 5, "fused", 0.0, [], 5.0
+    )
     assert {v.name for v in ranked.versions} == set(names())
     assert all(NAME in item.model_scores for item in ranked.items)
     only = await RankingCore(store, titles, fusion, infer, None, version).rank(
-        "42", "", products, 5, "tiny_only", 0.0, [], 5.0)
+        "42", "", products, 5, "tiny_only", 0.0, [], 5.0
+    )
     assert set(only.items[0].model_scores) == {NAME, "fused"}
 
     page = [i.product_id for i in ranked.items]
     out = await ExplanationCore(store, titles, fusion, infer, None).explain("42", "", page, "fused", [], 5.0)
     for item, ex in zip(ranked.items, out.explanations):
         assert ex.score == pytest.approx(item.score, abs=1e-6)
-        assert any(e.kind in (d.EvidenceKind.PAST_PURCHASE, d.EvidenceKind.CO_PURCHASE_NEIGHBOUR)
-                   for e in ex.evidence)
+        assert any(e.kind in (d.EvidenceKind.PAST_PURCHASE, d.EvidenceKind.CO_PURCHASE_NEIGHBOUR) for e in ex.evidence)
 
 
 def _torch(name: str) -> nn.Module:
     torch.manual_seed(1)
-    return new_module(name, {"n_items": synthetic.N_ITEMS, "dim": 8, "dropout": 0.0},
-                                synthetic.item_embeddings()).eval()
+    return new_module(
+        name, {"n_items": synthetic.N_ITEMS, "dim": 8, "dropout": 0.0}, synthetic.item_embeddings()
+    ).eval()

@@ -1,4 +1,5 @@
 """The wire format (libs/rankers/wire.py): what a served ranker reads instead of the title embeddings."""
+
 import numpy as np
 
 from libs.model_io import CAND_EMB, CAND_IDS, HIST_EMB, HIST_IDS, HIST_MASK, NEW_CAND_EMB
@@ -15,8 +16,13 @@ def _inputs(cand_ids: list[int]) -> dict[str, np.ndarray]:
     cand = np.array([cand_ids])
     cand_emb = table[cand].copy()
     cand_emb[cand == 0] = 7.0  # a product newer than the model: its own title embedding
-    return {HIST_IDS: ids, HIST_EMB: table[ids], HIST_MASK: (ids > 0).astype(np.float32), CAND_IDS: cand,
-            CAND_EMB: cand_emb}
+    return {
+        HIST_IDS: ids,
+        HIST_EMB: table[ids],
+        HIST_MASK: (ids > 0).astype(np.float32),
+        CAND_IDS: cand,
+        CAND_EMB: cand_emb,
+    }
 
 
 def test_table_row_is_id_and_row_zero_is_padding():

@@ -1,4 +1,5 @@
 """Servicers are thin: these check only what they decide themselves (which field a value is read from)."""
+
 import pytest
 from shop.gateway.v1 import gateway_service_pb2 as gpb
 from shop.retrieval.v1 import retrieval_service_pb2 as rpb
@@ -16,8 +17,12 @@ NEWER = 99  # an enum value added by a peer built from newer protos
 async def test_newer_or_unspecified_event_type_is_invalid_argument_naming_the_field(tmp_path):
     store = SqliteEventStore(tmp_path / "events.sqlite3")
     core = GatewayCore(None, None, None, store, Variants.parse("fused:1"), None)
-    request = gpb.RecordEventsRequest(events=[gpb.Event(event_id="e1", type=NEWER, user_id="1", product_id="A"),
-                                              gpb.Event(event_id="e2", user_id="1", product_id="A")])
+    request = gpb.RecordEventsRequest(
+        events=[
+            gpb.Event(event_id="e1", type=NEWER, user_id="1", product_id="A"),
+            gpb.Event(event_id="e2", user_id="1", product_id="A"),
+        ]
+    )
     try:
         with pytest.raises(InvalidArgumentError) as info:
             await GatewayServicer(core, 1.0).RecordEvents(request, None)
@@ -37,32 +42,39 @@ class _Context:
         return None
 
 
-@pytest.mark.parametrize(("page_size", "limit", "expected"), [(0, 0, 200), (7, 0, 7), (0, 9, 9), (7, 9, 7),
-                                                              (5000, 0, 1000)])
+@pytest.mark.parametrize(
+    ("page_size", "limit", "expected"), [(0, 0, 200), (7, 0, 7), (0, 9, 9), (7, 9, 7), (5000, 0, 1000)]
+)
 async def test_retrieval_reads_page_size_then_the_deprecated_limit(page_size, limit, expected):
     core = _Core()
     await RetrievalServicer(lambda: core, 1.0).RetrieveQueryCandidates(
-        rpb.RetrieveQueryCandidatesRequest(query="lantern", page_size=page_size, limit=limit), _Context())
+        rpb.RetrieveQueryCandidatesRequest(query="lantern", page_size=page_size, limit=limit), _Context()
+    )
     assert core.limit == expected
 
 
-@pytest.mark.parametrize(("page_size", "limit", "field"),
-                         [(-1, 0, "page_size"), (0, -1, "limit"), (-1, 5, "page_size")])
+@pytest.mark.parametrize(
+    ("page_size", "limit", "field"), [(-1, 0, "page_size"), (0, -1, "limit"), (-1, 5, "page_size")]
+)
 async def test_retrieval_names_the_count_field_it_rejects(page_size, limit, field):
     with pytest.raises(InvalidArgumentError) as info:
         await RetrievalServicer(lambda: _Core(), 1.0).RetrieveQueryCandidates(
-            rpb.RetrieveQueryCandidatesRequest(query="lantern", page_size=page_size, limit=limit), _Context())
+            rpb.RetrieveQueryCandidatesRequest(query="lantern", page_size=page_size, limit=limit), _Context()
+        )
     assert [v.field for v in info.value.violations] == [field]
 
 
-@pytest.mark.parametrize(("request_fields", "fields"), [
-    ({"shelf": NEWER, "user_id": "1"}, ["shelf"]),
-    ({"shelf": 2}, ["user_id"]),  # SHELF_BUY_AGAIN without a customer
-    ({"user_id": "1", "context_product_ids": ["A"]}, ["context_product_ids"]),  # FOR_YOU takes no context
-    ({"shelf": 5, "context_product_ids": ["A", "B"]}, ["context_product_ids"]),  # SIMILAR_ITEMS: exactly one
-    ({"shelf": 4, "context_product_ids": ["A", "bad id"]}, ["context_product_ids[1]"]),
-    ({"shelf": 4, "user_id": "x1", "context_product_ids": ["A"]}, ["user_id"]),
-])
+@pytest.mark.parametrize(
+    ("request_fields", "fields"),
+    [
+        ({"shelf": NEWER, "user_id": "1"}, ["shelf"]),
+        ({"shelf": 2}, ["user_id"]),  # SHELF_BUY_AGAIN without a customer
+        ({"user_id": "1", "context_product_ids": ["A"]}, ["context_product_ids"]),  # FOR_YOU takes no context
+        ({"shelf": 5, "context_product_ids": ["A", "B"]}, ["context_product_ids"]),  # SIMILAR_ITEMS: exactly one
+        ({"shelf": 4, "context_product_ids": ["A", "bad id"]}, ["context_product_ids[1]"]),
+        ({"shelf": 4, "user_id": "x1", "context_product_ids": ["A"]}, ["user_id"]),
+    ],
+)
 async def test_recommend_names_the_shelf_field_it_rejects(request_fields, fields):
     core = GatewayCore(None, None, None, None, Variants.parse("fused:1"), None)  # never reached
     with pytest.raises(InvalidArgumentError) as info:
@@ -73,5 +85,6 @@ async def test_recommend_names_the_shelf_field_it_rejects(request_fields, fields
 async def test_retrieval_refuses_a_shelf_without_its_context():
     with pytest.raises(InvalidArgumentError) as info:
         await RetrievalServicer(_Core(), 1.0).RetrieveUserCandidates(
-            rpb.RetrieveUserCandidatesRequest(shelf=5), _Context())
+            rpb.RetrieveUserCandidatesRequest(shelf=5), _Context()
+        )
     assert [v.field for v in info.value.violations] == ["context_product_ids"]

@@ -1,4 +1,5 @@
 """The A/B readout: events joined on their response's token, rates with intervals, differences from control."""
+
 import math
 
 import pytest
@@ -57,10 +58,17 @@ def test_recommend_events_split_per_shelf_their_token_names():
     from tools.ab_report import by_shelf
 
     tokens = AttributionTokens(b"k" * 32)
-    again, discover, search = (tokens.issue("fused", d.Shelf.BUY_AGAIN), tokens.issue("fused", d.Shelf.DISCOVER),
-                               tokens.issue("fused"))
-    events = [(again, "fused", "IMPRESSION", "A"), (discover, "fused", "IMPRESSION", "B"),
-              (again, "fused", "CLICK", "A"), (search, "fused", "CLICK", "C")]
+    again, discover, search = (
+        tokens.issue("fused", d.Shelf.BUY_AGAIN),
+        tokens.issue("fused", d.Shelf.DISCOVER),
+        tokens.issue("fused"),
+    )
+    events = [
+        (again, "fused", "IMPRESSION", "A"),
+        (discover, "fused", "IMPRESSION", "B"),
+        (again, "fused", "CLICK", "A"),
+        (search, "fused", "CLICK", "C"),
+    ]
     groups = by_shelf(events)
     assert list(groups) == ["BUY_AGAIN", "DISCOVER"]
     arms, _ = readout(groups["BUY_AGAIN"], ["fused"])

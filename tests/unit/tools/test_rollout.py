@@ -1,4 +1,5 @@
 """tools.rollout: which bundle a rollout targets, and where it finds the stack `make run` serves."""
+
 import json
 from pathlib import Path
 

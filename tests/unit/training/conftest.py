@@ -1,4 +1,5 @@
 """Tiny hand-made purchase logs for the evaluation tests."""
+
 from __future__ import annotations
 
 import pandas as pd
@@ -17,12 +18,14 @@ TITLES = [
 
 
 def items_frame(titles: list[str] = TITLES) -> pd.DataFrame:
-    return pd.DataFrame({
-        "product_id": [f"P{i}" for i in range(len(titles))],
-        "title": titles,
-        "price": [1.0] * len(titles),
-        "n_orders": [99] * len(titles),  # whole-period count: must not reach scorers
-    })
+    return pd.DataFrame(
+        {
+            "product_id": [f"P{i}" for i in range(len(titles))],
+            "title": titles,
+            "price": [1.0] * len(titles),
+            "n_orders": [99] * len(titles),  # whole-period count: must not reach scorers
+        }
+    )
 
 
 def purchases_frame(rows: list[tuple[str, int, str, str]]) -> pd.DataFrame:

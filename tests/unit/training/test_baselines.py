@@ -1,4 +1,5 @@
 """Baselines on the tiny split: hand-checked scores, tie-breaking, users without history, determinism."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -57,8 +58,12 @@ def test_time_decay_prefers_recent_over_frequent() -> None:
     from training.evaluate.split import make_split
     from tests.unit.training.conftest import items_frame, purchases_frame
 
-    rows = [("A", 1, "1", "2010-01-01"), ("A", 1, "2", "2010-01-02"), ("A", 2, "3", "2011-01-14"),
-            ("A", 2, "4", "2011-01-16")]
+    rows = [
+        ("A", 1, "1", "2010-01-01"),
+        ("A", 1, "2", "2010-01-02"),
+        ("A", 2, "3", "2011-01-14"),
+        ("A", 2, "4", "2011-01-16"),
+    ]
     s = make_split(purchases_frame(rows), purchases_frame([]), items_frame(), "2011-01-15", "2011-01-29")
     freq, decay = PersonalFrequency(), TimeDecayedFrequency(half_life_days=30)
     freq.fit(s.train)
@@ -84,8 +89,10 @@ def test_itemknn_scores_co_purchased_items(split) -> None:
     assert set(order[:2]) == {4, 5}
 
 
-@pytest.mark.parametrize("factory", [lambda: ALSMatrixFactorisation(factors=4, iterations=3),
-                                     lambda: LightGCN(dim=8, epochs=2, batch_size=4)])
+@pytest.mark.parametrize(
+    "factory",
+    [lambda: ALSMatrixFactorisation(factors=4, iterations=3), lambda: LightGCN(dim=8, epochs=2, batch_size=4)],
+)
 def test_learned_models_are_deterministic_and_handle_unknown_users(split, factory) -> None:
     first, second = factory(), factory()
     assert isinstance(first, Scorer)

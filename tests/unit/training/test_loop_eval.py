@@ -1,4 +1,5 @@
 """make loop-eval's paired comparison of the frozen and the retrained bundle."""
+
 import numpy as np
 
 from training.loop_eval import loop_verdict, paired_difference

@@ -1,4 +1,5 @@
 """Metrics against hand-computed values, including ties, an empty ground truth and negative scores."""
+
 from __future__ import annotations
 
 import math

@@ -1,4 +1,5 @@
 """Next-basket baselines: TIFU-KNN vector math by hand, GP-TopFreq tie order, repeat/explore slots."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -21,8 +22,12 @@ from training.evaluate.split import make_split
 
 def test_tifu_user_vector_by_hand() -> None:
     # One user, baskets in time order b0 {0}, b1 {0, 1}, b2 {2}; m = 2 groups: g0 = {b0}, g1 = {b1, b2}.
-    rows = [("U", 0, "1", "2011-01-01"), ("U", 0, "2", "2011-01-05"), ("U", 1, "2", "2011-01-05"),
-            ("U", 2, "3", "2011-01-09")]
+    rows = [
+        ("U", 0, "1", "2011-01-01"),
+        ("U", 0, "2", "2011-01-05"),
+        ("U", 1, "2", "2011-01-05"),
+        ("U", 2, "3", "2011-01-09"),
+    ]
     r_b, r_g = 0.5, 0.25
     users, vectors = user_vectors(purchases_frame(rows), 6, r_b=r_b, r_g=r_g, m=2)
     # Basket decay over the whole history (newest = 1), group = mean of its baskets, group decay r_g^(m-1-g),
@@ -45,9 +50,14 @@ def test_tifu_groups_follow_the_authors_split() -> None:
 
 
 def test_tifu_blends_own_vector_with_nearest_other_customer() -> None:
-    rows = [("A", 0, "1", "2011-01-01"), ("A", 1, "1", "2011-01-01"),
-            ("B", 0, "2", "2011-01-02"), ("B", 1, "2", "2011-01-02"), ("B", 2, "2", "2011-01-02"),
-            ("C", 4, "3", "2011-01-03")]
+    rows = [
+        ("A", 0, "1", "2011-01-01"),
+        ("A", 1, "1", "2011-01-01"),
+        ("B", 0, "2", "2011-01-02"),
+        ("B", 1, "2", "2011-01-02"),
+        ("B", 2, "2", "2011-01-02"),
+        ("C", 4, "3", "2011-01-03"),
+    ]
     s = make_split(purchases_frame(rows), purchases_frame([]), items_frame(), "2011-01-15", "2011-01-29")
     _, vectors = user_vectors(s.train.purchases, 6, 1.0, 1.0, 1)
     assert nearest_other_users(vectors, 1).ravel().tolist() == [1, 0, 0]  # A<->B; C is nearest to A (sqrt 3 vs 2)
@@ -61,8 +71,12 @@ def test_tifu_blends_own_vector_with_nearest_other_customer() -> None:
 
 
 def test_gp_topfreq_orders_ties_and_fill_by_30_day_popularity() -> None:
-    rows = [("X", 0, "1", "2010-12-01"), ("X", 0, "2", "2010-12-20"), ("X", 1, "2", "2010-12-20"),
-            ("X", 2, "3", "2010-12-21")]
+    rows = [
+        ("X", 0, "1", "2010-12-01"),
+        ("X", 0, "2", "2010-12-20"),
+        ("X", 1, "2", "2010-12-20"),
+        ("X", 2, "3", "2010-12-21"),
+    ]
     guests = [(None, 4, f"old{i}", "2010-11-01") for i in range(5)]  # popular, but more than 30 days ago
     guests += [(None, 5, "n1", "2011-01-10"), (None, 5, "n2", "2011-01-11"), (None, 2, "n3", "2011-01-12")]
     s = make_split(purchases_frame(rows), purchases_frame(guests), items_frame(), "2011-01-15", "2011-01-29")

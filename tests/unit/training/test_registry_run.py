@@ -1,4 +1,5 @@
 """The registry and the tuning loop: how a new model becomes a row of the table."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -10,8 +11,17 @@ from training.evaluate.run import grid_points, tune
 
 
 def test_baselines_are_registered_in_table_order() -> None:
-    baselines = ["popularity", "personal_freq", "personal_decay", "itemknn", "als_mf", "lightgcn", "tifu_knn",
-                 "gp_topfreq", "repeat_explore"]
+    baselines = [
+        "popularity",
+        "personal_freq",
+        "personal_decay",
+        "itemknn",
+        "als_mf",
+        "lightgcn",
+        "tifu_knn",
+        "gp_topfreq",
+        "repeat_explore",
+    ]
     entries = load_registry()
     names = [n for n in entries if n in baselines]
     assert names == baselines
@@ -82,9 +92,11 @@ def test_best_baseline_is_chosen_by_test_ndcg_and_compared_pairwise() -> None:
     rng = np.random.default_rng(0)
     strong, weak = rng.uniform(0.2, 0.6, 50), rng.uniform(0.0, 0.2, 50)
     model = strong + 0.05
-    rows = [{"model": "weak", "group": "baseline", "metrics": {"ndcg@20": weak.mean()}},
-            {"model": "strong", "group": "baseline", "metrics": {"ndcg@20": strong.mean()}},
-            {"model": "fused_rankers", "group": "model", "metrics": {"ndcg@20": model.mean()}}]
+    rows = [
+        {"model": "weak", "group": "baseline", "metrics": {"ndcg@20": weak.mean()}},
+        {"model": "strong", "group": "baseline", "metrics": {"ndcg@20": strong.mean()}},
+        {"model": "fused_rankers", "group": "model", "metrics": {"ndcg@20": model.mean()}},
+    ]
     per_user = {"weak": weak, "strong": strong, "fused_rankers": model}
     result = compare_with_best_baseline(rows, per_user)
     assert result["baseline"] == "strong"

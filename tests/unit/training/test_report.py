@@ -1,4 +1,5 @@
 """Report output: table text, Markdown, JSON without timings, PNG."""
+
 from __future__ import annotations
 
 import json
@@ -9,27 +10,60 @@ from training.evaluate.report import format_markdown, format_text, write_reports
 
 
 def fake_results() -> dict:
-    split = {"train": "< 2011-11-11", "train_purchases": 10, "train_customers": 3, "window": "2011-11-11 .. 2011-11-24",
-             "eval_users": 2, "new_customers_not_evaluated": 1, "truth_pairs": 4, "truth_repeat_share": 0.5,
-             "truth_items_unseen_in_train": 0.0}
+    split = {
+        "train": "< 2011-11-11",
+        "train_purchases": 10,
+        "train_customers": 3,
+        "window": "2011-11-11 .. 2011-11-24",
+        "eval_users": 2,
+        "new_customers_not_evaluated": 1,
+        "truth_pairs": 4,
+        "truth_repeat_share": 0.5,
+        "truth_items_unseen_in_train": 0.0,
+    }
     metrics = {name: 0.25 for name in ALL_METRICS}
     return {
-        "dataset": {"name": "UCI Online Retail", "version": "abc-p1", "time_span": {"first": "a", "last": "b"},
-                    "items": 5, "customers": 3},
+        "dataset": {
+            "name": "UCI Online Retail",
+            "version": "abc-p1",
+            "time_span": {"first": "a", "last": "b"},
+            "items": 5,
+            "customers": 3,
+        },
         "splits": {"validation": split, "test": split},
         "models": [
-            {"model": "popularity", "group": "baseline", "params": {"window_days": 14}, "metrics": metrics,
-             "seconds": 0.1},
+            {
+                "model": "popularity",
+                "group": "baseline",
+                "params": {"window_days": 14},
+                "metrics": metrics,
+                "seconds": 0.1,
+            },
             {"model": "mf", "group": "model", "params": {}, "metrics": {**metrics, "ndcg@20": 0.5}, "seconds": 2.0},
         ],
-        "comparison": {"model": "mf", "baseline": "popularity", "metric": "ndcg@20", "users": 2,
-                       "n_resamples": 1000, "confidence": 0.95, "seed": 42,
-                       "method": "paired percentile bootstrap over customers", "difference": 0.25,
-                       "difference_ci_low": 0.1, "difference_ci_high": 0.4, "ratio": 2.0, "ratio_ci_low": 1.5,
-                       "ratio_ci_high": 2.5, "target_ratio": 1.1, "meets_target": True},
-        "search_proxy": {"label": "PROXY: test", "queries": {"queries": 3, "users": 2, "mean_relevant": 1.5,
-                                                              "top_words": {"lantern": 2}},
-                         "searchers": [{"searcher": "bm25", "params": {}, "proxy_ndcg@10": 0.3}]},
+        "comparison": {
+            "model": "mf",
+            "baseline": "popularity",
+            "metric": "ndcg@20",
+            "users": 2,
+            "n_resamples": 1000,
+            "confidence": 0.95,
+            "seed": 42,
+            "method": "paired percentile bootstrap over customers",
+            "difference": 0.25,
+            "difference_ci_low": 0.1,
+            "difference_ci_high": 0.4,
+            "ratio": 2.0,
+            "ratio_ci_low": 1.5,
+            "ratio_ci_high": 2.5,
+            "target_ratio": 1.1,
+            "meets_target": True,
+        },
+        "search_proxy": {
+            "label": "PROXY: test",
+            "queries": {"queries": 3, "users": 2, "mean_relevant": 1.5, "top_words": {"lantern": 2}},
+            "searchers": [{"searcher": "bm25", "params": {}, "proxy_ndcg@10": 0.3}],
+        },
     }
 
 
@@ -59,11 +93,22 @@ def test_files_are_written_without_timings(tmp_path: Path) -> None:
 def test_repeat_vs_explore_and_served_agreement_are_reported(tmp_path: Path) -> None:
     results = fake_results()
     results["models"][0]["metrics"] = {**results["models"][0]["metrics"], "ndcg@20_new": 0.08}
-    frontier = [{"explore": x, "variant": f"fused+explore={x:g}" if x else "fused",
-                 "metrics": {"ndcg@20": 0.5 - x / 2, "ndcg@20_new": 0.02 + x / 5}} for x in (0.0, 0.1, 0.3, 1.0)]
+    frontier = [
+        {
+            "explore": x,
+            "variant": f"fused+explore={x:g}" if x else "fused",
+            "metrics": {"ndcg@20": 0.5 - x / 2, "ndcg@20_new": 0.02 + x / 5},
+        }
+        for x in (0.0, 0.1, 0.3, 1.0)
+    ]
     results["explore_frontier"] = frontier
-    results["served_agreement"] = {"served": "served_recommend", "model": "mf", "users": 2, "same_top20_order": 0.5,
-                                   "same_top20_set": 1.0}
+    results["served_agreement"] = {
+        "served": "served_recommend",
+        "model": "mf",
+        "users": 2,
+        "same_top20_order": 0.5,
+        "same_top20_set": 1.0,
+    }
     text = format_text(results)
     # 0.3 is the first setting whose new-product NDCG (0.08) reaches popularity's; 0.35 overall = 1.40x popularity.
     assert "fused+explore=0.3, scores 0.3500 overall, 1.40x the best baseline (popularity)" in text

@@ -1,4 +1,5 @@
 """Search proxy: query construction, BM25 baseline, personal re-ranking, metric."""
+
 from __future__ import annotations
 
 import numpy as np

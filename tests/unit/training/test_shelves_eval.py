@@ -1,4 +1,5 @@
 """Per-shelf evaluation: its new baselines by hand, the shelf restriction and the invoice protocol."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -53,8 +54,13 @@ def test_repurchase_cycle_prefers_the_product_that_is_due(split):
 
 def test_recency_popularity_halves_per_half_life():
     rows = [("A", 0, "1", "2011-01-14 00:00"), ("B", 1, "2", "2011-01-07 00:00"), ("C", 1, "3", "2011-01-07 00:00")]
-    s = make_split(purchases_frame(rows + [("A", 0, "9", "2011-01-20")]), purchases_frame([]).iloc[0:0],
-                   items_frame(), "2011-01-15", "2011-01-29")
+    s = make_split(
+        purchases_frame(rows + [("A", 0, "9", "2011-01-20")]),
+        purchases_frame([]).iloc[0:0],
+        items_frame(),
+        "2011-01-15",
+        "2011-01-29",
+    )
     model = RecencyPopularity(half_life_days=7.0)
     model.fit(s.train)
     assert model.scores[0] == pytest.approx(0.5 ** (1 / 7))

@@ -1,4 +1,5 @@
 """Temporal split: who is evaluated, what is relevant, what scorers may see."""
+
 from __future__ import annotations
 
 import pandas as pd
@@ -44,8 +45,11 @@ def test_describe_counts(split) -> None:
 
 def test_default_windows_end_at_midnight_after_the_last_purchase() -> None:
     val_cut, test_cut, end = window_bounds(pd.Timestamp("2011-11-24 19:59"), SplitConfig())
-    assert (str(val_cut), str(test_cut), str(end)) == ("2011-10-28 00:00:00", "2011-11-11 00:00:00",
-                                                        "2011-11-25 00:00:00")
+    assert (str(val_cut), str(test_cut), str(end)) == (
+        "2011-10-28 00:00:00",
+        "2011-11-11 00:00:00",
+        "2011-11-25 00:00:00",
+    )
     _, test_cut, end = window_bounds(pd.Timestamp("2011-11-24"), SplitConfig(window_days=7, end="2011-12-01"))
     assert (str(test_cut), str(end)) == ("2011-11-24 00:00:00", "2011-12-01 00:00:00")
 

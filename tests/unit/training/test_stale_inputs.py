@@ -1,5 +1,6 @@
 """`python -m training.train --check` treats served models exported with other inputs than their served spec
 (feature widths, or the embeddings the wire format no longer sends) as missing."""
+
 import onnx
 from onnx import TensorProto, helper
 
@@ -12,10 +13,18 @@ DTYPES = {"float32": TensorProto.FLOAT, "int64": TensorProto.INT64}
 def _model(path, name, widths=None, extra=()):
     """A stand-in graph with the served spec's inputs of `name` (`widths` overrides the last dim of some)."""
     spec = specs()[name]
-    inputs = [helper.make_tensor_value_info(
-        t.name, DTYPES[t.dtype],
-        ["batch", *[("candidates" if d == -1 else d) for d in t.shape[:-1]],
-         (widths or {}).get(t.name, "candidates" if t.shape[-1] == -1 else t.shape[-1])]) for t in spec.inputs]
+    inputs = [
+        helper.make_tensor_value_info(
+            t.name,
+            DTYPES[t.dtype],
+            [
+                "batch",
+                *[("candidates" if d == -1 else d) for d in t.shape[:-1]],
+                (widths or {}).get(t.name, "candidates" if t.shape[-1] == -1 else t.shape[-1]),
+            ],
+        )
+        for t in spec.inputs
+    ]
     inputs += [helper.make_tensor_value_info(n, TensorProto.FLOAT, ["batch", 50, TEXT_DIM]) for n in extra]
     out = helper.make_tensor_value_info(SCORE, TensorProto.FLOAT, None)
     graph = helper.make_graph([helper.make_node("Identity", [spec.inputs[0].name], [SCORE])], "g", inputs, [out])

@@ -1,4 +1,5 @@
 """Paired bootstrap interval: deterministic, covers the true difference, pairs matter."""
+
 from __future__ import annotations
 
 import numpy as np

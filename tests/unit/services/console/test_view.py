@@ -6,10 +6,15 @@ from services.console import view
 
 
 def _explanation():
-    ex = pb.Explanation(sentence="You bought it 3 times.", method="counterfactual-masking", score=2.5, baseline=1.0,
-                        interaction=-0.1)
-    ex.evidence.add(type=pb.EVIDENCE_TYPE_REPEAT_PURCHASE, contribution=1.2, count=3,
-                    product=pb.ProductRef(product_id="85123A", title="WHITE HANGING HEART"))
+    ex = pb.Explanation(
+        sentence="You bought it 3 times.", method="counterfactual-masking", score=2.5, baseline=1.0, interaction=-0.1
+    )
+    ex.evidence.add(
+        type=pb.EVIDENCE_TYPE_REPEAT_PURCHASE,
+        contribution=1.2,
+        count=3,
+        product=pb.ProductRef(product_id="85123A", title="WHITE HANGING HEART"),
+    )
     ex.evidence.add(type=pb.EVIDENCE_TYPE_POPULARITY, contribution=0.6, count=120, window_days=28)
     ex.evidence.add(type=pb.EVIDENCE_TYPE_QUERY_SIMILAR, contribution=-0.2, text="lamp")
     ex.evidence[0].last_time.seconds = 1_320_000_000
@@ -34,23 +39,37 @@ def test_waterfall_folds_the_smallest_pieces_into_one_step_that_keeps_the_sum():
 
 def test_timeline_lists_measured_purchases_newest_first_with_dates():
     rows = view.timeline(_explanation())
-    assert rows == [{"title": "WHITE HANGING HEART", "orders": 3, "last": "2011-10-30", "contribution": pytest.approx(1.2),
-                     "kind": "you bought it before"}]
+    assert rows == [
+        {
+            "title": "WHITE HANGING HEART",
+            "orders": 3,
+            "last": "2011-10-30",
+            "contribution": pytest.approx(1.2),
+            "kind": "you bought it before",
+        }
+    ]
 
 
-@pytest.mark.parametrize(("title", "query", "runs"), [
-    ("WHITE METAL LANTERN", "lantern", [("WHITE METAL ", False), ("LANTERN", True)]),
-    ("RED-LANTERN, small", "Red small", [("RED", True), ("-LANTERN, ", False), ("small", True)]),
-    ("TEA SET", "", [("TEA SET", False)]),
-])
+@pytest.mark.parametrize(
+    ("title", "query", "runs"),
+    [
+        ("WHITE METAL LANTERN", "lantern", [("WHITE METAL ", False), ("LANTERN", True)]),
+        ("RED-LANTERN, small", "Red small", [("RED", True), ("-LANTERN, ", False), ("small", True)]),
+        ("TEA SET", "", [("TEA SET", False)]),
+    ],
+)
 def test_highlight_marks_the_query_words_in_the_title(title, query, runs):
     assert view.highlight(title, query) == runs
     assert "".join(t for t, _ in view.highlight(title, query)) == title
 
 
 def test_cards_carry_price_availability_and_sources():
-    r = pb.ScoredProduct(product=pb.ProductRef(product_id="X1", title="TEA CUP"), score=1.25,
-                         availability=pb.AVAILABILITY_IN_STOCK, sources=[pb.CANDIDATE_SOURCE_LEXICAL])
+    r = pb.ScoredProduct(
+        product=pb.ProductRef(product_id="X1", title="TEA CUP"),
+        score=1.25,
+        availability=pb.AVAILABILITY_IN_STOCK,
+        sources=[pb.CANDIDATE_SOURCE_LEXICAL],
+    )
     r.price.currency_code, r.price.units, r.price.nanos = "GBP", 4, 250_000_000
     card = view.cards([r], "tea")[0]
     assert (card.rank, card.price, card.availability, card.sources) == (1, "GBP 4.25", "in stock", ["lexical"])
@@ -66,10 +85,29 @@ def test_why_is_the_requested_result_of_an_on_demand_answer():
 
 
 def test_degradations_and_funnel_rows_read_as_words():
-    d = [pb.Degradation(stage=pb.STAGE_RANKING, reason="unavailable", model="gnn_ranker"),
-         pb.Degradation(stage=pb.STAGE_RETRIEVAL, reason="retrieval: no fresh events")]
+    d = [
+        pb.Degradation(stage=pb.STAGE_RANKING, reason="unavailable", model="gnn_ranker"),
+        pb.Degradation(stage=pb.STAGE_RETRIEVAL, reason="retrieval: no fresh events"),
+    ]
     assert view.degradations(d) == ["ranking (gnn_ranker): unavailable", "retrieval: no fresh events"]
-    report = {"arms": [{"variant": "fused", "responses": 10, "rates": {
-        "CLICK": {"successes": 4, "trials": 10, "rate": 0.4, "low": 0.17, "high": 0.69}}}]}
-    assert view.funnel(report) == [{"arm": "fused", "responses": 10, "stage": "click", "rate": 0.4, "low": 0.17,
-                                    "high": 0.69, "successes": 4, "trials": 10}]
+    report = {
+        "arms": [
+            {
+                "variant": "fused",
+                "responses": 10,
+                "rates": {"CLICK": {"successes": 4, "trials": 10, "rate": 0.4, "low": 0.17, "high": 0.69}},
+            }
+        ]
+    }
+    assert view.funnel(report) == [
+        {
+            "arm": "fused",
+            "responses": 10,
+            "stage": "click",
+            "rate": 0.4,
+            "low": 0.17,
+            "high": 0.69,
+            "successes": 4,
+            "trials": 10,
+        }
+    ]

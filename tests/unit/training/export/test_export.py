@@ -37,10 +37,14 @@ def _batches(name, store):
     ctxs = [store.user_context(u) for u in ("42", "1000", "1001")]
     one = build(store, ctxs[0], np.arange(7))
     many = stack([build(store, c, np.arange(12)) for c in ctxs])
-    explain = masked_scenarios(build(store, ctxs[0], np.array([3, 4])),
-                               [Mask("history_item", 3), Mask("repeat"), Mask("popularity")], ranker(name).history_slots)
-    new_product = build(store, ctxs[1], np.array([-1, 3, 5]), None,
-                        np.random.default_rng(1).normal(size=(3, 384)).astype(np.float32))
+    explain = masked_scenarios(
+        build(store, ctxs[0], np.array([3, 4])),
+        [Mask("history_item", 3), Mask("repeat"), Mask("popularity")],
+        ranker(name).history_slots,
+    )
+    new_product = build(
+        store, ctxs[1], np.array([-1, 3, 5]), None, np.random.default_rng(1).normal(size=(3, 384)).astype(np.float32)
+    )
     return [one, many, explain, new_product]
 
 
@@ -57,10 +61,19 @@ def exported(tmp_path_factory, store):
         "gnn_ranker": GnnRanker(synthetic.N_ITEMS, torch.from_numpy(synthetic.item_embeddings()), dim=16),
     }
     # As export_all does: the wire form (ids in, title table held) checked against the trained module.
-    reports = {n: export_model(wire_form(serving_form(m), n, store.item_emb), ranker(n).spec, _batches(n, store),
-                               repo, tolerance=1e-4, reference=m.eval(), served=ranker(n).served_spec,
-                               to_wire=ranker(n).to_wire)
-               for n, m in models.items()}
+    reports = {
+        n: export_model(
+            wire_form(serving_form(m), n, store.item_emb),
+            ranker(n).spec,
+            _batches(n, store),
+            repo,
+            tolerance=1e-4,
+            reference=m.eval(),
+            served=ranker(n).served_spec,
+            to_wire=ranker(n).to_wire,
+        )
+        for n, m in models.items()
+    }
     return repo, models, reports
 
 
@@ -115,15 +128,19 @@ def test_supported_ops_file_has_source_and_version():
     table = load_supported_ops()
     assert OPS_FILE.is_file()
     assert table["source"].startswith("https://github.com/onnx/onnx-tensorrt")
-    assert table["tensorrt_version"] and {"MatMul", "Softmax", "Gather", "LayerNormalization"} <= set(table["supported"])
+    assert table["tensorrt_version"] and {"MatMul", "Softmax", "Gather", "LayerNormalization"} <= set(
+        table["supported"]
+    )
 
 
 def test_profiles_cover_serving_shapes(store):
     for name in ("transformer_ranker", "gnn_ranker"):
         spec = specs()[name]
         assert uncovered(spec, _wire(name, _batches(name, store))) == []
-        big = {n: np.zeros((spec.max_batch_size, *[MAX_CANDIDATES if d == -1 else d for d in t.shape]), t.np_dtype)
-               for n, t in zip(spec.input_names, spec.inputs)}
+        big = {
+            n: np.zeros((spec.max_batch_size, *[MAX_CANDIDATES if d == -1 else d for d in t.shape]), t.np_dtype)
+            for n, t in zip(spec.input_names, spec.inputs)
+        }
         assert uncovered(spec, [big]) == []
         too_many = {k: np.concatenate([v, v[:1]]) for k, v in big.items()}
         assert uncovered(spec, [too_many])

@@ -24,8 +24,9 @@ def test_gpu_and_cpu_configs():
         gpu = text_format.Parse((DEFAULT_REPOSITORY / spec.name / "config.pbtxt").read_text(), mc.ModelConfig())
         assert gpu.platform == "tensorrt_plan" and gpu.instance_group[0].kind == mc.ModelInstanceGroup.KIND_GPU
         assert gpu.HasField("dynamic_batching") and len(gpu.model_warmup) == 1
-        cpu = text_format.Parse((DEFAULT_REPOSITORY / spec.name / "configs" / "cpu.pbtxt").read_text(),
-                                mc.ModelConfig())
+        cpu = text_format.Parse(
+            (DEFAULT_REPOSITORY / spec.name / "configs" / "cpu.pbtxt").read_text(), mc.ModelConfig()
+        )
         assert cpu.backend == "python" and cpu.instance_group[0].kind == mc.ModelInstanceGroup.KIND_CPU
         assert cpu.HasField("dynamic_batching") and "intra_op_num_threads" in cpu.parameters
         for config in (gpu, cpu):
@@ -42,8 +43,15 @@ def test_onnx_config_is_the_cpu_config_on_the_onnx_runtime_backend():
         assert onnx.backend == "onnxruntime" and onnx.platform == "onnxruntime_onnx"
         assert onnx.default_model_filename == "model.onnx" and "onnx_file" not in onnx.parameters
         assert onnx.parameters["intra_op_thread_count"] == cpu.parameters["intra_op_num_threads"]
-        for field in ("input", "output", "instance_group", "dynamic_batching", "model_warmup", "response_cache",
-                      "max_batch_size"):
+        for field in (
+            "input",
+            "output",
+            "instance_group",
+            "dynamic_batching",
+            "model_warmup",
+            "response_cache",
+            "max_batch_size",
+        ):
             assert getattr(onnx, field) == getattr(cpu, field), field
 
 

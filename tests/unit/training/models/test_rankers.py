@@ -87,8 +87,9 @@ def test_query_path_changes_transformer_scores(models, store):
     q = synthetic.item_embeddings()[5]
     with_q, spec = _inputs("transformer_ranker", store, "42", np.array([3, 5]), q)
     without, _ = _inputs("transformer_ranker", store, "42", np.array([3, 5]))
-    assert not np.allclose(_run(models["transformer_ranker"], spec, with_q)[0],
-                           _run(models["transformer_ranker"], spec, without)[0])
+    assert not np.allclose(
+        _run(models["transformer_ranker"], spec, with_q)[0], _run(models["transformer_ranker"], spec, without)[0]
+    )
 
 
 def test_listwise_loss_ignores_padding():
@@ -106,8 +107,9 @@ def test_training_smoke_and_catalogue_scores(name):
     assert examples
     inputs, labels = make_batch(name, examples[:3], np.random.default_rng(0), size=16)
     assert labels.shape[0] == 3 and (labels == 1).any()
-    model, info = train_ranker(name, examples, synthetic.N_ITEMS, emb, TrainConfig(epochs=2, dim=16, batch_size=8),
-                               progress=False)
+    model, info = train_ranker(
+        name, examples, synthetic.N_ITEMS, emb, TrainConfig(epochs=2, dim=16, batch_size=8), progress=False
+    )
     assert len(info["loss_per_epoch"]) == 2 and np.isfinite(info["loss_per_epoch"]).all()
     store = synthetic.store()
     scores = score_catalogue(name, model, store, ["42", "unknown"])
@@ -126,8 +128,12 @@ def test_members_trained_in_parallel_workers_equal_one_after_the_other():
     examples = build_examples(p, None, emb, synthetic.NOW, n_windows=3)
     cfg = TrainConfig(epochs=1, dim=16, batch_size=8)
     warm = train_ranker("gnn_ranker", examples, synthetic.N_ITEMS, emb, cfg, progress=False)[0]
-    jobs = [MemberJob("transformer_ranker", cfg, "t0"), MemberJob("gnn_ranker", cfg, "g0"),
-            MemberJob("gnn_ranker", replace(cfg, seed=1), "g1"), MemberJob("gnn_ranker", cfg, "warm", init=warm)]
+    jobs = [
+        MemberJob("transformer_ranker", cfg, "t0"),
+        MemberJob("gnn_ranker", cfg, "g0"),
+        MemberJob("gnn_ranker", replace(cfg, seed=1), "g1"),
+        MemberJob("gnn_ranker", cfg, "warm", init=warm),
+    ]
     parallel = train_members(jobs, examples, synthetic.N_ITEMS, emb, progress=False, workers=2)
     before = {k: v.clone() for k, v in warm.state_dict().items()}
     serial = train_members(jobs, examples, synthetic.N_ITEMS, emb, progress=False, workers=1)
@@ -149,8 +155,11 @@ def test_seed_ensemble_means_members_and_checkpoint_roundtrip(models, store, nam
     from training.train.checkpoints import latest_checkpoint, load_checkpoint, save_checkpoint
 
     torch.manual_seed(1)
-    other = (TransformerRanker(synthetic.N_ITEMS, dim=16) if name == "transformer_ranker" else
-             GnnRanker(synthetic.N_ITEMS, torch.from_numpy(synthetic.item_embeddings()), dim=16)).eval()
+    other = (
+        TransformerRanker(synthetic.N_ITEMS, dim=16)
+        if name == "transformer_ranker"
+        else GnnRanker(synthetic.N_ITEMS, torch.from_numpy(synthetic.item_embeddings()), dim=16)
+    ).eval()
     ensemble = SeedEnsemble([models[name], other]).eval()
     inputs, spec = _inputs(name, store, "42", np.array([3, 4, 5]))
     a, b, e = _run(models[name], spec, inputs), _run(other, spec, inputs), _run(ensemble, spec, inputs)
