@@ -45,6 +45,7 @@ _EVIDENCE = _enum_map(d.EvidenceKind, pb.EvidenceType, "EVIDENCE_TYPE")
 _STAGE = _enum_map(d.Stage, pb.Stage, "STAGE")
 _EVENT = _enum_map(d.EventKind, pb.EventType, "EVENT_TYPE")
 _AVAILABILITY = _enum_map(d.Availability, pb.Availability, "AVAILABILITY")
+_SHELF = _enum_map(d.Shelf, pb.Shelf, "SHELF")
 _BACK = {
     cls: {v: k for k, v in mapping.items()}
     for cls, mapping in (
@@ -53,6 +54,7 @@ _BACK = {
         (d.Stage, _STAGE),
         (d.EventKind, _EVENT),
         (d.Availability, _AVAILABILITY),
+        (d.Shelf, _SHELF),
     )
 }
 
@@ -60,6 +62,20 @@ _BACK = {
 def enum_from_pb(domain_cls: type[E], value: int) -> E | None:
     """The domain member for a wire value; None for UNSPECIFIED and unknown values (see the module docstring)."""
     return _BACK[domain_cls].get(value)
+
+
+def shelf_from_pb(value: int, field: str = "shelf") -> d.Shelf:
+    """UNSPECIFIED is FOR_YOU; a value this build does not know is INVALID_ARGUMENT (not a silent default)."""
+    if value == pb.SHELF_UNSPECIFIED:
+        return d.Shelf.FOR_YOU
+    shelf = enum_from_pb(d.Shelf, value)
+    if shelf is None:
+        raise invalid(field, f"must be a known Shelf (got {value})")
+    return shelf
+
+
+def shelf_to_pb(shelf: d.Shelf) -> int:
+    return _SHELF[shelf]
 
 
 def _enum_to_pb(mapping: Mapping[E, int], member: E | None) -> int:

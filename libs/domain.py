@@ -18,6 +18,16 @@ class Source(enum.Enum):
     SIMILAR_CUSTOMERS = "SIMILAR_CUSTOMERS"
 
 
+class Shelf(enum.Enum):
+    """Which shelf a Recommend call fills (mirrors shop.common.v1.Shelf)."""
+
+    FOR_YOU = "FOR_YOU"
+    BUY_AGAIN = "BUY_AGAIN"
+    DISCOVER = "DISCOVER"
+    FREQUENTLY_BOUGHT_TOGETHER = "FREQUENTLY_BOUGHT_TOGETHER"
+    SIMILAR_ITEMS = "SIMILAR_ITEMS"
+
+
 class EvidenceKind(enum.Enum):
     """Mirrors shop.common.v1.EvidenceType."""
 

@@ -11,6 +11,7 @@ import secrets
 import time
 from dataclasses import dataclass
 
+from libs.domain import Shelf
 from libs.errors import InvalidArgumentError, invalid
 from libs.scoring import arm_of
 
@@ -79,10 +80,13 @@ class AttributionTokens:
     def _sign(self, payload: bytes) -> str:
         return _b64(hmac.new(self._key, payload, hashlib.sha256).digest()[: self._SIG_BYTES])
 
-    def issue(self, variant: str) -> str:
-        payload = json.dumps(
-            {"r": secrets.token_hex(8), "v": variant, "t": int(time.time())}, separators=(",", ":")
-        ).encode()
+    def issue(self, variant: str, shelf: Shelf | None = None) -> str:
+        """A token for one response of `variant`; a Recommend response also names its shelf (make ab-report splits
+        the funnel per shelf)."""
+        fields = {"r": secrets.token_hex(8), "v": variant, "t": int(time.time())}
+        if shelf is not None:
+            fields["s"] = shelf.value
+        payload = json.dumps(fields, separators=(",", ":")).encode()
         return f"{_b64(payload)}.{self._sign(payload)}"
 
     def variant_of(self, token: str, field: str) -> str:
@@ -109,6 +113,17 @@ class AttributionTokens:
         if not payload or not hmac.compare_digest(signature.encode(), self._sign(payload).encode()):
             raise invalid(field, "is not an attribution_token issued by this service")
         return json.loads(payload)
+
+
+def shelf_of_stored(token: str) -> str:
+    """The shelf a stored token names ("" for Search responses and tokens issued before shelves). Reads the payload
+    without the key: the gateway verified every token before storing it."""
+    body = token.partition(".")[0]
+    try:
+        fields = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
+    except ValueError:
+        return ""
+    return str(fields.get("s", "")) if isinstance(fields, dict) else ""
 
 
 def _b64(raw: bytes) -> str:

@@ -115,11 +115,20 @@ class GatewayCore:
         retrieved.degradations = degraded + retrieved.degradations
         return await self._rank_and_explain(user_id, query, retrieved, recent, page_size, explain, budget)
 
-    async def recommend(self, user_id: str, page_size: int, explain: bool, budget: Budget) -> Page:
+    async def recommend(
+        self,
+        user_id: str,
+        page_size: int,
+        explain: bool,
+        budget: Budget,
+        shelf: d.Shelf = d.Shelf.FOR_YOU,
+        context: Sequence[str] = (),
+    ) -> Page:
+        """`shelf` picks the candidates (libs.shelves); `context`: its context product ids, already validated."""
         recent, degraded = await self._recent(user_id, budget)
-        retrieved = await self.retrieval.user_candidates(user_id, recent, POOL_MAX, budget.share(0.35))
+        retrieved = await self.retrieval.user_candidates(user_id, recent, POOL_MAX, budget.share(0.35), shelf, context)
         retrieved.degradations = degraded + retrieved.degradations
-        return await self._rank_and_explain(user_id, "", retrieved, recent, page_size, explain, budget)
+        return await self._rank_and_explain(user_id, "", retrieved, recent, page_size, explain, budget, shelf)
 
     async def _recent(self, user_id: str, budget: Budget) -> tuple[list[d.UserEvent], list[d.Degradation]]:
         """The user's recorded events; with the store down or slow, none, flagged (the dataset history still
@@ -148,7 +157,9 @@ class GatewayCore:
         page_size: int,
         explain: bool,
         budget: Budget,
+        shelf: d.Shelf | None = None,
     ) -> Page:
+        """`shelf`: the Recommend shelf (None for Search), carried in the attribution token."""
         variant = self.variants.assign(user_id)
         degradations = list(retrieved.degradations)
         if self.catalog.stale:
@@ -159,7 +170,7 @@ class GatewayCore:
         candidates = [c for c in retrieved.items if self._servable(c.product_id)]
         if not candidates:
             # Nothing matched (or only the lexical half ran): an empty page is the answer, not a ranking error.
-            return Page([], self.tokens.issue(variant), degradations, versions, variant)
+            return Page([], self.tokens.issue(variant, shelf), degradations, versions, variant)
         try:
             ranked = await self.ranking.rank(
                 user_id, query, candidates, page_size, variant, recent, budget.share(0.6 if explain else 0.95)
@@ -180,7 +191,7 @@ class GatewayCore:
                 )
                 for c in candidates[:page_size]
             ]
-        token = self.tokens.issue(variant)
+        token = self.tokens.issue(variant, shelf)
         # A ranked page is kept (while it is being explained), so that its results can be explained on demand.
         kept = (
             asyncio.create_task(

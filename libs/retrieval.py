@@ -1,15 +1,17 @@
 """Candidate generation. Query: BM25 (tantivy) + dense ANN (usearch HNSW over title embeddings), both following
 the living catalogue (libs.index.products), fused by reciprocal rank fusion. User: the rankers' candidate pool
 (libs.features.candidate_parts: own past items, co-purchase neighbours of recent ones, recent popularity), ordered by
-reciprocal rank fusion of its parts."""
+reciprocal rank fusion of its parts, or a shelf's own candidates (libs.shelves)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
 import numpy as np
+import scipy.sparse as sp
 
 from libs import domain as d
+from libs import shelves
 from libs.features import FeatureStore, Pop, UserContext, candidate_parts
 from libs.features import POOL_CO_PURCHASE, POOL_HISTORY, POOL_POPULAR, POOL_SIMILAR
 from libs.history import user_context
@@ -48,6 +50,7 @@ class RetrievalCore:
         parts: Callable[[UserContext], list[tuple[str, np.ndarray]]],
         history: Callable[[str, Sequence[d.UserEvent]], UserContext],
         encode: EncodeQuery,
+        copurchase: sp.csr_matrix,
         half_life_days: float = 60.0,
     ) -> None:
         self.n_items = len(product_ids)  # the bundle's; popularity and histories index these
@@ -58,6 +61,8 @@ class RetrievalCore:
         self.history = history
         self.encode = encode
         self.half_life_s = half_life_days * 86400.0
+        self.copurchase = copurchase  # invoices shared by each pair of the bundle's products (bought together)
+        self.item_index = {p: i for i, p in enumerate(product_ids)}  # the bundle's products: what the models know
 
     @classmethod
     def over_store(
@@ -73,6 +78,7 @@ class RetrievalCore:
             lambda ctx: candidate_parts(store, ctx),
             lambda user_id, recent: user_context(store, user_id, recent),
             encode,
+            store.copurchase,
         )
 
     def _candidates(
@@ -116,15 +122,41 @@ class RetrievalCore:
         return self.indexes.newer_like(self.item_vectors[latest].mean(axis=0), NEW_PER_USER)
 
     async def user_candidates(
-        self, user_id: str, recent: Sequence[d.UserEvent], limit: int
+        self,
+        user_id: str,
+        recent: Sequence[d.UserEvent],
+        limit: int,
+        shelf: d.Shelf = d.Shelf.FOR_YOU,
+        context: Sequence[str] = (),
     ) -> tuple[list[d.Candidate], list[d.Degradation]]:
-        """Exactly the rankers' candidate pool (what they were trained and evaluated on), each part a source:
-        own past items by decayed frequency, co-purchase neighbours, similar customers' products, popular items;
-        plus up to NEW_PER_USER products newer than the bundle (dense). With `limit` >= POOL_MAX (the gateway's ask)
-        nothing of the pool is cut unless it is full, when those may displace its weakest."""
+        """FOR_YOU: exactly the rankers' candidate pool (what they were trained and evaluated on), each part a
+        source: own past items by decayed frequency, co-purchase neighbours, similar customers' products, popular
+        items; plus up to NEW_PER_USER products newer than the bundle (dense). With `limit` >= POOL_MAX (the
+        gateway's ask) nothing of the pool is cut unless it is full, when those may displace its weakest. Other
+        shelves: their own candidates (libs.shelves); `context` = the context product ids (unknown ones contribute
+        nothing)."""
+        if shelf == d.Shelf.FREQUENTLY_BOUGHT_TOGETHER:
+            limit = min(limit, shelves.FBT_CANDIDATES)
+            together = shelves.frequently_bought_together(
+                self.copurchase, shelves.context_items(self.item_index, context), limit
+            )
+            return self._candidates(rrf({d.Source.CO_PURCHASE: together}), limit), []
+        if shelf == d.Shelf.SIMILAR_ITEMS:
+            limit = min(limit, shelves.SIMILAR_CANDIDATES)
+            items = shelves.context_items(self.item_index, context)[:1]
+            similar = []
+            if items:
+                near = self.indexes.search_dense(self.item_vectors[items[0]], limit + 1)
+                similar = [(i, s) for i, s in near if i != items[0]][:limit]
+            return self._candidates(rrf({d.Source.DENSE: similar}), limit), []
         h = self.history(user_id, recent)
+        parts = self.parts(h)
+        if shelf == d.Shelf.BUY_AGAIN:
+            parts = shelves.buy_again_parts(parts, h.items)
+        elif shelf == d.Shelf.DISCOVER:
+            parts = shelves.discover_parts(parts, h.items)
         lists: dict[d.Source, list[tuple[int, float]]] = {}
-        for part, items in self.parts(h):
+        for part, items in parts:
             if part == POOL_HISTORY:
                 keep = set(items.tolist())
                 lists[d.Source.REPEAT_PURCHASE] = [(i, s) for i, s in self._repeat(h, len(h.items)) if i in keep]
@@ -132,6 +164,6 @@ class RetrievalCore:
                 lists[RANKED_PARTS[part]] = [(int(i), 1.0 / r) for r, i in enumerate(items, start=1)]
             elif part == POOL_POPULAR:
                 lists[d.Source.POPULARITY] = [(int(i), float(self.popularity[i])) for i in items]
-        if len(h.items) and (newer := self._newer_like_recent(h)):
+        if shelf in (d.Shelf.FOR_YOU, d.Shelf.DISCOVER) and len(h.items) and (newer := self._newer_like_recent(h)):
             lists[d.Source.DENSE] = newer
         return self._candidates(rrf(lists), limit), []

@@ -20,7 +20,13 @@ class StageResult:
 class Retrieval(Protocol):
     async def query_candidates(self, query: str, user_id: str, limit: int, timeout: float) -> StageResult: ...
     async def user_candidates(
-        self, user_id: str, recent: Sequence[d.UserEvent], limit: int, timeout: float
+        self,
+        user_id: str,
+        recent: Sequence[d.UserEvent],
+        limit: int,
+        timeout: float,
+        shelf: d.Shelf = d.Shelf.FOR_YOU,
+        context: Sequence[str] = (),
     ) -> StageResult: ...
 
 

@@ -63,10 +63,16 @@ class _Retrieval:
         return StageResult(items, degradations)
 
     async def user_candidates(
-        self, user_id: str, recent: Sequence[d.UserEvent], limit: int, timeout: float
+        self,
+        user_id: str,
+        recent: Sequence[d.UserEvent],
+        limit: int,
+        timeout: float,
+        shelf: d.Shelf = d.Shelf.FOR_YOU,
+        context: Sequence[str] = (),
     ) -> StageResult:
         t = time.perf_counter()
-        items, degradations = await self.core.user_candidates(user_id, recent, limit)
+        items, degradations = await self.core.user_candidates(user_id, recent, limit, shelf, context)
         self.times.add("retrieval", t)
         return StageResult(items, degradations)
 

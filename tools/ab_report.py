@@ -4,7 +4,8 @@ Every event a client records carries the attribution token of the response it ca
 gateway stores the token's variant with it. Joined on the token, each response is one trial per arm:
 impression -> click -> add-to-cart -> purchase. Per arm: responses with any event, event counts, and the share
 of responses reaching each stage with a 95% Wilson interval; per other arm, the difference from the control arm
-(the first of SHOP_VARIANTS) with a 95% Newcombe interval. Writes reports/ab.{md,json,png}.
+(the first of SHOP_VARIANTS) with a 95% Newcombe interval; then the same per Recommend shelf (the shelf the token
+names). Writes reports/ab.{md,json,png}.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from scipy.stats import binomtest
 from libs.config import REPORTS_DIR, EventStoreSettings, ExperimentSettings, artifacts_dir
 from libs.domain import EventKind
 from libs.events.base import Attributed
-from libs.experiments import Variants
+from libs.experiments import Variants, shelf_of_stored
 
 STAGES = (EventKind.IMPRESSION, EventKind.CLICK, EventKind.ADD_TO_CART, EventKind.PURCHASE)
 RATES = STAGES[1:]  # shares of responses; every response with an event is a trial
@@ -96,6 +97,15 @@ def readout(events: Sequence[Attributed], order: Sequence[str] = ()) -> tuple[li
         for k in RATES
     ]
     return arms, diffs
+
+
+def by_shelf(events: Sequence[Attributed]) -> dict[str, list[Attributed]]:
+    """Recommend's events per shelf its token names, shelves in alphabetical order (Search's events: none)."""
+    groups: dict[str, list[Attributed]] = defaultdict(list)
+    for event in events:
+        if shelf := shelf_of_stored(event[0]):
+            groups[shelf].append(event)
+    return dict(sorted(groups.items()))
 
 
 def _pct(x: float) -> str:
@@ -177,12 +187,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     order = [name for name, _ in Variants.parse(ExperimentSettings().variants).arms]
     arms, diffs = readout(events, order)
     text = markdown(arms, diffs, source)
+    shelves = {shelf: readout(group, order) for shelf, group in by_shelf(events).items()}
+    for shelf, (shelf_arms, shelf_diffs) in shelves.items():
+        text += "\n" + markdown(shelf_arms, shelf_diffs, f"shelf {shelf}").replace("# A/B readout", "## A/B readout", 1)
     print(text)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "ab.md").write_text(text)
     (args.out / "ab.json").write_text(
         json.dumps(
-            {"source": source, "arms": [asdict(a) for a in arms], "differences": [asdict(d) for d in diffs]}, indent=2
+            {
+                "source": source,
+                "arms": [asdict(a) for a in arms],
+                "differences": [asdict(d) for d in diffs],
+                "shelves": {
+                    shelf: {"arms": [asdict(a) for a in a_], "differences": [asdict(d) for d in d_]}
+                    for shelf, (a_, d_) in shelves.items()
+                },
+            },
+            indent=2,
         )
         + "\n"
     )

@@ -77,6 +77,7 @@ async def index(request: Request) -> Response:
     q = request.query_params
     query, user_id = q.get("q", "").strip(), q.get("user", "").strip()
     shelf = _int(q.get("shelf"), 0)
+    context_ids = [c.strip() for c in q.get("context", "").split(",") if c.strip()]
     size = _int(q.get("size"), 20, PAGE_SIZES)
     context = {
         "request": request,
@@ -85,18 +86,19 @@ async def index(request: Request) -> Response:
         "shelf": shelf,
         "size": size,
         "sizes": PAGE_SIZES,
+        "context": ", ".join(context_ids),
         "shelves": shelves(),
         "customers": state.customers,
         "error": "",
         "page": None,
     }
     status = 200
-    if query or user_id:
+    if query or user_id or context_ids:
         try:
             if query:
                 answer = await state.gateway.search(query, user_id, size)
             else:
-                answer = await state.gateway.recommend(user_id, size, shelf)
+                answer = await state.gateway.recommend(user_id, size, shelf, context_ids)
             context["page"] = {
                 "cards": view.cards(answer.results, query),
                 "token": answer.attribution_token,

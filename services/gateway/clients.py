@@ -64,12 +64,22 @@ class RetrievalClient:
         )
 
     async def user_candidates(
-        self, user_id: str, recent: Sequence[d.UserEvent], limit: int, timeout: float
+        self,
+        user_id: str,
+        recent: Sequence[d.UserEvent],
+        limit: int,
+        timeout: float,
+        shelf: d.Shelf = d.Shelf.FOR_YOU,
+        context: Sequence[str] = (),
     ) -> StageResult:
         try:
             resp = await self.stub.RetrieveUserCandidates(
                 qpb.RetrieveUserCandidatesRequest(
-                    user_id=user_id, page_size=limit, recent_events=[convert.user_event_to_pb(e) for e in recent]
+                    user_id=user_id,
+                    page_size=limit,
+                    recent_events=[convert.user_event_to_pb(e) for e in recent],
+                    shelf=convert.shelf_to_pb(shelf),
+                    context_product_ids=list(context),
                 ),
                 timeout=timeout,
             )

@@ -8,7 +8,7 @@ import grpc
 from shop.gateway.v1 import gateway_service_pb2 as pb
 from shop.gateway.v1 import gateway_service_pb2_grpc as pb_grpc
 
-from libs import convert, validation
+from libs import convert, shelves, validation
 from libs.gateway import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, Budget, GatewayCore, Page
 
 
@@ -42,9 +42,13 @@ class GatewayServicer(pb_grpc.GatewayServiceServicer):
         return pb.SearchResponse(**_page_fields(page))
 
     async def Recommend(self, request: pb.RecommendRequest, context: grpc.aio.ServicerContext) -> pb.RecommendResponse:
-        user_id = validation.user_id(request.user_id, required=True)
+        shelf = convert.shelf_from_pb(request.shelf)
+        user_id = validation.user_id(request.user_id)
+        products = shelves.check_request(shelf, user_id, request.context_product_ids)
         size = validation.page_size(request.page_size, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
-        page = await self.core.recommend(user_id, size, request.explain, _budget(context, self.default_deadline_s))
+        page = await self.core.recommend(
+            user_id, size, request.explain, _budget(context, self.default_deadline_s), shelf, products
+        )
         return pb.RecommendResponse(**_page_fields(page))
 
     async def ExplainResult(

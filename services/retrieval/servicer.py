@@ -8,7 +8,7 @@ import grpc
 from shop.retrieval.v1 import retrieval_service_pb2 as pb
 from shop.retrieval.v1 import retrieval_service_pb2_grpc as pb_grpc
 
-from libs import convert, validation
+from libs import convert, shelves, validation
 from libs.grpc_server import call_timeout
 from libs.retrieval import RetrievalCore
 
@@ -42,10 +42,12 @@ class RetrievalServicer(pb_grpc.RetrievalServiceServicer):
     async def RetrieveUserCandidates(
         self, request: pb.RetrieveUserCandidatesRequest, context: grpc.aio.ServicerContext
     ) -> pb.RetrieveUserCandidatesResponse:
-        user_id = validation.user_id(request.user_id, required=True)
+        shelf = convert.shelf_from_pb(request.shelf)
+        user_id = validation.user_id(request.user_id)
+        context = shelves.check_request(shelf, user_id, request.context_product_ids)
         validation.at_most(request.recent_events, validation.MAX_RECENT_EVENTS, "recent_events")
         recent = convert.user_events_from_pb(request.recent_events)
-        items, degradations = await self.core().user_candidates(user_id, recent, _page_size(request))
+        items, degradations = await self.core().user_candidates(user_id, recent, _page_size(request), shelf, context)
         return pb.RetrieveUserCandidatesResponse(
             candidates=[convert.candidate_to_pb(c) for c in items],
             degradations=[convert.degradation_to_pb(x) for x in degradations],

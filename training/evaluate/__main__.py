@@ -1,6 +1,7 @@
 """python -m training.evaluate: the offline evaluation table (see training/README.md).
 
-python -m training.evaluate [--models popularity,itemknn] [--no-search] [--reports DIR] [--verbose]
+python -m training.evaluate [--models popularity,itemknn] [--no-search] [--no-shelves] [--reports DIR]
+    [--verbose]
 """
 
 from __future__ import annotations
@@ -26,6 +27,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-fidelity", action="store_true", help="skip the explanation deletion test")
     parser.add_argument(
         "--no-search-relevance", action="store_true", help="skip the search relevance evaluation (reports/search.*)"
+    )
+    parser.add_argument(
+        "--no-shelves",
+        action="store_true",
+        help="skip the per-shelf evaluation (reports/shelves.*, training/evaluate/shelves.py)",
     )
     parser.add_argument("--window-days", type=int, default=SplitConfig.window_days)
     parser.add_argument("--end", default=None, help="exclusive end of the test window (default: end of data)")
@@ -64,6 +70,13 @@ def main(argv: list[str] | None = None) -> int:
         search_paths = write_search_reports(search, args.reports)
         paths |= {f"search_{k}": v for k, v in search_paths.items()}
         print("\n" + search_paths["md"].read_text())
+    if not args.no_shelves:
+        from training.evaluate import shelves
+        from training.evaluate.split import standard_splits
+
+        shelf_results = shelves.evaluate_shelves(ds, *standard_splits(ds, config.split), log)
+        paths |= shelves.write_reports(shelf_results, args.reports)
+        print("\n" + shelves.markdown(shelf_results))
     print(f"\nwrote {', '.join(str(p) for p in paths.values())} in {time.perf_counter() - started:.0f}s")
     return 0
 

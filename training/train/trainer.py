@@ -9,6 +9,7 @@ import random
 import os
 import time
 from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -16,7 +17,7 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
-from libs.features import FeatureStore, candidate_pool, stack
+from libs.features import FeatureStore, UserContext, candidate_pool, stack
 from libs.features.frequency import frequency_prior
 from libs.rankers import get as ranker
 from training.models.rankers import new_module
@@ -213,27 +214,44 @@ def score_catalogue(
     items outside the pool rank below every pool item, by popularity (full-ranking protocol, two-stage model).
     `context(user_id)`: the user's history as served (e.g. with recorded events, libs.history); default: the
     store's."""
-    model.eval()
-    spec = ranker(name).spec
     out = popularity_floor(store, len(user_ids))
     bar = tqdm(total=len(user_ids), desc=f"score {name}", unit="user", disable=not progress)
     for start in range(0, len(user_ids), chunk):
-        rows, pools = [], []
+        rows = []
         for u in user_ids[start : start + chunk]:
             ctx = context(str(u)) if context is not None else store.user_context(str(u))
-            pools.append(candidate_pool(store, ctx))
-            rows.append((ctx, pools[-1]))
-        width = max(len(p) for p in pools)
-        batch = []
-        for ctx, pool in rows:
-            cand = np.concatenate([pool, np.full(width - len(pool), pool[0], np.int64)])
-            batch.append(ranker(name).inputs(store, ctx, cand))
-        inputs = stack(batch)
-        scores = model(*[torch.from_numpy(inputs[k]) for k in spec.input_names])[0].numpy()
-        for i, pool in enumerate(pools):
-            out[start + i, pool] = scores[i, : len(pool)]
+            rows.append((ctx, candidate_pool(store, ctx)))
+        for i, ((_, pool), scores) in enumerate(zip(rows, score_lists(name, model, store, rows, chunk))):
+            out[start + i, pool] = scores
         bar.update(len(rows))
     bar.close()
+    return out
+
+
+def score_lists(
+    name: str,
+    model: torch.nn.Module,
+    store: FeatureStore,
+    rows: Sequence[tuple[UserContext, np.ndarray]],
+    chunk: int = 16,
+) -> list[np.ndarray]:
+    """The ranker's scores of each (user context, candidate item indices) row, batched `chunk` rows at a time
+    (a shelf's candidates rather than the pool). Rows need at least one candidate."""
+    model.eval()
+    spec = ranker(name).spec
+    out: list[np.ndarray] = []
+    for start in range(0, len(rows), chunk):
+        part = rows[start : start + chunk]
+        width = max(len(cand) for _, cand in part)
+        inputs = stack(
+            [
+                ranker(name).inputs(store, ctx, np.concatenate([cand, np.full(width - len(cand), cand[0], np.int64)]))
+                for ctx, cand in part
+            ]
+        )
+        with torch.inference_mode():
+            scores = model(*[torch.from_numpy(inputs[k]) for k in spec.input_names])[0].numpy()
+        out += [scores[i, : len(cand)] for i, (_, cand) in enumerate(part)]
     return out
 
 

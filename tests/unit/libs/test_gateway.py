@@ -38,8 +38,9 @@ class FakeRetrieval:
             raise self.fail
         return StageResult(_cands(self.found), [d.Degradation(d.Stage.TEXT_ENCODER, "down")] if not self.found else [])
 
-    async def user_candidates(self, user_id, recent, limit, timeout):
+    async def user_candidates(self, user_id, recent, limit, timeout, shelf=d.Shelf.FOR_YOU, context=()):
         self.seen_recent = list(recent)
+        self.seen_shelf = (shelf, list(context))
         return StageResult(_cands(30))
 
 
@@ -353,3 +354,19 @@ async def test_slow_event_store_costs_only_a_slice_of_the_budget():
         "no fresh events: the event store did not answer in time",
         "not kept for on-demand explanations: the event store did not answer in time",
     ]
+
+
+async def test_a_shelf_reaches_retrieval_and_travels_in_the_attribution_token(store):
+    from libs.experiments import shelf_of_stored
+
+    retrieval = FakeRetrieval()
+    core = GatewayCore(retrieval, FakeRanking(), FakeExplainer(), store, Variants.parse("fused:1"), FakeCatalog())
+    page = await core.recommend(
+        "", 5, True, Budget(time.monotonic() + 2.0), d.Shelf.FREQUENTLY_BOUGHT_TOGETHER, ["P3", "P4"]
+    )
+    assert retrieval.seen_shelf == (d.Shelf.FREQUENTLY_BOUGHT_TOGETHER, ["P3", "P4"])
+    assert len(page.items) == 5 and all(i.explanation is not None for i in page.items)
+    assert shelf_of_stored(page.attribution_token) == "FREQUENTLY_BOUGHT_TOGETHER"
+    assert core.tokens.variant_of(page.attribution_token, "t") == "fused"  # still a valid token of this deployment
+    searched = await core.search("lantern", "", 5, False, Budget(time.monotonic() + 2.0))
+    assert shelf_of_stored(searched.attribution_token) == ""

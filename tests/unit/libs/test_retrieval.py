@@ -47,7 +47,7 @@ def _core(
         ]
 
     return RetrievalCore(
-        IDS, TITLES, _vectors(), popularity, parts, lambda user, recent: (histories or {}).get(user, empty), encode
+        IDS, TITLES, _vectors(), popularity, parts, lambda user, recent: (histories or {}).get(user, empty), encode, co
     )
 
 
@@ -153,3 +153,33 @@ async def test_recommend_adds_products_newer_than_the_bundle_like_the_users_late
     assert dense == {"N1": 1, "N2": 2}  # the cup-like one first (the toy encoder: cups vs lanterns)
     anonymous, _ = await core.user_candidates("999", [], POOL_MAX)
     assert not {"N1", "N2"} & {c.product_id for c in anonymous}  # no purchases: nothing to be like
+
+
+async def test_buy_again_shelf_is_only_the_users_own_products():
+    history = UserContext(np.array([0, 0, 3]), np.array([0.0, 10.0, 20.0]), np.array([0, 1, 2]), 30.0)
+    cands, _ = await _core({"1": history}).user_candidates("1", [], 10, d.Shelf.BUY_AGAIN)
+    assert {c.product_id for c in cands} == {"71053", "22000"}  # the pool's other parts add nothing unbought
+    assert all(d.Source.REPEAT_PURCHASE in {s.source for s in c.source_ranks} for c in cands)
+
+
+async def test_discover_shelf_is_the_pool_without_anything_bought():
+    history = UserContext(np.array([0, 0, 3]), np.array([0.0, 10.0, 20.0]), np.array([0, 1, 2]), 30.0)
+    cands, _ = await _core({"1": history}).user_candidates("1", [], 10, d.Shelf.DISCOVER)
+    ids = {c.product_id for c in cands}
+    assert ids == {"84406B", "90001", "22001"}  # popular, similar customers', co-purchase; never 71053 or 22000
+    assert d.Source.REPEAT_PURCHASE not in {s.source for c in cands for s in c.source_ranks}
+
+
+async def test_frequently_bought_together_shelf_ranks_co_purchases_of_the_context():
+    cands, _ = await _core().user_candidates("", [], 10, d.Shelf.FREQUENTLY_BOUGHT_TOGETHER, ["22000", "unknown"])
+    assert [c.product_id for c in cands] == ["71053", "22001"]  # 3 shared invoices, then 1; never the cup itself
+    assert [c.source_ranks[0].score for c in cands] == [3.0, 1.0]
+    cands, _ = await _core().user_candidates("", [], 10, d.Shelf.FREQUENTLY_BOUGHT_TOGETHER, ["unknown"])
+    assert cands == []
+
+
+async def test_similar_items_shelf_is_the_nearest_titles_without_the_product():
+    cands, _ = await _core().user_candidates("", [], 2, d.Shelf.SIMILAR_ITEMS, ["71053"])
+    assert [c.product_id for c in cands][0] == "90001"  # the other lantern
+    assert "71053" not in {c.product_id for c in cands}
+    assert {s.source for c in cands for s in c.source_ranks} == {d.Source.DENSE}

@@ -62,3 +62,29 @@ async def test_retrieval_names_the_count_field_it_rejects(page_size, limit, fiel
             rpb.RetrieveQueryCandidatesRequest(query="lantern", page_size=page_size, limit=limit), _Context()
         )
     assert [v.field for v in info.value.violations] == [field]
+
+
+@pytest.mark.parametrize(
+    ("request_fields", "fields"),
+    [
+        ({"shelf": NEWER, "user_id": "1"}, ["shelf"]),
+        ({"shelf": 2}, ["user_id"]),  # SHELF_BUY_AGAIN without a customer
+        ({"user_id": "1", "context_product_ids": ["A"]}, ["context_product_ids"]),  # FOR_YOU takes no context
+        ({"shelf": 5, "context_product_ids": ["A", "B"]}, ["context_product_ids"]),  # SIMILAR_ITEMS: exactly one
+        ({"shelf": 4, "context_product_ids": ["A", "bad id"]}, ["context_product_ids[1]"]),
+        ({"shelf": 4, "user_id": "x1", "context_product_ids": ["A"]}, ["user_id"]),
+    ],
+)
+async def test_recommend_names_the_shelf_field_it_rejects(request_fields, fields):
+    core = GatewayCore(None, None, None, None, Variants.parse("fused:1"), None)  # never reached
+    with pytest.raises(InvalidArgumentError) as info:
+        await GatewayServicer(core, 1.0).Recommend(gpb.RecommendRequest(**request_fields), _Context())
+    assert [v.field for v in info.value.violations] == fields
+
+
+async def test_retrieval_refuses_a_shelf_without_its_context():
+    with pytest.raises(InvalidArgumentError) as info:
+        await RetrievalServicer(_Core(), 1.0).RetrieveUserCandidates(
+            rpb.RetrieveUserCandidatesRequest(shelf=5), _Context()
+        )
+    assert [v.field for v in info.value.violations] == ["context_product_ids"]

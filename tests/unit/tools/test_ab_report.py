@@ -49,3 +49,28 @@ def test_wilson_and_newcombe_match_published_values():
 def test_an_arm_not_in_the_configured_order_is_still_reported():
     arms, _ = readout([("x", "new_arm", "IMPRESSION", "A")], ["fused"])
     assert [a.variant for a in arms] == ["new_arm"]
+
+
+def test_recommend_events_split_per_shelf_their_token_names():
+    from libs.experiments import AttributionTokens
+
+    from libs import domain as d
+    from tools.ab_report import by_shelf
+
+    tokens = AttributionTokens(b"k" * 32)
+    again, discover, search = (
+        tokens.issue("fused", d.Shelf.BUY_AGAIN),
+        tokens.issue("fused", d.Shelf.DISCOVER),
+        tokens.issue("fused"),
+    )
+    events = [
+        (again, "fused", "IMPRESSION", "A"),
+        (discover, "fused", "IMPRESSION", "B"),
+        (again, "fused", "CLICK", "A"),
+        (search, "fused", "CLICK", "C"),
+    ]
+    groups = by_shelf(events)
+    assert list(groups) == ["BUY_AGAIN", "DISCOVER"]
+    arms, _ = readout(groups["BUY_AGAIN"], ["fused"])
+    assert arms[0].responses == 1 and arms[0].rates["CLICK"].rate == 1.0
+    assert by_shelf([("not.a-token", "fused", "CLICK", "A")]) == {}
