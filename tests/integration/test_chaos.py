@@ -10,7 +10,7 @@ import threading
 
 import pytest
 
-from loadtest import chaos
+from loadtest import faults, hostile
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +29,7 @@ def _assert_on_target(figures):
 
 
 def test_hostile_requests_never_end_internal_unknown_or_unavailable(supervised):
-    figures, details = asyncio.run(chaos.fuzz_stack(supervised, 1000))
+    figures, details = asyncio.run(hostile.fuzz_stack(supervised, 1000))
     _assert_on_target(figures)
     assert {
         "shop.gateway.v1.GatewayService",
@@ -42,6 +42,6 @@ def test_hostile_requests_never_end_internal_unknown_or_unavailable(supervised):
 
 
 def test_triton_killed_under_load_degrades_recovers_and_leaves_no_orphan(supervised):
-    figures, details = asyncio.run(chaos.triton_kill(supervised))
+    figures, details = asyncio.run(faults.triton_kill(supervised))
     _assert_on_target(figures)
     assert [name for name, _, _ in supervised.restarts] == ["triton"]
