@@ -27,8 +27,9 @@ from shop.gateway.v1 import gateway_service_pb2 as gpb
 from shop.retrieval.v1 import retrieval_service_pb2 as rpb
 
 from libs import domain as d
+from libs import storefront
 from libs.errors import InvalidArgumentError, invalid
-from libs.products.model import Product, ProductContent
+from libs.products.model import Product, ProductContent, money_problems
 
 E = TypeVar("E", bound=enum.Enum)
 # google.protobuf.Timestamp's documented range: 0001-01-01T00:00:00Z .. 9999-12-31T23:59:59.999999999Z.
@@ -46,6 +47,7 @@ _STAGE = _enum_map(d.Stage, pb.Stage, "STAGE")
 _EVENT = _enum_map(d.EventKind, pb.EventType, "EVENT_TYPE")
 _AVAILABILITY = _enum_map(d.Availability, pb.Availability, "AVAILABILITY")
 _SHELF = _enum_map(d.Shelf, pb.Shelf, "SHELF")
+_ORDER_BY = _enum_map(storefront.OrderBy, pb.OrderBy, "ORDER_BY")
 _BACK = {
     cls: {v: k for k, v in mapping.items()}
     for cls, mapping in (
@@ -55,6 +57,7 @@ _BACK = {
         (d.EventKind, _EVENT),
         (d.Availability, _AVAILABILITY),
         (d.Shelf, _SHELF),
+        (storefront.OrderBy, _ORDER_BY),
     )
 }
 
@@ -76,6 +79,55 @@ def shelf_from_pb(value: int, field: str = "shelf") -> d.Shelf:
 
 def shelf_to_pb(shelf: d.Shelf) -> int:
     return _SHELF[shelf]
+
+
+def order_by_from_pb(value: int, field: str = "order_by") -> storefront.OrderBy:
+    """UNSPECIFIED is RELEVANCE; a value this build does not know is INVALID_ARGUMENT (not a silent default)."""
+    if value == pb.ORDER_BY_UNSPECIFIED:
+        return storefront.OrderBy.RELEVANCE
+    order_by = enum_from_pb(storefront.OrderBy, value)
+    if order_by is None:
+        raise invalid(field, f"must be a known OrderBy (got {value})")
+    return order_by
+
+
+def price_bound_from_pb(m: money_pb2.Money, field: str) -> tuple[d.Money, list]:
+    """A filter's price bound and what is wrong with it (FieldViolations naming `field`'s parts): the catalogue's
+    price rule (libs.products.model.money_problems). Money is integers on the wire: nothing is non-finite."""
+    money = money_from_pb(m)
+    return money, money_problems(money, field)
+
+
+def filter_from_pb(f: pb.ProductFilter, field: str = "filter") -> storefront.ProductFilter:
+    """A Search/Recommend (or retrieval) filter; INVALID_ARGUMENT naming every bad field under `field`."""
+    violations: list = []
+    bounds: dict[str, d.Money | None] = {"min_price": None, "max_price": None}
+    for name in bounds:
+        if f.HasField(name):
+            bounds[name], problems = price_bound_from_pb(getattr(f, name), f"{field}.{name}")
+            violations += problems
+    return storefront.check_filter(
+        bounds["min_price"],
+        bounds["max_price"],
+        f.include_out_of_stock,
+        list(f.exclude_product_ids),
+        list(f.categories),
+        field,
+        violations,
+    )
+
+
+def filter_to_pb(f: storefront.ProductFilter) -> pb.ProductFilter:
+    msg = pb.ProductFilter(
+        include_out_of_stock=f.include_out_of_stock,
+        exclude_product_ids=sorted(f.exclude_product_ids),
+        categories=sorted(f.categories),
+    )
+    if f.min_price is not None:
+        msg.min_price.CopyFrom(money_to_pb(f.min_price))
+    if f.max_price is not None:
+        msg.max_price.CopyFrom(money_to_pb(f.max_price))
+    return msg
 
 
 def _enum_to_pb(mapping: Mapping[E, int], member: E | None) -> int:

@@ -189,3 +189,9 @@ class ServedResponse:
     bundle_id: str
     results: tuple[tuple[str, str, float], ...]  # (product_id, title, served score), in ranked order
     recent: tuple[UserEvent, ...]  # the user's recorded events the response read
+    # Paged responses (libs.storefront) keep their whole ranked list, served page by page: the page size (0 = the
+    # results are one page), each result's model_scores and sources, and the model versions, so that a later page
+    # serves exactly what the first one ranked.
+    page_size: int = 0
+    details: tuple[tuple[dict[str, float], tuple[Source, ...]], ...] = ()
+    versions: tuple[ModelVersion, ...] = ()

@@ -80,10 +80,15 @@ class AttributionTokens:
     def _sign(self, payload: bytes) -> str:
         return _b64(hmac.new(self._key, payload, hashlib.sha256).digest()[: self._SIG_BYTES])
 
-    def issue(self, variant: str, shelf: Shelf | None = None) -> str:
+    def derived_key(self, purpose: str) -> bytes:
+        """A key of its own for another kind of signed token (e.g. page tokens), from the same configured key, so
+        replicas that share SHOP_TOKEN_KEY share it and neither kind of token verifies as the other."""
+        return hmac.new(self._key, b"derived:" + purpose.encode(), hashlib.sha256).digest()
+
+    def issue(self, variant: str, shelf: Shelf | None = None, response_id: str = "") -> str:
         """A token for one response of `variant`; a Recommend response also names its shelf (make ab-report splits
-        the funnel per shelf)."""
-        fields = {"r": secrets.token_hex(8), "v": variant, "t": int(time.time())}
+        the funnel per shelf). `response_id`: a later page of a response carries that response's id (its list)."""
+        fields = {"r": response_id or secrets.token_hex(8), "v": variant, "t": int(time.time())}
         if shelf is not None:
             fields["s"] = shelf.value
         payload = json.dumps(fields, separators=(",", ":")).encode()

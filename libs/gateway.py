@@ -16,6 +16,7 @@ from libs import validation
 from libs.errors import (
     AlreadyExistsError,
     DeadlineError,
+    FailedPreconditionError,
     FieldViolation,
     InvalidArgumentError,
     UnavailableError,
@@ -26,8 +27,9 @@ from libs.events.base import payload
 from libs.features import POOL_MAX
 from libs.products.model import Product
 from libs.experiments import AttributionTokens, Variants
-from libs.on_demand import RESPONSE_TTL_S, ExplainedResults, OnDemand
+from libs.on_demand import RESPONSE_NOT_KEPT, RESPONSE_TTL_S, ExplainedResults, OnDemand
 from libs.stages import Explainer, Ranking, Retrieval, StageResult
+from libs.storefront import MAX_RESULTS, Browse, PagePosition, PageTokens, fingerprint, ordered
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +60,7 @@ class Page:
     degradations: list[d.Degradation]
     versions: list[d.ModelVersion]
     variant: str
+    next_page_token: str = ""
 
 
 @dataclass
@@ -103,17 +106,29 @@ class GatewayCore:
         self.variants = variants
         self.catalog = catalog
         self.tokens = tokens or AttributionTokens.ephemeral()
+        self.pages = PageTokens(self.tokens.derived_key("page_token"))
         self.on_demand = OnDemand(explainer, events, self.tokens.response_id, response_ttl_s)
 
-    async def search(self, query: str, user_id: str, page_size: int, explain: bool, budget: Budget) -> Page:
+    async def search(
+        self, query: str, user_id: str, page_size: int, explain: bool, budget: Budget, browse: Browse | None = None
+    ) -> Page:
+        """`browse`: filter, order and page token (libs.storefront); None = in-stock products by relevance, page 1."""
+        browse = browse or Browse()
+        request = fingerprint("search", query, user_id, page_size, browse.product_filter.key(), browse.order_by)
+        if browse.page_token:
+            return await self._later_page(request, user_id, None, page_size, explain, browse, budget)
         # Retrieval does not need the user's fresh events, so read them concurrently.
         recent_task = asyncio.create_task(self._recent(user_id, budget))
         try:
-            retrieved = await self.retrieval.query_candidates(query, user_id, CANDIDATES, budget.share(0.35))
+            retrieved = await self.retrieval.query_candidates(
+                query, user_id, CANDIDATES, budget.share(0.35), browse.product_filter
+            )
         finally:
             recent, degraded = await recent_task
         retrieved.degradations = degraded + retrieved.degradations
-        return await self._rank_and_explain(user_id, query, retrieved, recent, page_size, explain, budget)
+        return await self._rank_and_explain(
+            user_id, query, retrieved, recent, page_size, explain, budget, browse=browse, request=request
+        )
 
     async def recommend(
         self,
@@ -123,12 +138,24 @@ class GatewayCore:
         budget: Budget,
         shelf: d.Shelf = d.Shelf.FOR_YOU,
         context: Sequence[str] = (),
+        browse: Browse | None = None,
     ) -> Page:
-        """`shelf` picks the candidates (libs.shelves); `context`: its context product ids, already validated."""
+        """`shelf` picks the candidates (libs.shelves); `context`: its context product ids, already validated;
+        `browse`: filter, order and page token (libs.storefront)."""
+        browse = browse or Browse()
+        request = fingerprint(
+            "recommend", user_id, shelf, sorted(context), page_size, browse.product_filter.key(), browse.order_by
+        )
+        if browse.page_token:
+            return await self._later_page(request, user_id, shelf, page_size, explain, browse, budget)
         recent, degraded = await self._recent(user_id, budget)
-        retrieved = await self.retrieval.user_candidates(user_id, recent, POOL_MAX, budget.share(0.35), shelf, context)
+        retrieved = await self.retrieval.user_candidates(
+            user_id, recent, POOL_MAX, budget.share(0.35), shelf, context, browse.product_filter
+        )
         retrieved.degradations = degraded + retrieved.degradations
-        return await self._rank_and_explain(user_id, "", retrieved, recent, page_size, explain, budget, shelf)
+        return await self._rank_and_explain(
+            user_id, "", retrieved, recent, page_size, explain, budget, shelf, browse, request
+        )
 
     async def _recent(self, user_id: str, budget: Budget) -> tuple[list[d.UserEvent], list[d.Degradation]]:
         """The user's recorded events; with the store down or slow, none, flagged (the dataset history still
@@ -158,24 +185,28 @@ class GatewayCore:
         explain: bool,
         budget: Budget,
         shelf: d.Shelf | None = None,
+        browse: Browse | None = None,
+        request: str = "",
     ) -> Page:
-        """`shelf`: the Recommend shelf (None for Search), carried in the attribution token."""
+        """`shelf`: the Recommend shelf (None for Search), carried in the attribution token. The first page: ranks
+        up to MAX_RESULTS results, orders them (`browse.order_by`), keeps them for later pages (`request`: the
+        fingerprint their page token is bound to) and on-demand explanations, and serves the first `page_size`."""
+        browse = browse or Browse()
         variant = self.variants.assign(user_id)
-        degradations = list(retrieved.degradations)
-        if self.catalog.stale:
-            degradations.append(
-                d.Degradation(d.Stage.CATALOG, "catalogue not refreshed: availability and prices as last read")
-            )
+        degradations = self._catalog_flag() + list(retrieved.degradations)
         versions: list[d.ModelVersion] = []
-        candidates = [c for c in retrieved.items if self._servable(c.product_id)]
+        # Again against this replica's catalogue: retrieval's copy may lag it by a poll.
+        candidates = [c for c in retrieved.items if self._admits(browse, c.product_id)]
         if not candidates:
             # Nothing matched (or only the lexical half ran): an empty page is the answer, not a ranking error.
             return Page([], self.tokens.issue(variant, shelf), degradations, versions, variant)
+        ranked_list: list[d.ScoredItem] = []
         try:
             ranked = await self.ranking.rank(
-                user_id, query, candidates, page_size, variant, recent, budget.share(0.6 if explain else 0.95)
+                user_id, query, candidates, MAX_RESULTS, variant, recent, budget.share(0.6 if explain else 0.95)
             )
-            items: list[d.ScoredItem] = ranked.items[:page_size]
+            ranked_list = ordered(ranked.items[:MAX_RESULTS], self._price, browse.order_by)
+            items: list[d.ScoredItem] = ranked_list[:page_size]
             degradations += ranked.degradations
             versions += ranked.versions
         except (UnavailableError, DeadlineError) as exc:
@@ -189,31 +220,104 @@ class GatewayCore:
                     {"retrieval": c.retrieval_score},
                     sorted({s.source for s in c.source_ranks}, key=lambda s: s.value),
                 )
-                for c in candidates[:page_size]
+                for c in ordered(candidates, self._price, browse.order_by)[:page_size]
             ]
         token = self.tokens.issue(variant, shelf)
-        # A ranked page is kept (while it is being explained), so that its results can be explained on demand.
+        # A ranked list is kept (while its page is being explained), so that its results can be explained on demand
+        # and its later pages served from it. Without ranking there is no list to keep: that answer is one page.
         kept = (
             asyncio.create_task(
-                self.on_demand.keep(token, user_id, query, variant, versions, items, recent, budget.remaining())
+                self.on_demand.keep(
+                    token, user_id, query, variant, versions, ranked_list, recent, budget.remaining(), page_size
+                )
             )
             if versions
             else None
         )
         if explain and items:
-            try:
-                explained = await self.explainer.explain(
-                    user_id, query, [i.product_id for i in items], variant, recent, budget.share(0.95)
-                )
-                for item, explanation in zip(items, explained.items):
-                    item.explanation = explanation
-                degradations += explained.degradations
-            except (UnavailableError, DeadlineError) as exc:
-                log.warning("explanation degraded: %s", exc)
-                degradations.append(d.Degradation(d.Stage.EXPLANATION, str(exc)))
+            degradations += await self._explain(items, user_id, query, variant, recent, budget)
+        next_token = ""
         if kept is not None:
-            degradations += await kept
-        return Page(self._priced(items), token, degradations, versions, variant)
+            not_kept = await kept
+            degradations += not_kept
+            if not not_kept and len(ranked_list) > page_size:
+                next_token = self.pages.issue(
+                    PagePosition(self.tokens.response_id(token, "attribution_token"), page_size), request
+                )
+        return Page(self._priced(items), token, degradations, versions, variant, next_token)
+
+    async def _later_page(
+        self,
+        request: str,
+        user_id: str,
+        shelf: d.Shelf | None,
+        page_size: int,
+        explain: bool,
+        browse: Browse,
+        budget: Budget,
+    ) -> Page:
+        """A page after the first: a slice of the list the first page kept, with the scores, model scores and
+        sources it ranked (events recorded since change nothing), minus products that stopped matching the filter
+        since (sold out, say). Its explanations read what the list was ranked with (user, query, variant, bundle,
+        recorded events), so they explain exactly the served scores; ExplainResult works with its attribution
+        token as with the first page's."""
+        position = self.pages.read(browse.page_token, request)
+        try:
+            record = await self.on_demand.kept(position.response_id, budget.share(RECENT_SHARE))
+        except UnavailableError as exc:
+            # Not a different list, and not one recomputed now: the caller starts again from the first page.
+            raise FailedPreconditionError(
+                f"the ranked list of the first page cannot be read: {exc}", RESPONSE_NOT_KEPT, {"store": "unavailable"}
+            ) from exc
+        if record.user_id != user_id:  # the fingerprint binds the user too; a belt for a leaked token
+            raise FailedPreconditionError("the ranked list belongs to another request", RESPONSE_NOT_KEPT)
+        details = record.details or tuple(({}, ()) for _ in record.results)
+        window = zip(record.results[position.offset :], details[position.offset :])
+        items = [
+            d.ScoredItem(pid, title, score, dict(scores), list(sources))
+            for (pid, title, score), (scores, sources) in list(window)[:page_size]
+        ]
+        items = [i for i in items if self._admits(browse, i.product_id)]
+        degradations = self._catalog_flag()
+        if explain and items:
+            degradations += await self._explain(
+                items, record.user_id, record.query, record.variant, record.recent, budget, record.bundle_id
+            )
+        end = position.offset + page_size
+        next_token = (
+            self.pages.issue(PagePosition(record.response_id, end), request) if end < len(record.results) else ""
+        )
+        token = self.tokens.issue(record.variant, shelf, response_id=record.response_id)
+        return Page(self._priced(items), token, degradations, list(record.versions), record.variant, next_token)
+
+    async def _explain(
+        self,
+        items: list[d.ScoredItem],
+        user_id: str,
+        query: str,
+        variant: str,
+        recent: Sequence[d.UserEvent],
+        budget: Budget,
+        bundle_id: str = "",
+    ) -> list[d.Degradation]:
+        """Attach explanations to `items`; explanation down or late = none, flagged."""
+        try:
+            # A later page names the bundle it was ranked with; the first page is ranked by the current one.
+            pinned = {"bundle_id": bundle_id} if bundle_id else {}
+            explained = await self.explainer.explain(
+                user_id, query, [i.product_id for i in items], variant, recent, budget.share(0.95), **pinned
+            )
+        except (UnavailableError, DeadlineError) as exc:
+            log.warning("explanation degraded: %s", exc)
+            return [d.Degradation(d.Stage.EXPLANATION, str(exc))]
+        for item, explanation in zip(items, explained.items):
+            item.explanation = explanation
+        return explained.degradations
+
+    def _catalog_flag(self) -> list[d.Degradation]:
+        if self.catalog.stale:
+            return [d.Degradation(d.Stage.CATALOG, "catalogue not refreshed: availability and prices as last read")]
+        return []
 
     async def explain_result(self, token: str, product_ids: Sequence[str], budget: Budget) -> ExplainedResults:
         """Results of a served response, explained with exactly the scores it served (libs.on_demand)."""
@@ -228,10 +332,15 @@ class GatewayCore:
                 item.price, item.availability = product.content.price, product.content.availability
         return items
 
-    def _servable(self, product_id: str) -> bool:
-        """Sold-out and discontinued products are not served; ones the catalogue lacks are (the bundle knows them)."""
+    def _admits(self, browse: Browse, product_id: str) -> bool:
+        """The request's filter against this replica's catalogue (sold-out and discontinued products are not served
+        unless asked; ones the catalogue lacks are, the bundle knows them)."""
         product = self.catalog.get(product_id)
-        return product is None or product.servable
+        return browse.product_filter.matches(product_id, None if product is None else product.content)
+
+    def _price(self, product_id: str) -> d.Money | None:
+        product = self.catalog.get(product_id)
+        return None if product is None else product.content.price
 
     async def record_events(self, events: Sequence[tuple[str, str, str, d.UserEvent | None]]) -> Recorded:
         """events: (event_id, user_id, attribution_token, event or None when its type is unknown).

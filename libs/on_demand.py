@@ -75,8 +75,10 @@ class OnDemand:
         items: Sequence[d.ScoredItem],
         recent: Sequence[d.UserEvent],
         timeout: float,
+        page_size: int = 0,
     ) -> list[d.Degradation]:
-        """Store what a ranked page served; trouble costs only its on-demand explanations (a degradation)."""
+        """Store what a ranked response served (`items`: its whole ranked list, cut into pages of `page_size`, 0 =
+        one page); trouble costs its on-demand explanations and its later pages (a degradation)."""
         timeout = min(timeout * KEEP_SHARE, KEEP_MAX_S)
         if timeout <= 0.001:
             return [d.Degradation(d.Stage.EXPLANATION, "not kept for on-demand explanations: no time left")]
@@ -90,6 +92,9 @@ class OnDemand:
             bundle,
             tuple((i.product_id, i.title, i.score) for i in items),
             tuple(recent),
+            page_size,
+            tuple((dict(i.model_scores), tuple(i.sources)) for i in items),
+            tuple(versions),
         )
         try:
             await asyncio.wait_for(asyncio.to_thread(self.events.keep_response, record), timeout)
@@ -100,13 +105,9 @@ class OnDemand:
             log.warning("response not kept for on-demand explanations: %s", why)
             return [d.Degradation(d.Stage.EXPLANATION, f"not kept for on-demand explanations: {why}")]
 
-    async def explain(self, token: str, product_ids: Sequence[str], timeout: float) -> ExplainedResults:
-        response_id = self.response_id(token, "attribution_token")
-        if not 1 <= len(product_ids) <= MAX_PRODUCTS:
-            raise invalid(
-                "product_ids", f"must name 1..{MAX_PRODUCTS} results of the response (got {len(product_ids)})"
-            )
-        started = time.monotonic()
+    async def kept(self, response_id: str, timeout: float) -> d.ServedResponse:
+        """The kept response; FAILED_PRECONDITION (RESPONSE_NOT_KEPT) when it is gone (expired, or never kept):
+        never a different list. UnavailableError when the store cannot be read."""
         try:
             record = await asyncio.wait_for(asyncio.to_thread(self.events.served_response, response_id), timeout)
         except TimeoutError:
@@ -117,6 +118,16 @@ class OnDemand:
                 RESPONSE_NOT_KEPT,
                 {"ttl_s": f"{self.ttl_s:.0f}"},
             )
+        return record
+
+    async def explain(self, token: str, product_ids: Sequence[str], timeout: float) -> ExplainedResults:
+        response_id = self.response_id(token, "attribution_token")
+        if not 1 <= len(product_ids) <= MAX_PRODUCTS:
+            raise invalid(
+                "product_ids", f"must name 1..{MAX_PRODUCTS} results of the response (got {len(product_ids)})"
+            )
+        started = time.monotonic()
+        record = await self.kept(response_id, timeout)
         served = {pid: (title, score) for pid, title, score in record.results}
         _check_products(product_ids, served)
         left = timeout - (time.monotonic() - started)
@@ -134,9 +145,11 @@ class OnDemand:
         )
         if out.degradations:  # a ranker missing: the score would not be the one served
             raise UnavailableError("explanation: " + "; ".join(x.reason for x in out.degradations))
-        page = [score for _, _, score in record.results]
+        scores = [score for _, _, score in record.results]
+        position = {pid: i for i, (pid, _, _) in enumerate(record.results)}
         items = []
         for pid, explanation in zip(product_ids, out.items):
+            page = _page_of(scores, position[pid], record.page_size)
             title, score = served[pid]
             if abs(explanation.score - score) > SCORE_TOLERANCE * max(1.0, abs(score)):
                 raise FailedPreconditionError(
@@ -147,6 +160,14 @@ class OnDemand:
             explanation.confidence = confidence(score, page)  # against the served page, as the page's own
             items.append(d.ScoredItem(pid, title, score, explanation=explanation))
         return ExplainedResults(items, out.versions, record.variant)
+
+
+def _page_of(scores: Sequence[float], index: int, page_size: int) -> Sequence[float]:
+    """The served scores of the page that held result `index` (page_size 0: the results are one page)."""
+    if page_size <= 0:
+        return scores
+    start = index - index % page_size
+    return scores[start : start + page_size]
 
 
 def _check_products(product_ids: Sequence[str], served: dict) -> None:

@@ -6,6 +6,7 @@ reciprocal rank fusion of its parts, or a shelf's own candidates (libs.shelves).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -18,6 +19,7 @@ from libs.history import user_context
 from libs.index.products import ProductIndexes
 from libs.relevance import analyse
 from libs.scoring import EncodeQuery, encode_or_degrade
+from libs.storefront import DEFAULT_FILTER, ProductFilter
 
 RRF_K = 60  # the constant of Cormack et al. (2009); insensitive in practice
 PER_SOURCE = 200
@@ -26,6 +28,12 @@ RANKED_PARTS = {POOL_CO_PURCHASE: d.Source.CO_PURCHASE, POOL_SIMILAR: d.Source.S
 # Share of the caller's remaining time the query encoder may use: past it the answer is lexical-only (flagged),
 # which leaves the gateway time to rank, instead of the whole request running out waiting on a slow encoder.
 ENCODER_SHARE = 0.5
+# A filter (libs.storefront) is applied to the fused candidates before they are cut; while too few match, both
+# indexes are searched DEEPEN times deeper, up to MAX_DEPTH per source (a price band of a few percent of a 4,000
+# product catalogue still fills 200 candidates).
+DEEPEN, MAX_DEPTH = 4, 12_800
+# The context shelves' lists are read this many times deeper under a filter that removes more than availability.
+SHELF_OVERFETCH = 8
 
 
 def rrf(lists: dict[d.Source, list[tuple[int, float]]], k: int = RRF_K) -> list[tuple[int, float, list[d.SourceRank]]]:
@@ -52,7 +60,10 @@ class RetrievalCore:
         encode: EncodeQuery,
         copurchase: sp.csr_matrix,
         half_life_days: float = 60.0,
+        product: Callable[[str], Any] | None = None,
     ) -> None:
+        """`product`: the catalogue's libs.products.model.ProductContent of a product id, or None (no row); what a
+        filter judges. None = no catalogue (the offline evaluation): every product is as the bundle knows it."""
         self.n_items = len(product_ids)  # the bundle's; popularity and histories index these
         self.indexes = ProductIndexes(product_ids, titles, item_vectors)
         self.item_vectors = np.asarray(item_vectors, np.float32)
@@ -63,10 +74,16 @@ class RetrievalCore:
         self.half_life_s = half_life_days * 86400.0
         self.copurchase = copurchase  # invoices shared by each pair of the bundle's products (bought together)
         self.item_index = {p: i for i, p in enumerate(product_ids)}  # the bundle's products: what the models know
+        self.product = product or (lambda _product_id: None)
 
     @classmethod
     def over_store(
-        cls, store: FeatureStore, product_ids: Sequence[str], titles: Sequence[str], encode: EncodeQuery
+        cls,
+        store: FeatureStore,
+        product_ids: Sequence[str],
+        titles: Sequence[str],
+        encode: EncodeQuery,
+        product: Callable[[str], Any] | None = None,
     ) -> "RetrievalCore":
         """Retrieval over a feature store's data: its title embeddings, recent popularity, candidate pool and user
         histories (with fresh events) - how the service, the offline evaluation and the load floor build it."""
@@ -79,7 +96,13 @@ class RetrievalCore:
             lambda user_id, recent: user_context(store, user_id, recent),
             encode,
             store.copurchase,
+            product=product,
         )
+
+    def _admitted(self, fused: list, product_filter: ProductFilter) -> list:
+        """The fused (key, ...) entries whose product the filter admits, in order."""
+        ids = self.indexes.product_ids
+        return [x for x in fused if product_filter.matches(ids[x[0]], self.product(ids[x[0]]))]
 
     def _candidates(
         self, fused: list[tuple[int, float, list[d.SourceRank]]], limit: int, terms: Sequence[str] = ()
@@ -91,20 +114,38 @@ class RetrievalCore:
         return out
 
     async def query_candidates(
-        self, query: str, user_id: str, limit: int, timeout: float, recent: Sequence[d.UserEvent] = ()
+        self,
+        query: str,
+        user_id: str,
+        limit: int,
+        timeout: float,
+        recent: Sequence[d.UserEvent] = (),
+        product_filter: ProductFilter = DEFAULT_FILTER,
     ) -> tuple[list[d.Candidate], list[d.Degradation]]:
-        """`timeout`: the caller's remaining time; a slow or dead encoder gives lexical-only candidates, flagged."""
+        """`timeout`: the caller's remaining time; a slow or dead encoder gives lexical-only candidates, flagged.
+        Only products `product_filter` admits; the indexes are searched deeper until `limit` of them are found,
+        every index is exhausted, or MAX_DEPTH (the top of each list is the same at any depth, so the filtered
+        candidates are exactly the unfiltered ones that match, in the same order)."""
         degradations: list[d.Degradation] = []
-        lists = {d.Source.LEXICAL: self.indexes.search_lexical(query, PER_SOURCE)}
         emb = await encode_or_degrade(self.encode, [query], timeout * ENCODER_SHARE, degradations)
-        if emb is not None:
-            lists[d.Source.DENSE] = self.indexes.search_dense(emb[0], PER_SOURCE)
         terms = analyse(query)
+        repeat: list[tuple[int, float]] = []
         if user_id:
             # Personal signal for search: the user's own past purchases that match a query term.
             bought = self._repeat(self.history(user_id, recent))
-            lists[d.Source.REPEAT_PURCHASE] = [(i, s) for i, s in bought if self.indexes.terms[i].intersection(terms)]
-        return self._candidates(rrf(lists), limit, terms), degradations
+            repeat = [(i, s) for i, s in bought if self.indexes.terms[i].intersection(terms)]
+        depth = PER_SOURCE
+        while True:
+            lists = {d.Source.LEXICAL: self.indexes.search_lexical(query, depth)}
+            if emb is not None:
+                lists[d.Source.DENSE] = self.indexes.search_dense(emb[0], depth)
+            if repeat:
+                lists[d.Source.REPEAT_PURCHASE] = repeat
+            fused = self._admitted(rrf(lists), product_filter)
+            exhausted = all(len(found) < depth for found in lists.values())
+            if len(fused) >= limit or exhausted or depth >= MAX_DEPTH:
+                return self._candidates(fused, limit, terms), degradations
+            depth *= DEEPEN
 
     def _repeat(self, h: UserContext, limit: int = PER_SOURCE) -> list[tuple[int, float]]:
         """User's items by time-decayed purchase frequency (TIFU-style), strongest first."""
@@ -128,27 +169,30 @@ class RetrievalCore:
         limit: int,
         shelf: d.Shelf = d.Shelf.FOR_YOU,
         context: Sequence[str] = (),
+        product_filter: ProductFilter = DEFAULT_FILTER,
     ) -> tuple[list[d.Candidate], list[d.Degradation]]:
         """FOR_YOU: exactly the rankers' candidate pool (what they were trained and evaluated on), each part a
         source: own past items by decayed frequency, co-purchase neighbours, similar customers' products, popular
         items; plus up to NEW_PER_USER products newer than the bundle (dense). With `limit` >= POOL_MAX (the
         gateway's ask) nothing of the pool is cut unless it is full, when those may displace its weakest. Other
         shelves: their own candidates (libs.shelves); `context` = the context product ids (unknown ones contribute
-        nothing)."""
+        nothing). Every list holds only products `product_filter` admits (the context shelves' lists are read
+        SHELF_OVERFETCH times deeper when it narrows more than availability does)."""
+        admitted = lambda fused: self._admitted(fused, product_filter)  # noqa: E731
         if shelf == d.Shelf.FREQUENTLY_BOUGHT_TOGETHER:
             limit = min(limit, shelves.FBT_CANDIDATES)
             together = shelves.frequently_bought_together(
-                self.copurchase, shelves.context_items(self.item_index, context), limit
+                self.copurchase, shelves.context_items(self.item_index, context), limit * SHELF_OVERFETCH
             )
-            return self._candidates(rrf({d.Source.CO_PURCHASE: together}), limit), []
+            return self._candidates(admitted(rrf({d.Source.CO_PURCHASE: together})), limit), []
         if shelf == d.Shelf.SIMILAR_ITEMS:
             limit = min(limit, shelves.SIMILAR_CANDIDATES)
             items = shelves.context_items(self.item_index, context)[:1]
             similar = []
             if items:
-                near = self.indexes.search_dense(self.item_vectors[items[0]], limit + 1)
-                similar = [(i, s) for i, s in near if i != items[0]][:limit]
-            return self._candidates(rrf({d.Source.DENSE: similar}), limit), []
+                near = self.indexes.search_dense(self.item_vectors[items[0]], limit * SHELF_OVERFETCH + 1)
+                similar = [(i, s) for i, s in near if i != items[0]]
+            return self._candidates(admitted(rrf({d.Source.DENSE: similar})), limit), []
         h = self.history(user_id, recent)
         parts = self.parts(h)
         if shelf == d.Shelf.BUY_AGAIN:
@@ -166,4 +210,4 @@ class RetrievalCore:
                 lists[d.Source.POPULARITY] = [(int(i), float(self.popularity[i])) for i in items]
         if shelf in (d.Shelf.FOR_YOU, d.Shelf.DISCOVER) and len(h.items) and (newer := self._newer_like_recent(h)):
             lists[d.Source.DENSE] = newer
-        return self._candidates(rrf(lists), limit), []
+        return self._candidates(admitted(rrf(lists)), limit), []

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from libs import domain as d
+from libs.storefront import DEFAULT_FILTER, ProductFilter
 
 
 @dataclass
@@ -18,7 +19,9 @@ class StageResult:
 
 
 class Retrieval(Protocol):
-    async def query_candidates(self, query: str, user_id: str, limit: int, timeout: float) -> StageResult: ...
+    async def query_candidates(
+        self, query: str, user_id: str, limit: int, timeout: float, product_filter: ProductFilter = DEFAULT_FILTER
+    ) -> StageResult: ...
     async def user_candidates(
         self,
         user_id: str,
@@ -27,6 +30,7 @@ class Retrieval(Protocol):
         timeout: float,
         shelf: d.Shelf = d.Shelf.FOR_YOU,
         context: Sequence[str] = (),
+        product_filter: ProductFilter = DEFAULT_FILTER,
     ) -> StageResult: ...
 
 

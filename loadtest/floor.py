@@ -32,6 +32,7 @@ from libs.triton.text import encoder
 from libs.explain.core import ExplanationCore
 from libs.gateway import Budget, GatewayCore
 from libs.stages import StageResult
+from libs.storefront import DEFAULT_FILTER, ProductFilter
 from libs.experiments import Variants
 from libs.ranking import RankingCore
 from libs.retrieval import RetrievalCore
@@ -56,9 +57,13 @@ class _Retrieval:
     def __init__(self, core: RetrievalCore, times: StageTimes) -> None:
         self.core, self.times = core, times
 
-    async def query_candidates(self, query: str, user_id: str, limit: int, timeout: float) -> StageResult:
+    async def query_candidates(
+        self, query: str, user_id: str, limit: int, timeout: float, product_filter: ProductFilter = DEFAULT_FILTER
+    ) -> StageResult:
         t = time.perf_counter()
-        items, degradations = await self.core.query_candidates(query, user_id, limit, timeout)
+        items, degradations = await self.core.query_candidates(
+            query, user_id, limit, timeout, product_filter=product_filter
+        )
         self.times.add("retrieval", t)
         return StageResult(items, degradations)
 
@@ -70,9 +75,10 @@ class _Retrieval:
         timeout: float,
         shelf: d.Shelf = d.Shelf.FOR_YOU,
         context: Sequence[str] = (),
+        product_filter: ProductFilter = DEFAULT_FILTER,
     ) -> StageResult:
         t = time.perf_counter()
-        items, degradations = await self.core.user_candidates(user_id, recent, limit, shelf, context)
+        items, degradations = await self.core.user_candidates(user_id, recent, limit, shelf, context, product_filter)
         self.times.add("retrieval", t)
         return StageResult(items, degradations)
 

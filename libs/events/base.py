@@ -6,7 +6,7 @@ import abc
 import json
 from collections.abc import Sequence
 
-from libs.domain import EventKind, RecordedEvent, ServedResponse, UserEvent
+from libs.domain import EventKind, ModelVersion, RecordedEvent, ServedResponse, Source, UserEvent
 
 # Event times a store accepts: from the epoch to a day past the receiver's clock (client clock skew). Anything
 # in that range converts back to a protobuf Timestamp, so nothing accepted can later fail to read back, and
@@ -106,6 +106,9 @@ def response_body(r: ServedResponse) -> str:
             "b": r.bundle_id,
             "r": [list(x) for x in r.results],
             "e": [[e.product_id, e.kind.value, e.ts, e.quantity] for e in r.recent],
+            "p": r.page_size,
+            "d": [[scores, [s.value for s in sources]] for scores, sources in r.details],
+            "m": [[v.name, v.version] for v in r.versions],
         },
         separators=(",", ":"),
         ensure_ascii=False,
@@ -123,4 +126,11 @@ def response_from_body(response_id: str, created: float, body: str) -> ServedRes
         x["b"],
         tuple((str(p), str(t), float(s)) for p, t, s in x["r"]),
         tuple(UserEvent(p, EventKind(k), float(ts), int(q)) for p, k, ts, q in x["e"]),
+        # Responses kept before pages existed have none of these.
+        int(x.get("p", 0)),
+        tuple(
+            ({k: float(v) for k, v in scores.items()}, tuple(Source(s) for s in sources))
+            for scores, sources in x.get("d", ())
+        ),
+        tuple(ModelVersion(n, v) for n, v in x.get("m", ())),
     )

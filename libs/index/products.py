@@ -1,9 +1,10 @@
 """The products Search can find, kept in line with the living catalogue (libs.products) while serving.
 
 Keys 0..n-1 are the bundle's items in its item order (so retrieval's features - popularity, the user's history -
-line up with them); products newer than the bundle get the next keys as they arrive. Servable products are in both
-indexes under their current title; new or retitled ones are embedded by the text encoder (Triton) in batches; sold
-out and discontinued ones are removed, and come back (re-embedded) when in stock again.
+line up with them); products newer than the bundle get the next keys as they arrive. In-stock and sold-out products
+are in both indexes under their current title (retrieval's filter, libs.storefront, decides which may be served);
+new or retitled ones are embedded by the text encoder (Triton) in batches; discontinued ones are removed, and come
+back (re-embedded) when sold again.
 """
 
 from __future__ import annotations
@@ -18,13 +19,17 @@ from libs.errors import DeadlineError, UnavailableError
 from libs.index import TextIndex, VectorIndex
 from libs.index.dense import UsearchIndex, normalised
 from libs.index.lexical import TantivyIndex
-from libs.products.model import SERVABLE, Product
+from libs.domain import Availability
+from libs.products.model import Product
 from libs.products.view import CatalogView
 from libs.relevance import analyse, analyse_many
 from libs.scoring import EncodeQuery
 
 log = logging.getLogger(__name__)
 
+# Products the indexes hold: sold-out ones stay (a filter with include_out_of_stock asks for them; by default
+# retrieval's filter leaves them out), discontinued ones leave.
+INDEXED = frozenset({Availability.IN_STOCK, Availability.OUT_OF_STOCK})
 EMBED_BATCH = 64  # titles per text-encoder call
 RETRY_S = 1.0  # wait before retrying changes whose titles could not be embedded (encoder down or late)
 
@@ -86,7 +91,7 @@ class ProductIndexes:
         gone, embed = [], []
         for pid, content in latest.items():
             key = self.key_of.get(pid)
-            if content.availability not in SERVABLE:
+            if content.availability not in INDEXED:
                 if key is not None and key in self.live:
                     gone.append(key)
             elif key is None or key not in self.live or self.titles[key] != content.title:

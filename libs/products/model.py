@@ -80,7 +80,7 @@ def _text_problem(value: str, max_chars: int, required: bool) -> str | None:
     return None
 
 
-def _money_problems(money: Money | None, at: str) -> list[FieldViolation]:
+def money_problems(money: Money | None, at: str) -> list[FieldViolation]:
     if money is None:
         return [FieldViolation(at, "is required")]
     problems = []
@@ -103,7 +103,7 @@ def content_problems(p: ProductContent, at: str) -> list[FieldViolation]:
         problems.append(FieldViolation(f"{at}.title", why))
     if why := _text_problem(p.description, MAX_DESCRIPTION_CHARS, required=False):
         problems.append(FieldViolation(f"{at}.description", why))
-    problems += _money_problems(p.price, f"{at}.price")
+    problems += money_problems(p.price, f"{at}.price")
     if p.availability is None:
         problems.append(FieldViolation(f"{at}.availability", "must be a known Availability other than UNSPECIFIED"))
     if len(p.categories) > MAX_CATEGORIES:

@@ -17,6 +17,7 @@ from libs import convert
 from libs import domain as d
 from libs.errors import DeadlineError, FailedPreconditionError, UnavailableError
 from libs.stages import StageResult
+from libs.storefront import DEFAULT_FILTER, ProductFilter
 
 
 def _domain_error(exc: grpc.aio.AioRpcError, stage: str) -> Exception:
@@ -51,10 +52,15 @@ class RetrievalClient:
     def __init__(self, channel: grpc.aio.Channel) -> None:
         self.stub = qgrpc.RetrievalServiceStub(channel)
 
-    async def query_candidates(self, query: str, user_id: str, limit: int, timeout: float) -> StageResult:
+    async def query_candidates(
+        self, query: str, user_id: str, limit: int, timeout: float, product_filter: ProductFilter = DEFAULT_FILTER
+    ) -> StageResult:
         try:
             resp = await self.stub.RetrieveQueryCandidates(
-                qpb.RetrieveQueryCandidatesRequest(query=query, user_id=user_id, page_size=limit), timeout=timeout
+                qpb.RetrieveQueryCandidatesRequest(
+                    query=query, user_id=user_id, page_size=limit, filter=convert.filter_to_pb(product_filter)
+                ),
+                timeout=timeout,
             )
         except grpc.aio.AioRpcError as exc:
             raise _domain_error(exc, "retrieval") from exc
@@ -71,6 +77,7 @@ class RetrievalClient:
         timeout: float,
         shelf: d.Shelf = d.Shelf.FOR_YOU,
         context: Sequence[str] = (),
+        product_filter: ProductFilter = DEFAULT_FILTER,
     ) -> StageResult:
         try:
             resp = await self.stub.RetrieveUserCandidates(
@@ -80,6 +87,7 @@ class RetrievalClient:
                     recent_events=[convert.user_event_to_pb(e) for e in recent],
                     shelf=convert.shelf_to_pb(shelf),
                     context_product_ids=list(context),
+                    filter=convert.filter_to_pb(product_filter),
                 ),
                 timeout=timeout,
             )

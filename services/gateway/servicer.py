@@ -10,6 +10,7 @@ from shop.gateway.v1 import gateway_service_pb2_grpc as pb_grpc
 
 from libs import convert, shelves, validation
 from libs.gateway import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, Budget, GatewayCore, Page
+from libs.storefront import Browse
 
 
 def _budget(context: grpc.aio.ServicerContext, default_s: float) -> Budget:
@@ -26,7 +27,13 @@ def _page_fields(page: Page) -> dict:
         "degradations": [convert.degradation_to_pb(x) for x in page.degradations],
         "model_versions": [convert.version_to_pb(v) for v in page.versions],
         "variant": page.variant,
+        "next_page_token": page.next_page_token,
     }
+
+
+def _browse(request: pb.SearchRequest | pb.RecommendRequest) -> Browse:
+    order_by = convert.order_by_from_pb(request.order_by)
+    return Browse(convert.filter_from_pb(request.filter), order_by, request.page_token)
 
 
 class GatewayServicer(pb_grpc.GatewayServiceServicer):
@@ -38,7 +45,10 @@ class GatewayServicer(pb_grpc.GatewayServiceServicer):
         query = validation.query(request.query)
         user_id = validation.user_id(request.user_id)
         size = validation.page_size(request.page_size, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
-        page = await self.core.search(query, user_id, size, request.explain, _budget(context, self.default_deadline_s))
+        browse = _browse(request)
+        page = await self.core.search(
+            query, user_id, size, request.explain, _budget(context, self.default_deadline_s), browse
+        )
         return pb.SearchResponse(**_page_fields(page))
 
     async def Recommend(self, request: pb.RecommendRequest, context: grpc.aio.ServicerContext) -> pb.RecommendResponse:
@@ -46,8 +56,9 @@ class GatewayServicer(pb_grpc.GatewayServiceServicer):
         user_id = validation.user_id(request.user_id)
         products = shelves.check_request(shelf, user_id, request.context_product_ids)
         size = validation.page_size(request.page_size, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
+        browse = _browse(request)
         page = await self.core.recommend(
-            user_id, size, request.explain, _budget(context, self.default_deadline_s), shelf, products
+            user_id, size, request.explain, _budget(context, self.default_deadline_s), shelf, products, browse
         )
         return pb.RecommendResponse(**_page_fields(page))
 

@@ -31,9 +31,16 @@ async def main() -> None:
     view = CatalogView(products)
     follower = IndexFollower(view, settings.triton.timeout_s)
 
+    def catalogued(product_id: str):
+        """What a filter judges (libs.storefront): the catalogue's content of the product, None without a row."""
+        product = view.get(product_id)
+        return None if product is None else product.content
+
     def build(state: ServingState, pinned: PinnedTriton) -> RetrievalCore:
         items = state.dataset.items
-        core = RetrievalCore.over_store(state.store, items["product_id"], items["title"], encoder(pinned))
+        core = RetrievalCore.over_store(
+            state.store, items["product_id"], items["title"], encoder(pinned), product=catalogued
+        )
         follower.attach(core.indexes, core.encode)  # every core the switch builds follows the catalogue
         return core
 

@@ -32,8 +32,11 @@ class RetrievalServicer(pb_grpc.RetrievalServiceServicer):
     ) -> pb.RetrieveQueryCandidatesResponse:
         query = validation.query(request.query)
         user_id = validation.user_id(request.user_id)
+        product_filter = convert.filter_from_pb(request.filter)
         timeout = call_timeout(context, self.default_timeout_s)
-        items, degradations = await self.core().query_candidates(query, user_id, _page_size(request), timeout)
+        items, degradations = await self.core().query_candidates(
+            query, user_id, _page_size(request), timeout, product_filter=product_filter
+        )
         return pb.RetrieveQueryCandidatesResponse(
             candidates=[convert.candidate_to_pb(c) for c in items],
             degradations=[convert.degradation_to_pb(x) for x in degradations],
@@ -47,7 +50,10 @@ class RetrievalServicer(pb_grpc.RetrievalServiceServicer):
         context = shelves.check_request(shelf, user_id, request.context_product_ids)
         validation.at_most(request.recent_events, validation.MAX_RECENT_EVENTS, "recent_events")
         recent = convert.user_events_from_pb(request.recent_events)
-        items, degradations = await self.core().user_candidates(user_id, recent, _page_size(request), shelf, context)
+        product_filter = convert.filter_from_pb(request.filter)
+        items, degradations = await self.core().user_candidates(
+            user_id, recent, _page_size(request), shelf, context, product_filter
+        )
         return pb.RetrieveUserCandidatesResponse(
             candidates=[convert.candidate_to_pb(c) for c in items],
             degradations=[convert.degradation_to_pb(x) for x in degradations],

@@ -33,12 +33,15 @@ class FakeRetrieval:
         self.found = found
         self.seen_recent = None
 
-    async def query_candidates(self, query, user_id, limit, timeout):
+    async def query_candidates(self, query, user_id, limit, timeout, product_filter=None):
+        self.seen_filter = product_filter
         if self.fail:
             raise self.fail
         return StageResult(_cands(self.found), [d.Degradation(d.Stage.TEXT_ENCODER, "down")] if not self.found else [])
 
-    async def user_candidates(self, user_id, recent, limit, timeout, shelf=d.Shelf.FOR_YOU, context=()):
+    async def user_candidates(
+        self, user_id, recent, limit, timeout, shelf=d.Shelf.FOR_YOU, context=(), product_filter=None
+    ):
         self.seen_recent = list(recent)
         self.seen_shelf = (shelf, list(context))
         return StageResult(_cands(30))

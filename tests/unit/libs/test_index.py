@@ -74,12 +74,15 @@ async def test_new_product_is_found_by_title_words_and_by_meaning():
     assert ix.search_dense(_vector("GREEN"), 1)[0][0] == key
 
 
-async def test_sold_out_products_leave_both_indexes_and_come_back():
+async def test_discontinued_products_leave_both_indexes_and_come_back_sold_out_ones_stay():
+    """Sold-out products stay searchable (retrieval's filter serves them only when asked, libs.storefront)."""
     ix = _indexes()
     await ix.apply([_product("2", "BLUE TEA CUP", Availability.OUT_OF_STOCK)], _encode, 1.0)
+    assert [k for k, _ in ix.search_lexical("blue", 10)] == [1]
+    await ix.apply([_product("2", "BLUE TEA CUP", Availability.DISCONTINUED, seq=2)], _encode, 1.0)
     assert 1 not in {k for k, _ in ix.search_lexical("blue", 10)}
     assert 1 not in {k for k, _ in ix.search_dense(_vector("BLUE"), 3)}
-    await ix.apply([_product("2", "BLUE TEA CUP", seq=2)], _encode, 1.0)
+    await ix.apply([_product("2", "BLUE TEA CUP", seq=3)], _encode, 1.0)
     assert [k for k, _ in ix.search_lexical("blue", 10)] == [1]
 
 
