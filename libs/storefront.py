@@ -156,7 +156,10 @@ def ordered(items: Sequence, price_of: Callable[[str], Money | None], order_by: 
     priced, unpriced = [], []
     for item in items:
         price = price_of(item.product_id)
-        (unpriced if price is None else priced).append((price, item))
+        if price is None:
+            unpriced.append(item)
+        else:
+            priced.append((price, item))
     # Prices in different currencies are not comparable; grouping by currency keeps the order deterministic.
     priced.sort(key=lambda x: (x[0].currency_code, sign * x[0].units, sign * x[0].nanos))
     return [item for _, item in priced] + unpriced

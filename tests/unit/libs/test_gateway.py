@@ -6,12 +6,20 @@ import time
 import pytest
 
 from libs import domain as d
-from libs.errors import AlreadyExistsError, DeadlineError, InvalidArgumentError, UnavailableError
+from libs.errors import (
+    AlreadyExistsError,
+    DeadlineError,
+    FailedPreconditionError,
+    InvalidArgumentError,
+    UnavailableError,
+)
 from libs.events import SqliteEventStore
 from libs.products.model import Product, ProductContent
 from libs.gateway import Budget, GatewayCore, Recorded
 from libs.stages import StageResult
 from libs.experiments import Variants
+from libs.on_demand import RESPONSE_NOT_KEPT
+from libs.storefront import Browse, OrderBy, ProductFilter
 
 
 def _cands(n: int, unmatched: int = 0) -> list[d.Candidate]:
@@ -373,3 +381,116 @@ async def test_a_shelf_reaches_retrieval_and_travels_in_the_attribution_token(st
     assert core.tokens.variant_of(page.attribution_token, "t") == "fused"  # still a valid token of this deployment
     searched = await core.search("lantern", "", 5, False, Budget(time.monotonic() + 2.0))
     assert shelf_of_stored(searched.attribution_token) == ""
+
+
+async def test_pages_continue_one_ranked_list_without_repeats_or_gaps(store):
+    core = _core(store)
+    whole = await core.search("lantern", "17850", 20, False, _budget())
+    first = await core.search("lantern", "17850", 7, False, _budget())
+    assert [i.product_id for i in first.items] == [i.product_id for i in whole.items][:7] and first.next_page_token
+    served, token, pages = [], "", 0
+    while True:
+        page = await core.search("lantern", "17850", 7, True, _budget(), Browse(page_token=token))
+        served += [(i.product_id, i.score) for i in page.items]
+        assert all(i.explanation is not None for i in page.items)  # explained on every page
+        assert page.attribution_token and page.versions == [d.ModelVersion("gnn_ranker", "1")]
+        pages += 1
+        token = page.next_page_token
+        if not token:
+            break
+    assert pages == 5 and len(served) == 30 and len({p for p, _ in served}) == 30  # 7+7+7+7+2, no repeats
+    assert served[:20] == [(i.product_id, i.score) for i in whole.items]  # no gaps: the same list
+
+
+class ScoringExplainer(FakeExplainer):
+    """Explains with the score FakeRanking gives P<i>: i."""
+
+    async def explain(self, user_id, query, product_ids, variant, recent, timeout, bundle_id="", all_evidence=False):
+        return StageResult([d.Explanation([], f"why {p}", 0.5, score=float(p[1:])) for p in product_ids])
+
+
+async def test_a_later_page_is_served_from_the_kept_list_whatever_happened_since(store):
+    ranking = FakeRanking()
+    core = _core(store, ranking=ranking, explainer=ScoringExplainer())
+    first = await core.recommend("17850", 10, False, _budget(), browse=Browse())
+    ranking.fail = UnavailableError("ranking: down")  # page 2 does not rank again
+    second = await core.recommend("17850", 10, False, _budget(), browse=Browse(page_token=first.next_page_token))
+    assert [i.product_id for i in second.items] == [f"P{i}" for i in range(19, 9, -1)]
+    assert second.items[0].model_scores == {"fused": 19.0} and second.degradations == []
+    # ExplainResult of a page-2 result, through page 2's attribution token: its served score
+    ranking.fail = None
+    out = await core.explain_result(second.attribution_token, ["P15"], _budget())
+    assert out.items[0].score == 15.0
+
+
+async def test_page_tokens_are_bound_to_their_request(store):
+    core = _core(store)
+    first = await core.search("lantern", "17850", 5, False, _budget())
+    token = first.next_page_token
+    for call in (
+        core.search("lanterns", "17850", 5, False, _budget(), Browse(page_token=token)),
+        core.search("lantern", "17851", 5, False, _budget(), Browse(page_token=token)),
+        core.search("lantern", "17850", 6, False, _budget(), Browse(page_token=token)),
+        core.search(
+            "lantern", "17850", 5, False, _budget(), Browse(ProductFilter(include_out_of_stock=True), page_token=token)
+        ),
+        core.search(
+            "lantern", "17850", 5, False, _budget(), Browse(order_by=OrderBy.PRICE_ASCENDING, page_token=token)
+        ),
+        core.recommend("17850", 5, False, _budget(), browse=Browse(page_token=token)),
+        core.search("lantern", "17850", 5, False, _budget(), Browse(page_token=token[:-3] + "abc")),
+        core.search("lantern", "17850", 5, False, _budget(), Browse(page_token=first.attribution_token)),
+    ):
+        with pytest.raises(InvalidArgumentError) as info:
+            await call
+        assert [v.field for v in info.value.violations] == ["page_token"]
+    page = await core.search("lantern", "17850", 5, False, _budget(), Browse(page_token=token))
+    assert len(page.items) == 5  # still serving, and the token still good
+
+
+async def test_a_list_no_longer_kept_is_a_failed_precondition_not_another_list(store):
+    core = GatewayCore(
+        FakeRetrieval(), FakeRanking(), FakeExplainer(), store, Variants.parse("fused:1"), FakeCatalog(), None, 0.05
+    )
+    first = await core.search("lantern", "", 5, False, _budget())
+    time.sleep(0.1)
+    with pytest.raises(FailedPreconditionError) as info:
+        await core.search("lantern", "", 5, False, _budget(), Browse(page_token=first.next_page_token))
+    assert info.value.reason == RESPONSE_NOT_KEPT
+
+
+async def test_the_filter_applies_before_the_page_is_cut_and_on_later_pages(store):
+    catalog = FakeCatalog(sold_out={"P28"})
+    core = _core(store, catalog=catalog)
+    cheap = ProductFilter(max_price=d.Money("GBP", 1), exclude_product_ids=frozenset({"P27"}))
+    for i in (29, 26, 25, 24, 23, 22, 21, 20, 3):
+        catalog.products[f"P{i}"] = _priced(catalog.products[f"P{i}"], d.Money("GBP", 0, 10_000_000 * i))
+    retrieval = core.retrieval
+    first = await core.search("lantern", "", 4, False, _budget(), Browse(cheap))
+    assert retrieval.seen_filter == cheap  # pushed into retrieval
+    assert [i.product_id for i in first.items] == ["P29", "P26", "P25", "P24"]  # full, P28 sold out, P27 excluded
+    catalog.products["P22"] = _priced(catalog.products["P22"], d.Money("GBP", 5))  # repriced out of the band
+    second = await core.search("lantern", "", 4, False, _budget(), Browse(cheap, page_token=first.next_page_token))
+    assert [i.product_id for i in second.items] == ["P23", "P21", "P20"]  # P22 left, nothing repeated
+    third = await core.search("lantern", "", 4, False, _budget(), Browse(cheap, page_token=second.next_page_token))
+    assert [i.product_id for i in third.items] == ["P3"] and third.next_page_token == ""
+
+
+async def test_price_order_applies_to_the_filtered_relevance_list_unpriced_last(store):
+    catalog = FakeCatalog()
+    for i in range(30):
+        catalog.products[f"P{i}"] = _priced(catalog.products[f"P{i}"], d.Money("GBP", i % 7, 0))
+    del catalog.products["P29"]  # no catalogue row: no price
+    core = _core(store, catalog=catalog)
+    page = await core.search("lantern", "", 30, False, _budget(), Browse(order_by=OrderBy.PRICE_ASCENDING))
+    prices = [i.price.units for i in page.items[:-1]]
+    assert prices == sorted(prices) and page.items[-1].product_id == "P29"
+    same_price = [i.product_id for i in page.items if i.price and i.price.units == 0]
+    assert same_price == ["P28", "P21", "P14", "P7", "P0"]  # relevance order within a price
+    down = await core.search("lantern", "", 30, False, _budget(), Browse(order_by=OrderBy.PRICE_DESCENDING))
+    assert [i.price.units for i in down.items[:-1]] == sorted(prices, reverse=True)
+
+
+def _priced(p: Product, price: d.Money) -> Product:
+    c = p.content
+    return Product(ProductContent(c.product_id, c.title, price, c.availability), 0.0, 0.0, p.change_seq)
