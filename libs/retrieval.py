@@ -124,8 +124,7 @@ class RetrievalCore:
     ) -> tuple[list[d.Candidate], list[d.Degradation]]:
         """`timeout`: the caller's remaining time; a slow or dead encoder gives lexical-only candidates, flagged.
         Only products `product_filter` admits; the indexes are searched deeper until `limit` of them are found,
-        every index is exhausted, or MAX_DEPTH (the top of each list is the same at any depth, so the filtered
-        candidates are exactly the unfiltered ones that match, in the same order)."""
+        every index is exhausted, or MAX_DEPTH. Without a narrowing filter the first depth suffices, as before."""
         degradations: list[d.Degradation] = []
         emb = await encode_or_degrade(self.encode, [query], timeout * ENCODER_SHARE, degradations)
         terms = analyse(query)

@@ -9,7 +9,10 @@ import scipy.sparse as sp
 from libs import domain as d
 from libs.errors import UnavailableError
 from libs.features import POOL_MAX, UserContext, candidate_pool
+from libs.products.model import ProductContent
+from libs.domain import Availability, Money
 from libs.retrieval import RetrievalCore, analyse, rrf
+from libs.storefront import ProductFilter
 
 TITLES = ["WHITE METAL LANTERN", "RED HEART T-LIGHT HOLDER", "GARDEN LANTERN SET", "BLUE TEA CUP", "PINK TEA CUP"]
 IDS = ["71053", "84406B", "90001", "22000", "22001"]
@@ -183,3 +186,56 @@ async def test_similar_items_shelf_is_the_nearest_titles_without_the_product():
     assert [c.product_id for c in cands][0] == "90001"  # the other lantern
     assert "71053" not in {c.product_id for c in cands}
     assert {s.source for c in cands for s in c.source_ranks} == {d.Source.DENSE}
+
+
+def _catalogue_core(n: int = 1000) -> RetrievalCore:
+    """n lanterns; every 10th costs 0.50 GBP (the rest 5 GBP), P1 is sold out, P2 discontinued."""
+    rng = np.random.default_rng(7)
+    ids = [f"P{i}" for i in range(n)]
+
+    def content(pid: str) -> ProductContent:
+        i = int(pid[1:])
+        availability = {1: Availability.OUT_OF_STOCK, 2: Availability.DISCONTINUED}.get(i, Availability.IN_STOCK)
+        price = Money("GBP", 0, 500_000_000) if i % 10 == 0 else Money("GBP", 5)
+        return ProductContent(pid, f"LANTERN {i}", price, availability)
+
+    query = rng.normal(size=8).astype(np.float32)
+
+    async def encode(texts, timeout):
+        return np.stack([query] * len(texts))
+
+    return RetrievalCore(
+        ids,
+        [f"LANTERN {i}" for i in range(n)],
+        rng.normal(size=(n, 8)).astype(np.float32),
+        np.zeros(n),
+        lambda ctx: [],
+        lambda user, recent: UserContext.empty(100.0),
+        encode,
+        sp.csr_matrix((n, n), dtype=np.float32),
+        product=content,
+    )
+
+
+async def test_a_filter_is_applied_before_the_cut_searching_deeper_until_enough_match():
+    core = _catalogue_core()
+    cheap = ProductFilter(max_price=Money("GBP", 1))
+    found, _ = await core.query_candidates("lantern", "", 200, 1.0, product_filter=cheap)
+    # 100 of 1,000 products match and the first 200 of each index hold ~40 of them: all 100 come back
+    assert sorted(c.product_id for c in found) == sorted(f"P{i}" for i in range(0, 1000, 10))
+    few, _ = await core.query_candidates("lantern", "", 30, 1.0, product_filter=cheap)
+    assert len(few) == 30 and {c.product_id for c in few} < {c.product_id for c in found}
+
+
+async def test_sold_out_products_are_candidates_only_when_asked_and_discontinued_never():
+    core = _catalogue_core()
+    default, _ = await core.query_candidates("lantern", "", 1000, 1.0)
+    asked, _ = await core.query_candidates(
+        "lantern", "", 1000, 1.0, product_filter=ProductFilter(include_out_of_stock=True)
+    )
+    assert {c.product_id for c in asked} - {c.product_id for c in default} == {"P1"}
+    assert "P2" not in {c.product_id for c in asked} and len(asked) == 999
+    excluded, _ = await core.user_candidates(
+        "", [], POOL_MAX, product_filter=ProductFilter(exclude_product_ids=frozenset({"P0"}))
+    )
+    assert "P0" not in {c.product_id for c in excluded}
