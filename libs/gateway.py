@@ -300,14 +300,15 @@ class GatewayCore:
         budget: Budget,
         bundle_id: str = "",
     ) -> list[d.Degradation]:
-        """Attach explanations to `items`; explanation down or late = none, flagged."""
+        """Attach explanations to `items`; explanation down, late or without the bundle = none, flagged."""
         try:
             # A later page names the bundle it was ranked with; the first page is ranked by the current one.
             pinned = {"bundle_id": bundle_id} if bundle_id else {}
             explained = await self.explainer.explain(
                 user_id, query, [i.product_id for i in items], variant, recent, budget.share(0.95), **pinned
             )
-        except (UnavailableError, DeadlineError) as exc:
+        except (UnavailableError, DeadlineError, FailedPreconditionError) as exc:
+            # FailedPrecondition: a later page's bundle is no longer loaded; the page is served, unexplained.
             log.warning("explanation degraded: %s", exc)
             return [d.Degradation(d.Stage.EXPLANATION, str(exc))]
         for item, explanation in zip(items, explained.items):
