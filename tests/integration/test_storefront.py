@@ -14,6 +14,8 @@ from shop.catalog.v1 import catalog_service_pb2 as cat
 from shop.catalog.v1 import catalog_service_pb2_grpc as cat_grpc
 from shop.common.v1 import common_pb2 as cpb
 from shop.gateway.v1 import gateway_service_pb2 as pb
+from shop.retrieval.v1 import retrieval_service_pb2 as qpb
+from shop.retrieval.v1 import retrieval_service_pb2_grpc as qpb_grpc
 
 from libs.stack import Stack
 from tests.integration.test_catalog_search import _wait_for
@@ -40,6 +42,12 @@ def _ids(resp) -> list[str]:
 def catalog(stack: Stack) -> Iterator[cat_grpc.CatalogServiceStub]:
     with grpc.insecure_channel(stack.addresses["gateway"]) as channel:
         yield cat_grpc.CatalogServiceStub(channel)
+
+
+@pytest.fixture
+def retrieval(stack: Stack) -> Iterator[qpb_grpc.RetrievalServiceStub]:
+    with grpc.insecure_channel(stack.addresses["retrieval"]) as channel:
+        yield qpb_grpc.RetrievalServiceStub(channel)
 
 
 def _search(gateway, query: str = "christmas", **kw) -> pb.SearchResponse:
@@ -76,12 +84,21 @@ def test_page_two_continues_page_one_of_the_same_list_even_after_new_events(gate
         assert second.variant == first.variant and second.attribution_token and not second.degradations
 
 
-def test_filtered_pages_are_full_and_hold_only_matching_products(gateway):
+def test_filtered_pages_are_full_and_hold_only_matching_products(gateway, retrieval):
     """A price band the first 200 unfiltered candidates fill only partly: every page is full (20) while enough
-    products match, and page 2 continues it. Prints how full the pages are."""
+    products match, and page 2 continues it. Prints how full the pages are, and how many of the 200 unfiltered
+    candidates the band would have left had it been applied after the cut."""
     band = cpb.ProductFilter(min_price=_gbp(0, 500_000_000), max_price=_gbp(1))
     rows = []
     for query in QUERIES:
+        unfiltered = retrieval.RetrieveQueryCandidates(
+            qpb.RetrieveQueryCandidatesRequest(query=query, user_id=USER, page_size=200), timeout=30
+        ).candidates
+        pushed = retrieval.RetrieveQueryCandidates(
+            qpb.RetrieveQueryCandidatesRequest(query=query, user_id=USER, page_size=200, filter=band), timeout=30
+        ).candidates
+        in_band = {c.product.product_id for c in pushed}
+        after_cut = sum(c.product.product_id in in_band for c in unfiltered)
         first = _search(gateway, query, page_size=20, filter=band)
         second = _search(gateway, query, page_size=20, filter=band, page_token=first.next_page_token)
         for resp in (first, second):
@@ -90,11 +107,12 @@ def test_filtered_pages_are_full_and_hold_only_matching_products(gateway):
         assert not set(_ids(first)) & set(_ids(second))
         for resp in (first, second):  # a short page only at the end of the list: fewer products matched
             assert len(resp.results) == 20 or not resp.next_page_token
-        rows.append((query, len(first.results), len(second.results)))
-    print("\nquery        page 1  page 2  (page_size 20, price 0.50..1.00 GBP)")
-    for query, a, b in rows:
-        print(f"{query:<12} {a:>6}  {b:>6}")
-    full = sum((a == 20) + (b == 20) for _, a, b in rows)
+        rows.append((query, len(first.results), len(second.results), after_cut, len(pushed)))
+    print("\n| query | page 1 | page 2 | in band of the unfiltered 200 | in band, filter in retrieval |")
+    print("|---|---|---|---|---|")
+    for query, a, b, cut, pushed_n in rows:
+        print(f"| {query} | {a} | {b} | {cut} | {pushed_n} |")
+    full = sum((a == 20) + (b == 20) for _, a, b, _, _ in rows)
     print(f"full pages: {full}/{2 * len(rows)}")
 
 
