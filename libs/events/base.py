@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import abc
 import json
+import struct
 from collections.abc import Sequence
 
 from libs.domain import EventKind, ModelVersion, RecordedEvent, ServedResponse, Source, UserEvent
@@ -107,7 +108,7 @@ def response_body(r: ServedResponse) -> str:
             "r": [list(x) for x in r.results],
             "e": [[e.product_id, e.kind.value, e.ts, e.quantity] for e in r.recent],
             "p": r.page_size,
-            "d": [[scores, [s.value for s in sources]] for scores, sources in r.details],
+            "d": _details_body(r.details),
             "m": [[v.name, v.version] for v in r.versions],
         },
         separators=(",", ":"),
@@ -128,9 +129,32 @@ def response_from_body(response_id: str, created: float, body: str) -> ServedRes
         tuple(UserEvent(p, EventKind(k), float(ts), int(q)) for p, k, ts, q in x["e"]),
         # Responses kept before pages existed have none of these.
         int(x.get("p", 0)),
-        tuple(
-            ({k: float(v) for k, v in scores.items()}, tuple(Source(s) for s in sources))
-            for scores, sources in x.get("d", ())
-        ),
+        _details_from_body(x.get("d")),
         tuple(ModelVersion(n, v) for n, v in x.get("m", ())),
+    )
+
+
+def _details_body(details: Sequence[tuple[dict[str, float], tuple[Source, ...]]]) -> dict:
+    """Model scores and sources of a kept ranked list (up to 200 results), compact: the score names once, each score
+    to float32's precision (9 significant digits: model_scores travel as float32, so a later page serves the same
+    values), the sources by name."""
+    names = sorted({k for scores, _ in details for k in scores})
+    return {
+        "k": names,
+        "v": [[_float32(scores[k]) if k in scores else None for k in names] for scores, _ in details],
+        "s": [[s.value for s in sources] for _, sources in details],
+    }
+
+
+def _float32(value: float) -> float:
+    """The float32 the wire carries, in 9 significant digits: exactly that float32 again when read back."""
+    return float(f"{struct.unpack('f', struct.pack('f', value))[0]:.9g}")
+
+
+def _details_from_body(body: dict | None) -> tuple[tuple[dict[str, float], tuple[Source, ...]], ...]:
+    if not body:  # kept before pages existed
+        return ()
+    return tuple(
+        ({k: float(v) for k, v in zip(body["k"], values) if v is not None}, tuple(Source(s) for s in sources))
+        for values, sources in zip(body["v"], body["s"])
     )

@@ -6,15 +6,18 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 
+import numpy as np
 import psycopg
 import pytest
 
-from libs.domain import EventKind, RecordedEvent, ServedResponse, UserEvent
+from libs.domain import EventKind, ModelVersion, RecordedEvent, ServedResponse, Source, UserEvent
 from libs.errors import UnavailableError
 from libs.config import EventStoreSettings
 from libs.events import EventConflictError, EventStore, SqliteEventStore, describe, open_event_store
 from libs.events import migrations
+from libs.events.base import response_from_body
 from libs.events.postgres import PostgresEventStore
 from libs.events.retention import expire_responses, prune_periodically
 from tests import backends
@@ -320,3 +323,24 @@ async def test_expired_responses_are_deleted_by_the_retention_loop(tmp_path):
     task.cancel()
     assert store.served_response("old") is None and store.served_response("fresh") is not None
     store.close()
+
+
+def test_a_kept_ranked_list_reads_back_with_what_its_later_pages_serve(open_store):
+    """Paged responses keep model scores (exactly the float32 the wire carried), sources, page size and versions;
+    a body kept before pages existed reads back with none of them."""
+    store = open_store()
+    scores = ({"fused": 1.2345678901234, "relevance": 10.0}, {"fused": -0.1, "gnn_ranker": 3.3e-7})
+    sources = ((Source.LEXICAL, Source.DENSE), (Source.REPEAT_PURCHASE,))
+    versions = (ModelVersion("gnn_ranker", "1"), ModelVersion("bundle", "b0001"))
+    paged = replace(
+        _response("paged", time.time()), page_size=20, details=tuple(zip(scores, sources)), versions=versions
+    )
+    store.keep_response(paged)
+    got = store.served_response("paged")
+    assert got.page_size == 20 and got.versions == versions
+    assert [s for _, s in got.details] == list(sources)
+    for (kept, _), sent in zip(got.details, scores):
+        assert kept.keys() == sent.keys()
+        assert all(np.float32(kept[k]) == np.float32(sent[k]) for k in sent)
+    old = response_from_body("old", 1.0, '{"u":"","q":"","v":"fused","b":"","r":[["A","T",1.5]],"e":[]}')
+    assert (old.page_size, old.details, old.versions, old.results) == (0, (), (), (("A", "T", 1.5),))
