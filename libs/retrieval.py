@@ -28,11 +28,11 @@ RANKED_PARTS = {POOL_CO_PURCHASE: d.Source.CO_PURCHASE, POOL_SIMILAR: d.Source.S
 # Share of the caller's remaining time the query encoder may use: past it the answer is lexical-only (flagged),
 # which leaves the gateway time to rank, instead of the whole request running out waiting on a slow encoder.
 ENCODER_SHARE = 0.5
-# A filter (libs.storefront) is applied to the fused candidates before they are cut; while too few match, both
-# indexes are searched DEEPEN times deeper, up to MAX_DEPTH per source (a price band of a few percent of a 4,000
-# product catalogue still fills 200 candidates).
+# A filter (libs.storefront) is applied to each source's list before fusion; while a list holds fewer than PER_SOURCE
+# admitted products, its index is searched deeper (by the share admitted, at least DEEPEN times), up to MAX_DEPTH
+# per source (a price band of a few percent of a 4,000 product catalogue still fills 200 candidates).
 DEEPEN, MAX_DEPTH = 4, 12_800
-# The context shelves' lists are read this many times deeper under a filter that removes more than availability.
+# The context shelves' lists are read this many times deeper than they serve, so a filter still leaves enough.
 SHELF_OVERFETCH = 8
 
 
@@ -99,10 +99,29 @@ class RetrievalCore:
             product=product,
         )
 
-    def _admitted(self, fused: list, product_filter: ProductFilter) -> list:
-        """The fused (key, ...) entries whose product the filter admits, in order."""
-        ids = self.indexes.product_ids
-        return [x for x in fused if product_filter.matches(ids[x[0]], self.product(ids[x[0]]))]
+    def _admits(self, product_filter: ProductFilter) -> Callable[[int], bool]:
+        """Whether the filter admits the product under an index key (memoised for the request)."""
+        ids, seen = self.indexes.product_ids, {}
+
+        def admits(key: int) -> bool:
+            if key not in seen:
+                seen[key] = product_filter.matches(ids[key], self.product(ids[key]))
+            return seen[key]
+
+        return admits
+
+    @staticmethod
+    def _only(
+        ranked: list[tuple[int, float]], admits: Callable[[int], bool], limit: int | None = None
+    ) -> list[tuple[int, float]]:
+        """The admitted entries of `ranked`, in order, at most `limit` (None: all): stops judging once it has them."""
+        out = []
+        for entry in ranked:
+            if limit is not None and len(out) >= limit:
+                break
+            if admits(entry[0]):
+                out.append(entry)
+        return out
 
     def _candidates(
         self, fused: list[tuple[int, float, list[d.SourceRank]]], limit: int, terms: Sequence[str] = ()
@@ -123,8 +142,8 @@ class RetrievalCore:
         product_filter: ProductFilter = DEFAULT_FILTER,
     ) -> tuple[list[d.Candidate], list[d.Degradation]]:
         """`timeout`: the caller's remaining time; a slow or dead encoder gives lexical-only candidates, flagged.
-        Only products `product_filter` admits; the indexes are searched deeper until `limit` of them are found,
-        every index is exhausted, or MAX_DEPTH. Without a narrowing filter the first depth suffices, as before."""
+        Only products `product_filter` admits: each index is searched deeper until its list holds PER_SOURCE of
+        them, it is exhausted, or MAX_DEPTH. Without a narrowing filter the first depth suffices, as before."""
         degradations: list[d.Degradation] = []
         emb = await encode_or_degrade(self.encode, [query], timeout * ENCODER_SHARE, degradations)
         terms = analyse(query)
@@ -133,18 +152,24 @@ class RetrievalCore:
             # Personal signal for search: the user's own past purchases that match a query term.
             bought = self._repeat(self.history(user_id, recent))
             repeat = [(i, s) for i, s in bought if self.indexes.terms[i].intersection(terms)]
+        admits = self._admits(product_filter)
         depth = PER_SOURCE
         while True:
-            lists = {d.Source.LEXICAL: self.indexes.search_lexical(query, depth)}
+            found = {d.Source.LEXICAL: self.indexes.search_lexical(query, depth)}
             if emb is not None:
-                lists[d.Source.DENSE] = self.indexes.search_dense(emb[0], depth)
-            if repeat:
-                lists[d.Source.REPEAT_PURCHASE] = repeat
-            fused = self._admitted(rrf(lists), product_filter)
-            exhausted = all(len(found) < depth for found in lists.values())
-            if len(fused) >= limit or exhausted or depth >= MAX_DEPTH:
-                return self._candidates(fused, limit, terms), degradations
-            depth *= DEEPEN
+                found[d.Source.DENSE] = self.indexes.search_dense(emb[0], depth)
+            # Each source's list filtered before fusion, as if the index held only admitted products (sold-out ones
+            # used to leave the indexes: the default filter fuses exactly what was fused then).
+            lists = {source: self._only(ranked, admits, PER_SOURCE) for source, ranked in found.items()}
+            short = [s for s, ranked in found.items() if len(lists[s]) < PER_SOURCE and len(ranked) == depth]
+            if not short or depth >= MAX_DEPTH:
+                break
+            # Deeper, by the share admitted so far (at least DEEPEN times): usually one more search is enough.
+            share = min(len(lists[s]) / depth for s in short)
+            depth = min(MAX_DEPTH, max(depth * DEEPEN, int(PER_SOURCE / max(share, 1e-3) * 1.25)))
+        if repeat:
+            lists[d.Source.REPEAT_PURCHASE] = self._only(repeat, admits)
+        return self._candidates(rrf(lists), limit, terms), degradations
 
     def _repeat(self, h: UserContext, limit: int = PER_SOURCE) -> list[tuple[int, float]]:
         """User's items by time-decayed purchase frequency (TIFU-style), strongest first."""
@@ -176,14 +201,14 @@ class RetrievalCore:
         gateway's ask) nothing of the pool is cut unless it is full, when those may displace its weakest. Other
         shelves: their own candidates (libs.shelves); `context` = the context product ids (unknown ones contribute
         nothing). Every list holds only products `product_filter` admits (the context shelves' lists are read
-        SHELF_OVERFETCH times deeper when it narrows more than availability does)."""
-        admitted = lambda fused: self._admitted(fused, product_filter)  # noqa: E731
+        SHELF_OVERFETCH times deeper, filtered, then cut)."""
+        admits = self._admits(product_filter)
         if shelf == d.Shelf.FREQUENTLY_BOUGHT_TOGETHER:
             limit = min(limit, shelves.FBT_CANDIDATES)
             together = shelves.frequently_bought_together(
                 self.copurchase, shelves.context_items(self.item_index, context), limit * SHELF_OVERFETCH
             )
-            return self._candidates(admitted(rrf({d.Source.CO_PURCHASE: together})), limit), []
+            return self._candidates(rrf({d.Source.CO_PURCHASE: self._only(together, admits)}), limit), []
         if shelf == d.Shelf.SIMILAR_ITEMS:
             limit = min(limit, shelves.SIMILAR_CANDIDATES)
             items = shelves.context_items(self.item_index, context)[:1]
@@ -191,7 +216,7 @@ class RetrievalCore:
             if items:
                 near = self.indexes.search_dense(self.item_vectors[items[0]], limit * SHELF_OVERFETCH + 1)
                 similar = [(i, s) for i, s in near if i != items[0]]
-            return self._candidates(admitted(rrf({d.Source.DENSE: similar})), limit), []
+            return self._candidates(rrf({d.Source.DENSE: self._only(similar, admits)}), limit), []
         h = self.history(user_id, recent)
         parts = self.parts(h)
         if shelf == d.Shelf.BUY_AGAIN:
@@ -209,4 +234,5 @@ class RetrievalCore:
                 lists[d.Source.POPULARITY] = [(int(i), float(self.popularity[i])) for i in items]
         if shelf in (d.Shelf.FOR_YOU, d.Shelf.DISCOVER) and len(h.items) and (newer := self._newer_like_recent(h)):
             lists[d.Source.DENSE] = newer
-        return self._candidates(admitted(rrf(lists)), limit), []
+        lists = {source: self._only(ranked, admits) for source, ranked in lists.items()}
+        return self._candidates(rrf(lists), limit), []

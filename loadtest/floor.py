@@ -159,15 +159,21 @@ class InProcessShop:
 
         titles = state.dataset.items["title"]
         self.times = StageTimes()
-        retrieval = RetrievalCore.over_store(state.store, state.dataset.items["product_id"], titles, encode)
-        ranking = RankingCore(state.store, titles, state.fusion, models.infer, encode, version)
-        explanation = ExplanationCore(state.store, titles, state.fusion, models.infer, encode)
         self._events_dir = tempfile.TemporaryDirectory(prefix="floor-events-")
         db = Path(self._events_dir.name) / "events.sqlite3"
         products = SqliteProductStore(db)
         products.seed(dataset_products(state.dataset.items), time.time())
         catalog = CatalogView(products)
         catalog.catch_up()
+        retrieval = RetrievalCore.over_store(
+            state.store,
+            state.dataset.items["product_id"],
+            titles,
+            encode,
+            product=lambda pid: None if (p := catalog.get(pid)) is None else p.content,  # as services/retrieval
+        )
+        ranking = RankingCore(state.store, titles, state.fusion, models.infer, encode, version)
+        explanation = ExplanationCore(state.store, titles, state.fusion, models.infer, encode)
         self.core = GatewayCore(
             _Retrieval(retrieval, self.times),
             _Ranking(ranking, self.times),
