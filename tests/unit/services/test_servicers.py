@@ -1,10 +1,14 @@
 """Servicers are thin: these check only what they decide themselves (which field a value is read from)."""
 
 import pytest
+from google.type import money_pb2
+from shop.common.v1 import common_pb2 as cpb
 from shop.gateway.v1 import gateway_service_pb2 as gpb
 from shop.retrieval.v1 import retrieval_service_pb2 as rpb
 
+from libs.domain import Money
 from libs.errors import InvalidArgumentError
+from libs.storefront import ProductFilter
 from libs.events.sqlite import SqliteEventStore
 from libs.gateway import GatewayCore
 from libs.experiments import Variants
@@ -33,7 +37,7 @@ async def test_newer_or_unspecified_event_type_is_invalid_argument_naming_the_fi
 
 class _Core:
     async def query_candidates(self, query, user_id, limit, timeout, product_filter=None):
-        self.limit, self.timeout = limit, timeout
+        self.limit, self.timeout, self.product_filter = limit, timeout, product_filter
         return [], []
 
 
@@ -88,3 +92,18 @@ async def test_retrieval_refuses_a_shelf_without_its_context():
             rpb.RetrieveUserCandidatesRequest(shelf=5), _Context()
         )
     assert [v.field for v in info.value.violations] == ["context_product_ids"]
+
+
+async def test_retrieval_reads_the_filter_and_names_its_bad_fields():
+    core = _Core()
+    band = cpb.ProductFilter(max_price=money_pb2.Money(currency_code="GBP", units=2), exclude_product_ids=["A"])
+    await RetrievalServicer(lambda: core, 1.0).RetrieveQueryCandidates(
+        rpb.RetrieveQueryCandidatesRequest(query="lantern", filter=band), _Context()
+    )
+    assert core.product_filter == ProductFilter(max_price=Money("GBP", 2), exclude_product_ids=frozenset({"A"}))
+    bad = cpb.ProductFilter(min_price=money_pb2.Money(currency_code="GBP", units=-1), categories=[""])
+    with pytest.raises(InvalidArgumentError) as info:
+        await RetrievalServicer(lambda: core, 1.0).RetrieveQueryCandidates(
+            rpb.RetrieveQueryCandidatesRequest(query="lantern", filter=bad), _Context()
+        )
+    assert [v.field for v in info.value.violations] == ["filter.min_price.units", "filter.categories[0]"]
