@@ -148,21 +148,25 @@ def check_filter(
 
 
 def ordered(items: Sequence, price_of: Callable[[str], Money | None], order_by: OrderBy) -> list:
-    """`items` (anything with a product_id, in relevance order) in `order_by`'s order. Price orders are stable, so
-    equal prices keep their relevance order; products without a price come last (in relevance order)."""
+    """`items` (in relevance order, each with a product_id and, when ranked, model_scores) in `order_by`'s order.
+
+    Search stays relevance first (libs.relevance): a price order sorts within each grade of query relevance (the
+    `relevance` model score: titles with every word typed, then partial matches, then semantic neighbours), so
+    "lantern" by price lists lanterns by price before cheaper neighbours; Recommend has one grade. Within a grade,
+    products without a price come last; the sort is stable, so equal prices keep their relevance order."""
     if order_by is OrderBy.RELEVANCE:
         return list(items)
     sign = 1 if order_by is OrderBy.PRICE_ASCENDING else -1
-    priced, unpriced = [], []
-    for item in items:
+
+    def key(item) -> tuple:
+        grade = -(getattr(item, "model_scores", None) or {}).get("relevance", 0.0)
         price = price_of(item.product_id)
         if price is None:
-            unpriced.append(item)
-        else:
-            priced.append((price, item))
-    # Prices in different currencies are not comparable; grouping by currency keeps the order deterministic.
-    priced.sort(key=lambda x: (x[0].currency_code, sign * x[0].units, sign * x[0].nanos))
-    return [item for _, item in priced] + unpriced
+            return (grade, 1, "", 0, 0)
+        # Prices in different currencies are not comparable; grouping by currency keeps the order deterministic.
+        return (grade, 0, price.currency_code, sign * price.units, sign * price.nanos)
+
+    return sorted(items, key=key)
 
 
 def fingerprint(*parts: object) -> str:

@@ -118,12 +118,13 @@ def test_filtered_pages_are_full_and_hold_only_matching_products(gateway, retrie
 
 def test_price_order_and_exclusions_apply_to_the_filtered_list(gateway):
     up = _search(gateway, page_size=50, order_by=cpb.ORDER_BY_PRICE_ASCENDING)
-    prices = [_price(r) for r in up.results]
-    assert prices == sorted(prices) and len(up.results) == 50
     up2 = _search(gateway, page_size=50, order_by=cpb.ORDER_BY_PRICE_ASCENDING, page_token=up.next_page_token)
-    assert _price(up2.results[0]) >= prices[-1]  # page 2 goes on up
+    assert len(up.results) == 50 and _by_price_within_grades(list(up.results) + list(up2.results), reverse=False)
+    assert up.results[0].model_scores["relevance"] > 0  # titles holding "christmas" first, cheapest first
     down = _search(gateway, page_size=50, order_by=cpb.ORDER_BY_PRICE_DESCENDING)
-    assert [_price(r) for r in down.results] == sorted((_price(r) for r in down.results), reverse=True)
+    assert _by_price_within_grades(down.results, reverse=True)
+    lamps = _search(gateway, "lantern", page_size=20, order_by=cpb.ORDER_BY_PRICE_ASCENDING)
+    assert all("LANTERN" in r.product.title for r in lamps.results)  # not cheaper neighbours
     plain = _search(gateway, page_size=20)
     basket = _ids(plain)[:5]
     without = _search(gateway, page_size=20, filter=cpb.ProductFilter(exclude_product_ids=basket))
@@ -181,6 +182,18 @@ def test_sold_out_products_only_when_asked_and_categories_filter(gateway, catalo
     assert served[0].availability == cpb.AVAILABILITY_OUT_OF_STOCK
     only = _search(gateway, word, page_size=100, filter=cpb.ProductFilter(categories=[f"Tea {word}"]))
     assert _ids(only) == [tagged]
+
+
+def _by_price_within_grades(results, reverse: bool) -> bool:
+    """Relevance first (grades of query relevance, best first), by price within each grade."""
+    grades = [r.model_scores["relevance"] for r in results]
+    if grades != sorted(grades, reverse=True):
+        return False
+    for grade in set(grades):
+        prices = [_price(r) for r in results if r.model_scores["relevance"] == grade]
+        if prices != sorted(prices, reverse=reverse):
+            return False
+    return True
 
 
 def _refused(call, field: str) -> None:

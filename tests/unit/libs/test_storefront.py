@@ -89,8 +89,9 @@ def test_filter_conditions_all_hold():
 
 
 class _Item:
-    def __init__(self, product_id: str) -> None:
+    def __init__(self, product_id: str, relevance: float | None = None) -> None:
         self.product_id = product_id
+        self.model_scores = {} if relevance is None else {"relevance": relevance, "fused": 0.5}
 
 
 def test_price_orders_are_stable_and_put_unpriced_products_last():
@@ -100,6 +101,14 @@ def test_price_orders_are_stable_and_put_unpriced_products_last():
     assert ids(OrderBy.RELEVANCE) == list("abcde")
     assert ids(OrderBy.PRICE_ASCENDING) == ["e", "c", "a", "d", "b"]
     assert ids(OrderBy.PRICE_DESCENDING) == ["a", "d", "c", "e", "b"]
+
+
+def test_search_stays_relevance_first_a_price_order_sorts_within_each_grade():
+    prices = {"a": Money("GBP", 3), "b": Money("GBP", 1), "c": None, "d": Money("GBP", 2), "e": Money("GBP", 0, 5)}
+    # a, b and c hold every word typed (20), d a part (5), e none (a semantic neighbour)
+    items = [_Item("a", 20.0), _Item("c", 20.0), _Item("b", 20.0), _Item("d", 5.0), _Item("e", 0.0)]
+    assert [i.product_id for i in ordered(items, prices.get, OrderBy.PRICE_ASCENDING)] == ["b", "a", "c", "d", "e"]
+    assert [i.product_id for i in ordered(items, prices.get, OrderBy.PRICE_DESCENDING)] == ["a", "b", "c", "d", "e"]
 
 
 def test_order_by_reads_unspecified_as_relevance_and_refuses_unknown_values():
