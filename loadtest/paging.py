@@ -5,7 +5,8 @@ Interleaved per query, so every row sees the same machine load:
 - first page, kept list 20 deep (what the gateway did before pages: rank, serve and keep the page),
 - first page, kept list 200 deep (now: the page plus the list its later pages slice),
 - page 2 (a slice of the kept list: no retrieval, no ranking),
-- first page under a price band (retrieval searches deeper until 200 candidates match).
+- first page under a price band (retrieval searches deeper until 200 candidates match);
+and the bytes the event store keeps per response for a page vs the 200-deep list.
 
     python -m loadtest.paging --rounds 5
 """
@@ -20,6 +21,7 @@ from collections.abc import Sequence
 
 import libs.gateway
 from libs.domain import Money
+from libs.events.base import response_body
 from libs.gateway import Budget
 from libs.storefront import MAX_RESULTS, Browse, ProductFilter
 from loadtest.floor import InProcessShop
@@ -72,11 +74,32 @@ def table(ms: dict[str, list[float]]) -> str:
     return "\n".join(lines)
 
 
+def record_sizes() -> str:
+    """Bytes the event store keeps per ranked response (libs.events.base.response_body), for a real Search's list."""
+    shop = InProcessShop(deadline_s=10.0)
+    try:
+        kept: list = []
+        original = shop.core.events.keep_response
+        shop.core.events.keep_response = lambda r: (kept.append(r), original(r))[1]
+        for depth in (PAGE, MAX_RESULTS):
+            libs.gateway.MAX_RESULTS = depth
+            asyncio.run(shop.core.search("christmas", USER, PAGE, False, Budget(time.monotonic() + 10)))
+    finally:
+        libs.gateway.MAX_RESULTS = MAX_RESULTS
+        shop.close()
+    lines = ["| kept per response | results | bytes |", "|---|---|---|"]
+    for label, r in zip(("list 20 deep (a page)", "list 200 deep (now)"), kept):
+        lines.append(f"| {label} | {len(r.results)} | {len(response_body(r).encode())} |")
+    return "\n".join(lines)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m loadtest.paging", description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=5, help="rounds over the queries")
     args = parser.parse_args(argv)
     print(table(asyncio.run(run(args.rounds))))
+    print()
+    print(record_sizes())
 
 
 if __name__ == "__main__":
