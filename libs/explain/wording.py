@@ -7,6 +7,11 @@ popularity and the frequency prior of a product the user never bought ("ordered 
 and every query piece (the words the title has, or those it is only close to). Each past product is a reason of its
 own. A reason's strength is the sum of its pieces' measured contributions; only reasons that helped are named.
 Every number, date, product title and quoted word in a sentence is a fact of that item's evidence.
+
+The second reason says something about this product when a comparable one helped: another past purchase that is
+not the product's co-purchase neighbour is read by the rankers for every candidate, so it tends to lift the whole
+page alike ("you ordered HAND WARMER twice" under every chair of a search), while the product's own facts (your
+orders of it, its orders by customers like you or by the shop, a past purchase it is bought with) tell it apart.
 """
 
 from __future__ import annotations
@@ -19,10 +24,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from libs import domain as d
+from libs.relevance import analyse
 
 MIN_CONTRIBUTION = 1e-4
 MAX_REASONS = 2
 MAX_CLOSE_WORDS = 2
+# A reason about the product takes the second place from a stronger reason about another past purchase when its
+# strength is at least this share of that one's (below, the product fact is too weak to be the reason).
+ABOUT_PRODUCT_SHARE = 0.25
 K = d.EvidenceKind
 QUERY_KINDS = (K.QUERY_MATCH, K.QUERY_TERM, K.QUERY_SIMILAR)
 PRODUCT_KINDS = (K.PAST_PURCHASE, K.RECENT_EVENT, K.CO_PURCHASE_NEIGHBOUR)
@@ -68,12 +77,28 @@ def sentence(evidence: Sequence[d.Evidence], product_id: str = "") -> str:
     found = reasons(evidence, product_id)
     if not found:
         return "No single signal stood out: it ranked well on the whole of your profile."
-    top = found[:MAX_REASONS]
+    top = found[:1] + [_second(found[1:])] if len(found) > 1 else found[:1]
     recent = next((r for r in found if any(e.kind is K.RECENT_EVENT for e in r.evidence)), None)
     if recent is not None and recent not in top:
         top = [top[0], recent]
     # The comma keeps the reasons apart from the "and" and commas inside them (lists of words, dates).
     return "Because " + ", and ".join(phrase(r) for r in top) + "."
+
+
+def about_product(reason: Reason) -> bool:
+    """Whether the reason states a fact about the product itself, not only about the customer's other purchases."""
+    if not reason.claim.startswith("product:"):
+        return True
+    return any(e.kind in (K.CO_PURCHASE_NEIGHBOUR, K.RECENT_EVENT) for e in reason.evidence)
+
+
+def _second(rest: Sequence[Reason]) -> Reason:
+    """The strongest of `rest` (strongest first), unless it is about another past product and a reason about this
+    product is at least ABOUT_PRODUCT_SHARE as strong."""
+    if about_product(rest[0]):
+        return rest[0]
+    own = next((r for r in rest if about_product(r)), None)
+    return own if own is not None and own.strength >= ABOUT_PRODUCT_SHARE * rest[0].strength else rest[0]
 
 
 def phrase(reason: Reason) -> str:
@@ -116,7 +141,10 @@ def _query(evs: Sequence[d.Evidence]) -> str:
                 has.append(w)
     if has:
         return f"its title has {_words(has)} from your search"
-    close = [e.text for e in evs if e.kind is K.QUERY_SIMILAR and e.contribution > 0]
+    # A stop word ("and", "with") carries no meaning of its own to be close to, whatever the masking measured.
+    close = [e.text for e in evs if e.kind is K.QUERY_SIMILAR and e.contribution > 0 and analyse(e.text)]
+    if not close:
+        return "it is close in meaning to your search"
     return f"it is close in meaning to {_words(list(dict.fromkeys(close))[:MAX_CLOSE_WORDS])} from your search"
 
 

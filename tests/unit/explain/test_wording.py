@@ -1,3 +1,5 @@
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -53,6 +55,33 @@ def test_at_most_two_reasons_the_strongest_claims_first():
         "2 Nov 2011."
     )
     assert [r.claim for r in wording.reasons(pieces)] == ["SIMILAR_CUSTOMERS", "product:C", "shop", "product:A"]
+
+
+def test_the_second_reason_is_about_the_product_when_one_comparable_helped():
+    """A past purchase read for every candidate lifts the page alike; the product's own facts tell it apart."""
+    chair = [
+        d.Evidence(K.QUERY_MATCH, 5.0, text="chair"),
+        d.Evidence(K.PAST_PURCHASE, 0.08, "H", "HAND WARMER BABUSHKA DESIGN", count=2, last_time=NOV_2),
+        d.Evidence(K.SIMILAR_CUSTOMERS, 0.03, count=7, window_days=28),
+    ]
+    assert wording.sentence(chair) == (
+        'Because its title has "chair" from your search, and 7 customers who buy what you buy ordered it in the last '
+        "28 days."
+    )
+    other = [chair[0], chair[1], d.Evidence(K.SIMILAR_CUSTOMERS, 0.03, count=3, window_days=28)]
+    assert wording.sentence(other) != wording.sentence(chair)
+    # ... but not one too weak to be the reason: then the past purchase is named
+    weak = [chair[0], chair[1], d.Evidence(K.SIMILAR_CUSTOMERS, 0.01, count=7, window_days=28)]
+    assert "HAND WARMER BABUSHKA DESIGN twice" in wording.sentence(weak)
+    # a past purchase the product is bought with is about the product
+    linked = [chair[0], replace(chair[1], kind=K.CO_PURCHASE_NEIGHBOUR), chair[2]]
+    assert "shoppers often buy it with HAND WARMER BABUSHKA DESIGN" in wording.sentence(linked)
+
+
+def test_stop_words_are_not_named_as_close_in_meaning():
+    close = [d.Evidence(K.QUERY_SIMILAR, 0.3, text="and"), d.Evidence(K.QUERY_SIMILAR, 0.2, text="recliner")]
+    assert wording.sentence(close) == 'Because it is close in meaning to "recliner" from your search.'
+    assert wording.sentence(close[:1]) == "Because it is close in meaning to your search."
 
 
 def test_a_claim_whose_pieces_cancel_out_is_not_named():
