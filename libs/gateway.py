@@ -25,7 +25,7 @@ from libs.events import EventConflictError, EventStore, event_time_problem
 from libs.events.base import payload
 from libs.features import POOL_MAX
 from libs.products.model import Product
-from libs.experiments import AttributionTokens, Variants
+from libs.experiments import AttributionTokens, ExplanationArms, Variants, present, shows_explanations
 from libs.on_demand import RESPONSE_TTL_S, ExplainedResults, OnDemand
 from libs.stages import Explainer, Ranking, Retrieval, StageResult
 
@@ -95,6 +95,7 @@ class GatewayCore:
         catalog: CatalogReader,
         tokens: AttributionTokens | None = None,
         response_ttl_s: float = RESPONSE_TTL_S,
+        explanation_arms: ExplanationArms | None = None,
     ) -> None:
         self.retrieval = retrieval
         self.ranking = ranking
@@ -103,6 +104,7 @@ class GatewayCore:
         self.variants = variants
         self.catalog = catalog
         self.tokens = tokens or AttributionTokens.ephemeral()
+        self.explanation_arms = explanation_arms or ExplanationArms.parse("full:1")
         self.on_demand = OnDemand(explainer, events, self.tokens.response_id, response_ttl_s)
 
     async def search(self, query: str, user_id: str, page_size: int, explain: bool, budget: Budget) -> Page:
@@ -159,8 +161,10 @@ class GatewayCore:
         budget: Budget,
         shelf: d.Shelf | None = None,
     ) -> Page:
-        """`shelf`: the Recommend shelf (None for Search), carried in the attribution token."""
+        """`shelf`: the Recommend shelf (None for Search), carried in the attribution token; so is the explanation
+        arm when explanations are asked for (what they show: libs.experiments.present)."""
         variant = self.variants.assign(user_id)
+        shown = self.explanation_arms.assign(user_id) if explain else ""
         degradations = list(retrieved.degradations)
         if self.catalog.stale:
             degradations.append(
@@ -170,7 +174,7 @@ class GatewayCore:
         candidates = [c for c in retrieved.items if self._servable(c.product_id)]
         if not candidates:
             # Nothing matched (or only the lexical half ran): an empty page is the answer, not a ranking error.
-            return Page([], self.tokens.issue(variant, shelf), degradations, versions, variant)
+            return Page([], self.tokens.issue(variant, shelf, shown), degradations, versions, variant)
         try:
             ranked = await self.ranking.rank(
                 user_id, query, candidates, page_size, variant, recent, budget.share(0.6 if explain else 0.95)
@@ -191,7 +195,7 @@ class GatewayCore:
                 )
                 for c in candidates[:page_size]
             ]
-        token = self.tokens.issue(variant, shelf)
+        token = self.tokens.issue(variant, shelf, shown)
         # A ranked page is kept (while it is being explained), so that its results can be explained on demand.
         kept = (
             asyncio.create_task(
@@ -200,13 +204,13 @@ class GatewayCore:
             if versions
             else None
         )
-        if explain and items:
+        if explain and items and shows_explanations(shown):  # the "none" arm costs no explanation call
             try:
                 explained = await self.explainer.explain(
                     user_id, query, [i.product_id for i in items], variant, recent, budget.share(0.95)
                 )
                 for item, explanation in zip(items, explained.items):
-                    item.explanation = explanation
+                    item.explanation = present(shown, explanation)
                 degradations += explained.degradations
             except (UnavailableError, DeadlineError) as exc:
                 log.warning("explanation degraded: %s", exc)
