@@ -89,6 +89,7 @@ class Evidence:
     count: int = 0
     window_days: int = 0
     last_time: float = 0.0
+    interval_days: int = 0  # the user's own repurchase interval of the product counted (0 = not measurable)
 
 
 @dataclass

@@ -4,7 +4,7 @@ each piece read, for the sentence to name: counts and dates from the same data t
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import scipy.sparse as sp
@@ -13,6 +13,7 @@ from libs import domain as d
 from libs.explain.masking import Mask
 from libs.features import DAY, FeatureStore, UserContext, orders_in_window
 from libs.features.frequency import frequency_text, order_counts
+from libs.features.user import own_cycle_days
 from libs.model_io import MAX_SCENARIOS
 from libs.rankers import get as ranker
 from libs.text import drop_term, query_terms
@@ -102,13 +103,19 @@ class Fact:
     count: int = 0
     window_days: int = 0
     last_time: float = 0.0
+    interval_days: int = 0
 
 
 def own_orders(ctx: UserContext) -> dict[int, Fact]:
-    """item -> the user's orders of it (distinct baskets) and the time of the last one."""
+    """item -> the user's orders of it (distinct baskets), the time of the last one and their own repurchase interval
+    (libs.features.user.own_cycle_days, what the repeat features read)."""
     items, counts = order_counts(ctx)
     last = dict(zip(ctx.items.tolist(), ctx.ts.tolist()))  # oldest first: the last one wins
-    return {i: Fact(count=n, last_time=last[i]) for i, n in zip(items.tolist(), counts.tolist())}
+    cycle = own_cycle_days(ctx, items)
+    return {
+        i: Fact(count=n, last_time=last[i], interval_days=int(round(c)) if np.isfinite(c) else 0)
+        for i, n, c in zip(items.tolist(), counts.tolist(), cycle.tolist())
+    }
 
 
 def shop_orders(store: FeatureStore, cand_idx: np.ndarray) -> list[Fact]:
@@ -177,7 +184,7 @@ def facts_for(
         elif piece.kind is d.EvidenceKind.PURCHASE_FREQUENCY:
             shop = shop_orders(store, cand_idx)
             out[p] = [
-                Fact(text, own[c].count, 0, own[c].last_time) if c in own else Fact(text, s.count, s.window_days)
+                replace(own[c], text=text) if c in own else Fact(text, s.count, s.window_days)
                 for c, text, s in zip(cand, frequency_text(store, ctx, cand_idx), shop)
             ]
     return out

@@ -209,7 +209,16 @@ def explain_items(
             if kind is d.EvidenceKind.PAST_PURCHASE and piece.item in neighbours:
                 kind = d.EvidenceKind.CO_PURCHASE_NEIGHBOUR
             evidence.append(
-                d.Evidence(kind, value, *named[p], fact.text or text, fact.count, fact.window_days, fact.last_time)
+                d.Evidence(
+                    kind,
+                    value,
+                    *named[p],
+                    fact.text or text,
+                    fact.count,
+                    fact.window_days,
+                    fact.last_time,
+                    fact.interval_days,
+                )
             )
         evidence.sort(key=lambda e: -e.contribution)
         shown = _shown([e for e in evidence if abs(e.contribution) > MIN_CONTRIBUTION])

@@ -109,7 +109,7 @@ def phrase(reason: Reason) -> str:
         return _query(evs)
     if reason.claim == "own":
         fact = next((e for e in evs if e.count), first)
-        return "you ordered it " + _times_and_when(fact)
+        return "you ordered it " + _times_and_when(fact, fact.interval_days)
     if reason.claim == "shop":
         fact = next(e for e in evs if e.count)
         if not fact.window_days:
@@ -157,13 +157,22 @@ def _times(n: int) -> str:
     return {1: "once", 2: "twice"}.get(n, f"{n} times")
 
 
-def _times_and_when(ev: d.Evidence) -> str:
+def _times_and_when(ev: d.Evidence, interval_days: int = 0) -> str:
+    """How often and when last; with `interval_days` (the user's own repurchase interval), how regularly too."""
     if not ev.count:
         return "before"
     when = date(ev.last_time)
     if ev.count == 1:
         return f"once, on {when}" if when else "once"
-    return f"{_times(ev.count)}, last on {when}" if when else _times(ev.count)
+    times = _times(ev.count) + (f", {every(interval_days)}" if interval_days else "")
+    return f"{times}, last on {when}" if when else times
+
+
+def every(days: int) -> str:
+    """A repurchase interval in words: days below two weeks, else whole weeks."""
+    if days < 14:
+        return "about every day" if days <= 1 else f"about every {days} days"
+    return f"about every {round(days / 7)} weeks"
 
 
 def date(seconds: float) -> str:

@@ -40,6 +40,8 @@ def unsupported(sentence: str, evidence: Sequence[d.Evidence]) -> list[str]:
     rest = DATE.sub(" ", rest)
     bad += TITLE_LIKE.findall(rest)
     numbers = {e.count for e in evidence} | {e.window_days for e in evidence}
+    # a repurchase interval may be stated in days or in whole weeks
+    numbers |= {e.interval_days for e in evidence} | {round(e.interval_days / 7) for e in evidence if e.interval_days}
     stated = [int(n) for n in re.findall(r"\b\d+\b", rest)]
     stated += [v for w, v in NUMBER_WORDS.items() if re.search(rf"\b{w}\b", rest)]
     bad += [str(n) for n in stated if n not in numbers]

@@ -172,3 +172,31 @@ async def test_every_fact_of_an_explained_page_is_read_from_its_evidence(query):
         for ex in out.explanations:
             assert unsupported(ex.sentence, ex.evidence) == [], ex.sentence
             assert repeated_claims(ex.sentence, ex.evidence) == [], ex.sentence
+
+
+def test_a_measurable_repurchase_interval_is_named_with_the_orders():
+    own = [d.Evidence(K.REPEAT_PURCHASE, 0.4, count=4, last_time=NOV_2, interval_days=20)]
+    text = wording.sentence(own)
+    assert text == "Because you ordered it 4 times, about every 3 weeks, last on 2 Nov 2011."
+    assert unsupported(text, own) == [] and unsupported(text.replace("3 weeks", "5 weeks"), own) == ["5"]
+    assert "about every 9 days" in wording.sentence([replace(own[0], interval_days=9)])
+    assert "every" not in wording.sentence([replace(own[0], interval_days=0)])  # bought on one day only
+
+
+def test_the_interval_is_the_one_the_repeat_features_read():
+    from libs.features.user import cycle_features, own_cycle_days, repeat_features
+
+    store = fakes.store()
+    for user in ("1", "2", "3"):
+        ctx = store.user_context(user)
+        items = np.arange(store.n_items)
+        days = own_cycle_days(ctx, items)
+        feats = repeat_features(ctx, items)
+        age = np.array(
+            [(ctx.now - ctx.ts[ctx.items == i].max()) / DAY if (ctx.items == i).any() else np.inf for i in items]
+        )
+        want = cycle_features(age, days)
+        np.testing.assert_allclose(feats[:, 9], want[0], rtol=1e-6)
+        np.testing.assert_allclose(feats[:, 10], want[1], rtol=1e-6)
+        for item, fact in ev.own_orders(ctx).items():
+            assert fact.interval_days == (round(days[item]) if np.isfinite(days[item]) else 0)
