@@ -130,7 +130,7 @@ class GatewayCore:
         recent, degraded = await self._recent(user_id, budget)
         retrieved = await self.retrieval.user_candidates(user_id, recent, POOL_MAX, budget.share(0.35), shelf, context)
         retrieved.degradations = degraded + retrieved.degradations
-        return await self._rank_and_explain(user_id, "", retrieved, recent, page_size, explain, budget, shelf)
+        return await self._rank_and_explain(user_id, "", retrieved, recent, page_size, explain, budget, shelf, context)
 
     async def _recent(self, user_id: str, budget: Budget) -> tuple[list[d.UserEvent], list[d.Degradation]]:
         """The user's recorded events; with the store down or slow, none, flagged (the dataset history still
@@ -160,6 +160,7 @@ class GatewayCore:
         explain: bool,
         budget: Budget,
         shelf: d.Shelf | None = None,
+        context: Sequence[str] = (),
     ) -> Page:
         """`shelf`: the Recommend shelf (None for Search), carried in the attribution token; so is the explanation
         arm when explanations are asked for (what they show: libs.experiments.present)."""
@@ -199,7 +200,9 @@ class GatewayCore:
         # A ranked page is kept (while it is being explained), so that its results can be explained on demand.
         kept = (
             asyncio.create_task(
-                self.on_demand.keep(token, user_id, query, variant, versions, items, recent, budget.remaining())
+                self.on_demand.keep(
+                    token, user_id, query, variant, versions, items, recent, budget.remaining(), shelf, context
+                )
             )
             if versions
             else None
@@ -207,7 +210,14 @@ class GatewayCore:
         if explain and items and shows_explanations(shown):  # the "none" arm costs no explanation call
             try:
                 explained = await self.explainer.explain(
-                    user_id, query, [i.product_id for i in items], variant, recent, budget.share(0.95)
+                    user_id,
+                    query,
+                    [i.product_id for i in items],
+                    variant,
+                    recent,
+                    budget.share(0.95),
+                    shelf=shelf,
+                    context=context,
                 )
                 for item, explanation in zip(items, explained.items):
                     item.explanation = present(shown, explanation)

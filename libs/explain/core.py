@@ -12,6 +12,8 @@ from libs import domain as d
 from libs.bundles import BUNDLE_MODEL
 from libs.errors import FailedPreconditionError, invalid
 from libs.explain import explain_page, term_drops
+from libs.explain.evidence import placements
+from libs.explain.page import with_placements
 from libs.features import FeatureStore
 from libs.fusion import Fusion
 from libs.history import fresh_purchases, user_context
@@ -62,9 +64,12 @@ class ExplanationCore:
         timeout: float,
         bundle_id: str = "",
         all_evidence: bool = False,
+        shelf: d.Shelf | None = None,
+        context: Sequence[str] = (),
     ) -> Explained:
         """`bundle_id`: the bundle that must explain ("" = the one held); `all_evidence`: every measured piece,
-        not only the strongest."""
+        not only the strongest; `shelf`, `context`: the Recommend shelf and its context products (a context shelf's
+        explanations name the context product that placed each result on it)."""
         if bundle_id and bundle_id != self.bundle_id:
             raise FailedPreconditionError(
                 f"bundle {bundle_id} is no longer loaded (serving {self.bundle_id})",
@@ -121,6 +126,14 @@ class ExplanationCore:
             cands.titles,
             cands.new_emb,
         )
+        placed = placements(
+            self.store,
+            self.titles,
+            shelf,
+            [int(self.store.item_index.get_loc(p)) for p in dict.fromkeys(context) if p in self.store.item_index],
+            cand_idx,
+        )
+        explanations = with_placements(explanations, placed, product_ids, all_evidence)
         answered = {x.model for x in degradations}
         versions = (
             [d.ModelVersion(m, await self.versions(m)) for m in models if m not in answered] if self.versions else []

@@ -15,6 +15,7 @@ from libs.features import DAY, FeatureStore, UserContext, orders_in_window
 from libs.features.frequency import frequency_text, order_counts
 from libs.features.user import own_cycle_days
 from libs.model_io import MAX_SCENARIOS
+from libs.relevance import analyse
 from libs.rankers import get as ranker
 from libs.text import drop_term, query_terms
 
@@ -188,3 +189,44 @@ def facts_for(
                 for c, text, s in zip(cand, frequency_text(store, ctx, cand_idx), shop)
             ]
     return out
+
+
+def placements(
+    store: FeatureStore,
+    titles: Sequence[str],
+    shelf: d.Shelf | None,
+    context: Sequence[int],
+    cand_idx: np.ndarray,
+) -> list[d.Evidence | None]:
+    """Per candidate, what placed it on a context shelf (None elsewhere, and for products newer than the bundle):
+
+    - FREQUENTLY_BOUGHT_TOGETHER: the context product it shares the most invoices with and that count, from the
+      co-purchase counts the shelf's candidates came from (libs.shelves.frequently_bought_together);
+    - SIMILAR_ITEMS: the context product and the words of the candidate's title that the context title has too
+      (analysed as Search analyses them: "bags" is "bag"); none shared when only the meaning is close.
+
+    Contribution 0: the rankers never read context products, so masking one changes no score."""
+    out: list[d.Evidence | None] = [None] * len(cand_idx)
+    if shelf not in (d.Shelf.FREQUENTLY_BOUGHT_TOGETHER, d.Shelf.SIMILAR_ITEMS) or not context:
+        return out
+    known = [int(c) for c in cand_idx]
+    if shelf is d.Shelf.FREQUENTLY_BOUGHT_TOGETHER:
+        counts = store.copurchase[list(context)][:, [max(c, 0) for c in known]].toarray()  # [context, candidates]
+        for j, c in enumerate(known):
+            best = int(np.argmax(counts[:, j]))
+            if c >= 0 and counts[best, j] > 0:
+                x = context[best]
+                n = int(counts[best, j])
+                out[j] = d.Evidence(d.EvidenceKind.BOUGHT_TOGETHER, 0.0, _pid(store, x), titles[x], count=n)
+        return out
+    x = context[0]
+    wanted = set(analyse(titles[x]))
+    for j, c in enumerate(known):
+        if c >= 0:
+            words = [w for w in dict.fromkeys(titles[c].lower().split()) if (a := analyse(w)) and set(a) <= wanted]
+            out[j] = d.Evidence(d.EvidenceKind.SHARES_WITH, 0.0, _pid(store, x), titles[x], " ".join(words))
+    return out
+
+
+def _pid(store: FeatureStore, item: int) -> str:
+    return str(store.item_index[item])

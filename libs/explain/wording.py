@@ -6,7 +6,9 @@ signal and the purchase-frequency prior of a product the user bought ("you order
 popularity and the frequency prior of a product the user never bought ("ordered 57 times in the last 28 days"),
 and every query piece (the words the title has, or those it is only close to). Each past product is a reason of its
 own. A reason's strength is the sum of its pieces' measured contributions; only reasons that helped are named.
-Every number, date, product title and quoted word in a sentence is a fact of that item's evidence.
+Every number, date, product title and quoted word in a sentence is a fact of that item's evidence. On a context
+shelf the sentence opens with what placed the result there (bought together with the context product in N orders,
+or the title words it shares with it), then the strongest reason that helped its score.
 
 The second reason says something about this product when a comparable one helped: another past purchase that is
 not the product's co-purchase neighbour is read by the rankers for every candidate, so it tends to lift the whole
@@ -36,6 +38,9 @@ K = d.EvidenceKind
 QUERY_KINDS = (K.QUERY_MATCH, K.QUERY_TERM, K.QUERY_SIMILAR)
 PRODUCT_KINDS = (K.PAST_PURCHASE, K.RECENT_EVENT, K.CO_PURCHASE_NEIGHBOUR)
 COUNT_CLAIMS = ("shop", K.SIMILAR_CUSTOMERS.value)  # claims that are a count, nothing without it
+# What placed a result on a context shelf: named first, with the strongest reason that helped its score.
+PLACEMENT_KINDS = (K.BOUGHT_TOGETHER, K.SHARES_WITH)
+MAX_SHARED_WORDS = 3
 
 
 @dataclass(frozen=True)
@@ -75,6 +80,9 @@ def sentence(evidence: Sequence[d.Evidence], product_id: str = "") -> str:
     """The strongest two reasons, keeping a just-recorded purchase that helped (shoppers expect their newest action
     to count); claims nothing the contributions do not show. `product_id`: the item explained."""
     found = reasons(evidence, product_id)
+    placed = next((e for e in evidence if e.kind in PLACEMENT_KINDS), None)
+    if placed is not None:
+        return "Because " + ", and ".join([_placement(placed), *(phrase(r) for r in found[:1])]) + "."
     if not found:
         return "No single signal stood out: it ranked well on the whole of your profile."
     top = found[:1] + [_second(found[1:])] if len(found) > 1 else found[:1]
@@ -129,6 +137,13 @@ def phrase(reason: Reason) -> str:
     if first.kind is K.DISCOVERY:
         return "it is new to you, which this list favours"
     return first.text
+
+
+def _placement(ev: d.Evidence) -> str:
+    if ev.kind is K.BOUGHT_TOGETHER:
+        return f"it was bought together with {ev.title} in {ev.count} order" + ("" if ev.count == 1 else "s")
+    words = ev.text.split()[:MAX_SHARED_WORDS]
+    return f"it shares {_words(words)} with {ev.title}" if words else f"its title is close in meaning to {ev.title}"
 
 
 def _query(evs: Sequence[d.Evidence]) -> str:

@@ -32,7 +32,7 @@ def unsupported(sentence: str, evidence: Sequence[d.Evidence]) -> list[str]:
     rest = sentence
     for title in sorted({e.title for e in evidence if e.title}, key=len, reverse=True):
         rest = rest.replace(title, " ")
-    words = {w for e in evidence if e.kind in QUERY_KINDS for w in e.text.split()}
+    words = {w for e in evidence if e.kind in (*QUERY_KINDS, d.EvidenceKind.SHARES_WITH) for w in e.text.split()}
     bad += [q for q in (m.strip('"') for m in QUOTED.findall(rest)) if q not in words]
     rest = QUOTED.sub(" ", rest)
     dates = {day(e.last_time) for e in evidence if e.last_time}

@@ -200,3 +200,40 @@ def test_the_interval_is_the_one_the_repeat_features_read():
         np.testing.assert_allclose(feats[:, 10], want[1], rtol=1e-6)
         for item, fact in ev.own_orders(ctx).items():
             assert fact.interval_days == (round(days[item]) if np.isfinite(days[item]) else 0)
+
+
+async def test_context_shelves_name_what_placed_each_result_from_the_shelf_statistics():
+    store = fakes.store()
+    core = ExplanationCore(store, fakes.TITLES, fakes.FUSION, fakes.FakeRankers().infer, fakes.encode)
+    plain = await core.explain("1", "", fakes.PRODUCTS[1:], "fused", [], 1.0, all_evidence=True)
+    fbt = await core.explain(
+        "1",
+        "",
+        fakes.PRODUCTS[1:],
+        "fused",
+        [],
+        1.0,
+        all_evidence=True,
+        shelf=d.Shelf.FREQUENTLY_BOUGHT_TOGETHER,
+        context=["A", "NOT-KNOWN"],
+    )
+    for product, before, ex in zip(fakes.PRODUCTS[1:], plain.explanations, fbt.explanations):
+        item = fakes.PRODUCTS.index(product)
+        shared = int(store.copurchase[0, item])  # invoices holding A and the product: what the shelf ranked by
+        placed = [e for e in ex.evidence if e.kind is K.BOUGHT_TOGETHER]
+        # the score, baseline and every measured contribution are unchanged: the piece moved nothing
+        assert (ex.score, ex.baseline, ex.interaction) == (before.score, before.baseline, before.interaction)
+        assert [e for e in ex.evidence if e.kind is not K.BOUGHT_TOGETHER] == before.evidence
+        if shared:
+            assert [(e.product_id, e.title, e.count, e.contribution) for e in placed] == [
+                ("A", "RED LANTERN", shared, 0.0)
+            ]
+            assert ex.sentence.startswith(f"Because it was bought together with RED LANTERN in {shared} order")
+        else:
+            assert placed == [] and ex.sentence == before.sentence
+        assert unsupported(ex.sentence, ex.evidence) == [] and repeated_claims(ex.sentence, ex.evidence) == []
+    similar = await core.explain("", "", ["B", "C"], "fused", [], 1.0, shelf=d.Shelf.SIMILAR_ITEMS, context=["A"])
+    blue, cup = similar.explanations
+    assert blue.sentence.startswith('Because it shares "lantern" with RED LANTERN')  # BLUE LANTERN vs RED LANTERN
+    assert cup.sentence.startswith("Because its title is close in meaning to RED LANTERN")
+    assert all(unsupported(x.sentence, x.evidence) == [] for x in (blue, cup))

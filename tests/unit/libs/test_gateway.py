@@ -60,7 +60,19 @@ class FakeExplainer:
     def __init__(self, delay: float = 0.0) -> None:
         self.delay = delay
 
-    async def explain(self, user_id, query, product_ids, variant, recent, timeout, bundle_id="", all_evidence=False):
+    async def explain(
+        self,
+        user_id,
+        query,
+        product_ids,
+        variant,
+        recent,
+        timeout,
+        bundle_id="",
+        all_evidence=False,
+        shelf=None,
+        context=(),
+    ):
         if self.delay > timeout:
             await asyncio.sleep(timeout)
             raise DeadlineError("explanation: deadline exceeded")
