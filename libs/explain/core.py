@@ -5,8 +5,10 @@ in one batched call per ranker, plus one for the query's term scenarios on the r
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
+
+import numpy as np
 
 from libs import domain as d
 from libs.bundles import BUNDLE_MODEL
@@ -97,14 +99,21 @@ class ExplanationCore:
         fresh = {int(self.store.item_index.get_loc(p)) for p, _ in fresh_purchases(self.store, recent)}
         query_emb = term_emb = None
         if query and self.encode is not None and any(ranker(m).reads_query for m in models):
-            # The query alone first: retrieval encoded it already, so Triton's response cache answers. Its term
-            # variants are encoded while the rankers score the other scenarios (explain_page).
-            emb = await encode_or_degrade(self.encode, [query], timeout * 0.3, degradations)
+            # The query alone (retrieval encoded it already, so Triton's response cache answers) and, at the same
+            # time, its term variants, which explain_page awaits only after sending the other scenarios.
             drops = term_drops(query)
+            term_flags: list[d.Degradation] = []  # reported only when the term scenarios are wanted
+            terms = (
+                asyncio.ensure_future(encode_or_degrade(self.encode, drops, timeout * 0.3, term_flags))
+                if drops
+                else None
+            )
+            emb = await encode_or_degrade(self.encode, [query], timeout * 0.3, degradations)
             if emb is not None:
                 query_emb = emb[0]
-                if drops:
-                    term_emb = encode_or_degrade(self.encode, drops, timeout * 0.3, degradations)
+                term_emb = _flagged(terms, term_flags, degradations) if terms is not None else None
+            elif terms is not None:
+                terms.cancel()  # no query: no term scenarios
         explanations = await explain_page(
             self.store,
             self.titles,
@@ -141,3 +150,11 @@ class ExplanationCore:
         if self.bundle_id:
             versions.append(d.ModelVersion(BUNDLE_MODEL, self.bundle_id))
         return Explained(explanations, degradations, versions)
+
+
+async def _flagged(
+    task: Awaitable[np.ndarray | None], flags: list[d.Degradation], into: list[d.Degradation]
+) -> np.ndarray | None:
+    out = await task
+    into.extend(flags)
+    return out

@@ -13,6 +13,7 @@ from libs import domain as d
 from libs.explain.masking import Mask
 from libs.features import DAY, FeatureStore, UserContext, orders_in_window
 from libs.features.frequency import frequency_text, order_counts
+from libs.features.popularity import nearest_customers
 from libs.features.user import own_cycle_days
 from libs.model_io import MAX_SCENARIOS
 from libs.relevance import analyse
@@ -135,17 +136,18 @@ def similar_buyers(store: FeatureStore, ctx: UserContext, cand_idx: np.ndarray) 
     cand_idx = np.asarray(cand_idx, np.int64)
     if store.neighbours is None or not len(ctx):
         return [Fact() for _ in cand_idx]
-    rows = store.neighbours.nearest(ctx.items, ctx.ts, ctx.now, ctx.user)
+    rows = nearest_customers(store, ctx)
     cols = np.clip(cand_idx, 0, None)
-    ever = np.asarray((store.neighbours.by_user[rows][:, cols] != 0).sum(axis=0)).ravel()
-    lately = np.asarray(_recent_buyers(store)[rows][:, cols].sum(axis=0)).ravel()
+    # Columns first: a page's few candidates out of a column-major matrix, then the neighbours' rows, dense.
+    ever = (store.neighbours.by_item[:, cols].toarray()[rows] != 0).sum(axis=0)
+    lately = _recent_buyers(store)[:, cols].toarray()[rows].sum(axis=0)
     return [
         Fact() if c < 0 else Fact(count=int(n), window_days=RECENT_DAYS) if n else Fact(count=int(e))
         for c, n, e in zip(cand_idx.tolist(), lately.tolist(), ever.tolist())
     ]
 
 
-def _recent_buyers(store: FeatureStore) -> sp.csr_matrix:
+def _recent_buyers(store: FeatureStore) -> sp.csc_matrix:
     """[customers in the neighbours' row order, items] 1 where the customer bought the item in the last RECENT_DAYS
     days before the store's now; built once per store (a loop over every customer, ~0.1 s)."""
     cached = getattr(store, "_recent_buyers", None)
@@ -158,7 +160,7 @@ def _recent_buyers(store: FeatureStore) -> sp.csr_matrix:
             rows.append(np.full(len(items), r, np.int64))
             cols.append(items)
         data = np.concatenate(rows) if rows else np.zeros(0, np.int64)
-        cached = sp.csr_matrix(
+        cached = sp.csc_matrix(
             (np.ones(len(data), np.int64), (data, np.concatenate(cols) if cols else data)),
             shape=store.neighbours.by_user.shape,
         )
