@@ -147,17 +147,24 @@ def _placement(ev: d.Evidence) -> str:
 
 
 def _query(evs: Sequence[d.Evidence]) -> str:
-    """Each typed word once: those the title has (relevance and the rankers' query path alike), else the (at most
-    MAX_CLOSE_WORDS) words whose meaning helped most while the title lacks them."""
+    """Each typed word once: those the title has (relevance and the rankers' query path alike) and the one it lacks
+    whose meaning helped most, else the (at most MAX_CLOSE_WORDS) words whose meaning helped most."""
     has: list[str] = []
     for e in evs:
         for w in e.text.split() if e.kind is K.QUERY_MATCH else [e.text] if e.kind is K.QUERY_TERM else []:
             if w not in has:
                 has.append(w)
-    if has:
-        return f"its title has {_words(has)} from your search"
     # A stop word ("and", "with") carries no meaning of its own to be close to, whatever the masking measured.
-    close = [e.text for e in evs if e.kind is K.QUERY_SIMILAR and e.contribution > 0 and analyse(e.text)]
+    close = [
+        e.text
+        for e in evs
+        if e.kind is K.QUERY_SIMILAR and e.contribution > MIN_CONTRIBUTION and analyse(e.text) and e.text not in has
+    ]
+    if has:
+        # How the title matched: the words it has, and the word it lacks whose meaning helped this result most
+        # (which one differs between results that have the same words).
+        near = f" and is close in meaning to {_words(close[:1])}" if close else ""
+        return f"its title has {_words(has)} from your search{near}"
     if not close:
         return "it is close in meaning to your search"
     return f"it is close in meaning to {_words(list(dict.fromkeys(close))[:MAX_CLOSE_WORDS])} from your search"

@@ -32,7 +32,10 @@ def test_pieces_of_one_claim_are_named_once_with_their_facts():
         d.Evidence(K.QUERY_TERM, 0.1, text="set"),
         d.Evidence(K.QUERY_SIMILAR, 0.05, text="ceramic"),
     ]
-    assert wording.sentence(query) == 'Because its title has "tea" and "set" from your search.'
+    assert wording.sentence(query) == (
+        'Because its title has "tea" and "set" from your search and is close in meaning to "ceramic".'
+    )
+    assert wording.sentence(query[:3]) == 'Because its title has "tea" and "set" from your search.'
     close = [
         d.Evidence(K.QUERY_SIMILAR, 0.3, text="dresser"),
         d.Evidence(K.QUERY_SIMILAR, 0.2, text="gray"),
