@@ -26,7 +26,7 @@ from libs.events import EventConflictError, EventStore, event_time_problem
 from libs.events.base import payload
 from libs.features import POOL_MAX
 from libs.products.model import Product
-from libs.experiments import AttributionTokens, Variants
+from libs.experiments import AttributionTokens, ExplanationArms, Variants, present, shows_explanations
 from libs.on_demand import RESPONSE_NOT_KEPT, RESPONSE_TTL_S, ExplainedResults, OnDemand
 from libs.stages import Explainer, Ranking, Retrieval, StageResult
 from libs.storefront import MAX_RESULTS, Browse, PagePosition, PageTokens, fingerprint, ordered
@@ -98,6 +98,7 @@ class GatewayCore:
         catalog: CatalogReader,
         tokens: AttributionTokens | None = None,
         response_ttl_s: float = RESPONSE_TTL_S,
+        explanation_arms: ExplanationArms | None = None,
     ) -> None:
         self.retrieval = retrieval
         self.ranking = ranking
@@ -107,6 +108,7 @@ class GatewayCore:
         self.catalog = catalog
         self.tokens = tokens or AttributionTokens.ephemeral()
         self.pages = PageTokens(self.tokens.derived_key("page_token"))
+        self.explanation_arms = explanation_arms or ExplanationArms.parse("full:1")
         self.on_demand = OnDemand(explainer, events, self.tokens.response_id, response_ttl_s)
 
     async def search(
@@ -154,7 +156,7 @@ class GatewayCore:
         )
         retrieved.degradations = degraded + retrieved.degradations
         return await self._rank_and_explain(
-            user_id, "", retrieved, recent, page_size, explain, budget, shelf, browse, request
+            user_id, "", retrieved, recent, page_size, explain, budget, shelf, context, browse, request
         )
 
     async def _recent(self, user_id: str, budget: Budget) -> tuple[list[d.UserEvent], list[d.Degradation]]:
@@ -185,21 +187,24 @@ class GatewayCore:
         explain: bool,
         budget: Budget,
         shelf: d.Shelf | None = None,
+        context: Sequence[str] = (),
         browse: Browse | None = None,
         request: str = "",
     ) -> Page:
-        """`shelf`: the Recommend shelf (None for Search), carried in the attribution token. The first page: ranks
-        up to MAX_RESULTS results, orders them (`browse.order_by`), keeps them for later pages (`request`: the
-        fingerprint their page token is bound to) and on-demand explanations, and serves the first `page_size`."""
+        """`shelf`: the Recommend shelf (None for Search), carried in the attribution token; so is the explanation
+        arm when explanations are asked for (what they show: libs.experiments.present). The first page: ranks up to
+        MAX_RESULTS results, orders them (`browse.order_by`), keeps them for later pages (`request`: the fingerprint
+        their page token is bound to) and on-demand explanations, and serves the first `page_size`."""
         browse = browse or Browse()
         variant = self.variants.assign(user_id)
+        shown = self.explanation_arms.assign(user_id) if explain else ""
         degradations = self._catalog_flag() + list(retrieved.degradations)
         versions: list[d.ModelVersion] = []
         # Again against this replica's catalogue: retrieval's copy may lag it by a poll.
         candidates = [c for c in retrieved.items if self._admits(browse, c.product_id)]
         if not candidates:
             # Nothing matched (or only the lexical half ran): an empty page is the answer, not a ranking error.
-            return Page([], self.tokens.issue(variant, shelf), degradations, versions, variant)
+            return Page([], self.tokens.issue(variant, shelf, shown), degradations, versions, variant)
         ranked_list: list[d.ScoredItem] = []
         try:
             ranked = await self.ranking.rank(
@@ -222,20 +227,30 @@ class GatewayCore:
                 )
                 for c in ordered(candidates, self._price, browse.order_by)[:page_size]
             ]
-        token = self.tokens.issue(variant, shelf)
+        token = self.tokens.issue(variant, shelf, shown)
         # A ranked list is kept (while its page is being explained), so that its results can be explained on demand
         # and its later pages served from it. Without ranking there is no list to keep: that answer is one page.
         kept = (
             asyncio.create_task(
                 self.on_demand.keep(
-                    token, user_id, query, variant, versions, ranked_list, recent, budget.remaining(), page_size
+                    token,
+                    user_id,
+                    query,
+                    variant,
+                    versions,
+                    ranked_list,
+                    recent,
+                    budget.remaining(),
+                    shelf,
+                    context,
+                    page_size,
                 )
             )
             if versions
             else None
         )
         if explain and items:
-            degradations += await self._explain(items, user_id, query, variant, recent, budget)
+            degradations += await self._explain(items, user_id, query, variant, recent, budget, shown, shelf, context)
         next_token = ""
         if kept is not None:
             not_kept = await kept
@@ -279,15 +294,25 @@ class GatewayCore:
         ]
         items = [i for i in items if self._admits(browse, i.product_id)]
         degradations = self._catalog_flag()
+        shown = self.explanation_arms.assign(user_id) if explain else ""
         if explain and items:
             degradations += await self._explain(
-                items, record.user_id, record.query, record.variant, record.recent, budget, record.bundle_id
+                items,
+                record.user_id,
+                record.query,
+                record.variant,
+                record.recent,
+                budget,
+                shown,
+                d.Shelf(record.shelf) if record.shelf else None,
+                record.context,
+                record.bundle_id,
             )
         end = position.offset + page_size
         next_token = (
             self.pages.issue(PagePosition(record.response_id, end), request) if end < len(record.results) else ""
         )
-        token = self.tokens.issue(record.variant, shelf, response_id=record.response_id)
+        token = self.tokens.issue(record.variant, shelf, shown, response_id=record.response_id)
         return Page(self._priced(items), token, degradations, list(record.versions), record.variant, next_token)
 
     async def _explain(
@@ -298,21 +323,35 @@ class GatewayCore:
         variant: str,
         recent: Sequence[d.UserEvent],
         budget: Budget,
+        shown: str,
+        shelf: d.Shelf | None = None,
+        context: Sequence[str] = (),
         bundle_id: str = "",
     ) -> list[d.Degradation]:
-        """Attach explanations to `items`; explanation down, late or without the bundle = none, flagged."""
+        """Attach explanations to `items` as the explanation arm `shown` presents them (the "none" arm costs no
+        call); explanation down, late or without the bundle = none, flagged."""
+        if not shows_explanations(shown):
+            return []
         try:
             # A later page names the bundle it was ranked with; the first page is ranked by the current one.
             pinned = {"bundle_id": bundle_id} if bundle_id else {}
             explained = await self.explainer.explain(
-                user_id, query, [i.product_id for i in items], variant, recent, budget.share(0.95), **pinned
+                user_id,
+                query,
+                [i.product_id for i in items],
+                variant,
+                recent,
+                budget.share(0.95),
+                shelf=shelf,
+                context=context,
+                **pinned,
             )
         except (UnavailableError, DeadlineError, FailedPreconditionError) as exc:
             # FailedPrecondition: a later page's bundle is no longer loaded; the page is served, unexplained.
             log.warning("explanation degraded: %s", exc)
             return [d.Degradation(d.Stage.EXPLANATION, str(exc))]
         for item, explanation in zip(items, explained.items):
-            item.explanation = explanation
+            item.explanation = present(shown, explanation)
         return explained.degradations
 
     def _catalog_flag(self) -> list[d.Degradation]:

@@ -75,6 +75,8 @@ class OnDemand:
         items: Sequence[d.ScoredItem],
         recent: Sequence[d.UserEvent],
         timeout: float,
+        shelf: d.Shelf | None = None,
+        context: Sequence[str] = (),
         page_size: int = 0,
     ) -> list[d.Degradation]:
         """Store what a ranked response served (`items`: its whole ranked list, cut into pages of `page_size`, 0 =
@@ -92,6 +94,8 @@ class OnDemand:
             bundle,
             tuple((i.product_id, i.title, i.score) for i in items),
             tuple(recent),
+            shelf.value if shelf is not None else "",
+            tuple(context),
             page_size,
             tuple((dict(i.model_scores), tuple(i.sources)) for i in items),
             tuple(versions),
@@ -142,6 +146,8 @@ class OnDemand:
             left,
             bundle_id=record.bundle_id,
             all_evidence=True,
+            shelf=d.Shelf(record.shelf) if record.shelf else None,
+            context=record.context,
         )
         if out.degradations:  # a ranker missing: the score would not be the one served
             raise UnavailableError("explanation: " + "; ".join(x.reason for x in out.degradations))

@@ -107,6 +107,8 @@ def response_body(r: ServedResponse) -> str:
             "b": r.bundle_id,
             "r": [list(x) for x in r.results],
             "e": [[e.product_id, e.kind.value, e.ts, e.quantity] for e in r.recent],
+            "s": r.shelf,
+            "c": list(r.context),
             "p": r.page_size,
             "d": _details_body(r.details),
             "m": [[v.name, v.version] for v in r.versions],
@@ -127,6 +129,8 @@ def response_from_body(response_id: str, created: float, body: str) -> ServedRes
         x["b"],
         tuple((str(p), str(t), float(s)) for p, t, s in x["r"]),
         tuple(UserEvent(p, EventKind(k), float(ts), int(q)) for p, k, ts, q in x["e"]),
+        str(x.get("s", "")),  # bodies kept before shelves have neither
+        tuple(str(p) for p in x.get("c", ())),
         # Responses kept before pages existed have none of these.
         int(x.get("p", 0)),
         _details_from_body(x.get("d")),

@@ -17,7 +17,7 @@ import numpy as np
 
 from libs.errors import DeadlineError, UnavailableError
 from libs.index import TextIndex, VectorIndex
-from libs.index.dense import UsearchIndex, normalised
+from libs.index.dense import dense_index, normalised
 from libs.index.lexical import TantivyIndex
 from libs.domain import Availability
 from libs.products.model import Product
@@ -52,7 +52,7 @@ class ProductIndexes:
         self.n_bundle = len(self.product_ids)
         self.newer: dict[int, np.ndarray] = {}  # live products newer than the bundle: their normalised vectors
         self.lexical = lexical if lexical is not None else TantivyIndex()
-        self.dense = dense if dense is not None else UsearchIndex(np.shape(vectors)[1])
+        self.dense = dense if dense is not None else dense_index(np.shape(vectors)[1], len(self.product_ids))
         keys = list(range(len(self.product_ids)))
         self.lexical.upsert(keys, terms)
         self.dense.upsert(keys, vectors)

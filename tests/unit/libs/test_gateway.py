@@ -71,7 +71,19 @@ class FakeExplainer:
     def __init__(self, delay: float = 0.0) -> None:
         self.delay = delay
 
-    async def explain(self, user_id, query, product_ids, variant, recent, timeout, bundle_id="", all_evidence=False):
+    async def explain(
+        self,
+        user_id,
+        query,
+        product_ids,
+        variant,
+        recent,
+        timeout,
+        bundle_id="",
+        all_evidence=False,
+        shelf=None,
+        context=(),
+    ):
         if self.delay > timeout:
             await asyncio.sleep(timeout)
             raise DeadlineError("explanation: deadline exceeded")
@@ -405,7 +417,7 @@ async def test_pages_continue_one_ranked_list_without_repeats_or_gaps(store):
 class ScoringExplainer(FakeExplainer):
     """Explains with the score FakeRanking gives P<i>: i."""
 
-    async def explain(self, user_id, query, product_ids, variant, recent, timeout, bundle_id="", all_evidence=False):
+    async def explain(self, user_id, query, product_ids, variant, recent, timeout, **kwargs):
         return StageResult([d.Explanation([], f"why {p}", 0.5, score=float(p[1:])) for p in product_ids])
 
 
@@ -494,3 +506,32 @@ async def test_price_order_applies_to_the_filtered_relevance_list_unpriced_last(
 def _priced(p: Product, price: d.Money) -> Product:
     c = p.content
     return Product(ProductContent(c.product_id, c.title, price, c.availability), 0.0, 0.0, p.change_seq)
+
+
+async def test_the_explanation_arm_decides_what_an_explained_page_shows_and_travels_in_the_token(store):
+    from libs.experiments import ExplanationArms, explanation_arm_of_stored
+
+    class Counting(FakeExplainer):
+        calls = 0
+
+        async def explain(self, *args, **kwargs):
+            Counting.calls += 1
+            return await super().explain(*args, **kwargs)
+
+    for arm, shown in (("none", None), ("sentence", "why P29")):
+        core = GatewayCore(
+            FakeRetrieval(),
+            FakeRanking(),
+            Counting(),
+            store,
+            Variants.parse("fused:1"),
+            FakeCatalog(),
+            explanation_arms=ExplanationArms.parse(f"{arm}:1"),
+        )
+        before = Counting.calls
+        page = await core.search("lantern", "17850", 5, True, _budget())
+        assert explanation_arm_of_stored(page.attribution_token) == arm
+        assert (page.items[0].explanation.sentence if page.items[0].explanation else None) == shown
+        assert Counting.calls - before == (arm != "none")  # "none" costs no explanation call
+        unexplained = await core.search("lantern", "17850", 5, False, _budget())
+        assert explanation_arm_of_stored(unexplained.attribution_token) == ""  # no explanation asked: no arm
