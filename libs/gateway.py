@@ -26,6 +26,7 @@ from libs.events.base import payload
 from libs.features import POOL_MAX
 from libs.products.model import Product
 from libs.experiments import AttributionTokens, Variants
+from libs.explain.wording import showing_results_for
 from libs.on_demand import RESPONSE_TTL_S, ExplainedResults, OnDemand
 from libs.stages import Explainer, Ranking, Retrieval, StageResult
 
@@ -58,6 +59,7 @@ class Page:
     degradations: list[d.Degradation]
     versions: list[d.ModelVersion]
     variant: str
+    corrected_query: str = ""  # Search: the query as searched when a typo was corrected
 
 
 @dataclass
@@ -113,7 +115,15 @@ class GatewayCore:
         finally:
             recent, degraded = await recent_task
         retrieved.degradations = degraded + retrieved.degradations
-        return await self._rank_and_explain(user_id, query, retrieved, recent, page_size, explain, budget)
+        # A corrected typo: ranking, explanations and the kept response read the query as searched.
+        corrected = retrieved.corrected_query
+        page = await self._rank_and_explain(user_id, corrected or query, retrieved, recent, page_size, explain, budget)
+        if corrected:
+            page.corrected_query = corrected
+            for item in page.items:
+                if item.explanation is not None:
+                    item.explanation.sentence = showing_results_for(corrected, item.explanation.sentence)
+        return page
 
     async def recommend(
         self,

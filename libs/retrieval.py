@@ -63,6 +63,9 @@ class RetrievalCore:
         self.half_life_s = half_life_days * 86400.0
         self.copurchase = copurchase  # invoices shared by each pair of the bundle's products (bought together)
         self.item_index = {p: i for i, p in enumerate(product_ids)}  # the bundle's products: what the models know
+        self.correct_typos = True  # off only to measure what typo tolerance costs (loadtest/typo_bench.py)
+        # The text encoder reads the corrected query too: measured in `make eval`'s misspelling rows (docs/results.md).
+        self.dense_corrected = True
 
     @classmethod
     def over_store(
@@ -92,19 +95,24 @@ class RetrievalCore:
 
     async def query_candidates(
         self, query: str, user_id: str, limit: int, timeout: float, recent: Sequence[d.UserEvent] = ()
-    ) -> tuple[list[d.Candidate], list[d.Degradation]]:
-        """`timeout`: the caller's remaining time; a slow or dead encoder gives lexical-only candidates, flagged."""
+    ) -> tuple[list[d.Candidate], list[d.Degradation], str]:
+        """Candidates and degradations for the query as corrected (libs.index.spelling), and the corrected query
+        ("" when no word needed it). `timeout`: the caller's remaining time; a slow or dead encoder gives
+        lexical-only candidates, flagged."""
         degradations: list[d.Degradation] = []
-        lists = {d.Source.LEXICAL: self.indexes.search_lexical(query, PER_SOURCE)}
-        emb = await encode_or_degrade(self.encode, [query], timeout * ENCODER_SHARE, degradations)
+        corrected = self.indexes.speller.correct(query) if self.correct_typos else ""
+        searched = corrected or query
+        lists = {d.Source.LEXICAL: self.indexes.search_lexical(searched, PER_SOURCE)}
+        dense_text = searched if self.dense_corrected else query
+        emb = await encode_or_degrade(self.encode, [dense_text], timeout * ENCODER_SHARE, degradations)
         if emb is not None:
             lists[d.Source.DENSE] = self.indexes.search_dense(emb[0], PER_SOURCE)
-        terms = analyse(query)
+        terms = analyse(searched)
         if user_id:
             # Personal signal for search: the user's own past purchases that match a query term.
             bought = self._repeat(self.history(user_id, recent))
             lists[d.Source.REPEAT_PURCHASE] = [(i, s) for i, s in bought if self.indexes.terms[i].intersection(terms)]
-        return self._candidates(rrf(lists), limit, terms), degradations
+        return self._candidates(rrf(lists), limit, terms), degradations, corrected
 
     def _repeat(self, h: UserContext, limit: int = PER_SOURCE) -> list[tuple[int, float]]:
         """User's items by time-decayed purchase frequency (TIFU-style), strongest first."""

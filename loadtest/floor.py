@@ -58,9 +58,9 @@ class _Retrieval:
 
     async def query_candidates(self, query: str, user_id: str, limit: int, timeout: float) -> StageResult:
         t = time.perf_counter()
-        items, degradations = await self.core.query_candidates(query, user_id, limit, timeout)
+        items, degradations, corrected = await self.core.query_candidates(query, user_id, limit, timeout)
         self.times.add("retrieval", t)
-        return StageResult(items, degradations)
+        return StageResult(items, degradations, corrected_query=corrected)
 
     async def user_candidates(
         self,

@@ -106,6 +106,11 @@ def phrase(reason: Reason) -> str:
     return first.text
 
 
+def showing_results_for(corrected_query: str, sentence: str) -> str:
+    """A Search result's sentence when a typo in the query was corrected: what was searched comes first."""
+    return f'Showing results for "{corrected_query}". {sentence}'
+
+
 def _query(evs: Sequence[d.Evidence]) -> str:
     """Each typed word once: those the title has (relevance and the rankers' query path alike), else the (at most
     MAX_CLOSE_WORDS) words whose meaning helped most while the title lacks them."""

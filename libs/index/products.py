@@ -2,8 +2,9 @@
 
 Keys 0..n-1 are the bundle's items in its item order (so retrieval's features - popularity, the user's history -
 line up with them); products newer than the bundle get the next keys as they arrive. Servable products are in both
-indexes under their current title; new or retitled ones are embedded by the text encoder (Triton) in batches; sold
-out and discontinued ones are removed, and come back (re-embedded) when in stock again.
+indexes under their current title; new or retitled ones are embedded by the text encoder (Triton) in batches, and
+their words join the typo corrections' vocabulary (libs.index.spelling); sold out and discontinued ones are removed,
+and come back (re-embedded) when in stock again.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from libs.errors import DeadlineError, UnavailableError
 from libs.index import TextIndex, VectorIndex
 from libs.index.dense import UsearchIndex, normalised
 from libs.index.lexical import TantivyIndex
+from libs.index.spelling import Speller
 from libs.products.model import SERVABLE, Product
 from libs.products.view import CatalogView
 from libs.relevance import analyse, analyse_many
@@ -46,6 +48,7 @@ class ProductIndexes:
         self.live = set(range(len(self.product_ids)))  # keys in both indexes
         self.n_bundle = len(self.product_ids)
         self.newer: dict[int, np.ndarray] = {}  # live products newer than the bundle: their normalised vectors
+        self.speller = Speller(self.titles)  # the vocabulary of typo corrections, growing with new titles
         self.lexical = lexical if lexical is not None else TantivyIndex()
         self.dense = dense if dense is not None else UsearchIndex(np.shape(vectors)[1])
         keys = list(range(len(self.product_ids)))
@@ -72,8 +75,10 @@ class ProductIndexes:
         if key is None:
             key = self.key_of[product_id] = len(self.product_ids)
             self.product_ids.append(product_id)
-            self.titles.append(title)
+            self.titles.append("")
             self.terms.append(frozenset())
+        if self.titles[key] != title:
+            self.speller.add([title])
         self.titles[key] = title
         self.terms[key] = frozenset(analyse(title))
         return key

@@ -39,7 +39,7 @@ class GatewayServicer(pb_grpc.GatewayServiceServicer):
         user_id = validation.user_id(request.user_id)
         size = validation.page_size(request.page_size, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
         page = await self.core.search(query, user_id, size, request.explain, _budget(context, self.default_deadline_s))
-        return pb.SearchResponse(**_page_fields(page))
+        return pb.SearchResponse(**_page_fields(page), corrected_query=page.corrected_query)
 
     async def Recommend(self, request: pb.RecommendRequest, context: grpc.aio.ServicerContext) -> pb.RecommendResponse:
         shelf = convert.shelf_from_pb(request.shelf)

@@ -33,10 +33,13 @@ class RetrievalServicer(pb_grpc.RetrievalServiceServicer):
         query = validation.query(request.query)
         user_id = validation.user_id(request.user_id)
         timeout = call_timeout(context, self.default_timeout_s)
-        items, degradations = await self.core().query_candidates(query, user_id, _page_size(request), timeout)
+        items, degradations, corrected = await self.core().query_candidates(
+            query, user_id, _page_size(request), timeout
+        )
         return pb.RetrieveQueryCandidatesResponse(
             candidates=[convert.candidate_to_pb(c) for c in items],
             degradations=[convert.degradation_to_pb(x) for x in degradations],
+            corrected_query=corrected,
         )
 
     async def RetrieveUserCandidates(

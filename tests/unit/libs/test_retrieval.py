@@ -64,8 +64,8 @@ def test_analyse_stems_and_drops_stop_words():
 
 
 async def test_query_candidates_fuse_lexical_and_dense_with_matched_terms():
-    cands, degradations = await _core().query_candidates("lanterns", "", 10, 1.0)
-    assert degradations == []
+    cands, degradations, corrected = await _core().query_candidates("lanterns", "", 10, 1.0)
+    assert degradations == [] and corrected == ""  # "lanterns" is "lantern": no typo
     assert {c.product_id for c in cands[:2]} == {"71053", "90001"}
     top = cands[0]
     assert top.matched_terms == ["lantern"]
@@ -73,7 +73,7 @@ async def test_query_candidates_fuse_lexical_and_dense_with_matched_terms():
 
 
 async def test_encoder_outage_degrades_to_lexical_only():
-    cands, degradations = await _core(encoder_down=True).query_candidates("tea cup", "", 10, 1.0)
+    cands, degradations, _ = await _core(encoder_down=True).query_candidates("tea cup", "", 10, 1.0)
     assert [x.stage for x in degradations] == [d.Stage.TEXT_ENCODER]
     assert {c.product_id for c in cands} == {"22000", "22001"}
     assert all(s.source is d.Source.LEXICAL for c in cands for s in c.source_ranks)
@@ -82,7 +82,7 @@ async def test_encoder_outage_degrades_to_lexical_only():
 async def test_slow_encoder_degrades_to_lexical_within_the_callers_time():
     core = _core(encoder_delay_s=5.0)
     start = time.monotonic()
-    cands, degradations = await core.query_candidates("tea cup", "", 10, 0.2)
+    cands, degradations, _ = await core.query_candidates("tea cup", "", 10, 0.2)
     assert time.monotonic() - start < 0.2
     assert [x.stage for x in degradations] == [d.Stage.TEXT_ENCODER]
     assert {c.product_id for c in cands} == {"22000", "22001"}
@@ -108,7 +108,7 @@ async def test_unknown_user_gets_popularity():
 
 async def test_personal_search_adds_matching_repeat_purchases():
     history = UserContext(np.array([2, 3]), np.array([0.0, 1.0]), np.array([0, 1]), 2.0)
-    cands, _ = await _core({"1": history}).query_candidates("lantern", "1", 10, 1.0)
+    cands, _, _ = await _core({"1": history}).query_candidates("lantern", "1", 10, 1.0)
     garden = next(c for c in cands if c.product_id == "90001")
     assert d.Source.REPEAT_PURCHASE in {s.source for s in garden.source_ranks}
     assert all(
@@ -183,3 +183,25 @@ async def test_similar_items_shelf_is_the_nearest_titles_without_the_product():
     assert [c.product_id for c in cands][0] == "90001"  # the other lantern
     assert "71053" not in {c.product_id for c in cands}
     assert {s.source for c in cands for s in c.source_ranks} == {d.Source.DENSE}
+
+
+async def test_a_typo_is_searched_as_corrected_on_both_sides():
+    core = _core()
+    seen = []
+    encode = core.encode
+
+    async def spy(texts, timeout):
+        seen.extend(texts)
+        return await encode(texts, timeout)
+
+    core.encode = spy
+    cands, _, corrected = await core.query_candidates("garden lanter", "", 10, 1.0)
+    assert corrected == "garden lantern" and seen == ["garden lantern"]
+    matched = {c.product_id: c.matched_terms for c in cands}
+    assert matched["90001"] == ["garden", "lantern"] and matched["71053"] == ["lantern"]
+    core.dense_corrected = False  # the alternative measured by make eval: the encoder reads the typed query
+    await core.query_candidates("garden lanter", "", 10, 1.0)
+    assert seen[-1] == "garden lanter"
+    core.correct_typos = False
+    cands, _, corrected = await core.query_candidates("garden lanter", "", 10, 1.0)
+    assert corrected == "" and all(c.matched_terms in ([], ["garden"]) for c in cands)

@@ -34,7 +34,7 @@ async def test_newer_or_unspecified_event_type_is_invalid_argument_naming_the_fi
 class _Core:
     async def query_candidates(self, query, user_id, limit, timeout):
         self.limit, self.timeout = limit, timeout
-        return [], []
+        return [], [], ""
 
 
 class _Context:
