@@ -6,7 +6,8 @@ Queries (all derived from the catalogue's own titles, deterministic, or hand-jud
 - product types: the most frequent last words of titles ("bag", "holder", ...);
 - plurals of product types ("bags") and one-typo misspellings of product types and of the first N_TYPO_PHRASES head
   phrases (the longest word's two middle letters swapped, "hodler", or its middle letter dropped, "holer"; typos
-  that spell a word some title holds are left out), judged against the intended words;
+  shorter than 5 letters, which the rules never correct, and typos that spell a word some title holds are left
+  out), judged against the intended words;
 - a small hand-judged set (training/evaluate/data/search_judgements.json).
 
 Graded relevance of a product (generated queries): 2 = its title contains every intended word (same analysis as the
@@ -121,14 +122,13 @@ def _drop(word: str) -> str:
 
 
 def _typo(text: str, typo, vocabulary: set[str]) -> str:
-    """`text` with one typo in its longest word (5+ letters), or "" when none fits or the typo spells a word the
-    titles hold (a real word is searched as typed: exact matches are preferred, so it is no typo to correct)."""
+    """`text` with one typo in its longest word, or "" when the misspelt word is shorter than 5 letters (the typo
+    rules correct none: "hert" stays "hert") or spells a word the titles hold (a real word is searched as typed:
+    exact matches are preferred, so it is no typo to correct)."""
     words = text.split()
     longest = max(range(len(words)), key=lambda i: len(words[i]))
-    if len(words[longest]) < 5:
-        return ""
     wrong = typo(words[longest])
-    if set(analyse(wrong)) <= vocabulary:
+    if len(wrong) < 5 or set(analyse(wrong)) <= vocabulary:
         return ""
     return " ".join(words[:longest] + [wrong] + words[longest + 1 :])
 
@@ -330,7 +330,8 @@ def _check_explanations(served: ServedSearch, queries: list[SearchQuery], split:
             if not len(top):
                 continue
             ids = [str(served.store.item_index[i]) for i in top]
-            out = asyncio.run(core.explain(user, q.text, ids, "fused", [], 60.0))
+            searched = served.retrieval.indexes.speller.correct(q.text) or q.text  # as the gateway explains it
+            out = asyncio.run(core.explain(user, searched, ids, "fused", [], 60.0))
             explained += list(zip(out.explanations, top.tolist()))
     checked, wrong = false_match_claims(explained, titles, matcher)
     return {
