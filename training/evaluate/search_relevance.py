@@ -56,7 +56,12 @@ N_TYPES = 20
 N_VARIANTS = 10
 N_TYPO_PHRASES = 20  # head phrases that also get a typo
 TYPO_TARGET = 0.8  # a query with one typo: its all-words share of the first 10 >= 0.8 x the correct spelling's
-DENSE_TYPED = "served_anonymous, text encoder on the typed query"  # the dense side's alternative, measured
+# Served Search with one RetrievalCore setting off: the text encoder reading the typed query instead of the
+# corrected one (the alternative not taken), and no typo correction at all (the served path before it).
+ALTERNATIVES = {
+    "served_anonymous, text encoder on the typed query": "dense_corrected",
+    "served_anonymous, no typo correction": "correct_typos",
+}
 EXPLAINED_QUERIES = 40  # queries whose served results are explained and checked for false "matches"
 JUDGEMENTS = Path(__file__).with_name("data") / "search_judgements.json"
 STOP = {
@@ -242,13 +247,14 @@ def evaluate_search(split: Split, progress: bool = True) -> SearchResults:
             per.append({"searcher": name, "kind": q.kind, **list_metrics(searcher.search(q.text, None, K), q)})
             if q.kind == "misspelling":
                 typos.append(_typo_row(name, q, searcher.search(q.text, None, K), searcher.search(q.intended, None, K)))
-        if q.kind == "misspelling":  # the alternative: the text encoder reads the query as typed
-            served.retrieval.dense_corrected = False
-            try:
-                typed, correct = served.search(q.text, None, K), served.search(q.intended, None, K)
-                typos.append(_typo_row(DENSE_TYPED, q, typed, correct))
-            finally:
-                served.retrieval.dense_corrected = True
+        if q.kind == "misspelling":  # the served path's alternatives, on the same query
+            for name, setting in ALTERNATIVES.items():
+                setattr(served.retrieval, setting, False)
+                try:
+                    typed, correct = served.search(q.text, None, K), served.search(q.intended, None, K)
+                    typos.append(_typo_row(name, q, typed, correct))
+                finally:
+                    setattr(served.retrieval, setting, True)
         buyer = _buyer(q, split)
         if buyer is not None:
             per.append(
@@ -288,18 +294,21 @@ def _typo_row(searcher: str, q: SearchQuery, typed: np.ndarray, correct: np.ndar
     def hits(ranked: np.ndarray) -> int:
         return int((q.grades[np.asarray(ranked, np.int64)[:K]] == 2).sum()) if len(ranked) else 0
 
+    same = len(set(np.asarray(typed)[:K].tolist()) & set(np.asarray(correct)[:K].tolist()))
     return {
         "searcher": searcher,
         "query": q.text,
         "intended": q.intended,
         "typo": hits(typed),
         "correct": hits(correct),
+        "same": same / min(K, len(correct)) if len(correct) else float("nan"),
     }
 
 
 def typo_table(frame: pd.DataFrame) -> list[dict]:
     """Per searcher: mean share (of the first 10 with every intended word) for the typos and for their correct
-    spellings, and their ratio (target >= TYPO_TARGET)."""
+    spellings, their ratio (target >= TYPO_TARGET), and the mean share of the correct spelling's first 10 results
+    that the typo's first 10 hold (`same_results`: 1 = the typo finds exactly what the correct spelling finds)."""
     rows = []
     for name, g in frame.groupby("searcher", sort=False):
         typo, correct = g["typo"].sum() / (K * len(g)), g["correct"].sum() / (K * len(g))
@@ -311,6 +320,7 @@ def typo_table(frame: pd.DataFrame) -> list[dict]:
                 "correct_share": float(correct),
                 "ratio": float(typo / correct) if correct else float("nan"),
                 "queries_at_target": int((g["typo"] >= TYPO_TARGET * g["correct"]).sum()),
+                "same_results": float(g["same"].mean()),
             }
         )
     return rows
@@ -391,15 +401,17 @@ def write_search_reports(results: SearchResults, reports: Path) -> dict[str, Pat
         "",
         "Each query with one typo (`misspelling`) against its correct spelling, same searcher: the share of the first "
         f"10 results whose title holds every intended word; target typo share / correct share >= {TYPO_TARGET} "
-        "(served). `queries at target`: queries whose own ratio reaches it.",
+        "(served). `queries at target`: queries whose own ratio reaches it; `same results`: share of the correct "
+        "spelling's first 10 that the typo's first 10 hold. Command: "
+        "`python -m training.evaluate --search-relevance-only`.",
         "",
-        "| searcher | n | typo share | correct share | typo / correct | queries at target |",
-        "|---|---:|---:|---:|---:|---:|",
+        "| searcher | n | typo share | correct share | typo / correct | queries at target | same results |",
+        "|---|---:|---:|---:|---:|---:|---:|",
     ]
     for r in results.typos:
         lines.append(
             f"| {r['searcher']} | {r['n']} | {r['typo_share']:.4f} | {r['correct_share']:.4f} | "
-            f"**{r['ratio']:.3f}** | {r['queries_at_target']} |"
+            f"**{r['ratio']:.3f}** | {r['queries_at_target']} | {r['same_results']:.3f} |"
         )
     e = results.explanations
     lines += [

@@ -67,14 +67,15 @@ def test_typo_queries_keep_the_correct_spellings_grades():
 def test_typo_table_compares_each_typo_with_its_correct_spelling():
     rows = pd.DataFrame(
         [
-            {"searcher": "served", "query": "hodler", "intended": "holder", "typo": 8, "correct": 10},
-            {"searcher": "served", "query": "holer", "intended": "holder", "typo": 10, "correct": 10},
-            {"searcher": "bm25", "query": "hodler", "intended": "holder", "typo": 0, "correct": 10},
+            {"searcher": "served", "query": "hodler", "intended": "holder", "typo": 8, "correct": 10, "same": 0.8},
+            {"searcher": "served", "query": "holer", "intended": "holder", "typo": 10, "correct": 10, "same": 1.0},
+            {"searcher": "bm25", "query": "hodler", "intended": "holder", "typo": 0, "correct": 10, "same": 0.0},
         ]
     )
     served, bm25 = typo_table(rows)
     assert served["ratio"] == pytest.approx(0.9) and served["queries_at_target"] == 2
     assert served["typo_share"] == pytest.approx(0.9) and served["correct_share"] == pytest.approx(1.0)
+    assert served["same_results"] == pytest.approx(0.9)
     assert bm25["ratio"] == 0.0 and bm25["queries_at_target"] == 0
 
 
