@@ -48,7 +48,8 @@ class ProductIndexes:
         self.live = set(range(len(self.product_ids)))  # keys in both indexes
         self.n_bundle = len(self.product_ids)
         self.newer: dict[int, np.ndarray] = {}  # live products newer than the bundle: their normalised vectors
-        self.speller = Speller(self.titles)  # the vocabulary of typo corrections, growing with new titles
+        self.speller = Speller()  # the vocabulary of typo corrections, growing with new titles
+        self.speller.add(self.titles, terms)
         self.lexical = lexical if lexical is not None else TantivyIndex()
         self.dense = dense if dense is not None else UsearchIndex(np.shape(vectors)[1])
         keys = list(range(len(self.product_ids)))

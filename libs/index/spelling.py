@@ -18,7 +18,7 @@ Words join the vocabulary as titles arrive (`add`), without a rebuild.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from symspellpy import SymSpell, Verbosity
 
@@ -45,14 +45,15 @@ class Speller:
         self.terms: set[str] = set()
         self.add(titles)
 
-    def add(self, titles: Iterable[str]) -> None:
-        """New (or retitled) titles: their words join the vocabulary at once."""
+    def add(self, titles: Iterable[str], terms: Sequence[Sequence[str]] | None = None) -> None:
+        """New (or retitled) titles: their words join the vocabulary at once. `terms`: their analysed terms, when
+        the caller has them already (libs.relevance.analyse_many)."""
         titles = list(titles)
         for title in titles:
             for word in {w for w in WORD.findall(title.lower()) if w.isalpha()}:
                 self.symspell.create_dictionary_entry(word, 1)
-        for terms in analyse_many(titles) if titles else []:
-            self.terms.update(terms)
+        for analysed in terms if terms is not None else analyse_many(titles) if titles else []:
+            self.terms.update(analysed)
 
     def correction(self, word: str) -> str:
         """The title word that replaces `word` (lower-case), or "" when it stays: it is too short, not all letters,
