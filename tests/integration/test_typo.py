@@ -51,6 +51,15 @@ def test_a_typo_finds_what_the_correct_spelling_finds_and_says_so(gateway, typo,
         assert all(typo not in e.text.split() for e in r.explanation.evidence)
 
 
+def test_explain_result_of_a_corrected_search_explains_the_score_served(gateway):
+    page = _search(gateway, "chrismas")
+    first = page.results[0]
+    asked = gpb.ExplainResultRequest(attribution_token=page.attribution_token, product_ids=[first.product.product_id])
+    explained = gateway.ExplainResult(asked, timeout=10).results[0]
+    assert explained.explanation.score == pytest.approx(first.score, abs=1e-4)
+    assert any("christmas" in e.text.split() for e in explained.explanation.evidence)
+
+
 def test_a_typo_in_one_word_keeps_the_others_as_typed(gateway):
     page = _search(gateway, "chrismas tree")
     assert page.corrected_query == "christmas tree"
