@@ -9,8 +9,8 @@ neighbour can never compete with it ("candle" keeps "candle" and never brings "h
 replaced by the title word nearest to it within its allowed edits, the most frequent (in titles) among equals, and
 the whole corrected query then drives retrieval, relevance and the explanation, so shoppers see what they got.
 
-SymSpell (symspellpy) finds the candidates: its delete dictionary answers a lookup in microseconds (27 us p50 for a
-corrected query here; one whose words are all known costs 2.6 us, no lookup: loadtest/typo_bench.py), where
+SymSpell (symspellpy) finds the candidates: its delete dictionary answers a lookup in microseconds (24 us p50 for a
+corrected query here; one whose words are all known costs 2.5 us, no lookup: loadtest/typo_bench.py), where
 tantivy's fuzzy term query scores every hit 1.0, not BM25, and does not say which term it matched (tried: "lanter"
 finds "lantern" and "latern" alike), so it could neither name the corrected query nor keep BM25's order.
 
