@@ -127,6 +127,9 @@ class ExperimentSettings(BaseSettings):
 
     # Ranking variants and traffic shares, e.g. "fused:0.9,gnn_only:0.1" (libs.experiments.Variants).
     variants: str = Field("fused:1", validation_alias="SHOP_VARIANTS")
+    # Explanation arms and traffic shares, assigned independently of the variant, e.g. "none:0.5,sentence:0.5"
+    # (libs.experiments.ExplanationArms: full, top3, sentence, none); they apply to responses with explain=true.
+    explanation_arms: str = Field("full:1", validation_alias="SHOP_EXPLANATION_ARMS")
 
 
 class ConsoleSettings(BaseSettings):

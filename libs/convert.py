@@ -107,6 +107,7 @@ def _evidence_to_pb(ev: d.Evidence) -> pb.Evidence:
         contribution=ev.contribution,
         count=ev.count,
         window_days=ev.window_days,
+        interval_days=ev.interval_days,
     )
     if ev.last_time:
         msg.last_time.FromMicroseconds(round(ev.last_time * 1e6))
@@ -123,6 +124,7 @@ def _evidence_from_pb(ev: pb.Evidence) -> d.Evidence:
         count=ev.count,
         window_days=ev.window_days,
         last_time=ev.last_time.seconds + ev.last_time.nanos / 1e9 if ev.HasField("last_time") else 0.0,
+        interval_days=ev.interval_days,
     )
 
 

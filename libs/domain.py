@@ -42,6 +42,8 @@ class EvidenceKind(enum.Enum):
     DISCOVERY = "DISCOVERY"
     PURCHASE_FREQUENCY = "PURCHASE_FREQUENCY"
     SIMILAR_CUSTOMERS = "SIMILAR_CUSTOMERS"
+    BOUGHT_TOGETHER = "BOUGHT_TOGETHER"
+    SHARES_WITH = "SHARES_WITH"
 
 
 class Stage(enum.Enum):
@@ -89,6 +91,7 @@ class Evidence:
     count: int = 0
     window_days: int = 0
     last_time: float = 0.0
+    interval_days: int = 0  # the user's own repurchase interval of the product counted (0 = not measurable)
 
 
 @dataclass
@@ -189,3 +192,5 @@ class ServedResponse:
     bundle_id: str
     results: tuple[tuple[str, str, float], ...]  # (product_id, title, served score), in ranked order
     recent: tuple[UserEvent, ...]  # the user's recorded events the response read
+    shelf: str = ""  # the Recommend shelf (Shelf value), "" for Search
+    context: tuple[str, ...] = ()  # the shelf's context product ids

@@ -25,7 +25,7 @@ from libs.events import EventConflictError, EventStore, event_time_problem
 from libs.events.base import payload
 from libs.features import POOL_MAX
 from libs.products.model import Product
-from libs.experiments import AttributionTokens, Variants
+from libs.experiments import AttributionTokens, ExplanationArms, Variants, present, shows_explanations
 from libs.explain.wording import showing_results_for
 from libs.on_demand import RESPONSE_TTL_S, ExplainedResults, OnDemand
 from libs.stages import Explainer, Ranking, Retrieval, StageResult
@@ -97,6 +97,7 @@ class GatewayCore:
         catalog: CatalogReader,
         tokens: AttributionTokens | None = None,
         response_ttl_s: float = RESPONSE_TTL_S,
+        explanation_arms: ExplanationArms | None = None,
     ) -> None:
         self.retrieval = retrieval
         self.ranking = ranking
@@ -105,6 +106,7 @@ class GatewayCore:
         self.variants = variants
         self.catalog = catalog
         self.tokens = tokens or AttributionTokens.ephemeral()
+        self.explanation_arms = explanation_arms or ExplanationArms.parse("full:1")
         self.on_demand = OnDemand(explainer, events, self.tokens.response_id, response_ttl_s)
 
     async def search(self, query: str, user_id: str, page_size: int, explain: bool, budget: Budget) -> Page:
@@ -138,7 +140,7 @@ class GatewayCore:
         recent, degraded = await self._recent(user_id, budget)
         retrieved = await self.retrieval.user_candidates(user_id, recent, POOL_MAX, budget.share(0.35), shelf, context)
         retrieved.degradations = degraded + retrieved.degradations
-        return await self._rank_and_explain(user_id, "", retrieved, recent, page_size, explain, budget, shelf)
+        return await self._rank_and_explain(user_id, "", retrieved, recent, page_size, explain, budget, shelf, context)
 
     async def _recent(self, user_id: str, budget: Budget) -> tuple[list[d.UserEvent], list[d.Degradation]]:
         """The user's recorded events; with the store down or slow, none, flagged (the dataset history still
@@ -168,9 +170,12 @@ class GatewayCore:
         explain: bool,
         budget: Budget,
         shelf: d.Shelf | None = None,
+        context: Sequence[str] = (),
     ) -> Page:
-        """`shelf`: the Recommend shelf (None for Search), carried in the attribution token."""
+        """`shelf`: the Recommend shelf (None for Search), carried in the attribution token; so is the explanation
+        arm when explanations are asked for (what they show: libs.experiments.present)."""
         variant = self.variants.assign(user_id)
+        shown = self.explanation_arms.assign(user_id) if explain else ""
         degradations = list(retrieved.degradations)
         if self.catalog.stale:
             degradations.append(
@@ -180,7 +185,7 @@ class GatewayCore:
         candidates = [c for c in retrieved.items if self._servable(c.product_id)]
         if not candidates:
             # Nothing matched (or only the lexical half ran): an empty page is the answer, not a ranking error.
-            return Page([], self.tokens.issue(variant, shelf), degradations, versions, variant)
+            return Page([], self.tokens.issue(variant, shelf, shown), degradations, versions, variant)
         try:
             ranked = await self.ranking.rank(
                 user_id, query, candidates, page_size, variant, recent, budget.share(0.6 if explain else 0.95)
@@ -201,22 +206,31 @@ class GatewayCore:
                 )
                 for c in candidates[:page_size]
             ]
-        token = self.tokens.issue(variant, shelf)
+        token = self.tokens.issue(variant, shelf, shown)
         # A ranked page is kept (while it is being explained), so that its results can be explained on demand.
         kept = (
             asyncio.create_task(
-                self.on_demand.keep(token, user_id, query, variant, versions, items, recent, budget.remaining())
+                self.on_demand.keep(
+                    token, user_id, query, variant, versions, items, recent, budget.remaining(), shelf, context
+                )
             )
             if versions
             else None
         )
-        if explain and items:
+        if explain and items and shows_explanations(shown):  # the "none" arm costs no explanation call
             try:
                 explained = await self.explainer.explain(
-                    user_id, query, [i.product_id for i in items], variant, recent, budget.share(0.95)
+                    user_id,
+                    query,
+                    [i.product_id for i in items],
+                    variant,
+                    recent,
+                    budget.share(0.95),
+                    shelf=shelf,
+                    context=context,
                 )
                 for item, explanation in zip(items, explained.items):
-                    item.explanation = explanation
+                    item.explanation = present(shown, explanation)
                 degradations += explained.degradations
             except (UnavailableError, DeadlineError) as exc:
                 log.warning("explanation degraded: %s", exc)

@@ -75,6 +75,8 @@ class OnDemand:
         items: Sequence[d.ScoredItem],
         recent: Sequence[d.UserEvent],
         timeout: float,
+        shelf: d.Shelf | None = None,
+        context: Sequence[str] = (),
     ) -> list[d.Degradation]:
         """Store what a ranked page served; trouble costs only its on-demand explanations (a degradation)."""
         timeout = min(timeout * KEEP_SHARE, KEEP_MAX_S)
@@ -90,6 +92,8 @@ class OnDemand:
             bundle,
             tuple((i.product_id, i.title, i.score) for i in items),
             tuple(recent),
+            shelf.value if shelf is not None else "",
+            tuple(context),
         )
         try:
             await asyncio.wait_for(asyncio.to_thread(self.events.keep_response, record), timeout)
@@ -131,6 +135,8 @@ class OnDemand:
             left,
             bundle_id=record.bundle_id,
             all_evidence=True,
+            shelf=d.Shelf(record.shelf) if record.shelf else None,
+            context=record.context,
         )
         if out.degradations:  # a ranker missing: the score would not be the one served
             raise UnavailableError("explanation: " + "; ".join(x.reason for x in out.degradations))

@@ -55,4 +55,6 @@ class Explainer(Protocol):
         timeout: float,
         bundle_id: str = "",
         all_evidence: bool = False,
+        shelf: d.Shelf | None = None,
+        context: Sequence[str] = (),
     ) -> StageResult: ...

@@ -1,6 +1,7 @@
 """`make bench`: what the pieces behind the gateway cost. A benchmark (numbers in reports/), not a timed test.
 
     python -m loadtest.bench [--quick] [--triton HOST:PORT --gateway HOST:PORT]
+    python -m loadtest.bench --explanations-only [--trace DIR]   # section 3 alone; --trace: where its time goes
 
 1. Rankers served by Triton (CPU config: Python backend + ONNX Runtime) vs the same model.onnx in-process with ONNX
    Runtime (libs.onnx_runner, same thread count), serial calls, batch sizes (scenarios B) 1..64 at C=200 candidates.
@@ -12,7 +13,10 @@
 Inputs are real when libs.features and the prepared data are available (real customers' histories, candidate
 pools and popularity; query embedding = a catalogue title embedding, the text encoder's own space), else random
 tensors of the right shapes/dtypes; the report says which. Starts the stack (libs.stack.Stack) unless both
---triton and --gateway are given, and stops it. Writes reports/bench.md and reports/bench.json.
+--triton and --gateway are given, and stops it. Writes reports/bench.md and reports/bench.json (with
+--explanations-only: prints section 3 and writes nothing). --trace DIR starts the stack with every request traced
+(SHOP_TRACING=file, loadtest/traces.py) and prints the per-span table of section 3's calls: tracing adds its own
+cost, so take the ratios from a run without it.
 """
 
 from __future__ import annotations
@@ -35,6 +39,8 @@ import numpy as np
 from libs.config import REPORTS_DIR, REPOSITORY
 from libs.model_io import ModelSpec
 from libs.rankers import get as ranker, names as ranker_names
+from loadtest import traces
+from loadtest.traces import tracing_env
 
 REPORTS = REPORTS_DIR
 BATCHES = (1, 2, 4, 8, 16, 32, 64)
@@ -369,6 +375,9 @@ def missing_models() -> list[str]:
 
 
 async def run(args: argparse.Namespace, triton_url: str, gateway: str | None) -> tuple[dict, list, list, list]:
+    if args.explanations_only:
+        print("3. explanation cost", flush=True)
+        return _meta(args, "-"), [], [], await bench_explanations(gateway, args.queries)
     from libs.onnx_runner import OnnxModels
     from libs.triton.client import TritonClient
 
@@ -409,14 +418,17 @@ async def run(args: argparse.Namespace, triton_url: str, gateway: str | None) ->
     if gateway:
         print("3. explanation cost", flush=True)
         expl = await bench_explanations(gateway, args.queries)
-    meta = {
+    return _meta(args, inputs_label), batches, dyn, expl
+
+
+def _meta(args: argparse.Namespace, inputs_label: str) -> dict:
+    return {
         "finished": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "machine": f"{os.cpu_count()} cores, {platform.platform()}, Python {platform.python_version()}",
         "inputs": inputs_label,
         "ort_threads": args.ort_threads,
         "candidates": CANDIDATES,
     }
-    return meta, batches, dyn, expl
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -429,6 +441,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--ort-threads", type=int, default=1, help="match the Triton CPU configs")
     parser.add_argument("--quick", action="store_true", help="fewer sizes, shorter steps (smoke run)")
     parser.add_argument("--out", type=Path, default=REPORTS)
+    parser.add_argument("--explanations-only", action="store_true", help="section 3 only, printed, nothing written")
+    parser.add_argument("--trace", type=Path, help="trace every request into this folder; print section 3's spans")
     args = parser.parse_args(argv)
     args.batches, args.concurrency = BATCHES, CONCURRENCY
     if args.quick:
@@ -453,7 +467,7 @@ def main(argv: list[str] | None = None) -> int:
             from libs.stack import Stack
 
             print("starting the stack (Triton + 4 services; logs in build/logs/) ...", flush=True)
-            stack = Stack().start()
+            stack = Stack(env=tracing_env(args.trace, 1.0) if args.trace else {}).start()
             triton_url, gateway = stack.triton.grpc_url, stack.addresses["gateway"]
             desc = "started by the bench (pytriton's tritonserver 2.51, `cpu` configs: Python backend + ORT)"
         meta, batches, dyn, expl = asyncio.run(run(args, triton_url, gateway))
@@ -461,6 +475,15 @@ def main(argv: list[str] | None = None) -> int:
         if stack is not None:
             stack.stop()
     meta["triton"] = desc
+    if args.explanations_only:
+        print("\n".join(markdown(meta, batches, dyn, expl).splitlines()[-len(expl) - 5 :]))
+        if args.trace:
+            spans = traces.read_spans(args.trace)
+            # Only the on-demand calls' traces: ExplainResult in the gateway and everything it caused.
+            ids = {x["context"]["trace_id"] for x in spans if x["name"].endswith("/ExplainResult")}
+            ondemand = [x for x in spans if x["context"]["trace_id"] in ids]
+            print("\n".join(traces.markdown({1: traces.summarise(ondemand)})))
+        return 0
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "bench.json").write_text(
         json.dumps({"meta": meta, "batch_sizes": batches, "dynamic_batching": dyn, "explanations": expl}, indent=1)

@@ -111,9 +111,13 @@ class _Explainer:
         variant: str,
         recent: Sequence[d.UserEvent],
         timeout: float,
+        shelf: d.Shelf | None = None,
+        context: Sequence[str] = (),
     ) -> StageResult:
         t = time.perf_counter()
-        out = await self.core.explain(user_id, query, product_ids, variant, recent, timeout)
+        out = await self.core.explain(
+            user_id, query, product_ids, variant, recent, timeout, shelf=shelf, context=context
+        )
         self.times.add("explanation", t)
         return StageResult(out.explanations, out.degradations)
 

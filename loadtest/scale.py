@@ -41,6 +41,16 @@ from loadtest.stats import machine, write_report
 CANDIDATES = 200
 SEED = 0
 EF_SWEEP = (256, 64, 128, 512)  # HNSW expansion on search; 256 (first) is what retrieval serves
+NPROBE_SWEEP = (16, 8, 32, 64)  # IVF cells probed; 16 (first) is what retrieval serves
+
+
+def _engines() -> dict:
+    from libs.index.dense import FaissIVFIndex, UsearchIndex
+
+    return {
+        "UsearchIndex": (UsearchIndex, "expansion_search", EF_SWEEP),
+        "FaissIVFIndex": (FaissIVFIndex, "nprobe", NPROBE_SWEEP),
+    }
 
 
 def synthetic_catalogue(
@@ -131,33 +141,51 @@ def bench_rankers(emb: np.ndarray, workdir: Path) -> dict[str, dict]:
     return out
 
 
+def _sweep(index, knob: str, values: tuple[int, ...], q: np.ndarray, want: np.ndarray) -> dict[int, dict]:
+    """recall@10 against exact search and p50 latency at each setting of the engine's search-time knob."""
+    out = {}
+    for value in values:
+        setattr(index.index, knob, value)
+        recalls, lat = [], []
+        for row, v in enumerate(q):
+            t = time.perf_counter()
+            got = [i for i, _ in index.search(v, 10)]
+            lat.append(time.perf_counter() - t)
+            recalls.append(len(set(got) & set(want[row].tolist())) / 10)
+        out[value] = {"p50_ms": float(np.median(lat)) * 1000, "recall@10": float(np.mean(recalls))}
+    setattr(index.index, knob, values[0])
+    return out
+
+
 def bench_retrieval(titles: list[str], emb: np.ndarray, queries: list[str], query_emb: np.ndarray) -> dict:
     import faiss
 
-    from libs.index.dense import UsearchIndex, normalised
+    from libs.index.dense import dense_index, normalised
     from libs.index.lexical import TantivyIndex
     from libs.relevance import analyse, analyse_many
 
     faiss.omp_set_num_threads(1)
     vectors = normalised(emb)
-    t = time.perf_counter()
-    dense = UsearchIndex(emb.shape[1])
-    dense.upsert(list(range(len(vectors))), vectors)
-    build_s = time.perf_counter() - t
     exact = faiss.IndexFlatIP(emb.shape[1])  # the ground truth: exact inner product
     exact.add(vectors)
     q = normalised(query_emb)
     _, want = exact.search(q, 10)
-    sweep = {}
-    for ef in EF_SWEEP:  # the served setting first; the others show what more recall costs
-        dense.index.expansion_search = ef
-        recalls, lat = [], []
-        for row, v in enumerate(q):
-            t = time.perf_counter()
-            got = [i for i, _ in dense.search(v, 10)]
-            lat.append(time.perf_counter() - t)
-            recalls.append(len(set(got) & set(want[row].tolist())) / 10)
-        sweep[ef] = {"p50_ms": float(np.median(lat)) * 1000, "recall@10": float(np.mean(recalls))}
+    del exact
+    served = type(dense_index(emb.shape[1], len(vectors))).__name__
+    engines = {}
+    for name, (make, knob, values) in _engines().items():
+        t = time.perf_counter()
+        index = make(emb.shape[1])
+        index.upsert(list(range(len(vectors))), vectors)
+        build_s = time.perf_counter() - t
+        sweep = _sweep(index, knob, values, q, want)
+        mb = (
+            index.index.memory_usage / 2**20
+            if knob == "expansion_search"
+            else (index.index.ntotal * (emb.shape[1] * 4 + 8) + index.index.nlist * emb.shape[1] * 4) / 2**20
+        )
+        engines[name] = {"knob": knob, "sweep": sweep, "build_s": build_s, "index_mb": mb}
+        del index
     t = time.perf_counter()
     lexical = TantivyIndex()
     lexical.upsert(list(range(len(titles))), analyse_many(titles))
@@ -167,13 +195,14 @@ def bench_retrieval(titles: list[str], emb: np.ndarray, queries: list[str], quer
         t = time.perf_counter()
         lexical.search(analyse(text), 200)
         bm25_lat.append(time.perf_counter() - t)
-    served = sweep[EF_SWEEP[0]]
+    first = engines[served]["sweep"][_engines()[served][2][0]]
     return {
-        "dense_p50_ms": served["p50_ms"],
-        "dense_recall@10": served["recall@10"],
-        "ef_sweep": sweep,
-        "dense_build_s": build_s,
-        "dense_index_mb": dense.index.memory_usage / 2**20,
+        "dense_engine": served,
+        "dense_p50_ms": first["p50_ms"],
+        "dense_recall@10": first["recall@10"],
+        "engines": engines,
+        "dense_build_s": engines[served]["build_s"],
+        "dense_index_mb": engines[served]["index_mb"],
         "bm25_p50_ms": float(np.median(bm25_lat)) * 1000,
         "bm25_build_s": bm25_build_s,
     }
@@ -240,8 +269,8 @@ def markdown(report: dict) -> str:
         + " | ".join(f"{n} ORT ms/call" for n in report["rows"][0]["rankers"])
         + " | "
         + " | ".join(f"{n} PyTorch training form ms" for n in report["rows"][0]["rankers"])
-        + " | dense p50 ms | dense recall@10 | dense index MB | BM25 p50 ms | ONNX MB | RSS MB |",
-        "|---:|" + "---:|" * (2 * len(report["rows"][0]["rankers"]) + 6),
+        + " | dense engine served | dense p50 ms | dense recall@10 | dense index MB | BM25 p50 ms | ONNX MB | RSS MB |",
+        "|---:|" + "---:|" * (2 * len(report["rows"][0]["rankers"])) + "---|" + "---:|" * 6,
     ]
     for r in report["rows"]:
         rk, rt = r["rankers"], r["retrieval"]
@@ -250,23 +279,31 @@ def markdown(report: dict) -> str:
             + " | ".join(f"{v['ort_ms']:.2f}" for v in rk.values())
             + " | "
             + " | ".join(f"{v['torch_training_form_ms']:.1f}" for v in rk.values())
-            + f" | {rt['dense_p50_ms']:.3f} | {rt['dense_recall@10']:.3f} | {rt['dense_index_mb']:.0f} "
+            + f" | {rt.get('dense_engine', 'UsearchIndex')} | {rt['dense_p50_ms']:.3f} | {rt['dense_recall@10']:.3f}"
+            f" | {rt['dense_index_mb']:.0f} "
             f"| {rt['bm25_p50_ms']:.2f} | {sum(v['onnx_mb'] for v in rk.values()):.1f} | {r['rss_mb']:.0f} |"
         )
     md += [
         "",
-        "HNSW efSearch sweep (recall@10 vs exact / p50 ms), served setting first:",
+        "Each dense engine at every size, recall@10 vs exact search / p50 ms per search-time setting (usearch HNSW: "
+        "expansion on search; FAISS IVF-Flat: cells probed); the served setting first:",
         "",
-        "| products | " + " | ".join(f"ef {ef}" for ef in EF_SWEEP) + " |",
-        "|---:|" + "---:|" * len(EF_SWEEP),
     ]
-    for r in report["rows"]:
-        sw = r["retrieval"]["ef_sweep"]
-        cells = [sw.get(ef) or sw[str(ef)] for ef in EF_SWEEP]  # int keys in memory, str after a JSON round trip
-        md.append(
-            f"| {r['products']} | " + " | ".join(f"{c['recall@10']:.3f} / {c['p50_ms']:.2f}" for c in cells) + " |"
-        )
-    md += ["", "| target | value | goal | met |", "|---|---:|---|---|"]
+    for name, (_, knob, values) in _engines().items():
+        md += [f"| products | {name} build s | " + " | ".join(f"{knob} {v}" for v in values) + " |"]
+        md += ["|---:|---:|" + "---:|" * len(values)]
+        for r in report["rows"]:
+            e = r["retrieval"].get("engines", {}).get(name)
+            if e is None:
+                continue
+            cells = [e["sweep"].get(v) or e["sweep"][str(v)] for v in values]  # int keys, str after JSON
+            md.append(
+                f"| {r['products']} | {e['build_s']:.0f} | "
+                + " | ".join(f"{c['recall@10']:.3f} / {c['p50_ms']:.2f}" for c in cells)
+                + " |"
+            )
+        md.append("")
+    md += ["| target | value | goal | met |", "|---|---:|---|---|"]
     md += [
         f"| {k} | {v['value']:.3f} | {v['target']} | {'yes' if v['ok'] else 'NO'} |"
         for k, v in report["targets"].items()

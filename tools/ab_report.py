@@ -5,7 +5,8 @@ gateway stores the token's variant with it. Joined on the token, each response i
 impression -> click -> add-to-cart -> purchase. Per arm: responses with any event, event counts, and the share
 of responses reaching each stage with a 95% Wilson interval; per other arm, the difference from the control arm
 (the first of SHOP_VARIANTS) with a 95% Newcombe interval; then the same per Recommend shelf (the shelf the token
-names). Writes reports/ab.{md,json,png}.
+names); then the funnel per explanation arm (what explained responses showed, SHOP_EXPLANATION_ARMS; the token names
+it), with the difference from the first explanation arm. Writes reports/ab.{md,json,png}.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from scipy.stats import binomtest
 from libs.config import REPORTS_DIR, EventStoreSettings, ExperimentSettings, artifacts_dir
 from libs.domain import EventKind
 from libs.events.base import Attributed
-from libs.experiments import Variants, shelf_of_stored
+from libs.experiments import ExplanationArms, Variants, explanation_arm_of_stored, shelf_of_stored
 
 STAGES = (EventKind.IMPRESSION, EventKind.CLICK, EventKind.ADD_TO_CART, EventKind.PURCHASE)
 RATES = STAGES[1:]  # shares of responses; every response with an event is a trial
@@ -106,6 +107,14 @@ def by_shelf(events: Sequence[Attributed]) -> dict[str, list[Attributed]]:
         if shelf := shelf_of_stored(event[0]):
             groups[shelf].append(event)
     return dict(sorted(groups.items()))
+
+
+def by_explanation_arm(events: Sequence[Attributed]) -> list[Attributed]:
+    """The events of explained responses, each with the explanation arm its token names in place of the variant
+    (the arms are assigned independently of the variant, so each arm's funnel spans every variant alike)."""
+    return [
+        (token, arm, kind, product) for token, _, kind, product in events if (arm := explanation_arm_of_stored(token))
+    ]
 
 
 def _pct(x: float) -> str:
@@ -190,6 +199,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     shelves = {shelf: readout(group, order) for shelf, group in by_shelf(events).items()}
     for shelf, (shelf_arms, shelf_diffs) in shelves.items():
         text += "\n" + markdown(shelf_arms, shelf_diffs, f"shelf {shelf}").replace("# A/B readout", "## A/B readout", 1)
+    shown_order = [name for name, _ in ExplanationArms.parse(ExperimentSettings().explanation_arms).arms]
+    explained = readout(by_explanation_arm(events), shown_order)
+    if explained[0]:
+        text += "\n" + markdown(*explained, "explanation arms, explained responses only").replace(
+            "# A/B readout", "## A/B readout", 1
+        )
     print(text)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "ab.md").write_text(text)
@@ -202,6 +217,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "shelves": {
                     shelf: {"arms": [asdict(a) for a in a_], "differences": [asdict(d) for d in d_]}
                     for shelf, (a_, d_) in shelves.items()
+                },
+                "explanation_arms": {
+                    "arms": [asdict(a) for a in explained[0]],
+                    "differences": [asdict(d) for d in explained[1]],
                 },
             },
             indent=2,

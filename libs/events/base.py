@@ -106,6 +106,8 @@ def response_body(r: ServedResponse) -> str:
             "b": r.bundle_id,
             "r": [list(x) for x in r.results],
             "e": [[e.product_id, e.kind.value, e.ts, e.quantity] for e in r.recent],
+            "s": r.shelf,
+            "c": list(r.context),
         },
         separators=(",", ":"),
         ensure_ascii=False,
@@ -123,4 +125,6 @@ def response_from_body(response_id: str, created: float, body: str) -> ServedRes
         x["b"],
         tuple((str(p), str(t), float(s)) for p, t, s in x["r"]),
         tuple(UserEvent(p, EventKind(k), float(ts), int(q)) for p, k, ts, q in x["e"]),
+        str(x.get("s", "")),  # bodies kept before shelves have neither
+        tuple(str(p) for p in x.get("c", ())),
     )

@@ -5,13 +5,17 @@ in one batched call per ranker, plus one for the query's term scenarios on the r
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
+
+import numpy as np
 
 from libs import domain as d
 from libs.bundles import BUNDLE_MODEL
 from libs.errors import FailedPreconditionError, invalid
 from libs.explain import explain_page, term_drops
+from libs.explain.evidence import placements
+from libs.explain.page import with_placements
 from libs.features import FeatureStore
 from libs.fusion import Fusion
 from libs.history import fresh_purchases, user_context
@@ -62,9 +66,12 @@ class ExplanationCore:
         timeout: float,
         bundle_id: str = "",
         all_evidence: bool = False,
+        shelf: d.Shelf | None = None,
+        context: Sequence[str] = (),
     ) -> Explained:
         """`bundle_id`: the bundle that must explain ("" = the one held); `all_evidence`: every measured piece,
-        not only the strongest."""
+        not only the strongest; `shelf`, `context`: the Recommend shelf and its context products (a context shelf's
+        explanations name the context product that placed each result on it)."""
         if bundle_id and bundle_id != self.bundle_id:
             raise FailedPreconditionError(
                 f"bundle {bundle_id} is no longer loaded (serving {self.bundle_id})",
@@ -92,14 +99,21 @@ class ExplanationCore:
         fresh = {int(self.store.item_index.get_loc(p)) for p, _ in fresh_purchases(self.store, recent)}
         query_emb = term_emb = None
         if query and self.encode is not None and any(ranker(m).reads_query for m in models):
-            # The query alone first: retrieval encoded it already, so Triton's response cache answers. Its term
-            # variants are encoded while the rankers score the other scenarios (explain_page).
-            emb = await encode_or_degrade(self.encode, [query], timeout * 0.3, degradations)
+            # The query alone (retrieval encoded it already, so Triton's response cache answers) and, at the same
+            # time, its term variants, which explain_page awaits only after sending the other scenarios.
             drops = term_drops(query)
+            term_flags: list[d.Degradation] = []  # reported only when the term scenarios are wanted
+            terms = (
+                asyncio.ensure_future(encode_or_degrade(self.encode, drops, timeout * 0.3, term_flags))
+                if drops
+                else None
+            )
+            emb = await encode_or_degrade(self.encode, [query], timeout * 0.3, degradations)
             if emb is not None:
                 query_emb = emb[0]
-                if drops:
-                    term_emb = encode_or_degrade(self.encode, drops, timeout * 0.3, degradations)
+                term_emb = _flagged(terms, term_flags, degradations) if terms is not None else None
+            elif terms is not None:
+                terms.cancel()  # no query: no term scenarios
         explanations = await explain_page(
             self.store,
             self.titles,
@@ -121,6 +135,14 @@ class ExplanationCore:
             cands.titles,
             cands.new_emb,
         )
+        placed = placements(
+            self.store,
+            self.titles,
+            shelf,
+            [int(self.store.item_index.get_loc(p)) for p in dict.fromkeys(context) if p in self.store.item_index],
+            cand_idx,
+        )
+        explanations = with_placements(explanations, placed, product_ids, all_evidence)
         answered = {x.model for x in degradations}
         versions = (
             [d.ModelVersion(m, await self.versions(m)) for m in models if m not in answered] if self.versions else []
@@ -128,3 +150,11 @@ class ExplanationCore:
         if self.bundle_id:
             versions.append(d.ModelVersion(BUNDLE_MODEL, self.bundle_id))
         return Explained(explanations, degradations, versions)
+
+
+async def _flagged(
+    task: Awaitable[np.ndarray | None], flags: list[d.Degradation], into: list[d.Degradation]
+) -> np.ndarray | None:
+    out = await task
+    into.extend(flags)
+    return out

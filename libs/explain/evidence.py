@@ -4,7 +4,7 @@ each piece read, for the sentence to name: counts and dates from the same data t
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import scipy.sparse as sp
@@ -13,7 +13,10 @@ from libs import domain as d
 from libs.explain.masking import Mask
 from libs.features import DAY, FeatureStore, UserContext, orders_in_window
 from libs.features.frequency import frequency_text, order_counts
+from libs.features.popularity import nearest_customers
+from libs.features.user import own_cycle_days
 from libs.model_io import MAX_SCENARIOS
+from libs.relevance import analyse
 from libs.rankers import get as ranker
 from libs.text import drop_term, query_terms
 
@@ -102,13 +105,19 @@ class Fact:
     count: int = 0
     window_days: int = 0
     last_time: float = 0.0
+    interval_days: int = 0
 
 
 def own_orders(ctx: UserContext) -> dict[int, Fact]:
-    """item -> the user's orders of it (distinct baskets) and the time of the last one."""
+    """item -> the user's orders of it (distinct baskets), the time of the last one and their own repurchase interval
+    (libs.features.user.own_cycle_days, what the repeat features read)."""
     items, counts = order_counts(ctx)
     last = dict(zip(ctx.items.tolist(), ctx.ts.tolist()))  # oldest first: the last one wins
-    return {i: Fact(count=n, last_time=last[i]) for i, n in zip(items.tolist(), counts.tolist())}
+    cycle = own_cycle_days(ctx, items)
+    return {
+        i: Fact(count=n, last_time=last[i], interval_days=int(round(c)) if np.isfinite(c) else 0)
+        for i, n, c in zip(items.tolist(), counts.tolist(), cycle.tolist())
+    }
 
 
 def shop_orders(store: FeatureStore, cand_idx: np.ndarray) -> list[Fact]:
@@ -127,17 +136,18 @@ def similar_buyers(store: FeatureStore, ctx: UserContext, cand_idx: np.ndarray) 
     cand_idx = np.asarray(cand_idx, np.int64)
     if store.neighbours is None or not len(ctx):
         return [Fact() for _ in cand_idx]
-    rows = store.neighbours.nearest(ctx.items, ctx.ts, ctx.now, ctx.user)
+    rows = nearest_customers(store, ctx)
     cols = np.clip(cand_idx, 0, None)
-    ever = np.asarray((store.neighbours.by_user[rows][:, cols] != 0).sum(axis=0)).ravel()
-    lately = np.asarray(_recent_buyers(store)[rows][:, cols].sum(axis=0)).ravel()
+    # Columns first: a page's few candidates out of a column-major matrix, then the neighbours' rows, dense.
+    ever = (store.neighbours.by_item[:, cols].toarray()[rows] != 0).sum(axis=0)
+    lately = _recent_buyers(store)[:, cols].toarray()[rows].sum(axis=0)
     return [
         Fact() if c < 0 else Fact(count=int(n), window_days=RECENT_DAYS) if n else Fact(count=int(e))
         for c, n, e in zip(cand_idx.tolist(), lately.tolist(), ever.tolist())
     ]
 
 
-def _recent_buyers(store: FeatureStore) -> sp.csr_matrix:
+def _recent_buyers(store: FeatureStore) -> sp.csc_matrix:
     """[customers in the neighbours' row order, items] 1 where the customer bought the item in the last RECENT_DAYS
     days before the store's now; built once per store (a loop over every customer, ~0.1 s)."""
     cached = getattr(store, "_recent_buyers", None)
@@ -150,7 +160,7 @@ def _recent_buyers(store: FeatureStore) -> sp.csr_matrix:
             rows.append(np.full(len(items), r, np.int64))
             cols.append(items)
         data = np.concatenate(rows) if rows else np.zeros(0, np.int64)
-        cached = sp.csr_matrix(
+        cached = sp.csc_matrix(
             (np.ones(len(data), np.int64), (data, np.concatenate(cols) if cols else data)),
             shape=store.neighbours.by_user.shape,
         )
@@ -177,7 +187,48 @@ def facts_for(
         elif piece.kind is d.EvidenceKind.PURCHASE_FREQUENCY:
             shop = shop_orders(store, cand_idx)
             out[p] = [
-                Fact(text, own[c].count, 0, own[c].last_time) if c in own else Fact(text, s.count, s.window_days)
+                replace(own[c], text=text) if c in own else Fact(text, s.count, s.window_days)
                 for c, text, s in zip(cand, frequency_text(store, ctx, cand_idx), shop)
             ]
     return out
+
+
+def placements(
+    store: FeatureStore,
+    titles: Sequence[str],
+    shelf: d.Shelf | None,
+    context: Sequence[int],
+    cand_idx: np.ndarray,
+) -> list[d.Evidence | None]:
+    """Per candidate, what placed it on a context shelf (None elsewhere, and for products newer than the bundle):
+
+    - FREQUENTLY_BOUGHT_TOGETHER: the context product it shares the most invoices with and that count, from the
+      co-purchase counts the shelf's candidates came from (libs.shelves.frequently_bought_together);
+    - SIMILAR_ITEMS: the context product and the words of the candidate's title that the context title has too
+      (analysed as Search analyses them: "bags" is "bag"); none shared when only the meaning is close.
+
+    Contribution 0: the rankers never read context products, so masking one changes no score."""
+    out: list[d.Evidence | None] = [None] * len(cand_idx)
+    if shelf not in (d.Shelf.FREQUENTLY_BOUGHT_TOGETHER, d.Shelf.SIMILAR_ITEMS) or not context:
+        return out
+    known = [int(c) for c in cand_idx]
+    if shelf is d.Shelf.FREQUENTLY_BOUGHT_TOGETHER:
+        counts = store.copurchase[list(context)][:, [max(c, 0) for c in known]].toarray()  # [context, candidates]
+        for j, c in enumerate(known):
+            best = int(np.argmax(counts[:, j]))
+            if c >= 0 and counts[best, j] > 0:
+                x = context[best]
+                n = int(counts[best, j])
+                out[j] = d.Evidence(d.EvidenceKind.BOUGHT_TOGETHER, 0.0, _pid(store, x), titles[x], count=n)
+        return out
+    x = context[0]
+    wanted = set(analyse(titles[x]))
+    for j, c in enumerate(known):
+        if c >= 0:
+            words = [w for w in dict.fromkeys(titles[c].lower().split()) if (a := analyse(w)) and set(a) <= wanted]
+            out[j] = d.Evidence(d.EvidenceKind.SHARES_WITH, 0.0, _pid(store, x), titles[x], " ".join(words))
+    return out
+
+
+def _pid(store: FeatureStore, item: int) -> str:
+    return str(store.item_index[item])

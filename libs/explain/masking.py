@@ -91,5 +91,8 @@ def masked_scenarios(
     """Batch [1 + len(masks), ...]: row 0 = `inputs` as they are, row i = masks[i - 1] applied."""
     if next(iter(inputs.values())).shape[0] != 1:
         raise ValueError("masked_scenarios takes a single scenario (batch axis 1)")
-    rows = [inputs] + [mask_one(inputs, m, history_slots) for m in masks]
-    return {k: np.concatenate([r[k] for r in rows], axis=0) for k in inputs}
+    # One copy of the inputs per row, each mask applied in place to its row's views (no per-row dict of copies).
+    batch = {k: np.repeat(v, 1 + len(masks), axis=0) for k, v in inputs.items()}
+    for i, m in enumerate(masks, 1):
+        _apply({k: b[i : i + 1] for k, b in batch.items()}, m, history_slots)
+    return batch

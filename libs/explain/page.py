@@ -30,7 +30,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 from collections.abc import Awaitable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -209,7 +209,16 @@ def explain_items(
             if kind is d.EvidenceKind.PAST_PURCHASE and piece.item in neighbours:
                 kind = d.EvidenceKind.CO_PURCHASE_NEIGHBOUR
             evidence.append(
-                d.Evidence(kind, value, *named[p], fact.text or text, fact.count, fact.window_days, fact.last_time)
+                d.Evidence(
+                    kind,
+                    value,
+                    *named[p],
+                    fact.text or text,
+                    fact.count,
+                    fact.window_days,
+                    fact.last_time,
+                    fact.interval_days,
+                )
             )
         evidence.sort(key=lambda e: -e.contribution)
         shown = _shown([e for e in evidence if abs(e.contribution) > MIN_CONTRIBUTION])
@@ -240,3 +249,23 @@ def _shown(evidence: list[d.Evidence]) -> list[d.Evidence]:
     if recent:
         shown = sorted(shown[: MAX_EVIDENCE_SHOWN - len(recent)] + recent, key=lambda e: -e.contribution)
     return shown
+
+
+def with_placements(
+    explanations: Sequence[d.Explanation],
+    placed: Sequence[d.Evidence | None],
+    product_ids: Sequence[str],
+    all_evidence: bool = False,
+) -> list[d.Explanation]:
+    """The explanations with what placed each result on its context shelf (libs.explain.evidence.placements) among
+    their evidence, at its place by contribution (0), and in the sentence first. Scores, baseline and interaction
+    are unchanged: the piece moved no score."""
+    out = []
+    for ex, piece, product_id in zip(explanations, placed, product_ids):
+        if piece is None:
+            out.append(ex)
+            continue
+        listed = ex.evidence if all_evidence else ex.evidence[: MAX_EVIDENCE_SHOWN - 1]
+        evidence = sorted([*listed, piece], key=lambda e: -e.contribution)
+        out.append(replace(ex, evidence=evidence, sentence=sentence(evidence, product_id)))
+    return out

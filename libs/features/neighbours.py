@@ -76,7 +76,10 @@ class CustomerNeighbours:
         """[n_items] float32: mean of the k most similar other customers' vectors (similarity > 0 only; fewer
         than k such customers: the mean over k all the same, so a thin neighbourhood scores low). The customer's
         own row (`user_id`) is never a neighbour."""
-        top = self.nearest(items, ts, now_s, user_id, half_life_days)
+        return self.mean_of(self.nearest(items, ts, now_s, user_id, half_life_days))
+
+    def mean_of(self, top: np.ndarray) -> np.ndarray:
+        """[n_items] float32: the rows' vectors summed over k (see scores)."""
         if len(top) == 0:
             return np.zeros(self.by_user.shape[1], np.float32)
         return (np.asarray(self.by_user[top].sum(axis=0)).ravel() / self.k).astype(np.float32)

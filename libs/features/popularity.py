@@ -112,10 +112,21 @@ def similar_customers_score(store: FeatureStore, ctx: UserContext) -> np.ndarray
     cached = getattr(ctx, "_similar", None)
     if cached is not None and cached[0] == id(store) and cached[1] == (len(ctx), ctx.now):
         return cached[2]
-    raw = store.neighbours.scores(ctx.items, ctx.ts, ctx.now, ctx.user)
+    raw = store.neighbours.mean_of(nearest_customers(store, ctx))
     out = (np.log1p(SIMILAR_SCALE[0] * raw) / SIMILAR_SCALE[1]).astype(np.float32)
     ctx._similar = (id(store), (len(ctx), ctx.now), out)
     return out
+
+
+def nearest_customers(store: FeatureStore, ctx: UserContext) -> np.ndarray:
+    """Rows of the context's most similar customers (libs.features.neighbours.Neighbours.nearest), cached on the
+    context like similar_customers_score: the feature and the explanation's facts read the same customers."""
+    cached = getattr(ctx, "_nearest", None)
+    if cached is not None and cached[0] == id(store) and cached[1] == (len(ctx), ctx.now):
+        return cached[2]
+    rows = store.neighbours.nearest(ctx.items, ctx.ts, ctx.now, ctx.user)
+    ctx._nearest = (id(store), (len(ctx), ctx.now), rows)
+    return rows
 
 
 def pop_features_of(store: FeatureStore, cand_idx: np.ndarray, ctx: UserContext | None = None) -> np.ndarray:

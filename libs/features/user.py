@@ -171,14 +171,28 @@ def repeat_features(ctx: UserContext, cand_idx: np.ndarray, item_cycle: np.ndarr
         known = valid & (cand_idx < len(item_cycle))
         cyc = np.where(known, np.asarray(item_cycle, np.float64)[np.clip(c, 0, len(item_cycle) - 1)], np.nan)
         out[:, 7], out[:, 8] = cycle_features(age_c, cyc)
+    out[:, 9], out[:, 10] = cycle_features(age_c, _own_cycle(ctx, size, count)[c])
+    return out
+
+
+def _own_cycle(ctx: UserContext, size: int, count: np.ndarray) -> np.ndarray:
+    """[size] the user's own repurchase interval per item in days: the span between their first and last purchase
+    of it over (purchase rows - 1), at least 1; nan where not measurable (fewer than 2 rows, or one day only)."""
     first_ts = np.full(size, np.inf)
     np.minimum.at(first_ts, ctx.items, ctx.ts)
     last_ts = np.full(size, -np.inf)
     np.maximum.at(last_ts, ctx.items, ctx.ts)
     span = np.where(count >= 2, last_ts - first_ts, 0.0) / DAY
-    own = np.where(span > 0, np.maximum(span / np.maximum(count - 1, 1.0), 1.0), np.nan)
-    out[:, 9], out[:, 10] = cycle_features(age_c, own[c])
-    return out
+    return np.where(span > 0, np.maximum(span / np.maximum(count - 1, 1.0), 1.0), np.nan)
+
+
+def own_cycle_days(ctx: UserContext, items: np.ndarray) -> np.ndarray:
+    """The user's own repurchase interval of each of `items` in days, as repeat_features reads it (nan: none)."""
+    items = np.asarray(items, np.int64)
+    if len(ctx) == 0 or not len(items):
+        return np.full(len(items), np.nan)
+    size = int(max(ctx.items.max(), items.max())) + 1
+    return _own_cycle(ctx, size, np.bincount(ctx.items, minlength=size).astype(np.float64))[items]
 
 
 def user_neighbours(ctx: UserContext, k: int = USER_NEIGHBOURS) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -17,7 +17,7 @@ import numpy as np
 
 from libs.errors import DeadlineError, UnavailableError
 from libs.index import TextIndex, VectorIndex
-from libs.index.dense import UsearchIndex, normalised
+from libs.index.dense import dense_index, normalised
 from libs.index.lexical import TantivyIndex
 from libs.index.spelling import Speller
 from libs.products.model import SERVABLE, Product
@@ -51,7 +51,7 @@ class ProductIndexes:
         self.speller = Speller()  # the vocabulary of typo corrections, growing with new titles
         self.speller.add(self.titles, terms)
         self.lexical = lexical if lexical is not None else TantivyIndex()
-        self.dense = dense if dense is not None else UsearchIndex(np.shape(vectors)[1])
+        self.dense = dense if dense is not None else dense_index(np.shape(vectors)[1], len(self.product_ids))
         keys = list(range(len(self.product_ids)))
         self.lexical.upsert(keys, terms)
         self.dense.upsert(keys, vectors)

@@ -24,6 +24,8 @@ EVIDENCE_LABELS = {
     pb.EVIDENCE_TYPE_DISCOVERY: "new to you (explore arm)",
     pb.EVIDENCE_TYPE_PURCHASE_FREQUENCY: "your purchase frequency",
     pb.EVIDENCE_TYPE_SIMILAR_CUSTOMERS: "customers like you",
+    pb.EVIDENCE_TYPE_BOUGHT_TOGETHER: "on this shelf: bought together with",
+    pb.EVIDENCE_TYPE_SHARES_WITH: "on this shelf: similar to",
 }
 
 

@@ -8,7 +8,7 @@ import grpc
 from shop.explanation.v1 import explanation_service_pb2 as pb
 from shop.explanation.v1 import explanation_service_pb2_grpc as pb_grpc
 
-from libs import convert, validation
+from libs import convert, shelves, validation
 from libs.grpc_server import call_timeout
 from libs.explain.core import ExplanationCore
 
@@ -24,6 +24,8 @@ class ExplanationServicer(pb_grpc.ExplanationServiceServicer):
         user_id = validation.user_id(request.user_id)
         query = validation.query(request.query, required=False)
         validation.at_most(request.recent_events, validation.MAX_RECENT_EVENTS, "recent_events")
+        validation.at_most(request.context_product_ids, shelves.MAX_CONTEXT_PRODUCTS, "context_product_ids")
+        shelf = convert.shelf_from_pb(request.shelf) if request.shelf else None
         timeout = call_timeout(context, self.default_timeout_s)
         out = await self.core().explain(
             user_id,
@@ -34,6 +36,8 @@ class ExplanationServicer(pb_grpc.ExplanationServiceServicer):
             timeout,
             request.bundle_id,
             request.all_evidence,
+            shelf,
+            list(request.context_product_ids),
         )
         return pb.ExplainResultsResponse(
             explanations=[convert.explanation_to_pb(e) for e in out.explanations],

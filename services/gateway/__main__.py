@@ -25,7 +25,7 @@ from libs.readiness import Dependencies, grpc_health_check
 from libs.grpc_server import Registration, serve
 from services.gateway.clients import ExplanationClient, RankingClient, RetrievalClient
 from services.gateway.catalog_servicer import WRITE_METHODS, CatalogServicer
-from libs.experiments import AttributionTokens, Variants
+from libs.experiments import AttributionTokens, ExplanationArms, Variants
 from libs.gateway import GatewayCore
 from libs.on_demand import RESPONSE_TTL_S
 from services.gateway.servicer import GatewayServicer
@@ -74,6 +74,7 @@ async def main() -> None:
         if settings.token_key
         else AttributionTokens.ephemeral(),
         RESPONSE_TTL_S,
+        ExplanationArms.parse(settings.experiment.explanation_arms),
     )
     servicer = GatewayServicer(core, settings.default_deadline_s)
     catalog = CatalogServicer(Catalog(products, view))

@@ -145,6 +145,8 @@ class ExplanationClient:
         timeout: float,
         bundle_id: str = "",
         all_evidence: bool = False,
+        shelf: d.Shelf | None = None,
+        context: Sequence[str] = (),
     ) -> StageResult:
         try:
             resp = await self.stub.ExplainResults(
@@ -156,6 +158,8 @@ class ExplanationClient:
                     recent_events=[convert.user_event_to_pb(e) for e in recent],
                     bundle_id=bundle_id,
                     all_evidence=all_evidence,
+                    shelf=convert.shelf_to_pb(shelf) if shelf is not None else 0,
+                    context_product_ids=list(context),
                 ),
                 timeout=timeout,
             )

@@ -3,14 +3,21 @@ shelf's kind, explained, with the shelf in the attribution token."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import grpc
+import pandas as pd
 import pytest
+import scipy.sparse as sp
 from shop.common.v1 import common_pb2 as cpb
 from shop.gateway.v1 import gateway_service_pb2 as pb
 
+from libs import convert
 from libs.catalog.store import load_dataset
 from libs.config import artifacts_dir
 from libs.experiments import shelf_of_stored
+from libs.catalog.prepare import copurchase_matrix
+from tests.unit.explain.sentence_facts import repeated_claims, unsupported
 
 USER = "12352"  # 57 distinct products in the dataset; no other test records events for this customer
 CONTEXT = ["85123A", "84879"]  # two of the best sellers, often bought together with others
@@ -114,3 +121,101 @@ def test_bad_shelf_requests_name_the_field_and_the_gateway_keeps_serving(gateway
     assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert field in info.value.details()
     assert gateway.Recommend(pb.RecommendRequest(user_id=USER, page_size=1), timeout=10).results
+
+
+@dataclass(frozen=True)
+class Counts:
+    item_index: pd.Index
+    copurchase: sp.csr_matrix
+
+
+@pytest.fixture(scope="module")
+def features():
+    """The co-purchase counts the serving stack's shelf reads, rebuilt from the data as the feature store builds them
+    (customers' and guests' invoices)."""
+    ds = load_dataset(artifacts_dir())
+    cols = ["user_id", "item_idx", "invoice_no", "ts"]
+    sales = pd.concat([ds.purchases[cols], ds.guest_sales[cols]]) if not ds.guest_sales.empty else ds.purchases[cols]
+    return Counts(pd.Index(ds.items["product_id"]), copurchase_matrix(sales, ds.n_items))
+
+
+def _explained_on_demand(gateway, resp, picks=(0, 4)):
+    """ExplainResult on some results: every measured piece, which must still add up to score - baseline."""
+    out = gateway.ExplainResult(
+        pb.ExplainResultRequest(
+            attribution_token=resp.attribution_token, product_ids=[resp.results[i].product.product_id for i in picks]
+        ),
+        timeout=20,
+    )
+    for r in out.results:
+        e = r.explanation
+        total = sum(ev.contribution for ev in e.evidence) + e.interaction
+        assert total == pytest.approx(e.score - e.baseline, abs=1e-5 * max(1.0, abs(e.score)))
+    return out
+
+
+def _facts_hold(r) -> None:
+    evidence = convert.explanation_from_pb(r.explanation).evidence
+    assert unsupported(r.explanation.sentence, evidence) == [], r.explanation.sentence
+    assert repeated_claims(r.explanation.sentence, evidence) == [], r.explanation.sentence
+
+
+@pytest.mark.parametrize("user_id", ["", USER])
+def test_frequently_bought_together_names_the_context_product_and_the_invoices_counted(gateway, features, user_id):
+    resp = gateway.Recommend(
+        pb.RecommendRequest(
+            user_id=user_id,
+            page_size=10,
+            explain=True,
+            shelf=cpb.SHELF_FREQUENTLY_BOUGHT_TOGETHER,
+            context_product_ids=CONTEXT,
+        ),
+        timeout=20,
+    )
+    context = [features.item_index.get_loc(p) for p in CONTEXT]
+    for r in list(resp.results) + list(_explained_on_demand(gateway, resp).results):
+        placed = [e for e in r.explanation.evidence if e.type == cpb.EVIDENCE_TYPE_BOUGHT_TOGETHER]
+        assert len(placed) == 1 and placed[0].contribution == 0.0
+        item = features.item_index.get_loc(r.product.product_id)
+        shared = {p: int(features.copurchase[c, item]) for p, c in zip(CONTEXT, context)}
+        # the context product it was bought together with most, and the invoices holding both
+        assert placed[0].count == max(shared.values()) == shared[placed[0].product.product_id] > 0
+        assert r.explanation.sentence.startswith(
+            f"Because it was bought together with {placed[0].product.title} in {placed[0].count} order"
+        )
+        _facts_hold(r)
+
+
+def test_similar_items_name_the_title_words_shared_with_the_context_product(gateway):
+    resp = gateway.Recommend(
+        pb.RecommendRequest(
+            page_size=10, explain=True, shelf=cpb.SHELF_SIMILAR_ITEMS, context_product_ids=[CONTEXT[0]]
+        ),
+        timeout=20,
+    )
+    context_title = ""
+    shared_somewhere = 0
+    for r in list(resp.results) + list(_explained_on_demand(gateway, resp).results):
+        placed = [e for e in r.explanation.evidence if e.type == cpb.EVIDENCE_TYPE_SHARES_WITH]
+        assert len(placed) == 1 and placed[0].product.product_id == CONTEXT[0] and placed[0].contribution == 0.0
+        context_title = placed[0].product.title
+        words = placed[0].text.split()
+        assert all(w.upper() in r.product.title.split() for w in words)
+        shared_somewhere += bool(words)
+        _facts_hold(r)
+    assert shared_somewhere >= 5 and context_title == "WHITE HANGING HEART T-LIGHT HOLDER"
+
+
+def test_buy_again_names_the_customers_own_repurchase_interval(gateway, purchases):
+    resp = gateway.Recommend(
+        pb.RecommendRequest(user_id=USER, page_size=20, explain=True, shelf=cpb.SHELF_BUY_AGAIN), timeout=20
+    )
+    intervals = 0
+    for r in resp.results:
+        own = [e for e in r.explanation.evidence if e.type == cpb.EVIDENCE_TYPE_REPEAT_PURCHASE and e.count >= 2]
+        if own and own[0].interval_days and "you ordered it" in r.explanation.sentence:
+            assert "about every" in r.explanation.sentence
+            intervals += 1
+        _facts_hold(r)
+    assert intervals >= 1
+    _explained_on_demand(gateway, resp)

@@ -32,7 +32,7 @@ def unsupported(sentence: str, evidence: Sequence[d.Evidence]) -> list[str]:
     rest = sentence
     for title in sorted({e.title for e in evidence if e.title}, key=len, reverse=True):
         rest = rest.replace(title, " ")
-    words = {w for e in evidence if e.kind in QUERY_KINDS for w in e.text.split()}
+    words = {w for e in evidence if e.kind in (*QUERY_KINDS, d.EvidenceKind.SHARES_WITH) for w in e.text.split()}
     bad += [q for q in (m.strip('"') for m in QUOTED.findall(rest)) if q not in words]
     rest = QUOTED.sub(" ", rest)
     dates = {day(e.last_time) for e in evidence if e.last_time}
@@ -40,6 +40,8 @@ def unsupported(sentence: str, evidence: Sequence[d.Evidence]) -> list[str]:
     rest = DATE.sub(" ", rest)
     bad += TITLE_LIKE.findall(rest)
     numbers = {e.count for e in evidence} | {e.window_days for e in evidence}
+    # a repurchase interval may be stated in days or in whole weeks
+    numbers |= {e.interval_days for e in evidence} | {round(e.interval_days / 7) for e in evidence if e.interval_days}
     stated = [int(n) for n in re.findall(r"\b\d+\b", rest)]
     stated += [v for w, v in NUMBER_WORDS.items() if re.search(rf"\b{w}\b", rest)]
     bad += [str(n) for n in stated if n not in numbers]

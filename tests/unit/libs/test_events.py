@@ -2,6 +2,7 @@
 server (skipped with the reason when none is reachable; see tests/postgres.py)."""
 
 import asyncio
+import json
 import sqlite3
 import threading
 import time
@@ -288,6 +289,8 @@ def _response(response_id: str, created: float) -> ServedResponse:
         "b0001-20261206T000000Z",
         (("85123A", "WHITE HANGING HEART T-LIGHT HOLDER", 3.25), ("22423", "REGENCY CAKE", -0.5)),
         (UserEvent("85123A", EventKind.PURCHASE, 1765000000.123456, 2),),
+        "FREQUENTLY_BOUGHT_TOGETHER",
+        ("84879", "22423"),
     )
 
 
@@ -301,6 +304,7 @@ def test_kept_responses_read_back_as_kept_and_expire(open_store):
     got = reader.served_response("fresh")
     assert got.results == fresh.results and got.recent == fresh.recent and got.query == fresh.query
     assert (got.user_id, got.variant, got.bundle_id) == (fresh.user_id, fresh.variant, fresh.bundle_id)
+    assert (got.shelf, got.context) == ("FREQUENTLY_BOUGHT_TOGETHER", ("84879", "22423"))
     assert got.created == pytest.approx(now, abs=1e-6)
     assert reader.served_response("never") is None
     assert reader.prune_responses(now - 3600) == 1
@@ -320,3 +324,12 @@ async def test_expired_responses_are_deleted_by_the_retention_loop(tmp_path):
     task.cancel()
     assert store.served_response("old") is None and store.served_response("fresh") is not None
     store.close()
+
+
+def test_responses_kept_before_shelves_read_back_without_them():
+    from libs.events.base import response_body, response_from_body
+
+    body = json.loads(response_body(_response("r", 1.0)))
+    del body["s"], body["c"]
+    got = response_from_body("r", 1.0, json.dumps(body))
+    assert (got.shelf, got.context, got.query) == ("", (), "tea set — ‘gift’")

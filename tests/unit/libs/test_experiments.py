@@ -82,3 +82,37 @@ def test_tokens_that_could_smuggle_control_characters_are_rejected():
     for bad in (good + "\x00", body + "\x00." + signature, body[:5] + "\n" + body[5:] + "." + signature):
         with pytest.raises(InvalidArgumentError, match="^t: "):
             tokens.variant_of(bad, "t")
+
+
+def test_explanation_arms_are_assigned_independently_of_the_variant():
+    from libs.experiments import ExplanationArms
+
+    variants, shown = Variants.parse("fused:0.5,gnn_only:0.5"), ExplanationArms.parse("none:0.5,sentence:0.5")
+    pairs = Counter((variants.assign(str(u)), shown.assign(str(u))) for u in range(12000, 22000))
+    # Independent: each of the 4 combinations holds about a quarter (the same salt would give 2 halves).
+    assert len(pairs) == 4 and all(0.23 < n / 10000 < 0.27 for n in pairs.values())
+    assert shown.assign("") == "none"
+    for bad in ("none:1,short:1", " , "):
+        with pytest.raises(ValueError):
+            ExplanationArms.parse(bad)
+
+
+def test_what_each_explanation_arm_shows():
+    from libs import domain as d
+    from libs.experiments import present, shows_explanations
+
+    full = d.Explanation([d.Evidence(d.EvidenceKind.POPULARITY, 0.1 * i) for i in range(8, 0, -1)], "Because.", 0.6)
+    assert present("full", full).evidence == full.evidence
+    top3 = present("top3", full)
+    assert top3.evidence == full.evidence[:3] and top3.sentence == "Because." and len(full.evidence) == 8
+    assert present("sentence", full).evidence == [] and present("sentence", full).sentence == "Because."
+    assert present("none", full) is None and not shows_explanations("none") and shows_explanations("sentence")
+
+
+def test_the_token_carries_the_explanation_arm():
+    from libs.experiments import explanation_arm_of_stored
+
+    tokens = AttributionTokens(KEY)
+    assert explanation_arm_of_stored(tokens.issue("fused", explanation="top3")) == "top3"
+    assert explanation_arm_of_stored(tokens.issue("fused")) == ""
+    assert tokens.variant_of(tokens.issue("gnn_only", explanation="none"), "t") == "gnn_only"

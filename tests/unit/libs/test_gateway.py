@@ -62,7 +62,19 @@ class FakeExplainer:
     def __init__(self, delay: float = 0.0) -> None:
         self.delay = delay
 
-    async def explain(self, user_id, query, product_ids, variant, recent, timeout, bundle_id="", all_evidence=False):
+    async def explain(
+        self,
+        user_id,
+        query,
+        product_ids,
+        variant,
+        recent,
+        timeout,
+        bundle_id="",
+        all_evidence=False,
+        shelf=None,
+        context=(),
+    ):
         if self.delay > timeout:
             await asyncio.sleep(timeout)
             raise DeadlineError("explanation: deadline exceeded")
@@ -389,3 +401,32 @@ async def test_a_shelf_reaches_retrieval_and_travels_in_the_attribution_token(st
     assert core.tokens.variant_of(page.attribution_token, "t") == "fused"  # still a valid token of this deployment
     searched = await core.search("lantern", "", 5, False, Budget(time.monotonic() + 2.0))
     assert shelf_of_stored(searched.attribution_token) == ""
+
+
+async def test_the_explanation_arm_decides_what_an_explained_page_shows_and_travels_in_the_token(store):
+    from libs.experiments import ExplanationArms, explanation_arm_of_stored
+
+    class Counting(FakeExplainer):
+        calls = 0
+
+        async def explain(self, *args, **kwargs):
+            Counting.calls += 1
+            return await super().explain(*args, **kwargs)
+
+    for arm, shown in (("none", None), ("sentence", "why P29")):
+        core = GatewayCore(
+            FakeRetrieval(),
+            FakeRanking(),
+            Counting(),
+            store,
+            Variants.parse("fused:1"),
+            FakeCatalog(),
+            explanation_arms=ExplanationArms.parse(f"{arm}:1"),
+        )
+        before = Counting.calls
+        page = await core.search("lantern", "17850", 5, True, _budget())
+        assert explanation_arm_of_stored(page.attribution_token) == arm
+        assert (page.items[0].explanation.sentence if page.items[0].explanation else None) == shown
+        assert Counting.calls - before == (arm != "none")  # "none" costs no explanation call
+        unexplained = await core.search("lantern", "17850", 5, False, _budget())
+        assert explanation_arm_of_stored(unexplained.attribution_token) == ""  # no explanation asked: no arm

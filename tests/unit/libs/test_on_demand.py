@@ -31,7 +31,19 @@ class Explainer:
         self.drift = drift
         self.degraded = degraded
 
-    async def explain(self, user_id, query, product_ids, variant, recent, timeout, bundle_id="", all_evidence=False):
+    async def explain(
+        self,
+        user_id,
+        query,
+        product_ids,
+        variant,
+        recent,
+        timeout,
+        bundle_id="",
+        all_evidence=False,
+        shelf=None,
+        context=(),
+    ):
         self.calls.append(
             dict(
                 user_id=user_id,
@@ -41,6 +53,8 @@ class Explainer:
                 recent=list(recent),
                 bundle_id=bundle_id,
                 all_evidence=all_evidence,
+                shelf=shelf,
+                context=list(context),
             )
         )
         scores = [10.0 - int(p[1:]) / 7 + self.drift for p in product_ids]
@@ -93,6 +107,8 @@ async def test_a_served_result_is_explained_with_what_its_response_read(store):
             recent=[purchase],
             bundle_id=BUNDLE,
             all_evidence=True,
+            shelf=None,
+            context=[],
         )
     ]
     served = {i.product_id: i.score for i in page.items}
@@ -162,3 +178,14 @@ def test_an_inner_failed_precondition_keeps_its_reason():
     )
     assert isinstance(err, FailedPreconditionError)
     assert (err.reason, err.extra) == ("BUNDLE_NOT_LOADED", {"bundle_id": BUNDLE})
+
+
+async def test_a_shelf_response_is_explained_on_its_shelf_with_its_context(store):
+    explainer = Explainer()
+    core = _core(store, explainer)
+    page = await core.recommend("", 5, True, _budget(), d.Shelf.FREQUENTLY_BOUGHT_TOGETHER, ["P3", "P4"])
+    served = explainer.calls[-1]
+    await core.explain_result(page.attribution_token, [page.items[1].product_id], _budget())
+    asked = explainer.calls[-1]
+    assert (served["shelf"], served["context"]) == (d.Shelf.FREQUENTLY_BOUGHT_TOGETHER, ["P3", "P4"])
+    assert (asked["shelf"], asked["context"]) == (served["shelf"], served["context"])

@@ -74,3 +74,28 @@ def test_recommend_events_split_per_shelf_their_token_names():
     arms, _ = readout(groups["BUY_AGAIN"], ["fused"])
     assert arms[0].responses == 1 and arms[0].rates["CLICK"].rate == 1.0
     assert by_shelf([("not.a-token", "fused", "CLICK", "A")]) == {}
+
+
+def test_explained_responses_split_per_explanation_arm_across_variants():
+    from libs.experiments import AttributionTokens
+
+    from tools.ab_report import by_explanation_arm
+
+    tokens = AttributionTokens(b"k" * 32)
+    none_a, none_b, sentence, plain = (
+        tokens.issue("fused", explanation="none"),
+        tokens.issue("gnn_only", explanation="none"),
+        tokens.issue("fused", explanation="sentence"),
+        tokens.issue("fused"),
+    )
+    events = [
+        (none_a, "fused", "IMPRESSION", "A"),
+        (none_b, "gnn_only", "IMPRESSION", "B"),
+        (none_b, "gnn_only", "CLICK", "B"),
+        (sentence, "fused", "IMPRESSION", "A"),
+        (sentence, "fused", "CLICK", "A"),
+        (plain, "fused", "CLICK", "C"),
+    ]
+    arms, diffs = readout(by_explanation_arm(events), ["none", "sentence"])
+    assert [(a.variant, a.responses, a.rates["CLICK"].successes) for a in arms] == [("none", 2, 1), ("sentence", 1, 1)]
+    assert {(d.variant, d.control) for d in diffs} == {("sentence", "none")}
