@@ -27,6 +27,7 @@ from libs.events.base import payload
 from libs.features import POOL_MAX
 from libs.products.model import Product
 from libs.experiments import AttributionTokens, ExplanationArms, Variants, present, shows_explanations
+from libs.explain.wording import showing_results_for
 from libs.on_demand import RESPONSE_NOT_KEPT, RESPONSE_TTL_S, ExplainedResults, OnDemand
 from libs.stages import Explainer, Ranking, Retrieval, StageResult
 from libs.storefront import MAX_RESULTS, Browse, PagePosition, PageTokens, fingerprint, ordered
@@ -61,6 +62,8 @@ class Page:
     versions: list[d.ModelVersion]
     variant: str
     next_page_token: str = ""
+    corrected_query: str = ""  # Search: the query as searched when a typo was corrected
+    searched: str = ""  # a later page: the query its kept list was ranked for
 
 
 @dataclass
@@ -118,7 +121,9 @@ class GatewayCore:
         browse = browse or Browse()
         request = fingerprint("search", query, user_id, page_size, browse.product_filter.key(), browse.order_by)
         if browse.page_token:
-            return await self._later_page(request, user_id, None, page_size, explain, browse, budget)
+            page = await self._later_page(request, user_id, None, page_size, explain, browse, budget)
+            # The kept list was ranked for the query as searched: a corrected one says so on every page.
+            return _corrected(page, page.searched if page.searched != query else "")
         # Retrieval does not need the user's fresh events, so read them concurrently.
         recent_task = asyncio.create_task(self._recent(user_id, budget))
         try:
@@ -128,9 +133,12 @@ class GatewayCore:
         finally:
             recent, degraded = await recent_task
         retrieved.degradations = degraded + retrieved.degradations
-        return await self._rank_and_explain(
-            user_id, query, retrieved, recent, page_size, explain, budget, browse=browse, request=request
+        # A corrected typo: ranking, explanations and the kept response read the query as searched.
+        corrected = retrieved.corrected_query
+        page = await self._rank_and_explain(
+            user_id, corrected or query, retrieved, recent, page_size, explain, budget, browse=browse, request=request
         )
+        return _corrected(page, corrected)
 
     async def recommend(
         self,
@@ -313,7 +321,9 @@ class GatewayCore:
             self.pages.issue(PagePosition(record.response_id, end), request) if end < len(record.results) else ""
         )
         token = self.tokens.issue(record.variant, shelf, shown, response_id=record.response_id)
-        return Page(self._priced(items), token, degradations, list(record.versions), record.variant, next_token)
+        page = Page(self._priced(items), token, degradations, list(record.versions), record.variant, next_token)
+        page.searched = record.query
+        return page
 
     async def _explain(
         self,
@@ -450,3 +460,13 @@ class GatewayCore:
         return Recorded(
             accepted, duplicates + len(events) - len(records), sum(p in missing for p in products), unjoined
         )
+
+
+def _corrected(page: Page, corrected: str) -> Page:
+    """A Search answered for a corrected query says so, in the response and in each explanation."""
+    if corrected:
+        page.corrected_query = corrected
+        for item in page.items:
+            if item.explanation is not None:
+                item.explanation.sentence = showing_results_for(corrected, item.explanation.sentence)
+    return page

@@ -75,6 +75,9 @@ class RetrievalCore:
         self.copurchase = copurchase  # invoices shared by each pair of the bundle's products (bought together)
         self.item_index = {p: i for i, p in enumerate(product_ids)}  # the bundle's products: what the models know
         self.product = product or (lambda _product_id: None)
+        self.correct_typos = True  # off only to measure what typo tolerance costs (loadtest/typo_bench.py)
+        # The text encoder reads the corrected query too: measured in `make eval`'s misspelling rows (docs/results.md).
+        self.dense_corrected = True
 
     @classmethod
     def over_store(
@@ -140,13 +143,18 @@ class RetrievalCore:
         timeout: float,
         recent: Sequence[d.UserEvent] = (),
         product_filter: ProductFilter = DEFAULT_FILTER,
-    ) -> tuple[list[d.Candidate], list[d.Degradation]]:
-        """`timeout`: the caller's remaining time; a slow or dead encoder gives lexical-only candidates, flagged.
-        Only products `product_filter` admits: each index is searched deeper until its list holds PER_SOURCE of
-        them, it is exhausted, or MAX_DEPTH. Without a narrowing filter the first depth suffices, as before."""
+    ) -> tuple[list[d.Candidate], list[d.Degradation], str]:
+        """Candidates and degradations for the query as corrected (libs.index.spelling), and the corrected query
+        ("" when no word needed it). `timeout`: the caller's remaining time; a slow or dead encoder gives
+        lexical-only candidates, flagged. Only products `product_filter` admits: each index is searched deeper until
+        its list holds PER_SOURCE of them, it is exhausted, or MAX_DEPTH. Without a narrowing filter the first depth
+        suffices, as before."""
         degradations: list[d.Degradation] = []
-        emb = await encode_or_degrade(self.encode, [query], timeout * ENCODER_SHARE, degradations)
-        terms = analyse(query)
+        corrected = self.indexes.speller.correct(query) if self.correct_typos else ""
+        searched = corrected or query
+        dense_text = searched if self.dense_corrected else query
+        emb = await encode_or_degrade(self.encode, [dense_text], timeout * ENCODER_SHARE, degradations)
+        terms = analyse(searched)
         repeat: list[tuple[int, float]] = []
         if user_id:
             # Personal signal for search: the user's own past purchases that match a query term.
@@ -155,7 +163,7 @@ class RetrievalCore:
         admits = self._admits(product_filter)
         depth = PER_SOURCE
         while True:
-            found = {d.Source.LEXICAL: self.indexes.search_lexical(query, depth)}
+            found = {d.Source.LEXICAL: self.indexes.search_lexical(searched, depth)}
             if emb is not None:
                 found[d.Source.DENSE] = self.indexes.search_dense(emb[0], depth)
             # Each source's list filtered before fusion, as if the index held only admitted products (sold-out ones
@@ -169,7 +177,7 @@ class RetrievalCore:
             depth = min(MAX_DEPTH, max(depth * DEEPEN, int(PER_SOURCE / max(share, 1e-3) * 1.25)))
         if repeat:
             lists[d.Source.REPEAT_PURCHASE] = self._only(repeat, admits)
-        return self._candidates(rrf(lists), limit, terms), degradations
+        return self._candidates(rrf(lists), limit, terms), degradations, corrected
 
     def _repeat(self, h: UserContext, limit: int = PER_SOURCE) -> list[tuple[int, float]]:
         """User's items by time-decayed purchase frequency (TIFU-style), strongest first."""

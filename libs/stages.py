@@ -16,6 +16,7 @@ class StageResult:
     items: list
     degradations: list[d.Degradation] = field(default_factory=list)
     versions: list[d.ModelVersion] = field(default_factory=list)
+    corrected_query: str = ""  # retrieval of a query: the query as searched when a typo was corrected
 
 
 class Retrieval(Protocol):

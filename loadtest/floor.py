@@ -61,11 +61,11 @@ class _Retrieval:
         self, query: str, user_id: str, limit: int, timeout: float, product_filter: ProductFilter = DEFAULT_FILTER
     ) -> StageResult:
         t = time.perf_counter()
-        items, degradations = await self.core.query_candidates(
+        items, degradations, corrected = await self.core.query_candidates(
             query, user_id, limit, timeout, product_filter=product_filter
         )
         self.times.add("retrieval", t)
-        return StageResult(items, degradations)
+        return StageResult(items, degradations, corrected_query=corrected)
 
     async def user_candidates(
         self,

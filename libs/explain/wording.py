@@ -139,6 +139,11 @@ def phrase(reason: Reason) -> str:
     return first.text
 
 
+def showing_results_for(corrected_query: str, sentence: str) -> str:
+    """A Search result's sentence when a typo in the query was corrected: what was searched comes first."""
+    return f'Showing results for "{corrected_query}". {sentence}'
+
+
 def _placement(ev: d.Evidence) -> str:
     if ev.kind is K.BOUGHT_TOGETHER:
         return f"it was bought together with {ev.title} in {ev.count} order" + ("" if ev.count == 1 else "s")

@@ -3,8 +3,9 @@
 Keys 0..n-1 are the bundle's items in its item order (so retrieval's features - popularity, the user's history -
 line up with them); products newer than the bundle get the next keys as they arrive. In-stock and sold-out products
 are in both indexes under their current title (retrieval's filter, libs.storefront, decides which may be served);
-new or retitled ones are embedded by the text encoder (Triton) in batches; discontinued ones are removed, and come
-back (re-embedded) when sold again.
+new or retitled ones are embedded by the text encoder (Triton) in batches, and their words join the typo
+corrections' vocabulary (libs.index.spelling); discontinued ones are removed, and come back (re-embedded) when sold
+again.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from libs.index import TextIndex, VectorIndex
 from libs.index.dense import dense_index, normalised
 from libs.index.lexical import TantivyIndex
 from libs.domain import Availability
+from libs.index.spelling import Speller
 from libs.products.model import Product
 from libs.products.view import CatalogView
 from libs.relevance import analyse, analyse_many
@@ -51,6 +53,8 @@ class ProductIndexes:
         self.live = set(range(len(self.product_ids)))  # keys in both indexes
         self.n_bundle = len(self.product_ids)
         self.newer: dict[int, np.ndarray] = {}  # live products newer than the bundle: their normalised vectors
+        self.speller = Speller()  # the vocabulary of typo corrections, growing with new titles
+        self.speller.add(self.titles, terms)
         self.lexical = lexical if lexical is not None else TantivyIndex()
         self.dense = dense if dense is not None else dense_index(np.shape(vectors)[1], len(self.product_ids))
         keys = list(range(len(self.product_ids)))
@@ -77,8 +81,10 @@ class ProductIndexes:
         if key is None:
             key = self.key_of[product_id] = len(self.product_ids)
             self.product_ids.append(product_id)
-            self.titles.append(title)
+            self.titles.append("")
             self.terms.append(frozenset())
+        if self.titles[key] != title:
+            self.speller.add([title])
         self.titles[key] = title
         self.terms[key] = frozenset(analyse(title))
         return key

@@ -67,6 +67,7 @@ class RetrievalClient:
         return StageResult(
             [convert.candidate_from_pb(c) for c in resp.candidates],
             [convert.degradation_from_pb(x) for x in resp.degradations],
+            corrected_query=resp.corrected_query,
         )
 
     async def user_candidates(

@@ -49,7 +49,7 @@ class GatewayServicer(pb_grpc.GatewayServiceServicer):
         page = await self.core.search(
             query, user_id, size, request.explain, _budget(context, self.default_deadline_s), browse
         )
-        return pb.SearchResponse(**_page_fields(page))
+        return pb.SearchResponse(**_page_fields(page), corrected_query=page.corrected_query)
 
     async def Recommend(self, request: pb.RecommendRequest, context: grpc.aio.ServicerContext) -> pb.RecommendResponse:
         shelf = convert.shelf_from_pb(request.shelf)

@@ -34,12 +34,13 @@ class RetrievalServicer(pb_grpc.RetrievalServiceServicer):
         user_id = validation.user_id(request.user_id)
         product_filter = convert.filter_from_pb(request.filter)
         timeout = call_timeout(context, self.default_timeout_s)
-        items, degradations = await self.core().query_candidates(
+        items, degradations, corrected = await self.core().query_candidates(
             query, user_id, _page_size(request), timeout, product_filter=product_filter
         )
         return pb.RetrieveQueryCandidatesResponse(
             candidates=[convert.candidate_to_pb(c) for c in items],
             degradations=[convert.degradation_to_pb(x) for x in degradations],
+            corrected_query=corrected,
         )
 
     async def RetrieveUserCandidates(

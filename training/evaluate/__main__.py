@@ -1,7 +1,7 @@
 """python -m training.evaluate: the offline evaluation table (see training/README.md).
 
 python -m training.evaluate [--models popularity,itemknn] [--no-search] [--no-shelves] [--reports DIR]
-    [--verbose]
+    [--verbose] [--search-relevance-only]
 """
 
 from __future__ import annotations
@@ -27,6 +27,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-fidelity", action="store_true", help="skip the explanation deletion test")
     parser.add_argument(
         "--no-search-relevance", action="store_true", help="skip the search relevance evaluation (reports/search.*)"
+    )
+    parser.add_argument(
+        "--search-relevance-only",
+        action="store_true",
+        help="run only the search relevance evaluation (reports/search.*, typo tolerance included)",
     )
     parser.add_argument(
         "--no-shelves",
@@ -59,9 +64,11 @@ def main(argv: list[str] | None = None) -> int:
         progress=not args.no_progress,
     )
     log = (lambda msg: print(msg, file=sys.stderr, flush=True)) if args.verbose else (lambda _: None)
-    results = run(ds, config, log)
-    paths = write_reports(results, args.reports)
-    print(format_text(results))
+    paths = {}
+    if not args.search_relevance_only:
+        results = run(ds, config, log)
+        paths = write_reports(results, args.reports)
+        print(format_text(results))
     if not args.no_search_relevance:
         from training.evaluate.search_relevance import evaluate_search, write_search_reports
         from training.evaluate.split import standard_splits
@@ -70,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
         search_paths = write_search_reports(search, args.reports)
         paths |= {f"search_{k}": v for k, v in search_paths.items()}
         print("\n" + search_paths["md"].read_text())
-    if not args.no_shelves:
+    if not args.no_shelves and not args.search_relevance_only:
         from training.evaluate import shelves
         from training.evaluate.split import standard_splits
 

@@ -4,8 +4,10 @@ Queries (all derived from the catalogue's own titles, deterministic, or hand-jud
 - head phrases: the most frequent two-word phrases of titles (adjacent words, stop words and numbers excluded) that
   at least MIN_PHRASE_PRODUCTS products contain both words of;
 - product types: the most frequent last words of titles ("bag", "holder", ...);
-- plurals and misspellings of product types ("bags"; "hodler": two inner letters swapped), judged against the
-  intended word;
+- plurals of product types ("bags") and one-typo misspellings of product types and of the first N_TYPO_PHRASES head
+  phrases (the longest word's two middle letters swapped, "hodler", or its middle letter dropped, "holer"; typos
+  shorter than 5 letters, which the rules never correct, and typos that spell a word some title holds are left
+  out), judged against the intended words;
 - a small hand-judged set (training/evaluate/data/search_judgements.json).
 
 Graded relevance of a product (generated queries): 2 = its title contains every intended word (same analysis as the
@@ -18,6 +20,10 @@ Searchers: BM25 alone, dense alone (exact cosine over the MiniLM title embedding
 with every word before the cut-off. For the served path the explanations of the first results are computed too and
 every query-evidence claim is checked against the title: a "matches" for a word the title lacks is counted
 (target 0).
+
+Typo tolerance (libs.index.spelling): each misspelled query against its correct spelling by the same searcher, the
+share of the first 10 results with every intended word (target: typo / correct >= 0.8); the served path also with
+its text encoder reading the typed query instead of the corrected one (the alternative the service does not take).
 """
 
 from __future__ import annotations
@@ -48,6 +54,14 @@ MIN_PHRASE_PRODUCTS = 3
 N_PHRASES = 60
 N_TYPES = 20
 N_VARIANTS = 10
+N_TYPO_PHRASES = 20  # head phrases that also get a typo
+TYPO_TARGET = 0.8  # a query with one typo: its all-words share of the first 10 >= 0.8 x the correct spelling's
+# Served Search with one RetrievalCore setting off: the text encoder reading the typed query instead of the
+# corrected one (the alternative not taken), and no typo correction at all (the served path before it).
+ALTERNATIVES = {
+    "served_anonymous, text encoder on the typed query": "dense_corrected",
+    "served_anonymous, no typo correction": "correct_typos",
+}
 EXPLAINED_QUERIES = 40  # queries whose served results are explained and checked for false "matches"
 JUDGEMENTS = Path(__file__).with_name("data") / "search_judgements.json"
 STOP = {
@@ -85,6 +99,7 @@ class SearchResults:
     queries: dict[str, int] = field(default_factory=dict)
     rows: list[dict] = field(default_factory=list)  # one per (searcher, query kind)
     explanations: dict = field(default_factory=dict)
+    typos: list[dict] = field(default_factory=list)  # typo tolerance: misspelled vs correct spelling (typo_table)
     examples: dict = field(default_factory=dict)
 
 
@@ -105,6 +120,24 @@ def _misspell(word: str) -> str:
     return word[: i - 1] + word[i] + word[i - 1] + word[i + 1 :]
 
 
+def _drop(word: str) -> str:
+    """Leave out the letter in the middle ("lanter"-style typos lose a letter; here an inner one)."""
+    i = len(word) // 2
+    return word[:i] + word[i + 1 :]
+
+
+def _typo(text: str, typo, vocabulary: set[str]) -> str:
+    """`text` with one typo in its longest word, or "" when the misspelt word is shorter than 5 letters (the typo
+    rules correct none: "hert" stays "hert") or spells a word the titles hold (a real word is searched as typed:
+    exact matches are preferred, so it is no typo to correct)."""
+    words = text.split()
+    longest = max(range(len(words)), key=lambda i: len(words[i]))
+    wrong = typo(words[longest])
+    if len(wrong) < 5 or set(analyse(wrong)) <= vocabulary:
+        return ""
+    return " ".join(words[:longest] + [wrong] + words[longest + 1 :])
+
+
 def build_queries(titles: list[str], product_ids: list[str]) -> list[SearchQuery]:
     title_terms = analyse_many(titles)
     pairs = Counter(p for t in titles for p in set(zip(_words(t), _words(t)[1:])))
@@ -120,11 +153,17 @@ def build_queries(titles: list[str], product_ids: list[str]) -> list[SearchQuery
     types = [w for w, n in last.most_common() if n >= MIN_PHRASE_PRODUCTS and analyse(w)][:N_TYPES]
     for w in types:
         out.append(SearchQuery(w, "type", _grades(w, title_terms), w))
+    vocabulary = {t for terms in title_terms for t in terms}
     for w in types[:N_VARIANTS]:
         plural = w + ("es" if w.endswith(("s", "x", "ch", "sh")) else "s")
         out.append(SearchQuery(plural, "plural", _grades(w, title_terms), w))
-        if len(w) >= 5:
-            out.append(SearchQuery(_misspell(w), "misspelling", _grades(w, title_terms), w))
+    # One typo per query (a swap and a dropped letter) in product types and head phrases, judged on the intended
+    # words; the typo-tolerance figure compares each with its correct spelling.
+    correct = [q for q in out if q.kind in ("type", "phrase")]
+    for q in [q for q in correct if q.kind == "type"] + [q for q in correct if q.kind == "phrase"][:N_TYPO_PHRASES]:
+        for typo in (_misspell, _drop):
+            if wrong := _typo(q.text, typo, vocabulary):
+                out.append(SearchQuery(wrong, "misspelling", q.grades, q.text))
     index = pd.Index(product_ids)
     for text, judged in json.loads(JUDGEMENTS.read_text())["queries"].items():
         grades = np.zeros(len(titles), np.int64)
@@ -202,9 +241,20 @@ def evaluate_search(split: Split, progress: bool = True) -> SearchResults:
     searchers = {"bm25": bm25, "dense": DenseSearch(served), "served_anonymous": served}
     results = SearchResults(queries=dict(Counter(q.kind for q in queries)))
     per: list[dict] = []
+    typos: list[dict] = []
     for q in tqdm(queries, desc="search relevance", unit="query", disable=not progress):
         for name, searcher in searchers.items():
             per.append({"searcher": name, "kind": q.kind, **list_metrics(searcher.search(q.text, None, K), q)})
+            if q.kind == "misspelling":
+                typos.append(_typo_row(name, q, searcher.search(q.text, None, K), searcher.search(q.intended, None, K)))
+        if q.kind == "misspelling":  # the served path's alternatives, on the same query
+            for name, setting in ALTERNATIVES.items():
+                setattr(served.retrieval, setting, False)
+                try:
+                    typed, correct = served.search(q.text, None, K), served.search(q.intended, None, K)
+                    typos.append(_typo_row(name, q, typed, correct))
+                finally:
+                    setattr(served.retrieval, setting, True)
         buyer = _buyer(q, split)
         if buyer is not None:
             per.append(
@@ -229,11 +279,51 @@ def evaluate_search(split: Split, progress: bool = True) -> SearchResults:
                 **{m: float(g[m].mean()) for m in ("ndcg@10", "precision@10", "all_words_share")},
             }
         )
+    results.typos = typo_table(pd.DataFrame(typos))
     results.explanations = _check_explanations(
         served, queries[:EXPLAINED_QUERIES] + [q for q in queries if q.kind == "judged"], split, progress
     )
     results.examples = {text: _example(served, text, split, product_ids, titles) for text in CASES}
     return results
+
+
+def _typo_row(searcher: str, q: SearchQuery, typed: np.ndarray, correct: np.ndarray) -> dict:
+    """One misspelled query: the share of its first 10 results with every intended word, and the same share for
+    its correct spelling, by the same searcher."""
+
+    def hits(ranked: np.ndarray) -> int:
+        return int((q.grades[np.asarray(ranked, np.int64)[:K]] == 2).sum()) if len(ranked) else 0
+
+    same = len(set(np.asarray(typed)[:K].tolist()) & set(np.asarray(correct)[:K].tolist()))
+    return {
+        "searcher": searcher,
+        "query": q.text,
+        "intended": q.intended,
+        "typo": hits(typed),
+        "correct": hits(correct),
+        "same": same / min(K, len(correct)) if len(correct) else float("nan"),
+    }
+
+
+def typo_table(frame: pd.DataFrame) -> list[dict]:
+    """Per searcher: mean share (of the first 10 with every intended word) for the typos and for their correct
+    spellings, their ratio (target >= TYPO_TARGET), and the mean share of the correct spelling's first 10 results
+    that the typo's first 10 hold (`same_results`: 1 = the typo finds exactly what the correct spelling finds)."""
+    rows = []
+    for name, g in frame.groupby("searcher", sort=False):
+        typo, correct = g["typo"].sum() / (K * len(g)), g["correct"].sum() / (K * len(g))
+        rows.append(
+            {
+                "searcher": name,
+                "n": len(g),
+                "typo_share": float(typo),
+                "correct_share": float(correct),
+                "ratio": float(typo / correct) if correct else float("nan"),
+                "queries_at_target": int((g["typo"] >= TYPO_TARGET * g["correct"]).sum()),
+                "same_results": float(g["same"].mean()),
+            }
+        )
+    return rows
 
 
 def _check_explanations(served: ServedSearch, queries: list[SearchQuery], split: Split, progress: bool) -> dict:
@@ -250,7 +340,8 @@ def _check_explanations(served: ServedSearch, queries: list[SearchQuery], split:
             if not len(top):
                 continue
             ids = [str(served.store.item_index[i]) for i in top]
-            out = asyncio.run(core.explain(user, q.text, ids, "fused", [], 60.0))
+            searched = served.retrieval.indexes.speller.correct(q.text) or q.text  # as the gateway explains it
+            out = asyncio.run(core.explain(user, searched, ids, "fused", [], 60.0))
             explained += list(zip(out.explanations, top.tolist()))
     checked, wrong = false_match_claims(explained, titles, matcher)
     return {
@@ -282,7 +373,12 @@ def write_search_reports(results: SearchResults, reports: Path) -> dict[str, Pat
         "table": results.rows,
         "explanations": results.explanations,
         "examples": results.examples,
-        "targets": {"all_words_share (served, head phrases)": 0.9, "false_match_claims": 0},
+        "typos": results.typos,
+        "targets": {
+            "all_words_share (served, head phrases)": 0.9,
+            "false_match_claims": 0,
+            "typo share / correct share (served)": TYPO_TARGET,
+        },
     }
     paths = {"json": reports / "search.json", "md": reports / "search.md", "png": reports / "search.png"}
     paths["json"].write_text(json.dumps(blob, indent=2) + "\n")
@@ -298,6 +394,24 @@ def write_search_reports(results: SearchResults, reports: Path) -> dict[str, Pat
         lines.append(
             f"| {r['searcher']} | {r['queries']} | {r['n']} | {r['ndcg@10']:.4f} | "
             f"{r['precision@10']:.4f} | {r['all_words_share']:.4f} |"
+        )
+    lines += [
+        "",
+        "## Typo tolerance",
+        "",
+        "Each query with one typo (`misspelling`) against its correct spelling, same searcher: the share of the first "
+        f"10 results whose title holds every intended word; target typo share / correct share >= {TYPO_TARGET} "
+        "(served). `queries at target`: queries whose own ratio reaches it; `same results`: share of the correct "
+        "spelling's first 10 that the typo's first 10 hold. Command: "
+        "`python -m training.evaluate --search-relevance-only`.",
+        "",
+        "| searcher | n | typo share | correct share | typo / correct | queries at target | same results |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in results.typos:
+        lines.append(
+            f"| {r['searcher']} | {r['n']} | {r['typo_share']:.4f} | {r['correct_share']:.4f} | "
+            f"**{r['ratio']:.3f}** | {r['queries_at_target']} | {r['same_results']:.3f} |"
         )
     e = results.explanations
     lines += [

@@ -61,11 +61,11 @@ class ServedSearch:
         return asyncio.run(self.search_async(query, user_id or "", k))
 
     async def search_async(self, query: str, user_id: str, k: int) -> np.ndarray:
-        candidates, _ = await self.retrieval.query_candidates(query, user_id, CANDIDATES, DEADLINE_S)
+        candidates, _, corrected = await self.retrieval.query_candidates(query, user_id, CANDIDATES, DEADLINE_S)
         if not candidates:
             return np.zeros(0, np.int64)
         ranked = await self.ranking.rank(
-            user_id, query, [c.product_id for c in candidates], k, "fused", 0.0, [], DEADLINE_S
+            user_id, corrected or query, [c.product_id for c in candidates], k, "fused", 0.0, [], DEADLINE_S
         )
         return self.store.item_index.get_indexer([i.product_id for i in ranked.items]).astype(np.int64)
 

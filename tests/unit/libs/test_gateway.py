@@ -58,8 +58,10 @@ class FakeRetrieval:
 class FakeRanking:
     def __init__(self, fail: Exception | None = None) -> None:
         self.fail = fail
+        self.queries = []
 
     async def rank(self, user_id, query, candidates, page_size, variant, recent, timeout):
+        self.queries.append(query)
         if self.fail:
             raise self.fail
         items = [d.ScoredItem(c.product_id, c.title, float(i), {"fused": float(i)}) for i, c in enumerate(candidates)]
@@ -149,6 +151,26 @@ async def test_search_ranks_pages_and_explains(store):
     assert all(i.explanation.sentence == f"why {i.product_id}" for i in page.items)
     assert page.degradations == [] and page.variant == "fused" and page.attribution_token
     assert page.versions == [d.ModelVersion("gnn_ranker", "1")]
+
+
+async def test_a_corrected_typo_is_ranked_explained_and_said(store):
+    class Corrected(FakeRetrieval):
+        async def query_candidates(self, query, user_id, limit, timeout, product_filter=None):
+            found = await super().query_candidates(query, user_id, limit, timeout, product_filter)
+            found.corrected_query = "christmas lantern"
+            return found
+
+    ranking = FakeRanking()
+    core = _core(store, retrieval=Corrected(), ranking=ranking)
+    page = await core.search("chrismas lanter", "", 3, True, _budget())
+    assert page.corrected_query == "christmas lantern" and ranking.queries == ["christmas lantern"]
+    assert [i.explanation.sentence for i in page.items] == [
+        f'Showing results for "christmas lantern". why {i.product_id}' for i in page.items
+    ]
+    later = await core.search("chrismas lanter", "", 3, True, _budget(), Browse(page_token=page.next_page_token))
+    assert later.corrected_query == "christmas lantern" and later.items[0].explanation.sentence.startswith("Showing")
+    page = await _core(store, ranking=ranking).search("lantern", "", 3, True, _budget())
+    assert page.corrected_query == "" and page.items[0].explanation.sentence == "why P29"
 
 
 async def test_ranking_outage_degrades_to_retrieval_order(store):

@@ -96,6 +96,14 @@ async def test_new_product_is_found_by_title_words_and_by_meaning():
     assert ix.search_dense(_vector("GREEN"), 1)[0][0] == key
 
 
+async def test_new_title_words_join_the_typo_vocabulary_as_they_are_indexed():
+    ix = _indexes()
+    assert ix.speller.correct("porcelan cup") == ""  # no title has a word near it yet
+    await ix.apply([_product("9", "PORCELAIN TEA CUP")], _encode, 1.0)
+    assert ix.speller.correct("porcelan cup") == "porcelain cup"
+    assert ix.search_lexical(ix.speller.correct("porcelan cup"), 10)[0][0] == ix.key_of["9"]
+
+
 async def test_discontinued_products_leave_both_indexes_and_come_back_sold_out_ones_stay():
     """Sold-out products stay searchable (retrieval's filter serves them only when asked, libs.storefront)."""
     ix = _indexes()

@@ -67,8 +67,8 @@ def test_analyse_stems_and_drops_stop_words():
 
 
 async def test_query_candidates_fuse_lexical_and_dense_with_matched_terms():
-    cands, degradations = await _core().query_candidates("lanterns", "", 10, 1.0)
-    assert degradations == []
+    cands, degradations, corrected = await _core().query_candidates("lanterns", "", 10, 1.0)
+    assert degradations == [] and corrected == ""  # "lanterns" is "lantern": no typo
     assert {c.product_id for c in cands[:2]} == {"71053", "90001"}
     top = cands[0]
     assert top.matched_terms == ["lantern"]
@@ -76,7 +76,7 @@ async def test_query_candidates_fuse_lexical_and_dense_with_matched_terms():
 
 
 async def test_encoder_outage_degrades_to_lexical_only():
-    cands, degradations = await _core(encoder_down=True).query_candidates("tea cup", "", 10, 1.0)
+    cands, degradations, _ = await _core(encoder_down=True).query_candidates("tea cup", "", 10, 1.0)
     assert [x.stage for x in degradations] == [d.Stage.TEXT_ENCODER]
     assert {c.product_id for c in cands} == {"22000", "22001"}
     assert all(s.source is d.Source.LEXICAL for c in cands for s in c.source_ranks)
@@ -85,7 +85,7 @@ async def test_encoder_outage_degrades_to_lexical_only():
 async def test_slow_encoder_degrades_to_lexical_within_the_callers_time():
     core = _core(encoder_delay_s=5.0)
     start = time.monotonic()
-    cands, degradations = await core.query_candidates("tea cup", "", 10, 0.2)
+    cands, degradations, _ = await core.query_candidates("tea cup", "", 10, 0.2)
     assert time.monotonic() - start < 0.2
     assert [x.stage for x in degradations] == [d.Stage.TEXT_ENCODER]
     assert {c.product_id for c in cands} == {"22000", "22001"}
@@ -111,7 +111,7 @@ async def test_unknown_user_gets_popularity():
 
 async def test_personal_search_adds_matching_repeat_purchases():
     history = UserContext(np.array([2, 3]), np.array([0.0, 1.0]), np.array([0, 1]), 2.0)
-    cands, _ = await _core({"1": history}).query_candidates("lantern", "1", 10, 1.0)
+    cands, _, _ = await _core({"1": history}).query_candidates("lantern", "1", 10, 1.0)
     garden = next(c for c in cands if c.product_id == "90001")
     assert d.Source.REPEAT_PURCHASE in {s.source for s in garden.source_ranks}
     assert all(
@@ -220,17 +220,17 @@ def _catalogue_core(n: int = 1000) -> RetrievalCore:
 async def test_a_filter_is_applied_before_the_cut_searching_deeper_until_enough_match():
     core = _catalogue_core()
     cheap = ProductFilter(max_price=Money("GBP", 1))
-    found, _ = await core.query_candidates("lantern", "", 200, 1.0, product_filter=cheap)
+    found, _, _ = await core.query_candidates("lantern", "", 200, 1.0, product_filter=cheap)
     # 100 of 1,000 products match and the first 200 of each index hold ~40 of them: all 100 come back
     assert sorted(c.product_id for c in found) == sorted(f"P{i}" for i in range(0, 1000, 10))
-    few, _ = await core.query_candidates("lantern", "", 30, 1.0, product_filter=cheap)
+    few, _, _ = await core.query_candidates("lantern", "", 30, 1.0, product_filter=cheap)
     assert len(few) == 30 and {c.product_id for c in few} < {c.product_id for c in found}
 
 
 async def test_sold_out_products_are_candidates_only_when_asked_and_discontinued_never():
     core = _catalogue_core(150)  # fewer than one source's list: every admitted product is a candidate
-    default, _ = await core.query_candidates("lantern", "", 1000, 1.0)
-    asked, _ = await core.query_candidates(
+    default, _, _ = await core.query_candidates("lantern", "", 1000, 1.0)
+    asked, _, _ = await core.query_candidates(
         "lantern", "", 1000, 1.0, product_filter=ProductFilter(include_out_of_stock=True)
     )
     assert {c.product_id for c in asked} - {c.product_id for c in default} == {"P1"}
@@ -239,3 +239,25 @@ async def test_sold_out_products_are_candidates_only_when_asked_and_discontinued
         "", [], POOL_MAX, product_filter=ProductFilter(exclude_product_ids=frozenset({"P0"}))
     )
     assert "P0" not in {c.product_id for c in excluded}
+
+
+async def test_a_typo_is_searched_as_corrected_on_both_sides():
+    core = _core()
+    seen = []
+    encode = core.encode
+
+    async def spy(texts, timeout):
+        seen.extend(texts)
+        return await encode(texts, timeout)
+
+    core.encode = spy
+    cands, _, corrected = await core.query_candidates("garden lanter", "", 10, 1.0)
+    assert corrected == "garden lantern" and seen == ["garden lantern"]
+    matched = {c.product_id: c.matched_terms for c in cands}
+    assert matched["90001"] == ["garden", "lantern"] and matched["71053"] == ["lantern"]
+    core.dense_corrected = False  # the alternative measured by make eval: the encoder reads the typed query
+    await core.query_candidates("garden lanter", "", 10, 1.0)
+    assert seen[-1] == "garden lanter"
+    core.correct_typos = False
+    cands, _, corrected = await core.query_candidates("garden lanter", "", 10, 1.0)
+    assert corrected == "" and all(c.matched_terms in ([], ["garden"]) for c in cands)

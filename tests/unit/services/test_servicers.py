@@ -38,7 +38,7 @@ async def test_newer_or_unspecified_event_type_is_invalid_argument_naming_the_fi
 class _Core:
     async def query_candidates(self, query, user_id, limit, timeout, product_filter=None):
         self.limit, self.timeout, self.product_filter = limit, timeout, product_filter
-        return [], []
+        return [], [], ""
 
 
 class _Context:

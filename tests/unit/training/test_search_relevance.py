@@ -1,4 +1,5 @@
 import numpy as np
+import pandas as pd
 import pytest
 
 from libs import domain as d
@@ -10,6 +11,7 @@ from training.evaluate.search_relevance import (
     false_match_claims,
     graded_ndcg,
     list_metrics,
+    typo_table,
 )
 
 TITLES = [
@@ -52,6 +54,29 @@ def test_queries_are_graded_against_the_intended_words():
     assert ("misspelling", "bga") not in by  # too short to misspell meaningfully
     assert _misspell("holder") == "hodler" and len(_misspell("saucer")) == 6
     assert any(q.kind == "judged" for q in queries)
+
+
+def test_typo_queries_keep_the_correct_spellings_grades():
+    by = {(q.kind, q.text): q for q in build_queries(TITLES, [str(i) for i in range(len(TITLES))])}
+    for typo in ("red retorspot", "red retrspot", "lnuch bag"):  # swapped or dropped letter in the longest word
+        q = by[("misspelling", typo)]
+        assert q.grades.tolist() == by[("phrase", q.intended)].grades.tolist()
+    assert ("misspelling", "luch bag") not in by  # 4 letters: the rules correct none, so it is not a typo query
+
+
+def test_typo_table_compares_each_typo_with_its_correct_spelling():
+    rows = pd.DataFrame(
+        [
+            {"searcher": "served", "query": "hodler", "intended": "holder", "typo": 8, "correct": 10, "same": 0.8},
+            {"searcher": "served", "query": "holer", "intended": "holder", "typo": 10, "correct": 10, "same": 1.0},
+            {"searcher": "bm25", "query": "hodler", "intended": "holder", "typo": 0, "correct": 10, "same": 0.0},
+        ]
+    )
+    served, bm25 = typo_table(rows)
+    assert served["ratio"] == pytest.approx(0.9) and served["queries_at_target"] == 2
+    assert served["typo_share"] == pytest.approx(0.9) and served["correct_share"] == pytest.approx(1.0)
+    assert served["same_results"] == pytest.approx(0.9)
+    assert bm25["ratio"] == 0.0 and bm25["queries_at_target"] == 0
 
 
 def test_false_match_claims_counts_words_the_title_lacks():
