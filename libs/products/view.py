@@ -39,6 +39,10 @@ class CatalogView:
     def get(self, product_id: str) -> Product | None:
         return self.products.get(product_id)
 
+    def page(self, after_id: str, limit: int) -> list[Product]:
+        """ProductStore.page over this copy (ListProducts while the database is down; rare, so sorted per call)."""
+        return [self.products[p] for p in sorted(p for p in self.products if p > after_id)[:limit]]
+
     def _read_changes(self) -> list[Product]:
         """Every change after the cursor (blocking; run in a thread)."""
         changes: list[Product] = []

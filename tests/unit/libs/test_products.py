@@ -216,8 +216,9 @@ async def test_catalog_pages_tokens_and_errors(tmp_path):
     try:
         await catalog.upsert([_p(f"P{i}") for i in range(5)])
         assert view.get("P4") is not None  # this replica serves a write when it acknowledges it
-        first, token = await catalog.list(3, "")
-        second, last = await catalog.list(3, token)
+        first, token, stale = await catalog.list(3, "")
+        second, last, _ = await catalog.list(3, token)
+        assert not stale
         assert [p.product_id for p in first + second] == [f"P{i}" for i in range(5)] and last == ""
         with pytest.raises(InvalidArgumentError) as info:
             await catalog.list(3, "not a token")
@@ -231,6 +232,41 @@ async def test_catalog_pages_tokens_and_errors(tmp_path):
         with pytest.raises(InvalidArgumentError):
             await catalog.upsert([_p("P1", title="NEW TITLE"), _p("P2", price=Money("GBP", -1))])
         assert store.get("P1").content.title == _p().title  # all or nothing
+    finally:
+        store.close()
+
+
+class _Down(SqliteProductStore):
+    """A store whose database can be switched off (every call UnavailableError), as a refused PostgreSQL is."""
+
+    down = False
+
+    def _session(self):
+        if self.down:
+            raise UnavailableError("product store unavailable")
+        return super()._session()
+
+
+async def test_catalog_with_its_database_down_reads_the_views_copy_flagged_and_refuses_writes(tmp_path):
+    store = _Down(tmp_path / "c.sqlite3")
+    view = CatalogView(store)
+    catalog = Catalog(store, view)
+    try:
+        await catalog.upsert([_p(f"P{i}") for i in range(5)])
+        store.down = True
+        assert await catalog.get("P3") == (view.get("P3"), True)
+        first, token, stale = await catalog.list(3, "")
+        second, last, _ = await catalog.list(3, token)
+        assert stale and [p.product_id for p in first + second] == [f"P{i}" for i in range(5)] and last == ""
+        with pytest.raises(UnavailableError):
+            await catalog.get("P9")  # not in the copy: unknown, not NOT_FOUND
+        with pytest.raises(UnavailableError):
+            await catalog.upsert([_p("P1", title="NEW TITLE"), _p("P7")])
+        with pytest.raises(UnavailableError):
+            await catalog.delete(["P1"])
+        store.down = False
+        assert store.get("P1").content.title == _p().title and store.get("P7") is None  # nothing half-written
+        assert await catalog.get("P1") == (store.get("P1"), False)
     finally:
         store.close()
 
