@@ -19,7 +19,7 @@ Phases, each with its targets (printed with the figure measured; exit 1 when one
   degraded answers only; retrieval down = OK or UNAVAILABLE with RetryInfo only; each is restarted and serves again.
 - overload: open loop at 10x the measured peak for 30 s: admitted answers' p99 within their deadline, the rest
   RESOURCE_EXHAUSTED, every process alive afterwards.
-- catalog-down: the catalogue's PostgreSQL database refuses connections for 8 s under the closed loop
+- catalog-down: the catalogue's PostgreSQL database refuses connections for 8 s (--outage-s) under the closed loop
   (loadtest/catalog_faults.py): every Search/Recommend OK, flagged STAGE_CATALOG; GetProduct/ListProducts/Search
   serve the last read copy, flagged; Upsert/Delete UNAVAILABLE with RetryInfo, nothing of them stored; from the
   moment the database is back, a write acknowledged <= 5 s and the product it wrote searchable <= 2 s after that.
@@ -58,7 +58,12 @@ CATALOG_PHASES = ("catalog-down", "write-kill")
 
 
 async def run(
-    stack: Stack, phases: Sequence[str], fuzz_n: int, soak_s: float, pg: tuple[str, str] | None = None
+    stack: Stack,
+    phases: Sequence[str],
+    fuzz_n: int,
+    soak_s: float,
+    pg: tuple[str, str] | None = None,
+    outage_s: float = 8.0,
 ) -> tuple[list[Figure], dict]:
     """`pg`: (admin URL, name) of the catalogue's PostgreSQL database, for the catalogue phases."""
     figures: list[Figure] = []
@@ -76,7 +81,7 @@ async def run(
             figures += f
     if "catalog-down" in phases:
         await _ready(stack)
-        f, details["catalog_down"] = await catalog_down(stack, *pg)
+        f, details["catalog_down"] = await catalog_down(stack, *pg, outage_s=outage_s)
         figures += f
     if "write-kill" in phases:
         await _ready(stack)
@@ -147,6 +152,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--fuzz", type=int, default=10_000, help="hostile requests in the fuzz phase")
     parser.add_argument("--soak-s", type=float, default=0.0, help="soak duration (0 = no soak; the issue: 600)")
     parser.add_argument("--out", type=Path, default=REPORTS_DIR)
+    parser.add_argument("--outage-s", type=float, default=8.0, help="catalog-down: how long the database refuses")
     parser.add_argument(
         "--pg-url", default=ADMIN_URL, help="PostgreSQL server (admin URL) for the catalogue phases' throwaway database"
     )
@@ -175,7 +181,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         with stack:
             supervisor = supervised(stack)
             try:
-                figures, details = asyncio.run(run(stack, phases, args.fuzz, args.soak_s, pg))
+                figures, details = asyncio.run(run(stack, phases, args.fuzz, args.soak_s, pg, args.outage_s))
             finally:
                 supervisor.set()
             details["restarts"] = stack.restarts
