@@ -17,8 +17,6 @@ import signal
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import grpc
 import psycopg
@@ -35,22 +33,12 @@ from libs.stack import Stack, wait_healthy
 from loadtest.faults import Loop
 from loadtest.suite import Figure
 
-ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 CATALOG = cpb.STAGE_CATALOG
 
 
 # ------------------------------------------------------------------------------------------ PostgreSQL control
-@contextmanager
-def throwaway_database(admin_url: str = ADMIN_URL) -> Iterator[tuple[str, str]]:
-    """(dsn, name) of a fresh database on the server of `admin_url`, dropped (sessions and all) afterwards."""
-    name = f"shop_chaos_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    try:
-        yield psycopg.conninfo.make_conninfo(admin_url, dbname=name), name
-    finally:
-        with psycopg.connect(admin_url, autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+def database_name(dsn: str) -> str:
+    return psycopg.conninfo.conninfo_to_dict(dsn)["dbname"]
 
 
 def refuse(admin_url: str, name: str) -> None:
@@ -159,7 +147,9 @@ async def catalog_down(
         after = _product(f"D-{uuid.uuid4().hex[:10]}", f"{after_word.upper()} ENAMEL LANTERN")
 
         async def write_ok() -> bool:
-            code, _ = await _code(catalog.UpsertProducts(pb.UpsertProductsRequest(products=[after]), metadata=meta))
+            code, _ = await _code(
+                catalog.UpsertProducts(pb.UpsertProductsRequest(products=[after]), metadata=meta, timeout=10)
+            )
             return code == "OK"
 
         acked_at = await _wait_for(write_ok, timeout_s, 0.1)

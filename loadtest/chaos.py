@@ -48,7 +48,8 @@ from pathlib import Path
 
 from libs.config import REPO_ROOT, REPORTS_DIR
 from libs.stack import Stack
-from loadtest.catalog_faults import ADMIN_URL, catalog_down, restart_gateway, throwaway_database, write_kill
+from loadtest.catalog import PG_URL, throwaway_database
+from loadtest.catalog_faults import catalog_down, database_name, restart_gateway, write_kill
 from loadtest.faults import health_of, inner_kill, overload, peak, soak, supervised, triton_kill
 from loadtest.hostile import fuzz_stack
 from loadtest.suite import Figure
@@ -154,7 +155,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, default=REPORTS_DIR)
     parser.add_argument("--outage-s", type=float, default=8.0, help="catalog-down: how long the database refuses")
     parser.add_argument(
-        "--pg-url", default=ADMIN_URL, help="PostgreSQL server (admin URL) for the catalogue phases' throwaway database"
+        "--pg-url", default=PG_URL, help="PostgreSQL server (admin URL) for the catalogue phases' throwaway database"
     )
     return parser.parse_args(argv)
 
@@ -174,8 +175,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         }
         pg = None
         if any(p in CATALOG_PHASES for p in phases):
-            env["SHOP_CATALOG_DSN"], name = cleanup.enter_context(throwaway_database(args.pg_url))
-            pg = (args.pg_url, name)
+            env["SHOP_CATALOG_DSN"] = cleanup.enter_context(throwaway_database(args.pg_url))
+            pg = (args.pg_url, database_name(env["SHOP_CATALOG_DSN"]))
         stack = Stack(env=env, log_dir=REPO_ROOT / "build" / "chaos")
         print("starting the stack (Triton + 4 services, supervised) ...", flush=True)
         with stack:
