@@ -1,8 +1,10 @@
 """One replica's in-memory copy of the catalogue, kept current by following the store's change sequence.
 
-Every replica polls "changes after my cursor" (one indexed query, usually empty) every `interval_s`, so a change
-acknowledged by any replica is seen by all within about that interval; after a restart the first poll reads the
-whole table (catch-up). With the database down the view keeps serving what it last read, flagged `stale`.
+Every replica reads "changes after my cursor" (one indexed query) as soon as the store says a change was committed
+(PostgreSQL: LISTEN/NOTIFY) and at least every `interval_s` (the catch-up; SQLite: the only trigger), so a change
+acknowledged by any replica is seen by all within about that interval, on PostgreSQL within a round trip; after a
+restart the first poll reads the whole table (catch-up). With the database down the view keeps serving what it last
+read, flagged `stale`.
 """
 
 from __future__ import annotations
@@ -89,7 +91,8 @@ class CatalogView:
                 self._outage_logged = True
             else:
                 self._outage_logged = False
-            await asyncio.sleep(interval_s)
+            # Woken by a committed change where the store can tell (PostgreSQL's NOTIFY), else after interval_s.
+            await asyncio.to_thread(self.store.wait_for_change, interval_s)
 
     async def unknown(self, product_ids: Sequence[str]) -> list[str]:
         """Those of `product_ids` the catalogue has no row for, asking the store about those this view lacks (it

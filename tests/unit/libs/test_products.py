@@ -4,6 +4,7 @@ SQLite in tmp_path, PostgreSQL in a fresh database of a real server (see tests/p
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterator
 
 import pandas as pd
@@ -289,3 +290,27 @@ def test_unreachable_postgres_is_unavailable():
             store.get("A")
     finally:
         store.close()
+
+
+def test_postgres_wakes_a_follower_at_a_committed_change_and_sqlite_waits_out_the_interval(open_store):
+    writer, follower = open_store(), open_store()
+    writer.seed([_p("A")], now=1.0)
+    notifies = isinstance(follower, PostgresProductStore)
+    follower.wait_for_change(0.2)  # listening from here (the seed's notification, if any, is drained)
+    done: list[tuple[bool, float]] = []
+
+    def wait() -> None:
+        start = time.monotonic()
+        done.append((follower.wait_for_change(3.0 if notifies else 0.3), time.monotonic() - start))
+
+    thread = threading.Thread(target=wait)
+    thread.start()
+    time.sleep(0.1)
+    writer.upsert([_p("B")], now=2.0)
+    thread.join()
+    woken, waited = done[0]
+    if notifies:
+        assert woken and waited < 1.0  # at the commit, not after the 3 s interval
+        assert follower.wait_for_change(0.2) is False  # nothing committed since
+    else:
+        assert not woken and waited >= 0.3
