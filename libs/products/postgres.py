@@ -31,6 +31,7 @@ class PostgresProductStore(PostgresDatabase, SqlProductStore):
     """Shared by every gateway replica."""
 
     placeholder = "%s"
+    notifies = True
 
     def __init__(self, dsn: str, pool_max: int = 4, timeout_s: float = 2.0) -> None:
         super().__init__(dsn, SCHEMA, pool_max, timeout_s)

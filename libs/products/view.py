@@ -13,6 +13,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 from libs.errors import UnavailableError
 from libs.products.model import Product, ProductContent
@@ -30,6 +31,7 @@ class CatalogView:
         self.cursor = 0  # change_seq of the last change applied
         self.stale = True  # nothing read yet, or the last poll failed
         self._outage_logged = False
+        self._waiter = ThreadPoolExecutor(1, thread_name_prefix="catalog-wait")  # follow's waits for changes
         self._refreshing = asyncio.Lock()  # one refresh at a time: two could apply their reads out of order
         # Called with each batch of changes as it is applied (on the event loop), e.g. to update search indexes.
         self.listeners: list[Callable[[Sequence[Product]], None]] = []
@@ -91,8 +93,12 @@ class CatalogView:
                 self._outage_logged = True
             else:
                 self._outage_logged = False
-            # Woken by a committed change where the store can tell (PostgreSQL's NOTIFY), else after interval_s.
-            await asyncio.to_thread(self.store.wait_for_change, interval_s)
+            if self.store.notifies:
+                # Woken by a committed change (PostgreSQL's NOTIFY), at the latest after interval_s; on a thread of
+                # its own, so the wait never holds one of the default executor's few threads.
+                await asyncio.get_running_loop().run_in_executor(self._waiter, self.store.wait_for_change, interval_s)
+            else:
+                await asyncio.sleep(interval_s)
 
     async def unknown(self, product_ids: Sequence[str]) -> list[str]:
         """Those of `product_ids` the catalogue has no row for, asking the store about those this view lacks (it
