@@ -31,19 +31,23 @@ def catalog(stack):
 
 def _explained(gateway, word: str, user: str = "") -> common_pb2.ScoredProduct:
     """The new product's result for a Search of its own title word, with every measured piece of evidence (waits
-    for retrieval to index it: within 2 s of its upsert)."""
+    for retrieval to index it: within 2 s of its upsert). A response served just before the services counted new
+    purchases cannot be explained with its served score after (RESULT_CHANGED): then a new Search."""
     deadline = time.monotonic() + SIGNALS_S
     while True:
         resp = gateway.Search(gpb.SearchRequest(query=word, user_id=user, page_size=5), timeout=20)
         if resp.results and word.upper() in resp.results[0].product.title:
-            break
-        assert time.monotonic() < deadline, "the new product is not found"
+            pid = resp.results[0].product.product_id
+            try:
+                out = gateway.ExplainResult(
+                    gpb.ExplainResultRequest(attribution_token=resp.attribution_token, product_ids=[pid]), timeout=20
+                )
+                return out.results[0]
+            except grpc.RpcError as exc:
+                if exc.code() != grpc.StatusCode.FAILED_PRECONDITION:
+                    raise
+        assert time.monotonic() < deadline, "the new product is not found, or never explained"
         time.sleep(0.1)
-    pid = resp.results[0].product.product_id
-    out = gateway.ExplainResult(
-        gpb.ExplainResultRequest(attribution_token=resp.attribution_token, product_ids=[pid]), timeout=20
-    )
-    return out.results[0]
 
 
 def _evidence(result: common_pb2.ScoredProduct, kind: int) -> list:
