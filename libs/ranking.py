@@ -24,6 +24,7 @@ from libs.scoring import (
     EncodeQuery,
     Infer,
     Versions,
+    NewSignals,
     NewTitles,
     arm_of,
     encode_or_degrade,
@@ -54,8 +55,10 @@ class RankingCore:
         versions: Versions,
         bundle_id: str = "",
         new_titles: NewTitles | None = None,
+        new_signals: NewSignals | None = None,
     ) -> None:
         self.store = store
+        self.new_signals = new_signals  # new products' recorded-purchase signals (libs.fresh_signals)
         self.titles = list(titles)
         self.matcher = TitleMatcher(self.titles)
         self.fusion = fusion
@@ -85,7 +88,13 @@ class RankingCore:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         cands = await resolve_candidates(
-            self.store, self.titles, product_ids, self.new_titles, self.encode, timeout * 0.4
+            self.store,
+            self.titles,
+            product_ids,
+            self.new_titles,
+            self.encode,
+            timeout * 0.4,
+            new_signals=self.new_signals,
         )
         cand_idx = cands.idx
         degradations: list[d.Degradation] = []
@@ -95,7 +104,9 @@ class RankingCore:
             emb = await encode_or_degrade(self.encode, [query], timeout * 0.4, degradations)
             query_emb = None if emb is None else emb[0]
         inputs = {
-            m: ranker(m).inputs(self.store, ctx, cand_idx, query_emb if ranker(m).reads_query else None, cands.new_emb)
+            m: cands.with_new_signals(
+                ranker(m).inputs(self.store, ctx, cand_idx, query_emb if ranker(m).reads_query else None, cands.new_emb)
+            )
             for m in models
         }
         scores = await run_models(self.infer, inputs, max(deadline - loop.time(), 0.001), degradations)

@@ -9,19 +9,23 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 
 from libs import domain as d
 from libs.errors import DeadlineError, FieldViolation, InvalidArgumentError, UnavailableError, invalid
-from libs.features import FeatureStore, UserContext
+from libs.features import FeatureStore, Pop, UserContext
+from libs.features.fresh import NewProductRows
 from libs.features.frequency import frequency_prior
 from libs.fusion import PRIOR, Fusion
-from libs.model_io import SCORE
+from libs.model_io import CAND_NBR_IDS, CAND_NBR_MASK, CAND_NBR_WEIGHT, POP_FEATS, SCORE
 from libs.rankers import get as ranker
 from libs.rankers import variants
 
 Infer = Callable[[str, Mapping[str, np.ndarray], Sequence[str], float], Awaitable[dict[str, np.ndarray]]]
 # product_id -> the titles of those products newer than the bundle that the catalogue has (libs.products.view).
 NewTitles = Callable[[Sequence[str]], Awaitable[dict[str, str]]]
+# The recorded-purchase signals of products newer than the bundle, per candidate (libs.fresh_signals).
+NewSignals = Callable[[Sequence[str], pd.Index], NewProductRows]
 EncodeQuery = Callable[[Sequence[str], float], Awaitable[np.ndarray]]
 Versions = Callable[[str], Awaitable[str]]
 
@@ -77,6 +81,34 @@ class Candidates:
     idx: np.ndarray
     titles: list[str]
     new_emb: np.ndarray | None = None
+    new_rows: NewProductRows | None = None  # their recorded purchases' popularity and co-purchase neighbours
+
+    def with_new_signals(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return with_new_signals(inputs, self.idx, self.new_rows)
+
+
+def with_new_signals(
+    inputs: dict[str, np.ndarray], cand_idx: np.ndarray, rows: NewProductRows | None
+) -> dict[str, np.ndarray]:
+    """One scenario's ranker inputs (libs/rankers/, before masking) with the rows of the products newer than the
+    bundle (cand_idx < 0) filled with their recorded purchases' popularity and co-purchase neighbours (the input
+    builders leave them empty)."""
+    if rows is None:
+        return inputs
+    new = np.flatnonzero(np.asarray(cand_idx) < 0)
+    out = dict(inputs)
+    if POP_FEATS in out:
+        pop = out[POP_FEATS].copy()
+        # The similar-customers column stays as built (0: no similar customer's vector holds a new product).
+        columns = [c for c in range(pop.shape[-1]) if c != Pop.LOG_SIMILAR_CUSTOMERS_SCORE]
+        pop[0][np.ix_(new, columns)] = rows.pop[np.ix_(new, columns)]
+        out[POP_FEATS] = pop
+    if CAND_NBR_IDS in out:
+        ids, weight = out[CAND_NBR_IDS].copy(), out[CAND_NBR_WEIGHT].copy()
+        ids[0, new], weight[0, new] = rows.nbr_ids[new], rows.nbr_weight[new]
+        out[CAND_NBR_IDS], out[CAND_NBR_WEIGHT] = ids, weight
+        out[CAND_NBR_MASK] = (ids > 0).astype(np.float32)
+    return out
 
 
 async def resolve_candidates(
@@ -87,9 +119,10 @@ async def resolve_candidates(
     encode: EncodeQuery,
     timeout: float,
     field: str = "product_ids",
+    new_signals: NewSignals | None = None,
 ) -> Candidates:
     """INVALID_ARGUMENT names ids neither the bundle nor the catalogue knows. New products' titles are embedded by
-    `encode` (UnavailableError/DeadlineError when it cannot)."""
+    `encode` (UnavailableError/DeadlineError when it cannot); `new_signals` gives their recorded purchases' rows."""
     idx = store.item_index.get_indexer(list(product_ids)).astype(np.int64)
     unknown = [product_ids[i] for i in np.flatnonzero(idx < 0)]
     found = await new_titles(unknown) if unknown and new_titles is not None else {}
@@ -110,7 +143,8 @@ async def resolve_candidates(
         raise DeadlineError("text_encoder: new products' titles not embedded in time") from exc
     new_emb = np.zeros((len(idx), np.shape(emb)[1]), np.float32)
     new_emb[new] = emb
-    return Candidates(idx, names, new_emb)
+    rows = new_signals(list(product_ids), store.item_index) if new_signals is not None else None
+    return Candidates(idx, names, new_emb, rows)
 
 
 async def encode_or_degrade(

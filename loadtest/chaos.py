@@ -19,7 +19,17 @@ Phases, each with its targets (printed with the figure measured; exit 1 when one
   degraded answers only; retrieval down = OK or UNAVAILABLE with RetryInfo only; each is restarted and serves again.
 - overload: open loop at 10x the measured peak for 30 s: admitted answers' p99 within their deadline, the rest
   RESOURCE_EXHAUSTED, every process alive afterwards.
+- catalog-down: the catalogue's PostgreSQL database refuses connections for 8 s (--outage-s) under the closed loop
+  (loadtest/catalog_faults.py): every Search/Recommend OK, flagged STAGE_CATALOG; GetProduct/ListProducts/Search
+  serve the last read copy, flagged; Upsert/Delete UNAVAILABLE with RetryInfo, nothing of them stored; from the
+  moment the database is back, a write acknowledged <= 5 s and the product it wrote searchable <= 2 s after that.
+- write-kill: kill -9 of the gateway right after acknowledged UpsertProducts, 5 times x 40 acknowledged writes, on
+  PostgreSQL and then on SQLite (the gateway alone restarted on the SQLite events file): 0 acknowledged writes lost.
 - soak (opt-in, --soak-s): open loop at half of peak: 0 errors, RSS growth < 10 % per process.
+
+The stack runs with a catalogue write token (SHOP_CATALOG_WRITE_TOKEN) that the fuzzer sends, so CatalogService's
+writes are fuzzed through their validation, not stopped at auth; with a catalogue phase selected its catalogue is a
+throwaway database on the PostgreSQL server of --pg-url (SHOP_CATALOG_DSN).
 """
 
 from __future__ import annotations
@@ -29,21 +39,34 @@ import asyncio
 import json
 import logging
 import os
+import secrets
 import tempfile
 import time
 from collections.abc import Sequence
+from contextlib import ExitStack
 from pathlib import Path
 
 from libs.config import REPO_ROOT, REPORTS_DIR
 from libs.stack import Stack
+from loadtest.catalog import PG_URL, throwaway_database
+from loadtest.catalog_faults import catalog_down, database_name, restart_gateway, write_kill
 from loadtest.faults import health_of, inner_kill, overload, peak, soak, supervised, triton_kill
 from loadtest.hostile import fuzz_stack
 from loadtest.suite import Figure
 
-PHASES = ("fuzz", "triton", "inner", "overload")
+PHASES = ("fuzz", "triton", "inner", "overload", "catalog-down", "write-kill")
+CATALOG_PHASES = ("catalog-down", "write-kill")
 
 
-async def run(stack: Stack, phases: Sequence[str], fuzz_n: int, soak_s: float) -> tuple[list[Figure], dict]:
+async def run(
+    stack: Stack,
+    phases: Sequence[str],
+    fuzz_n: int,
+    soak_s: float,
+    pg: tuple[str, str] | None = None,
+    outage_s: float = 8.0,
+) -> tuple[list[Figure], dict]:
+    """`pg`: (admin URL, name) of the catalogue's PostgreSQL database, for the catalogue phases."""
     figures: list[Figure] = []
     details: dict = {}
     if "fuzz" in phases:
@@ -57,6 +80,23 @@ async def run(stack: Stack, phases: Sequence[str], fuzz_n: int, soak_s: float) -
             await _ready(stack)
             f, details[f"kill_{name}"] = await inner_kill(stack, name)
             figures += f
+    if "catalog-down" in phases:
+        await _ready(stack)
+        f, details["catalog_down"] = await catalog_down(stack, *pg, outage_s=outage_s)
+        figures += f
+    if "write-kill" in phases:
+        await _ready(stack)
+        f, details["write_kill_postgres"] = await write_kill(stack, "PostgreSQL")
+        figures += f
+        # What a kill tests is the gateway's own catalogue store: the gateway alone moves to the SQLite events file.
+        dsn = stack.env.pop("SHOP_CATALOG_DSN")
+        try:
+            await asyncio.to_thread(restart_gateway, stack)
+            f, details["write_kill_sqlite"] = await write_kill(stack, "SQLite")
+            figures += f
+        finally:
+            stack.env["SHOP_CATALOG_DSN"] = dsn
+            await asyncio.to_thread(restart_gateway, stack)
     if "overload" in phases or soak_s:
         await _ready(stack)
         peak_rps = await peak(stack)
@@ -113,6 +153,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--fuzz", type=int, default=10_000, help="hostile requests in the fuzz phase")
     parser.add_argument("--soak-s", type=float, default=0.0, help="soak duration (0 = no soak; the issue: 600)")
     parser.add_argument("--out", type=Path, default=REPORTS_DIR)
+    parser.add_argument("--outage-s", type=float, default=8.0, help="catalog-down: how long the database refuses")
+    parser.add_argument(
+        "--pg-url", default=PG_URL, help="PostgreSQL server (admin URL) for the catalogue phases' throwaway database"
+    )
     return parser.parse_args(argv)
 
 
@@ -124,13 +168,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level="INFO", format="%(asctime)s %(name)s %(message)s")
     logging.getLogger("grpc_reflection").setLevel(logging.WARNING)  # one line per descriptor file otherwise
     phases = [p for p in args.phases.split(",") if p]
-    with tempfile.TemporaryDirectory() as tmp:
-        stack = Stack(env={"SHOP_EVENTS_DB": str(Path(tmp) / "events.sqlite3")}, log_dir=REPO_ROOT / "build" / "chaos")
+    with tempfile.TemporaryDirectory() as tmp, ExitStack() as cleanup:
+        env = {
+            "SHOP_EVENTS_DB": str(Path(tmp) / "events.sqlite3"),
+            "SHOP_CATALOG_WRITE_TOKEN": secrets.token_hex(16),
+        }
+        pg = None
+        if any(p in CATALOG_PHASES for p in phases):
+            env["SHOP_CATALOG_DSN"] = cleanup.enter_context(throwaway_database(args.pg_url))
+            pg = (args.pg_url, database_name(env["SHOP_CATALOG_DSN"]))
+        stack = Stack(env=env, log_dir=REPO_ROOT / "build" / "chaos")
         print("starting the stack (Triton + 4 services, supervised) ...", flush=True)
         with stack:
             supervisor = supervised(stack)
             try:
-                figures, details = asyncio.run(run(stack, phases, args.fuzz, args.soak_s))
+                figures, details = asyncio.run(run(stack, phases, args.fuzz, args.soak_s, pg, args.outage_s))
             finally:
                 supervisor.set()
             details["restarts"] = stack.restarts

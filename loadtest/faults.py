@@ -16,6 +16,7 @@ from pathlib import Path
 import grpc
 from google.protobuf import message_factory
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from shop.common.v1 import common_pb2 as cpb
 
 from libs.bundles import load_bundle
 from libs.config import artifacts_dir
@@ -36,6 +37,7 @@ class Sample:
     degraded: bool = False
     retry_info: bool = False
     from_server: bool = False  # an error status built by a service (with details), not by the client's deadline
+    stages: tuple[str, ...] = ()  # the degradations' stages, e.g. ("CATALOG",)
 
 
 class Loop:
@@ -54,7 +56,8 @@ class Loop:
         start = time.monotonic()
         try:
             resp = await calls[rpc](msg, timeout=deadline_s)
-            return Sample(start, time.monotonic(), rpc, "OK", bool(resp.degradations))
+            stages = tuple(cpb.Stage.Name(x.stage).removeprefix("STAGE_") for x in resp.degradations)
+            return Sample(start, time.monotonic(), rpc, "OK", bool(resp.degradations), stages=stages)
         except grpc.aio.AioRpcError as exc:
             trailers = dict(exc.trailing_metadata() or ())
             retry = b"RetryInfo" in trailers.get("grpc-status-details-bin", b"")

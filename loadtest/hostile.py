@@ -32,11 +32,15 @@ def served_services(addr: str) -> list:
 
 async def fuzz_stack(stack: Stack, n: int) -> tuple[list[Figure], dict]:
     """`n` hostile requests at each public service the gateway serves, a tenth as many (at least 100) at each service
-    of every inner process: inner RPCs validate at their edge too."""
+    of every inner process: inner RPCs validate at their edge too. Every call carries the stack's catalogue write
+    token when it has one, so CatalogService's writes reach their validation rather than stopping at auth."""
     figures, details = [], {}
+    token = stack.env.get("SHOP_CATALOG_WRITE_TOKEN")
+    metadata = (("authorization", f"Bearer {token}"),) if token else ()
     for name, addr in stack.addresses.items():
         for service in served_services(addr):
-            f, details[service.full_name] = await fuzz(addr, n if name == "gateway" else max(n // 10, 100), service)
+            k = n if name == "gateway" else max(n // 10, 100)
+            f, details[service.full_name] = await fuzz(addr, k, service, metadata=metadata)
             figures += f
     return figures, details
 
@@ -61,14 +65,17 @@ async def fuzz(
     service=GATEWAY,
     concurrency: int = 8,
     seed: int = 12,
+    metadata: tuple = (),
 ) -> tuple[list[Figure], dict]:
     """`n` hostile requests over every method of `service` (a ServiceDescriptor) at `addr`; for the gateway, then
     a Recommend for each well-formed user id the requests touched. RESOURCE_EXHAUSTED is right only for requests
-    past gRPC's size limit; every INVALID_ARGUMENT must name a field of the request."""
+    past gRPC's size limit; every INVALID_ARGUMENT must name a field of the request. With `metadata` (a valid
+    token) no call may stop at auth (UNAUTHENTICATED / PERMISSION_DENIED)."""
     rng = random.Random(seed)
     methods = list(service.methods)
     label = service.name
     codes: Counter = Counter()
+    by_method: dict[str, Counter] = {m.name: Counter() for m in methods}
     bad_examples: list[dict] = []
     unnamed: list[dict] = []
     oversize_answers: Counter = Counter()
@@ -85,13 +92,14 @@ async def fuzz(
                 method, req = queue.get_nowait()
                 users.update(req.user_ids)
                 try:
-                    await calls[method.name](req.payload, timeout=10)
+                    await calls[method.name](req.payload, timeout=10, metadata=metadata)
                     code = "OK"
                 except grpc.aio.AioRpcError as exc:
                     code = exc.code().name
                     if code == "INVALID_ARGUMENT" and (names := _unnamed(exc, method, req)) and len(unnamed) < 1000:
                         unnamed.append({"method": method.name, "named": names[:3], "fields": req.hostile_fields[:5]})
                 codes[code] += 1
+                by_method[method.name][code] += 1
                 if req.oversize:
                     oversize_answers[code] += 1
                 elif code == "RESOURCE_EXHAUSTED" and len(bad_examples) < 20:
@@ -127,6 +135,16 @@ async def fuzz(
             not unnamed,
         )
     )
+    if metadata:
+        auth = {m: c["UNAUTHENTICATED"] + c["PERMISSION_DENIED"] for m, c in by_method.items()}
+        figures.append(
+            Figure(
+                f"fuzz {label} (token sent): answered UNAUTHENTICATED or PERMISSION_DENIED",
+                sum(auth.values()),
+                "0",
+                not any(auth.values()),
+            )
+        )
     wrong_size = sum(k for c, k in oversize_answers.items() if c != "RESOURCE_EXHAUSTED")
     figures.append(
         Figure(
@@ -155,6 +173,7 @@ async def fuzz(
         )
     return figures, {
         "codes": dict(codes),
+        "by_method": {m: dict(c) for m, c in by_method.items()},
         "forbidden_examples": bad_examples,
         "after": dict(after),
         "unnamed_examples": unnamed[:20],

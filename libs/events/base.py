@@ -18,6 +18,9 @@ MAX_FUTURE_S = 86_400.0
 DEFAULT_KINDS = (EventKind.PURCHASE, EventKind.ADD_TO_CART)
 Purchase = tuple[str, str, float, int, str]  # (user_id, product_id, ts, quantity, variant)
 Attributed = tuple[str, str, str, str]  # (attribution_token, variant, kind, product_id)
+# (event_id, product_id, user_id, ts, other event_id, other product_id): a purchase of product_id paired with one
+# other purchase of its basket (the same user's purchases at the same event time); ("", "") when it has none.
+BasketRow = tuple[str, str, str, float, str, str]
 
 
 def event_time_problem(ts: float, now: float) -> str | None:
@@ -65,6 +68,12 @@ class EventStore(abc.ABC):
     @abc.abstractmethod
     def read_purchases(self) -> list[Purchase]:
         """All purchases as (user_id, product_id, ts, quantity, variant), oldest first."""
+
+    @abc.abstractmethod
+    def baskets_of(self, product_ids: Sequence[str], after: float = -1.0) -> tuple[list[BasketRow], float]:
+        """The purchases of `product_ids`, each once per other purchase of its basket (once alone when none), where
+        either was recorded after position `after` of the store's recording order (-1: all), and the position to
+        pass next time. A caller drops the pairs (event ids) it has seen: a backend may return some twice."""
 
     @abc.abstractmethod
     def read_attributed(self) -> list[Attributed]:

@@ -10,6 +10,7 @@ from libs.events import migrations
 from libs.events.base import (
     DEFAULT_KINDS,
     Attributed,
+    BasketRow,
     EventConflictError,
     EventStore,
     Purchase,
@@ -29,6 +30,16 @@ RETURNING event_id
 
 def to_us(ts: float) -> int:
     return round(ts * 1e6)
+
+
+# How far before the position a caller passes baskets_of re-reads (see there).
+RECORDED_MARGIN_S = 30.0
+# A purchase `e` and each other purchase `o` of its basket (none: o's columns "").
+PG_BASKETS = (
+    "SELECT e.event_id, e.product_id, e.user_id, e.ts_us, COALESCE(o.event_id, ''), COALESCE(o.product_id, '') "
+    "FROM events e LEFT JOIN events o ON o.user_id = e.user_id AND o.ts_us = e.ts_us AND o.kind = e.kind "
+    "AND o.product_id <> e.product_id"
+)
 
 
 class PostgresEventStore(PostgresDatabase, EventStore):
@@ -88,6 +99,29 @@ class PostgresEventStore(PostgresDatabase, EventStore):
                 (EventKind.PURCHASE.value,),
             ).fetchall()
         return [(u, p, us / 1e6, q, v) for u, p, us, q, v in rows]
+
+    def baskets_of(self, product_ids: Sequence[str], after: float = -1.0) -> tuple[list[BasketRow], float]:
+        # Position = recorded_at (the inserting transaction's start): transactions commit out of that order, but
+        # none runs longer than the statement timeout, so re-reading RECORDED_MARGIN_S before `after` misses none.
+        with self._transaction() as conn:
+            head = conn.execute("SELECT extract(epoch FROM now())").fetchone()[0]
+            if not product_ids:
+                return [], float(head)
+            kind, ids = EventKind.PURCHASE.value, list(product_ids)
+            if after < 0:
+                rows = conn.execute(f"{PG_BASKETS} WHERE e.kind = %s AND e.product_id = ANY(%s)", (kind, ids))
+            else:
+                since = after - RECORDED_MARGIN_S
+                rows = conn.execute(
+                    f"{PG_BASKETS} WHERE e.recorded_at > to_timestamp(%s) AND e.kind = %s "
+                    "AND e.product_id = ANY(%s) UNION ALL "
+                    "SELECT e.event_id, e.product_id, e.user_id, e.ts_us, o.event_id, o.product_id FROM events o "
+                    "JOIN events e ON e.user_id = o.user_id AND e.ts_us = o.ts_us AND e.kind = o.kind "
+                    "AND e.product_id <> o.product_id WHERE o.recorded_at > to_timestamp(%s) AND o.kind = %s "
+                    "AND e.product_id = ANY(%s)",
+                    (since, kind, ids, since, kind, ids),
+                )
+            return [(e, p, u, us / 1e6, oe, o) for e, p, u, us, oe, o in rows.fetchall()], float(head)
 
     def read_attributed(self) -> list[Attributed]:
         with self._transaction() as conn:

@@ -11,12 +11,21 @@ from libs.events import migrations
 from libs.events.base import (
     DEFAULT_KINDS,
     Attributed,
+    BasketRow,
     EventConflictError,
     EventStore,
     Purchase,
     conflicts,
     response_body,
     response_from_body,
+)
+
+
+# A purchase `e` and each other purchase `o` of its basket (none: o's columns "").
+BASKETS = (
+    "SELECT e.event_id, e.product_id, e.user_id, e.ts, COALESCE(o.event_id, ''), COALESCE(o.product_id, '') "
+    "FROM events e LEFT JOIN events o ON o.user_id = e.user_id AND o.ts = e.ts AND o.kind = e.kind "
+    "AND o.product_id != e.product_id"
 )
 
 
@@ -73,6 +82,31 @@ class SqliteEventStore(SqliteDatabase, EventStore):
                 "SELECT user_id, product_id, ts, quantity, variant FROM events WHERE kind=? ORDER BY ts",
                 (EventKind.PURCHASE.value,),
             ).fetchall()
+
+    def baskets_of(self, product_ids: Sequence[str], after: float = -1.0) -> tuple[list[BasketRow], float]:
+        # Position = rowid: writers hold the database's write lock, so rows commit in rowid order. Read first, so
+        # a row committed during the query is returned again next time rather than skipped.
+        with self._session() as conn:
+            head = conn.execute("SELECT COALESCE(MAX(rowid), 0) FROM events").fetchone()[0]
+            if not product_ids:
+                return [], float(head)
+            marks = ",".join("?" * len(product_ids))
+            kind = EventKind.PURCHASE.value
+            if after < 0:  # everything: through the product index
+                sql = f"{BASKETS} WHERE e.kind = ? AND e.product_id IN ({marks})"
+                args: tuple = (kind, *product_ids)
+            else:
+                # What was recorded after `after`, through the rowid range (the unary + keeps SQLite off the
+                # product index, which would read every purchase of the products; CROSS JOIN keeps the new rows
+                # the outer loop): their purchases, and other purchases that joined their baskets.
+                sql = (
+                    f"{BASKETS} WHERE e.rowid > ? AND e.kind = ? AND +e.product_id IN ({marks}) UNION ALL "
+                    "SELECT e.event_id, e.product_id, e.user_id, e.ts, o.event_id, o.product_id FROM events o "
+                    "CROSS JOIN events e ON e.user_id = o.user_id AND e.ts = o.ts AND e.kind = o.kind "
+                    f"AND e.product_id != o.product_id WHERE o.rowid > ? AND o.kind = ? AND +e.product_id IN ({marks})"
+                )
+                args = (after, kind, *product_ids, after, kind, *product_ids)
+            return conn.execute(sql, args).fetchall(), float(head)
 
     def read_attributed(self) -> list[Attributed]:
         with self._session() as conn:

@@ -21,7 +21,16 @@ from libs.fusion import Fusion
 from libs.history import fresh_purchases, user_context
 from libs.rankers import get as ranker
 from libs.relevance import TitleMatcher
-from libs.scoring import EncodeQuery, Infer, NewTitles, Versions, arm_of, encode_or_degrade, resolve_candidates
+from libs.scoring import (
+    EncodeQuery,
+    Infer,
+    NewSignals,
+    NewTitles,
+    Versions,
+    arm_of,
+    encode_or_degrade,
+    resolve_candidates,
+)
 
 MAX_ITEMS = 100
 BUNDLE_NOT_LOADED = "BUNDLE_NOT_LOADED"  # ErrorInfo reason: asked to explain with a bundle this service does not hold
@@ -45,8 +54,10 @@ class ExplanationCore:
         versions: Versions | None = None,
         bundle_id: str = "",
         new_titles: NewTitles | None = None,
+        new_signals: NewSignals | None = None,
     ) -> None:
         self.store = store
+        self.new_signals = new_signals  # new products' recorded-purchase signals (libs.fresh_signals)
         self.versions = versions
         self.bundle_id = bundle_id  # the bundle whose models and side files this core holds (libs/bundles.py)
         self.titles = list(titles)
@@ -92,6 +103,7 @@ class ExplanationCore:
             self.new_titles if self.encode is not None else None,
             self.encode,
             timeout * 0.3,
+            new_signals=self.new_signals,
         )
         cand_idx = cands.idx
         degradations: list[d.Degradation] = []
@@ -134,6 +146,7 @@ class ExplanationCore:
             all_evidence,
             cands.titles,
             cands.new_emb,
+            cands.new_rows,
         )
         placed = placements(
             self.store,

@@ -120,13 +120,18 @@ def own_orders(ctx: UserContext) -> dict[int, Fact]:
     }
 
 
-def shop_orders(store: FeatureStore, cand_idx: np.ndarray) -> list[Fact]:
-    """Per candidate: its orders by all shoppers in the last RECENT_DAYS days, or all time when there were none."""
-    rows = store.pop[np.clip(cand_idx, 0, None)]
+def shop_orders(store: FeatureStore, cand_idx: np.ndarray, new_pop: np.ndarray | None = None) -> list[Fact]:
+    """Per candidate: its orders by all shoppers in the last RECENT_DAYS days, or all time when there were none.
+    Products newer than the bundle (index < 0) read their recorded orders from `new_pop` (libs.features.fresh), the
+    rows the rankers read for them; without it, or with none recorded, no fact."""
+    cand_idx = np.asarray(cand_idx, np.int64)
+    rows = store.pop[np.clip(cand_idx, 0, None)].copy()
+    new = cand_idx < 0
+    rows[new] = 0.0 if new_pop is None else np.asarray(new_pop)[new]
     recent, ever = orders_in_window(rows, RECENT_DAYS), orders_in_window(rows, None)
     return [
-        Fact() if c < 0 else Fact(count=int(r), window_days=RECENT_DAYS) if r else Fact(count=int(e))
-        for c, r, e in zip(np.asarray(cand_idx).tolist(), recent.tolist(), ever.tolist())
+        Fact() if c < 0 and not e else Fact(count=int(r), window_days=RECENT_DAYS) if r else Fact(count=int(e))
+        for c, r, e in zip(cand_idx.tolist(), recent.tolist(), ever.tolist())
     ]
 
 
@@ -169,9 +174,13 @@ def _recent_buyers(store: FeatureStore) -> sp.csc_matrix:
 
 
 def facts_for(
-    store: FeatureStore, ctx: UserContext, pieces: Sequence[Piece], cand_idx: np.ndarray
+    store: FeatureStore,
+    ctx: UserContext,
+    pieces: Sequence[Piece],
+    cand_idx: np.ndarray,
+    new_pop: np.ndarray | None = None,
 ) -> dict[int, list[Fact]]:
-    """piece index -> its facts per candidate, for the pieces that read a fact."""
+    """piece index -> its facts per candidate, for the pieces that read a fact (`new_pop`: see shop_orders)."""
     cand = np.asarray(cand_idx, np.int64).tolist()
     own = own_orders(ctx)
     out: dict[int, list[Fact]] = {}
@@ -181,7 +190,7 @@ def facts_for(
         elif piece.kind is d.EvidenceKind.REPEAT_PURCHASE:
             out[p] = [own.get(c, Fact()) for c in cand]
         elif piece.kind is d.EvidenceKind.POPULARITY:
-            out[p] = shop_orders(store, cand_idx)
+            out[p] = shop_orders(store, cand_idx, new_pop)
         elif piece.kind is d.EvidenceKind.SIMILAR_CUSTOMERS:
             out[p] = similar_buyers(store, ctx, cand_idx)
         elif piece.kind is d.EvidenceKind.PURCHASE_FREQUENCY:

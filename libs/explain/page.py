@@ -40,10 +40,11 @@ from libs.explain.evidence import Fact, Piece, facts_for, none_of, pieces_for, t
 from libs.explain.masking import Mask, masked_scenarios
 from libs.explain.wording import MIN_CONTRIBUTION, confidence, sentence
 from libs.features import FeatureStore, UserContext
+from libs.features.fresh import NewProductRows
 from libs.fusion import Fusion, never_bought
 from libs.rankers import get as ranker
 from libs.relevance import TitleMatcher
-from libs.scoring import Infer, prior_scores, run_models
+from libs.scoring import Infer, prior_scores, run_models, with_new_signals
 from libs.text import query_terms
 
 MAX_EVIDENCE_SHOWN = 8
@@ -91,9 +92,11 @@ async def explain_page(
     all_evidence: bool = False,
     cand_titles: Sequence[str] = (),
     new_cand_emb: np.ndarray | None = None,
+    new_rows: NewProductRows | None = None,
 ) -> list[d.Explanation]:
     """`explore`: the variant's repeat-vs-explore setting (libs.scoring.Arm). Candidates newer than the bundle
-    (cand_idx -1, libs.scoring.Candidates) are scored from `new_cand_emb` and matched by `cand_titles`. `term_emb`: the
+    (cand_idx -1, libs.scoring.Candidates) are scored from `new_cand_emb` and matched by `cand_titles`, with their
+    recorded purchases' popularity and co-purchase neighbours from `new_rows`. `term_emb`: the
     embeddings of the
     query with each term removed (libs.explain.term_drops), or an awaitable of them: the rankers score every other
     scenario while the variants are encoded, and only the query-reading rankers score the term scenarios after (for
@@ -103,7 +106,11 @@ async def explain_page(
     # In wire form before masking (libs/rankers/wire.py): the scenarios copy ids, not title embeddings.
     base = {
         m: ranker(m).to_wire(
-            ranker(m).inputs(store, ctx, cand_idx, query_emb if ranker(m).reads_query else None, new_cand_emb)
+            with_new_signals(
+                ranker(m).inputs(store, ctx, cand_idx, query_emb if ranker(m).reads_query else None, new_cand_emb),
+                cand_idx,
+                new_rows,
+            )
         )
         for m in models
     }
@@ -159,9 +166,10 @@ async def explain_page(
         att,
         query,
         matcher if query else None,
-        facts_for(store, ctx, pieces, cand_idx),
+        facts_for(store, ctx, pieces, cand_idx, None if new_rows is None else new_rows.pop),
         all_evidence,
         cand_titles,
+        None if new_rows is None else new_rows.nbr_ids,
     )
 
 
@@ -190,15 +198,20 @@ def explain_items(
     facts: Mapping[int, Sequence[Fact]] | None = None,
     all_evidence: bool = False,
     cand_titles: Sequence[str] = (),
+    new_nbr_ids: np.ndarray | None = None,
 ) -> list[d.Explanation]:
     """`facts`: piece index -> what the piece read about each candidate (libs.explain.evidence.facts_for);
     `all_evidence`: list every measured piece, not only the strongest (the sentence is the same either way);
-    `cand_titles`: the candidates' titles, read for those newer than the bundle (item < 0)."""
+    `cand_titles`: the candidates' titles, read for those newer than the bundle (item < 0), and `new_nbr_ids` their
+    co-purchase neighbours from recorded purchases (libs.features.fresh; [C, Kc] item_idx + 1)."""
     # Per piece, once: the product it names (a pandas lookup per candidate and piece was a third of the cost).
     named = [(str(store.item_index[p.item]), titles[p.item]) if p.item >= 0 else ("", "") for p in pieces]
     out = []
     for c, item in enumerate(cand_idx):
-        neighbours = set((store.nbr_ids[item] - 1).tolist()) if item >= 0 else set()
+        if item >= 0:
+            neighbours = set((store.nbr_ids[item] - 1).tolist())
+        else:
+            neighbours = set() if new_nbr_ids is None else set((new_nbr_ids[c] - 1).tolist())
         evidence = []
         for p, piece in enumerate(pieces):
             value = float(att.contributions[p, c])

@@ -76,21 +76,33 @@ class Catalog:
         await self._refresh_view()
         return result
 
-    async def get(self, product_id: str) -> Product:
+    async def get(self, product_id: str) -> tuple[Product, bool]:
+        """The product and whether it is the view's copy (the database is down: as last read, maybe stale)."""
         if why := validation.product_id_problem(product_id):
             raise invalid("product_id", why)
-        product = await asyncio.to_thread(self.store.get, product_id)
+        try:
+            product, stale = await asyncio.to_thread(self.store.get, product_id), False
+        except UnavailableError:
+            if self.view is None or (product := self.view.get(product_id)) is None:
+                raise  # not in the last known catalogue either: the caller should retry, not conclude NOT_FOUND
+            stale = True
         if product is None:
             raise NotFoundError(f"product {product_id!r} is not in the catalogue")
-        return product
+        return product, stale
 
-    async def list(self, page_size: int, page_token: str) -> tuple[list[Product], str]:
+    async def list(self, page_size: int, page_token: str) -> tuple[list[Product], str, bool]:
+        """A page, the next page's token, and whether the page is the view's copy (the database is down)."""
         size = validation.page_size(page_size, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
         after = _decode_token(page_token)
         # One more than asked tells whether a next page exists without a second query.
-        found = await asyncio.to_thread(self.store.page, after, size + 1)
+        try:
+            found, stale = await asyncio.to_thread(self.store.page, after, size + 1), False
+        except UnavailableError:
+            if self.view is None or self.view.cursor == 0:
+                raise  # nothing read yet: no last known catalogue to serve
+            found, stale = self.view.page(after, size + 1), True
         page = found[:size]
-        return page, (_encode_token(page[-1].product_id) if len(found) > size else "")
+        return page, (_encode_token(page[-1].product_id) if len(found) > size else ""), stale
 
     async def delete(self, product_ids: Sequence[str]) -> DeleteResult:
         ids = check_delete(product_ids)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import abc
 import json
+import time
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
@@ -99,6 +100,14 @@ class ProductStore(abc.ABC):
     @abc.abstractmethod
     def known(self, product_ids: Sequence[str]) -> set[str]:
         """Those of `product_ids` the store has a row for."""
+
+    notifies = False  # whether wait_for_change can return early (else followers just poll)
+
+    def wait_for_change(self, timeout_s: float) -> bool:
+        """Block until a writer may have changed the catalogue (True) or `timeout_s` passed (False); a follower's
+        wait between polls. This store cannot tell, so it waits the whole time (followers poll)."""
+        time.sleep(timeout_s)
+        return False
 
     @abc.abstractmethod
     def close(self) -> None: ...

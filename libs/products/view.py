@@ -1,8 +1,10 @@
 """One replica's in-memory copy of the catalogue, kept current by following the store's change sequence.
 
-Every replica polls "changes after my cursor" (one indexed query, usually empty) every `interval_s`, so a change
-acknowledged by any replica is seen by all within about that interval; after a restart the first poll reads the
-whole table (catch-up). With the database down the view keeps serving what it last read, flagged `stale`.
+Every replica reads "changes after my cursor" (one indexed query) as soon as the store says a change was committed
+(PostgreSQL: LISTEN/NOTIFY) and at least every `interval_s` (the catch-up; SQLite: the only trigger), so a change
+acknowledged by any replica is seen by all within about that interval, on PostgreSQL within a round trip; after a
+restart the first poll reads the whole table (catch-up). With the database down the view keeps serving what it last
+read, flagged `stale`.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 from libs.errors import UnavailableError
 from libs.products.model import Product, ProductContent
@@ -28,6 +31,7 @@ class CatalogView:
         self.cursor = 0  # change_seq of the last change applied
         self.stale = True  # nothing read yet, or the last poll failed
         self._outage_logged = False
+        self._waiter = ThreadPoolExecutor(1, thread_name_prefix="catalog-wait")  # follow's waits for changes
         self._refreshing = asyncio.Lock()  # one refresh at a time: two could apply their reads out of order
         # Called with each batch of changes as it is applied (on the event loop), e.g. to update search indexes.
         self.listeners: list[Callable[[Sequence[Product]], None]] = []
@@ -38,6 +42,10 @@ class CatalogView:
 
     def get(self, product_id: str) -> Product | None:
         return self.products.get(product_id)
+
+    def page(self, after_id: str, limit: int) -> list[Product]:
+        """ProductStore.page over this copy (ListProducts while the database is down; rare, so sorted per call)."""
+        return [self.products[p] for p in sorted(p for p in self.products if p > after_id)[:limit]]
 
     def _read_changes(self) -> list[Product]:
         """Every change after the cursor (blocking; run in a thread)."""
@@ -85,7 +93,12 @@ class CatalogView:
                 self._outage_logged = True
             else:
                 self._outage_logged = False
-            await asyncio.sleep(interval_s)
+            if self.store.notifies:
+                # Woken by a committed change (PostgreSQL's NOTIFY), at the latest after interval_s; on a thread of
+                # its own, so the wait never holds one of the default executor's few threads.
+                await asyncio.get_running_loop().run_in_executor(self._waiter, self.store.wait_for_change, interval_s)
+            else:
+                await asyncio.sleep(interval_s)
 
     async def unknown(self, product_ids: Sequence[str]) -> list[str]:
         """Those of `product_ids` the catalogue has no row for, asking the store about those this view lacks (it

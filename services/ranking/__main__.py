@@ -14,6 +14,8 @@ from libs.bundle_switch import BundleSwitch, PinnedTriton
 from libs.config import StoreSettings
 from libs.grpc_server import Registration, serve
 from libs.model_io import TEXT_ENCODER
+from libs.events import open_event_store
+from libs.fresh_signals import NewProductSignals
 from libs.products.store import open_catalog_store
 from libs.products.view import CatalogView
 from libs.rankers import names as ranker_names
@@ -29,8 +31,11 @@ async def main() -> None:
     triton = TritonClient(settings.triton.url, settings.triton.timeout_s)
     products = open_catalog_store(settings)
     view = CatalogView(products)
+    events = open_event_store(settings.events, settings.artifacts_dir)
+    signals = NewProductSignals(events, view)
 
     def build(state: ServingState, pinned: PinnedTriton) -> RankingCore:
+        signals.bundle_items = state.store.item_index
         return RankingCore(
             state.store,
             state.dataset.items["title"],
@@ -40,14 +45,18 @@ async def main() -> None:
             pinned.version,
             bundle_id=state.bundle.id,
             new_titles=view.titles,
+            new_signals=signals.rows,
         )
 
     switch = BundleSwitch(settings.artifacts_dir, triton, (*ranker_names(), TEXT_ENCODER), build)
     servicer = RankingServicer(switch.current, settings.triton.timeout_s)
     following = asyncio.create_task(view.follow(settings.catalog_poll_s))
+    counting = asyncio.create_task(signals.follow(settings.catalog_poll_s))
 
     async def close() -> None:
         following.cancel()
+        counting.cancel()
+        events.close()
         await triton.close()
         products.close()
 

@@ -12,9 +12,9 @@ from shop.gateway.v1 import gateway_service_pb2_grpc
 from libs.stack import Stack
 
 
-def _running_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+def _running_stack(tmp_path_factory: pytest.TempPathFactory, env: dict[str, str] | None = None) -> Iterator[Stack]:
     s = Stack(
-        env={"SHOP_EVENTS_DB": str(tmp_path_factory.mktemp("events") / "events.sqlite3")},
+        env={"SHOP_EVENTS_DB": str(tmp_path_factory.mktemp("events") / "events.sqlite3"), **(env or {})},
         log_dir=tmp_path_factory.mktemp("logs"),
     )
     s.start()

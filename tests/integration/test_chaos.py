@@ -11,16 +11,19 @@ import threading
 import pytest
 
 from loadtest import faults, hostile
+from tests.integration.conftest import _running_stack
 
 
 @pytest.fixture(scope="module")
-def supervised(own_stack):
-    stop = threading.Event()
-    thread = threading.Thread(target=own_stack.supervise, args=(stop, 0.2), daemon=True)
-    thread.start()
-    yield own_stack
-    stop.set()
-    thread.join()
+def supervised(tmp_path_factory):
+    """A private stack with a catalogue write token, which the fuzzer sends (writes fuzzed past auth)."""
+    for stack in _running_stack(tmp_path_factory, {"SHOP_CATALOG_WRITE_TOKEN": "chaos-write-token"}):
+        stop = threading.Event()
+        thread = threading.Thread(target=stack.supervise, args=(stop, 0.2), daemon=True)
+        thread.start()
+        yield stack
+        stop.set()
+        thread.join()
 
 
 def _assert_on_target(figures):
@@ -37,6 +40,10 @@ def test_hostile_requests_never_end_internal_unknown_or_unavailable(supervised):
         "shop.ranking.v1.RankingService",
         "shop.explanation.v1.ExplanationService",
     } <= set(details)
+    # CatalogService's writes were fuzzed through their validation: the write token got them past auth.
+    writes = details["shop.catalog.v1.CatalogService"]["by_method"]
+    assert all(writes[m].get("INVALID_ARGUMENT", 0) > 20 for m in ("UpsertProducts", "DeleteProducts"))
+    assert any("UNAUTHENTICATED or PERMISSION_DENIED" in f.name for f in figures)
     codes = details["shop.gateway.v1.GatewayService"]["codes"]
     assert codes.get("INVALID_ARGUMENT", 0) > 100 and codes.get("OK", 0) > 10 and codes.get("RESOURCE_EXHAUSTED", 0) > 0
 

@@ -20,6 +20,7 @@ from libs.events import EventConflictError, EventStore, SqliteEventStore, descri
 from libs.events import migrations
 from libs.events.base import response_from_body
 from libs.events.postgres import PostgresEventStore
+from libs.features.fresh import FreshSignals
 from libs.events.retention import expire_responses, prune_periodically
 from tests import backends
 
@@ -357,3 +358,29 @@ def test_responses_kept_before_shelves_read_back_without_them():
     del body["s"], body["c"]
     got = response_from_body("r", 1.0, json.dumps(body))
     assert (got.shelf, got.context, got.query) == ("", (), "tea set — ‘gift’")
+
+
+def test_baskets_of_pairs_each_purchase_with_the_rest_of_its_basket_and_follows_the_recording_order(store):
+    store.append(
+        [
+            _event("a", user="u1", product="NEW", ts=10.0),
+            _event("b", user="u1", product="85123A", ts=10.0),  # same basket as a
+            _event("c", user="u1", product="22423", ts=10.0),  # same basket as a
+            _event("d", user="u2", product="NEW", ts=10.0),  # alone
+            _event("e", user="u2", product="85123A", ts=11.0),  # another basket
+            _event("f", user="u3", product="NEW", ts=12.0, kind=EventKind.CLICK),  # not a purchase
+        ]
+    )
+    rows, position = store.baskets_of(["NEW"])
+    assert sorted(rows) == [
+        ("a", "NEW", "u1", 10.0, "b", "85123A"),
+        ("a", "NEW", "u1", 10.0, "c", "22423"),
+        ("d", "NEW", "u2", 10.0, "", ""),
+    ]
+    assert store.baskets_of([])[0] == [] and store.baskets_of(["NONE"])[0] == []
+    # Later: a purchase joining u2's basket, and one of an unrelated product.
+    store.append([_event("g", user="u2", product="22423", ts=10.0), _event("h", user="u9", product="22423")])
+    later, _ = store.baskets_of(["NEW"], position)
+    assert ("d", "NEW", "u2", 10.0, "g", "22423") in later
+    # A backend may return pairs again (PostgreSQL re-reads a margin); counted once, only g's pairing is new.
+    assert FreshSignals.build(rows).add(later) == 1

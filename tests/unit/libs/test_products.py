@@ -4,6 +4,7 @@ SQLite in tmp_path, PostgreSQL in a fresh database of a real server (see tests/p
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterator
 
 import pandas as pd
@@ -216,8 +217,9 @@ async def test_catalog_pages_tokens_and_errors(tmp_path):
     try:
         await catalog.upsert([_p(f"P{i}") for i in range(5)])
         assert view.get("P4") is not None  # this replica serves a write when it acknowledges it
-        first, token = await catalog.list(3, "")
-        second, last = await catalog.list(3, token)
+        first, token, stale = await catalog.list(3, "")
+        second, last, _ = await catalog.list(3, token)
+        assert not stale
         assert [p.product_id for p in first + second] == [f"P{i}" for i in range(5)] and last == ""
         with pytest.raises(InvalidArgumentError) as info:
             await catalog.list(3, "not a token")
@@ -231,6 +233,41 @@ async def test_catalog_pages_tokens_and_errors(tmp_path):
         with pytest.raises(InvalidArgumentError):
             await catalog.upsert([_p("P1", title="NEW TITLE"), _p("P2", price=Money("GBP", -1))])
         assert store.get("P1").content.title == _p().title  # all or nothing
+    finally:
+        store.close()
+
+
+class _Down(SqliteProductStore):
+    """A store whose database can be switched off (every call UnavailableError), as a refused PostgreSQL is."""
+
+    down = False
+
+    def _session(self):
+        if self.down:
+            raise UnavailableError("product store unavailable")
+        return super()._session()
+
+
+async def test_catalog_with_its_database_down_reads_the_views_copy_flagged_and_refuses_writes(tmp_path):
+    store = _Down(tmp_path / "c.sqlite3")
+    view = CatalogView(store)
+    catalog = Catalog(store, view)
+    try:
+        await catalog.upsert([_p(f"P{i}") for i in range(5)])
+        store.down = True
+        assert await catalog.get("P3") == (view.get("P3"), True)
+        first, token, stale = await catalog.list(3, "")
+        second, last, _ = await catalog.list(3, token)
+        assert stale and [p.product_id for p in first + second] == [f"P{i}" for i in range(5)] and last == ""
+        with pytest.raises(UnavailableError):
+            await catalog.get("P9")  # not in the copy: unknown, not NOT_FOUND
+        with pytest.raises(UnavailableError):
+            await catalog.upsert([_p("P1", title="NEW TITLE"), _p("P7")])
+        with pytest.raises(UnavailableError):
+            await catalog.delete(["P1"])
+        store.down = False
+        assert store.get("P1").content.title == _p().title and store.get("P7") is None  # nothing half-written
+        assert await catalog.get("P1") == (store.get("P1"), False)
     finally:
         store.close()
 
@@ -253,3 +290,27 @@ def test_unreachable_postgres_is_unavailable():
             store.get("A")
     finally:
         store.close()
+
+
+def test_postgres_wakes_a_follower_at_a_committed_change_and_sqlite_waits_out_the_interval(open_store):
+    writer, follower = open_store(), open_store()
+    writer.seed([_p("A")], now=1.0)
+    notifies = isinstance(follower, PostgresProductStore)
+    follower.wait_for_change(0.2)  # listening from here (the seed's notification, if any, is drained)
+    done: list[tuple[bool, float]] = []
+
+    def wait() -> None:
+        start = time.monotonic()
+        done.append((follower.wait_for_change(3.0 if notifies else 0.3), time.monotonic() - start))
+
+    thread = threading.Thread(target=wait)
+    thread.start()
+    time.sleep(0.1)
+    writer.upsert([_p("B")], now=2.0)
+    thread.join()
+    woken, waited = done[0]
+    if notifies:
+        assert woken and waited < 1.0  # at the commit, not after the 3 s interval
+        assert follower.wait_for_change(0.2) is False  # nothing committed since
+    else:
+        assert not woken and waited >= 0.3
