@@ -27,7 +27,7 @@ def setup():
     core = ExplanationCore(
         served.store, test.train.items["title"].tolist(), served.ranking.fusion, counting, served.ranking.encode
     )
-    requests = ex.sample_requests(served, test, users=2, queries=2, per_page=2, seed=0)
+    requests = ex.sample_requests(served, test, users=1, queries=1, per_page=2, seed=0)
     return served, core, counting, requests
 
 
@@ -69,7 +69,7 @@ def test_feature_ablation_equals_the_service_explanation(setup):
             assert baseline == pytest.approx(explained.baseline, abs=1e-6)
             assert np.abs(ours).max() > 0  # the evidence moves the score: the comparison is not vacuous
             checked += 1
-    assert checked == 8
+    assert checked == 4
 
 
 def test_every_explainer_runs_on_a_served_search_result(setup):

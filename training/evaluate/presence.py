@@ -34,6 +34,7 @@ from libs.text import query_terms
 HISTORY_KINDS = (d.EvidenceKind.PAST_PURCHASE, d.EvidenceKind.CO_PURCHASE_NEIGHBOUR, d.EvidenceKind.RECENT_EVENT)
 TERM_KINDS = (d.EvidenceKind.QUERY_TERM, d.EvidenceKind.QUERY_SIMILAR)
 TIMEOUT_S = 600.0  # offline: no deadline pressure
+CHUNK_ROWS = 256  # presence rows per batched ranker call
 
 
 def piece_key(kind: d.EvidenceKind, product_id: str = "", text: str = "") -> tuple:
@@ -90,6 +91,10 @@ class PresenceGame:
         z = np.atleast_2d(np.asarray(z)) > 0.5
         if z.shape[1] != self.size:
             raise ValueError(f"presence rows have {z.shape[1]} columns, the game has {self.size} pieces")
+        # LIME's 5,000 rows at once would hold GBs of masked inputs on a shared machine
+        return np.concatenate([self._score(z[i : i + CHUNK_ROWS]) for i in range(0, len(z), CHUNK_ROWS)])
+
+    def _score(self, z: np.ndarray) -> np.ndarray:
         masks = [self.masks_for(row) for row in z]
         inputs = {
             m: {k: v[1:] for k, v in masked_scenarios(x, masks, ranker(m).history_slots).items()}
