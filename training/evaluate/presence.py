@@ -52,7 +52,7 @@ def _drop_terms(terms: Sequence[str], absent: Sequence[int]) -> str:
     return " ".join(t for i, t in enumerate(terms) if i not in gone)
 
 
-@dataclass
+@dataclass(repr=False)  # its fields hold the feature store and the inputs: a repr takes minutes
 class PresenceGame:
     """f for one candidate of one request (`cand_idx` [1]); call it with a [n, M] 0/1 matrix."""
 
