@@ -58,7 +58,7 @@ EXPLAINERS = (
 )
 KERNEL = "shap KernelExplainer"
 VARIANT = "fused"
-USERS, QUERIES, PER_PAGE = 6, 6, 2  # 24 results: about 6 minutes on 2 shared cores
+USERS, QUERIES, PER_PAGE = 6, 6, 2  # 24 results: about 4 minutes of CPU
 DROP_K = 3
 LIME_SAMPLES = 5000
 TARGETS = {"deletion_auc_within": 0.05, "fewer_evaluations_than_kernel": 20.0}
