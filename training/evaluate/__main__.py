@@ -1,7 +1,8 @@
 """python -m training.evaluate: the offline evaluation table (see training/README.md).
 
-python -m training.evaluate [--models popularity,itemknn] [--no-search] [--no-shelves] [--reports DIR]
-    [--verbose] [--search-relevance-only]
+python -m training.evaluate [--models popularity,itemknn] [--no-search] [--no-shelves] [--no-explainers]
+    [--reports DIR] [--verbose] [--search-relevance-only]
+(the explainer comparison alone: python -m training.evaluate.explainers)
 """
 
 from __future__ import annotations
@@ -37,6 +38,11 @@ def main(argv: list[str] | None = None) -> int:
         "--no-shelves",
         action="store_true",
         help="skip the per-shelf evaluation (reports/shelves.*, training/evaluate/shelves.py)",
+    )
+    parser.add_argument(
+        "--no-explainers",
+        action="store_true",
+        help="skip the comparison with SHAP, LIME and Captum (reports/explainers.*, training/evaluate/explainers.py)",
     )
     parser.add_argument("--window-days", type=int, default=SplitConfig.window_days)
     parser.add_argument("--end", default=None, help="exclusive end of the test window (default: end of data)")
@@ -84,6 +90,13 @@ def main(argv: list[str] | None = None) -> int:
         shelf_results = shelves.evaluate_shelves(ds, *standard_splits(ds, config.split), log)
         paths |= shelves.write_reports(shelf_results, args.reports)
         print("\n" + shelves.markdown(shelf_results))
+    if not args.no_explainers:
+        from training.evaluate import explainers
+        from training.evaluate.split import standard_splits
+
+        compared = explainers.run_comparison(standard_splits(ds, config.split)[1], progress=not args.no_progress)
+        paths |= explainers.write_reports(compared, args.reports)
+        print("\n" + explainers.markdown(compared))
     print(f"\nwrote {', '.join(str(p) for p in paths.values())} in {time.perf_counter() - started:.0f}s")
     return 0
 
