@@ -27,6 +27,7 @@ from libs.features import POOL_MAX
 from libs.products.model import Product
 from libs.experiments import AttributionTokens, Variants
 from libs.on_demand import RESPONSE_TTL_S, ExplainedResults, OnDemand
+from libs.scoring import shelf_variant
 from libs.stages import Explainer, Ranking, Retrieval, StageResult
 
 log = logging.getLogger(__name__)
@@ -161,6 +162,7 @@ class GatewayCore:
     ) -> Page:
         """`shelf`: the Recommend shelf (None for Search), carried in the attribution token."""
         variant = self.variants.assign(user_id)
+        scored = shelf_variant(variant, shelf)  # ranking and explanation fuse with the shelf's weights
         degradations = list(retrieved.degradations)
         if self.catalog.stale:
             degradations.append(
@@ -173,7 +175,7 @@ class GatewayCore:
             return Page([], self.tokens.issue(variant, shelf), degradations, versions, variant)
         try:
             ranked = await self.ranking.rank(
-                user_id, query, candidates, page_size, variant, recent, budget.share(0.6 if explain else 0.95)
+                user_id, query, candidates, page_size, scored, recent, budget.share(0.6 if explain else 0.95)
             )
             items: list[d.ScoredItem] = ranked.items[:page_size]
             degradations += ranked.degradations
@@ -195,7 +197,7 @@ class GatewayCore:
         # A ranked page is kept (while it is being explained), so that its results can be explained on demand.
         kept = (
             asyncio.create_task(
-                self.on_demand.keep(token, user_id, query, variant, versions, items, recent, budget.remaining())
+                self.on_demand.keep(token, user_id, query, scored, versions, items, recent, budget.remaining())
             )
             if versions
             else None
@@ -203,7 +205,7 @@ class GatewayCore:
         if explain and items:
             try:
                 explained = await self.explainer.explain(
-                    user_id, query, [i.product_id for i in items], variant, recent, budget.share(0.95)
+                    user_id, query, [i.product_id for i in items], scored, recent, budget.share(0.95)
                 )
                 for item, explanation in zip(items, explained.items):
                     item.explanation = explanation

@@ -103,7 +103,7 @@ class ExplanationCore:
         explanations = await explain_page(
             self.store,
             self.titles,
-            self.fusion,
+            self.fusion.for_shelf(arm.shelf),
             self.infer,
             models,
             ctx,

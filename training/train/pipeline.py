@@ -7,6 +7,8 @@ Steps:
    worker processes, one thread each, so the same data gives the same weights) on purchases before the
    validation cut-off (14 days before the test window; examples = 14-day windows before it), score the validation
    window and fit the fusion weights on validation NDCG@20 -> fusion.json.
+   Per-shelf weights are fitted on the same validation scores by each shelf's objective
+   (training.train.shelf_fusion) -> fusion.json's "shelves".
    Then refit both with the same settings on purchases before the test cut-off, as every baseline in `make eval`
    is refitted. `make eval` scores the validation split with the first checkpoints and the test split with the
    refitted ones (neither window was ever a training label; features are rebuilt at each split's cut-off). The
@@ -52,6 +54,7 @@ from training.train.trainer import (
     train_members,
 )
 from training.train.titles import encode_titles
+from training.train.shelf_fusion import shelf_weights
 from training.train.tracking import RUNS_DIR, Validate, member_dir, new_run
 
 FUSION_STEP = 0.05  # weight grid over the simplex (21 points for two rankers)
@@ -172,6 +175,9 @@ def run(
     scores[PRIOR] = score_prior(store, validation.users)
     fusion = fit_fusion(scores, pools, validation.truth)
     fusion["validation_ndcg20_per_model"] = {n: float(ndcg_at_k(s, validation.truth)) for n, s in scores.items()}
+    fusion["shelves"] = shelf_weights(
+        fusion, models, store, ds, validation, scores, lambda m: print(m, file=sys.stderr)
+    )
     (out_dir / FUSION_FILE).write_text(json.dumps(fusion, indent=2) + "\n")
     report["fusion"] = fusion
     timings["fusion"] = time.perf_counter() - t

@@ -370,3 +370,28 @@ async def test_a_shelf_reaches_retrieval_and_travels_in_the_attribution_token(st
     assert core.tokens.variant_of(page.attribution_token, "t") == "fused"  # still a valid token of this deployment
     searched = await core.search("lantern", "", 5, False, Budget(time.monotonic() + 2.0))
     assert shelf_of_stored(searched.attribution_token) == ""
+
+
+async def test_ranking_and_explanation_are_asked_for_the_shelfs_weights_the_token_keeps_the_arm(store):
+    """On a shelf the gateway asks ranking and explanation for "<variant>+shelf=<SHELF>" (both fuse with the
+    shelf's weights); FOR_YOU and Search ask for the variant as it is; the attribution token carries the arm."""
+
+    class Seen(FakeRanking):
+        async def rank(self, user_id, query, candidates, page_size, variant, recent, timeout):
+            self.variant = variant
+            return await super().rank(user_id, query, candidates, page_size, variant, recent, timeout)
+
+    class SeenExplainer(FakeExplainer):
+        async def explain(self, user_id, query, product_ids, variant, recent, timeout, **kw):
+            self.variant = variant
+            return await super().explain(user_id, query, product_ids, variant, recent, timeout, **kw)
+
+    ranking, explainer = Seen(), SeenExplainer()
+    core = _core(store, ranking=ranking, explainer=explainer, variants="fused+explore=0.2:1")
+    page = await core.recommend("1", 5, True, _budget(2.0), d.Shelf.DISCOVER)
+    assert ranking.variant == explainer.variant == "fused+explore=0.2+shelf=DISCOVER"
+    assert page.variant == core.tokens.variant_of(page.attribution_token, "t") == "fused+explore=0.2"
+    await core.recommend("1", 5, True, _budget(2.0), d.Shelf.FOR_YOU)
+    assert ranking.variant == explainer.variant == "fused+explore=0.2"
+    await core.search("lantern", "1", 5, True, _budget(2.0))
+    assert ranking.variant == "fused+explore=0.2"
