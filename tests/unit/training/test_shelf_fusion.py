@@ -4,6 +4,7 @@ kept unless a trial beats them."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import scipy.sparse as sp
 
 from libs.fusion import PRIOR, Fusion
@@ -52,3 +53,21 @@ def test_lists_are_averaged_per_unit_first():
     objective = lists_objective(comps, cands, relevant, np.array([0, 0, 1]), k=1)
     assert objective(BASE.with_weights({"b": 1.0})) == (0.5 + 1.0) / 2
     assert objective(BASE.with_weights({"a": 1.0})) == (0.5 + 0.0) / 2
+
+
+def test_the_lists_ndcg_is_the_evaluations_ranked_list_ndcg():
+    from training.evaluate.metrics import ranked_list_ndcg
+
+    rng = np.random.default_rng(0)
+    comps, cands, relevant = [], [], []
+    for n in (3, 12, 25, 1):
+        comps.append({"a": rng.normal(size=n), "b": rng.normal(size=n)})
+        cands.append(rng.choice(100, n, replace=False))
+        relevant.append(np.concatenate([cands[-1][: max(1, n // 3)], [100 + n]]))  # one relevant outside the list
+    fusion = BASE.with_weights({"a": 0.3, "b": 0.7})
+    want = [
+        ranked_list_ndcg(c[np.argsort(-fusion.combine(s), kind="stable")][:10], r, 10)
+        for s, c, r in zip(comps, cands, relevant)
+    ]
+    got = lists_objective(comps, cands, relevant, np.arange(4), k=10)(fusion)
+    assert got == pytest.approx(np.mean(want), abs=1e-6)  # torchmetrics computes in float32
