@@ -71,3 +71,25 @@ def test_the_lists_ndcg_is_the_evaluations_ranked_list_ndcg():
     ]
     got = lists_objective(comps, cands, relevant, np.arange(4), k=10)(fusion)
     assert got == pytest.approx(np.mean(want), abs=1e-6)  # torchmetrics computes in float32
+
+
+def test_the_customer_ndcg_is_the_evaluations_restricted_ndcg():
+    from training.evaluate.metrics import ndcg_at_k
+    from training.evaluate.shelves import restricted
+
+    rng = np.random.default_rng(1)
+    n_users, n_items = 6, 40
+    components = {"a": rng.normal(size=(n_users, n_items)), "b": rng.normal(size=(n_users, n_items))}
+    components[PRIOR] = rng.normal(size=(n_users, n_items))
+    pools = rng.random((n_users, n_items)) < 0.7
+    components["a"][~pools] = -1.0e6 - np.arange(n_items)[None, :].repeat(n_users, 0)[~pools]  # the floor
+    dense = rng.random((n_users, n_items)) < 0.1
+    dense[3] = False  # a customer without ground truth does not count
+    truth = sp.csr_matrix(dense)
+    eligible = rng.random((n_users, n_items)) < 0.6
+    for weights in ({"a": 0.3, "b": 0.7, PRIOR: 0.1}, {"a": 1.0}):
+        fusion = BASE.with_weights(weights)
+        fused = np.where(pools, fusion.combine(components), components["a"])
+        want = ndcg_at_k(restricted(fused, eligible), truth.multiply(eligible).tocsr())
+        got = customer_objective(components, pools, truth.multiply(eligible).tocsr(), eligible, k=20)(fusion)
+        assert got == pytest.approx(want, abs=1e-6)
