@@ -46,7 +46,7 @@ from libs.shelves import frequently_bought_together
 from training.evaluate.baselines import ItemKNN, Popularity, lexicographic, recent_popularity, user_rows
 from training.evaluate.metrics import per_user_metrics, rank_scores, ranked_list_ndcg, ranking_order
 from training.evaluate.nbr_baselines import GPTopFreq, TifuKNN
-from training.evaluate.run import grid_points, seed_everything
+from training.evaluate.run import SEED, grid_points, seed_everything
 from training.evaluate.split import Split, TrainData
 from training.evaluate.stats import paired_bootstrap
 
@@ -213,7 +213,7 @@ def _per_user(scores: np.ndarray, split: Split, shelf: str) -> pd.DataFrame:
 
 
 def _fit_score(candidate: Candidate, params: dict, split: Split) -> np.ndarray:
-    seed_everything()
+    seed_everything(SEED)  # as training.evaluate.run fits its rows
     scorer = candidate.factory(**params)
     scorer.fit(split.train)
     return np.asarray(scorer.score(list(split.users)))
