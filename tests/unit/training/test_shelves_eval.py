@@ -14,7 +14,9 @@ from training.evaluate.shelves import (
     RecentCoPurchase,
     RepurchaseCycle,
     Substitutions,
+    BUY_AGAIN,
     _count_ranker,
+    _fit_score,
     _invoice_metrics,
     _per_user,
     _similar_metrics,
@@ -126,3 +128,12 @@ def test_nearest_titles_by_cosine_never_itself():
     emb = np.array([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0], [2.0, 0.1]])
     assert nearest_titles(emb, 0, 2).tolist() == [3, 1]  # cosine, not dot product: 3's length does not count
     assert 2 not in nearest_titles(emb, 2, 3).tolist()
+
+
+def test_every_buy_again_baseline_fits_and_scores_the_split(split):
+    """The rows' fit path (seeded as training.evaluate.run's), each baseline at its first grid point."""
+    from training.evaluate.run import grid_points
+
+    for candidate in BUY_AGAIN:
+        scores = _fit_score(candidate, grid_points(candidate.grid)[0], split)
+        assert scores.shape == (len(split.users), split.n_items) and np.isfinite(scores).all()
