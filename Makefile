@@ -14,7 +14,8 @@ export OMP_WAIT_POLICY := PASSIVE
 PYTEST_ARGS ?=
 
 .PHONY: venv buf protos data models models-if-absent eval run lint test test-unit test-integration bazel bazel-test \
-        k8s-validate load bench bench-scale chaos clean retrain rollout rollback ab-report loop-eval console browser bench-catalog
+        k8s-validate load bench bench-scale chaos clean retrain rollout rollback ab-report loop-eval console browser bench-catalog \
+        tensorboard
 
 venv: $(VENV)/.stamp
 $(VENV)/.stamp: requirements.txt
@@ -98,6 +99,13 @@ rollback:
 
 ab-report: protos
 	$(PY) -m tools.ab_report
+
+# Training curves: every `make models` / `make retrain` run writes TensorBoard event files under runs/<run>/
+# (training/train/tracking.py); the bundle manifest names its run.
+TB_PORT ?= 6006
+tensorboard: venv
+	@mkdir -p runs
+	$(VENV)/bin/tensorboard --logdir runs --host 127.0.0.1 --port $(TB_PORT)
 
 # Several minutes: replays 2 weeks through a private stack, retrains, scores (reports/loop.*).
 loop-eval: models-if-absent

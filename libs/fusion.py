@@ -25,6 +25,10 @@ score: explore x explore_span for products the customer never bought, 0 for the 
 the middle 98% of the fused scores over the validation candidates, so 1 puts practically every never-bought
 candidate first, and the term is additive and model-free: an explanation reports it as it is (a DISCOVERY piece).
 
+Shelves (libs.shelves) may have weights of their own, fitted on the same validation candidates by the shelf's own
+objective (training.train.shelf_fusion): `for_shelf` gives the Fusion a shelf ranks with, with the same centre,
+scale and explore_span (so every property above holds per shelf); a shelf without its own uses these weights.
+
 A ranker that is down is left out with the remaining weights unchanged (the order among candidates is still that
 of the ranker that answered; the response flags the degradation).
 """
@@ -49,6 +53,14 @@ class Fusion:
     centre: Mapping[str, float] = field(default_factory=dict)  # missing = 0
     scale: Mapping[str, float] = field(default_factory=dict)  # missing = 1
     explore_span: float = 0.0  # the fused score's spread on the validation candidates (see the module doc)
+    shelves: Mapping[str, Mapping[str, float]] = field(
+        default_factory=dict
+    )  # shelf (libs.domain.Shelf value) -> weights
+
+    def for_shelf(self, shelf: str) -> "Fusion":
+        """The fusion a shelf ranks with: its own weights when fitted, else these (same normalisation)."""
+        weights = self.shelves.get(shelf)
+        return Fusion(dict(weights), self.centre, self.scale, self.explore_span) if weights else self
 
     def combine(self, scores: Mapping[str, np.ndarray]) -> np.ndarray:
         """Fused scores (float64, same shape as each model's scores) over the weighted models present (the prior,
@@ -78,7 +90,7 @@ class Fusion:
             "centre": dict(self.centre),
             "scale": dict(self.scale),
             "explore_span": self.explore_span,
-        }
+        } | ({"shelves": {k: {"weights": dict(v)} for k, v in self.shelves.items()}} if self.shelves else {})
 
     @classmethod
     def from_dict(cls, blob: Mapping) -> "Fusion":
@@ -87,7 +99,10 @@ class Fusion:
             raise ValueError(
                 f"fusion file has no {'/'.join(missing)}: written by an older training run; run `make models` again"
             )
-        return cls(dict(blob["weights"]), dict(blob["centre"]), dict(blob["scale"]), float(blob["explore_span"]))
+        shelves = {k: dict(v["weights"]) for k, v in blob.get("shelves", {}).items()}  # absent: none fitted
+        return cls(
+            dict(blob["weights"]), dict(blob["centre"]), dict(blob["scale"]), float(blob["explore_span"]), shelves
+        )
 
     @classmethod
     def load(cls, path: Path) -> "Fusion":

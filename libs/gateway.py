@@ -29,6 +29,7 @@ from libs.products.model import Product
 from libs.experiments import AttributionTokens, ExplanationArms, Variants, present, shows_explanations
 from libs.explain.wording import showing_results_for
 from libs.on_demand import RESPONSE_NOT_KEPT, RESPONSE_TTL_S, ExplainedResults, OnDemand
+from libs.scoring import experiment_variant, shelf_variant
 from libs.stages import Explainer, Ranking, Retrieval, StageResult
 from libs.storefront import MAX_RESULTS, Browse, PagePosition, PageTokens, fingerprint, ordered
 
@@ -205,6 +206,7 @@ class GatewayCore:
         their page token is bound to) and on-demand explanations, and serves the first `page_size`."""
         browse = browse or Browse()
         variant = self.variants.assign(user_id)
+        scored = shelf_variant(variant, shelf)  # ranking and explanation fuse with the shelf's weights
         shown = self.explanation_arms.assign(user_id) if explain else ""
         degradations = self._catalog_flag() + list(retrieved.degradations)
         versions: list[d.ModelVersion] = []
@@ -216,7 +218,7 @@ class GatewayCore:
         ranked_list: list[d.ScoredItem] = []
         try:
             ranked = await self.ranking.rank(
-                user_id, query, candidates, MAX_RESULTS, variant, recent, budget.share(0.6 if explain else 0.95)
+                user_id, query, candidates, MAX_RESULTS, scored, recent, budget.share(0.6 if explain else 0.95)
             )
             ranked_list = ordered(ranked.items[:MAX_RESULTS], self._price, browse.order_by)
             items: list[d.ScoredItem] = ranked_list[:page_size]
@@ -244,7 +246,7 @@ class GatewayCore:
                     token,
                     user_id,
                     query,
-                    variant,
+                    scored,
                     versions,
                     ranked_list,
                     recent,
@@ -258,7 +260,7 @@ class GatewayCore:
             else None
         )
         if explain and items:
-            degradations += await self._explain(items, user_id, query, variant, recent, budget, shown, shelf, context)
+            degradations += await self._explain(items, user_id, query, scored, recent, budget, shown, shelf, context)
         next_token = ""
         if kept is not None:
             not_kept = await kept
@@ -320,8 +322,9 @@ class GatewayCore:
         next_token = (
             self.pages.issue(PagePosition(record.response_id, end), request) if end < len(record.results) else ""
         )
-        token = self.tokens.issue(record.variant, shelf, shown, response_id=record.response_id)
-        page = Page(self._priced(items), token, degradations, list(record.versions), record.variant, next_token)
+        variant = experiment_variant(record.variant)  # the kept list's is what ranking was asked for (the shelf's)
+        token = self.tokens.issue(variant, shelf, shown, response_id=record.response_id)
+        page = Page(self._priced(items), token, degradations, list(record.versions), variant, next_token)
         page.searched = record.query
         return page
 

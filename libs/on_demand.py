@@ -28,6 +28,7 @@ from libs.errors import (
 )
 from libs.events import EventStore
 from libs.explain.wording import confidence
+from libs.scoring import experiment_variant
 from libs.stages import Explainer
 
 log = logging.getLogger(__name__)
@@ -165,7 +166,7 @@ class OnDemand:
                 )
             explanation.confidence = confidence(score, page)  # against the served page, as the page's own
             items.append(d.ScoredItem(pid, title, score, explanation=explanation))
-        return ExplainedResults(items, out.versions, record.variant)
+        return ExplainedResults(items, out.versions, experiment_variant(record.variant))
 
 
 def _page_of(scores: Sequence[float], index: int, page_size: int) -> Sequence[float]:

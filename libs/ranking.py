@@ -113,9 +113,10 @@ class RankingCore:
         if not scores:
             raise UnavailableError("ranking: no ranker answered: " + "; ".join(x.reason for x in degradations))
         per_model = {m: s[0] for m, s in scores.items()}  # one scenario
-        prior = prior_scores(self.fusion, self.store, ctx, cand_idx)
-        fused = self.fusion.combine(per_model | prior)
-        discovery = self.fusion.discovery(arm.explore, never_bought(ctx.items, cand_idx)) if arm.explore else 0.0
+        fusion = self.fusion.for_shelf(arm.shelf)
+        prior = prior_scores(fusion, self.store, ctx, cand_idx)
+        fused = fusion.combine(per_model | prior)
+        discovery = fusion.discovery(arm.explore, never_bought(ctx.items, cand_idx)) if arm.explore else 0.0
         # Search: what the shopper typed first (libs.relevance); the fused personal score orders within a grade.
         relevance = self.matcher.relevance(query, cand_idx, cands.titles) if query else np.zeros(len(cand_idx))
         served = fused + discovery + relevance

@@ -31,6 +31,10 @@ Versions = Callable[[str], Awaitable[str]]
 
 
 EXPLORE = "+explore="  # variant suffix of the repeat-vs-explore setting, e.g. "fused+explore=0.3"
+# Variant suffix naming the shelf whose fusion weights score (libs.fusion.Fusion.for_shelf), e.g.
+# "fused+shelf=DISCOVER": the gateway adds it to what it asks ranking and explanation for (shelf_variant), so both
+# fuse alike; the experiment arm (attribution token, events) stays the variant without it.
+SHELF = "+shelf="
 
 
 @dataclass(frozen=True)
@@ -40,10 +44,15 @@ class Arm:
 
     models: tuple[str, ...]
     explore: float = 0.0
+    shelf: str = ""  # libs.domain.Shelf value whose fusion weights score; "" = the mixed list's
 
 
 def arm_of(variant: str) -> Arm:
-    """ "" = "fused"; a model arm ("fused", "gnn_only", ...) optionally followed by "+explore=<0..1>"."""
+    """ "" = "fused"; a model arm ("fused", "gnn_only", ...) optionally followed by "+explore=<0..1>", then
+    optionally by "+shelf=<SHELF>" (a libs.domain.Shelf value)."""
+    variant, has_shelf, shelf = (variant or "fused").partition(SHELF)
+    if has_shelf and shelf not in {s.value for s in d.Shelf}:
+        raise invalid("variant", f"unknown shelf {shelf!r}; one of {', '.join(s.value for s in d.Shelf)}")
     name, suffix, level = (variant or "fused").partition(EXPLORE)
     arms = variants()
     models = arms.get(name)
@@ -52,14 +61,25 @@ def arm_of(variant: str) -> Arm:
             "variant", f"unknown variant {variant!r}; one of {', '.join(arms)}, optionally followed by {EXPLORE}<0..1>"
         )
     if not suffix:
-        return Arm(models)
+        return Arm(models, 0.0, shelf)
     try:
         explore = float(level)
     except ValueError:
         explore = math.nan
     if not 0.0 <= explore <= 1.0:  # NaN fails too
         raise invalid("variant", f"explore setting {level!r} of {variant!r} must be a number in [0, 1]")
-    return Arm(models, explore)
+    return Arm(models, explore, shelf)
+
+
+def shelf_variant(variant: str, shelf: d.Shelf | None) -> str:
+    """What ranking and explanation are asked for on a shelf: the variant with "+shelf=<SHELF>" (None, FOR_YOU:
+    the variant as it is)."""
+    return variant if shelf in (None, d.Shelf.FOR_YOU) else f"{variant or 'fused'}{SHELF}{shelf.value}"
+
+
+def experiment_variant(variant: str) -> str:
+    """The experiment arm of a variant (without its shelf suffix): what clients and events see."""
+    return variant.partition(SHELF)[0]
 
 
 def models_of(variant: str) -> tuple[str, ...]:

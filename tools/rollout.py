@@ -79,7 +79,8 @@ def rollout(
         log(f"already serving {target.id}")
         return target.id
     both = {m: {current.versions.get(m, v), v} for m, v in target.versions.items()}
-    log(f"1/3 Triton loads {target.id} next to {current.id}: {target.versions}")
+    run = target.manifest.get("run") or "-"  # its training run in TensorBoard (runs/<run>)
+    log(f"1/3 Triton loads {target.id} (training run {run}) next to {current.id}: {target.versions}")
     load_versions(triton_url, both, repository, config_name, timeout_s, poll)
     log(f"2/3 CURRENT -> {target.id}; waiting for {len(services)} services to switch")
     set_current(root, target.id)

@@ -201,7 +201,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     current = current_id(root)
     for b in list_bundles(root):
-        print(f"{'*' if b.id == current else ' '} {b.id}  parent={b.parent}  events={b.manifest.get('events', {})}")
+        run = b.manifest.get("run") or "-"  # the TensorBoard run that trained it (runs/<run>; older bundles: none)
+        events = b.manifest.get("events", {})
+        print(f"{'*' if b.id == current else ' '} {b.id}  run={run}  parent={b.parent}  events={events}")
     return 0
 
 

@@ -10,6 +10,9 @@
    write the bundle (libs/bundles.py) with its manifest. CURRENT is not moved: `make rollout` does that after
    Triton has loaded N+1.
 
+Each member's loss per epoch (and in stage 1 its validation NDCG@20) goes to TensorBoard under runs/retrain-<time>/
+(training.train.tracking); the manifest names that run.
+
 `--data-end` cuts the prepared data first (make loop-eval: the weeks after it arrive as recorded events only).
 """
 
@@ -96,17 +99,33 @@ def _iso(epoch: float | None) -> str | None:
     return None if epoch is None else pd.Timestamp(epoch, unit="s", tz="UTC").isoformat()
 
 
-def _fine_tune(name: str, model, examples, n_items: int, item_emb: np.ndarray, cfg, queries, progress: bool, desc: str):
-    """Continue training each seed member of `model` (a SeedEnsemble or one module) on `examples`."""
+def _fine_tune(
+    name: str,
+    model,
+    examples,
+    n_items: int,
+    item_emb: np.ndarray,
+    cfg,
+    queries,
+    progress: bool,
+    desc: str,
+    tracking: tuple[Path, str] | None = None,
+    validate=None,
+):
+    """Continue training each seed member of `model` (a SeedEnsemble or one module) on `examples`; curves to
+    runs/<run>/<member> when `tracking` = (runs dir, run) is given (training.train.tracking)."""
     from training.models.rankers import SeedEnsemble
+    from training.train.tracking import member_dir
     from training.train.trainer import MemberJob, train_members
 
     members = list(model.members) if isinstance(model, SeedEnsemble) else [model]
+    descs = [f"{desc} {name} member {k}" for k in range(len(members))]
     jobs = [
-        MemberJob(name, replace(cfg, seed=cfg.seed + k), f"{desc} {name} member {k}", init=member)
-        for k, member in enumerate(members)
+        MemberJob(name, replace(cfg, seed=cfg.seed + k), d, init=m, log_dir=tracking and member_dir(*tracking, d))
+        for k, (m, d) in enumerate(zip(members, descs))
     ]
-    tuned, infos = map(list, zip(*train_members(jobs, examples, n_items, item_emb, queries, progress)))
+    trained = train_members(jobs, examples, n_items, item_emb, queries, progress, validate=validate)
+    tuned, infos = map(list, zip(*trained))
     return (SeedEnsemble(tuned).eval() if len(tuned) > 1 else tuned[0]), infos
 
 
@@ -117,6 +136,7 @@ def retrain(
     cfg: RetrainConfig,
     progress: bool = True,
     events_source: str = "",
+    runs: Path | None = None,
 ) -> Bundle:
     import torch
 
@@ -131,7 +151,8 @@ def retrain(
     from libs.fusion import PRIOR
     from training.train.trainer import SEED, TrainConfig, seed_everything
     from training.train.trainer import score_catalogue, score_prior, store_for
-    from training.train.pipeline import encode_queries, fit_fusion
+    from training.train.pipeline import CURVE_USERS, encode_queries, fit_fusion, validation_curve
+    from training.train.tracking import RUNS_DIR, new_run
 
     t0 = time.perf_counter()
     torch.set_num_threads(2)
@@ -149,6 +170,10 @@ def retrain(
     (root / "models").mkdir(exist_ok=True)
     queries = encode_queries(ds.items["title"].tolist(), root / "models", ds.version, encoder, progress)
     train_cfg = TrainConfig(epochs=cfg.epochs, lr=cfg.lr)
+    run_name = new_run("retrain")
+    tracking = (runs or RUNS_DIR, run_name)
+    store = store_for(validation.train.purchases, guests, item_emb, val_cut)
+    validate = validation_curve(store, validation, CURVE_USERS, SEED)
 
     models, training = {}, {}
     for name in ranker_names():
@@ -157,11 +182,20 @@ def retrain(
         examples = build_examples(purchases, guests, item_emb, cutoff, cfg.windows)
         for name in ranker_names():
             models[name], infos = _fine_tune(
-                name, models[name], examples, ds.n_items, item_emb, train_cfg, queries, progress, stage
+                name,
+                models[name],
+                examples,
+                ds.n_items,
+                item_emb,
+                train_cfg,
+                queries,
+                progress,
+                stage,
+                tracking,
+                validate if stage == "stage 1" else None,  # stage 2 trains on the validation window
             )
             training.setdefault(name, {})[stage] = {"cutoff": str(cutoff), "members": infos}
         if stage == "stage 1":  # out-of-sample: fit the fusion and measure on the validation window
-            store = store_for(validation.train.purchases, guests, item_emb, val_cut)
             scores = {n: score_catalogue(n, m, store, validation.users, progress=progress) for n, m in models.items()}
             pools = next(iter(scores.values())) > -1.0e5
             scores[PRIOR] = score_prior(store, validation.users)
@@ -198,6 +232,7 @@ def retrain(
         }
         (out / "train_report.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
         info = {
+            "run": run_name,
             "dataset": ds.version,
             "data_cutoff": str(cut or data_last),
             "trained_until": str(end),
@@ -246,6 +281,7 @@ def main(argv: list[str] | None = None) -> int:
             {
                 "bundle": bundle.id,
                 "parent": bundle.parent,
+                "run": bundle.manifest.get("run"),
                 "events": bundle.manifest["events"],
                 "validation": bundle.manifest["validation"],
             },

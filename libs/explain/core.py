@@ -129,7 +129,7 @@ class ExplanationCore:
         explanations = await explain_page(
             self.store,
             self.titles,
-            self.fusion,
+            self.fusion.for_shelf(arm.shelf),
             self.infer,
             models,
             ctx,

@@ -107,6 +107,14 @@ def _words(title: str) -> list[str]:
     return [w for w in re.findall(r"[a-z]+", title.lower()) if len(w) >= 3 and w not in STOP]
 
 
+def type_noun(title: str) -> str:
+    """A title's product type: its last word of 3+ letters that is not a size or packaging word (STOP), e.g.
+    "holder" for "WHITE HANGING HEART T-LIGHT HOLDER"; "" when it has none. Also the similar-items proxy's notion of
+    "the same kind of product" (training/evaluate/shelves.py)."""
+    words = _words(title)
+    return words[-1] if words else ""
+
+
 def _grades(intended: str, title_terms: list[list[str]]) -> np.ndarray:
     terms = analyse(intended)
     return np.array(
@@ -149,7 +157,7 @@ def build_queries(titles: list[str], product_ids: list[str]) -> list[SearchQuery
             out.append(SearchQuery(text, "phrase", grades, text))
         if sum(q.kind == "phrase" for q in out) == N_PHRASES:
             break
-    last = Counter(_words(t)[-1] for t in titles if _words(t))
+    last = Counter(noun for noun in map(type_noun, titles) if noun)
     types = [w for w, n in last.most_common() if n >= MIN_PHRASE_PRODUCTS and analyse(w)][:N_TYPES]
     for w in types:
         out.append(SearchQuery(w, "type", _grades(w, title_terms), w))

@@ -12,11 +12,16 @@ NDCG.
   turn is the context, the invoice's other products the ground truth (leave-one-in), averaged per invoice (the
   bootstrap's unit). Baselines: co-occurrence counts, lift (count / (orders of j + beta)), popularity. NDCG@10.
   The shelf: the FBT_CANDIDATES-style top-N co-purchases ordered by the fused rankers for the invoice's customer.
+- Similar items (a proxy: no purchase ground truth, SIMILAR_NOTE): test-window substitutions, i.e. a customer's
+  new product of the type noun of one they bought before and did not buy again; the shelf on the old product's page
+  should show the new one (NDCG@10, hit rate@10, recall@10) and products of its type (same_type@10). Baselines:
+  title-embedding kNN (the shelf's candidates in their own order), same-type popularity.
 
-The served shelves' models are the fused rankers (training.models.scorers.FusedScorer, libs.fusion weights as
-fitted on validation for the mixed list: no per-shelf weights yet). Metrics come from training.evaluate.metrics
-(torchmetrics, ideal DCG capped at K) and intervals from training.evaluate.stats.paired_bootstrap, against each
-shelf's best baseline by test NDCG.
+The served shelves' models are the fused rankers (training.models.scorers.FusedScorer) with each shelf's own
+fusion weights (libs.fusion.Fusion.for_shelf, fitted on validation by training.train.shelf_fusion; similar items:
+the mixed list's); MIXED_WEIGHTS rows show the mixed list's weights for reference. Metrics come from
+training.evaluate.metrics (torchmetrics, ideal DCG capped at K) and intervals from
+training.evaluate.stats.paired_bootstrap, against each shelf's best baseline by test NDCG.
 """
 
 from __future__ import annotations
@@ -34,12 +39,14 @@ import scipy.sparse as sp
 from libs.catalog import Dataset
 from libs.catalog.prepare import copurchase_matrix
 from libs.features import item_repurchase_cycle
-from libs.scoring import prior_scores
+from libs import domain as d
+from libs.fusion import PRIOR, Fusion
+from libs.scoring import shelf_variant
 from libs.shelves import frequently_bought_together
 from training.evaluate.baselines import ItemKNN, Popularity, lexicographic, recent_popularity, user_rows
 from training.evaluate.metrics import per_user_metrics, rank_scores, ranked_list_ndcg, ranking_order
 from training.evaluate.nbr_baselines import GPTopFreq, TifuKNN
-from training.evaluate.run import grid_points, seed_everything
+from training.evaluate.run import SEED, grid_points, seed_everything
 from training.evaluate.split import Split, TrainData
 from training.evaluate.stats import paired_bootstrap
 
@@ -47,6 +54,10 @@ DAY = 86400.0
 FBT_K, FBT_RECALL_K = 10, 20
 FBT_CANDIDATE_GRID = (10, 20, 50, 100)  # the shelf's co-purchase candidates (libs.shelves.FBT_CANDIDATES)
 SERVED = "fused_rankers"
+FBT_SHELF, SIMILAR_SHELF = d.Shelf.FREQUENTLY_BOUGHT_TOGETHER.value, d.Shelf.SIMILAR_ITEMS.value
+# The served model with the mixed list's fusion weights instead of the shelf's own (what the shelves served before
+# per-shelf weights): shown for reference, neither a baseline nor compared.
+MIXED_WEIGHTS = "fused_rankers_mixed_weights"
 
 
 # ------------------------------------------------------------------------------------------------------ baselines
@@ -202,7 +213,7 @@ def _per_user(scores: np.ndarray, split: Split, shelf: str) -> pd.DataFrame:
 
 
 def _fit_score(candidate: Candidate, params: dict, split: Split) -> np.ndarray:
-    seed_everything()
+    seed_everything(SEED)  # as training.evaluate.run fits its rows
     scorer = candidate.factory(**params)
     scorer.fit(split.train)
     return np.asarray(scorer.score(list(split.users)))
@@ -238,8 +249,10 @@ def customer_shelf(
     test: Split,
     served_scores: np.ndarray,
     log: Callable[[str], None],
+    mixed_scores: np.ndarray | None = None,
 ) -> dict:
-    """One customer shelf: its baselines tuned on validation, then every model on test, and the comparison."""
+    """One customer shelf: its baselines tuned on validation, then every model on test, and the comparison;
+    `served_scores` with the shelf's fusion weights, `mixed_scores` (reference row) with the mixed list's."""
     rows, values = [], {}
     metrics = ("ndcg@20", "recall@20", "hit_rate@10")
     for candidate in candidates:
@@ -257,19 +270,25 @@ def customer_shelf(
             }
         )
         log(f"  {shelf} {candidate.name} {params} test ndcg@20={rows[-1]['metrics']['ndcg@20']:.4f}")
-    per = _per_user(served_scores, test, shelf)
-    values[SERVED] = per["ndcg@20"].to_numpy()
-    rows.append(
-        {
-            "model": SERVED,
-            "description": "the shelf as served: its candidates ordered by the fused rankers",
-            "group": "served",
-            "params": {},
-            "validation": [],
-            "metrics": _summary(per, metrics),
-        }
-    )
-    log(f"  {shelf} {SERVED} test ndcg@20={rows[-1]['metrics']['ndcg@20']:.4f}")
+    served = [
+        (SERVED, "the shelf as served: its candidates ordered by the fused rankers, the shelf's weights", served_scores)
+    ]
+    if mixed_scores is not None:
+        served.append((MIXED_WEIGHTS, "the same with the mixed list's fusion weights (reference)", mixed_scores))
+    for name, description, scores in served:
+        per = _per_user(scores, test, shelf)
+        values[name] = per["ndcg@20"].to_numpy()
+        rows.append(
+            {
+                "model": name,
+                "description": description,
+                "group": "served" if name == SERVED else "reference",
+                "params": {},
+                "validation": [],
+                "metrics": _summary(per, metrics),
+            }
+        )
+        log(f"  {shelf} {name} test ndcg@20={rows[-1]['metrics']['ndcg@20']:.4f}")
     return {"shelf": shelf, "metric": "ndcg@20", "models": rows, "comparison": _compare(rows, values, "ndcg@20")}
 
 
@@ -332,6 +351,25 @@ def _count_ranker(train: TrainData, beta: float | None) -> Callable[[int, str, i
     return rank
 
 
+def _store(fused: Any):
+    """The feature store the fused rankers of a split read (training.models.scorers.FusedScorer)."""
+    return next(iter(fused.parts.values())).store
+
+
+def list_components(fused: Any, rows: Sequence[tuple[Any, np.ndarray]]) -> list[dict[str, np.ndarray]]:
+    """Each (user context, candidate items) row's scores per ranker and the prior (PRIOR), what Fusion.combine
+    fuses as ranking does; rows need at least one candidate."""
+    from libs.features.frequency import frequency_prior
+    from training.train.trainer import score_lists
+
+    store = _store(fused)
+    per_model = {name: score_lists(name, part.model, part.store, rows) for name, part in fused.parts.items()}
+    return [
+        {name: values[q] for name, values in per_model.items()} | {PRIOR: frequency_prior(store, ctx, cands)}
+        for q, (ctx, cands) in enumerate(rows)
+    ]
+
+
 def _popularity_ranker(train: TrainData) -> Callable[[int, str, int], np.ndarray]:
     order = np.argsort(-recent_popularity(train), kind="stable")
     return lambda _row, _user, item: order[order != item][:FBT_RECALL_K]
@@ -341,51 +379,48 @@ class FusedShelf:
     """The frequently-bought-together shelf as served: the top-n co-purchases of the context product
     (libs.shelves.frequently_bought_together over the feature store), ordered by the fused rankers' score for the
     invoice's customer (libs.fusion, prior included). Scored once for the largest n; a smaller n keeps the first n
-    co-purchases."""
+    co-purchases; `fusion` (the shelf's, or the mixed list's) is applied per ranker."""
 
     def __init__(self, fused: Any, invoices: Invoices, n_max: int) -> None:
-        from training.train.trainer import score_lists
-
-        parts = fused.parts
-        store = next(iter(parts.values())).store
+        store = _store(fused)
         queries, self.scored = [], {}
         for row, (user, items) in enumerate(zip(invoices.users, invoices.items)):
             ctx = store.user_context(user)
             for item in items:
                 together = frequently_bought_together(store.copurchase, [int(item)], n_max)
                 cands = np.array([j for j, _ in together], np.int64)
-                self.scored[(row, int(item))] = (cands, np.zeros(0))
+                self.scored[(row, int(item))] = (cands, {})
                 if len(cands):
                     queries.append(((row, int(item)), ctx, cands))
-        per_model = {
-            name: score_lists(name, part.model, part.store, [(c, x) for _, c, x in queries])
-            for name, part in parts.items()
-        }
-        for q, (key, ctx, cands) in enumerate(queries):
-            scores = {name: values[q] for name, values in per_model.items()}
-            self.scored[key] = (cands, fused.fusion.combine(scores | prior_scores(fused.fusion, store, ctx, cands)))
+        for (key, _, cands), values in zip(queries, list_components(fused, [(c, x) for _, c, x in queries])):
+            self.scored[key] = (cands, values)
 
-    def ranker(self, n: int) -> Callable[[int, str, int], np.ndarray]:
+    def ranker(self, n: int, fusion: Fusion) -> Callable[[int, str, int], np.ndarray]:
         def rank(row: int, _user: str, item: int) -> np.ndarray:
-            cands, fused = self.scored[(row, item)]
-            cands, fused = cands[:n], fused[:n]
-            return cands[np.argsort(-fused, kind="stable")][:FBT_RECALL_K]
+            cands, components = self.scored[(row, item)]
+            if not len(cands):
+                return cands
+            fused = fusion.combine({k: v[:n] for k, v in components.items()})
+            return cands[:n][np.argsort(-fused, kind="stable")][:FBT_RECALL_K]
 
         return rank
 
 
 def fbt_shelf(
     ds: Dataset, validation: Split, test: Split, fused: dict[str, Any], log: Callable[[str], None]
-) -> tuple[dict, FusedShelf, Invoices]:
+) -> tuple[dict, Callable[[int, str, int], np.ndarray], Invoices]:
     """Frequently bought together: baselines and the shelf's candidate count tuned on validation NDCG@10; also the
-    test shelf and invoices (for the served-path check)."""
+    test shelf's ranker as evaluated and the test invoices (for the served-path check)."""
     metrics = ("ndcg@10", "recall@20", "hit_rate@10")
     invoices = {"validation": Invoices.of(ds, validation), "test": Invoices.of(ds, test)}
     shelves = {name: FusedShelf(fused[name], invoices[name], max(FBT_CANDIDATE_GRID)) for name in invoices}
     splits = {"validation": validation, "test": test}
+    own = {name: fused[name].fusion.for_shelf(FBT_SHELF) for name in invoices}
 
     def value(name: str, make: Callable[[TrainData], Callable], split: str) -> pd.DataFrame:
-        return _invoice_metrics(invoices[split], make(splits[split].train) if name != SERVED else make(split))
+        return _invoice_metrics(
+            invoices[split], make(split) if name in (SERVED, MIXED_WEIGHTS) else make(splits[split].train)
+        )
 
     models = [
         (
@@ -403,9 +438,15 @@ def fbt_shelf(
         ("popularity", "orders in the last 28 days", {}, lambda p: lambda train: _popularity_ranker(train)),
         (
             SERVED,
-            "the shelf as served: its top-n co-purchases ordered by the fused rankers",
+            "the shelf as served: its top-n co-purchases ordered by the fused rankers, the shelf's weights",
             {"candidates": list(FBT_CANDIDATE_GRID)},
-            lambda p: lambda split: shelves[split].ranker(p["candidates"]),
+            lambda p: lambda split: shelves[split].ranker(p["candidates"], own[split]),
+        ),
+        (
+            MIXED_WEIGHTS,
+            "the same with the mixed list's fusion weights (reference)",
+            {"candidates": list(FBT_CANDIDATE_GRID)},
+            lambda p: lambda split: shelves[split].ranker(p["candidates"], fused[split].fusion),
         ),
     ]
     rows, values = [], {}
@@ -425,7 +466,7 @@ def fbt_shelf(
             {
                 "model": name,
                 "description": description,
-                "group": "served" if name == SERVED else "baseline",
+                "group": {SERVED: "served", MIXED_WEIGHTS: "reference"}.get(name, "baseline"),
                 "params": params,
                 "validation": trials,
                 "metrics": _summary(per, metrics),
@@ -440,18 +481,151 @@ def fbt_shelf(
             "models": rows,
             "comparison": _compare(rows, values, "ndcg@10"),
         },
-        shelves["test"],
+        shelves["test"].ranker(next(r["params"]["candidates"] for r in rows if r["model"] == SERVED), own["test"]),
         invoices["test"],
     )
 
 
+# ------------------------------------------------------------------------------------------------------ similar items
+SIMILAR_K = 10
+SIMILAR_NOTE = (
+    "PROXY (no purchase ground truth for substitutes): a customer bought j in the place of i when i and j share a "
+    "type noun (a title's last word, training.evaluate.search_relevance.type_noun), they bought i before the "
+    "cut-off and not again in the window, and bought j in the window but never before. One unit per (customer, type "
+    "noun): the context is their most recently bought such i, relevant = every such j; the list is the shelf for "
+    "that customer on i's page. same_type@10 = share of the first 10 results with i's type noun."
+)
+
+
+@dataclass(frozen=True)
+class Substitutions:
+    """The similar-items proxy's units (SIMILAR_NOTE): customer, context product, substitutes bought in its place."""
+
+    users: list[str]
+    contexts: np.ndarray
+    substitutes: list[np.ndarray]
+
+    @classmethod
+    def of(cls, split: Split, nouns: np.ndarray) -> "Substitutions":
+        p = split.train.purchases
+        last = p.groupby(["user_id", "item_idx"])["ts"].max()
+        users, contexts, substitutes = [], [], []
+        for row, user in enumerate(map(str, split.users)):
+            window = split.truth.indices[split.truth.indptr[row] : split.truth.indptr[row + 1]]
+            before = split.history.indices[split.history.indptr[row] : split.history.indptr[row + 1]]
+            new = np.setdiff1d(window, before)
+            replaced = np.setdiff1d(before, window)
+            for noun in sorted(set(nouns[new]) & set(nouns[replaced]) - {""}):
+                kin = replaced[nouns[replaced] == noun]
+                when = [last.get((user, int(i)), pd.Timestamp.min) for i in kin]
+                users.append(user)
+                contexts.append(int(kin[int(np.argmax(when))]))
+                substitutes.append(new[nouns[new] == noun].astype(np.int64))
+        return cls(users, np.asarray(contexts, np.int64), substitutes)
+
+
+def _similar_metrics(units: Substitutions, nouns: np.ndarray, rank: Callable[[int], np.ndarray]) -> pd.DataFrame:
+    """Per unit: NDCG@10, hit rate@10 and recall@10 against the substitutes, and the same-type share of the first
+    10; `rank(unit)` gives the ranked list."""
+    rows = []
+    for u, (context, relevant) in enumerate(zip(units.contexts, units.substitutes)):
+        ranked = rank(u)[:SIMILAR_K]
+        hits = np.isin(ranked, relevant)
+        rows.append(
+            {
+                "ndcg@10": ranked_list_ndcg(ranked, relevant, SIMILAR_K),
+                "hit_rate@10": float(hits.any()),
+                "recall@10": float(hits.sum() / len(relevant)),
+                "same_type@10": float(np.mean(nouns[ranked] == nouns[context])) if len(ranked) else 0.0,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def nearest_titles(embeddings: np.ndarray, item: int, n: int) -> np.ndarray:
+    """The n products whose title embeddings are nearest (cosine) to `item`'s, nearest first, never itself (what
+    retrieval's ANN gives the similar-items shelf, exactly)."""
+    unit = embeddings / np.maximum(np.linalg.norm(embeddings, axis=1, keepdims=True), 1e-12)
+    sim = unit @ unit[item]
+    sim[item] = -np.inf
+    return np.argsort(-sim, kind="stable")[:n]
+
+
+def similar_shelf(test: Split, fused: Any, embeddings: np.ndarray, log: Callable[[str], None]) -> dict:
+    """Similar items on the test window's substitution units (SIMILAR_NOTE): the shelf as served (its
+    SIMILAR_CANDIDATES nearest titles ordered by the fused rankers for the customer) against title-embedding kNN
+    and same-type popularity. No hyper-parameters."""
+    from libs.shelves import SIMILAR_CANDIDATES
+    from training.evaluate.search_relevance import type_noun
+
+    nouns = np.array([type_noun(t) for t in test.train.items["title"].astype(str)], dtype=object)
+    units = Substitutions.of(test, nouns)
+    popularity = recent_popularity(test.train)
+    store = _store(fused)
+    near = [nearest_titles(embeddings, int(i), SIMILAR_CANDIDATES) for i in units.contexts]
+    fusion = fused.fusion.for_shelf(SIMILAR_SHELF)
+    components = list_components(fused, [(store.user_context(u), c) for u, c in zip(units.users, near)])
+    ordered = [fusion.combine(c) for c in components]
+    served = [c[np.argsort(-f, kind="stable")] for c, f in zip(near, ordered)]
+
+    def same_type_popularity(u: int) -> np.ndarray:
+        i = int(units.contexts[u])
+        order = np.lexsort((-popularity, nouns != nouns[i]))
+        return order[order != i][:SIMILAR_K]
+
+    models = [
+        ("title_knn", "the nearest titles by MiniLM embedding (cosine)", lambda u: near[u]),
+        (
+            "same_type_popularity",
+            "products with the context's type noun by orders in the last 28 days",
+            same_type_popularity,
+        ),
+        (
+            SERVED,
+            f"the shelf as served: the {SIMILAR_CANDIDATES} nearest titles ordered by the fused rankers",
+            lambda u: served[u],
+        ),
+    ]
+    metrics = ("ndcg@10", "hit_rate@10", "recall@10", "same_type@10")
+    rows, values = [], {}
+    for name, description, rank in models:
+        per = _similar_metrics(units, nouns, rank)
+        values[name] = per["ndcg@10"].to_numpy()
+        group = "served" if name == SERVED else "baseline"
+        rows.append(
+            {
+                "model": name,
+                "description": description,
+                "group": group,
+                "params": {},
+                "validation": [],
+                "metrics": _summary(per, metrics),
+            }
+        )
+        log(f"  similar_items {name} test ndcg@10={rows[-1]['metrics']['ndcg@10']:.4f}")
+    return {
+        "shelf": "similar_items",
+        "metric": "ndcg@10",
+        "proxy": SIMILAR_NOTE,
+        "units": len(units.users),
+        "models": rows,
+        "comparison": _compare(rows, values, "ndcg@10"),
+    }
+
+
 def served_agreement(
-    test: Split, served_scores: np.ndarray, fbt: FusedShelf, invoices: Invoices, n: int, max_invoices: int = 200
+    test: Split,
+    served_scores: dict[str, np.ndarray],
+    fbt: Callable[[int, str, int], np.ndarray],
+    invoices: Invoices,
+    n: int,
+    max_invoices: int = 200,
 ) -> dict[str, dict]:
     """How often the shelves as the gateway serves them (retrieval's shelf candidates + the ranking core over the
-    served ONNX files, training.evaluate.served) return exactly the evaluated top 20: every test customer for buy it
-    again and discover, every product of the first `max_invoices` test invoices for frequently bought together."""
-    from libs import domain as d
+    served ONNX files, training.evaluate.served, each with its shelf's fusion weights as the gateway asks:
+    libs.scoring.shelf_variant) return exactly the evaluated top 20 (`served_scores` per shelf name; `fbt` the
+    evaluated frequently-bought-together ranker): every test customer for buy it again and discover, every product
+    of the first `max_invoices` test invoices for frequently bought together."""
     from libs.features import POOL_MAX
     from libs.shelves import FBT_CANDIDATES
     from training.evaluate.served import DEADLINE_S, ServedSearch
@@ -464,22 +638,23 @@ def served_agreement(
         cands, _ = await served.retrieval.user_candidates(user, [], POOL_MAX, shelf, context)
         if not cands:
             return []
+        variant = shelf_variant("fused", shelf)
         ranked = await served.ranking.rank(
-            user, "", [c.product_id for c in cands], FBT_RECALL_K, "fused", 0.0, [], DEADLINE_S
+            user, "", [c.product_id for c in cands], FBT_RECALL_K, variant, 0.0, [], DEADLINE_S
         )
         return ids.get_indexer([i.product_id for i in ranked.items]).tolist()
 
     out = {}
     for name, shelf in (("buy_again", d.Shelf.BUY_AGAIN), ("discover", d.Shelf.DISCOVER)):
         _, eligible = _shelf_truth(test, name)
-        expected = ranking_order(restricted(served_scores, eligible))[:, :FBT_RECALL_K]
+        expected = ranking_order(restricted(served_scores[name], eligible))[:, :FBT_RECALL_K]
         same = []
         for row, user in enumerate(test.users):
             got = asyncio.run(top(str(user), shelf))
             same.append(len(got) > 0 and got == expected[row, : len(got)].tolist())
         out[name] = {"lists": len(same), "same_top20_order": round(float(np.mean(same)), 6)}
     same = []
-    rank = fbt.ranker(n)
+    rank = fbt
     for row, (user, items) in enumerate(list(zip(invoices.users, invoices.items))[:max_invoices]):
         for item in items:
             got = asyncio.run(top(user, d.Shelf.FREQUENTLY_BOUGHT_TOGETHER, [ids[int(item)]]))
@@ -493,22 +668,56 @@ def served_agreement(
     return out
 
 
-def evaluate_shelves(ds: Dataset, validation: Split, test: Split, log: Callable[[str], None] = lambda _: None) -> dict:
+SHELVES = ("buy_again", "discover", "frequently_bought_together", "similar_items")
+
+
+def evaluate_shelves(
+    ds: Dataset,
+    validation: Split,
+    test: Split,
+    log: Callable[[str], None] = lambda _: None,
+    only: Sequence[str] = SHELVES,
+    served_check: bool = True,
+) -> dict:
+    """Every shelf of `only` (all by default; a subset while iterating), then the served-path check of the
+    evaluated buy again / discover / frequently bought together (`served_check`)."""
+    from training.evaluate.run import item_embeddings
     from training.models.scorers import FusedScorer
 
+    unknown = set(only) - set(SHELVES)
+    if unknown:
+        raise ValueError(f"unknown shelves {sorted(unknown)}; known: {', '.join(SHELVES)}")
     fused = {}
     for name, split in (("validation", validation), ("test", test)):
-        fused[name] = FusedScorer()
-        fused[name].fit(split.train)
-    served = fused["test"].score(list(test.users))
-    result = {
-        "buy_again": customer_shelf("buy_again", BUY_AGAIN, validation, test, served, log),
-        "discover": customer_shelf("discover", DISCOVER, validation, test, served, log),
-    }
-    result["frequently_bought_together"], fbt, invoices = fbt_shelf(ds, validation, test, fused, log)
-    n = next(r["params"]["candidates"] for r in result["frequently_bought_together"]["models"] if r["model"] == SERVED)
-    for name, agreement in served_agreement(test, served, fbt, invoices, n).items():
-        result[name]["served_agreement"] = agreement
+        if name == "test" or "frequently_bought_together" in only:
+            fused[name] = FusedScorer()
+            fused[name].fit(split.train)
+    customer = {"buy_again": (BUY_AGAIN, d.Shelf.BUY_AGAIN.value), "discover": (DISCOVER, d.Shelf.DISCOVER.value)}
+    served = {}
+    if set(customer) & set(only):
+        # The shelves' own fusion weights and the mixed list's (FOR_YOU: the reference rows), the rankers run once.
+        shelf_values = [value for _, value in customer.values()] + [d.Shelf.FOR_YOU.value]
+        scores = fused["test"].shelf_scores(list(test.users), shelf_values)
+        served = {name: scores[value] for name, (_, value) in customer.items()}
+    result, fbt = {}, None
+    for shelf, (candidates, value) in customer.items():
+        if shelf in only:
+            mixed = scores[d.Shelf.FOR_YOU.value]
+            result[shelf] = customer_shelf(shelf, candidates, validation, test, served[shelf], log, mixed)
+            result[shelf]["fusion_weights"] = dict(fused["test"].fusion.for_shelf(value).weights)
+    if "frequently_bought_together" in only:
+        result["frequently_bought_together"], fbt, invoices = fbt_shelf(ds, validation, test, fused, log)
+        weights = fused["test"].fusion.for_shelf(FBT_SHELF).weights
+        result["frequently_bought_together"]["fusion_weights"] = dict(weights)
+    if "similar_items" in only:
+        result["similar_items"] = similar_shelf(test, fused["test"], item_embeddings(test.n_items), log)
+        result["similar_items"]["fusion_weights"] = dict(fused["test"].fusion.for_shelf(SIMILAR_SHELF).weights)
+    if served_check and {"buy_again", "discover", "frequently_bought_together"} <= set(only):
+        n = next(
+            r["params"]["candidates"] for r in result["frequently_bought_together"]["models"] if r["model"] == SERVED
+        )
+        for name, agreement in served_agreement(test, served, fbt, invoices, n).items():
+            result[name]["served_agreement"] = agreement
     return result
 
 
@@ -518,8 +727,10 @@ def markdown(result: dict) -> str:
         "# Shelves: each against its own baselines (test split)",
         "",
         "Hyper-parameters on the validation split by the shelf's NDCG; the served model is the fused rankers over "
-        "the shelf's candidates (the mixed list's fusion weights). Interval: paired bootstrap 95% over "
-        "customers (invoices for frequently bought together) against the shelf's best baseline by test NDCG.",
+        "the shelf's candidates with the shelf's own fusion weights, fitted on validation by its own NDCG "
+        f"(training/train/shelf_fusion.py; {MIXED_WEIGHTS}: the mixed list's weights, for reference). Interval: "
+        "paired bootstrap 95% over customers (invoices for frequently bought together; (customer, type noun) units "
+        "for similar items) against the shelf's best baseline by test NDCG.",
         "",
     ]
     for shelf in result.values():
@@ -541,6 +752,10 @@ def markdown(result: dict) -> str:
                 + " |"
             )
         c = shelf["comparison"]
+        if proxy := shelf.get("proxy"):
+            lines += ["", f"{proxy} {shelf['units']} units."]
+        if weights := shelf.get("fusion_weights"):
+            lines += ["", "Fusion weights: " + ", ".join(f"{k} {v:g}" for k, v in weights.items()) + "."]
         lines += [
             "",
             f"{c['model']} vs {c['baseline']} ({c['metric']}): ratio {c['ratio']:.3f} "
@@ -569,7 +784,7 @@ def plot(result: dict, path: Path) -> None:
         ax.barh(
             [r["model"] for r in rows],
             [r["metrics"][shelf["metric"]] for r in rows],
-            color=["tab:orange" if r["group"] == "served" else "tab:blue" for r in rows],
+            color=[{"served": "tab:orange", "reference": "tab:gray"}.get(r["group"], "tab:blue") for r in rows],
         )
         ax.invert_yaxis()
         ax.set_title(f"{shelf['shelf']} ({shelf['metric']})")
@@ -603,10 +818,23 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     parser = argparse.ArgumentParser(prog="python -m training.evaluate.shelves", description=main.__doc__)
     parser.add_argument("--reports", type=Path, default=Path(__file__).resolve().parents[2] / "reports")
+    parser.add_argument(
+        "--shelves",
+        default=",".join(SHELVES),
+        help=f"comma-separated subset of {','.join(SHELVES)} (while iterating; the reports then hold only those)",
+    )
+    parser.add_argument("--no-served-check", action="store_true", help="skip the served-path top-20 check")
     args = parser.parse_args(argv)
     ds = load_dataset(default_artifacts_root())
     validation, test = standard_splits(ds)
-    result = evaluate_shelves(ds, validation, test, lambda msg: print(msg, file=sys.stderr, flush=True))
+    result = evaluate_shelves(
+        ds,
+        validation,
+        test,
+        lambda msg: print(msg, file=sys.stderr, flush=True),
+        [s for s in args.shelves.split(",") if s],
+        not args.no_served_check,
+    )
     paths = write_reports(result, args.reports)
     print(markdown(result))
     print(f"wrote {', '.join(str(p) for p in paths.values())}")

@@ -96,19 +96,36 @@ class FusedScorer:
 
     def scores_at(self, user_ids: Sequence[str], levels: Sequence[float]) -> dict[float, np.ndarray]:
         """The scores at each explore setting, the rankers run once."""
+        return self._fused(user_ids, levels, self.fusion, self._components(user_ids))
+
+    def shelf_scores(self, user_ids: Sequence[str], shelves: Sequence[str]) -> dict[str, np.ndarray]:
+        """The scores with each shelf's fusion weights (libs.fusion.Fusion.for_shelf; a libs.domain.Shelf value
+        each), at this scorer's explore setting, the rankers run once."""
+        components = self._components(user_ids)
+        return {
+            shelf: self._fused(user_ids, [self.explore], self.fusion.for_shelf(shelf), components)[self.explore]
+            for shelf in shelves
+        }
+
+    def _components(self, user_ids: Sequence[str]) -> dict[str, np.ndarray]:
         from training.train.trainer import score_prior
 
-        scores = {n: p.score(user_ids) for n, p in self.parts.items()}
-        first = next(iter(scores.values()))
+        store = next(iter(self.parts.values())).store
+        return {n: p.score(user_ids) for n, p in self.parts.items()} | {PRIOR: score_prior(store, user_ids)}
+
+    def _fused(
+        self, user_ids: Sequence[str], levels: Sequence[float], fusion: Fusion, components: dict[str, np.ndarray]
+    ) -> dict[float, np.ndarray]:
+        first = components[next(iter(self.parts))]
         pool = first > -1.0e5  # every ranker scores the same pool; outside it, the shared popularity floor
         store = next(iter(self.parts.values())).store
-        fused = np.where(pool, self.fusion.combine(scores | {PRIOR: score_prior(store, user_ids)}), first)
+        fused = np.where(pool, fusion.combine(components), first)
         new = pool.copy()
         for row, user in enumerate(user_ids):
             ctx = store.users.get(str(user))
             if ctx is not None:
                 new[row, ctx.items] = False
-        return {x: (fused + np.where(pool, self.fusion.discovery(x, new), 0.0)).astype(np.float32) for x in levels}
+        return {x: (fused + np.where(pool, fusion.discovery(x, new), 0.0)).astype(np.float32) for x in levels}
 
 
 for _r in rankers():

@@ -7,6 +7,8 @@ Steps:
    worker processes, one thread each, so the same data gives the same weights) on purchases before the
    validation cut-off (14 days before the test window; examples = 14-day windows before it), score the validation
    window and fit the fusion weights on validation NDCG@20 -> fusion.json.
+   Per-shelf weights are fitted on the same validation scores by each shelf's objective
+   (training.train.shelf_fusion) -> fusion.json's "shelves".
    Then refit both with the same settings on purchases before the test cut-off, as every baseline in `make eval`
    is refitted. `make eval` scores the validation split with the first checkpoints and the test split with the
    refitted ones (neither window was ever a training label; features are rebuilt at each split's cut-off). The
@@ -15,6 +17,10 @@ Steps:
    ONNX-vs-PyTorch parity check on real batches; then a TensorRT engine where TensorRT and a GPU exist.
 4. make that bundle 1 (training.bundles.adopt: artifacts/bundles/<id>/, CURRENT points at it); `make retrain`
    (training.retrain) builds the next ones from recorded events.
+
+Every member's loss per epoch, and at the validation cut-off its validation NDCG@20 per epoch (on CURVE_USERS
+validation customers), go to TensorBoard under runs/<run>/ (training.train.tracking; `make tensorboard`); the
+bundle's manifest and train_report.json name the run.
 """
 
 from __future__ import annotations
@@ -48,9 +54,14 @@ from training.train.trainer import (
     train_members,
 )
 from training.train.titles import encode_titles
+from training.train.shelf_fusion import shelf_weights
+from training.train.tracking import RUNS_DIR, Validate, member_dir, new_run
 
 FUSION_STEP = 0.05  # weight grid over the simplex (21 points for two rankers)
 PRIOR_GRID = tuple(round(0.025 * k, 3) for k in range(13))  # the prior's weight, fitted after the rankers'
+# Validation customers the per-epoch NDCG curve is computed on (a fixed sample: scoring them all after every epoch of
+# every member would add minutes to training; the fusion below is fitted on all of them).
+CURVE_USERS = 256
 
 
 def encode_queries(titles: list[str], out_dir: Path, key: str, model, progress: bool) -> QueryBank:
@@ -116,6 +127,8 @@ def run(
     dim: int = 64,
     seed: int = SEED,
     n_seeds: int = 2,
+    runs: Path = RUNS_DIR,
+    curve_users: int = CURVE_USERS,
 ) -> dict:
     from libs.catalog.store import load_dataset
     from training.evaluate.metrics import ndcg_at_k
@@ -136,7 +149,10 @@ def run(
     timings["encode"] = time.perf_counter() - t0
 
     cfg = TrainConfig(epochs=epochs, dim=dim, seed=seed)
+    run_name = new_run("train")
     report: dict = {
+        "run": run_name,
+        "runs_dir": str(runs),
         "dataset": ds.version,
         "config": asdict(cfg),
         "n_windows": n_windows,
@@ -145,16 +161,23 @@ def run(
         "text_encoder (synthetic; no real search logs)",
     }
     t = time.perf_counter()
-    models = train_at(validation, ds, item_emb, queries, cfg, n_windows, n_seeds, out_dir, reuse, progress, report)
+    store = store_for(validation.train.purchases, validation.train.guest_sales, item_emb, validation.cutoff)
+    tracking = (runs, run_name)
+    validate = validation_curve(store, validation, curve_users, seed)
+    models = train_at(
+        validation, ds, item_emb, queries, cfg, n_windows, n_seeds, out_dir, reuse, progress, report, tracking, validate
+    )
     timings["train"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    store = store_for(validation.train.purchases, validation.train.guest_sales, item_emb, validation.cutoff)
     scores = {name: score_catalogue(name, m, store, validation.users, progress=progress) for name, m in models.items()}
     pools = next(iter(scores.values())) > -1.0e5  # every ranker scores the same candidate pool
     scores[PRIOR] = score_prior(store, validation.users)
     fusion = fit_fusion(scores, pools, validation.truth)
     fusion["validation_ndcg20_per_model"] = {n: float(ndcg_at_k(s, validation.truth)) for n, s in scores.items()}
+    fusion["shelves"] = shelf_weights(
+        fusion, models, store, ds, validation, scores, lambda m: print(m, file=sys.stderr)
+    )
     (out_dir / FUSION_FILE).write_text(json.dumps(fusion, indent=2) + "\n")
     report["fusion"] = fusion
     timings["fusion"] = time.perf_counter() - t
@@ -168,7 +191,9 @@ def run(
     # `make eval` scores the test split with these, and they are what is exported and served.
     t = time.perf_counter()
     refit_report: dict = {}
-    models = train_at(test, ds, item_emb, queries, cfg, n_windows, n_seeds, out_dir, reuse, progress, refit_report)
+    models = train_at(
+        test, ds, item_emb, queries, cfg, n_windows, n_seeds, out_dir, reuse, progress, refit_report, tracking
+    )
     report["refit"] = refit_report | {"cutoff": str(test.cutoff)}
     timings["refit"] = time.perf_counter() - t
 
@@ -182,11 +207,25 @@ def run(
         from training.bundles import adopt
 
         (out_dir / "train_report.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
-        report["bundle"] = adopt(out_dir.parent, out_dir, {"dataset": ds.version}).id
+        report["bundle"] = adopt(out_dir.parent, out_dir, {"dataset": ds.version, "run": run_name}).id
     timings["total"] = time.perf_counter() - t0
     report["timings_s"] = {k: round(v, 1) for k, v in timings.items()}
     (out_dir / "train_report.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
     return report
+
+
+def validation_curve(store, validation, n_users: int, seed: int) -> Validate | None:
+    """A member's NDCG@20 on `n_users` validation customers (a fixed sample of those with purchases in the window),
+    scored as `make eval` scores a ranker (its candidate pool, the popularity floor outside); None for n_users 0."""
+    from training.evaluate.metrics import ndcg_at_k
+
+    if n_users <= 0:
+        return None
+    rows = np.flatnonzero(np.diff(validation.truth.indptr) > 0)
+    rows = np.sort(np.random.default_rng(seed).choice(rows, min(n_users, len(rows)), replace=False))
+    users = [validation.users[r] for r in rows]
+    truth = validation.truth[rows]
+    return lambda name, model: ndcg_at_k(score_catalogue(name, model, store, users), truth)
 
 
 def train_at(
@@ -201,10 +240,13 @@ def train_at(
     reuse: bool,
     progress: bool,
     report: dict,
+    tracking: tuple[Path, str] | None = None,
+    validate: Validate | None = None,
 ) -> dict[str, torch.nn.Module]:
     """Every ranker trained on purchases before `split.cutoff` (examples = 14-day windows before it; each ranker a
     seed ensemble of `n_seeds`), saved as checkpoints at that cut-off; with `reuse`, checkpoints already trained for
-    this dataset and settings are loaded instead."""
+    this dataset and settings are loaded instead. `tracking` = (runs dir, run): each member's curves go to
+    runs/<run>/<member> (`validate` adds the validation NDCG per epoch)."""
     examples = None  # built only when a ranker is trained (a minute of feature stores)
     models: dict[str, torch.nn.Module] = {}
     pending = []  # (ranker, checkpoint, member jobs) to train: all members of all rankers train together
@@ -222,14 +264,21 @@ def train_at(
                 continue
         if examples is None:
             examples = build_examples(split.train.purchases, split.train.guest_sales, item_emb, split.cutoff, n_windows)
+        descs = [f"{name} seed {cfg.seed + k} < {split.cutoff.date()}" for k in range(n_seeds)]
         jobs = [
-            MemberJob(name, replace(cfg, seed=cfg.seed + k), f"{name} seed {cfg.seed + k} < {split.cutoff.date()}")
-            for k in range(n_seeds)
+            MemberJob(name, replace(cfg, seed=cfg.seed + k), desc, log_dir=tracking and member_dir(*tracking, desc))
+            for k, desc in enumerate(descs)
         ]
         pending.append((name, path, jobs))
     trained = iter(
         train_members(
-            [j for _, _, jobs in pending for j in jobs], examples or [], ds.n_items, item_emb, queries, progress
+            [j for _, _, jobs in pending for j in jobs],
+            examples or [],
+            ds.n_items,
+            item_emb,
+            queries,
+            progress,
+            validate=validate,
         )
     )
     for name, path, jobs in pending:
@@ -325,6 +374,13 @@ def main(argv: list[str] | None = None) -> int:
         help="load rankers already trained for this dataset and settings instead of retraining",
     )
     parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--runs", type=Path, default=RUNS_DIR, help="TensorBoard runs dir (`make tensorboard`)")
+    parser.add_argument(
+        "--curve-users",
+        type=int,
+        default=CURVE_USERS,
+        help="validation customers of the per-epoch NDCG curve (0 = loss curves only)",
+    )
     parser.add_argument(
         "--check",
         action="store_true",
@@ -347,6 +403,8 @@ def main(argv: list[str] | None = None) -> int:
         args.dim,
         args.seed,
         args.seeds,
+        args.runs,
+        args.curve_users,
     )
     print(json.dumps(report["timings_s"]))
     return 0

@@ -11,6 +11,7 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -22,6 +23,7 @@ from libs.features.frequency import frequency_prior
 from libs.rankers import get as ranker
 from training.models.rankers import new_module
 from training.train.data import Example, QueryBank, make_batch
+from training.train.tracking import LOSS, VALIDATION_NDCG, EpochLog, Validate
 
 SEED = 0
 
@@ -78,8 +80,12 @@ def train_ranker(
     desc: str | None = None,
     init: torch.nn.Module | None = None,
     position: int | None = None,
+    log_dir: Path | None = None,
+    validate: Validate | None = None,
 ) -> tuple[torch.nn.Module, dict]:
-    """Train a fresh ranker, or continue training `init` (warm start: `make retrain`)."""
+    """Train a fresh ranker, or continue training `init` (warm start: `make retrain`). Each epoch's loss, and its
+    validation NDCG@20 when `validate` is given, go to TensorBoard event files in `log_dir` (training.train.tracking)
+    and to the returned info."""
     torch.set_num_threads(cfg.threads)
     rng = seed_everything(cfg.seed)
     model = new_model(name, n_items, item_emb, cfg) if init is None else init
@@ -91,7 +97,8 @@ def train_ranker(
         opt, lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (1.0 + math.cos(math.pi * min(s, steps) / max(steps, 1)))
     )
     bar = tqdm(total=steps, desc=desc or f"train {name}", unit="batch", disable=not progress, position=position)
-    history = []
+    history, curve = [], []
+    tracker = EpochLog(log_dir)
     started = time.perf_counter()
     model.train()
     for epoch in range(cfg.epochs):
@@ -115,19 +122,27 @@ def train_ranker(
             bar.update()
             bar.set_postfix(epoch=epoch + 1, loss=f"{total / n:.4f}")
         history.append(total / max(n, 1))
+        if validate is not None:
+            curve.append(float(validate(name, model.eval())))
+            model.train()
+        tracker.epoch(epoch + 1, {LOSS: history[-1], VALIDATION_NDCG: curve[-1] if curve else None})
     bar.close()
+    tracker.close()
     model.eval()
-    return model, {"loss_per_epoch": history, "examples": len(examples), "seconds": time.perf_counter() - started}
+    info = {"loss_per_epoch": history, "examples": len(examples), "seconds": time.perf_counter() - started}
+    return model, info | ({"validation_ndcg20_per_epoch": curve} if curve else {})
 
 
 @dataclass(frozen=True)
 class MemberJob:
-    """One model to train: a ranker with its config (its seed), optionally warm-started from `init`."""
+    """One model to train: a ranker with its config (its seed), optionally warm-started from `init`; its curves go
+    to `log_dir` (TensorBoard) when given."""
 
     name: str
     cfg: TrainConfig
     desc: str
     init: torch.nn.Module | None = None
+    log_dir: Path | None = None
 
 
 _SHARED: dict = {}  # what forked workers read (fork shares it; nothing is pickled but each job's index and result)
@@ -141,10 +156,12 @@ def train_members(
     queries: QueryBank | None = None,
     progress: bool = True,
     workers: int | None = None,
+    validate: Validate | None = None,
 ) -> list[tuple[torch.nn.Module, dict]]:
     """Train every job (e.g. the seed members of each ranker), in parallel worker processes, one per core, each on
     one thread: members are independent, so this is as fast as the cores allow and gives the same weights as
-    training them one after the other. `queries` go to the rankers that read a query."""
+    training them one after the other. `queries` go to the rankers that read a query; `validate` scores each member
+    after every epoch (in its worker: forked, not pickled)."""
     workers = min(len(jobs), workers or len(os.sched_getaffinity(0)))
     _SHARED.update(
         jobs=jobs,
@@ -154,6 +171,7 @@ def train_members(
         queries=queries,
         progress=progress,
         parallel=workers > 1,
+        validate=validate,
     )
     try:
         if workers <= 1:
@@ -186,6 +204,8 @@ def _train_job(index: int):
         desc=job.desc,
         init=init,
         position=index if s["parallel"] else None,
+        log_dir=job.log_dir,
+        validate=s["validate"],
     )
     if not s["parallel"]:
         return model, info

@@ -317,3 +317,23 @@ async def test_another_bundle_is_a_failed_precondition_and_the_held_one_is_named
     assert ex.score - ex.baseline == pytest.approx(sum(e.contribution for e in ex.evidence) + ex.interaction, abs=1e-9)
     shown = (await core.explain("1", "", ["A"], "fused", [], 1.0)).explanations[0]
     assert shown.sentence == ex.sentence and len(ex.evidence) >= len(shown.evidence)
+
+
+async def test_on_a_shelf_the_explained_score_is_the_one_ranking_served_with_the_shelfs_weights():
+    """ "fused+shelf=BUY_AGAIN": explanation fuses with the shelf's weights as ranking did (same score), which differ
+    from the mixed list's."""
+    from dataclasses import replace
+
+    from libs.ranking import RankingCore
+
+    fusion = replace(fakes.FUSION, shelves={"BUY_AGAIN": {GNN_RANKER: 0.9, TRANSFORMER_RANKER: 0.1}})
+    rankers = fakes.FakeRankers()
+    ranking = RankingCore(fakes.store(), fakes.TITLES, fusion, rankers.infer, fakes.encode, _version)
+    explainer = ExplanationCore(fakes.store(), fakes.TITLES, fusion, rankers.infer, fakes.encode, _version)
+    variant = "fused+shelf=BUY_AGAIN"
+    served = await ranking.rank("1", "", fakes.PRODUCTS, 3, variant, 0.0, [], 1.0)
+    mixed = await ranking.rank("1", "", fakes.PRODUCTS, 3, "fused", 0.0, [], 1.0)
+    assert [i.score for i in served.items] != [i.score for i in mixed.items]
+    out = await explainer.explain("1", "", [i.product_id for i in served.items], variant, [], 1.0)
+    for item, ex in zip(served.items, out.explanations):
+        assert ex.score == pytest.approx(item.score, abs=1e-9)

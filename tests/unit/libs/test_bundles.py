@@ -77,3 +77,16 @@ def test_rewind_serves_the_checkpoints_trained_before_a_date_and_says_so(tmp_pat
     assert [b.id for b in list_bundles(tmp_path)] == [frozen.id]
     with pytest.raises(FileNotFoundError):
         rewind(tmp_path, models, "2011-01-01")
+
+
+def test_the_listing_names_each_bundles_training_run(tmp_path, monkeypatch, capsys):
+    """The manifest's `run` (runs/<run>, TensorBoard) is shown where the bundles are listed; older bundles: '-'."""
+    from training import bundles
+
+    old = write_bundle(tmp_path, 1, _files(tmp_path, "one"), {}, parent=None)
+    new = write_bundle(tmp_path, 2, _files(tmp_path, "two"), {"run": "retrain-20261206T231500Z"}, parent=old.id)
+    monkeypatch.setenv("SHOP_ARTIFACTS_DIR", str(tmp_path))
+    assert bundles.main(["list"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith(f"  {old.id}  run=-  ")
+    assert lines[1].startswith(f"* {new.id}  run=retrain-20261206T231500Z  parent={old.id}")

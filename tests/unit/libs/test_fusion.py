@@ -79,3 +79,21 @@ def test_the_prior_is_one_more_term_and_never_fuses_alone():
     assert np.array_equal(f.term("c", p), np.zeros(2))  # no weight: no term
     with pytest.raises(ValueError):  # the prior is blended with rankers, not served in their place
         f.combine({PRIOR: p})
+
+
+def test_a_shelf_fuses_with_its_own_weights_and_the_same_normalisation(tmp_path):
+    import json
+
+    f = Fusion({"a": 0.5, "b": 0.5}, {"a": 1.0, "b": 0.0}, {"a": 2.0, "b": 4.0}, 3.0, {"DISCOVER": {"a": 1.0}})
+    discover = f.for_shelf("DISCOVER")
+    assert dict(discover.weights) == {"a": 1.0} and discover.centre == f.centre and discover.scale == f.scale
+    assert discover.explore_span == 3.0
+    assert f.for_shelf("BUY_AGAIN") is f  # no weights of its own: the mixed list's
+    scores = {"a": np.array([3.0, 5.0]), "b": np.array([8.0, 0.0])}
+    np.testing.assert_allclose(discover.combine(scores), [1.0, 2.0])
+    path = tmp_path / "fusion.json"
+    path.write_text(json.dumps(f.as_dict() | {"fitted_on": "validation"}))
+    assert Fusion.load(path) == f
+    blob = f.as_dict()
+    del blob["shelves"]  # files from before per-shelf weights: every shelf ranks with the mixed list's
+    assert Fusion.from_dict(blob).for_shelf("DISCOVER").weights == f.weights

@@ -557,3 +557,28 @@ async def test_the_explanation_arm_decides_what_an_explained_page_shows_and_trav
         assert Counting.calls - before == (arm != "none")  # "none" costs no explanation call
         unexplained = await core.search("lantern", "17850", 5, False, _budget())
         assert explanation_arm_of_stored(unexplained.attribution_token) == ""  # no explanation asked: no arm
+
+
+async def test_ranking_and_explanation_are_asked_for_the_shelfs_weights_the_token_keeps_the_arm(store):
+    """On a shelf the gateway asks ranking and explanation for "<variant>+shelf=<SHELF>" (both fuse with the
+    shelf's weights); FOR_YOU and Search ask for the variant as it is; the attribution token carries the arm."""
+
+    class Seen(FakeRanking):
+        async def rank(self, user_id, query, candidates, page_size, variant, recent, timeout):
+            self.variant = variant
+            return await super().rank(user_id, query, candidates, page_size, variant, recent, timeout)
+
+    class SeenExplainer(FakeExplainer):
+        async def explain(self, user_id, query, product_ids, variant, recent, timeout, **kw):
+            self.variant = variant
+            return await super().explain(user_id, query, product_ids, variant, recent, timeout, **kw)
+
+    ranking, explainer = Seen(), SeenExplainer()
+    core = _core(store, ranking=ranking, explainer=explainer, variants="fused+explore=0.2:1")
+    page = await core.recommend("1", 5, True, _budget(2.0), d.Shelf.DISCOVER)
+    assert ranking.variant == explainer.variant == "fused+explore=0.2+shelf=DISCOVER"
+    assert page.variant == core.tokens.variant_of(page.attribution_token, "t") == "fused+explore=0.2"
+    await core.recommend("1", 5, True, _budget(2.0), d.Shelf.FOR_YOU)
+    assert ranking.variant == explainer.variant == "fused+explore=0.2"
+    await core.search("lantern", "1", 5, True, _budget(2.0))
+    assert ranking.variant == "fused+explore=0.2"

@@ -145,3 +145,24 @@ async def test_products_newer_than_the_bundle_are_ranked_from_their_catalogue_ti
     with pytest.raises(InvalidArgumentError) as info:
         await core.rank("1", "", [fakes.PRODUCTS[1], "GONE"], 0, "fused", 0.0, [], 1.0)
     assert [v.field for v in info.value.violations] == ["product_ids[1]"]
+
+
+async def test_a_shelf_variant_ranks_with_the_shelfs_own_fusion_weights():
+    """ "fused+shelf=DISCOVER" (what the gateway asks on that shelf): the shelf's weights, same normalisation; a shelf
+    without its own weights ranks as the mixed list; an unknown shelf is an invalid variant."""
+    from dataclasses import replace
+
+    shelf_weights = {GNN_RANKER: 1.0, TRANSFORMER_RANKER: 0.0}
+    fusion = replace(fakes.FUSION, shelves={"DISCOVER": shelf_weights})
+    core = RankingCore(fakes.store(), fakes.TITLES, fusion, fakes.FakeRankers().infer, fakes.encode, _versions)
+    mixed = await core.rank("1", "", fakes.PRODUCTS, 0, "fused", 0.0, [], 1.0)
+    shelf = await core.rank("1", "", fakes.PRODUCTS, 0, "fused+shelf=DISCOVER", 0.0, [], 1.0)
+    other = await core.rank("1", "", fakes.PRODUCTS, 0, "fused+shelf=BUY_AGAIN", 0.0, [], 1.0)
+    assert [(i.product_id, i.score) for i in other.items] == [(i.product_id, i.score) for i in mixed.items]
+    gnn_only = fakes.FUSION.with_weights(shelf_weights)
+    for item in shelf.items:
+        expected = gnn_only.term(GNN_RANKER, np.array([item.model_scores[GNN_RANKER]]))[0]
+        assert item.score == pytest.approx(expected)
+    assert [i.score for i in shelf.items] == sorted((i.score for i in shelf.items), reverse=True)
+    with pytest.raises(InvalidArgumentError, match="shelf"):
+        await core.rank("1", "", ["A"], 0, "fused+shelf=NOPE", 0, [], 1.0)

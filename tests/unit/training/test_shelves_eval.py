@@ -13,11 +13,17 @@ from training.evaluate.shelves import (
     RecencyPopularity,
     RecentCoPurchase,
     RepurchaseCycle,
+    Substitutions,
+    BUY_AGAIN,
     _count_ranker,
+    _fit_score,
     _invoice_metrics,
     _per_user,
+    _similar_metrics,
+    nearest_titles,
     restricted,
 )
+from training.evaluate.search_relevance import type_noun
 from training.evaluate.split import make_split
 
 
@@ -93,3 +99,41 @@ def test_invoice_protocol_leaves_one_in_and_averages_per_invoice(split):
     counts = _count_ranker(split.train, None)(0, "A", 0)
     assert counts[0] == 3 and 0 not in counts.tolist()  # 0's co-purchase, never the context itself
     assert isinstance(per, pd.DataFrame)
+
+
+def test_substitutes_are_new_products_of_the_type_bought_while_the_old_one_was_not():
+    """The similar-items proxy's units: (customer, type noun) with the most recent replaced product as context."""
+    rows = [
+        ("A", 0, "1", "2011-01-01 10:00"),  # white lantern
+        ("A", 2, "2", "2011-01-05 10:00"),  # hanging lantern: A's most recent lantern
+        ("A", 3, "2", "2011-01-05 10:00"),  # cakestand, bought again in the window: replaced by nothing
+        ("A", 1, "10", "2011-01-20 10:00"),  # window: red lantern, new to A
+        ("A", 3, "10", "2011-01-20 10:00"),
+        ("B", 4, "3", "2011-01-05 10:00"),  # jumbo bag ... retrospot
+        ("B", 5, "11", "2011-01-16 09:00"),  # window: lunch bag ... retrospot
+    ]
+    split = make_split(purchases_frame(rows), purchases_frame(GUESTS), items_frame(), "2011-01-15", "2011-01-29")
+    nouns = np.array([type_noun(t) for t in items_frame()["title"]], dtype=object)
+    assert nouns.tolist() == ["lantern", "lantern", "lantern", "tier", "retrospot", "retrospot"]
+    units = Substitutions.of(split, nouns)
+    assert units.users == ["A", "B"] and units.contexts.tolist() == [2, 4]
+    assert [s.tolist() for s in units.substitutes] == [[1], [5]]
+    lists = {0: np.array([1, 3]), 1: np.array([0])}
+    per = _similar_metrics(units, nouns, lambda u: lists[u])
+    assert per["ndcg@10"].tolist() == [1.0, 0.0] and per["hit_rate@10"].tolist() == [1.0, 0.0]
+    assert per["recall@10"].tolist() == [1.0, 0.0] and per["same_type@10"].tolist() == [0.5, 0.0]
+
+
+def test_nearest_titles_by_cosine_never_itself():
+    emb = np.array([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0], [2.0, 0.1]])
+    assert nearest_titles(emb, 0, 2).tolist() == [3, 1]  # cosine, not dot product: 3's length does not count
+    assert 2 not in nearest_titles(emb, 2, 3).tolist()
+
+
+def test_every_buy_again_baseline_fits_and_scores_the_split(split):
+    """The rows' fit path (seeded as training.evaluate.run's), each baseline at its first grid point."""
+    from training.evaluate.run import grid_points
+
+    for candidate in BUY_AGAIN:
+        scores = _fit_score(candidate, grid_points(candidate.grid)[0], split)
+        assert scores.shape == (len(split.users), split.n_items) and np.isfinite(scores).all()
