@@ -267,6 +267,7 @@ async def triton_kill(stack: Stack, warmup_s: float = 5.0, timeout_s: float = 18
             steps["first clean answer"],
             "<= 5",
             steps["first clean answer"] is not None and steps["first clean answer"] <= 5.0,
+            timed=True,
         ),
         Figure("triton kill: processes of the killed Triton's group left", int(orphans), "0", not orphans),
     ]

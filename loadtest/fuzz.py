@@ -25,6 +25,7 @@ import re
 import struct
 from dataclasses import dataclass, field
 
+from google.api import field_behavior_pb2
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 
 # gRPC's default (and this project's, libs/grpc_server.py) largest request a server accepts.
@@ -56,6 +57,11 @@ class Hostile:
     malformed: bool = False  # the bytes as a whole cannot be parsed (truncated, nested too deep)
     oversize: bool = False  # past MAX_MESSAGE: gRPC refuses it before any code of ours runs
     raw_strings: bool = True  # strings may be any bytes, not only UTF-8
+    fill: float = 0.75  # the chance each field is set
+
+
+FILL = 0.75  # the chance each field is set
+FOCUSED_FILL = 0.2  # ... in a focused request, which also sets every REQUIRED field
 
 
 # ------------------------------------------------------------------------------------------------------ wire
@@ -201,7 +207,7 @@ def _message(desc: Descriptor, rng: random.Random, path: str, out: Hostile, dept
         return special
     chunks = []
     for fd in desc.fields:
-        if rng.random() < 0.25:
+        if rng.random() >= out.fill and not (out.fill < FILL and _required(fd)):
             continue  # unset: required fields missing are hostile too
         sub = f"{path}.{fd.name}" if path else fd.name
         count = 1
@@ -293,8 +299,15 @@ def _padded_varint(value: int, width: int = 5) -> bytes:
     return bytes(out)
 
 
+def _required(fd: FieldDescriptor) -> bool:
+    return field_behavior_pb2.REQUIRED in fd.GetOptions().Extensions[field_behavior_pb2.field_behavior]
+
+
 def hostile_request(desc: Descriptor, rng: random.Random) -> Hostile:
-    out = Hostile(b"", raw_strings=rng.random() < 0.15)
+    # A third of the requests are focused: required fields set, each optional one rarely. With every field set at
+    # FILL, a request with many optional fields is almost never valid as a whole, and the code past validation
+    # (ranking, paging, explaining) would go unfuzzed.
+    out = Hostile(b"", raw_strings=rng.random() < 0.15, fill=FILL if rng.random() < 2 / 3 else FOCUSED_FILL)
     payload = _message(desc, rng, "", out, 0)
     shape = rng.random()
     if shape < 0.08:

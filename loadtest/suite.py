@@ -18,6 +18,9 @@ class Figure:
     value: object
     target: str
     ok: bool
+    # A latency target: `make chaos` reports it; tests assert only that it was measured, since a shared machine's
+    # load moves it (tests check behaviour, benchmarks print timings).
+    timed: bool = False
 
     def line(self) -> str:
         return f"{'PASS' if self.ok else 'FAIL'}  {self.name}: {self.value}  (target {self.target})"

@@ -154,6 +154,7 @@ class ExplanationCore:
             shelf,
             [int(self.store.item_index.get_loc(p)) for p in dict.fromkeys(context) if p in self.store.item_index],
             cand_idx,
+            cands.titles,
         )
         explanations = with_placements(explanations, placed, product_ids, all_evidence)
         answered = {x.model for x in degradations}

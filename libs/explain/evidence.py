@@ -208,8 +208,10 @@ def placements(
     shelf: d.Shelf | None,
     context: Sequence[int],
     cand_idx: np.ndarray,
+    cand_titles: Sequence[str],
 ) -> list[d.Evidence | None]:
-    """Per candidate, what placed it on a context shelf (None elsewhere, and for products newer than the bundle):
+    """Per candidate (`cand_titles`: their titles, newer products' too), what placed it on a context shelf (None
+    elsewhere, and on FREQUENTLY_BOUGHT_TOGETHER for products newer than the bundle, which its counts do not hold):
 
     - FREQUENTLY_BOUGHT_TOGETHER: the context product it shares the most invoices with and that count, from the
       co-purchase counts the shelf's candidates came from (libs.shelves.frequently_bought_together);
@@ -232,10 +234,9 @@ def placements(
         return out
     x = context[0]
     wanted = set(analyse(titles[x]))
-    for j, c in enumerate(known):
-        if c >= 0:
-            words = [w for w in dict.fromkeys(titles[c].lower().split()) if (a := analyse(w)) and set(a) <= wanted]
-            out[j] = d.Evidence(d.EvidenceKind.SHARES_WITH, 0.0, _pid(store, x), titles[x], " ".join(words))
+    for j, title in enumerate(cand_titles):
+        words = [w for w in dict.fromkeys(title.lower().split()) if (a := analyse(w)) and set(a) <= wanted]
+        out[j] = d.Evidence(d.EvidenceKind.SHARES_WITH, 0.0, _pid(store, x), titles[x], " ".join(words))
     return out
 
 

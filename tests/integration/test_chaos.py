@@ -27,8 +27,10 @@ def supervised(tmp_path_factory):
 
 
 def _assert_on_target(figures):
-    missed = [f.line() for f in figures if not f.ok]
+    """Every behaviour figure on target; latency targets (make chaos reports them) only measured."""
+    missed = [f.line() for f in figures if not f.ok and not f.timed]
     assert not missed, "\n".join(missed)
+    assert all(f.value is not None for f in figures if f.timed)
 
 
 def test_hostile_requests_never_end_internal_unknown_or_unavailable(supervised):
