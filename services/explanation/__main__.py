@@ -1,77 +1,52 @@
 """Run the explanation service: `python -m services.explanation` (SHOP_EXPLANATION_ADDR, default 127.0.0.1:50054).
 
 Products newer than the bundle are explained from their titles, read from the catalogue (the store the gateway
-writes: SHOP_CATALOG_DSN, else SHOP_EVENTS_DSN, else the SQLite events file), followed every SHOP_CATALOG_POLL_S."""
+writes: SHOP_CATALOG_DSN, else SHOP_EVENTS_DSN, else the SQLite events file), followed every SHOP_CATALOG_POLL_S
+(libs.model_service)."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 from shop.explanation.v1 import explanation_service_pb2 as pb
 from shop.explanation.v1 import explanation_service_pb2_grpc as pb_grpc
 
-from libs.bundle_switch import BundleSwitch, PinnedTriton
-from libs.config import StoreSettings
+from libs.bundle_switch import PinnedTriton
 from libs.explain.core import ExplanationCore
-from libs.grpc_server import Registration, serve
-from libs.model_io import TEXT_ENCODER
-from libs.events import open_event_store
 from libs.fresh_signals import NewProductSignals
-from libs.products.store import open_catalog_store
+from libs.grpc_server import Registration
+from libs.model_service import serve_model_service
 from libs.products.view import CatalogView
-from libs.rankers import names as ranker_names
 from libs.serving_state import ServingState
-from libs.triton.client import TritonClient
 from libs.triton.text import encoder
 from services.explanation.servicer import ExplanationServicer
 
 
-async def main() -> None:
-    settings = StoreSettings()
-    triton = TritonClient(settings.triton.url, settings.triton.timeout_s)
-    products = open_catalog_store(settings)
-    view = CatalogView(products)
-    events = open_event_store(settings.events, settings.artifacts_dir)
-    signals = NewProductSignals(events, view)
-
-    def build(state: ServingState, pinned: PinnedTriton) -> ExplanationCore:
-        signals.bundle_items = state.store.item_index
-        return ExplanationCore(
-            state.store,
-            state.dataset.items["title"],
-            state.fusion,
-            pinned.infer,
-            encoder(pinned),
-            pinned.version,
-            state.bundle.id,
-            new_titles=view.titles,
-            new_signals=signals.rows,
-        )
-
-    switch = BundleSwitch(settings.artifacts_dir, triton, (*ranker_names(), TEXT_ENCODER), build)
-    servicer = ExplanationServicer(switch.current, settings.triton.timeout_s)
-    following = asyncio.create_task(view.follow(settings.catalog_poll_s))
-    counting = asyncio.create_task(signals.follow(settings.catalog_poll_s))
-
-    async def close() -> None:
-        following.cancel()
-        counting.cancel()
-        events.close()
-        await triton.close()
-        products.close()
-
-    await serve(
-        "explanation",
-        settings,
-        settings.addresses.explanation,
-        Registration(
-            lambda s: pb_grpc.add_ExplanationServiceServicer_to_server(servicer, s),
-            [pb.DESCRIPTOR.services_by_name["ExplanationService"].full_name],
-        ),
-        on_stop=close,
-        ready=switch.ready,
-        background=switch.run,
+def _core(state: ServingState, pinned: PinnedTriton, view: CatalogView, signals: NewProductSignals) -> ExplanationCore:
+    return ExplanationCore(
+        state.store,
+        state.dataset.items["title"],
+        state.fusion,
+        pinned.infer,
+        encoder(pinned),
+        pinned.version,
+        state.bundle.id,
+        new_titles=view.titles,
+        new_signals=signals.rows,
     )
+
+
+def _registration(current: Callable[[], ExplanationCore], timeout_s: float) -> Registration:
+    servicer = ExplanationServicer(current, timeout_s)
+    return Registration(
+        lambda s: pb_grpc.add_ExplanationServiceServicer_to_server(servicer, s),
+        [pb.DESCRIPTOR.services_by_name["ExplanationService"].full_name],
+    )
+
+
+async def main() -> None:
+    await serve_model_service("explanation", _core, _registration)
 
 
 if __name__ == "__main__":
